@@ -1,0 +1,163 @@
+"""chachaml: experiment tracking and a model registry that people and AI agents both use.
+
+``import chachaml as ml`` gives the tracking API of a default :class:`Client`, configured
+from ``CHACHAML_STORE`` / ``CHACHAML_ARTIFACTS`` / ``CHACHA_USER`` or :func:`use_store`::
+
+    with ml.run(experiment="mnist", name="baseline") as run:
+        ml.log_params({"lr": 0.01})
+        for step in range(100):
+            ml.log_metric("loss", 1 / (step + 1), step=step)
+"""
+
+from __future__ import annotations
+
+from chachaml.errors import (
+    ChachamlError,
+    Conflict,
+    InvalidInput,
+    NoActiveRun,
+    NotFound,
+    SchemaTooNew,
+    StoreUnavailable,
+)
+from chachaml.models import (
+    Artifact,
+    BestRun,
+    Comparison,
+    Dataset,
+    Experiment,
+    MetricSeries,
+    MetricSummary,
+    Run,
+    RunInfo,
+    Table,
+)
+from chachaml.settings import Settings
+from chachaml.tracking.active_run import ActiveRun
+from chachaml.tracking.client import Client
+
+__version__ = "0.1.0"
+
+_default = Client()
+
+use_store = _default.use_store
+run = _default.run
+start_run = _default.start_run
+end_run = _default.end_run
+active_run = _default.active_run
+log_metric = _default.log_metric
+log_metrics = _default.log_metrics
+log_param = _default.log_param
+log_params = _default.log_params
+log_tag = _default.log_tag
+log_tags = _default.log_tags
+log_dataset = _default.log_dataset
+log_artifact = _default.log_artifact
+log_file = _default.log_file
+log_table = _default.log_table
+add_tag = _default.add_tag
+set_note = _default.set_note
+load_artifact = _default.load_artifact
+list_artifacts = _default.list_artifacts
+runs = _default.runs
+get_run = _default.get_run
+last_run = _default.last_run
+search_runs = _default.search_runs
+best_run = _default.best_run
+compare_runs = _default.compare_runs
+export_runs = _default.export_runs
+metric_history = _default.metric_history
+experiments = _default.experiments
+create_experiment = _default.create_experiment
+tracked = _default.tracked
+batched_metrics = _default.batched_metrics
+flush = _default.flush
+current_user = _default.current_user
+my_runs = _default.my_runs
+my_last_run = _default.my_last_run
+archive_runs = _default.archive_runs
+delete_archived = _default.delete_archived
+arun = _default.arun
+astart_run = _default.astart_run
+aflush = _default.aflush
+aget_run = _default.aget_run
+aruns = _default.aruns
+asearch_runs = _default.asearch_runs
+abest_run = _default.abest_run
+acompare_runs = _default.acompare_runs
+
+
+def default_client() -> Client:
+    """The client behind the module-level functions."""
+    return _default
+
+
+__all__ = [
+    "ActiveRun",
+    "Artifact",
+    "BestRun",
+    "ChachamlError",
+    "Client",
+    "Comparison",
+    "Conflict",
+    "Dataset",
+    "Experiment",
+    "InvalidInput",
+    "MetricSeries",
+    "MetricSummary",
+    "NoActiveRun",
+    "NotFound",
+    "Run",
+    "RunInfo",
+    "SchemaTooNew",
+    "Settings",
+    "StoreUnavailable",
+    "Table",
+    "__version__",
+    "abest_run",
+    "acompare_runs",
+    "active_run",
+    "add_tag",
+    "aflush",
+    "aget_run",
+    "archive_runs",
+    "arun",
+    "aruns",
+    "asearch_runs",
+    "astart_run",
+    "batched_metrics",
+    "best_run",
+    "compare_runs",
+    "create_experiment",
+    "current_user",
+    "default_client",
+    "delete_archived",
+    "end_run",
+    "experiments",
+    "export_runs",
+    "flush",
+    "get_run",
+    "last_run",
+    "list_artifacts",
+    "load_artifact",
+    "log_artifact",
+    "log_dataset",
+    "log_file",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_table",
+    "log_tag",
+    "log_tags",
+    "metric_history",
+    "my_last_run",
+    "my_runs",
+    "run",
+    "runs",
+    "search_runs",
+    "set_note",
+    "start_run",
+    "tracked",
+    "use_store",
+]

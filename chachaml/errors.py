@@ -1,0 +1,52 @@
+"""The error tree every boundary translates: HTTP statuses, MCP tool errors, chat tool results.
+
+``ChachamlError`` is the root. Subclasses say what went wrong in terms a caller can act on:
+
+- ``NotFound``: a run, experiment, artifact, model or version does not exist (HTTP 404).
+- ``Conflict``: the write contradicts what is stored, e.g. a param logged twice with
+  different values (HTTP 409).
+- ``InvalidInput``: an argument is malformed or out of range (HTTP 422).
+- ``StoreUnavailable``: the database or artifact store cannot be reached or is unusable (HTTP 503).
+- ``SchemaTooNew``: the database was written by a newer chachaml than this one.
+"""
+
+from __future__ import annotations
+
+
+class ChachamlError(Exception):
+    """Base class of every error chachaml raises on purpose."""
+
+
+class NotFound(ChachamlError, LookupError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(ChachamlError):
+    """The write contradicts stored data."""
+
+
+class InvalidInput(ChachamlError, ValueError):
+    """An argument is malformed or out of range."""
+
+
+class StoreUnavailable(ChachamlError):
+    """The store or artifact store cannot be used right now."""
+
+
+class SchemaTooNew(StoreUnavailable):
+    """The database schema is newer than this version of chachaml understands."""
+
+
+class NoActiveRun(ChachamlError, RuntimeError):
+    """A logging call needs a current run and there is none in this thread or task."""
+
+
+__all__ = [
+    "ChachamlError",
+    "Conflict",
+    "InvalidInput",
+    "NoActiveRun",
+    "NotFound",
+    "SchemaTooNew",
+    "StoreUnavailable",
+]

@@ -1,0 +1,81 @@
+"""Configuration read from the environment, in one place.
+
+Precedence: explicit arguments (``use_store``, CLI flags) win over ``CHACHAML_*``
+environment variables, which win over the defaults. Nothing else in chachaml reads
+``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+DEFAULT_STORE = "sqlite:///./chachaml.db"
+DEFAULT_ARTIFACTS = "./chachaml-artifacts/"
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def os_user() -> str:
+    """The operating-system user name, or ``"unknown"`` when it cannot be found."""
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the tracking client needs to know; immutable, built once."""
+
+    store_url: str = DEFAULT_STORE
+    artifact_root: str = DEFAULT_ARTIFACTS
+    user: str = field(default_factory=os_user)
+    heartbeat_seconds: float = 10.0
+    flush_interval: float = 1.0
+    flush_points: int = 50_000
+    max_pending_points: int = 200_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``CHACHAML_*`` variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        return cls(
+            store_url=env.get("CHACHAML_STORE") or DEFAULT_STORE,
+            artifact_root=env.get("CHACHAML_ARTIFACTS") or DEFAULT_ARTIFACTS,
+            user=env.get("CHACHA_USER") or os_user(),
+            heartbeat_seconds=_float(env, "CHACHAML_HEARTBEAT_SECONDS", 10.0),
+            flush_interval=_float(env, "CHACHAML_FLUSH_SECONDS", 1.0),
+            flush_points=_int(env, "CHACHAML_FLUSH_POINTS", 50_000),
+            max_pending_points=_int(env, "CHACHAML_MAX_PENDING_POINTS", 200_000),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,193 @@
+"""Artifact storage: content-addressed blobs under an artifact root.
+
+An artifact's bytes are stored once per distinct sha256 (``objects/ab/cdef...``); the run's
+artifact record maps a validated name to that object. Writes go to a temporary file first and
+are renamed into place, so a crash never leaves a half-written object under its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
+
+import anyio
+
+from chachaml.errors import InvalidInput, NotFound
+
+CHUNK = 1 << 20
+MAX_NAME = 1024
+
+
+def validate_artifact_name(name: object) -> str:
+    """Return the name if it is a safe relative path; raise ``InvalidInput`` otherwise.
+
+    Refused: empty names, absolute paths, ``..`` or ``.`` segments, empty segments,
+    backslashes, NUL and other control characters, names over 1024 characters.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"artifact name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"artifact name is longer than {MAX_NAME} characters")
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+        raise InvalidInput(f"artifact name {name!r} contains NUL or control characters")
+    if "\\" in name:
+        raise InvalidInput(f"artifact name {name!r} contains a backslash; use '/' for folders")
+    if (
+        name.startswith("/")
+        or PurePosixPath(name).is_absolute()
+        or (len(name) > 1 and name[1] == ":")
+    ):
+        raise InvalidInput(f"artifact name {name!r} is an absolute path; use a relative name")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput(
+            f"artifact name {name!r} has an empty, '.' or '..' segment; names stay inside the run"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Where an artifact's bytes went, and what they were."""
+
+    uri: str
+    sha256: str
+    size: int
+
+
+class ArtifactStore(Protocol):
+    """Blob storage for artifact bytes, addressed by content hash.
+
+    ``put_*`` return the object's URI, sha256 and size; ``get_bytes``/``copy_to`` raise
+    ``NotFound`` for a URI that has no object; ``delete`` ignores missing objects.
+    """
+
+    @property
+    def root(self) -> str:
+        """Where objects live (a folder path or URL)."""
+        ...
+
+    async def put_bytes(self, data: bytes) -> StoredObject:
+        """Store bytes."""
+        ...
+
+    async def put_file(self, path: Path) -> StoredObject:
+        """Store a file's content, streaming it."""
+        ...
+
+    async def get_bytes(self, uri: str) -> bytes:
+        """The whole object."""
+        ...
+
+    async def copy_to(self, uri: str, dest: Path) -> None:
+        """Write the object to a local file, streaming it."""
+        ...
+
+    async def delete(self, uri: str) -> None:
+        """Remove an object if it exists."""
+        ...
+
+
+class LocalArtifactStore:
+    """Objects as files under a local folder; URIs are ``objects/<2 hex>/<62 hex>``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self._root = Path(root).expanduser().resolve()
+
+    @property
+    def root(self) -> str:
+        """The artifact folder."""
+        return str(self._root)
+
+    def _path(self, uri: str) -> Path:
+        parts = uri.split("/")
+        if (
+            len(parts) != 3
+            or parts[0] != "objects"
+            or len(parts[1]) != 2
+            or len(parts[2]) != 62
+            or not all(c in "0123456789abcdef" for c in parts[1] + parts[2])
+        ):
+            raise InvalidInput(f"not a local artifact URI: {uri!r}")
+        return self._root.joinpath(*parts)
+
+    def _commit(self, tmp: Path, digest: str, size: int) -> StoredObject:
+        uri = f"objects/{digest[:2]}/{digest[2:]}"
+        final = self._path(uri)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            tmp.unlink()
+        else:
+            os.replace(tmp, final)
+        return StoredObject(uri=uri, sha256=digest, size=size)
+
+    def _tmp(self) -> tuple[BinaryIO, Path]:
+        tmp_dir = self._root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=tmp_dir)
+        return os.fdopen(fd, "wb"), Path(name)
+
+    def _put_bytes(self, data: bytes) -> StoredObject:
+        fh, tmp = self._tmp()
+        with fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return self._commit(tmp, hashlib.sha256(data).hexdigest(), len(data))
+
+    def _put_file(self, path: Path) -> StoredObject:
+        digest = hashlib.sha256()
+        size = 0
+        fh, tmp = self._tmp()
+        try:
+            with fh, open(path, "rb") as src:
+                while block := src.read(CHUNK):
+                    digest.update(block)
+                    size += len(block)
+                    fh.write(block)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._commit(tmp, digest.hexdigest(), size)
+
+    async def put_bytes(self, data: bytes) -> StoredObject:
+        """Store bytes."""
+        return await anyio.to_thread.run_sync(self._put_bytes, data)
+
+    async def put_file(self, path: Path) -> StoredObject:
+        """Store a file, streaming it through the hash."""
+        if not path.is_file():
+            raise InvalidInput(f"not a file: {str(path)!r}")
+        return await anyio.to_thread.run_sync(self._put_file, path)
+
+    def _existing(self, uri: str) -> Path:
+        path = self._path(uri)
+        if not path.is_file():
+            raise NotFound(f"artifact object {uri} is missing from {self._root}")
+        return path
+
+    async def get_bytes(self, uri: str) -> bytes:
+        """Read an object."""
+        return await anyio.to_thread.run_sync(lambda: self._existing(uri).read_bytes())
+
+    async def copy_to(self, uri: str, dest: Path) -> None:
+        """Copy an object to a local path."""
+        await anyio.to_thread.run_sync(shutil.copyfile, self._existing(uri), dest)
+
+    async def delete(self, uri: str) -> None:
+        """Delete an object; missing objects are ignored."""
+        await anyio.to_thread.run_sync(lambda: self._path(uri).unlink(missing_ok=True))
+
+
+def open_artifact_store(root: str) -> ArtifactStore:
+    """The artifact store a root names: a local folder."""
+    if "://" in root and not root.startswith("file://"):
+        raise InvalidInput(f"unsupported artifact root {root!r}; use a local folder path")
+    return LocalArtifactStore(root.removeprefix("file://"))

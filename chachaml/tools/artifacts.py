@@ -1,0 +1,81 @@
+"""Artifact operations: store bytes or files for a run, list them, read them back."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import time
+from pathlib import Path
+
+from chachaml import validation as v
+from chachaml.errors import InvalidInput, StoreUnavailable
+from chachaml.models import Artifact, ArtifactRecord
+from chachaml.store.artifacts import ArtifactStore, StoredObject, validate_artifact_name
+from chachaml.store.protocol import Store
+
+
+async def _record(
+    store: Store, run_id: str, name: str, obj: StoredObject, content_type: str, serializer: str
+) -> Artifact:
+    await store.add_artifact(
+        ArtifactRecord(
+            run_id=run_id,
+            name=name,
+            content_type=content_type,
+            serializer=serializer,
+            size=obj.size,
+            sha256=obj.sha256,
+            uri=obj.uri,
+            created_at=time.time(),
+        )
+    )
+    return await store.get_artifact(run_id, name)
+
+
+async def put_bytes(
+    store: Store,
+    artifacts: ArtifactStore,
+    run_id: str,
+    name: str,
+    data: bytes,
+    *,
+    content_type: str,
+    serializer: str,
+) -> Artifact:
+    """Store bytes as an artifact of a run (replacing one of the same name)."""
+    rid, safe = v.run_id(run_id), validate_artifact_name(name)
+    await store.get_run(rid)  # unknown run: fail before writing any bytes
+    obj = await artifacts.put_bytes(data)
+    return await _record(store, rid, safe, obj, content_type, serializer)
+
+
+async def put_file(
+    store: Store, artifacts: ArtifactStore, run_id: str, name: str, path: str | Path
+) -> Artifact:
+    """Store a local file as an artifact, streaming it."""
+    rid, safe = v.run_id(run_id), validate_artifact_name(name)
+    src = Path(path)
+    if not src.is_file():
+        raise InvalidInput(f"log_file: {str(src)!r} is not a file")
+    await store.get_run(rid)
+    obj = await artifacts.put_file(src)
+    content_type = mimetypes.guess_type(safe)[0] or "application/octet-stream"
+    return await _record(store, rid, safe, obj, content_type, "file")
+
+
+async def read_bytes(
+    store: Store, artifacts: ArtifactStore, run_id: str, name: str
+) -> tuple[Artifact, bytes]:
+    """An artifact's record and its bytes, checked against the recorded sha256."""
+    art = await store.get_artifact(v.run_id(run_id), validate_artifact_name(name))
+    data = await artifacts.get_bytes(art.uri)
+    if hashlib.sha256(data).hexdigest() != art.sha256:
+        raise StoreUnavailable(
+            f"artifact {name!r} of run {run_id!r} is corrupt: its content hash does not match"
+        )
+    return art, data
+
+
+async def list_artifacts(store: Store, run_id: str) -> list[Artifact]:
+    """A run's artifacts."""
+    return await store.list_artifacts(v.run_id(run_id))

@@ -1,0 +1,1 @@
+"""The tracking client: runs, buffered metrics, the background runtime."""

@@ -1,0 +1,324 @@
+"""``ActiveRun``: a run being logged to, with its in-memory metric buffer.
+
+``log_metric`` appends to per-key arrays under a lock and returns; the runtime's flusher packs
+them into chunks. When the buffer holds ``max_pending_points`` the caller waits for a flush
+(back-pressure), so memory stays bounded however fast a loop logs.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from array import array
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from threading import Lock
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from chachaml import validation
+from chachaml.errors import Conflict, InvalidInput, NoActiveRun
+from chachaml.models import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
+from chachaml.serializers import serializer_for
+from chachaml.store.codec import make_chunk
+from chachaml.tools import artifacts as artifact_ops
+
+if TYPE_CHECKING:
+    from chachaml.tracking.client import Client
+
+_now = time.time
+
+
+class _Series:
+    __slots__ = ("next_step", "steps", "times", "values")
+
+    def __init__(self) -> None:
+        self.steps: array[int] = array("q")
+        self.values: array[float] = array("d")
+        self.times: array[float] = array("d")
+        self.next_step = 0
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, as a failed run records it."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+class ActiveRun:
+    """A run in progress. Use it as a context manager, or end it with :meth:`end`."""
+
+    def __init__(
+        self,
+        client: Client,
+        run_id: str,
+        experiment: str,
+        name: str | None,
+        parent: ActiveRun | None,
+        parent_id: str | None,
+        started_at: float,
+    ) -> None:
+        self.id = run_id
+        self.experiment = experiment
+        self.name = name
+        self.parent_id = parent_id
+        self.started_at = started_at
+        self.ended = False
+        self.status: str = "running"
+        self._parent = parent
+        self._client = client
+        self._lock = Lock()
+        self._series: dict[str, _Series] = {}
+        self._pending = 0
+        settings = client.settings
+        self._flush_points = settings.flush_points
+        self._max_pending = max(settings.max_pending_points, settings.flush_points)
+        self._trigger = self._flush_points
+        self._params: dict[str, ParamValue] = {}
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id} {self.experiment}/{self.name} {self.status}>"
+
+    @property
+    def parent(self) -> ActiveRun | None:
+        """The active run this one was started inside, if any."""
+        return self._parent
+
+    # metrics: the hot path
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Buffer one point; ``step`` defaults to one past this key's last step (from 0)."""
+        if type(value) is not float:
+            value = validation.metric_value(key, value)
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = self._add_series(key)
+            if step is None:
+                step = series.next_step
+            elif type(step) is not int or step < 0:
+                step = validation.step(step)
+            series.steps.append(step)
+            series.values.append(value)
+            series.times.append(_now())
+            if step >= series.next_step:
+                series.next_step = step + 1
+            self._pending = pending = self._pending + 1
+        if pending >= self._trigger:
+            self._buffer_full(pending)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Buffer several metrics at one step."""
+        if not isinstance(metrics, Mapping):
+            raise InvalidInput(f"log_metrics takes a mapping of name to value, got {metrics!r}")
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def _add_series(self, key: str) -> _Series:
+        if self.ended:
+            raise NoActiveRun(f"run {self.id} has ended ({self.status}); start a new run to log")
+        series = self._series[validation.key(key, "metric key")] = _Series()
+        return series
+
+    def _buffer_full(self, pending: int) -> None:
+        runtime = self._client.runtime
+        if pending >= self._max_pending:
+            runtime.drain_blocking()
+        else:
+            self._trigger = self._max_pending
+            runtime.wake()
+
+    def take_chunks(self) -> list[MetricChunk]:
+        """Hand the buffered points to the flusher, packed one chunk per metric key."""
+        taken: list[tuple[str, array[int], array[float], array[float]]] = []
+        with self._lock:
+            if self._pending == 0 and not self.ended:
+                return []
+            for key, series in self._series.items():
+                if series.steps:
+                    taken.append((key, series.steps, series.values, series.times))
+                    series.steps, series.values, series.times = array("q"), array("d"), array("d")
+            if self.ended:
+                self._series = {}
+            self._pending = 0
+            self._trigger = self._flush_points
+        return [make_chunk(self.id, key, s, v, t) for key, s, v, t in taken]
+
+    # everything else goes straight to the store
+
+    def log_param(self, key: str, value: ParamValue) -> None:
+        """Record a param; params are immutable, so a different value for a key is an error."""
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record several params."""
+        clean = validation.params(params)
+        for key, value in clean.items():
+            if key in self._params and self._params[key] != value:
+                raise Conflict(
+                    f"param {key!r} of run {self.id!r} is already {self._params[key]!r}; params"
+                    f" are immutable, cannot change it to {value!r}"
+                )
+        rt = self._client.runtime
+        rt.call(rt.store.log_params, self.id, clean)
+        self._params.update(clean)
+
+    def log_tag(self, key: str, value: str) -> None:
+        """Set a tag (tags may change)."""
+        self.log_tags({key: value})
+
+    def log_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set several tags."""
+        rt = self._client.runtime
+        rt.call(rt.store.set_tags, self.id, validation.tags(tags))
+
+    def set_note(self, markdown: str) -> None:
+        """Replace this run's markdown note."""
+        self._client.set_note(self.id, markdown)
+
+    def log_dataset(
+        self,
+        role: str = "train",
+        *,
+        name: str | None = None,
+        n_rows: int | None = None,
+        n_cols: int | None = None,
+        features: Sequence[str] | None = None,
+        source: str | None = None,
+        digest: str | None = None,
+        data: Any = None,
+        **extra: Any,
+    ) -> Dataset:
+        """Record a dataset; shape and columns are read from ``data`` (array, DataFrame, rows)."""
+        dataset = describe_dataset(
+            role, name, n_rows, n_cols, features, source, digest, data, extra
+        )
+        rt = self._client.runtime
+        rt.call(rt.store.log_dataset, self.id, dataset)
+        return dataset
+
+    def log_artifact(self, name: str, value: Any, *, serializer: str | None = None) -> Artifact:
+        """Store a value: bytes as is, numpy arrays as .npy, JSON-able values as JSON."""
+        chosen = serializer_for(value, serializer)
+        data = chosen.dump(value)
+        rt = self._client.runtime
+        return rt.call(
+            partial(
+                artifact_ops.put_bytes,
+                rt.store,
+                rt.artifacts,
+                self.id,
+                name,
+                data,
+                content_type=chosen.content_type,
+                serializer=chosen.name,
+            )
+        )
+
+    def log_file(self, name: str, path: str | Path) -> Artifact:
+        """Store a local file (streamed, hashed)."""
+        rt = self._client.runtime
+        return rt.call(partial(artifact_ops.put_file, rt.store, rt.artifacts, self.id, name, path))
+
+    def log_table(
+        self, name: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Artifact:
+        """Store a small table (headers and rows), loadable as a :class:`Table`."""
+        table = Table(headers=[str(h) for h in headers], rows=[list(r) for r in rows])
+        if any(len(r) != len(table.headers) for r in table.rows):
+            raise InvalidInput(f"every row of table {name!r} needs {len(table.headers)} values")
+        return self.log_artifact(name, table, serializer="table")
+
+    def list_artifacts(self) -> list[Artifact]:
+        """This run's artifacts."""
+        return self._client.list_artifacts(self.id)
+
+    def info(self) -> Run:
+        """Everything stored about this run so far (flushes buffered metrics first)."""
+        self._client.flush()
+        return self._client.get_run(self.id)
+
+    # ending
+
+    def end(self, status: EndStatus = "completed", error: str | None = None) -> None:
+        """Store buffered points, then mark the run ended. Ending twice does nothing."""
+        if self.ended:
+            return
+        with self._lock:
+            self.ended = True
+            self.status = status
+        self._client.finish(self, status, error)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end("completed")
+        elif isinstance(exc, Exception):
+            self.end("failed", error_text(exc))
+        else:  # KeyboardInterrupt, SystemExit, cancellation
+            self.end("killed", error_text(exc))
+
+    async def __aenter__(self) -> ActiveRun:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await anyio.to_thread.run_sync(self.__exit__, exc_type, exc, tb)
+        self._client.restore_current(self)
+
+
+def describe_dataset(
+    role: str,
+    name: str | None,
+    n_rows: int | None,
+    n_cols: int | None,
+    features: Sequence[str] | None,
+    source: str | None,
+    digest: str | None,
+    data: Any,
+    extra: Mapping[str, Any],
+) -> Dataset:
+    """A :class:`Dataset`, filling shape and feature names from ``data`` where not given."""
+    if data is not None:
+        shape = getattr(data, "shape", None)
+        if shape is not None and len(shape) >= 1:
+            n_rows = int(shape[0]) if n_rows is None else n_rows
+            if len(shape) >= 2 and n_cols is None:
+                n_cols = int(shape[1])
+        elif isinstance(data, Sequence) and n_rows is None:
+            n_rows = len(data)
+            if data and isinstance(data[0], Sequence) and n_cols is None:
+                n_cols = len(data[0])
+        columns = getattr(data, "columns", None)
+        if features is None and columns is not None:
+            features = [str(c) for c in columns]
+    if features is not None and n_cols is None:
+        n_cols = len(features)
+    for field, value in (("n_rows", n_rows), ("n_cols", n_cols)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise InvalidInput(f"{field} must be a non-negative integer, got {value!r}")
+    return Dataset(
+        role=validation.name(role, "dataset role"),
+        name=name,
+        n_rows=n_rows,
+        n_cols=n_cols,
+        features=[str(f) for f in features or []],
+        source=source,
+        digest=digest,
+        extra=validation.json_mapping(dict(extra), "dataset extra fields"),
+    )

@@ -1,0 +1,644 @@
+"""``Client``: the synchronous tracking API, with async twins, over one background runtime.
+
+``import chachaml as ml`` exposes the bound methods of a default client; create your own
+``Client(store=..., artifacts=...)`` to log somewhere else in the same process. The current
+run is held in a ``ContextVar``, so it is per thread and per async task.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import inspect
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+import anyio
+
+from chachaml import validation
+from chachaml.errors import InvalidInput, NoActiveRun
+from chachaml.models import (
+    Artifact,
+    BestRun,
+    Comparison,
+    Dataset,
+    Direction,
+    EndStatus,
+    Experiment,
+    MetricSeries,
+    NewRun,
+    ParamValue,
+    Run,
+    RunInfo,
+)
+from chachaml.serializers import decode
+from chachaml.settings import Settings
+from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tracking.active_run import ActiveRun, error_text
+from chachaml.tracking.runtime import Runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+DEFAULT_EXPERIMENT = "default"
+_UNSET: Any = object()
+
+_unhandled: list[BaseException] = []
+
+
+def _record_unhandled(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    _unhandled.append(exc)
+    _previous_hook(kind, exc, tb)
+
+
+_previous_hook = sys.excepthook
+
+
+@functools.cache
+def _static_environment() -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "argv": sys.argv[:8],
+    }
+    git_head = _git_commit(Path.cwd())
+    if git_head:
+        env["git_commit"] = git_head
+    return env
+
+
+def _git_commit(start: Path) -> str | None:
+    """The commit checked out in the git work tree around ``start``, read from ``.git``."""
+    for folder in (start, *start.parents):
+        head = folder / ".git" / "HEAD"
+        if head.is_file():
+            try:
+                ref = head.read_text().strip()
+                if not ref.startswith("ref: "):
+                    return ref
+                target = folder / ".git" / ref[5:]
+                if target.is_file():
+                    return target.read_text().strip()
+                packed = folder / ".git" / "packed-refs"
+                if packed.is_file():
+                    for line in packed.read_text().splitlines():
+                        if line.endswith(" " + ref[5:]):
+                            return line.split(" ", 1)[0]
+            except OSError:
+                return None
+            return None
+    return None
+
+
+class Client:
+    """A tracking client bound to one store and artifact root (configuration is lazy)."""
+
+    def __init__(
+        self,
+        store: str | None = None,
+        artifacts: str | None = None,
+        *,
+        user: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        base = settings if settings is not None else Settings.from_env()
+        self.settings = base.with_overrides(store_url=store, artifact_root=artifacts, user=user)
+        self._runtime: Runtime | None = None
+        self._start_lock = threading.Lock()
+        self._current: ContextVar[ActiveRun | None] = ContextVar("chachaml_run", default=None)
+        self._atexit_registered = False
+
+    # configuration and lifecycle
+
+    @property
+    def runtime(self) -> Runtime:
+        """The background runtime, started on first use (and again after a fork)."""
+        rt = self._runtime
+        if rt is not None and rt.pid == os.getpid():
+            return rt
+        with self._start_lock:
+            if self._runtime is None or self._runtime.pid != os.getpid():
+                fresh = Runtime(self.settings)
+                fresh.start()
+                self._runtime = fresh
+                if not self._atexit_registered:
+                    atexit.register(self._at_exit)
+                    self._atexit_registered = True
+                    global _previous_hook
+                    if sys.excepthook is not _record_unhandled:
+                        _previous_hook = sys.excepthook
+                        sys.excepthook = _record_unhandled
+            return self._runtime
+
+    def use_store(self, url: str | None = None, artifacts: str | None = None) -> None:
+        """Point this client at another store URL and/or artifact root."""
+        rt = self._runtime
+        if rt is not None and rt.pid == os.getpid():
+            if any(not r.ended for r in rt.active.values()):
+                raise InvalidInput("cannot switch stores while runs are active; end them first")
+            rt.close()
+        self._runtime = None
+        self.settings = self.settings.with_overrides(store_url=url, artifact_root=artifacts)
+
+    def close(self) -> None:
+        """End active runs as completed, flush, and stop the background runtime."""
+        rt = self._runtime
+        if rt is None or rt.pid != os.getpid():
+            return
+        for run in list(rt.active.values()):
+            run.end("completed")
+        rt.close()
+        self._runtime = None
+
+    def _at_exit(self) -> None:
+        rt = self._runtime
+        if rt is None or rt.pid != os.getpid():
+            return
+        error = error_text(_unhandled[-1]) if _unhandled else None
+        for run in list(rt.active.values()):
+            with contextlib.suppress(Exception):
+                run.end("failed" if error else "completed", error)
+        with contextlib.suppress(Exception):
+            rt.close()
+
+    def _op(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        rt = self.runtime
+        return rt.call(functools.partial(fn, rt.store, *args, **kwargs))
+
+    async def _aop(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        rt = self.runtime
+        return await rt.acall(functools.partial(fn, rt.store, *args, **kwargs))
+
+    def current_user(self) -> str:
+        """Who runs are attributed to: ``CHACHA_USER``, else the OS user."""
+        return self.settings.user
+
+    # runs
+
+    def start_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        parent: ActiveRun | str | None = _UNSET,
+    ) -> ActiveRun:
+        """Start a run and make it current; inside another run, that run is its parent."""
+        current = self._current.get()
+        parent_run: ActiveRun | None = None
+        if parent is _UNSET:
+            parent_run = current if current is not None and not current.ended else None
+            parent_id = parent_run.id if parent_run else None
+        elif isinstance(parent, ActiveRun):
+            parent_run, parent_id = parent, parent.id
+        else:
+            parent_id = None if parent is None else validation.run_id(parent)
+        exp = validation.name(
+            experiment
+            if experiment is not None
+            else (parent_run.experiment if parent_run else DEFAULT_EXPERIMENT),
+            "experiment",
+        )
+        if name is not None:
+            name = validation.name(name, "run name")
+        clean_tags = validation.tags(tags or {})
+        clean_params = validation.params(params or {})
+        rt = self.runtime
+        hb = self.settings.heartbeat_seconds
+        new = NewRun(
+            id=uuid.uuid4().hex,
+            experiment=exp,
+            name=name,
+            created_by=self.settings.user,
+            started_at=time.time(),
+            parent_id=parent_id,
+            tags=clean_tags,
+            environment={**_static_environment(), "pid": os.getpid()},
+            heartbeat_timeout=3 * hb + 2,
+        )
+        rt.call(rt.store.create_run, new)
+        run = ActiveRun(self, new.id, exp, name, current, parent_id, new.started_at)
+        rt.active[run.id] = run
+        self._current.set(run)
+        if clean_params:
+            try:
+                run.log_params(clean_params)
+            except BaseException as exc:
+                run.end("failed", error_text(exc))
+                raise
+        return run
+
+    run = start_run
+
+    def finish(self, run: ActiveRun, status: EndStatus, error: str | None) -> None:
+        """Store a run's buffered points and record its end (called by ``ActiveRun.end``)."""
+        rt = self.runtime
+        try:
+            rt.call(rt.drain)
+            rt.call(rt.store.end_run, run.id, status, error, time.time())
+        finally:
+            rt.active.pop(run.id, None)
+            self.restore_current(run)
+
+    def end_run(self, status: EndStatus = "completed", error: str | None = None) -> None:
+        """End the current run."""
+        self._require_run().end(status, error)
+
+    def active_run(self) -> ActiveRun | None:
+        """The current run of this thread or task, if any."""
+        run = self._current.get()
+        return run if run is not None and not run.ended else None
+
+    def _require_run(self) -> ActiveRun:
+        run = self._current.get()
+        if run is None or run.ended:
+            raise NoActiveRun(
+                "no active run in this thread or task: use `with chachaml.run(...)`"
+                " or chachaml.start_run() first"
+            )
+        return run
+
+    # logging on the current run
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Buffer a metric point on the current run (returns at once)."""
+        run = self._current.get()
+        if run is None:
+            run = self._require_run()
+        run.log_metric(key, value, step)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Buffer several metric points at one step."""
+        self._require_run().log_metrics(metrics, step)
+
+    def log_param(self, key: str, value: ParamValue) -> None:
+        """Record an immutable param on the current run."""
+        self._require_run().log_param(key, value)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record params on the current run."""
+        self._require_run().log_params(params)
+
+    def log_tag(self, key: str, value: str) -> None:
+        """Set a tag on the current run."""
+        self._require_run().log_tag(key, value)
+
+    def log_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags on the current run."""
+        self._require_run().log_tags(tags)
+
+    def log_dataset(self, role: str = "train", **fields: Any) -> Dataset:
+        """Record a dataset on the current run (see ``ActiveRun.log_dataset``)."""
+        return self._require_run().log_dataset(role, **fields)
+
+    def log_artifact(self, name: str, value: Any, *, serializer: str | None = None) -> Artifact:
+        """Store an artifact on the current run."""
+        return self._require_run().log_artifact(name, value, serializer=serializer)
+
+    def log_file(self, name: str, path: str | Path) -> Artifact:
+        """Store a file as an artifact of the current run."""
+        return self._require_run().log_file(name, path)
+
+    def log_table(
+        self, name: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Artifact:
+        """Store a table artifact on the current run."""
+        return self._require_run().log_table(name, headers, rows)
+
+    # writes on any run
+
+    def add_tag(self, run_id: str, key: str, value: str) -> dict[str, str]:
+        """Set a tag on any run, running or ended; returns its tags."""
+        return self._op(run_ops.add_tag, run_id, key, value)
+
+    def set_note(self, run_id: str, markdown: str) -> None:
+        """Replace a run's markdown note."""
+        self._op(run_ops.set_note, run_id, markdown)
+
+    # artifacts
+
+    def load_artifact(self, run_id: str, name: str, *, allow_pickle: bool = False) -> Any:
+        """Load an artifact value (pickled ones only with ``allow_pickle=True``)."""
+        art, data = self._op(artifact_ops.read_bytes, self.runtime.artifacts, run_id, name)
+        return decode(data, art.serializer, allow_pickle=allow_pickle)
+
+    def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
+        """A run's artifacts (the current run's by default)."""
+        rid = run_id if run_id is not None else self._require_run().id
+        return self._op(artifact_ops.list_artifacts, rid)
+
+    # queries
+
+    def runs(
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        created_by: str | None = None,
+        since: object = None,
+        until: object = None,
+        limit: int | None = 100,
+    ) -> list[RunInfo]:
+        """Runs, newest first; ``since``/``until`` take ISO dates, datetimes or dates."""
+        return self._op(
+            run_ops.list_runs,
+            experiment=experiment,
+            status=status,
+            created_by=created_by,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        """Everything about one run; ``NotFound`` naming the id if it does not exist."""
+        return self._op(run_ops.get_run, run_id)
+
+    def last_run(self, experiment: str | None = None) -> Run | None:
+        """The most recently started run (of an experiment), in full."""
+        found = self.runs(experiment=experiment, limit=1)
+        return self.get_run(found[0].id) if found else None
+
+    def search_runs(
+        self,
+        metric_key: str | None = None,
+        op: str | None = None,
+        metric_value: float | None = None,
+        *,
+        experiment: str | None = None,
+        where: Sequence[tuple[str, str, float]] = (),
+        params: dict[str, ParamValue] | None = None,
+        tags: dict[str, str] | None = None,
+        since: object = None,
+        until: object = None,
+        limit: int | None = 100,
+    ) -> list[RunInfo]:
+        """Runs whose latest metric values pass thresholds (``op`` one of > >= < <= =)."""
+        return self._op(
+            run_ops.search_runs,
+            experiment=experiment,
+            metric_key=metric_key,
+            op=op,
+            metric_value=metric_value,
+            where=where,
+            params=params,
+            tags=tags,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+    def best_run(
+        self,
+        metric: str,
+        experiment: str | None = None,
+        direction: Direction = "max",
+        *,
+        since: object = None,
+        until: object = None,
+    ) -> BestRun | None:
+        """The run with the best latest value of ``metric``, with that value and its step."""
+        return self._op(
+            run_ops.best_run,
+            metric,
+            experiment=experiment,
+            direction=direction,
+            since=since,
+            until=until,
+        )
+
+    def compare_runs(self, run_ids: Sequence[str]) -> Comparison:
+        """Params (with the differing ones) and latest metrics of 2 or more runs."""
+        return self._op(run_ops.compare_runs, run_ids)
+
+    def export_runs(
+        self, experiment: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every run as a flat record (``params.*``, ``metrics.*``, ``tags.*``), not truncated."""
+        return self._op(run_ops.export_runs, experiment=experiment, limit=limit)
+
+    def metric_history(self, run_id: str, key: str) -> MetricSeries:
+        """Every point of a metric of a run, by step (flushes buffered points first)."""
+        self.flush()
+        return self._op(run_ops.metric_history, run_id, key)
+
+    def experiments(self) -> list[Experiment]:
+        """Every experiment, most recently active first."""
+        return self._op(experiment_ops.list_experiments)
+
+    def create_experiment(
+        self, name: str, description: str | None = None, owner: str | None = None
+    ) -> Experiment:
+        """Create an experiment (or update the description and owner of an existing one)."""
+        return self._op(experiment_ops.create_experiment, name, description, owner)
+
+    def my_runs(self, **filters: Any) -> list[RunInfo]:
+        """Runs created by the current user."""
+        return self.runs(created_by=self.current_user(), **filters)
+
+    def my_last_run(self) -> Run | None:
+        """The current user's most recent run, in full."""
+        found = self.my_runs(limit=1)
+        return self.get_run(found[0].id) if found else None
+
+    # buffering
+
+    def flush(self) -> None:
+        """Return once every metric point logged so far is stored."""
+        rt = self._runtime
+        if rt is not None and rt.pid == os.getpid():
+            rt.call(rt.drain)
+
+    @contextlib.contextmanager
+    def batched_metrics(self) -> Iterator[None]:
+        """A block whose metric points are all stored when it exits (a flush at the end)."""
+        try:
+            yield
+        finally:
+            self.flush()
+
+    # cleanup
+
+    def archive_runs(self, older_than_days: float, experiment: str | None = None) -> int:
+        """Archive ended runs started more than ``older_than_days`` ago; returns how many."""
+        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
+            raise InvalidInput(f"older_than_days must be a number, got {older_than_days!r}")
+        if older_than_days < 0:
+            raise InvalidInput(f"older_than_days must be >= 0, got {older_than_days!r}")
+        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        rt = self.runtime
+        return rt.call(rt.store.archive_runs, cutoff.timestamp(), experiment)
+
+    def delete_archived(self) -> int:
+        """Delete archived runs with their rows and now-unused artifact files; returns how many."""
+        rt = self.runtime
+        deleted, uris = rt.call(rt.store.delete_archived)
+        for uri in uris:
+            rt.call(rt.artifacts.delete, uri)
+        return deleted
+
+    # decorators
+
+    @overload
+    def tracked(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def tracked(
+        self, *, experiment: str | None = None, name: str | None = None
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def tracked(  # type: ignore[misc]  # mypy cannot match ParamSpec overloads here
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        experiment: str | None = None,
+        name: str | None = None,
+    ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        """Make each call of the function a run named after it (sync or async functions).
+
+        Scalar arguments are recorded as params; an exception marks the run failed.
+        """
+
+        def decorate(func: Callable[P, R]) -> Callable[P, R]:
+            run_name = name or func.__name__
+            signature = inspect.signature(func)
+
+            def call_params(args: Any, kwargs: Any) -> dict[str, ParamValue]:
+                try:
+                    bound = signature.bind(*args, **kwargs)
+                except TypeError:
+                    return {}
+                bound.apply_defaults()
+                return {
+                    k: v
+                    for k, v in bound.arguments.items()
+                    if (v is None or isinstance(v, bool | int | float))
+                    or (isinstance(v, str) and len(v) <= 500)
+                }
+
+            if inspect.iscoroutinefunction(func):
+
+                @functools.wraps(func)
+                async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    params = call_params(args, kwargs)
+                    async with await self.astart_run(experiment, run_name, params=params):
+                        return await func(*args, **kwargs)
+
+                return async_wrapper  # type: ignore[return-value]
+
+            @functools.wraps(func)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                with self.start_run(experiment, run_name, params=call_params(args, kwargs)):
+                    return func(*args, **kwargs)
+
+            return wrapper
+
+        return decorate(fn) if fn is not None else decorate
+
+    # async twins
+
+    async def astart_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ActiveRun:
+        """Start a run without blocking the event loop; it becomes current in this task."""
+        start = functools.partial(self.start_run, experiment, name, tags=tags, params=params)
+        run = await anyio.to_thread.run_sync(start)
+        self._current.set(run)
+        return run
+
+    def arun(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> _AsyncRunContext:
+        """``async with ml.arun(...) as run:`` — a run started and ended off the event loop."""
+        return _AsyncRunContext(self, experiment, name, tags, params)
+
+    async def aflush(self) -> None:
+        """Async twin of :meth:`flush`."""
+        rt = self._runtime
+        if rt is not None and rt.pid == os.getpid():
+            await rt.acall(rt.drain)
+
+    async def aget_run(self, run_id: str) -> Run:
+        """Async twin of :meth:`get_run`."""
+        return await self._aop(run_ops.get_run, run_id)
+
+    async def aruns(self, **filters: Any) -> list[RunInfo]:
+        """Async twin of :meth:`runs`."""
+        return await self._aop(run_ops.list_runs, **filters)
+
+    async def asearch_runs(self, **filters: Any) -> list[RunInfo]:
+        """Async twin of :meth:`search_runs`."""
+        return await self._aop(run_ops.search_runs, **filters)
+
+    async def abest_run(
+        self, metric: str, experiment: str | None = None, direction: Direction = "max"
+    ) -> BestRun | None:
+        """Async twin of :meth:`best_run`."""
+        return await self._aop(run_ops.best_run, metric, experiment=experiment, direction=direction)
+
+    async def acompare_runs(self, run_ids: Sequence[str]) -> Comparison:
+        """Async twin of :meth:`compare_runs`."""
+        return await self._aop(run_ops.compare_runs, run_ids)
+
+    def restore_current(self, run: ActiveRun) -> None:
+        """After ``run`` ended: make its parent current again in this thread or task."""
+        if self._current.get() is run:
+            parent = run.parent
+            self._current.set(parent if parent is not None and not parent.ended else None)
+
+
+class _AsyncRunContext:
+    def __init__(
+        self,
+        client: Client,
+        experiment: str | None,
+        name: str | None,
+        tags: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> None:
+        self._client = client
+        self._args = (experiment, name, tags, params)
+        self._run: ActiveRun | None = None
+
+    async def __aenter__(self) -> ActiveRun:
+        experiment, name, tags, params = self._args
+        self._run = await self._client.astart_run(experiment, name, tags=tags, params=params)
+        return self._run
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._run is not None
+        await self._run.__aexit__(exc_type, exc, tb)

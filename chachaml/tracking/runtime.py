@@ -1,0 +1,184 @@
+"""The background event loop that the synchronous tracking API runs on.
+
+One daemon thread runs an anyio event loop holding the open ``Store`` and ``ArtifactStore``;
+synchronous callers reach it through a ``BlockingPortal``. A single background task flushes
+buffered metric points (on a timer, or when a buffer fills) and sends run heartbeats.
+Storage trouble in the background is retried and reported at ``flush()``/``end_run``, never
+thrown into the training loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from chachaml.errors import StoreUnavailable
+from chachaml.models import MetricChunk
+from chachaml.settings import Settings
+from chachaml.store import Store, open_store
+from chachaml.store.artifacts import ArtifactStore, open_artifact_store
+
+if TYPE_CHECKING:
+    from chachaml.tracking.active_run import ActiveRun
+
+T = TypeVar("T")
+log = logging.getLogger("chachaml")
+
+
+class Runtime:
+    """An open store on a background loop, plus the metric flusher and heartbeats."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.active: dict[str, ActiveRun] = {}
+        self._portal: BlockingPortal | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._store: Store | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._wake: anyio.Event | None = None
+        self._drain_lock: anyio.Lock | None = None
+        self._retry: list[MetricChunk] = []
+        self._last_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # lifecycle
+
+    def start(self) -> None:
+        """Start the loop thread and open the stores; raises what opening raised."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            try:
+                self._store = await open_store(self.settings.store_url)
+                self._artifacts = open_artifact_store(self.settings.artifact_root)
+                self._loop = asyncio.get_running_loop()
+                self._wake = anyio.Event()
+                self._drain_lock = anyio.Lock()
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            try:
+                async with BlockingPortal() as portal, anyio.create_task_group() as tg:
+                    self._portal = portal
+                    tg.start_soon(self._background)
+                    ready.set()
+                    await portal.sleep_until_stopped()
+                    tg.cancel_scope.cancel()
+            finally:
+                await self._store.close()
+
+        self._thread = threading.Thread(
+            target=anyio.run, args=(main,), name="chachaml-runtime", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+
+    def close(self) -> None:
+        """Flush what is buffered, stop the loop and close the store."""
+        if self._closed or self._portal is None:
+            return
+        self._closed = True
+        try:
+            self._portal.call(self.drain)
+        finally:
+            self._portal.call(self._portal.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+
+    @property
+    def store(self) -> Store:
+        """The open store (only valid on the runtime's loop)."""
+        assert self._store is not None
+        return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The open artifact store."""
+        assert self._artifacts is not None
+        return self._artifacts
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a coroutine function on the runtime loop and wait for its result."""
+        if self._portal is None or self._closed:
+            raise StoreUnavailable("the chachaml runtime is closed")
+        return self._portal.call(fn, *args)
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """The async twin of :meth:`call`, usable from any other event loop."""
+        return await anyio.to_thread.run_sync(lambda: self.call(fn, *args))
+
+    # metric flushing
+
+    def wake(self) -> None:
+        """Ask the flusher to run now (callable from any thread)."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    async def drain(self) -> None:
+        """Store every buffered point of every active run; raise if the store refuses."""
+        assert self._drain_lock is not None
+        async with self._drain_lock:
+            chunks = self._retry
+            self._retry = []
+            for run in list(self.active.values()):
+                chunks.extend(run.take_chunks())
+            if not chunks:
+                return
+            try:
+                await self.store.log_metrics(chunks)
+            except BaseException:
+                self._retry = chunks + self._retry
+                raise
+
+    def drain_blocking(self) -> None:
+        """Drain from a caller thread whose buffer is full: wait, retrying, until stored."""
+        delay = 0.1
+        while True:
+            try:
+                self.call(self.drain)
+                return
+            except StoreUnavailable as exc:  # storage trouble: the points are kept; wait, retry
+                if self._closed:
+                    raise
+                log.warning("chachaml: storing metrics failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _background(self) -> None:
+        interval = self.settings.flush_interval
+        beat_every = self.settings.heartbeat_seconds
+        next_beat = time.monotonic() + beat_every
+        delay = interval
+        while True:
+            assert self._wake is not None
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            try:
+                await self.drain()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + beat_every
+                    ids = [r.id for r in self.active.values() if not r.ended]
+                    await self.store.heartbeat(ids, time.time())
+                self._last_error = None
+                delay = min(interval, beat_every)
+            except Exception as exc:
+                if self._last_error is None:
+                    log.warning("chachaml: background flush failed, will retry: %s", exc)
+                self._last_error = exc
+                delay = min(max(delay * 2, 0.1), 10.0)
