@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import sys
 from array import array
+from collections.abc import Sequence
+from operator import itemgetter
 
 from chachaml.models import MetricChunk
 
 _SWAP = sys.byteorder != "little"
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def _pack(arr: array[int] | array[float]) -> bytes:
@@ -30,18 +33,28 @@ def _unpack(typecode: str, data: bytes) -> array[float] | array[int]:
     return arr
 
 
-def make_chunk(
-    run_id: str, key: str, steps: array[int], values: array[float], times: array[float]
-) -> MetricChunk:
-    """Pack one metric's buffered points and summarise them (latest by step, finite min/max)."""
+def make_chunk(run_id: str, key: str, points: Sequence[tuple[int, float, float]]) -> MetricChunk:
+    """Pack one metric's buffered ``(step, value, timestamp)`` points and summarise them.
+
+    The summary's latest value is the last point at the highest step; min and max are over
+    finite values only.
+    """
+    steps: array[int] = array("q", map(_first, points))
+    values: array[float] = array("d", map(_second, points))
+    times: array[float] = array("d", map(_third, points))
     n = len(steps)
     last_i = n - 1
     last_step = steps[last_i]
     top = max(steps)
-    if top != last_step:  # points arrived out of step order: latest is the last one at top step
+    if top != last_step:  # points arrived out of step order: latest is the last one at top
         last_i = n - 1 - steps[::-1].index(top)
         last_step = top
-    finite = [v for v in values if v - v == 0.0]
+    if math.isfinite(sum(values)):
+        low: float | None = min(values)
+        high: float | None = max(values)
+    else:
+        finite = [v for v in values if math.isfinite(v)]
+        low, high = (min(finite), max(finite)) if finite else (None, None)
     last_value = values[last_i]
     return MetricChunk(
         run_id=run_id,
@@ -53,8 +66,8 @@ def make_chunk(
         last_value=None if math.isnan(last_value) else last_value,
         last_step=last_step,
         last_time=times[last_i],
-        min_value=min(finite) if finite else None,
-        max_value=max(finite) if finite else None,
+        min_value=low,
+        max_value=high,
     )
 
 

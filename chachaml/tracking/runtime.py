@@ -47,6 +47,8 @@ class Runtime:
         self._wake: anyio.Event | None = None
         self._drain_lock: anyio.Lock | None = None
         self._retry: list[MetricChunk] = []
+        self._packed: list[MetricChunk] = []
+        self._packed_points = 0
         self._last_error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -129,12 +131,22 @@ class Runtime:
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
 
+    def submit(self, chunks: list[MetricChunk]) -> int:
+        """Queue chunks packed by a logging thread; returns how many points are queued."""
+        self._packed.extend(chunks)  # one atomic list operation
+        self._packed_points += sum(c.count for c in chunks)
+        return self._packed_points
+
     async def drain(self) -> None:
         """Store every buffered point of every active run; raise if the store refuses."""
         assert self._drain_lock is not None
         async with self._drain_lock:
             chunks = self._retry
             self._retry = []
+            n = len(self._packed)
+            chunks.extend(self._packed[:n])
+            del self._packed[:n]
+            self._packed_points = sum(c.count for c in self._packed)
             for run in list(self.active.values()):
                 chunks.extend(run.take_chunks())
             if not chunks:
