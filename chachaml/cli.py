@@ -1,0 +1,167 @@
+"""The ``chachaml`` command line: look at runs and experiments, run the demo.
+
+Subcommands register themselves in :data:`COMMANDS`; each gets the parsed arguments and a
+:class:`~chachaml.tracking.client.Client` built from ``--store``/``--artifacts`` (falling back
+to ``CHACHAML_STORE``/``CHACHAML_ARTIFACTS``). Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chachaml.errors import ChachamlError
+from chachaml.models import RunInfo
+from chachaml.tracking.client import Client
+
+Command = Callable[[argparse.Namespace, Client], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _run_rows(runs: Sequence[RunInfo]) -> str:
+    keys = sorted({k for r in runs for k in r.metrics})[:6]
+    rows = [
+        [
+            r.id[:12],
+            r.experiment,
+            r.name,
+            r.status,
+            r.created_by,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            *(_fmt(r.metrics.get(k)) for k in keys),
+        ]
+        for r in runs
+    ]
+    return _table(rows, ["id", "experiment", "name", "status", "user", "started", *keys])
+
+
+def cmd_runs(args: argparse.Namespace, client: Client) -> int:
+    """List runs, newest first."""
+    runs = client.runs(
+        experiment=args.experiment, status=args.status, created_by=args.user, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+    else:
+        print(_run_rows(runs) if runs else "no runs yet")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, client: Client) -> int:
+    """Show one run in full, as JSON."""
+    run_id = args.run_id
+    if len(run_id) < 32:  # a short id as the runs table prints it
+        matches = [r.id for r in client.runs(limit=None) if r.id.startswith(run_id)]
+        if len(matches) == 1:
+            run_id = matches[0]
+    print(client.get_run(run_id).model_dump_json(indent=2))
+    return 0
+
+
+def cmd_experiments(args: argparse.Namespace, client: Client) -> int:
+    """List experiments."""
+    exps = client.experiments()
+    rows = [
+        [
+            e.name,
+            e.run_count,
+            e.owner,
+            e.last_activity and e.last_activity.isoformat(" ", "seconds"),
+        ]
+        for e in exps
+    ]
+    print(_table(rows, ["experiment", "runs", "owner", "last activity"]) if exps else "none")
+    return 0
+
+
+def cmd_best(args: argparse.Namespace, client: Client) -> int:
+    """Print the best run for a metric."""
+    best = client.best_run(args.metric, args.experiment, "min" if args.min else "max")
+    if best is None:
+        print(f"no run has logged {args.metric!r}")
+        return 1
+    print(
+        f"{best.run.id}  {best.run.experiment}/{best.run.name}  {best.metric}={best.value:.6g}"
+        f" (step {best.step})"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, client: Client) -> int:
+    """Train a few small models on synthetic data, tracking each as a run."""
+    from chachaml.demo import run_demo
+
+    run_demo(client, runs=args.runs)
+    print()
+    return cmd_runs(
+        argparse.Namespace(experiment="demo", status=None, user=None, limit=20, json=False),
+        client,
+    )
+
+
+COMMANDS.update(
+    runs=cmd_runs, show=cmd_show, experiments=cmd_experiments, best=cmd_best, demo=cmd_demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="chachaml", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--store", help="store URL (default: $CHACHAML_STORE or sqlite:///./chachaml.db)"
+    )
+    parser.add_argument("--artifacts", help="artifact root (default: $CHACHAML_ARTIFACTS)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("runs", help="list runs, newest first")
+    p.add_argument("--experiment", "-e")
+    p.add_argument("--status", choices=["running", "completed", "failed", "killed"])
+    p.add_argument("--user")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("show", help="show one run in full (JSON)")
+    p.add_argument("run_id")
+
+    sub.add_parser("experiments", help="list experiments")
+
+    p = sub.add_parser("best", help="the best run for a metric")
+    p.add_argument("metric")
+    p.add_argument("--experiment", "-e")
+    p.add_argument("--min", action="store_true", help="lower is better")
+
+    p = sub.add_parser("demo", help="train small models on synthetic data, tracked as runs")
+    p.add_argument("--runs", type=int, default=4)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``chachaml`` console script."""
+    args = build_parser().parse_args(argv)
+    client = Client(store=args.store, artifacts=args.artifacts)
+    try:
+        return COMMANDS[args.command](args, client)
+    except ChachamlError as exc:
+        print(f"chachaml: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
