@@ -45,9 +45,7 @@ def make_settings(**changes: object) -> Settings:
 
 @pytest.fixture
 def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
-    c = Client(
-        store=store_url, artifacts=str(tmp_path / "artifacts"), settings=make_settings()
-    )
+    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=make_settings())
     try:
         yield c
     finally:

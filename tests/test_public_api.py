@@ -1,0 +1,45 @@
+"""The public surface is pinned, and importing chachaml stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import chachaml
+
+
+def test_module_level_functions_are_the_default_clients_methods() -> None:
+    client = chachaml.default_client()
+    for name in ("log_metric", "run", "best_run", "tracked", "flush", "use_store"):
+        assert getattr(chachaml, name).__self__ is client
+
+
+def test_every_exported_name_exists() -> None:
+    for name in chachaml.__all__:
+        assert hasattr(chachaml, name), name
+    assert sorted(chachaml.__all__) == list(chachaml.__all__)
+
+
+def test_tracking_api_names_are_exported() -> None:
+    expected = {
+        "run", "start_run", "end_run", "active_run", "log_param", "log_params", "log_metric",
+        "log_metrics", "log_tag", "log_tags", "add_tag", "set_note", "log_dataset",
+        "log_artifact", "log_file", "log_table", "load_artifact", "list_artifacts", "runs",
+        "get_run", "last_run", "search_runs", "best_run", "compare_runs", "export_runs",
+        "experiments", "create_experiment", "metric_history", "tracked", "batched_metrics",
+        "flush", "current_user", "my_runs", "my_last_run", "archive_runs", "delete_archived",
+        "use_store", "arun", "astart_run", "aflush", "aget_run", "aruns", "asearch_runs",
+        "abest_run", "acompare_runs", "Client", "ActiveRun", "Run", "RunInfo",
+    }  # fmt: skip
+    assert expected <= set(chachaml.__all__)
+
+
+def test_import_does_not_pull_in_servers_or_provider_sdks() -> None:
+    code = (
+        "import sys, json, chachaml; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'mcp', 'starlette', 'uvicorn', 'anthropic', 'openai', 'numpy', 'httpx', 'asyncpg'})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
