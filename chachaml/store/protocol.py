@@ -35,10 +35,11 @@ from chachaml.models import (
     RunInfo,
     RunQuery,
 )
+from chachaml.store.registry_protocol import RegistryStore
 
 
-class Store(Protocol):
-    """Async persistence for experiments, runs and everything logged on them."""
+class Store(RegistryStore, Protocol):
+    """Async persistence for experiments, runs, everything logged on them, and models."""
 
     @property
     def url(self) -> str:

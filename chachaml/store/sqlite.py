@@ -37,6 +37,7 @@ from chachaml.models import (
 )
 from chachaml.store import rows
 from chachaml.store.migrations.sqlite import MIGRATIONS
+from chachaml.store.sqlite_registry import SQLiteRegistry
 
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ def _is_locked(exc: BaseException) -> bool:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteRegistry):
     """A :class:`~chachaml.store.protocol.Store` on one SQLite file. Open with :meth:`open`."""
 
     def __init__(

@@ -100,4 +100,84 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX artifacts_uri ON artifacts (uri)",
         ),
     ),
+    Migration(
+        2,
+        "registry",
+        (
+            """CREATE TABLE models (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                note TEXT,
+                created_by TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            """CREATE TABLE model_versions (
+                model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+                version INTEGER NOT NULL CHECK (version > 0),
+                run_id TEXT NOT NULL REFERENCES runs(id),
+                artifact TEXT NOT NULL,
+                artifact_uri TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                serializer TEXT NOT NULL,
+                content_type TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                stage TEXT NOT NULL
+                    CHECK (stage IN ('none', 'staging', 'production', 'archived')),
+                description TEXT,
+                created_by TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                stage_changed_at REAL NOT NULL,
+                PRIMARY KEY (model_id, version)
+            )""",
+            # the registry's core invariant, enforced by the database itself
+            """CREATE UNIQUE INDEX model_versions_one_production
+                ON model_versions (model_id) WHERE stage = 'production'""",
+            "CREATE INDEX model_versions_run ON model_versions (run_id)",
+            "CREATE INDEX model_versions_uri ON model_versions (artifact_uri)",
+            """CREATE TABLE model_aliases (
+                model_id INTEGER NOT NULL,
+                alias TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                updated_by TEXT NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (model_id, alias),
+                FOREIGN KEY (model_id, version)
+                    REFERENCES model_versions(model_id, version) ON DELETE CASCADE
+            )""",
+            """CREATE TABLE model_tags (
+                model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (model_id, key)
+            )""",
+            """CREATE TABLE model_version_tags (
+                model_id INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (model_id, version, key),
+                FOREIGN KEY (model_id, version)
+                    REFERENCES model_versions(model_id, version) ON DELETE CASCADE
+            )""",
+            """CREATE TABLE model_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL CHECK (kind IN ('stage', 'alias')),
+                version INTEGER NOT NULL,
+                alias TEXT,
+                old_value TEXT,
+                new_value TEXT,
+                changed_by TEXT NOT NULL,
+                at REAL NOT NULL,
+                reason TEXT
+            )""",
+            "CREATE INDEX model_events_model ON model_events (model_id, id)",
+            # a run that a model version came from keeps its artifacts: never archived
+            """CREATE TRIGGER runs_keep_registered BEFORE UPDATE OF archived ON runs
+                WHEN NEW.archived = 1
+                 AND EXISTS (SELECT 1 FROM model_versions WHERE run_id = NEW.id)
+                BEGIN SELECT RAISE(IGNORE); END""",
+        ),
+    ),
 )

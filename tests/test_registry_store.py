@@ -1,0 +1,278 @@
+"""The RegistryStore contract, run against every backend in conftest.BACKENDS."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from chachaml.errors import Conflict, NotFound
+from chachaml.models import ArtifactRecord, NewRun
+from chachaml.registry_models import NewModelVersion, Stage
+from chachaml.store import Store, open_store
+from chachaml.store.codec import make_chunk
+
+pytestmark = pytest.mark.anyio
+
+
+async def make_run(store: Store, run_id: str, artifacts: dict[str, str] | None = None) -> None:
+    await store.create_run(
+        NewRun(
+            id=run_id,
+            experiment="exp",
+            name=run_id,
+            created_by="alice",
+            started_at=time.time(),
+            heartbeat_timeout=60.0,
+        )
+    )
+    for name, sha in (artifacts or {"model": "a" * 64}).items():
+        await add_artifact(store, run_id, name, sha)
+
+
+async def add_artifact(store: Store, run_id: str, name: str, sha: str) -> None:
+    await store.add_artifact(
+        ArtifactRecord(
+            run_id=run_id,
+            name=name,
+            content_type="application/octet-stream",
+            serializer="bytes",
+            size=3,
+            sha256=sha,
+            uri=f"objects/{sha[:2]}/{sha[2:]}",
+            created_at=time.time(),
+        )
+    )
+
+
+async def register(
+    store: Store,
+    run_id: str,
+    model: str = "m",
+    stage: Stage = "none",
+    tags: dict[str, str] | None = None,
+) -> int:
+    new = NewModelVersion(
+        model=model,
+        run_id=run_id,
+        artifact="model",
+        stage=stage,
+        created_by="alice",
+        tags=tags or {},
+    )
+    return (await store.register_model_version(new)).version
+
+
+async def production_versions(store: Store, model: str = "m") -> list[int]:
+    return [v.version for v in await store.list_model_versions(model, "production")]
+
+
+async def test_versions_are_numbered_from_one_and_copy_the_artifact(store: Store) -> None:
+    await make_run(store, "r1", {"model": "a" * 64})
+    first = await store.register_model_version(
+        NewModelVersion(
+            model="m",
+            run_id="r1",
+            artifact="model",
+            created_by="alice",
+            description="baseline",
+            tags={"team": "ml"},
+        )
+    )
+    assert (first.model, first.version, first.stage, first.run_id) == ("m", 1, "none", "r1")
+    assert (first.sha256, first.artifact_uri) == ("a" * 64, "objects/aa/" + "a" * 62)
+    assert (first.description, first.created_by, first.tags) == (
+        "baseline",
+        "alice",
+        {"team": "ml"},
+    )
+    assert await register(store, "r1") == 2
+
+
+async def test_relogging_an_artifact_does_not_change_a_registered_version(store: Store) -> None:
+    await make_run(store, "r1", {"model": "a" * 64})
+    await register(store, "r1")
+    await add_artifact(store, "r1", "model", "b" * 64)
+    assert (await store.get_model_version("m", 1)).sha256 == "a" * 64
+
+
+async def test_versions_carry_the_source_runs_latest_metrics(store: Store) -> None:
+    await make_run(store, "r1")
+    now = time.time()
+    await store.log_metrics([make_chunk("r1", "acc", [(0, 0.5, now), (1, 0.9, now)])])
+    await register(store, "r1")
+    assert (await store.get_model_version("m", 1)).metrics == {"acc": 0.9}
+
+
+async def test_registering_a_missing_artifact_lists_the_runs_artifacts(store: Store) -> None:
+    await make_run(store, "r1", {"weights": "a" * 64, "config": "b" * 64})
+    with pytest.raises(NotFound, match=r"no artifact 'model' \(its artifacts: config, weights\)"):
+        await register(store, "r1")
+    assert await store.list_models() == []
+
+
+async def test_registering_from_a_missing_or_archived_run_fails(store: Store) -> None:
+    with pytest.raises(NotFound, match="run 'nope' not found"):
+        await register(store, "nope")
+    await make_run(store, "r1")
+    await store.end_run("r1", "completed", None, time.time())
+    assert await store.archive_runs(time.time() + 1, None) == 1
+    with pytest.raises(Conflict, match="archived"):
+        await register(store, "r1")
+    assert await store.list_models() == []
+
+
+async def test_runs_with_registered_versions_are_never_archived(store: Store) -> None:
+    await make_run(store, "r1")
+    await make_run(store, "r2")
+    for rid in ("r1", "r2"):
+        await store.end_run(rid, "completed", None, time.time())
+    await register(store, "r1")
+    assert await store.archive_runs(time.time() + 1, None) == 1
+    assert await store.delete_archived() == (1, [])
+    assert (await store.get_run("r1")).archived is False
+
+
+async def test_registering_into_production_archives_the_previous_one(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", stage="production")
+    await register(store, "r1", stage="production")
+    assert await production_versions(store) == [2]
+    assert (await store.get_model_version("m", 1)).stage == "archived"
+
+
+async def test_promotion_to_production_archives_the_previous_production_version(
+    store: Store,
+) -> None:
+    await make_run(store, "r1")
+    for _ in range(3):
+        await register(store, "r1")
+    await store.promote_model_version("m", 1, "production", "alice")
+    await store.promote_model_version("m", 2, "staging", "bob")
+    promoted = await store.promote_model_version("m", 3, "production", "carol", "better f1")
+    assert promoted.stage == "production"
+    stages = {v.version: v.stage for v in await store.list_model_versions("m")}
+    assert stages == {1: "archived", 2: "staging", 3: "production"}
+    detail = await store.get_model("m")
+    assert detail.production_version == 3
+    changes = [(e.version, e.old, e.new, e.user, e.reason) for e in detail.history]
+    assert changes == [
+        (1, None, "none", "alice", "registered"),
+        (2, None, "none", "alice", "registered"),
+        (3, None, "none", "alice", "registered"),
+        (1, "none", "production", "alice", None),
+        (2, "none", "staging", "bob", None),
+        (1, "production", "archived", "carol", "version 3 was promoted to production"),
+        (3, "none", "production", "carol", "better f1"),
+    ]
+
+
+async def test_promoting_to_the_current_stage_records_nothing(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", stage="staging")
+    await store.promote_model_version("m", 1, "staging", "bob")
+    assert len((await store.get_model("m")).history) == 1
+
+
+async def test_promoting_a_missing_version_changes_nothing(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", stage="production")
+    before = await store.get_model("m")
+    with pytest.raises(NotFound, match=r"model 'm' has no version 7 \(its versions: 1\)"):
+        await store.promote_model_version("m", 7, "production", "alice")
+    with pytest.raises(NotFound, match=r"model 'other' not found \(registered models: m\)"):
+        await store.promote_model_version("other", 1, "production", "alice")
+    assert await store.get_model("m") == before
+
+
+async def test_concurrent_promotions_on_two_connections_leave_one_production_version(
+    store: Store, store_url: str
+) -> None:
+    await make_run(store, "r1")
+    for _ in range(6):
+        await register(store, "r1")
+    other = await open_store(store_url)
+    try:
+        async with anyio.create_task_group() as tg:
+            for version in range(1, 7):
+                target = store if version % 2 else other
+                tg.start_soon(target.promote_model_version, "m", version, "production", "x")
+    finally:
+        await other.close()
+    assert len(await production_versions(store)) == 1
+    stages = sorted(v.stage for v in await store.list_model_versions("m"))
+    assert stages == ["archived"] * 5 + ["production"]
+
+
+async def test_aliases_point_at_versions_and_their_moves_are_audited(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1")
+    await register(store, "r1")
+    await store.set_model_alias("m", "champion", 1, "alice")
+    await store.set_model_alias("m", "challenger", 2, "alice")
+    await store.set_model_alias("m", "champion", 2, "bob")
+    await store.set_model_alias("m", "champion", 2, "bob")  # no change, no event
+    versions = {v.version: v.aliases for v in await store.list_model_versions("m")}
+    assert versions == {1: [], 2: ["challenger", "champion"]}
+    await store.delete_model_alias("m", "challenger", "carol")
+    detail = await store.get_model("m")
+    assert detail.aliases == {"champion": 2}
+    moves = [(e.alias, e.old, e.new, e.user) for e in detail.history if e.kind == "alias"]
+    assert moves == [
+        ("champion", None, "1", "alice"),
+        ("challenger", None, "2", "alice"),
+        ("champion", "1", "2", "bob"),
+        ("challenger", "2", None, "carol"),
+    ]
+
+
+async def test_alias_errors_name_what_exists(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1")
+    await store.set_model_alias("m", "champion", 1, "alice")
+    with pytest.raises(NotFound, match=r"no version 3 \(its versions: 1\)"):
+        await store.set_model_alias("m", "champion", 3, "alice")
+    with pytest.raises(NotFound, match=r"no alias 'gold' \(its aliases: champion\)"):
+        await store.delete_model_alias("m", "gold", "alice")
+    assert (await store.get_model("m")).aliases == {"champion": 1}
+
+
+async def test_model_and_version_tags_and_note(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", tags={"a": "1"})
+    await store.set_model_tags("m", {"team": "ml", "task": "iris"})
+    await store.set_model_tags("m", {"team": "core"})
+    await store.set_model_version_tags("m", 1, {"a": "2", "b": "3"})
+    await store.set_model_note("m", "# Iris\nthe classifier")
+    detail = await store.get_model("m")
+    assert detail.tags == {"task": "iris", "team": "core"}
+    assert detail.versions[0].tags == {"a": "2", "b": "3"}
+    assert detail.note == "# Iris\nthe classifier"
+    with pytest.raises(NotFound, match="model 'x' not found"):
+        await store.set_model_note("x", "note")
+    with pytest.raises(NotFound, match="no version 2"):
+        await store.set_model_version_tags("m", 2, {"a": "1"})
+
+
+async def test_models_are_listed_with_latest_and_production_versions(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", model="a", stage="production")
+    await register(store, "r1", model="a")
+    await register(store, "r1", model="b")
+    listed = {m.name: m for m in await store.list_models()}
+    assert set(listed) == {"a", "b"}
+    assert (listed["a"].version_count, listed["a"].latest_version) == (2, 2)
+    assert (listed["a"].production_version, listed["b"].production_version) == (1, None)
+    assert [v.version for v in (await store.get_model("a")).versions] == [2, 1]
+
+
+async def test_missing_models_and_versions_raise_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match=r"registered models: none"):
+        await store.get_model("m")
+    with pytest.raises(NotFound, match="model 'm' not found"):
+        await store.list_model_versions("m")
+    await make_run(store, "r1")
+    await register(store, "r1")
+    with pytest.raises(NotFound, match=r"no version 2 \(its versions: 1\)"):
+        await store.get_model_version("m", 2)
