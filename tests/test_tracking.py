@@ -417,3 +417,13 @@ def test_archive_and_delete_archived_remove_rows_and_files(client: Client, tmp_p
     assert len([p for p in objects.rglob("*") if p.is_file()]) == 1
     with pytest.raises(InvalidInput):
         client.archive_runs(older_than_days=-1)
+
+
+def test_queries_see_points_logged_just_before_them(client: Client) -> None:
+    with client.run(experiment="ryw") as run:
+        client.log_metric("acc", 0.5)
+        assert client.get_run(run.id).metrics == {"acc": 0.5}
+        client.log_metric("acc", 0.9)
+        best = client.best_run("acc")
+        assert best is not None and best.value == 0.9
+        assert run.info().metric_summaries["acc"].count == 2

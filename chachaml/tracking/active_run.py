@@ -256,8 +256,7 @@ class ActiveRun:
         return self._client.list_artifacts(self.id)
 
     def info(self) -> Run:
-        """Everything stored about this run so far (flushes buffered metrics first)."""
-        self._client.flush()
+        """Everything stored about this run so far, buffered metric points included."""
         return self._client.get_run(self.id)
 
     # ending

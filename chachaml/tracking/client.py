@@ -180,12 +180,20 @@ class Client:
             rt.close()
 
     def _op(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run an operation on the store, after storing this process's buffered points.
+
+        Draining first gives read-your-writes: a query sees every point logged before it.
+        """
         rt = self.runtime
-        return rt.call(functools.partial(fn, rt.store, *args, **kwargs))
+        bound: Callable[[], Awaitable[T]] = functools.partial(fn, rt.store, *args, **kwargs)
+        result: T = rt.call(rt.after_drain, bound)
+        return result
 
     async def _aop(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         rt = self.runtime
-        return await rt.acall(functools.partial(fn, rt.store, *args, **kwargs))
+        bound: Callable[[], Awaitable[T]] = functools.partial(fn, rt.store, *args, **kwargs)
+        result: T = await rt.acall(rt.after_drain, bound)
+        return result
 
     def current_user(self) -> str:
         """Who runs are attributed to: ``CHACHA_USER``, else the OS user."""
@@ -436,8 +444,7 @@ class Client:
         return self._op(run_ops.export_runs, experiment=experiment, limit=limit)
 
     def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """Every point of a metric of a run, by step (flushes buffered points first)."""
-        self.flush()
+        """Every point of a metric of a run, ordered by step."""
         return self._op(run_ops.metric_history, run_id, key)
 
     def experiments(self) -> list[Experiment]:

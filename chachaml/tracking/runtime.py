@@ -157,6 +157,11 @@ class Runtime:
                 self._retry = chunks + self._retry
                 raise
 
+    async def after_drain(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Store buffered points, then run ``call`` (so it sees everything logged before)."""
+        await self.drain()
+        return await call()
+
     def drain_blocking(self) -> None:
         """Drain from a caller thread whose buffer is full: wait, retrying, until stored."""
         delay = 0.1
