@@ -1,8 +1,9 @@
-"""The model registry on SQLite: a mixin of :class:`~chachaml.store.sqlite.SQLiteStore`.
+"""The model registry in portable SQL: a mixin of :class:`~chachaml.store.sql_store.SQLStore`.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction (so concurrent promotions, even from other
-processes, run one after the other) and the partial unique index
-``model_versions_one_production`` backs the one-production-version rule.
+Every write is one transaction that first updates the model's row: that row lock makes
+concurrent registrations and promotions of one model (even from other processes, on either
+backend) run one after the other. The partial unique index ``model_versions_one_production``
+backs the one-production-version rule.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import aiosqlite
 
 from chachaml.errors import Conflict, NotFound
 from chachaml.models import to_datetime
@@ -25,6 +24,7 @@ from chachaml.registry_models import (
     StageChange,
 )
 from chachaml.store import rows
+from chachaml.store.sql_driver import Tx
 
 T = TypeVar("T")
 
@@ -56,47 +56,38 @@ def _listing(names: Sequence[object]) -> str:
     return shown + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")
 
 
-class SQLiteRegistry:
-    """The :class:`~chachaml.store.registry_protocol.RegistryStore` methods of SQLiteStore."""
+class SQLRegistry:
+    """The :class:`~chachaml.store.registry_protocol.RegistryStore` methods of SQLStore."""
 
-    if TYPE_CHECKING:  # provided by SQLiteStore
+    if TYPE_CHECKING:  # provided by SQLStore
 
-        async def _transact(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T: ...
+        async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
 
-        def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
-
-        @staticmethod
-        async def _fetchall(
-            db: aiosqlite.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
-        ) -> list[Any]: ...
+        def _read(self) -> AbstractAsyncContextManager[Tx]: ...
 
         @staticmethod
-        async def _require_run(db: aiosqlite.Connection, run_id: str) -> str: ...
+        async def _require_run(db: Tx, run_id: str) -> str: ...
 
     # lookups inside a transaction or snapshot
 
-    async def _model_id(self, db: aiosqlite.Connection, name: str) -> int:
-        found = await self._fetchall(db, "SELECT id FROM models WHERE name = ?", (name,))
+    async def _model_id(self, db: Tx, name: str) -> int:
+        found = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
         if found:
             return int(found[0][0])
-        known = await self._fetchall(db, "SELECT name FROM models ORDER BY name")
+        known = await db.fetchall("SELECT name FROM models ORDER BY name")
         raise NotFound(
             f"model {name!r} not found (registered models: {_listing([k[0] for k in known])})"
         )
 
-    async def _stage_of(
-        self, db: aiosqlite.Connection, model_id: int, name: str, version: int
-    ) -> str:
-        found = await self._fetchall(
-            db,
+    async def _stage_of(self, db: Tx, model_id: int, name: str, version: int) -> str:
+        found = await db.fetchall(
             "SELECT stage FROM model_versions WHERE model_id = ? AND version = ?",
             (model_id, version),
         )
         if found:
             stage: str = found[0][0]
             return stage
-        versions = await self._fetchall(
-            db,
+        versions = await db.fetchall(
             "SELECT version FROM model_versions WHERE model_id = ? ORDER BY version",
             (model_id,),
         )
@@ -107,7 +98,7 @@ class SQLiteRegistry:
 
     async def _event(
         self,
-        db: aiosqlite.Connection,
+        db: Tx,
         model_id: int,
         kind: str,
         version: int,
@@ -124,12 +115,12 @@ class SQLiteRegistry:
             (model_id, kind, version, alias, old, new, user, time.time(), reason),
         )
 
-    async def _touch(self, db: aiosqlite.Connection, model_id: int) -> None:
+    async def _touch(self, db: Tx, model_id: int) -> None:
         await db.execute("UPDATE models SET updated_at = ? WHERE id = ?", (time.time(), model_id))
 
     async def _set_stage(
         self,
-        db: aiosqlite.Connection,
+        db: Tx,
         model_id: int,
         version: int,
         old: str | None,
@@ -139,8 +130,7 @@ class SQLiteRegistry:
     ) -> None:
         """Record a stage change; entering production first archives the current holder."""
         if stage == "production":
-            holders = await self._fetchall(
-                db,
+            holders = await db.fetchall(
                 "SELECT version FROM model_versions"
                 " WHERE model_id = ? AND stage = 'production' AND version != ?",
                 (model_id, version),
@@ -170,24 +160,20 @@ class SQLiteRegistry:
 
     # reads
 
-    async def _versions(
-        self, db: aiosqlite.Connection, where: str, params: Sequence[Any]
-    ) -> list[ModelVersion]:
-        found = await self._fetchall(
-            db, VERSION_SELECT + where + " ORDER BY v.model_id, v.version DESC", params
+    async def _versions(self, db: Tx, where: str, params: Sequence[Any]) -> list[ModelVersion]:
+        found = await db.fetchall(
+            VERSION_SELECT + where + " ORDER BY v.model_id, v.version DESC", params
         )
         model_ids = sorted({r[0] for r in found})
         aliases: dict[tuple[int, int], list[str]] = {}
         tags: dict[tuple[int, int], dict[str, str]] = {}
         for mid in model_ids:
-            for alias, version in await self._fetchall(
-                db,
+            for alias, version in await db.fetchall(
                 "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
                 (mid,),
             ):
                 aliases.setdefault((mid, version), []).append(alias)
-            for version, key, value in await self._fetchall(
-                db,
+            for version, key, value in await db.fetchall(
                 "SELECT version, key, value FROM model_version_tags WHERE model_id = ?",
                 (mid,),
             ):
@@ -195,8 +181,7 @@ class SQLiteRegistry:
         metrics: dict[str, dict[str, float | None]] = {}
         for batch in rows.in_batches(sorted({r[4] for r in found})):
             marks = ",".join("?" * len(batch))
-            for rid, key, value in await self._fetchall(
-                db,
+            for rid, key, value in await db.fetchall(
                 f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks})"
                 " ORDER BY key",
                 batch,
@@ -226,21 +211,18 @@ class SQLiteRegistry:
         ]
 
     async def _models(
-        self, db: aiosqlite.Connection, where: str, params: Sequence[Any]
+        self, db: Tx, where: str, params: Sequence[Any]
     ) -> list[tuple[Model, str | None]]:
         """Models with their aliases and tags, each with its note."""
-        found = await self._fetchall(
-            db, MODEL_SELECT + where + " ORDER BY m.updated_at DESC", params
-        )
+        found = await db.fetchall(MODEL_SELECT + where + " ORDER BY m.updated_at DESC", params)
         out = []
         for r in found:
-            alias_rows = await self._fetchall(
-                db,
+            alias_rows = await db.fetchall(
                 "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
                 (r[0],),
             )
-            tag_rows = await self._fetchall(
-                db, "SELECT key, value FROM model_tags WHERE model_id = ? ORDER BY key", (r[0],)
+            tag_rows = await db.fetchall(
+                "SELECT key, value FROM model_tags WHERE model_id = ? ORDER BY key", (r[0],)
             )
             model = Model(
                 name=r[1],
@@ -250,8 +232,8 @@ class SQLiteRegistry:
                 version_count=r[5],
                 latest_version=r[6],
                 production_version=r[7],
-                aliases=dict(alias_rows),
-                tags=dict(tag_rows),
+                aliases={a: v for a, v in alias_rows},
+                tags={k: v for k, v in tag_rows},
             )
             out.append((model, r[8]))
         return out
@@ -267,8 +249,8 @@ class SQLiteRegistry:
             model_id = await self._model_id(db, name)
             ((model, note),) = await self._models(db, " WHERE m.id = ?", (model_id,))
             versions = await self._versions(db, " WHERE v.model_id = ?", (model_id,))
-            events = await self._fetchall(
-                db, EVENT_SELECT + " WHERE e.model_id = ? ORDER BY e.id", (model_id,)
+            events = await db.fetchall(
+                EVENT_SELECT + " WHERE e.model_id = ? ORDER BY e.id", (model_id,)
             )
         history = [
             StageChange(
@@ -313,15 +295,14 @@ class SQLiteRegistry:
     async def register_model_version(self, new: NewModelVersion) -> ModelVersion:
         """Register the next version of a model from an artifact of a run."""
 
-        async def body(db: aiosqlite.Connection) -> int:
+        async def body(db: Tx) -> int:
             await self._require_run(db, new.run_id)
-            ((archived,),) = await self._fetchall(
-                db, "SELECT archived FROM runs WHERE id = ?", (new.run_id,)
+            ((archived,),) = await db.fetchall(
+                "SELECT archived FROM runs WHERE id = ?", (new.run_id,)
             )
             if archived:
                 raise Conflict(f"run {new.run_id!r} is archived; register a model from a live run")
-            arts = await self._fetchall(
-                db,
+            arts = await db.fetchall(
                 "SELECT name, content_type, serializer, size, sha256, uri FROM artifacts"
                 " WHERE run_id = ? ORDER BY name",
                 (new.run_id,),
@@ -339,8 +320,9 @@ class SQLiteRegistry:
                 (new.model, new.created_by, now, now),
             )
             model_id = await self._model_id(db, new.model)
-            ((latest,),) = await self._fetchall(
-                db, "SELECT max(version) FROM model_versions WHERE model_id = ?", (model_id,)
+            await self._touch(db, model_id)  # locks the model row until commit
+            ((latest,),) = await db.fetchall(
+                "SELECT max(version) FROM model_versions WHERE model_id = ?", (model_id,)
             )
             version = (latest or 0) + 1
             await db.execute(
@@ -372,7 +354,6 @@ class SQLiteRegistry:
             await self._set_stage(
                 db, model_id, version, None, new.stage, new.created_by, "registered"
             )
-            await self._touch(db, model_id)
             return version
 
         version = await self._transact(body)
@@ -383,13 +364,13 @@ class SQLiteRegistry:
     ) -> ModelVersion:
         """Move a version to a stage; production archives the previous production version."""
 
-        async def body(db: aiosqlite.Connection) -> None:
+        async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
             current = await self._stage_of(db, model_id, name, version)
             if current == stage:
                 return
             await self._set_stage(db, model_id, version, current, stage, user, reason)
-            await self._touch(db, model_id)
 
         await self._transact(body)
         return await self.get_model_version(name, version)
@@ -397,11 +378,11 @@ class SQLiteRegistry:
     async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
         """Point an alias at a version."""
 
-        async def body(db: aiosqlite.Connection) -> None:
+        async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
             await self._stage_of(db, model_id, name, version)
-            found = await self._fetchall(
-                db,
+            found = await db.fetchall(
                 "SELECT version FROM model_aliases WHERE model_id = ? AND alias = ?",
                 (model_id, alias),
             )
@@ -425,17 +406,16 @@ class SQLiteRegistry:
                 user,
                 alias=alias,
             )
-            await self._touch(db, model_id)
 
         await self._transact(body)
 
     async def delete_model_alias(self, name: str, alias: str, user: str) -> None:
         """Remove an alias."""
 
-        async def body(db: aiosqlite.Connection) -> None:
+        async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
-            found = await self._fetchall(
-                db,
+            await self._touch(db, model_id)  # locks the model row until commit
+            found = await db.fetchall(
                 "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
                 (model_id,),
             )
@@ -449,21 +429,20 @@ class SQLiteRegistry:
                 "DELETE FROM model_aliases WHERE model_id = ? AND alias = ?", (model_id, alias)
             )
             await self._event(db, model_id, "alias", old, str(old), None, user, alias=alias)
-            await self._touch(db, model_id)
 
         await self._transact(body)
 
     async def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
         """Set tags on a model."""
 
-        async def body(db: aiosqlite.Connection) -> None:
+        async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
             await db.executemany(
                 "INSERT INTO model_tags (model_id, key, value) VALUES (?, ?, ?)"
                 " ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
                 [(model_id, k, val) for k, val in tags.items()],
             )
-            await self._touch(db, model_id)
 
         await self._transact(body)
 
@@ -472,8 +451,9 @@ class SQLiteRegistry:
     ) -> None:
         """Set tags on a model version."""
 
-        async def body(db: aiosqlite.Connection) -> None:
+        async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
             await self._stage_of(db, model_id, name, version)
             await db.executemany(
                 "INSERT INTO model_version_tags (model_id, version, key, value)"
@@ -481,16 +461,15 @@ class SQLiteRegistry:
                 " ON CONFLICT (model_id, version, key) DO UPDATE SET value = excluded.value",
                 [(model_id, version, k, val) for k, val in tags.items()],
             )
-            await self._touch(db, model_id)
 
         await self._transact(body)
 
     async def set_model_note(self, name: str, note: str) -> None:
         """Replace a model's markdown note."""
 
-        async def body(db: aiosqlite.Connection) -> None:
+        async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
             await db.execute("UPDATE models SET note = ? WHERE id = ?", (note, model_id))
-            await self._touch(db, model_id)
 
         await self._transact(body)
