@@ -10,8 +10,9 @@ import pytest
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from chachaml.tracking.client import Client
+from tests.services import postgres_schema
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture
@@ -20,12 +21,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store URL for the backend under test."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL for the backend under test (its own PostgreSQL schema)."""
     backend: str = request.param
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'chachaml.db'}"
-    raise AssertionError(f"unknown backend {backend}")
+        yield f"sqlite:///{tmp_path / 'chachaml.db'}"
+    else:
+        with postgres_schema() as url:
+            yield url
 
 
 @pytest.fixture

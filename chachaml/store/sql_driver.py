@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import lru_cache
 from typing import Any, Protocol
 
 Row = Sequence[Any]
@@ -48,7 +48,7 @@ class Tx(Protocol):
 _PLACEHOLDER = re.compile(r"\?")
 
 
-@cache
+@lru_cache(maxsize=4096)
 def numbered(sql: str) -> str:
     """``?`` placeholders to PostgreSQL's ``$1, $2, ...`` (our SQL has no ``?`` in literals)."""
     counter = iter(range(1, 1_000_000))

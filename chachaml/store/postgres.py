@@ -1,0 +1,183 @@
+"""The PostgreSQL backend: an asyncpg connection pool, for teams sharing one database.
+
+URL: ``postgresql://user:password@host:5432/database``, with optional query parameters
+``pool_min_size`` / ``pool_max_size`` (defaults 1 and 10) and any PostgreSQL setting such as
+``search_path=schema``. Writes run in READ COMMITTED transactions (the shared SQL takes the
+row locks it needs) and are retried on serialization failures and deadlocks; reads run in
+REPEATABLE READ, read-only snapshots; metric chunks are ingested with COPY. Migrations take
+an advisory lock, so several ``chachaml serve`` processes can start at once. The SQL itself
+lives in :mod:`chachaml.store.sql_store`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from chachaml.errors import InvalidInput, SchemaTooNew, StoreUnavailable
+from chachaml.store.migrations.postgres import MIGRATIONS
+from chachaml.store.sql_driver import IntegrityViolation, Row, Tx, numbered
+from chachaml.store.sql_store import SQLStore
+
+T = TypeVar("T")
+
+WRITE_RETRIES = 8
+MIGRATION_LOCK = 0x63686163  # pg_advisory_xact_lock key shared by every chachaml process
+RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+def pool_options(url: str) -> tuple[str, int, int]:
+    """Split chachaml's own pool settings off the URL: ``(dsn, min_size, max_size)``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise InvalidInput(f"not a PostgreSQL URL (expected postgresql://...): {url!r}")
+    query = dict(parse_qsl(parts.query))
+    sizes = []
+    for name, default in (("pool_min_size", 1), ("pool_max_size", 10)):
+        raw = query.pop(name, str(default))
+        if not raw.isdigit() or int(raw) < 1:
+            raise InvalidInput(f"{name} must be a positive integer, got {raw!r}")
+        sizes.append(int(raw))
+    if sizes[0] > sizes[1]:
+        raise InvalidInput("pool_min_size must not exceed pool_max_size")
+    return urlunsplit(parts._replace(query=urlencode(query))), sizes[0], sizes[1]
+
+
+def redacted(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _rowcount(status: str) -> int:
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresTx:
+    """:class:`~chachaml.store.sql_driver.Tx` over an asyncpg connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the rows changed."""
+        try:
+            return _rowcount(await self._conn.execute(numbered(sql), *params))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement per row (one round trip)."""
+        if not rows:
+            return
+        try:
+            await self._conn.executemany(numbered(sql), rows)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query."""
+        return cast(list[Row], await self._conn.fetch(numbered(sql), *params))
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Bulk-insert with COPY."""
+        try:
+            await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+
+class PostgresStore(SQLStore):
+    """A :class:`~chachaml.store.protocol.Store` on PostgreSQL. Open with :meth:`open`."""
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self._url = redacted(url)
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        """Create the pool and apply pending migrations."""
+        dsn, min_size, max_size = pool_options(url)
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot connect to {redacted(url)}: {exc}") from exc
+        try:
+            async with pool.acquire() as conn:
+                await _migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(url, pool)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._pool.close()
+
+    async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction, retrying serialization failures and deadlocks."""
+        for attempt in range(WRITE_RETRIES):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    return await body(PostgresTx(conn))
+            except RETRYABLE as exc:
+                if attempt == WRITE_RETRIES - 1:
+                    raise StoreUnavailable(f"PostgreSQL write kept conflicting: {exc}") from exc
+                await anyio.sleep(0.02 * 2**attempt)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Tx]:
+        """A connection in a read-only REPEATABLE READ snapshot."""
+        try:
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                yield PostgresTx(conn)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+            raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+
+
+async def _migrate(conn: Connection) -> None:
+    """Apply pending migrations under an advisory lock; refuse a newer schema."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+        known = MIGRATIONS[-1].version
+        if current > known:
+            raise SchemaTooNew(
+                f"the database schema is version {current}, newer than this chachaml knows"
+                f" ({known}); upgrade chachaml to use this store"
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                time.time(),
+            )

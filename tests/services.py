@@ -1,0 +1,48 @@
+"""External services the tests use: where they are, and what to do when one is missing.
+
+On a laptop without the service the test is skipped with the reason; in CI (``CI=true``)
+the same absence fails the test, because CI must exercise every backend and client.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+import asyncpg
+import pytest
+
+POSTGRES_URL = os.environ.get("CHACHAML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test with ``reason`` — or fail it, in CI."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the test database; yields a store URL that uses it, then drops it."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        anyio.run(_admin, f"CREATE SCHEMA {schema}")
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}search_path={schema}"
+    finally:
+        anyio.run(_admin, f"DROP SCHEMA {schema} CASCADE")
