@@ -114,8 +114,55 @@ def cmd_demo(args: argparse.Namespace, client: Client) -> int:
     )
 
 
+def _progress_bar(label: str, done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    end = "\n" if done >= total else ""
+    print(
+        f"\r{label:<7} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_migrate(args: argparse.Namespace, client: Client) -> int:
+    """Copy a whole store into another one (e.g. SQLite to PostgreSQL)."""
+    import anyio
+
+    from chachaml.store import open_store
+    from chachaml.store.migrate import as_sql_store, migrate
+
+    async def run() -> dict[str, int]:
+        source = await open_store(args.source)
+        try:
+            target = await open_store(args.target)
+            try:
+                report = await migrate(
+                    as_sql_store(source, args.source),
+                    as_sql_store(target, args.target),
+                    merge=args.merge,
+                    progress=_progress_bar,
+                )
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+        return report.copied
+
+    copied = anyio.run(run)
+    summary = ", ".join(f"{n} {table}" for table, n in sorted(copied.items()) if n)
+    print(f"copied {summary or 'nothing new'}; counts verified")
+    return 0
+
+
 COMMANDS.update(
-    runs=cmd_runs, show=cmd_show, experiments=cmd_experiments, best=cmd_best, demo=cmd_demo
+    runs=cmd_runs,
+    show=cmd_show,
+    experiments=cmd_experiments,
+    best=cmd_best,
+    demo=cmd_demo,
+    migrate=cmd_migrate,
 )
 
 
@@ -147,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train small models on synthetic data, tracked as runs")
     p.add_argument("--runs", type=int, default=4)
+
+    p = sub.add_parser("migrate", help="copy every run and model from one store into another")
+    p.add_argument("--from", dest="source", required=True, help="source store URL")
+    p.add_argument("--to", dest="target", required=True, help="target store URL")
+    p.add_argument(
+        "--merge", action="store_true", help="copy into a target that already holds data"
+    )
     return parser
 
 
