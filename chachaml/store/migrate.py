@@ -1,0 +1,302 @@
+"""Copying one store into another (``chachaml migrate``), resumable and verified.
+
+The unit of copying is a run (with its params, tags, metric chunks and summaries, datasets
+and artifact records) and then a model (with its versions, aliases, tags and audit trail):
+each is written in one target transaction and skipped when the target already has it, so an
+interrupted migration resumes without duplicating rows. Experiments and models are matched
+by name, so ids may differ between the stores. At the end every copied run and model is
+counted again on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chachaml.errors import Conflict, InvalidInput
+from chachaml.store.sql_driver import Row, Tx
+from chachaml.store.sql_store import SQLStore
+
+RUN_COLUMNS = (
+    "id, name, status, created_by, started_at, ended_at, heartbeat_at, heartbeat_timeout,"
+    " error, parent_id, archived, note, environment"
+)
+# Per-run child tables: (table, columns copied, ORDER BY)
+RUN_CHILDREN: tuple[tuple[str, str, str], ...] = (
+    ("params", "key, value", "key"),
+    ("tags", "key, value", "key"),
+    ("metric_chunks", "key, count, steps, vals, times", "id"),
+    (
+        "metric_summary",
+        "key, last_value, last_step, last_time, min_value, max_value, count",
+        "key",
+    ),
+    ("datasets", "role, name, n_rows, n_cols, features, source, digest, extra", "id"),
+    ("artifacts", "name, content_type, serializer, size, sha256, uri, created_at", "name"),
+)
+VERSION_COLUMNS = (
+    "version, run_id, artifact, artifact_uri, sha256, serializer, content_type, size, stage,"
+    " description, created_by, created_at, stage_changed_at"
+)
+MODEL_CHILDREN: tuple[tuple[str, str, str], ...] = (
+    ("model_versions", VERSION_COLUMNS, "version"),
+    ("model_aliases", "alias, version, updated_by, updated_at", "alias"),
+    ("model_tags", "key, value", "key"),
+    ("model_version_tags", "version, key, value", "version, key"),
+    (
+        "model_events",
+        "kind, version, alias, old_value, new_value, changed_by, at, reason",
+        "id",
+    ),
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class MigrationReport:
+    """What a migration did: rows per table written now, and what was already there."""
+
+    copied: dict[str, int] = field(default_factory=dict)
+    skipped_runs: int = 0
+    skipped_models: int = 0
+
+    def add(self, table: str, n: int) -> None:
+        """Count ``n`` rows written to ``table``."""
+        self.copied[table] = self.copied.get(table, 0) + n
+
+
+def _insert_sql(table: str, columns: str) -> str:
+    marks = ", ".join("?" * len(columns.split(",")))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+
+async def _count(db: Tx, sql: str, params: Sequence[Any] = ()) -> int:
+    ((n,),) = await db.fetchall(sql, params)
+    return int(n)
+
+
+async def is_empty(store: SQLStore) -> bool:
+    """Whether a store holds no experiments, runs or models."""
+    async with store._read() as db:
+        for table in ("experiments", "runs", "models"):
+            if await _count(db, f"SELECT count(*) FROM {table}"):
+                return False
+    return True
+
+
+async def migrate(
+    source: SQLStore,
+    target: SQLStore,
+    *,
+    merge: bool = False,
+    progress: Progress | None = None,
+    batch: int = 200,
+) -> MigrationReport:
+    """Copy everything in ``source`` into ``target``; see the module docstring.
+
+    A target that already holds data is refused unless ``merge`` is true, or unless it is
+    the same migration resuming (every run and model it holds also exists in the source).
+    """
+    if not merge and not await is_empty(target) and not await _is_resume(source, target):
+        raise Conflict(
+            "the target store is not empty; pass merge=True (--merge) to copy into it anyway"
+        )
+    report = MigrationReport()
+    await _copy_experiments(source, target, report)
+    async with source._read() as db:
+        run_ids = [r[0] for r in await db.fetchall("SELECT id FROM runs ORDER BY started_at, id")]
+        model_names = [r[0] for r in await db.fetchall("SELECT name FROM models ORDER BY id")]
+    for start in range(0, len(run_ids), batch):
+        for run_id in run_ids[start : start + batch]:
+            if not await _copy_run(source, target, run_id, report):
+                report.skipped_runs += 1
+        if progress:
+            progress("runs", min(start + batch, len(run_ids)), len(run_ids))
+    await _link_parents(source, target, run_ids)
+    for i, name in enumerate(model_names, 1):
+        if not await _copy_model(source, target, name, report):
+            report.skipped_models += 1
+        if progress:
+            progress("models", i, len(model_names))
+    await verify(source, target, run_ids, model_names)
+    return report
+
+
+async def _is_resume(source: SQLStore, target: SQLStore) -> bool:
+    async with target._read() as db:
+        runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
+        models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
+    async with source._read() as db:
+        src_runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
+        src_models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
+    return runs <= src_runs and models <= src_models
+
+
+async def _copy_experiments(source: SQLStore, target: SQLStore, report: MigrationReport) -> None:
+    async with source._read() as db:
+        exps = await db.fetchall(
+            "SELECT name, description, owner, created_at FROM experiments ORDER BY id"
+        )
+
+    async def body(db: Tx) -> None:
+        for name, description, owner, created_at in exps:
+            added = await db.execute(
+                "INSERT INTO experiments (name, description, owner, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, description, owner, created_at),
+            )
+            report.add("experiments", added)
+
+    await target._transact(body)
+
+
+async def _children(db: Tx, key_column: str, key: Any) -> dict[str, list[Row]]:
+    tables = RUN_CHILDREN if key_column == "run_id" else MODEL_CHILDREN
+    return {
+        table: await db.fetchall(
+            f"SELECT {columns} FROM {table} WHERE {key_column} = ? ORDER BY {order}", (key,)
+        )
+        for table, columns, order in tables
+    }
+
+
+async def _copy_run(
+    source: SQLStore, target: SQLStore, run_id: str, report: MigrationReport
+) -> bool:
+    async with source._read() as db:
+        ((experiment, *run),) = await db.fetchall(
+            f"SELECT e.name, {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))}"
+            " FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
+            (run_id,),
+        )
+        children = await _children(db, "run_id", run_id)
+
+    async def body(db: Tx) -> bool:
+        if await _count(db, "SELECT count(*) FROM runs WHERE id = ?", (run_id,)):
+            return False
+        ((exp_id,),) = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (experiment,))
+        values = list(run)
+        values[9] = None  # parent_id: linked once every run is there
+        await db.execute(_insert_sql("runs", "experiment_id, " + RUN_COLUMNS), [exp_id, *values])
+        for table, columns, _ in RUN_CHILDREN:
+            rows = children[table]
+            if rows:
+                await db.insert_rows(
+                    table,
+                    ["run_id", *(c.strip() for c in columns.split(","))],
+                    [(run_id, *r) for r in rows],
+                )
+                report.add(table, len(rows))
+        report.add("runs", 1)
+        return True
+
+    copied: bool = await target._transact(body)
+    return copied
+
+
+async def _link_parents(source: SQLStore, target: SQLStore, run_ids: Sequence[str]) -> None:
+    async with source._read() as db:
+        links = await db.fetchall(
+            "SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL ORDER BY id"
+        )
+    wanted = set(run_ids)
+
+    async def body(db: Tx) -> None:
+        await db.executemany(
+            "UPDATE runs SET parent_id = ? WHERE id = ? AND parent_id IS NULL",
+            [(parent, child) for child, parent in links if child in wanted],
+        )
+
+    await target._transact(body)
+
+
+async def _copy_model(
+    source: SQLStore, target: SQLStore, name: str, report: MigrationReport
+) -> bool:
+    async with source._read() as db:
+        ((model_id, note, created_by, created_at, updated_at),) = await db.fetchall(
+            "SELECT id, note, created_by, created_at, updated_at FROM models WHERE name = ?",
+            (name,),
+        )
+        children = await _children(db, "model_id", model_id)
+
+    async def body(db: Tx) -> bool:
+        existing = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
+        if existing:
+            versions = await db.fetchall(
+                "SELECT version, run_id, sha256 FROM model_versions WHERE model_id = ?"
+                " ORDER BY version",
+                (existing[0][0],),
+            )
+            mine = [(r[0], r[1], r[4]) for r in children["model_versions"]]
+            if [tuple(v) for v in versions] != mine:
+                raise Conflict(
+                    f"model {name!r} exists in both stores with different versions;"
+                    " rename it in one of them before merging"
+                )
+            return False
+        await db.execute(
+            "INSERT INTO models (name, note, created_by, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (name, note, created_by, created_at, updated_at),
+        )
+        ((new_id,),) = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
+        for table, columns, _ in MODEL_CHILDREN:
+            rows = children[table]
+            if rows:
+                await db.insert_rows(
+                    table,
+                    ["model_id", *(c.strip() for c in columns.split(","))],
+                    [(new_id, *r) for r in rows],
+                )
+                report.add(table, len(rows))
+        report.add("models", 1)
+        return True
+
+    copied: bool = await target._transact(body)
+    return copied
+
+
+async def _tally(store: SQLStore, run_ids: Sequence[str], models: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    async with store._read() as db:
+        for start in range(0, len(run_ids), 500):
+            ids = run_ids[start : start + 500]
+            marks = ", ".join("?" * len(ids))
+            counts["runs"] = counts.get("runs", 0) + await _count(
+                db, f"SELECT count(*) FROM runs WHERE id IN ({marks})", ids
+            )
+            for table, _, _ in RUN_CHILDREN:
+                counts[table] = counts.get(table, 0) + await _count(
+                    db, f"SELECT count(*) FROM {table} WHERE run_id IN ({marks})", ids
+                )
+        for name in models:
+            for table, _, _ in MODEL_CHILDREN:
+                counts[table] = counts.get(table, 0) + await _count(
+                    db,
+                    f"SELECT count(*) FROM {table} t JOIN models m ON m.id = t.model_id"
+                    " WHERE m.name = ?",
+                    (name,),
+                )
+    return counts
+
+
+async def verify(
+    source: SQLStore, target: SQLStore, run_ids: Sequence[str], models: Sequence[str]
+) -> None:
+    """Check that the target holds as many rows of each copied run and model as the source."""
+    expected = await _tally(source, run_ids, models)
+    found = await _tally(target, run_ids, models)
+    wrong = {t: (n, found.get(t, 0)) for t, n in expected.items() if found.get(t, 0) != n}
+    if wrong:
+        detail = ", ".join(f"{t}: source {a}, target {b}" for t, (a, b) in sorted(wrong.items()))
+        raise Conflict(f"migration verification failed ({detail})")
+
+
+def as_sql_store(store: object, url: str) -> SQLStore:
+    """The store as a :class:`SQLStore` (every built-in backend is one)."""
+    if not isinstance(store, SQLStore):
+        raise InvalidInput(f"cannot migrate {url}: not a SQL store")
+    return store

@@ -1,0 +1,169 @@
+"""``chachaml migrate``: SQLite to PostgreSQL, identical answers, refusal, merge and resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from chachaml.cli import main
+from chachaml.errors import Conflict
+from chachaml.registry import Registry
+from chachaml.store import open_store
+from chachaml.store.migrate import as_sql_store, migrate
+from chachaml.tracking.client import Client
+from tests.conftest import make_settings
+from tests.services import postgres_schema
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_schema() as url:
+        yield url
+
+
+def seed(client: Client) -> None:
+    client.create_experiment("vision", description="image models", owner="alice")
+    registry = Registry(client)
+    for i, lr in enumerate((0.1, 0.01, 0.001)):
+        with client.run(experiment="vision", name=f"cnn-{i}", tags={"arch": "cnn"}) as run:
+            client.log_params({"lr": lr, "layers": 3 + i})
+            for step in range(50):
+                client.log_metric("loss", 1 / (step + 1) + lr)
+                client.log_metric("acc", 0.5 + step / 100 - lr)
+            client.log_dataset("train", name="mnist", n_rows=60000, n_cols=784)
+            client.log_artifact("model", {"weights": [i, lr]})
+            with client.run(name=f"eval-{i}"):
+                client.log_metric("val_acc", 0.9 - lr)
+            registry.register_model("cnn", artifact="model", run_id=run.id)
+        client.set_note(run.id, f"run {i} **notes**")
+    with pytest.raises(ValueError), client.run(experiment="text"):
+        raise ValueError("diverged")
+    registry.promote("cnn", 1, "production")
+    registry.promote("cnn", 2, "production")
+    registry.set_alias("cnn", "champion", 2)
+    registry.set_model_note("cnn", "the CNN family")
+
+
+def answers(client: Client) -> dict[str, Any]:
+    registry = Registry(client)
+    runs = client.runs(limit=None)
+    out: dict[str, Any] = {
+        "runs": [r.model_dump() for r in runs],
+        "details": [client.get_run(r.id).model_dump() for r in runs],
+        "best": client.best_run("acc").model_dump(),  # type: ignore[union-attr]
+        "best_min": client.best_run("loss", direction="min").model_dump(),  # type: ignore[union-attr]
+        "search": [r.id for r in client.search_runs("acc", ">", 0.9)],
+        "export": client.export_runs(),
+        "experiments": [e.model_dump(exclude={"id"}) for e in client.experiments()],
+        "history": client.metric_history(runs[-1].id, "loss").model_dump(),
+        "compare": client.compare_runs([r.id for r in runs[:3]]).model_dump(),
+        "models": [m.model_dump() for m in registry.models()],
+        "model": registry.model("cnn").model_dump(),
+        "production": registry.model_version("cnn").model_dump(),
+        "loaded": registry.load_model("cnn", alias="champion"),
+    }
+    return out
+
+
+def client_for(url: str, tmp_path: Path) -> Client:
+    return Client(url, str(tmp_path / "artifacts"), settings=make_settings())
+
+
+def test_sqlite_store_moves_to_postgres_and_answers_identically(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'local.db'}"
+    local = client_for(sqlite_url, tmp_path)
+    try:
+        seed(local)
+        expected = answers(local)
+    finally:
+        local.close()
+    assert main(["migrate", "--from", sqlite_url, "--to", pg_url]) == 0
+    captured = capsys.readouterr()
+    assert "counts verified" in captured.out and "runs" in captured.err  # the progress bar
+    team = client_for(pg_url, tmp_path)
+    try:
+        assert answers(team) == expected
+    finally:
+        team.close()
+
+
+def test_a_non_empty_target_is_refused_unless_merging(tmp_path: Path, pg_url: str) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'local.db'}"
+    for url, experiment in ((sqlite_url, "local"), (pg_url, "already-there")):
+        client = client_for(url, tmp_path)
+        with client.run(experiment=experiment):
+            client.log_metric("m", 1.0)
+        client.close()
+    assert main(["migrate", "--from", sqlite_url, "--to", pg_url]) == 2
+    assert main(["migrate", "--from", sqlite_url, "--to", pg_url, "--merge"]) == 0
+    team = client_for(pg_url, tmp_path)
+    try:
+        assert {r.experiment for r in team.runs()} == {"local", "already-there"}
+    finally:
+        team.close()
+
+
+def test_an_interrupted_migration_resumes_without_duplicates(tmp_path: Path, pg_url: str) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'local.db'}"
+    local = client_for(sqlite_url, tmp_path)
+    for i in range(7):
+        with local.run(experiment="e", name=f"r{i}", params={"i": i}):
+            local.log_metrics({"m": float(i), "n": 1.0})
+    local.close()
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first_batch(label: str, done: int, total: int) -> None:
+        if label == "runs" and done < total:
+            raise Interrupted
+
+    async def run(progress: Any) -> None:
+        source = as_sql_store(await open_store(sqlite_url), sqlite_url)
+        target = as_sql_store(await open_store(pg_url), pg_url)
+        try:
+            await migrate(source, target, progress=progress, batch=3)
+        finally:
+            await source.close()
+            await target.close()
+
+    with pytest.raises(Interrupted):
+        anyio.run(run, stop_after_first_batch)
+    anyio.run(run, None)  # resumes: not refused as non-empty, copies only the rest
+    team = client_for(pg_url, tmp_path)
+    try:
+        runs = team.runs(limit=None)
+        assert sorted(r.name or "" for r in runs) == [f"r{i}" for i in range(7)]
+        assert all(team.get_run(r.id).metric_summaries["m"].count == 1 for r in runs)
+    finally:
+        team.close()
+
+
+def test_merging_a_model_that_differs_is_a_conflict(tmp_path: Path, pg_url: str) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'local.db'}"
+    for url in (sqlite_url, pg_url):
+        client = client_for(url, tmp_path)
+        with client.run(experiment="e") as run:
+            client.log_artifact("model", {"x": url})
+        Registry(client).register_model("shared-name", run_id=run.id)
+        client.close()
+
+    async def run() -> None:
+        source = as_sql_store(await open_store(sqlite_url), sqlite_url)
+        target = as_sql_store(await open_store(pg_url), pg_url)
+        try:
+            await migrate(source, target, merge=True)
+        finally:
+            await source.close()
+            await target.close()
+
+    with pytest.raises(Conflict, match="shared-name"):
+        anyio.run(run)
