@@ -156,7 +156,7 @@ def test_merging_a_model_that_differs_is_a_conflict(tmp_path: Path, pg_url: str)
         Registry(client).register_model("shared-name", run_id=run.id)
         client.close()
 
-    async def run() -> None:
+    async def merge() -> None:
         source = as_sql_store(await open_store(sqlite_url), sqlite_url)
         target = as_sql_store(await open_store(pg_url), pg_url)
         try:
@@ -166,4 +166,4 @@ def test_merging_a_model_that_differs_is_a_conflict(tmp_path: Path, pg_url: str)
             await target.close()
 
     with pytest.raises(Conflict, match="shared-name"):
-        anyio.run(run)
+        anyio.run(merge)
