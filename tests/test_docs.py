@@ -16,14 +16,15 @@ def code_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_readme_python_example_runs(tmp_path: Path) -> None:
-    (example,) = code_blocks("python")
+def test_readme_python_examples_run(tmp_path: Path) -> None:
+    example = "\n".join(code_blocks("python"))  # later blocks build on earlier ones
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
     result = subprocess.run(
         [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert "0.9" in result.stdout and "{'epochs': 3, 'lr': 0.01}" in result.stdout
+    assert "[64, 32]" in result.stdout
     assert (tmp_path / "chachaml.db").exists()  # the embedded default store
 
 
