@@ -188,6 +188,9 @@ PROMOTER = textwrap.dedent(
 
     client = Client(store=sys.argv[1], artifacts=sys.argv[2])
     registry = Registry(client)
+    registry.models()  # the store is open: tell the test, wait for the start signal
+    print("ready", flush=True)
+    sys.stdin.readline()
     for _ in range(20):
         registry.promote("m", int(sys.argv[3]), "production")
     client.close()
@@ -206,11 +209,19 @@ def test_concurrent_promotions_from_two_processes_leave_one_production_version(
         subprocess.Popen(
             [sys.executable, "-c", PROMOTER, store_url, str(tmp_path / "artifacts"), str(v)],
             env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for v in (1, 2)
     ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
