@@ -427,3 +427,18 @@ def test_queries_see_points_logged_just_before_them(client: Client) -> None:
         best = client.best_run("acc")
         assert best is not None and best.value == 0.9
         assert run.info().metric_summaries["acc"].count == 2
+
+
+def test_delete_archived_keeps_files_a_model_version_still_uses(client: Client) -> None:
+    from chachaml.registry import Registry
+
+    registry = Registry(client)
+    with client.run(experiment="old"):
+        client.log_artifact("model", b"weights-v1")
+    with client.run(experiment="keep") as keep:
+        client.log_artifact("model", b"weights-v1")
+        version = registry.register_model("m", run_id=keep.id)
+        client.log_artifact("model", b"weights-v2")  # the run's record moves on; v1 stays
+    assert client.archive_runs(older_than_days=0, experiment="old") == 1
+    assert client.delete_archived() == 1
+    assert registry.load_model("m", version=version.version) == b"weights-v1"

@@ -591,7 +591,11 @@ class SQLStore(SQLRegistry, ABC):
             deleted = await db.execute("DELETE FROM runs WHERE archived = 1")
             orphaned: list[str] = []
             for (uri,) in uris:
-                still = await db.fetchall("SELECT 1 FROM artifacts WHERE uri = ?", (uri,))
+                still = await db.fetchall(  # another run's artifact, or a model version's file
+                    "SELECT 1 FROM artifacts WHERE uri = ?"
+                    " UNION ALL SELECT 1 FROM model_versions WHERE artifact_uri = ?",
+                    (uri, uri),
+                )
                 if not still:
                     orphaned.append(uri)
             return deleted, orphaned
