@@ -35,11 +35,12 @@ from chachaml.models import (
     RunInfo,
     RunQuery,
 )
+from chachaml.store.pipeline_protocol import PipelineStore
 from chachaml.store.registry_protocol import RegistryStore
 
 
-class Store(RegistryStore, Protocol):
-    """Async persistence for experiments, runs, everything logged on them, and models."""
+class Store(RegistryStore, PipelineStore, Protocol):
+    """Async persistence for experiments, runs, everything logged on them, models and pipelines."""
 
     @property
     def url(self) -> str:

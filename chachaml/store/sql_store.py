@@ -33,6 +33,7 @@ from chachaml.models import (
 )
 from chachaml.store import rows
 from chachaml.store.sql_driver import IntegrityViolation, Tx
+from chachaml.store.sql_pipelines import SQLPipelines
 from chachaml.store.sql_registry import SQLRegistry
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ EXPERIMENT_SELECT = """
 OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 
 
-class SQLStore(SQLRegistry, ABC):
+class SQLStore(SQLRegistry, SQLPipelines, ABC):
     """Tracking and registry operations in portable SQL; subclasses own the connections."""
 
     _url: str

@@ -190,4 +190,47 @@ MIGRATIONS: tuple[Migration, ...] = (
                 FOR EACH ROW EXECUTE FUNCTION runs_keep_registered()""",
         ),
     ),
+    Migration(
+        3,
+        "pipelines",
+        (
+            """CREATE TABLE pipelines (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                description TEXT,
+                run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+                status TEXT NOT NULL
+                    CHECK (status IN ('running', 'completed', 'failed', 'killed')),
+                created_by TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                ended_at DOUBLE PRECISION,
+                error TEXT,
+                max_parallel INTEGER NOT NULL CHECK (max_parallel > 0),
+                resumes INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX pipelines_started ON pipelines (started_at)",
+            "CREATE INDEX pipelines_name_started ON pipelines (name, started_at)",
+            "CREATE INDEX pipelines_run ON pipelines (run_id)",
+            """CREATE TABLE pipeline_steps (
+                pipeline_id TEXT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                depends_on TEXT NOT NULL DEFAULT '[]',
+                target TEXT,
+                retries INTEGER NOT NULL DEFAULT 0,
+                backoff DOUBLE PRECISION NOT NULL DEFAULT 0,
+                timeout DOUBLE PRECISION,
+                status TEXT NOT NULL CHECK (status IN
+                    ('pending', 'running', 'completed', 'failed', 'skipped', 'killed')),
+                started_at DOUBLE PRECISION,
+                ended_at DOUBLE PRECISION,
+                error TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+                result TEXT,
+                PRIMARY KEY (pipeline_id, name)
+            )""",
+            "CREATE INDEX pipeline_steps_run ON pipeline_steps (run_id)",
+        ),
+    ),
 )

@@ -180,4 +180,47 @@ MIGRATIONS: tuple[Migration, ...] = (
                 BEGIN SELECT RAISE(IGNORE); END""",
         ),
     ),
+    Migration(
+        3,
+        "pipelines",
+        (
+            """CREATE TABLE pipelines (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                description TEXT,
+                run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+                status TEXT NOT NULL
+                    CHECK (status IN ('running', 'completed', 'failed', 'killed')),
+                created_by TEXT NOT NULL,
+                started_at REAL NOT NULL,
+                ended_at REAL,
+                error TEXT,
+                max_parallel INTEGER NOT NULL CHECK (max_parallel > 0),
+                resumes INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX pipelines_started ON pipelines (started_at)",
+            "CREATE INDEX pipelines_name_started ON pipelines (name, started_at)",
+            "CREATE INDEX pipelines_run ON pipelines (run_id)",
+            """CREATE TABLE pipeline_steps (
+                pipeline_id TEXT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                depends_on TEXT NOT NULL DEFAULT '[]',
+                target TEXT,
+                retries INTEGER NOT NULL DEFAULT 0,
+                backoff REAL NOT NULL DEFAULT 0,
+                timeout REAL,
+                status TEXT NOT NULL CHECK (status IN
+                    ('pending', 'running', 'completed', 'failed', 'skipped', 'killed')),
+                started_at REAL,
+                ended_at REAL,
+                error TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+                result TEXT,
+                PRIMARY KEY (pipeline_id, name)
+            )""",
+            "CREATE INDEX pipeline_steps_run ON pipeline_steps (run_id)",
+        ),
+    ),
 )

@@ -1,0 +1,121 @@
+"""The records of pipelines: a pipeline, its steps, and what the store needs to create one.
+
+Like :mod:`chachaml.models`, every record is a frozen pydantic model with aware UTC datetimes.
+A pipeline is also a run (``run_id``) and each step attempt a child run of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PipelineStatus = Literal["running", "completed", "failed", "killed"]
+StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "killed"]
+PIPELINE_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed")
+STEP_STATUSES: tuple[str, ...] = (
+    "pending",
+    "running",
+    "completed",
+    "failed",
+    "skipped",
+    "killed",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+class PipelineStep(_Model):
+    """One step: dependencies, options, status, timing, attempts, latest run and result.
+
+    ``target`` is where the step's callable can be imported from (``module:qualname``) when
+    it can be, which is what lets another process resume the pipeline.
+    ``result`` is the step's return value when it round-trips through JSON unchanged
+    (``result_stored``); other results reach dependents in memory only.
+    """
+
+    name: str
+    position: int
+    depends_on: list[str] = Field(default_factory=list)
+    target: str | None = None
+    retries: int = 0
+    backoff: float = 0.0
+    timeout: float | None = None
+    status: StepStatus
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    attempts: int = 0
+    run_id: str | None = None
+    result_stored: bool = False
+    result: Any = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time of the step (every attempt), ``None`` until it ended."""
+        return _seconds(self.started_at, self.ended_at)
+
+
+class PipelineInfo(_Model):
+    """A pipeline as lists show it; ``step_counts`` counts its steps by status.
+
+    A pipeline whose process died reads as ``killed`` (its run's heartbeat stopped), and so
+    do the steps that were running in it.
+    """
+
+    id: str
+    name: str
+    description: str | None = None
+    status: PipelineStatus
+    run_id: str | None = None
+    created_by: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+    max_parallel: int
+    resumes: int = 0
+    step_counts: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time from start (or last resume) to end, ``None`` while running."""
+        return _seconds(self.started_at, self.ended_at)
+
+
+class PipelineDetail(PipelineInfo):
+    """Everything about a pipeline, with its steps in definition order."""
+
+    steps: list[PipelineStep] = Field(default_factory=list)
+
+
+class NewPipelineStep(_Model):
+    """A step as the store records it when the pipeline starts (status ``pending``)."""
+
+    name: str
+    depends_on: list[str] = Field(default_factory=list)
+    target: str | None = None
+    retries: int = 0
+    backoff: float = 0.0
+    timeout: float | None = None
+
+
+class NewPipeline(_Model):
+    """What the store needs to create a running pipeline whose run already exists."""
+
+    id: str
+    name: str
+    description: str | None = None
+    run_id: str
+    created_by: str
+    started_at: float
+    max_parallel: int
+    steps: list[NewPipelineStep]

@@ -1,0 +1,123 @@
+"""Pipeline operations: list and read pipelines, and the writes a pipeline runner makes.
+
+Reads are what the ``pipelines`` MCP toolset and the UI call; writes record a pipeline's
+progress (every step pending → running → completed/failed/killed, or skipped) as it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from chachaml import validation as v
+from chachaml.errors import InvalidInput
+from chachaml.pipeline_models import (
+    PIPELINE_STATUSES,
+    NewPipeline,
+    PipelineDetail,
+    PipelineInfo,
+)
+from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
+from chachaml.store.protocol import Store
+
+MAX_RESULT_BYTES = 1_000_000
+
+
+def check_pipeline_id(value: object) -> str:
+    """A pipeline id: a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"pipeline_id must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def encode_result(value: Any) -> str | None:
+    """A step result as JSON when it reads back equal (and is at most 1 MB), else ``None``."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    if len(text) > MAX_RESULT_BYTES:
+        return None
+    try:
+        same = bool(json.loads(text) == value)
+    except Exception:  # a value whose __eq__ refuses to compare
+        return None
+    return text if same else None
+
+
+# reads
+
+
+async def list_pipelines(
+    store: Store, name: str | None = None, status: str | None = None, limit: int | None = 50
+) -> list[PipelineInfo]:
+    """Pipelines newest first, with step counts by status; narrowed by name and status."""
+    if status is not None and status not in PIPELINE_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(PIPELINE_STATUSES)}; got {status!r}")
+    return await store.list_pipelines(
+        None if name is None else v.name(name, "pipeline name"),
+        status,
+        None if limit is None else v.limit(limit, 50),
+    )
+
+
+async def get_pipeline(store: Store, pipeline_id: str) -> PipelineDetail:
+    """A pipeline: status, run, and each step's dependencies, status, times, run and result."""
+    return await store.get_pipeline(check_pipeline_id(pipeline_id))
+
+
+# writes, in the order a runner makes them
+
+
+async def create_pipeline(store: Store, new: NewPipeline) -> None:
+    """Record a pipeline starting on its run, every step pending."""
+    await store.create_pipeline(new)
+
+
+async def start_step(
+    store: Store, pipeline_id: str, step: str, run_id: str, attempt: int, started_at: float
+) -> None:
+    """Mark a step running in attempt ``attempt`` (1, 2, ...) on its own run."""
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise InvalidInput(f"attempt must be a positive integer, got {attempt!r}")
+    await store.start_pipeline_step(
+        check_pipeline_id(pipeline_id), v.name(step, "step name"), run_id, attempt, started_at
+    )
+
+
+async def end_step(
+    store: Store,
+    pipeline_id: str,
+    step: str,
+    status: StepEnd,
+    ended_at: float,
+    error: str | None = None,
+    result: str | None = None,
+) -> None:
+    """End a step with its outcome: its JSON result, or the error that stopped it."""
+    await store.end_pipeline_step(
+        check_pipeline_id(pipeline_id), v.name(step, "step name"), status, ended_at, error, result
+    )
+
+
+async def skip_steps(
+    store: Store, pipeline_id: str, steps: Sequence[str], reason: str, at: float
+) -> None:
+    """Mark pending steps skipped, each with the reason (e.g. the dependency that failed)."""
+    for step in steps:
+        await store.end_pipeline_step(pipeline_id, step, "skipped", at, reason)
+
+
+async def end_pipeline(
+    store: Store, pipeline_id: str, status: PipelineEnd, error: str | None, ended_at: float
+) -> None:
+    """Mark a pipeline ended."""
+    await store.end_pipeline(check_pipeline_id(pipeline_id), status, error, ended_at)
+
+
+async def resume_pipeline(
+    store: Store, pipeline_id: str, run_id: str, rerun: Sequence[str], at: float
+) -> PipelineDetail:
+    """Put a failed or killed pipeline back to running on a new run, ``rerun`` steps pending."""
+    return await store.resume_pipeline(check_pipeline_id(pipeline_id), run_id, rerun, at)
