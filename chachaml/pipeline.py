@@ -1,0 +1,518 @@
+"""Pipelines: steps with dependencies, every step a tracked run, status live in the store.
+
+::
+
+    import chachaml as ml
+
+    def load(ctx):
+        return [1, 2, 3]
+
+    def train(ctx):
+        ml.log_metric("loss", 0.1)          # lands on this step's own run
+        return sum(ctx.prev_result)
+
+    ml.run_pipeline("etl", [load, train])   # a plain list is a chain: train depends on load
+
+The pipeline is a run (in the experiment named after the pipeline unless ``experiment=`` is
+given); each attempt of each step is a child run of it. Steps whose dependencies have
+completed run concurrently, up to ``max_parallel`` at once. When a step fails (after its
+retries), the steps depending on it are skipped, independent branches finish, the pipeline
+is marked failed and :class:`PipelineFailed` names the step and its run.
+:func:`resume_pipeline` re-runs only what did not complete, reusing the stored results.
+
+A step's result is stored when it reads back equal from JSON (at most 1 MB); other results
+reach dependents in memory, and such a step is re-run on resume if a re-run step needs it.
+Import this module's names with ``from chachaml.pipeline import ...`` or use ``chachaml.*``:
+the name ``chachaml.pipeline`` is the :func:`pipeline` function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import importlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import anyio
+
+from chachaml import validation
+from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
+from chachaml.models import EndStatus
+from chachaml.pipeline_models import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
+from chachaml.pipeline_runner import PIPELINE_TAG, Execution, Step, StepContext, Update
+from chachaml.tools import pipelines as ops
+from chachaml.tracking.active_run import ActiveRun, error_text
+
+if TYPE_CHECKING:
+    from chachaml.tracking.client import Client
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+RESUME_TAG = "chachaml.resume"
+DEFAULT_MAX_PARALLEL = 4
+
+
+class PipelineFailed(ChachamlError):
+    """A step failed: ``step`` and its ``run_id`` are the first failure, ``__cause__`` its error."""
+
+    def __init__(
+        self, pipeline_id: str, name: str, step: str, run_id: str, error: str, failed: list[str]
+    ) -> None:
+        others = [f for f in failed if f != step]
+        also = f"; also failed: {', '.join(others)}" if others else ""
+        super().__init__(
+            f"pipeline {name!r} ({pipeline_id}) failed: step {step!r} (run {run_id})"
+            f" raised {error}{also}"
+        )
+        self.pipeline_id = pipeline_id
+        self.step = step
+        self.run_id = run_id
+        self.error = error
+        self.failed_steps = failed
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """A completed pipeline: its id, its run, every step's result, and the stored record."""
+
+    id: str
+    run_id: str
+    results: dict[str, Any]
+    detail: PipelineDetail
+
+
+def as_steps(steps: Sequence[Step | Callable[..., Any]]) -> list[Step]:
+    """``Step`` objects as given; a plain callable becomes a step named after it."""
+    if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
+        raise InvalidInput(f"steps must be a list of steps or callables, got {steps!r}")
+    out = []
+    for item in steps:
+        if isinstance(item, Step):
+            out.append(item)
+        elif callable(item):
+            out.append(Step(getattr(item, "__name__", type(item).__name__), item))
+        else:
+            raise InvalidInput(f"a step must be a chachaml Step or a callable, got {item!r}")
+    return out
+
+
+def plan(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
+    """Each step's dependencies, in definition order, after checking the graph.
+
+    Refuses an empty pipeline, duplicate names, unknown or self dependencies and cycles.
+    """
+    if not steps:
+        raise InvalidInput("a pipeline needs at least one step")
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, step in enumerate(steps):
+        if step.name in deps:
+            raise InvalidInput(f"duplicate step name {step.name!r}: step names must be unique")
+        implicit = (steps[i - 1].name,) if i else ()
+        deps[step.name] = implicit if step.depends_on is None else tuple(step.depends_on)
+    for name, ds in deps.items():
+        for d in ds:
+            if d == name:
+                raise InvalidInput(f"step {name!r} depends on itself")
+            if d not in deps:
+                raise InvalidInput(
+                    f"step {name!r} depends on unknown step {d!r} (steps: {', '.join(deps)})"
+                )
+    cycle = _find_cycle(deps)
+    if cycle:
+        raise InvalidInput(f"the steps form a cycle: {' -> '.join(cycle)}")
+    return deps
+
+
+def _find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str]:
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> list[str]:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return []
+        path.append(name)
+        for d in deps[name]:
+            found = visit(d)
+            if found:
+                return found
+        path.pop()
+        done.add(name)
+        return []
+
+    for name in deps:
+        found = visit(name)
+        if found:
+            return found
+    return []
+
+
+def target_of(fn: Callable[..., Any]) -> str | None:
+    """``module:qualname`` that imports back to ``fn`` itself, or ``None`` (lambdas, closures)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None
+    target = f"{module}:{qualname}"
+    try:
+        found = import_target(target)
+    except InvalidInput:
+        return None
+    return target if found is fn else None
+
+
+def import_target(target: str) -> Any:
+    """The object ``module:qualname`` names; ``InvalidInput`` if it cannot be imported."""
+    module_name, _, qualname = target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InvalidInput(f"cannot import {target!r}: {exc}") from exc
+    return found
+
+
+def _blocking(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine function to the end from synchronous code (also inside a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(fn)
+    # this thread runs an event loop already (Jupyter): use another, keeping the context
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="chachaml-pipeline") as pool:
+        return pool.submit(lambda: context.run(anyio.run, fn)).result()
+
+
+def _client(client: Client | None) -> Client:
+    if client is not None:
+        return client
+    import chachaml
+
+    return chachaml.default_client()
+
+
+async def _end_run(client: Client, run: ActiveRun, status: EndStatus, error: str | None) -> None:
+    await anyio.to_thread.run_sync(run.end, status, error)
+    client.restore_current(run)
+
+
+async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution) -> PipelineResult:
+    """Run the execution, then end the pipeline and its run with the outcome."""
+    pid = execution.pipeline_id
+    try:
+        await execution.run()
+    except BaseException as exc:  # cancelled (Ctrl-C) or the store failed
+        status: EndStatus = "failed" if isinstance(exc, Exception) else "killed"
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(Exception):
+                await client._aop(ops.end_pipeline, pid, status, error_text(exc), time.time())
+            await _end_run(client, run, status, error_text(exc))
+        raise
+    if execution.failures:
+        step, (step_run, cause) = next(iter(execution.failures.items()))
+        error = f"step {step!r} failed: {error_text(cause)}"
+        await client._aop(ops.end_pipeline, pid, "failed", error, time.time())
+        await _end_run(client, run, "failed", error)
+        raise PipelineFailed(
+            pid, name, step, step_run, error_text(cause), list(execution.failures)
+        ) from cause
+    await client._aop(ops.end_pipeline, pid, "completed", None, time.time())
+    await _end_run(client, run, "completed", None)
+    detail = await client._aop(ops.get_pipeline, pid)
+    return PipelineResult(pid, run.id, dict(execution.results), detail)
+
+
+def rerun_set(detail: PipelineDetail) -> set[str]:
+    """The steps a resume runs: those not completed, and completed ones with a needed result.
+
+    A completed step is re-run when a re-run step depends on it and its result was not
+    stored (not JSON-able), since the result exists nowhere else.
+    """
+    by_name = {s.name: s for s in detail.steps}
+    rerun = {s.name for s in detail.steps if s.status != "completed"}
+    while True:
+        needed = {
+            d
+            for n in rerun
+            for d in by_name[n].depends_on
+            if d not in rerun and not by_name[d].result_stored
+        }
+        if not needed:
+            return rerun
+        rerun |= needed
+
+
+async def _resume(
+    client: Client,
+    pipeline_id: str,
+    definitions: Callable[[PipelineDetail, set[str]], dict[str, Step]],
+    on_update: Update | None,
+) -> PipelineResult:
+    detail = await client._aop(ops.get_pipeline, pipeline_id)
+    if detail.status in ("running", "completed"):
+        raise Conflict(
+            f"pipeline {detail.name!r} ({pipeline_id}) is {detail.status}; only a failed or"
+            " killed pipeline can be resumed"
+        )
+    rerun = rerun_set(detail)
+    steps = definitions(detail, rerun)
+    experiment = detail.name
+    if detail.run_id is not None:
+        with contextlib.suppress(NotFound):
+            experiment = (await client.aget_run(detail.run_id)).experiment
+    tags = {PIPELINE_TAG: pipeline_id, RESUME_TAG: detail.resumes + 1}
+    run = await client.astart_run(experiment, detail.name, tags=tags)
+    try:
+        detail = await client._aop(
+            ops.resume_pipeline, pipeline_id, run.id, sorted(rerun), time.time()
+        )
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await _end_run(client, run, "failed", error_text(exc))
+        raise
+    execution = Execution(
+        client,
+        pipeline_id,
+        steps,
+        {s.name: tuple(s.depends_on) for s in detail.steps},
+        rerun,
+        {s.name: s.result for s in detail.steps if s.status == "completed"},
+        detail.max_parallel,
+        on_update,
+    )
+    return await _drive(client, detail.name, run, execution)
+
+
+class Pipeline:
+    """A reusable pipeline definition: declare it once, run (and resume) it many times.
+
+    Give the steps as a list, or add them with the ``@etl.step`` decorator. ``client``
+    defaults to chachaml's default client.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Step | Callable[..., Any]] = (),
+        *,
+        description: str | None = None,
+        max_parallel: int = DEFAULT_MAX_PARALLEL,
+        experiment: str | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.name = validation.name(name, "pipeline name")
+        if description is not None and not isinstance(description, str):
+            raise InvalidInput(f"description must be a string, got {description!r}")
+        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+            raise InvalidInput(f"max_parallel must be a positive integer, got {max_parallel!r}")
+        self.description = description
+        self.max_parallel = max_parallel
+        self.experiment = None if experiment is None else validation.name(experiment, "experiment")
+        self._steps = as_steps(steps)
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r}: {', '.join(s.name for s in self._steps)}>"
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The steps, in definition order."""
+        return tuple(self._steps)
+
+    @overload
+    def step(self, fn: F, /) -> F: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        depends_on: Sequence[str] | None = None,
+        retries: int = 0,
+        backoff: float = 1.0,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def step(  # type: ignore[misc]  # mypy cannot match the decorator overloads here
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        depends_on: Sequence[str] | None = None,
+        retries: int = 0,
+        backoff: float = 1.0,
+        timeout: float | None = None,
+    ) -> F | Callable[[F], F]:
+        """Decorator adding the function as the next step (named after it unless ``name``)."""
+
+        def add(func: F) -> F:
+            step_name = name if name is not None else getattr(func, "__name__", repr(func))
+            self._steps.append(Step(step_name, func, depends_on, retries, backoff, timeout))
+            return func
+
+        return add(fn) if fn is not None else add
+
+    def validate(self) -> dict[str, tuple[str, ...]]:
+        """Each step's dependencies; ``InvalidInput`` for duplicates, unknown steps, cycles."""
+        return plan(self._steps)
+
+    def run(self, *, on_update: Update | None = None) -> PipelineResult:
+        """Run every step; ``on_update(step, status)`` hears each status change.
+
+        Raises :class:`PipelineFailed` when a step failed, after recording everything.
+        """
+        return _blocking(partial(self.arun, on_update=on_update))
+
+    async def arun(self, *, on_update: Update | None = None) -> PipelineResult:
+        """Async twin of :meth:`run` (async steps run on the caller's event loop)."""
+        deps = self.validate()
+        client = _client(self._client)
+        pid = uuid.uuid4().hex
+        run = await client.astart_run(
+            self.experiment or self.name, self.name, tags={PIPELINE_TAG: pid}
+        )
+        new = NewPipeline(
+            id=pid,
+            name=self.name,
+            description=self.description,
+            run_id=run.id,
+            created_by=client.current_user(),
+            started_at=run.started_at,
+            max_parallel=self.max_parallel,
+            steps=[
+                NewPipelineStep(
+                    name=s.name,
+                    depends_on=list(deps[s.name]),
+                    target=target_of(s.fn),
+                    retries=s.retries,
+                    backoff=s.backoff,
+                    timeout=s.timeout,
+                )
+                for s in self._steps
+            ],
+        )
+        try:
+            await client._aop(ops.create_pipeline, new)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await _end_run(client, run, "failed", error_text(exc))
+            raise
+        steps = {s.name: s for s in self._steps}
+        execution = Execution(client, pid, steps, deps, set(deps), {}, self.max_parallel, on_update)
+        return await _drive(client, self.name, run, execution)
+
+    def resume(self, pipeline_id: str, *, on_update: Update | None = None) -> PipelineResult:
+        """Re-run the failed, skipped or killed steps of an earlier run of this pipeline."""
+        return _blocking(partial(self.aresume, pipeline_id, on_update=on_update))
+
+    async def aresume(self, pipeline_id: str, *, on_update: Update | None = None) -> PipelineResult:
+        """Async twin of :meth:`resume`."""
+        self.validate()
+        mine = {s.name: s for s in self._steps}
+
+        def definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, Step]:
+            stored = [s.name for s in detail.steps]
+            if set(stored) != set(mine):
+                raise InvalidInput(
+                    f"pipeline {pipeline_id} has steps {', '.join(stored)}; this definition"
+                    f" has {', '.join(mine)}"
+                )
+            return mine
+
+        return await _resume(_client(self._client), pipeline_id, definitions, on_update)
+
+
+def _stored_definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, Step]:
+    """Steps rebuilt from the store: each re-run step's callable imported from its target."""
+    steps = {}
+    for s in detail.steps:
+        if s.name not in rerun:
+            continue
+        if s.target is None:
+            raise InvalidInput(
+                f"step {s.name!r} of pipeline {detail.id} is not importable (a lambda or a"
+                " nested function); resume it with resume_pipeline(id, steps=[...]) or"
+                " Pipeline.resume(id)"
+            )
+        fn = import_target(s.target)
+        steps[s.name] = Step(s.name, fn, s.depends_on, s.retries, s.backoff, s.timeout)
+    return steps
+
+
+def run_pipeline(
+    name: str,
+    steps: Sequence[Step | Callable[..., Any]],
+    description: str | None = None,
+    max_parallel: int = DEFAULT_MAX_PARALLEL,
+    *,
+    experiment: str | None = None,
+    client: Client | None = None,
+    on_update: Update | None = None,
+) -> PipelineResult:
+    """Run steps as a pipeline once; see :class:`Pipeline` and the module docs."""
+    definition = Pipeline(
+        name,
+        steps,
+        description=description,
+        max_parallel=max_parallel,
+        experiment=experiment,
+        client=client,
+    )
+    return definition.run(on_update=on_update)
+
+
+def resume_pipeline(
+    pipeline_id: str,
+    steps: Sequence[Step | Callable[..., Any]] | None = None,
+    *,
+    client: Client | None = None,
+    on_update: Update | None = None,
+) -> PipelineResult:
+    """Re-run the failed, skipped or killed steps of a pipeline, reusing stored results.
+
+    Without ``steps``, each step's callable is imported from where it was defined.
+    """
+    if steps is not None:
+        definition = Pipeline("resume", steps, client=client)
+        return definition.resume(pipeline_id, on_update=on_update)
+    chosen = _client(client)
+    return _blocking(partial(_resume, chosen, pipeline_id, _stored_definitions, on_update))
+
+
+def pipelines(
+    name: str | None = None,
+    status: str | None = None,
+    limit: int | None = 50,
+    *,
+    client: Client | None = None,
+) -> list[PipelineInfo]:
+    """Pipelines, newest first, with step counts by status; narrowed by name and status."""
+    return _client(client)._op(ops.list_pipelines, name, status, limit)
+
+
+def pipeline(pipeline_id: str, *, client: Client | None = None) -> PipelineDetail:
+    """A pipeline with its steps: dependencies, status, times, attempts, runs and results."""
+    return _client(client)._op(ops.get_pipeline, pipeline_id)
+
+
+__all__ = [
+    "Pipeline",
+    "PipelineFailed",
+    "PipelineResult",
+    "Step",
+    "StepContext",
+    "pipeline",
+    "pipelines",
+    "resume_pipeline",
+    "run_pipeline",
+]
