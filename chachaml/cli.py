@@ -1,4 +1,4 @@
-"""The ``chachaml`` command line: look at runs and experiments, run the demo.
+"""The ``chachaml`` command line: look at runs and experiments, run the demo, serve MCP.
 
 Subcommands register themselves in :data:`COMMANDS`; each gets the parsed arguments and a
 :class:`~chachaml.tracking.client.Client` built from ``--store``/``--artifacts`` (falling back
@@ -8,7 +8,9 @@ to ``CHACHAML_STORE``/``CHACHAML_ARTIFACTS``). Heavy imports stay inside the com
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -156,6 +158,55 @@ def cmd_migrate(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def _toolsets(args: argparse.Namespace) -> tuple[str, ...]:
+    from chachaml.tools.catalogue import parse_toolsets
+
+    chosen = args.toolsets
+    return parse_toolsets(chosen if chosen is not None else os.environ.get("CHACHAML_MCP_TOOLSETS"))
+
+
+def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
+    """Speak MCP over stdin/stdout (for Claude Desktop, Claude Code, Continue...)."""
+    import anyio
+
+    from chachaml.server.mcp_app import serve_stdio
+
+    settings = client.settings
+    anyio.run(
+        functools.partial(
+            serve_stdio,
+            settings.store_url,
+            settings.artifact_root,
+            toolsets=_toolsets(args),
+            read_only=args.read_only,
+            user=settings.user,
+        )
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, client: Client) -> int:
+    """Serve the web app, with MCP over streamable HTTP at /mcp."""
+    import anyio
+
+    from chachaml.server.app import serve_http
+
+    settings = client.settings
+    anyio.run(
+        functools.partial(
+            serve_http,
+            settings.store_url,
+            settings.artifact_root,
+            host=args.host,
+            port=args.port,
+            toolsets=_toolsets(args),
+            read_only=args.read_only,
+            user=settings.user,
+        )
+    )
+    return 0
+
+
 COMMANDS.update(
     runs=cmd_runs,
     show=cmd_show,
@@ -163,7 +214,21 @@ COMMANDS.update(
     best=cmd_best,
     demo=cmd_demo,
     migrate=cmd_migrate,
+    mcp=cmd_mcp,
+    serve=cmd_serve,
 )
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS keeps the top-level --store/--artifacts when these are not repeated here
+    p.add_argument("--store", default=argparse.SUPPRESS, help="store URL")
+    p.add_argument("--artifacts", default=argparse.SUPPRESS, help="artifact root")
+    p.add_argument(
+        "--toolsets",
+        help="comma-separated opt-in tool groups: metrics, artifacts, registry, or all"
+        " (default: $CHACHAML_MCP_TOOLSETS)",
+    )
+    p.add_argument("--read-only", action="store_true", help="leave out every tool that writes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--merge", action="store_true", help="copy into a target that already holds data"
     )
+
+    p = sub.add_parser("mcp", help="serve MCP over stdio")
+    _server_options(p)
+
+    p = sub.add_parser("serve", help="serve the web app with MCP (streamable HTTP) at /mcp")
+    _server_options(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
     return parser
 
 

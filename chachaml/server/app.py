@@ -1,0 +1,85 @@
+"""The web app: one Starlette application over one store, with MCP (streamable HTTP) at ``/mcp``.
+
+``create_app`` only constructs; the caller opens and closes the store, and the app's lifespan
+runs the MCP session manager. Sessions are stateless, so any number of replicas can serve
+the same store behind a load balancer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from chachaml.server.mcp_app import build_mcp
+from chachaml.store import open_store
+from chachaml.store.artifacts import ArtifactStore, open_artifact_store
+from chachaml.store.protocol import Store
+
+
+async def health(request: Request) -> JSONResponse:
+    """Liveness: the app is up."""
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    store: Store,
+    *,
+    artifacts: ArtifactStore | None = None,
+    toolsets: Iterable[str] = (),
+    read_only: bool = False,
+    host: str = "127.0.0.1",
+    user: str = "mcp",
+) -> Starlette:
+    """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and ``/health``.
+
+    ``host`` is the address the server binds: on loopback, requests whose Host or Origin
+    header is not loopback are refused (DNS-rebinding protection).
+    """
+    mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only, user=user)
+    mcp_routes: list[BaseRoute] = list(
+        mcp.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host
+        ).routes
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with mcp.session_manager.run():
+            yield
+
+    app = Starlette(routes=[Route("/health", health), *mcp_routes], lifespan=lifespan)
+    app.state.store = store
+    return app
+
+
+async def serve_http(
+    store_url: str,
+    artifact_root: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    toolsets: Iterable[str] = (),
+    read_only: bool = False,
+    user: str = "mcp",
+) -> None:
+    """Open the store and serve the app with uvicorn until interrupted."""
+    import uvicorn
+
+    store = await open_store(store_url)
+    try:
+        app = create_app(
+            store,
+            artifacts=open_artifact_store(artifact_root),
+            toolsets=toolsets,
+            read_only=read_only,
+            host=host,
+            user=user,
+        )
+        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+    finally:
+        await store.close()

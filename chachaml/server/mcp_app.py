@@ -1,0 +1,163 @@
+"""The MCP server: the tool catalogue, resources and prompts over one store.
+
+``build_mcp(store)`` constructs the server (no I/O); ``serve_stdio(url)`` opens the store and
+speaks MCP on stdin/stdout; :func:`chachaml.server.app.create_app` mounts the same server as
+streamable HTTP at ``/mcp``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp_types import ToolAnnotations
+
+from chachaml.errors import ChachamlError
+from chachaml.server.mcp_registry import registry_tools
+from chachaml.server.mcp_tools import ToolFn, reported, run_tools
+from chachaml.server.mcp_toolsets import artifact_tools, metric_tools
+from chachaml.store import open_store
+from chachaml.store.artifacts import ArtifactStore, open_artifact_store
+from chachaml.store.protocol import Store
+from chachaml.tools import registry as registry_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tools.catalogue import SPECS, selected_tools
+
+INSTRUCTIONS = """\
+chachaml tracks machine-learning experiments: runs (params, metrics, tags, notes, datasets,
+artifacts) grouped in experiments, and a registry of model versions with stages.
+Start with list_experiments or list_runs; best_run answers "which run was best" in one call;
+get_run shows one run in full; compare_runs explains differences. since/until take ISO dates.
+Run ids in results are the ids to pass to other tools."""
+
+
+def _annotations(name: str) -> ToolAnnotations:
+    spec = SPECS[name]
+    return ToolAnnotations(
+        title=spec.title,
+        read_only_hint=not spec.writes,
+        destructive_hint=spec.destructive,
+        idempotent_hint=spec.idempotent,
+        open_world_hint=False,
+    )
+
+
+def _all_tools(store: Store, artifacts: ArtifactStore, user: str) -> list[ToolFn]:
+    return [
+        *run_tools(store),
+        *registry_tools(store, user),
+        *metric_tools(store),
+        *artifact_tools(store, artifacts),
+    ]
+
+
+def build_mcp(
+    store: Store,
+    *,
+    artifacts: ArtifactStore | None = None,
+    toolsets: Iterable[str] = (),
+    read_only: bool = False,
+    user: str = "mcp",
+) -> MCPServer:
+    """The chachaml MCP server over an open store: the default 16 tools plus opt-in toolsets.
+
+    ``read_only`` leaves out every tool that writes; registry changes are attributed to
+    ``user``. Nothing is opened or read until a request arrives.
+    """
+    server: MCPServer = MCPServer(
+        "chachaml", title="chachaml", instructions=INSTRUCTIONS, log_level="WARNING"
+    )
+    wanted = selected_tools(toolsets, read_only=read_only)
+    tools = _all_tools(store, artifacts or open_artifact_store("."), user)
+    by_name = {fn.__name__: fn for fn in tools}
+    for name in wanted:
+        server.add_tool(
+            reported(by_name[name]),
+            title=SPECS[name].title,
+            description=inspect.cleandoc(by_name[name].__doc__ or ""),
+            annotations=_annotations(name),
+        )
+    _add_resources(server, store)
+    _add_prompts(server)
+    return server
+
+
+def _add_resources(server: MCPServer, store: Store) -> None:
+    @server.resource(
+        "chachaml://runs/{run_id}",
+        name="run",
+        title="A run",
+        description="One run in full (params, metrics, tags, note, datasets, artifacts) as JSON.",
+        mime_type="application/json",
+    )
+    async def run_resource(run_id: str) -> str:
+        try:
+            run = await run_ops.get_run(store, run_id)
+        except ChachamlError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        return run.model_dump_json(indent=1)
+
+    @server.resource(
+        "chachaml://models/{name}/{version}",
+        name="model_version",
+        title="A model version",
+        description="One registered model version as JSON; version is a number or a stage name.",
+        mime_type="application/json",
+    )
+    async def model_version_resource(name: str, version: str) -> str:
+        number, stage = (int(version), None) if version.isdigit() else (None, version)
+        try:
+            found = await registry_ops.get_model_version(store, name, number, stage)
+        except ChachamlError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        return found.model_dump_json(indent=1)
+
+
+def _add_prompts(server: MCPServer) -> None:
+    @server.prompt(title="Analyse an experiment")
+    def analyse_experiment(experiment: str) -> str:
+        """Summarise an experiment: what was tried, what worked best, and what to try next."""
+        return (
+            f"Analyse the chachaml experiment {experiment!r}.\n"
+            f"1. list_runs with experiment={experiment!r} (limit 50) to see what was run.\n"
+            "2. best_run for its main metric (direction min for losses).\n"
+            "3. compare_runs on the best run and two typical ones to find the params that matter.\n"
+            "Report: what was tried, the best run (id, metric value, params), which params seem"
+            " to drive the metric, failed runs and why, and two concrete next experiments."
+        )
+
+    @server.prompt(title="Compare the last N runs")
+    def compare_last_runs(n: int = 5, experiment: str | None = None) -> str:
+        """Compare the most recent runs and explain how they differ."""
+        scope = f" of experiment {experiment!r}" if experiment else ""
+        return (
+            f"Compare the last {n} runs{scope} in chachaml.\n"
+            f"Call list_runs (limit {n}{f', experiment={experiment!r}' if experiment else ''}),"
+            " then compare_runs with their run ids. Explain which params differ, how the"
+            " metrics moved, and which run you would keep, in a short table and three bullets."
+        )
+
+
+async def serve_stdio(
+    store_url: str,
+    artifact_root: str,
+    *,
+    toolsets: Iterable[str] = (),
+    read_only: bool = False,
+    user: str = "mcp",
+) -> None:
+    """Open the store and speak MCP over stdin/stdout until the client hangs up."""
+    store = await open_store(store_url)
+    try:
+        server = build_mcp(
+            store,
+            artifacts=open_artifact_store(artifact_root),
+            toolsets=toolsets,
+            read_only=read_only,
+            user=user,
+        )
+        await server.run_stdio_async()
+    finally:
+        await store.close()

@@ -1,0 +1,386 @@
+"""The run and experiment tools of the default catalogue, as MCP tool functions over a store.
+
+Each tool validates through the operations of :mod:`chachaml.tools`, returns structured
+content (its output schema is the model in its return annotation) plus a compact text
+rendering, and bounds what it returns with a limit and an "N more" note.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from chachaml import validation as v
+from chachaml.errors import ChachamlError
+from chachaml.models import (
+    BestRun,
+    Comparison,
+    Dataset,
+    Experiment,
+    Run,
+    RunInfo,
+    RunQuery,
+)
+from chachaml.server import render
+from chachaml.store.protocol import Store
+from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import runs as run_ops
+
+ToolFn = Callable[..., Awaitable[CallToolResult]]
+
+MAX_LIMIT = 200
+MAX_EXPORT = 1000
+MAX_EXPERIMENTS = 100
+
+RunId = Annotated[str, Field(description="A run id exactly as list_runs or search_runs print it.")]
+ExperimentName = Annotated[
+    str | None, Field(description="Only runs of this experiment (exact name).")
+]
+Since = Annotated[
+    str | None,
+    Field(
+        description="Only runs started at or after this ISO date or datetime (UTC unless it"
+        " has an offset), e.g. 2026-01-01 or 2026-01-31T12:00:00Z."
+    ),
+]
+Until = Annotated[
+    str | None,
+    Field(description="Only runs started before this ISO date or datetime, e.g. 2026-02-01."),
+]
+Limit = Annotated[
+    int, Field(ge=1, le=MAX_LIMIT, description=f"How many runs to return (1-{MAX_LIMIT}).")
+]
+Status = Literal["running", "completed", "failed", "killed"]
+CompareOp = Literal[">", ">=", "<", "<=", "="]
+
+
+class RunList(BaseModel):
+    """Runs, with how many matched in all (``more`` were left out by the limit)."""
+
+    runs: list[RunInfo]
+    total: int
+    more: int
+
+
+class BestRunAnswer(BaseModel):
+    """The best run, or ``null`` when no run logged the metric."""
+
+    best: BestRun | None
+
+
+class Tags(BaseModel):
+    """A run's tags."""
+
+    run_id: str
+    tags: dict[str, str]
+
+
+class Note(BaseModel):
+    """A run's markdown note."""
+
+    run_id: str
+    note: str
+
+
+class Datasets(BaseModel):
+    """The datasets a run used."""
+
+    run_id: str
+    datasets: list[Dataset]
+
+
+class ExperimentList(BaseModel):
+    """Experiments, most recently active first."""
+
+    experiments: list[Experiment]
+    total: int
+    more: int
+
+
+class Records(BaseModel):
+    """Flat run records: run fields, then ``params.*``, ``metrics.*`` and ``tags.*`` columns."""
+
+    records: list[dict[str, Any]]
+    total: int
+    more: int
+
+
+def answer(data: BaseModel, text: str) -> CallToolResult:
+    """A tool result: the model as structured content, and its text rendering."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=data.model_dump(mode="json"),
+    )
+
+
+def reported(fn: ToolFn) -> ToolFn:
+    """Turn chachaml errors into tool errors whose message reaches the client.
+
+    The SDK shows the client only "Error executing tool NAME" for an unexpected exception;
+    a ``ToolError`` keeps its text, so an agent reads e.g. "run 'abc' not found".
+    """
+
+    @functools.wraps(fn)
+    async def call(**kwargs: Any) -> CallToolResult:
+        try:
+            return await fn(**kwargs)
+        except ChachamlError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return call
+
+
+def _scope(**filters: object) -> str:
+    shown = [f"{k}={val}" for k, val in filters.items() if val is not None]
+    return ", ".join(shown) if shown else "all runs"
+
+
+async def _total(store: Store, found: int, limit: int, query: RunQuery) -> int:
+    """How many runs match in all; a count query only when the page is full."""
+    return found if found < limit else await run_ops.count_runs(store, query)
+
+
+def run_tools(store: Store) -> list[ToolFn]:
+    """The run and experiment tools of the default catalogue, bound to ``store``."""
+
+    async def list_runs(
+        experiment: ExperimentName = None,
+        status: Annotated[Status | None, Field(description="Only runs in this state.")] = None,
+        limit: Limit = 20,
+        created_by: Annotated[str | None, Field(description="Only runs by this user.")] = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> Annotated[CallToolResult, RunList]:
+        """List runs, newest first, with their status and latest metric values.
+
+        Use it to see what was trained recently or by whom; narrow with experiment, status,
+        created_by and a since/until window. Returns run ids to pass to get_run or
+        compare_runs, and says how many more runs matched the limit.
+        Example: {"experiment": "mnist", "status": "completed", "since": "2026-01-01"}.
+        """
+        runs = await run_ops.list_runs(
+            store,
+            experiment=experiment,
+            status=status,
+            created_by=created_by,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        query = RunQuery(
+            experiment=experiment,
+            status=status,
+            created_by=created_by,
+            since=v.when(since, "since"),
+            until=v.when(until, "until"),
+        )
+        total = await _total(store, len(runs), limit, query)
+        scope = _scope(
+            experiment=experiment, status=status, created_by=created_by, since=since, until=until
+        )
+        return answer(
+            RunList(runs=runs, total=total, more=total - len(runs)),
+            render.runs_text(runs, total, f"{scope}; newest first"),
+        )
+
+    async def get_run(run_id: RunId) -> Annotated[CallToolResult, Run]:
+        """Everything about one run: params, metric summaries, tags, note, datasets, artifacts.
+
+        Use it after list_runs/search_runs/best_run to inspect a run in detail.
+        Example: {"run_id": "3f2c9a..."}.
+        """
+        run = await run_ops.get_run(store, run_id)
+        return answer(run, render.run_text(run))
+
+    async def compare_runs(
+        run_ids: Annotated[
+            list[str],
+            Field(
+                min_length=2,
+                max_length=run_ops.MAX_COMPARE,
+                description=f"2 to {run_ops.MAX_COMPARE} run ids.",
+            ),
+        ],
+    ) -> Annotated[CallToolResult, Comparison]:
+        """Compare runs side by side: the params that differ and every latest metric value.
+
+        Use it to explain why one run beat another.
+        Example: {"run_ids": ["3f2c9a...", "8b71d0..."]}.
+        """
+        comparison = await run_ops.compare_runs(store, run_ids)
+        return answer(comparison, render.comparison_text(comparison))
+
+    async def search_runs(
+        experiment: ExperimentName = None,
+        metric_key: Annotated[
+            str | None, Field(description="Metric to threshold, e.g. accuracy.")
+        ] = None,
+        op: Annotated[
+            CompareOp | None, Field(description="How the latest value compares to metric_value.")
+        ] = None,
+        metric_value: Annotated[float | None, Field(description="The threshold.")] = None,
+        limit: Limit = 20,
+        since: Since = None,
+        until: Until = None,
+    ) -> Annotated[CallToolResult, RunList]:
+        """Find runs whose latest value of a metric passes a threshold.
+
+        Give metric_key, op and metric_value together (or none, to list newest first).
+        Results are ordered by that metric (best first for >, >=, =; lowest first for <, <=).
+        Example: {"metric_key": "accuracy", "op": ">=", "metric_value": 0.9}.
+        """
+        runs = await run_ops.search_runs(
+            store,
+            experiment=experiment,
+            metric_key=metric_key,
+            op=op,
+            metric_value=metric_value,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        query = RunQuery(
+            experiment=experiment,
+            since=v.when(since, "since"),
+            until=v.when(until, "until"),
+            metric_conditions=run_ops.conditions_for(metric_key, op, metric_value),
+        )
+        total = await _total(store, len(runs), limit, query)
+        cond = f"{metric_key} {op} {metric_value}" if metric_key else None
+        scope = _scope(experiment=experiment, where=cond, since=since, until=until)
+        return answer(
+            RunList(runs=runs, total=total, more=total - len(runs)),
+            render.runs_text(runs, total, scope),
+        )
+
+    async def best_run(
+        metric: Annotated[str, Field(description="The metric to rank by, e.g. val_loss.")],
+        experiment: ExperimentName = None,
+        direction: Annotated[
+            Literal["max", "min"], Field(description="max if higher is better, min if lower.")
+        ] = "max",
+        since: Since = None,
+        until: Until = None,
+    ) -> Annotated[CallToolResult, BestRunAnswer]:
+        """The single run with the highest (or lowest) latest value of a metric.
+
+        Answers "which run had the best accuracy last month?" in one call; runs that never
+        logged the metric are ignored, and the answer is null when none did.
+        Example: {"metric": "val_loss", "direction": "min", "since": "2026-01-01"}.
+        """
+        best = await run_ops.best_run(
+            store, metric, experiment=experiment, direction=direction, since=since, until=until
+        )
+        scope = _scope(experiment=experiment, since=since, until=until)
+        return answer(BestRunAnswer(best=best), render.best_text(best, metric, scope))
+
+    async def add_tag(
+        run_id: RunId,
+        key: Annotated[str, Field(description="Tag key, e.g. reviewed.")],
+        value: Annotated[str, Field(description="Tag value, e.g. yes.")],
+    ) -> Annotated[CallToolResult, Tags]:
+        """Set one tag on a run (overwriting the same key); returns the run's tags.
+
+        Use it to mark runs, e.g. as reviewed or as a candidate for promotion.
+        Example: {"run_id": "3f2c9a...", "key": "candidate", "value": "yes"}.
+        """
+        tags = await run_ops.add_tag(store, run_id, key, value)
+        return answer(Tags(run_id=run_id, tags=tags), render.tags_text(run_id, tags))
+
+    async def set_note(
+        run_id: RunId,
+        note: Annotated[str, Field(description="Markdown; replaces the run's current note.")],
+    ) -> Annotated[CallToolResult, Note]:
+        """Replace a run's markdown note, e.g. with a summary of what was learned.
+
+        The previous note is overwritten; read it first with get_run to extend it.
+        Example: {"run_id": "3f2c9a...", "note": "Best so far: lr=0.01 beats 0.1."}.
+        """
+        await run_ops.set_note(store, run_id, note)
+        return answer(
+            Note(run_id=run_id, note=note), f"Note of run {run_id} set ({len(note)} characters)."
+        )
+
+    async def get_tags(run_id: RunId) -> Annotated[CallToolResult, Tags]:
+        """A run's tags. Example: {"run_id": "3f2c9a..."}."""
+        tags = await run_ops.get_tags(store, run_id)
+        return answer(Tags(run_id=run_id, tags=tags), render.tags_text(run_id, tags))
+
+    async def get_datasets(run_id: RunId) -> Annotated[CallToolResult, Datasets]:
+        """The datasets a run used: role (train, eval...), name, rows, columns, source, digest.
+
+        Use it to check two runs were trained on the same data. Example: {"run_id": "3f2c9a..."}.
+        """
+        run = await run_ops.get_run(store, run_id)
+        text = (
+            f"Datasets of run {run.id}:\n{render.datasets_table(run.datasets)}"
+            if run.datasets
+            else f"Run {run.id} logged no datasets."
+        )
+        return answer(Datasets(run_id=run.id, datasets=run.datasets), text)
+
+    async def list_experiments() -> Annotated[CallToolResult, ExperimentList]:
+        """Every experiment with its run count, owner and last activity, most recent first.
+
+        Start here to learn what exists before filtering runs by experiment.
+        """
+        found = await experiment_ops.list_experiments(store)
+        shown = found[:MAX_EXPERIMENTS]
+        return answer(
+            ExperimentList(experiments=shown, total=len(found), more=len(found) - len(shown)),
+            render.experiments_text(shown, len(found)),
+        )
+
+    async def create_experiment(
+        name: Annotated[str, Field(description="Experiment name, e.g. churn-model.")],
+        description: Annotated[str | None, Field(description="What it is about.")] = None,
+        owner: Annotated[str | None, Field(description="Who is responsible for it.")] = None,
+    ) -> Annotated[CallToolResult, Experiment]:
+        """Create an experiment, or update the description/owner of an existing one.
+
+        Example: {"name": "churn-model", "description": "Monthly churn classifier"}.
+        """
+        exp = await experiment_ops.create_experiment(store, name, description, owner)
+        return answer(
+            exp,
+            f"Experiment {exp.name!r} ready ({exp.run_count} runs; owner: {exp.owner or '-'}).",
+        )
+
+    async def export_runs(
+        experiment: ExperimentName = None,
+        limit: Annotated[
+            int,
+            Field(ge=1, le=MAX_EXPORT, description=f"How many runs to export (1-{MAX_EXPORT})."),
+        ] = 100,
+    ) -> Annotated[CallToolResult, Records]:
+        """Runs as flat records (one per run: fields, params.*, metrics.*, tags.*), newest first.
+
+        Use it to analyse many runs at once, e.g. to see how a param relates to a metric.
+        Example: {"experiment": "mnist", "limit": 200}.
+        """
+        records = await run_ops.export_runs(store, experiment=experiment, limit=limit)
+        total = await _total(store, len(records), limit, RunQuery(experiment=experiment))
+        return answer(
+            Records(records=records, total=total, more=total - len(records)),
+            render.records_text(records, total),
+        )
+
+    return [
+        list_runs,
+        get_run,
+        compare_runs,
+        search_runs,
+        best_run,
+        add_tag,
+        set_note,
+        get_tags,
+        get_datasets,
+        list_experiments,
+        create_experiment,
+        export_runs,
+    ]

@@ -1,0 +1,235 @@
+"""Opt-in MCP toolsets: ``metrics`` (history, plots) and ``artifacts`` (list, read)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
+from pydantic import BaseModel, Field
+
+from chachaml.models import Artifact, MetricSeries, Table
+from chachaml.serializers import decode
+from chachaml.server import render
+from chachaml.server.mcp_tools import RunId, ToolFn, answer
+from chachaml.store.artifacts import ArtifactStore
+from chachaml.store.protocol import Store
+from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import runs as run_ops
+
+MAX_KEYS = 10
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+Keys = Annotated[
+    list[str],
+    Field(min_length=1, max_length=MAX_KEYS, description='Metric keys, e.g. ["loss", "val_loss"].'),
+]
+
+
+class MetricTable(BaseModel):
+    """Several metrics of one run joined on step, downsampled to at most ``max_points`` rows."""
+
+    run_id: str
+    keys: list[str]
+    steps: list[int]
+    values: dict[str, list[float | None]]
+    points: int
+    downsampled: bool
+
+
+class ArtifactList(BaseModel):
+    """A run's artifacts."""
+
+    run_id: str
+    artifacts: list[Artifact]
+
+
+def join_on_step(series: Sequence[MetricSeries], max_points: int) -> MetricTable:
+    """Join metric series on step, keeping the last value of each key per step bucket.
+
+    With more distinct steps than ``max_points``, the step range is cut into that many
+    buckets; each row is a bucket's last step and each key's last value within it.
+    """
+    all_steps = sorted({s for ser in series for s in ser.steps})
+    points = sum(len(ser.steps) for ser in series)
+    if not all_steps:
+        rows: list[int] = []
+    elif len(all_steps) <= max_points:
+        rows = all_steps
+    else:
+        lo, hi = all_steps[0], all_steps[-1]
+        width = (hi - lo + 1) / max_points
+        last_in_bucket: dict[int, int] = {}
+        for s in all_steps:
+            last_in_bucket[min(int((s - lo) / width), max_points - 1)] = s
+        rows = sorted(last_in_bucket.values())
+    values: dict[str, list[float | None]] = {}
+    for ser in series:
+        column: list[float | None] = []
+        pairs = list(zip(ser.steps, ser.values, strict=True))
+        i, current = 0, None
+        for row_step in rows:
+            found = False
+            while i < len(pairs) and pairs[i][0] <= row_step:
+                current, found = pairs[i][1], True
+                i += 1
+            column.append(current if found else None)
+        values[ser.key] = column
+    return MetricTable(
+        run_id=series[0].run_id if series else "",
+        keys=[s.key for s in series],
+        steps=rows,
+        values=values,
+        points=points,
+        downsampled=len(rows) < len(all_steps),
+    )
+
+
+def _plot_png(table: MetricTable, log_y: bool) -> bytes:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ToolError("plot_metrics needs matplotlib: pip install 'chachaml[plot]'") from None
+    import io
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for key in table.keys:
+        pts = [(s, y) for s, y in zip(table.steps, table.values[key], strict=True) if y is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=key)
+    ax.set_xlabel("step")
+    ax.set_title(f"run {table.run_id[:12]}")
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def metric_tools(store: Store) -> list[ToolFn]:
+    """The ``metrics`` toolset, bound to ``store``."""
+
+    async def _table(run_id: str, keys: list[str], max_points: int) -> MetricTable:
+        series = [await run_ops.metric_history(store, run_id, k) for k in dict.fromkeys(keys)]
+        return join_on_step(series, max_points)
+
+    async def get_metric_history(
+        run_id: RunId,
+        keys: Keys,
+        max_points: Annotated[
+            int, Field(ge=2, le=2000, description="Most rows to return (downsampled).")
+        ] = 200,
+    ) -> Annotated[CallToolResult, MetricTable]:
+        """The history of one or more metrics of a run, joined on step and downsampled.
+
+        Use it to see how training went (did the loss plateau? did val_loss diverge?).
+        Each row is a step; long histories are cut into max_points buckets keeping each
+        bucket's last value. Example: {"run_id": "3f2c9a...", "keys": ["loss", "val_loss"]}.
+        """
+        table = await _table(run_id, keys, max_points)
+        rows = [[s, *(table.values[k][i] for k in table.keys)] for i, s in enumerate(table.steps)]
+        head = f"{len(rows)} rows from {table.points} points of run {table.run_id}" + (
+            " (downsampled)" if table.downsampled else ""
+        )
+        return answer(table, f"{head}:\n{render.table(['step', *table.keys], rows)}")
+
+    async def plot_metrics(
+        run_id: RunId,
+        keys: Keys,
+        log_y: Annotated[bool, Field(description="Logarithmic y axis.")] = False,
+    ) -> CallToolResult:
+        """A PNG line chart of one or more metrics of a run against step.
+
+        Use it when a picture of the training curves helps. Example:
+        {"run_id": "3f2c9a...", "keys": ["loss", "val_loss"], "log_y": true}.
+        """
+        table = await _table(run_id, keys, 1000)
+        png = await anyio.to_thread.run_sync(_plot_png, table, log_y)
+        return CallToolResult(
+            content=[
+                ImageContent(
+                    type="image", data=base64.b64encode(png).decode(), mime_type="image/png"
+                ),
+                TextContent(
+                    type="text",
+                    text=f"Chart of {', '.join(table.keys)} for run {table.run_id}"
+                    f" ({table.points} points).",
+                ),
+            ]
+        )
+
+    return [get_metric_history, plot_metrics]
+
+
+def _artifact_content(art: Artifact, data: bytes, max_chars: int) -> list[ContentBlock]:
+    if art.content_type in IMAGE_TYPES:
+        return [
+            ImageContent(
+                type="image", data=base64.b64encode(data).decode(), mime_type=art.content_type
+            ),
+        ]
+    if art.serializer == "pickle":
+        raise ToolError(
+            f"artifact {art.name!r} was stored with pickle, which is not read over MCP"
+            " (loading it can run code); load it in Python with allow_pickle=True"
+        )
+    value: Any = decode(data, art.serializer)
+    if art.serializer == "table" and isinstance(value, Table):
+        rows = value.rows[: render.MAX_ROWS]
+        text = render.table(value.headers, rows) + render.more_note(
+            len(rows), len(value.rows), "only the first rows are shown"
+        )
+    elif art.serializer == "numpy":
+        text = f"numpy array, shape {value.shape}, dtype {value.dtype}:\n{value!r}"
+    elif art.serializer == "json":
+        text = json.dumps(value, indent=1, default=str)
+    elif isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            text = f"binary content ({art.content_type}, {art.size} bytes) cannot be shown as text"
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"\n… ({len(text) - max_chars} more characters; raise max_chars)"
+    return [TextContent(type="text", text=text)]
+
+
+def artifact_tools(store: Store, artifacts: ArtifactStore) -> list[ToolFn]:
+    """The ``artifacts`` toolset, bound to ``store`` and the artifact store."""
+
+    async def list_artifacts(run_id: RunId) -> Annotated[CallToolResult, ArtifactList]:
+        """A run's artifacts: name, content type, size. Example: {"run_id": "3f2c9a..."}."""
+        found = await artifact_ops.list_artifacts(store, run_id)
+        rows = [[a.name, a.content_type, a.serializer, a.size, a.created_at] for a in found]
+        text = (
+            f"Artifacts of run {run_id}:\n"
+            + render.table(["artifact", "type", "serializer", "bytes", "created"], rows)
+            if found
+            else f"Run {run_id} has no artifacts."
+        )
+        return answer(ArtifactList(run_id=run_id, artifacts=found), text)
+
+    async def read_artifact(
+        run_id: RunId,
+        name: Annotated[str, Field(description="Artifact name as list_artifacts shows it.")],
+        max_chars: Annotated[
+            int, Field(ge=100, le=200_000, description="Longest text to return.")
+        ] = 20_000,
+    ) -> CallToolResult:
+        """Read an artifact: text and JSON as text, tables as a table, images as images.
+
+        Example: {"run_id": "3f2c9a...", "name": "confusion_matrix"}.
+        """
+        art, data = await artifact_ops.read_bytes(store, artifacts, run_id, name)
+        return CallToolResult(content=_artifact_content(art, data, max_chars))
+
+    return [list_artifacts, read_artifact]
