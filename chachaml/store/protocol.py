@@ -35,12 +35,13 @@ from chachaml.models import (
     RunInfo,
     RunQuery,
 )
+from chachaml.store.alert_protocol import AlertStore
 from chachaml.store.pipeline_protocol import PipelineStore
 from chachaml.store.registry_protocol import RegistryStore
 
 
-class Store(RegistryStore, PipelineStore, Protocol):
-    """Async persistence for experiments, runs, everything logged on them, models and pipelines."""
+class Store(RegistryStore, PipelineStore, AlertStore, Protocol):
+    """Async persistence for experiments, runs and their data, models, pipelines and alerts."""
 
     @property
     def url(self) -> str:

@@ -32,6 +32,7 @@ from chachaml.models import (
     RunQuery,
 )
 from chachaml.store import rows
+from chachaml.store.sql_alerts import SQLAlerts
 from chachaml.store.sql_driver import IntegrityViolation, Tx
 from chachaml.store.sql_pipelines import SQLPipelines
 from chachaml.store.sql_registry import SQLRegistry
@@ -59,7 +60,7 @@ EXPERIMENT_SELECT = """
 OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 
 
-class SQLStore(SQLRegistry, SQLPipelines, ABC):
+class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, ABC):
     """Tracking and registry operations in portable SQL; subclasses own the connections."""
 
     _url: str

@@ -223,4 +223,49 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX pipeline_steps_run ON pipeline_steps (run_id)",
         ),
     ),
+    Migration(
+        4,
+        "alerts",
+        (
+            """CREATE TABLE alerts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL
+                    CHECK (kind IN ('threshold', 'drop', 'no_completed_run', 'silent_run')),
+                experiment TEXT,
+                metric_key TEXT,
+                op TEXT CHECK (op IN ('>', '>=', '<', '<=', '=')),
+                threshold REAL,
+                drop_pct REAL,
+                baseline_model TEXT,
+                baseline_runs INTEGER,
+                window_seconds REAL,
+                cooldown_seconds REAL NOT NULL DEFAULT 0,
+                webhook_url TEXT,
+                secret TEXT,
+                created_by TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                last_fired_at REAL
+            )""",
+            # events are history: they keep run ids and experiment names after runs are deleted
+            """CREATE TABLE alert_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+                subject TEXT NOT NULL,
+                run_id TEXT,
+                experiment TEXT,
+                value REAL,
+                threshold REAL,
+                baseline REAL,
+                message TEXT NOT NULL,
+                fired_at REAL NOT NULL,
+                delivery TEXT NOT NULL
+                    CHECK (delivery IN ('none', 'pending', 'delivered', 'failed')),
+                attempts TEXT NOT NULL DEFAULT '[]',
+                UNIQUE (alert_id, subject)
+            )""",
+            "CREATE INDEX alert_events_alert ON alert_events (alert_id, id)",
+        ),
+    ),
 )

@@ -1,0 +1,143 @@
+"""Alert rules and the events they fire, as every alert query returns them.
+
+Like :mod:`chachaml.models`, each record is a frozen pydantic model with aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chachaml.models import Op
+
+AlertKind = Literal["threshold", "drop", "no_completed_run", "silent_run"]
+DeliveryStatus = Literal["none", "pending", "delivered", "failed"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Alert(_Model):
+    """A rule as lists show it: the webhook is shown by host only, the secret never.
+
+    ``kind`` says which fields apply:
+
+    - ``threshold``: a run's latest ``metric_key`` value ``op`` ``threshold``;
+    - ``drop``: a run's latest value fell more than ``drop_pct`` percent below a baseline, the
+      production version of ``baseline_model`` (its source run's value) or else the mean of
+      the ``baseline_runs`` completed runs of the experiment started before it;
+    - ``no_completed_run``: an experiment has had no completed run for ``window_seconds``;
+    - ``silent_run``: a run that never ended has logged no metric for ``window_seconds``.
+    """
+
+    name: str
+    kind: AlertKind
+    experiment: str | None = None
+    metric_key: str | None = None
+    op: Op | None = None
+    threshold: float | None = None
+    drop_pct: float | None = None
+    baseline_model: str | None = None
+    baseline_runs: int | None = None
+    window_seconds: float | None = None
+    cooldown_seconds: float = 0.0
+    webhook: str | None = None
+    signed: bool = False
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    last_fired_at: datetime | None = None
+
+
+class AlertRule(Alert):
+    """A rule with what delivery needs: the full webhook URL and the signing secret."""
+
+    webhook_url: str | None = None
+    secret: str | None = Field(default=None, repr=False)
+
+    def public(self) -> Alert:
+        """The rule without its webhook URL and secret."""
+        return Alert(**self.model_dump(exclude={"webhook_url", "secret"}))
+
+
+class NewAlert(_Model):
+    """A validated rule for the store to create, or to replace the one with its name."""
+
+    name: str
+    kind: AlertKind
+    experiment: str | None = None
+    metric_key: str | None = None
+    op: Op | None = None
+    threshold: float | None = None
+    drop_pct: float | None = None
+    baseline_model: str | None = None
+    baseline_runs: int | None = None
+    window_seconds: float | None = None
+    cooldown_seconds: float = 0.0
+    webhook_url: str | None = None
+    secret: str | None = Field(default=None, repr=False)
+    created_by: str
+
+
+class DeliveryAttempt(_Model):
+    """One POST to the webhook: when, the HTTP status (if any answer came), the error if any."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    seconds: float
+
+
+class NewAlertEvent(_Model):
+    """What evaluation found, for the store to record as a firing of a rule.
+
+    ``subject`` is what the rule fires at most once for: a run id, or for
+    ``no_completed_run`` the experiment and its last completed run.
+    """
+
+    subject: str
+    run_id: str | None = None
+    experiment: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    baseline: float | None = None
+    message: str
+    fired_at: float
+    webhook: bool
+
+
+class AlertEvent(_Model):
+    """A firing of a rule, with its delivery state and every attempt made."""
+
+    id: int
+    alert: str
+    kind: AlertKind
+    subject: str
+    run_id: str | None = None
+    experiment: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    baseline: float | None = None
+    message: str
+    fired_at: datetime
+    delivery: DeliveryStatus
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
+
+
+class StaleExperiment(_Model):
+    """An experiment whose latest completed run ended before a cutoff (or that has none)."""
+
+    experiment: str
+    last_run_id: str | None = None
+    last_completed_at: datetime | None = None
+
+
+class SilentRun(_Model):
+    """A run that never ended and whose latest metric point (or start) is before a cutoff."""
+
+    run_id: str
+    experiment: str
+    last_activity: datetime

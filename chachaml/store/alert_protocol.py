@@ -1,0 +1,83 @@
+"""The ``AlertStore`` protocol: the alerting part of every backend.
+
+Contract for implementers (on top of the ``Store`` contract):
+
+- A rule's name is unique: ``set_alert`` with a name that exists replaces that rule's
+  definition in place (same identity, same history, its ``created_*`` kept), never adds a
+  second rule; concurrent ``set_alert`` calls on one name leave exactly one rule.
+- ``fire_alert`` is the only way an event is recorded and is one transaction that first
+  locks the rule's row, so that whatever the interleaving of tasks, threads or processes:
+  a rule fires at most once per subject (a unique index backs this), and not again within
+  its cooldown of its last firing. It returns ``None`` when it records nothing.
+- ``record_delivery`` appends one attempt to an event's list and sets its delivery status;
+  attempts are kept in the order recorded.
+- Events are listed newest first. Deleting a rule deletes its events.
+- A rule or event that does not exist raises ``NotFound`` naming it (for rules, listing the
+  names that exist).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from chachaml.alert_models import (
+    AlertEvent,
+    AlertRule,
+    DeliveryAttempt,
+    DeliveryStatus,
+    NewAlert,
+    NewAlertEvent,
+    SilentRun,
+    StaleExperiment,
+)
+
+
+class AlertStore(Protocol):
+    """Async persistence for alert rules and the events they fire."""
+
+    async def set_alert(self, new: NewAlert) -> AlertRule:
+        """Create the rule, or replace the definition of the rule with its name."""
+        ...
+
+    async def list_alerts(self) -> list[AlertRule]:
+        """Every rule, by name."""
+        ...
+
+    async def get_alert(self, name: str) -> AlertRule:
+        """One rule; ``NotFound`` listing the rules if absent."""
+        ...
+
+    async def delete_alert(self, name: str) -> None:
+        """Delete a rule and its events; ``NotFound`` listing the rules if absent."""
+        ...
+
+    async def fire_alert(self, name: str, event: NewAlertEvent) -> AlertEvent | None:
+        """Record a firing unless the rule fired for this subject already or is cooling down.
+
+        The event's delivery status starts ``pending`` when ``event.webhook`` is true, else
+        ``none``.
+        """
+        ...
+
+    async def record_delivery(
+        self, event_id: int, attempt: DeliveryAttempt, status: DeliveryStatus
+    ) -> None:
+        """Append a delivery attempt to an event and set its delivery status."""
+        ...
+
+    async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Events of one rule (of every rule when ``name`` is ``None``), newest first."""
+        ...
+
+    async def stale_experiments(
+        self, experiment: str | None, cutoff: float
+    ) -> list[StaleExperiment]:
+        """Experiments (all, or the one named) with no run completed at or after ``cutoff``.
+
+        An experiment with no completed run at all counts only if created before ``cutoff``.
+        """
+        ...
+
+    async def silent_runs(self, experiment: str | None, cutoff: float) -> list[SilentRun]:
+        """Unarchived runs never ended whose latest metric point (or start) is before ``cutoff``."""
+        ...

@@ -1,0 +1,187 @@
+"""The AlertStore contract on every backend: one rule per name, one firing per subject, cooldown."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import anyio
+import pytest
+
+from chachaml.alert_models import DeliveryAttempt, NewAlert, NewAlertEvent
+from chachaml.errors import NotFound
+from chachaml.models import NewRun, to_datetime
+from chachaml.store import Store, open_store
+from chachaml.store.codec import make_chunk
+
+pytestmark = pytest.mark.anyio
+
+
+def rule(name: str = "acc-low", cooldown: float = 0.0, **changes: object) -> NewAlert:
+    fields: dict[str, object] = {
+        "name": name,
+        "kind": "threshold",
+        "metric_key": "accuracy",
+        "op": "<",
+        "threshold": 0.8,
+        "cooldown_seconds": cooldown,
+        "created_by": "tester",
+    }
+    return NewAlert.model_validate({**fields, **changes})
+
+
+def event(subject: str, at: float, webhook: bool = False) -> NewAlertEvent:
+    return NewAlertEvent(
+        subject=subject,
+        run_id=subject,
+        experiment="mnist",
+        message="m",
+        fired_at=at,
+        webhook=webhook,
+    )
+
+
+async def new_run(store: Store, started: float, experiment: str = "mnist") -> str:
+    run_id = uuid.uuid4().hex
+    await store.create_run(
+        NewRun(
+            id=run_id,
+            experiment=experiment,
+            name=None,
+            created_by="tester",
+            started_at=started,
+            heartbeat_timeout=3600.0,
+        )
+    )
+    return run_id
+
+
+async def test_setting_a_name_twice_replaces_the_rule(store: Store) -> None:
+    first = await store.set_alert(rule(webhook_url="https://hooks.test/T/B/secret", secret="k"))
+    second = await store.set_alert(rule(threshold=0.5, created_by="bob"))
+    (only,) = await store.list_alerts()
+    assert only == second
+    assert (only.threshold, only.webhook_url, only.secret, only.signed) == (0.5, None, None, False)
+    assert only.created_by == "tester" and only.created_at == first.created_at
+    assert first.webhook == "https://hooks.test/…" and first.signed
+
+
+async def test_concurrent_sets_of_one_name_leave_one_rule(store_url: str) -> None:
+    stores = [await open_store(store_url) for _ in range(3)]
+    try:
+        async with anyio.create_task_group() as tg:
+            for i, s in enumerate(stores * 3):
+                tg.start_soon(s.set_alert, rule(threshold=float(i)))
+        assert len(await stores[0].list_alerts()) == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_rule_fires_once_per_subject_whatever_the_interleaving(store_url: str) -> None:
+    stores = [await open_store(store_url) for _ in range(3)]
+    try:
+        await stores[0].set_alert(rule())
+        fired: list[int] = []
+
+        async def fire(s: Store) -> None:
+            found = await s.fire_alert("acc-low", event("run-1", time.time()))
+            if found is not None:
+                fired.append(found.id)
+
+        async with anyio.create_task_group() as tg:
+            for s in stores * 4:
+                tg.start_soon(fire, s)
+        assert len(fired) == 1
+        (stored,) = await stores[0].alert_events("acc-low")
+        assert stored.id == fired[0] and stored.delivery == "none"
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_cooldown_counts_from_the_last_firing(store: Store) -> None:
+    await store.set_alert(rule(cooldown=600))
+    now = time.time()
+    assert await store.fire_alert("acc-low", event("a", now)) is not None
+    assert await store.fire_alert("acc-low", event("b", now + 599)) is None
+    assert await store.fire_alert("acc-low", event("b", now + 600)) is not None
+    (alert,) = await store.list_alerts()
+    assert alert.last_fired_at == to_datetime(now + 600)
+    assert [e.subject for e in await store.alert_events()] == ["b", "a"]
+
+
+async def test_deliveries_append_attempts_in_order(store: Store) -> None:
+    await store.set_alert(rule(webhook_url="https://hooks.test/x"))
+    fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
+    assert fired is not None and fired.delivery == "pending" and fired.attempts == []
+    tries = [
+        DeliveryAttempt(at=to_datetime(1.0), status_code=500, error="HTTP 500", seconds=0.1),
+        DeliveryAttempt(at=to_datetime(2.0), status_code=200, seconds=0.2),
+    ]
+    await store.record_delivery(fired.id, tries[0], "pending")
+    await store.record_delivery(fired.id, tries[1], "delivered")
+    (stored,) = await store.alert_events("acc-low")
+    assert stored.attempts == tries and stored.delivery == "delivered"
+    with pytest.raises(NotFound, match="alert event 999999"):
+        await store.record_delivery(999_999, tries[0], "failed")
+
+
+async def test_events_list_newest_first_per_rule_and_limited(store: Store) -> None:
+    await store.set_alert(rule("one"))
+    await store.set_alert(rule("two"))
+    for i in range(3):
+        await store.fire_alert("one", event(f"r{i}", 100.0 + i))
+    await store.fire_alert("two", event("r9", 50.0))
+    assert [e.subject for e in await store.alert_events("one")] == ["r2", "r1", "r0"]
+    assert [e.subject for e in await store.alert_events(limit=2)] == ["r2", "r1"]
+    assert [e.alert for e in await store.alert_events()][-1] == "two"
+
+
+async def test_deleting_a_rule_deletes_its_events(store: Store) -> None:
+    await store.set_alert(rule())
+    await store.fire_alert("acc-low", event("a", 1.0))
+    await store.delete_alert("acc-low")
+    assert await store.list_alerts() == [] and await store.alert_events() == []
+    with pytest.raises(NotFound, match=r"alert 'acc-low' not found \(alerts: none\)"):
+        await store.delete_alert("acc-low")
+
+
+async def test_unknown_rules_raise_not_found_listing_the_rules(store: Store) -> None:
+    await store.set_alert(rule())
+    for call in (
+        store.get_alert("nope"),
+        store.alert_events("nope"),
+        store.fire_alert("nope", event("a", 1.0)),
+    ):
+        with pytest.raises(NotFound, match=r"alert 'nope' not found \(alerts: acc-low\)"):
+            await call
+
+
+async def test_stale_experiments_by_last_completed_run(store: Store) -> None:
+    now = time.time()
+    done = await new_run(store, now - 7200)
+    await store.end_run(done, "completed", None, now - 7000)
+    failed = await new_run(store, now - 10)
+    await store.end_run(failed, "failed", "boom", now - 5)  # a failed run does not count
+    await new_run(store, now, experiment="fresh")  # created now, nothing completed yet
+    (stale,) = await store.stale_experiments(None, now - 3600)
+    assert (stale.experiment, stale.last_run_id) == ("mnist", done)
+    assert stale.last_completed_at == to_datetime(now - 7000)
+    assert await store.stale_experiments("mnist", now - 8000) == []
+    (never,) = await store.stale_experiments("fresh", now + 1)
+    assert never.last_run_id is None and never.last_completed_at is None
+
+
+async def test_silent_runs_by_latest_metric_point(store: Store) -> None:
+    now = time.time()
+    quiet = await new_run(store, now - 3600)
+    busy = await new_run(store, now - 3600)
+    await store.log_metrics([make_chunk(busy, "loss", [(0, 1.0, now - 60)])])
+    ended = await new_run(store, now - 3600)
+    await store.end_run(ended, "completed", None, now - 3000)
+    (silent,) = await store.silent_runs(None, now - 600)
+    assert (silent.run_id, silent.experiment) == (quiet, "mnist")
+    assert silent.last_activity == to_datetime(now - 3600)
+    assert await store.silent_runs("other", now) == []
+    assert {s.run_id for s in await store.silent_runs("mnist", now)} == {quiet, busy}
