@@ -11,9 +11,10 @@ import pytest
 
 from chachaml.cli import main
 from chachaml.errors import Conflict
+from chachaml.pipeline import PipelineFailed, Step, pipeline, pipelines, run_pipeline
 from chachaml.registry import Registry
 from chachaml.store import open_store
-from chachaml.store.migrate import as_sql_store, migrate
+from chachaml.store.migrate import MigrationReport, as_sql_store, migrate
 from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.services import postgres_schema
@@ -167,3 +168,38 @@ def test_merging_a_model_that_differs_is_a_conflict(tmp_path: Path, pg_url: str)
 
     with pytest.raises(Conflict, match="shared-name"):
         anyio.run(merge)
+
+
+def test_pipelines_move_with_their_steps_once(tmp_path: Path, pg_url: str) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'local.db'}"
+    local = client_for(sqlite_url, tmp_path)
+    try:
+        with pytest.raises(PipelineFailed):
+            run_pipeline(
+                "etl", [Step("a", lambda c: [1]), Step("b", lambda c: 1 / 0), Step("c", print)],
+                client=local,
+            )  # fmt: skip
+        run_pipeline("ok", [Step("x", lambda c: {"k": 1}), Step("y", print)], client=local)
+        expected = [pipeline(p.id, client=local) for p in pipelines(client=local)]
+    finally:
+        local.close()
+
+    async def run() -> MigrationReport:
+        source = as_sql_store(await open_store(sqlite_url), sqlite_url)
+        target = as_sql_store(await open_store(pg_url), pg_url)
+        try:
+            return await migrate(source, target)
+        finally:
+            await source.close()
+            await target.close()
+
+    first = anyio.run(run)
+    assert (first.copied["pipelines"], first.copied["pipeline_steps"]) == (2, 5)
+    again = anyio.run(run)  # a resumed migration: everything is there already
+    assert again.skipped_pipelines == 2 and "pipelines" not in again.copied
+    team = client_for(pg_url, tmp_path)
+    try:
+        assert [pipeline(p.id, client=team) for p in pipelines(client=team)] == expected
+        assert {s.status for s in expected[1].steps} == {"completed", "failed", "skipped"}
+    finally:
+        team.close()

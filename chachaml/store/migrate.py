@@ -1,11 +1,11 @@
 """Copying one store into another (``chachaml migrate``), resumable and verified.
 
 The unit of copying is a run (with its params, tags, metric chunks and summaries, datasets
-and artifact records) and then a model (with its versions, aliases, tags and audit trail):
-each is written in one target transaction and skipped when the target already has it, so an
-interrupted migration resumes without duplicating rows. Experiments and models are matched
-by name, so ids may differ between the stores. At the end every copied run and model is
-counted again on both sides.
+and artifact records), then a model (with its versions, aliases, tags and audit trail), then
+a pipeline (with its steps): each is written in one target transaction and skipped when the
+target already has it, so an interrupted migration resumes without duplicating rows.
+Experiments and models are matched by name, so ids may differ between the stores. At the end
+every copied run, model and pipeline is counted again on both sides.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ MODEL_CHILDREN: tuple[tuple[str, str, str], ...] = (
         "id",
     ),
 )
+PIPELINE_COLUMNS = (
+    "id, name, description, run_id, status, created_by, started_at, ended_at, error,"
+    " max_parallel, resumes"
+)
+STEP_COLUMNS = (
+    "name, position, depends_on, target, retries, backoff, timeout, status, started_at,"
+    " ended_at, error, attempts, run_id, result"
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,6 +69,7 @@ class MigrationReport:
     copied: dict[str, int] = field(default_factory=dict)
     skipped_runs: int = 0
     skipped_models: int = 0
+    skipped_pipelines: int = 0
 
     def add(self, table: str, n: int) -> None:
         """Count ``n`` rows written to ``table``."""
@@ -108,6 +117,9 @@ async def migrate(
     async with source._read() as db:
         run_ids = [r[0] for r in await db.fetchall("SELECT id FROM runs ORDER BY started_at, id")]
         model_names = [r[0] for r in await db.fetchall("SELECT name FROM models ORDER BY id")]
+        pipeline_ids = [
+            r[0] for r in await db.fetchall("SELECT id FROM pipelines ORDER BY started_at, id")
+        ]
     for start in range(0, len(run_ids), batch):
         for run_id in run_ids[start : start + batch]:
             if not await _copy_run(source, target, run_id, report):
@@ -120,7 +132,12 @@ async def migrate(
             report.skipped_models += 1
         if progress:
             progress("models", i, len(model_names))
-    await verify(source, target, run_ids, model_names)
+    for i, pipeline_id in enumerate(pipeline_ids, 1):
+        if not await _copy_pipeline(source, target, pipeline_id, report):
+            report.skipped_pipelines += 1
+        if progress:
+            progress("pipelines", i, len(pipeline_ids))
+    await verify(source, target, run_ids, model_names, pipeline_ids)
     return report
 
 
@@ -128,10 +145,12 @@ async def _is_resume(source: SQLStore, target: SQLStore) -> bool:
     async with target._read() as db:
         runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
         models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
+        pipes = {r[0] for r in await db.fetchall("SELECT id FROM pipelines")}
     async with source._read() as db:
         src_runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
         src_models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
-    return runs <= src_runs and models <= src_models
+        src_pipes = {r[0] for r in await db.fetchall("SELECT id FROM pipelines")}
+    return runs <= src_runs and models <= src_models and pipes <= src_pipes
 
 
 async def _copy_experiments(source: SQLStore, target: SQLStore, report: MigrationReport) -> None:
@@ -259,7 +278,37 @@ async def _copy_model(
     return copied
 
 
-async def _tally(store: SQLStore, run_ids: Sequence[str], models: Sequence[str]) -> dict[str, int]:
+async def _copy_pipeline(
+    source: SQLStore, target: SQLStore, pipeline_id: str, report: MigrationReport
+) -> bool:
+    async with source._read() as db:
+        (pipe,) = await db.fetchall(
+            f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?", (pipeline_id,)
+        )
+        steps = await db.fetchall(
+            f"SELECT {STEP_COLUMNS} FROM pipeline_steps WHERE pipeline_id = ? ORDER BY position",
+            (pipeline_id,),
+        )
+
+    async def body(db: Tx) -> bool:
+        if await _count(db, "SELECT count(*) FROM pipelines WHERE id = ?", (pipeline_id,)):
+            return False
+        await db.execute(_insert_sql("pipelines", PIPELINE_COLUMNS), pipe)
+        await db.executemany(
+            _insert_sql("pipeline_steps", "pipeline_id, " + STEP_COLUMNS),
+            [(pipeline_id, *s) for s in steps],
+        )
+        report.add("pipelines", 1)
+        report.add("pipeline_steps", len(steps))
+        return True
+
+    copied: bool = await target._transact(body)
+    return copied
+
+
+async def _tally(
+    store: SQLStore, run_ids: Sequence[str], models: Sequence[str], pipelines: Sequence[str]
+) -> dict[str, int]:
     counts: dict[str, int] = {}
     async with store._read() as db:
         for start in range(0, len(run_ids), 500):
@@ -280,15 +329,26 @@ async def _tally(store: SQLStore, run_ids: Sequence[str], models: Sequence[str])
                     " WHERE m.name = ?",
                     (name,),
                 )
+        for start in range(0, len(pipelines), 500):
+            ids = pipelines[start : start + 500]
+            marks = ", ".join("?" * len(ids))
+            for table, column in (("pipelines", "id"), ("pipeline_steps", "pipeline_id")):
+                counts[table] = counts.get(table, 0) + await _count(
+                    db, f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", ids
+                )
     return counts
 
 
 async def verify(
-    source: SQLStore, target: SQLStore, run_ids: Sequence[str], models: Sequence[str]
+    source: SQLStore,
+    target: SQLStore,
+    run_ids: Sequence[str],
+    models: Sequence[str],
+    pipelines: Sequence[str] = (),
 ) -> None:
-    """Check that the target holds as many rows of each copied run and model as the source."""
-    expected = await _tally(source, run_ids, models)
-    found = await _tally(target, run_ids, models)
+    """Check that the target holds as many rows of each copied run, model and pipeline."""
+    expected = await _tally(source, run_ids, models, pipelines)
+    found = await _tally(target, run_ids, models, pipelines)
     wrong = {t: (n, found.get(t, 0)) for t, n in expected.items() if found.get(t, 0) != n}
     if wrong:
         detail = ", ".join(f"{t}: source {a}, target {b}" for t, (a, b) in sorted(wrong.items()))
