@@ -366,17 +366,22 @@ class Pipeline:
         """Each step's dependencies; ``InvalidInput`` for duplicates, unknown steps, cycles."""
         return plan(self._steps)
 
-    def run(self, *, on_update: Update | None = None) -> PipelineResult:
+    def run(
+        self, *, on_update: Update | None = None, client: Client | None = None
+    ) -> PipelineResult:
         """Run every step; ``on_update(step, status)`` hears each status change.
 
-        Raises :class:`PipelineFailed` when a step failed, after recording everything.
+        ``client`` overrides the definition's. Raises :class:`PipelineFailed` when a step
+        failed, after recording everything.
         """
-        return _blocking(partial(self.arun, on_update=on_update))
+        return _blocking(partial(self.arun, on_update=on_update, client=client))
 
-    async def arun(self, *, on_update: Update | None = None) -> PipelineResult:
+    async def arun(
+        self, *, on_update: Update | None = None, client: Client | None = None
+    ) -> PipelineResult:
         """Async twin of :meth:`run` (async steps run on the caller's event loop)."""
         deps = self.validate()
-        client = _client(self._client)
+        client = _client(client or self._client)
         pid = uuid.uuid4().hex
         run = await client.astart_run(
             self.experiment or self.name, self.name, tags={PIPELINE_TAG: pid}
@@ -411,11 +416,15 @@ class Pipeline:
         execution = Execution(client, pid, steps, deps, set(deps), {}, self.max_parallel, on_update)
         return await _drive(client, self.name, run, execution)
 
-    def resume(self, pipeline_id: str, *, on_update: Update | None = None) -> PipelineResult:
+    def resume(
+        self, pipeline_id: str, *, on_update: Update | None = None, client: Client | None = None
+    ) -> PipelineResult:
         """Re-run the failed, skipped or killed steps of an earlier run of this pipeline."""
-        return _blocking(partial(self.aresume, pipeline_id, on_update=on_update))
+        return _blocking(partial(self.aresume, pipeline_id, on_update=on_update, client=client))
 
-    async def aresume(self, pipeline_id: str, *, on_update: Update | None = None) -> PipelineResult:
+    async def aresume(
+        self, pipeline_id: str, *, on_update: Update | None = None, client: Client | None = None
+    ) -> PipelineResult:
         """Async twin of :meth:`resume`."""
         self.validate()
         mine = {s.name: s for s in self._steps}
@@ -429,7 +438,7 @@ class Pipeline:
                 )
             return mine
 
-        return await _resume(_client(self._client), pipeline_id, definitions, on_update)
+        return await _resume(_client(client or self._client), pipeline_id, definitions, on_update)
 
 
 def _stored_definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, Step]:
