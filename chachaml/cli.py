@@ -207,6 +207,13 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace, client: Client) -> int:
+    """Run a pipeline definition (``module:attr``) with a live view of its steps."""
+    from chachaml.pipeline_display import run_with_board
+
+    return run_with_board(args.target, client, sys.stdout)
+
+
 COMMANDS.update(
     runs=cmd_runs,
     show=cmd_show,
@@ -214,6 +221,7 @@ COMMANDS.update(
     best=cmd_best,
     demo=cmd_demo,
     migrate=cmd_migrate,
+    pipeline=cmd_pipeline,
     mcp=cmd_mcp,
     serve=cmd_serve,
 )
@@ -266,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--merge", action="store_true", help="copy into a target that already holds data"
     )
+
+    p = sub.add_parser("pipeline", help="run a pipeline defined in Python")
+    actions = p.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("run", help="run a Pipeline, showing its steps as they go")
+    p.add_argument("target", help="module:attr naming a chachaml Pipeline, e.g. flows:nightly")
 
     p = sub.add_parser("mcp", help="serve MCP over stdio")
     _server_options(p)
