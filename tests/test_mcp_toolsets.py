@@ -44,17 +44,17 @@ def only_text(blocks: list[object]) -> str:
 
 def test_toolsets_parse_from_a_comma_list_and_reject_unknown_names() -> None:
     assert parse_toolsets("metrics, registry") == ("metrics", "registry")
-    assert parse_toolsets("all") == ("metrics", "artifacts", "registry")
+    assert parse_toolsets("all") == ("metrics", "artifacts", "registry", "pipelines")
     assert parse_toolsets(None) == ()
-    with pytest.raises(InvalidInput, match="unknown toolset 'pipelines'; choose from metrics"):
-        parse_toolsets("pipelines")
+    with pytest.raises(InvalidInput, match="unknown toolset 'pipes'; choose from metrics"):
+        parse_toolsets("pipes")
 
 
 def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
     assert len(DEFAULT_TOOLS) == 16
     read_only = selected_tools(read_only=True)
     assert set(DEFAULT_TOOLS) - set(read_only) == {"add_tag", "set_note", "create_experiment"}
-    everything = selected_tools(["metrics", "artifacts", "registry"])
+    everything = selected_tools(["metrics", "artifacts", "registry", "pipelines"])
     assert set(everything) - set(DEFAULT_TOOLS) == {
         "get_metric_history",
         "plot_metrics",
@@ -62,6 +62,8 @@ def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
         "read_artifact",
         "promote_model",
         "set_model_note",
+        "list_pipelines",
+        "get_pipeline",
     }
 
 

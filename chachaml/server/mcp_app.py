@@ -15,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
 from chachaml.errors import ChachamlError
+from chachaml.server.mcp_pipelines import pipeline_tools
 from chachaml.server.mcp_registry import registry_tools
 from chachaml.server.mcp_tools import ToolFn, reported, run_tools
 from chachaml.server.mcp_toolsets import artifact_tools, metric_tools
@@ -50,6 +51,7 @@ def _all_tools(store: Store, artifacts: ArtifactStore, user: str) -> list[ToolFn
         *registry_tools(store, user),
         *metric_tools(store),
         *artifact_tools(store, artifacts),
+        *pipeline_tools(store),
     ]
 
 

@@ -49,6 +49,8 @@ CATALOGUE: tuple[ToolSpec, ...] = (
     ToolSpec("read_artifact", "Read an artifact", "artifacts"),
     ToolSpec("promote_model", "Promote a model version", "registry", writes=True, destructive=True),
     ToolSpec("set_model_note", "Set a model's note", "registry", writes=True, destructive=True),
+    ToolSpec("list_pipelines", "List pipelines", "pipelines"),
+    ToolSpec("get_pipeline", "Get a pipeline", "pipelines"),
 )
 
 SPECS: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOGUE}
