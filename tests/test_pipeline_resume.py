@@ -234,4 +234,3 @@ async def test_run_pipeline_works_inside_an_event_loop_and_inside_a_run(client: 
     assert result.results["shout"] == "HI"
     pipeline_run = await client.aget_run(result.run_id)
     assert pipeline_run.parent_id == outer.id and pipeline_run.experiment == "in-loop"
-
