@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 DEFAULT_STORE = "sqlite:///./chachaml.db"
 DEFAULT_ARTIFACTS = "./chachaml-artifacts/"
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -61,6 +62,9 @@ class Settings:
     flush_interval: float = 1.0
     flush_points: int = 50_000
     max_pending_points: int = 200_000
+    base_url: str = DEFAULT_BASE_URL
+    alert_timeout: float = 5.0
+    alert_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +78,9 @@ class Settings:
             flush_interval=_float(env, "CHACHAML_FLUSH_SECONDS", 1.0),
             flush_points=_int(env, "CHACHAML_FLUSH_POINTS", 50_000),
             max_pending_points=_int(env, "CHACHAML_MAX_PENDING_POINTS", 200_000),
+            base_url=(env.get("CHACHAML_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            alert_timeout=_float(env, "CHACHAML_ALERT_TIMEOUT_SECONDS", 5.0),
+            alert_attempts=_int(env, "CHACHAML_ALERT_ATTEMPTS", 3),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -70,7 +70,9 @@ def test_the_table_judges_figures_against_the_targets(tmp_path: Path) -> None:
     )
     rows = bench_run.build_rows(results)
     by_figure = {r.figure.split(" (")[0]: r for r in rows}
-    assert by_figure["best_run ms"].passed is True  # 20 runs answer well within 5 ms
+    best = by_figure["best_run ms"]
+    assert best.chachaml is not None and best.chachaml > 0
+    assert best.passed is (best.chachaml <= 5.0)  # judged against the target
     assert by_figure["ingest points/s"].mlflow is None
     text = bench_run.render(rows, ["a note"])
     assert "best_run ms (20 runs)" in text

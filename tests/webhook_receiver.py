@@ -1,0 +1,90 @@
+"""A real webhook receiver on loopback: records every POST and answers as scripted."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+HANG = "hang"  # a scripted answer: hold the request open until the test ends
+
+
+@dataclass
+class Received:
+    """One POST as the receiver saw it."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """The receiver's URL, what it received, and the answers it still has to give."""
+
+    url: str
+    script: list[int | str] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        receiver.received.append(Received(dict(self.headers.items()), body))
+        answer = receiver.script.pop(0) if receiver.script else 200
+        if answer == HANG:
+            receiver.release.wait(timeout=30)
+            return
+        assert isinstance(answer, int)
+        self.send_response(answer)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: Receiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up on a hung request is expected; ignore its broken pipe."""
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    """Serve on 127.0.0.1 in a thread; yields the receiver, then stops it."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    host, port = server.server_address[:2]
+    server.receiver = Receiver(url=f"http://{host!s}:{port}/hook")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.receiver
+    finally:
+        server.receiver.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
