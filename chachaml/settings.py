@@ -1,7 +1,8 @@
 """Configuration read from the environment, in one place.
 
 Precedence: explicit arguments (``use_store``, CLI flags) win over ``CHACHAML_*``
-environment variables, which win over the defaults. Nothing else in chachaml reads
+environment variables, which win over the usual ``AWS_*`` variables (for an ``s3://``
+artifact root), which win over the defaults. Nothing else in chachaml reads
 ``os.environ`` for configuration.
 """
 
@@ -51,6 +52,62 @@ def os_user() -> str:
         return "unknown"
 
 
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    return next((env[n] for n in names if env.get(n)), None)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach an ``s3://`` artifact root; ``None`` leaves a value to the AWS defaults.
+
+    With no keys, the library's AWS credential chain applies (web identity, container
+    and instance credentials). An ``http://`` endpoint (MinIO on a private network) is allowed.
+    """
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    checksum: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> S3Settings:
+        """``CHACHAML_S3_*`` variables, falling back to the usual ``AWS_*`` ones."""
+        key: str | None
+        if env.get("CHACHAML_S3_ACCESS_KEY_ID"):
+            key, secret, token = (
+                env["CHACHAML_S3_ACCESS_KEY_ID"],
+                env.get("CHACHAML_S3_SECRET_ACCESS_KEY") or None,
+                None,
+            )
+        else:
+            key, secret, token = (
+                env.get("AWS_ACCESS_KEY_ID") or None,
+                env.get("AWS_SECRET_ACCESS_KEY") or None,
+                env.get("AWS_SESSION_TOKEN") or None,
+            )
+        return cls(
+            endpoint=_first(env, "CHACHAML_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            region=_first(env, "CHACHAML_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+            access_key_id=key,
+            secret_access_key=secret,
+            session_token=token,
+            checksum=_flag(env, "CHACHAML_S3_CHECKSUM", True),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the tracking client needs to know; immutable, built once."""
@@ -65,6 +122,7 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     alert_timeout: float = 5.0
     alert_attempts: int = 3
+    s3: S3Settings = field(default_factory=S3Settings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +139,7 @@ class Settings:
             base_url=(env.get("CHACHAML_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             alert_timeout=_float(env, "CHACHAML_ALERT_TIMEOUT_SECONDS", 5.0),
             alert_attempts=_int(env, "CHACHAML_ALERT_ATTEMPTS", 3),
+            s3=S3Settings.from_env(env),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -133,7 +133,7 @@ def test_local_store_refuses_uris_outside_its_layout(tmp_path: Path) -> None:
     store = LocalArtifactStore(tmp_path)
 
     async def main() -> None:
-        with pytest.raises(InvalidInput, match="not a local artifact URI"):
+        with pytest.raises(InvalidInput, match="not an artifact object URI"):
             await store.get_bytes("../../etc/passwd")
         with pytest.raises(NotFound, match="missing"):
             await store.get_bytes("objects/ab/" + "c" * 62)

@@ -11,13 +11,17 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import anyio
 
-from chachaml.errors import InvalidInput, NotFound
+from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
+
+if TYPE_CHECKING:
+    from chachaml.settings import S3Settings
 
 CHUNK = 1 << 20
 MAX_NAME = 1024
@@ -60,11 +64,34 @@ class StoredObject:
     size: int
 
 
+def object_uri(sha256: str) -> str:
+    """The relative URI of the object holding content with this sha256."""
+    return f"objects/{sha256[:2]}/{sha256[2:]}"
+
+
+def uri_digest(uri: str) -> str:
+    """The sha256 an object URI names; ``InvalidInput`` for anything but ``objects/ab/<62 hex>``."""
+    parts = uri.split("/")
+    if (
+        len(parts) != 3
+        or parts[0] != "objects"
+        or len(parts[1]) != 2
+        or len(parts[2]) != 62
+        or not all(c in "0123456789abcdef" for c in parts[1] + parts[2])
+    ):
+        raise InvalidInput(f"not an artifact object URI: {uri!r}")
+    return parts[1] + parts[2]
+
+
 class ArtifactStore(Protocol):
     """Blob storage for artifact bytes, addressed by content hash.
 
-    ``put_*`` return the object's URI, sha256 and size; ``get_bytes``/``copy_to`` raise
-    ``NotFound`` for a URI that has no object; ``delete`` ignores missing objects.
+    URIs are relative (``objects/ab/cdef...``), so the same database records work on any
+    artifact root. ``put_*`` return the object's URI, sha256 and size, and skip the upload
+    when the object is already there; ``get_bytes``/``copy_to`` raise ``NotFound`` for a URI
+    that has no object and ``StoreUnavailable`` when the bytes do not match their hash;
+    ``delete`` ignores missing objects. Storage that cannot be reached (or refuses the
+    credentials) raises ``StoreUnavailable`` saying which.
     """
 
     @property
@@ -92,6 +119,14 @@ class ArtifactStore(Protocol):
         """Remove an object if it exists."""
         ...
 
+    async def contains(self, obj: StoredObject) -> bool:
+        """Whether the object is stored, complete, under its hash."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless objects can be stored and read right now."""
+        ...
+
 
 class LocalArtifactStore:
     """Objects as files under a local folder; URIs are ``objects/<2 hex>/<62 hex>``."""
@@ -105,19 +140,11 @@ class LocalArtifactStore:
         return str(self._root)
 
     def _path(self, uri: str) -> Path:
-        parts = uri.split("/")
-        if (
-            len(parts) != 3
-            or parts[0] != "objects"
-            or len(parts[1]) != 2
-            or len(parts[2]) != 62
-            or not all(c in "0123456789abcdef" for c in parts[1] + parts[2])
-        ):
-            raise InvalidInput(f"not a local artifact URI: {uri!r}")
-        return self._root.joinpath(*parts)
+        digest = uri_digest(uri)
+        return self._root / "objects" / digest[:2] / digest[2:]
 
     def _commit(self, tmp: Path, digest: str, size: int) -> StoredObject:
-        uri = f"objects/{digest[:2]}/{digest[2:]}"
+        uri = object_uri(digest)
         final = self._path(uri)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -185,9 +212,53 @@ class LocalArtifactStore:
         """Delete an object; missing objects are ignored."""
         await anyio.to_thread.run_sync(lambda: self._path(uri).unlink(missing_ok=True))
 
+    async def contains(self, obj: StoredObject) -> bool:
+        """Whether the object's file exists with its size (files appear only complete)."""
+        path = self._path(obj.uri)
+        return await anyio.to_thread.run_sync(
+            lambda: path.is_file() and path.stat().st_size == obj.size
+        )
 
-def open_artifact_store(root: str) -> ArtifactStore:
-    """The artifact store a root names: a local folder."""
+    def _check(self) -> None:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create the artifact folder {self._root}: {exc}"
+            raise StoreUnavailable(msg) from exc
+        if not os.access(self._root, os.R_OK | os.W_OK | os.X_OK):
+            raise StoreUnavailable(f"the artifact folder {self._root} is not writable")
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless the folder exists (or can be made) and is writable."""
+        await anyio.to_thread.run_sync(self._check)
+
+    def objects(self) -> Iterator[StoredObject]:
+        """Every object file under the root (its size from the file, its hash from its name)."""
+        folder = self._root / "objects"
+        for path in sorted(folder.glob("??/*")) if folder.is_dir() else ():
+            uri = f"objects/{path.parent.name}/{path.name}"
+            try:
+                digest = uri_digest(uri)
+            except InvalidInput:
+                continue  # not an object file
+            yield StoredObject(uri=uri, sha256=digest, size=path.stat().st_size)
+
+    def path_of(self, obj: StoredObject) -> Path:
+        """The local file holding an object."""
+        return self._path(obj.uri)
+
+
+def open_artifact_store(root: str, s3: S3Settings | None = None) -> ArtifactStore:
+    """The artifact store a root names: ``s3://bucket/prefix`` or a local folder.
+
+    The S3 client library is imported only here, when an ``s3://`` root is opened.
+    """
+    if root.startswith("s3://"):
+        from chachaml.store.s3 import S3ArtifactStore
+
+        return S3ArtifactStore(root, s3)
     if "://" in root and not root.startswith("file://"):
-        raise InvalidInput(f"unsupported artifact root {root!r}; use a local folder path")
+        raise InvalidInput(
+            f"unsupported artifact root {root!r}; use a local folder path or s3://bucket/prefix"
+        )
     return LocalArtifactStore(root.removeprefix("file://"))

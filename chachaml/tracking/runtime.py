@@ -63,7 +63,7 @@ class Runtime:
         async def main() -> None:
             try:
                 self._store = await open_store(self.settings.store_url)
-                self._artifacts = open_artifact_store(self.settings.artifact_root)
+                self._artifacts = open_artifact_store(self.settings.artifact_root, self.settings.s3)
                 self._loop = asyncio.get_running_loop()
                 self._wake = anyio.Event()
                 self._drain_lock = anyio.Lock()
