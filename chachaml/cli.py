@@ -158,6 +158,35 @@ def cmd_migrate(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def cmd_artifacts(args: argparse.Namespace, client: Client) -> int:
+    """Move a local artifact root to S3 (``artifacts migrate --to s3://...``), verifying hashes."""
+    import anyio
+
+    from chachaml.errors import InvalidInput
+    from chachaml.store.artifact_migrate import migrate_artifacts
+    from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
+
+    settings = client.settings
+    source = open_artifact_store(args.source or settings.artifact_root, settings.s3)
+    if not isinstance(source, LocalArtifactStore):
+        raise InvalidInput(f"artifacts migrate copies from a local folder, not {source.root}")
+    target = open_artifact_store(args.target, settings.s3)
+    report = anyio.run(migrate_artifacts, source, target, _progress_bar)
+    print(
+        f"copied {report.copied} objects ({report.bytes_copied / 1e6:.1f} MB), skipped"
+        f" {report.skipped} already in {target.root}; hashes verified"
+    )
+    if report.mismatched:
+        print(
+            f"{len(report.mismatched)} local objects do not match their hash and were not"
+            f" copied: {', '.join(report.mismatched)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"now set CHACHAML_ARTIFACTS={target.root}; {source.root} is no longer needed")
+    return 0
+
+
 def _toolsets(args: argparse.Namespace) -> tuple[str, ...]:
     from chachaml.tools.catalogue import parse_toolsets
 
@@ -221,6 +250,7 @@ COMMANDS.update(
     best=cmd_best,
     demo=cmd_demo,
     migrate=cmd_migrate,
+    artifacts=cmd_artifacts,
     pipeline=cmd_pipeline,
     mcp=cmd_mcp,
     serve=cmd_serve,
@@ -274,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--merge", action="store_true", help="copy into a target that already holds data"
     )
+
+    p = sub.add_parser("artifacts", help="artifact root maintenance")
+    actions = p.add_subparsers(dest="artifacts_command", required=True)
+    p = actions.add_parser(
+        "migrate", help="copy a local artifact root to S3, verifying hashes (resumable)"
+    )
+    p.add_argument("--from", dest="source", help="local artifact root (default: --artifacts)")
+    p.add_argument("--to", dest="target", required=True, help="target root, s3://bucket/prefix")
 
     p = sub.add_parser("pipeline", help="run a pipeline defined in Python")
     actions = p.add_subparsers(dest="action", required=True)
