@@ -209,6 +209,7 @@ def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
             toolsets=_toolsets(args),
             read_only=args.read_only,
             user=settings.user,
+            s3=settings.s3,
         )
     )
     return 0
@@ -231,6 +232,7 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
             toolsets=_toolsets(args),
             read_only=args.read_only,
             user=settings.user,
+            s3=settings.s3,
         )
     )
     return 0

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp_app import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
+
+if TYPE_CHECKING:
+    from chachaml.settings import S3Settings
 
 
 async def health(request: Request) -> JSONResponse:
@@ -35,7 +40,10 @@ def create_app(
     host: str = "127.0.0.1",
     user: str = "mcp",
 ) -> Starlette:
-    """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and ``/health``.
+    """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and the probes.
+
+    ``/health`` and ``/healthz`` say the process is up; ``/readyz`` that the store and
+    artifact store answer.
 
     ``host`` is the address the server binds: on loopback, requests whose Host or Origin
     header is not loopback are refused (DNS-rebinding protection).
@@ -52,8 +60,10 @@ def create_app(
         async with mcp.session_manager.run():
             yield
 
-    app = Starlette(routes=[Route("/health", health), *mcp_routes], lifespan=lifespan)
+    probes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    app = Starlette(routes=[Route("/health", health), *probes, *mcp_routes], lifespan=lifespan)
     app.state.store = store
+    app.state.artifacts = artifacts
     return app
 
 
@@ -66,6 +76,7 @@ async def serve_http(
     toolsets: Iterable[str] = (),
     read_only: bool = False,
     user: str = "mcp",
+    s3: S3Settings | None = None,
 ) -> None:
     """Open the store and serve the app with uvicorn until interrupted."""
     import uvicorn
@@ -74,7 +85,7 @@ async def serve_http(
     try:
         app = create_app(
             store,
-            artifacts=open_artifact_store(artifact_root),
+            artifacts=open_artifact_store(artifact_root, s3),
             toolsets=toolsets,
             read_only=read_only,
             host=host,

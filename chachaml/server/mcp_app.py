@@ -19,6 +19,7 @@ from chachaml.server.mcp_pipelines import pipeline_tools
 from chachaml.server.mcp_registry import registry_tools
 from chachaml.server.mcp_tools import ToolFn, reported, run_tools
 from chachaml.server.mcp_toolsets import artifact_tools, metric_tools
+from chachaml.settings import S3Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
@@ -149,13 +150,14 @@ async def serve_stdio(
     toolsets: Iterable[str] = (),
     read_only: bool = False,
     user: str = "mcp",
+    s3: S3Settings | None = None,
 ) -> None:
     """Open the store and speak MCP over stdin/stdout until the client hangs up."""
     store = await open_store(store_url)
     try:
         server = build_mcp(
             store,
-            artifacts=open_artifact_store(artifact_root),
+            artifacts=open_artifact_store(artifact_root, s3),
             toolsets=toolsets,
             read_only=read_only,
             user=user,
