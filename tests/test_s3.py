@@ -251,3 +251,13 @@ def test_the_s3_library_loads_only_for_an_s3_root() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_failed_credential_lookup_says_no_credentials_were_given() -> None:
+    from obstore.exceptions import GenericError
+
+    store = S3ArtifactStore("s3://bucket/x", S3Settings(endpoint="http://127.0.0.1:9"))
+    lookup = GenericError("Error performing PUT http://169.254.169.254/latest/api/token: 403")
+    error = store._error(lookup, None)
+    assert isinstance(error, StoreUnavailable)
+    assert str(error).startswith("no S3 credentials for s3://bucket/x: set CHACHAML_S3_")

@@ -121,6 +121,12 @@ class S3ArtifactStore:
             )
         if isinstance(exc, FileNotFoundError):
             return NotFound(f"artifact object {uri} is missing from {self.root}")
+        if "http://169.254.1" in text:  # the instance/container metadata credential lookup
+            return StoreUnavailable(
+                f"no S3 credentials for {self.root}: set CHACHAML_S3_ACCESS_KEY_ID and"
+                " CHACHAML_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY);"
+                f" looking them up from the instance metadata service failed: {first}"
+            )
         status = _STATUS.search(text)
         if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or (
             status is not None and status.group(1) in ("401", "403")
