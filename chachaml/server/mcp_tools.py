@@ -15,7 +15,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from chachaml import validation as v
 from chachaml.errors import ChachamlError
 from chachaml.models import (
     BestRun,
@@ -24,7 +23,6 @@ from chachaml.models import (
     Experiment,
     Run,
     RunInfo,
-    RunQuery,
 )
 from chachaml.server import render
 from chachaml.store.protocol import Store
@@ -60,11 +58,10 @@ CompareOp = Literal[">", ">=", "<", "<=", "="]
 
 
 class RunList(BaseModel):
-    """Runs, with how many matched in all (``more`` were left out by the limit)."""
+    """Runs; ``more`` is true when further runs matched beyond the limit."""
 
     runs: list[RunInfo]
-    total: int
-    more: int
+    more: bool
 
 
 class BestRunAnswer(BaseModel):
@@ -103,11 +100,10 @@ class ExperimentList(BaseModel):
 
 
 class Records(BaseModel):
-    """Flat run records: run fields, then ``params.*``, ``metrics.*`` and ``tags.*`` columns."""
+    """Flat run records: fields, ``params.*``, ``metrics.*``, ``tags.*``; ``more`` as in runs."""
 
     records: list[dict[str, Any]]
-    total: int
-    more: int
+    more: bool
 
 
 def answer(data: BaseModel, text: str) -> CallToolResult:
@@ -140,9 +136,9 @@ def _scope(**filters: object) -> str:
     return ", ".join(shown) if shown else "all runs"
 
 
-async def _total(store: Store, found: int, limit: int, query: RunQuery) -> int:
-    """How many runs match in all; a count query only when the page is full."""
-    return found if found < limit else await run_ops.count_runs(store, query)
+def _run_list(found: list[RunInfo], limit: int, scope: str) -> CallToolResult:
+    runs, more = found[:limit], len(found) > limit
+    return answer(RunList(runs=runs, more=more), render.runs_text(runs, more, scope))
 
 
 def run_tools(store: Store) -> list[ToolFn]:
@@ -170,23 +166,12 @@ def run_tools(store: Store) -> list[ToolFn]:
             created_by=created_by,
             since=since,
             until=until,
-            limit=limit,
+            limit=limit + 1,  # one extra row says whether more runs match
         )
-        query = RunQuery(
-            experiment=experiment,
-            status=status,
-            created_by=created_by,
-            since=v.when(since, "since"),
-            until=v.when(until, "until"),
-        )
-        total = await _total(store, len(runs), limit, query)
         scope = _scope(
             experiment=experiment, status=status, created_by=created_by, since=since, until=until
         )
-        return answer(
-            RunList(runs=runs, total=total, more=total - len(runs)),
-            render.runs_text(runs, total, f"{scope}; newest first"),
-        )
+        return _run_list(runs, limit, f"{scope}; newest first")
 
     async def get_run(run_id: RunId) -> Annotated[CallToolResult, Run]:
         """Everything about one run: params, metric summaries, tags, note, datasets, artifacts.
@@ -242,20 +227,11 @@ def run_tools(store: Store) -> list[ToolFn]:
             metric_value=metric_value,
             since=since,
             until=until,
-            limit=limit,
+            limit=limit + 1,
         )
-        query = RunQuery(
-            experiment=experiment,
-            since=v.when(since, "since"),
-            until=v.when(until, "until"),
-            metric_conditions=run_ops.conditions_for(metric_key, op, metric_value),
-        )
-        total = await _total(store, len(runs), limit, query)
         cond = f"{metric_key} {op} {metric_value}" if metric_key else None
-        scope = _scope(experiment=experiment, where=cond, since=since, until=until)
-        return answer(
-            RunList(runs=runs, total=total, more=total - len(runs)),
-            render.runs_text(runs, total, scope),
+        return _run_list(
+            runs, limit, _scope(experiment=experiment, where=cond, since=since, until=until)
         )
 
     async def best_run(
@@ -363,12 +339,10 @@ def run_tools(store: Store) -> list[ToolFn]:
         Use it to analyse many runs at once, e.g. to see how a param relates to a metric.
         Example: {"experiment": "mnist", "limit": 200}.
         """
-        records = await run_ops.export_runs(store, experiment=experiment, limit=limit)
-        total = await _total(store, len(records), limit, RunQuery(experiment=experiment))
-        return answer(
-            Records(records=records, total=total, more=total - len(records)),
-            render.records_text(records, total),
-        )
+        records = await run_ops.export_runs(store, experiment=experiment, limit=limit + 1)
+        shown = records[:limit]
+        more = len(records) > limit
+        return answer(Records(records=shown, more=more), render.records_text(shown, more))
 
     return [
         list_runs,

@@ -47,6 +47,11 @@ def more_note(shown: int, total: int, hint: str) -> str:
     return f"\n({extra} more; {hint})" if extra > 0 else ""
 
 
+def more_runs_note(more: bool) -> str:
+    """The note under a run listing cut to its limit (counting every match would be slow)."""
+    return "\n(more runs match; raise limit or narrow with experiment/since/until)" if more else ""
+
+
 def metric_columns(runs: Sequence[RunInfo]) -> list[str]:
     """The metrics most runs share, at most a handful, for run tables."""
     counts = Counter(k for r in runs for k in r.metrics)
@@ -64,13 +69,12 @@ def runs_table(runs: Sequence[RunInfo]) -> str:
     return table(["run_id", "experiment", "name", "status", "user", "started", *keys], rows)
 
 
-def runs_text(runs: Sequence[RunInfo], total: int, what: str) -> str:
-    """A run listing with its count line and "N more" note."""
+def runs_text(runs: Sequence[RunInfo], more: bool, what: str) -> str:
+    """A run listing with a note when more runs matched than the limit."""
     if not runs:
         return f"No runs match ({what})."
-    head = f"{len(runs)} of {total} runs ({what}):"
-    note = more_note(len(runs), total, "raise limit or narrow with experiment/since/until")
-    return f"{head}\n{runs_table(runs)}{note}"
+    head = f"{len(runs)}{'+' if more else ''} runs ({what}):"
+    return f"{head}\n{runs_table(runs)}{more_runs_note(more)}"
 
 
 def _section(title: str, body: str) -> str:
@@ -162,14 +166,14 @@ def experiments_text(experiments: Sequence[Experiment], total: int) -> str:
     return f"{total} experiments:\n{body}" + more_note(len(experiments), total, "")
 
 
-def records_text(records: Sequence[dict[str, Any]], total: int) -> str:
+def records_text(records: Sequence[dict[str, Any]], more: bool) -> str:
     """Flat run records as a table of their columns (metrics and params included)."""
     if not records:
         return "No runs to export."
     columns = list(dict.fromkeys(k for r in records for k in r))
     rows = [[r.get(c) for c in columns] for r in records]
-    note = more_note(len(records), total, "raise limit (max 1000) or filter by experiment")
-    return f"{len(records)} of {total} runs as records:\n{table(columns, rows)}{note}"
+    head = f"{len(records)}{'+' if more else ''} runs as records"
+    return f"{head}:\n{table(columns, rows)}{more_runs_note(more)}"
 
 
 def tags_text(run_id: str, tags: dict[str, str]) -> str:

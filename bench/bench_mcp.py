@@ -1,0 +1,181 @@
+"""The MCP benchmark: ``python bench/bench_mcp.py [--runs N] [--calls N] [--db PATH]``.
+
+Seeds a SQLite store with N runs (100,000 by default) straight through SQL, launches the
+chachaml MCP server over stdio with one extra no-op tool (the SDK's floor), and prints the
+p50/p99 ``tools/call`` round trip of ``list_runs``, ``best_run`` and ``noop`` over
+``--calls`` calls each, plus the time from launching ``chachaml mcp`` to its ``initialize``
+answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+EXPERIMENTS = 20
+STATUSES = ("completed", "completed", "completed", "failed")
+TARGET_RATIO = 2.0
+TARGET_START_SECONDS = 1.0
+
+
+async def _create_schema(url: str) -> None:
+    from chachaml.store import open_store
+
+    store = await open_store(url)
+    await store.close()
+
+
+def seed(path: Path, runs: int) -> None:
+    """Fill a fresh store with ``runs`` ended runs, each with 2 params and 3 metrics."""
+    anyio.run(_create_schema, f"sqlite:///{path}")
+    rng = random.Random(42)
+    now = time.time()
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO experiments (name, created_at) VALUES (?, ?)",
+            [(f"exp-{i}", now - 400 * 86400) for i in range(EXPERIMENTS)],
+        )
+        run_rows, params, summaries = [], [], []
+        for i in range(runs):
+            rid = f"{i:032x}"
+            started = now - (runs - i) * 300.0
+            run_rows.append(
+                (
+                    rid,
+                    1 + i % EXPERIMENTS,
+                    f"run-{i}",
+                    STATUSES[i % 4],
+                    "bench",
+                    started,
+                    started + 240,
+                    started + 240,
+                    30.0,
+                )
+            )
+            params += [(rid, "lr", str(rng.choice([0.1, 0.01, 0.001]))), (rid, "depth", str(i % 9))]
+            for key, value in (
+                ("acc", rng.random()),
+                ("loss", rng.random() * 3),
+                ("f1", rng.random()),
+            ):
+                summaries.append((rid, key, value, 99, started + 240, value, value, 100))
+        db.executemany(
+            "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at, ended_at,"
+            " heartbeat_at, heartbeat_timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            run_rows,
+        )
+        db.executemany("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)", params)
+        db.executemany(
+            "INSERT INTO metric_summary (run_id, key, last_value, last_step, last_time,"
+            " min_value, max_value, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            summaries,
+        )
+    db.execute("ANALYZE")
+    db.close()
+
+
+async def serve(url: str) -> None:
+    """The chachaml MCP server over stdio, plus a ``noop`` tool only the benchmark registers."""
+    from chachaml.server.mcp_app import build_mcp
+    from chachaml.store import open_store
+
+    store = await open_store(url)
+    try:
+        server = build_mcp(store)
+
+        async def noop() -> str:
+            """Do nothing (the benchmark's floor)."""
+            return "ok"
+
+        server.add_tool(noop)
+        await server.run_stdio_async()
+    finally:
+        await store.close()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of the samples, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def time_calls(client: Client, tool: str, args: dict[str, object], calls: int) -> list[float]:
+    """Seconds per ``tools/call`` round trip, after a short warm-up."""
+    for _ in range(20):
+        await client.call_tool(tool, args)
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        result = await client.call_tool(tool, args)
+        samples.append(time.perf_counter() - start)
+        assert not result.is_error, result.content
+    return samples
+
+
+async def start_to_initialize(command: list[str]) -> float:
+    """Seconds from launching a stdio server to its ``initialize`` answer."""
+    start = time.perf_counter()
+    async with Client(StdioServerParameters(command=command[0], args=command[1:]), mode="legacy"):
+        return time.perf_counter() - start
+
+
+async def measure(url: str, calls: int) -> None:
+    chachaml = str(Path(sys.executable).with_name("chachaml"))
+    starts = [await start_to_initialize([chachaml, "mcp", "--store", url]) for _ in range(5)]
+    print(
+        "chachaml mcp: start to initialize answered, median of 5:"
+        f" {statistics.median(starts):.3f} s"
+        f" (target <= {TARGET_START_SECONDS} s)"
+    )
+    params = StdioServerParameters(command=sys.executable, args=[__file__, "--serve", url])
+    async with Client(params, mode="legacy") as client:
+        cases: list[tuple[str, dict[str, object]]] = [
+            ("noop", {}),
+            ("list_runs", {}),
+            ("list_runs", {"experiment": "exp-3", "status": "completed"}),
+            ("best_run", {"metric": "acc"}),
+            ("best_run", {"metric": "loss", "direction": "min", "experiment": "exp-7"}),
+        ]
+        print(f"\n{'tools/call over stdio':<62} {'p50 ms':>8} {'p99 ms':>8} {'p50/floor':>10}")
+        floor = 0.0
+        for tool, args in cases:
+            samples = await time_calls(client, tool, args, calls)
+            p50, p99 = percentile(samples, 50), percentile(samples, 99)
+            floor = floor or p50
+            label = f"{tool}({', '.join(f'{k}={v}' for k, v in args.items())})"
+            print(f"{label:<62} {p50 * 1000:8.2f} {p99 * 1000:8.2f} {p50 / floor:9.2f}x")
+        print(f"(target: p50 within {TARGET_RATIO}x of the noop floor)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=100_000, help="runs in the store")
+    parser.add_argument("--calls", type=int, default=1000, help="timed calls per tool")
+    parser.add_argument("--db", type=Path, help="reuse (or create) this SQLite file")
+    parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        anyio.run(serve, args.serve)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.db or Path(tmp) / "bench.db"
+        if not path.exists():
+            start = time.perf_counter()
+            seed(path, args.runs)
+            print(f"seeded {args.runs:,} runs in {time.perf_counter() - start:.1f} s")
+        anyio.run(measure, f"sqlite:///{path}", args.calls)
+
+
+if __name__ == "__main__":
+    main()
