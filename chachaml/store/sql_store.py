@@ -413,6 +413,9 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, ABC):
         if query.order_by_metric is not None:
             join = " JOIN metric_summary ms ON ms.run_id = r.id AND ms.key = ?"
             params.append(query.order_by_metric)
+            if query.experiment is not None:  # lets the (key, experiment, value) index drive
+                join += " AND ms.experiment_id = (SELECT id FROM experiments WHERE name = ?)"
+                params.append(query.experiment)
             where.append("ms.last_value IS NOT NULL")
         if query.only_archived:
             where.append("r.archived = 1")
@@ -473,9 +476,9 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, ABC):
         join, clause, params = self._filter(query, now)
         if query.order_by_metric is not None:
             direction = "DESC" if query.direction == "max" else "ASC"
-            order = f" ORDER BY ms.last_value {direction}, r.started_at DESC, r.id"
+            order = f" ORDER BY ms.last_value {direction}, ms.run_id {direction}"
         else:
-            order = " ORDER BY r.started_at DESC, r.id"
+            order = " ORDER BY r.started_at DESC, r.id DESC"
         page = ""
         if query.limit is not None or query.offset:
             page = " LIMIT ? OFFSET ?"

@@ -268,4 +268,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX alert_events_alert ON alert_events (alert_id, id)",
         ),
     ),
+    Migration(
+        5,
+        "query indexes",
+        (
+            # metric summaries carry their run's experiment, so "best run of experiment X"
+            # is one index seek; the database keeps the copy right on every insert path
+            "ALTER TABLE metric_summary ADD COLUMN experiment_id INTEGER",
+            """UPDATE metric_summary SET experiment_id =
+                (SELECT experiment_id FROM runs WHERE runs.id = metric_summary.run_id)""",
+            """CREATE TRIGGER metric_summary_experiment AFTER INSERT ON metric_summary
+                WHEN NEW.experiment_id IS NULL
+                BEGIN
+                    UPDATE metric_summary SET experiment_id =
+                        (SELECT experiment_id FROM runs WHERE runs.id = NEW.run_id)
+                    WHERE run_id = NEW.run_id AND key = NEW.key;
+                END""",
+            """CREATE INDEX metric_summary_key_experiment_value
+                ON metric_summary (key, experiment_id, last_value)""",
+            # listings order by (started_at, id): index both so no sort step is needed
+            "DROP INDEX runs_started",
+            "CREATE INDEX runs_started ON runs (started_at, id)",
+            "DROP INDEX runs_experiment_started",
+            "CREATE INDEX runs_experiment_started ON runs (experiment_id, started_at, id)",
+        ),
+    ),
 )
