@@ -293,4 +293,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX runs_experiment_started ON runs (experiment_id, started_at, id)",
         ),
     ),
+    Migration(
+        6,
+        "api tokens and idempotency keys",
+        (
+            # tokens are stored as sha256 hashes: a leaked database does not leak tokens
+            """CREATE TABLE api_tokens (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                user_name TEXT NOT NULL,
+                scope TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+                token_hash TEXT NOT NULL UNIQUE,
+                created_at REAL NOT NULL
+            )""",
+            # one row per (user, key): a retried write replays the stored response
+            """CREATE TABLE idempotency_keys (
+                user_name TEXT NOT NULL,
+                key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                body TEXT,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (user_name, key)
+            )""",
+        ),
+    ),
 )
