@@ -36,12 +36,13 @@ from chachaml.models import (
     RunQuery,
 )
 from chachaml.store.alert_protocol import AlertStore
+from chachaml.store.api_protocol import ApiStore
 from chachaml.store.pipeline_protocol import PipelineStore
 from chachaml.store.registry_protocol import RegistryStore
 
 
-class Store(RegistryStore, PipelineStore, AlertStore, Protocol):
-    """Async persistence for experiments, runs and their data, models, pipelines and alerts."""
+class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
+    """Async persistence for experiments, runs and their data, models, pipelines, alerts, tokens."""
 
     @property
     def url(self) -> str:

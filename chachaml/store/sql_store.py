@@ -33,6 +33,7 @@ from chachaml.models import (
 )
 from chachaml.store import rows
 from chachaml.store.sql_alerts import SQLAlerts
+from chachaml.store.sql_api import SQLApi
 from chachaml.store.sql_driver import IntegrityViolation, Tx
 from chachaml.store.sql_pipelines import SQLPipelines
 from chachaml.store.sql_registry import SQLRegistry
@@ -60,7 +61,7 @@ EXPERIMENT_SELECT = """
 OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 
 
-class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, ABC):
+class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
     """Tracking and registry operations in portable SQL; subclasses own the connections."""
 
     _url: str

@@ -1,0 +1,69 @@
+"""The ``ApiStore`` protocol: API tokens and idempotency keys, the HTTP API's state.
+
+Contract for implementers (on top of the ``Store`` contract):
+
+- Tokens are stored only as hashes (``token_hash``, a hex sha256); ``find_token`` looks one
+  up by hash and returns ``None`` for an unknown hash. A hash is unique.
+- Idempotency keys are scoped to a user. ``claim_idempotency_key`` is one transaction that
+  either records a new in-flight claim (and returns ``None``) or returns the row already there,
+  so two requests with one key (any tasks, processes or replicas) never both run; the row
+  says whether the first request finished (``status`` > 0, with the response body) or is
+  still in flight (``status`` 0). ``release_idempotency_key`` deletes an in-flight claim whose
+  request failed, so a retry can run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Scope = Literal["read", "write"]
+SCOPES: tuple[str, ...] = ("read", "write")
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """Who a token belongs to, and what it may do."""
+
+    user: str
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class IdempotentReply:
+    """What is stored under an idempotency key: the request's hash and, once done, its reply."""
+
+    request_hash: str
+    status: int
+    body: str | None
+
+    @property
+    def in_flight(self) -> bool:
+        """The first request with this key has not finished."""
+        return self.status == 0
+
+
+class ApiStore(Protocol):
+    """Persistence for API tokens and idempotent replies."""
+
+    async def create_token(self, user: str, scope: Scope, token_hash: str) -> None:
+        """Record a token (by hash) for a user with a scope."""
+        ...
+
+    async def find_token(self, token_hash: str) -> TokenOwner | None:
+        """The owner of a token hash, or ``None``."""
+        ...
+
+    async def claim_idempotency_key(
+        self, user: str, key: str, request_hash: str
+    ) -> IdempotentReply | None:
+        """Claim a key for a request; ``None`` when claimed now, else what is stored."""
+        ...
+
+    async def finish_idempotency_key(self, user: str, key: str, status: int, body: str) -> None:
+        """Store the reply of the request that claimed the key."""
+        ...
+
+    async def release_idempotency_key(self, user: str, key: str) -> None:
+        """Drop an in-flight claim (its request failed and may be retried)."""
+        ...
