@@ -4,6 +4,11 @@ WAL journal, a busy timeout and foreign keys are set on every connection; migrat
 applied on open inside a write transaction so concurrent openers never race. Several
 processes may share one database file: writes wait for the lock (and are retried), reads
 never block writes. The SQL itself lives in :mod:`chachaml.store.sql_store`.
+
+A write transaction costs one thread hand-off, not one per statement: the writer is a plain
+``sqlite3`` connection, and the transaction body (a coroutine that only awaits the
+connection's own methods, which never suspend) is driven to completion in a worker thread.
+Readers use aiosqlite.
 """
 
 from __future__ import annotations
@@ -90,17 +95,83 @@ class SQLiteTx:
         await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
+class SyncSQLiteTx:
+    """:class:`~chachaml.store.sql_driver.Tx` over a plain ``sqlite3`` connection.
+
+    Its coroutines never suspend, so a body using only them runs to completion in one
+    ``send`` (see :func:`run_to_completion`).
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the rows changed."""
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement per row."""
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityViolation(str(exc)) from exc
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query."""
+        return self._db.execute(sql, params).fetchall()
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows with one prepared statement."""
+        marks = ", ".join("?" * len(columns))
+        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def run_to_completion(awaitable: Awaitable[T]) -> T:
+    """Run an awaitable that never suspends, synchronously, and return its result."""
+    steps = awaitable.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    steps.close()
+    raise RuntimeError("a SQLite write transaction awaited something other than its connection")
+
+
+def _connect_writer(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    for attempt in range(WRITE_RETRIES):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or attempt == WRITE_RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    return db
+
+
 class SQLiteStore(SQLStore):
     """A :class:`~chachaml.store.protocol.Store` on one SQLite file. Open with :meth:`open`."""
 
     def __init__(
-        self, url: str, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection]
+        self, url: str, writer: sqlite3.Connection, readers: list[aiosqlite.Connection]
     ) -> None:
         self._url = url
         self._writer = writer
         self._write_lock = anyio.Lock()
         self._readers = readers
-        self._reader_slots = anyio.Semaphore(len(readers))
+        self._reader_slots = anyio.Semaphore(max(len(readers), 1))
         self._free = list(readers)
 
     @classmethod
@@ -110,61 +181,55 @@ class SQLiteStore(SQLStore):
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            writer = await _connect(path)
-            for attempt in range(WRITE_RETRIES):
-                try:
-                    await writer.execute("PRAGMA journal_mode = WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not _is_locked(exc) or attempt == WRITE_RETRIES - 1:
-                        raise
-                    await anyio.sleep(0.05 * 2**attempt)
-            await _migrate(writer)
+            writer = await anyio.to_thread.run_sync(_connect_writer, path)
+            await anyio.to_thread.run_sync(_migrate, writer)
             readers = [await _connect(path) for _ in range(READERS)] if path != ":memory:" else []
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {url}: {exc}") from exc
-        return cls(url, writer, readers or [writer])
+        return cls(url, writer, readers)
 
     async def close(self) -> None:
         """Close every connection."""
-        for db in {id(c): c for c in [self._writer, *self._readers]}.values():
+        for db in self._readers:
             await db.close()
+        async with self._write_lock:
+            await anyio.to_thread.run_sync(self._writer.close)
+
+    def _write_once(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """One transaction, run entirely in the calling (worker) thread."""
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = run_to_completion(body(SyncSQLiteTx(db)))
+            db.execute("COMMIT")
+            return result
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, retrying when the file is busy."""
         async with self._write_lock:
             for attempt in range(WRITE_RETRIES):
                 try:
-                    await self._writer.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
+                    return await anyio.to_thread.run_sync(self._write_once, body)
+                except sqlite3.Error as exc:
                     if _is_locked(exc) and attempt < WRITE_RETRIES - 1:
                         await anyio.sleep(0.05 * 2**attempt)
                         continue
-                    raise StoreUnavailable(f"SQLite store is locked: {exc}") from exc
-                try:
-                    result = await body(SQLiteTx(self._writer))
-                    await self._writer.execute("COMMIT")
-                    return result
-                except BaseException as exc:
-                    await self._writer.execute("ROLLBACK")
-                    if _is_locked(exc) and attempt < WRITE_RETRIES - 1:
-                        await anyio.sleep(0.05 * 2**attempt)
-                        continue
-                    if isinstance(exc, sqlite3.Error):
-                        raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
-                    raise
+                    raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
             raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
         """A reader connection inside a read transaction (a consistent snapshot)."""
         async with self._reader_slots:
+            if not self._free:  # an in-memory database has only the write connection
+                async with self._write_lock:
+                    yield SyncSQLiteTx(self._writer)
+                return
             db = self._free.pop()
             try:
-                if db is self._writer:  # an in-memory database has a single connection
-                    async with self._write_lock:
-                        yield SQLiteTx(db)
-                    return
                 await db.execute("BEGIN")
                 try:
                     yield SQLiteTx(db)
@@ -174,17 +239,15 @@ class SQLiteStore(SQLStore):
                 self._free.append(db)
 
 
-async def _migrate(db: aiosqlite.Connection) -> None:
+def _migrate(db: sqlite3.Connection) -> None:
     """Apply pending migrations; refuse a database newer than this code."""
-    await db.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")
     try:
-        await db.execute(
+        db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version"
             " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-        async with db.execute("SELECT max(version) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = (row[0] if row else None) or 0
+        (current,) = db.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
         known = MIGRATIONS[-1].version
         if current > known:
             raise SchemaTooNew(
@@ -195,12 +258,12 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             if migration.version <= current:
                 continue
             for statement in migration.statements:
-                await db.execute(statement)
-            await db.execute(
+                db.execute(statement)
+            db.execute(
                 "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, time.time()),
             )
-        await db.execute("COMMIT")
+        db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        db.execute("ROLLBACK")
         raise
