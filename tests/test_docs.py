@@ -48,3 +48,9 @@ def test_every_public_name_is_documented() -> None:
         and f" {name}," not in README
     ]
     assert undocumented == []
+
+
+def test_every_mcp_tool_is_documented() -> None:
+    from chachaml.tools.catalogue import CATALOGUE
+
+    assert [spec.name for spec in CATALOGUE if f"`{spec.name}`" not in README] == []
