@@ -42,8 +42,13 @@ async def list_runs(
     limit: int | None = 100,
     offset: int = 0,
     include_archived: bool = False,
+    order_by_metric: str | None = None,
+    direction: Direction = "max",
 ) -> list[RunInfo]:
-    """Runs, newest first, narrowed by experiment, status, user and start-time window."""
+    """Runs, newest first, narrowed by experiment, status, user and start-time window.
+
+    With ``order_by_metric``, only runs that logged it, highest (``max``) or lowest first.
+    """
     start, end = _period(since, until)
     query = RunQuery(
         experiment=experiment,
@@ -54,6 +59,8 @@ async def list_runs(
         limit=limit if limit is None else v.limit(limit, 100),
         offset=offset,
         include_archived=include_archived,
+        order_by_metric=None if order_by_metric is None else v.key(order_by_metric, "metric"),
+        direction=v.direction(direction),  # type: ignore[arg-type]
     )
     return await store.query_runs(query)
 
@@ -192,11 +199,26 @@ async def compare_runs(store: Store, run_ids: Sequence[str]) -> Comparison:
 
 
 async def export_runs(
-    store: Store, *, experiment: str | None = None, limit: int | None = None
+    store: Store,
+    *,
+    experiment: str | None = None,
+    limit: int | None = None,
+    status: str | None = None,
+    created_by: str | None = None,
+    since: object = None,
+    until: object = None,
 ) -> list[dict[str, Any]]:
     """Flat records, one per run: run fields, then ``params.*``, ``metrics.*``, ``tags.*``."""
+    start, end = _period(since, until)
     runs = await store.query_runs(
-        RunQuery(experiment=experiment, limit=limit if limit is None else v.limit(limit, None))
+        RunQuery(
+            experiment=experiment,
+            status=v.status(status),  # type: ignore[arg-type]
+            created_by=created_by,
+            since=start,
+            until=end,
+            limit=limit if limit is None else v.limit(limit, None),
+        )
     )
     params = await store.run_params([r.id for r in runs])
     records: list[dict[str, Any]] = []

@@ -1,0 +1,80 @@
+"""Models, a page per model, the diff of two versions, and the Pipelines pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from chachaml.errors import InvalidInput
+from chachaml.pipeline_models import PIPELINE_STATUSES
+from chachaml.server.ui.common import int_param, path_param, store_of, text_param, twin
+from chachaml.server.ui.markdown import note_html
+from chachaml.tools import pipelines as pipeline_ops
+from chachaml.tools import registry as registry_ops
+
+
+async def models_page(request: Request) -> dict[str, Any]:
+    """Every registered model with its latest and production versions and aliases."""
+    models = await registry_ops.list_models(store_of(request))
+    return {"models": [m.model_dump(mode="json") for m in models]}
+
+
+async def model_page(request: Request) -> dict[str, Any]:
+    """A model: versions with stage and alias badges, source runs, metrics, history."""
+    model = await registry_ops.get_model(store_of(request), path_param(request, "name"))
+    keys = sorted({k for v in model.versions for k in v.metrics})[:6]
+    return {
+        "model": model.model_dump(mode="json"),
+        "note_html": note_html(model.note),
+        "metric_keys": keys,
+    }
+
+
+def _version(request: Request, name: str) -> int:
+    raw = path_param(request, name)
+    try:
+        return registry_ops.check_version(int(raw), name)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a version number, got {raw!r}") from None
+
+
+async def diff_page(request: Request) -> dict[str, Any]:
+    """Two versions of a model compared through their source runs."""
+    diff = await registry_ops.diff_versions(
+        store_of(request),
+        path_param(request, "name"),
+        _version(request, "v1"),
+        _version(request, "v2"),
+    )
+    return {"diff": diff.model_dump(mode="json")}
+
+
+async def pipelines_page(request: Request) -> dict[str, Any]:
+    """Pipelines newest first, with step counts by status."""
+    status = text_param(request, "status")
+    limit = int_param(request, "limit", 50, 1, 500)
+    found = await pipeline_ops.list_pipelines(store_of(request), status=status, limit=limit)
+    return {
+        "status": status,
+        "statuses": list(PIPELINE_STATUSES),
+        "pipelines": [p.model_dump(mode="json") for p in found],
+    }
+
+
+async def pipeline_page(request: Request) -> dict[str, Any]:
+    """A pipeline and each step's dependencies, status, timing, attempts and run."""
+    found = await pipeline_ops.get_pipeline(store_of(request), path_param(request, "pipeline_id"))
+    return {"pipeline": found.model_dump(mode="json")}
+
+
+def routes() -> list[Route]:
+    """Models, the version diff, and Pipelines."""
+    return [
+        *twin("/models", models_page, "models.html"),
+        *twin("/models/{name}", model_page, "model.html"),
+        *twin("/diff/{name}/{v1}/{v2}", diff_page, "diff.html"),
+        *twin("/pipelines", pipelines_page, "pipelines.html"),
+        *twin("/pipelines/{pipeline_id}", pipeline_page, "pipeline.html"),
+    ]

@@ -1,0 +1,164 @@
+"""The Runs dashboard, its CSV export, the run detail page and a metric's series."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from chachaml.errors import InvalidInput
+from chachaml.models import RUN_STATUSES, RunInfo
+from chachaml.server.render import metric_columns
+from chachaml.server.ui.artifacts import artifact_rows
+from chachaml.server.ui.charts import DISPLAY_POINTS, run_chart, series_points
+from chachaml.server.ui.common import (
+    SECURITY_HEADERS,
+    choice_param,
+    date_param,
+    guarded,
+    int_param,
+    jsonable,
+    path_param,
+    store_of,
+    text_param,
+    twin,
+)
+from chachaml.server.ui.markdown import note_html
+from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import runs as run_ops
+
+PAGE_SIZES = (25, 50, 100)
+MAX_CHARTS = 24
+LIVE_REFRESH_SECONDS = 5
+
+
+def run_filters(request: Request) -> dict[str, Any]:
+    """The Runs filters from the query string, checked (``mine`` means the server's user)."""
+    status = text_param(request, "status")
+    if status is not None and status not in RUN_STATUSES:
+        raise InvalidInput(f"query parameter 'status' must be one of {', '.join(RUN_STATUSES)}")
+    user = text_param(request, "user")
+    if request.query_params.get("mine") == "1":
+        user = request.app.state.ui_user
+    return {
+        "experiment": text_param(request, "experiment"),
+        "status": status,
+        "created_by": user,
+        "since": date_param(request, "since"),
+        "until": date_param(request, "until"),
+    }
+
+
+def run_row(run: RunInfo) -> dict[str, Any]:
+    """A run as a table row: its listing fields plus its duration."""
+    return {**run.model_dump(mode="json"), "duration_seconds": run.duration_seconds}
+
+
+async def runs_page(request: Request) -> dict[str, Any]:
+    """Runs, newest first or by a metric, filtered and paginated; live runs trigger refresh."""
+    store = store_of(request)
+    filters = run_filters(request)
+    limit = int_param(request, "limit", 50, 1, max(PAGE_SIZES))
+    offset = int_param(request, "offset", 0, 0, 10_000_000)
+    sort = text_param(request, "sort") or "started"
+    direction = choice_param(request, "dir", ("max", "min"), "max")
+    runs = await run_ops.list_runs(
+        store,
+        **filters,
+        limit=limit + 1,
+        offset=offset,
+        order_by_metric=None if sort == "started" else sort,
+        direction=direction,  # type: ignore[arg-type]
+    )
+    shown = runs[:limit]
+    return {
+        "filters": {**filters, "mine": request.query_params.get("mine") == "1"},
+        "user": request.app.state.ui_user,
+        "sort": sort,
+        "dir": direction,
+        "limit": limit,
+        "offset": offset,
+        "more": len(runs) > limit,
+        "runs": [run_row(r) for r in shown],
+        "metric_keys": metric_columns(shown) if sort == "started" else [sort],
+        "experiments": [e.name for e in await experiment_ops.list_experiments(store)],
+        "statuses": list(RUN_STATUSES),
+        "refresh_seconds": (
+            LIVE_REFRESH_SECONDS if any(r.status == "running" for r in shown) else None
+        ),
+    }
+
+
+@guarded
+async def export_csv(request: Request) -> Response:
+    """Every run the Runs filters match, as CSV (run fields, params, metrics, tags)."""
+    records = await run_ops.export_runs(store_of(request), **run_filters(request))
+    columns: list[str] = []
+    for record in records:
+        columns += [k for k in record if k not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns or ["id"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="runs.csv"'},
+    )
+
+
+async def run_page(request: Request) -> dict[str, Any]:
+    """One run: params, latest metrics, a chart per metric, tags, note, datasets, artifacts."""
+    store = store_of(request)
+    run = await run_ops.get_run(store, path_param(request, "run_id"))
+    charts = []
+    for key in sorted(run.metric_summaries)[:MAX_CHARTS]:
+        points = series_points(await run_ops.metric_history(store, run.id, key))
+        charts.append(
+            {
+                **{k: v for k, v in points.items() if k not in ("steps", "values")},
+                "spec": run_chart(points),
+            }
+        )
+    return {
+        "run": {**run.model_dump(mode="json"), "duration_seconds": run.duration_seconds},
+        "note_html": note_html(run.note),
+        "charts": charts,
+        "charts_cut": max(0, len(run.metric_summaries) - MAX_CHARTS),
+        "artifacts": artifact_rows(run.id, run.artifacts),
+    }
+
+
+@guarded
+async def metric_series(request: Request) -> Response:
+    """One metric of a run: downsampled points as JSON, or every point as CSV."""
+    series = await run_ops.metric_history(
+        store_of(request), path_param(request, "run_id"), path_param(request, "key")
+    )
+    if choice_param(request, "format", ("json", "csv"), "json") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["step", "value", "timestamp"])
+        writer.writerows(zip(series.steps, series.values, series.timestamps, strict=True))
+        name = f"{series.run_id}-{series.key}.csv".replace('"', "")
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    points = int_param(request, "points", DISPLAY_POINTS, 2, 100_000)
+    return JSONResponse(jsonable(series_points(series, points)), headers=SECURITY_HEADERS)
+
+
+def routes() -> list[Route]:
+    """The Runs pages and endpoints."""
+    return [
+        *twin("/runs", runs_page, "runs.html"),
+        Route("/api/export", export_csv),
+        Route("/api/runs/{run_id}/metrics/{key:path}", metric_series),
+        *twin("/runs/{run_id}", run_page, "run.html"),
+    ]
