@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp_app import build_mcp
+from chachaml.server.ui import ui_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
@@ -61,8 +62,10 @@ def create_app(
             yield
 
     probes = [Route("/healthz", healthz), Route("/readyz", readyz)]
-    app = Starlette(routes=[Route("/health", health), *probes, *mcp_routes], lifespan=lifespan)
+    routes = [Route("/health", health), *probes, *mcp_routes, *ui_routes()]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.store = store
+    app.state.ui_user = user
     app.state.artifacts = artifacts
     return app
 
