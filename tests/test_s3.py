@@ -261,3 +261,35 @@ def test_a_failed_credential_lookup_says_no_credentials_were_given() -> None:
     error = store._error(lookup, None)
     assert isinstance(error, StoreUnavailable)
     assert str(error).startswith("no S3 credentials for s3://bucket/x: set CHACHAML_S3_")
+
+
+def test_the_mcp_artifact_tools_read_from_s3_unchanged(s3: S3Server, tmp_path: Path) -> None:
+    from mcp import Client as MCPClient
+    from mcp_types import TextContent
+
+    from chachaml.server.mcp_app import build_mcp
+    from chachaml.store import open_store
+
+    url, root = f"sqlite:///{tmp_path / 'c.db'}", s3.fresh_root()
+    client = Client(url, root, settings=make_settings(s3=s3.settings()))
+    try:
+        with client.run(experiment="s3") as run:
+            run.log_artifact("notes.txt", "trained on 4 GPUs", serializer="text")
+    finally:
+        client.close()
+
+    async def main() -> list[str]:
+        store = await open_store(url)
+        try:
+            artifacts = open_artifact_store(root, s3.settings())
+            server = build_mcp(store, artifacts=artifacts, toolsets=["artifacts"])
+            async with MCPClient(server) as mcp:
+                result = await mcp.call_tool(
+                    "read_artifact", {"run_id": run.id, "name": "notes.txt"}
+                )
+        finally:
+            await store.close()
+        assert not result.is_error, result.content
+        return [b.text for b in result.content if isinstance(b, TextContent)]
+
+    assert anyio.run(main) == ["trained on 4 GPUs"]
