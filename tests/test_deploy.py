@@ -80,7 +80,7 @@ def test_compose_needs_a_write_token_and_serves_read_only_until_tokens_are_check
 
 
 def test_compose_environment_configures_postgres_and_the_minio_bucket() -> None:
-    given = {"CHACHAML_TOKENS": "t0ken"}
+    given = {"CHACHAML_TOKENS": "admin:a-long-enough-token"}
     env = {k: resolved(v, given) for k, v in SERVICES["chachaml"]["environment"].items()}
     settings = Settings.from_env(env)
     postgres = {k: resolved(v, given) for k, v in SERVICES["postgres"]["environment"].items()}
@@ -127,8 +127,7 @@ def test_dockerignore_keeps_the_build_context_small() -> None:
     assert not {"chachaml", "pyproject.toml", "README.md"} & ignored
 
 
-def test_every_environment_variable_is_documented_in_the_deployment_section() -> None:
-    section = README.split("## Team deployment", 1)[1].split("\n## ", 1)[0]
+def test_every_environment_variable_is_documented() -> None:
     read_by_code = {
         name
         for path in (ROOT / "chachaml").rglob("*.py")
@@ -137,8 +136,6 @@ def test_every_environment_variable_is_documented_in_the_deployment_section() ->
     in_compose = {m.group(1) for m in VARIABLE.finditer((ROOT / "docker-compose.yml").read_text())}
     in_compose |= set(SERVICES["chachaml"]["environment"])
     in_image = set(re.findall(r"\b(CHACHAML_[A-Z_]+)=", DOCKERFILE))
-    undocumented = sorted(
-        n for n in read_by_code | in_compose | in_image if f"`{n}`" not in section
-    )
+    undocumented = sorted(n for n in read_by_code | in_compose | in_image if f"`{n}`" not in README)
     assert undocumented == []
     assert {"CHACHAML_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "CHACHAML_STORE"} <= read_by_code
