@@ -108,6 +108,22 @@ class S3Settings:
         )
 
 
+def parse_tokens(raw: str) -> tuple[tuple[str, str], ...]:
+    """``CHACHAML_TOKENS``: comma-separated ``user:token`` pairs, as ``(user, token)``."""
+    pairs: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        user, sep, token = item.strip().partition(":")
+        if not sep or not user or len(token) < 8:
+            raise ValueError(
+                "CHACHAML_TOKENS must be comma-separated user:token pairs with tokens of 8 or"
+                f" more characters, got an entry for {user or '?'!r}"
+            )
+        pairs.append((user, token))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the tracking client needs to know; immutable, built once."""
@@ -123,6 +139,10 @@ class Settings:
     alert_timeout: float = 5.0
     alert_attempts: int = 3
     s3: S3Settings = field(default_factory=S3Settings)
+    token: str | None = field(default=None, repr=False)
+    tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    auth_reads: bool = False
+    max_upload_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,6 +160,10 @@ class Settings:
             alert_timeout=_float(env, "CHACHAML_ALERT_TIMEOUT_SECONDS", 5.0),
             alert_attempts=_int(env, "CHACHAML_ALERT_ATTEMPTS", 3),
             s3=S3Settings.from_env(env),
+            token=env.get("CHACHAML_TOKEN") or None,
+            tokens=parse_tokens(env.get("CHACHAML_TOKENS", "")),
+            auth_reads=_flag(env, "CHACHAML_AUTH_READS", False),
+            max_upload_bytes=_int(env, "CHACHAML_MAX_UPLOAD_BYTES", 1 << 30),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_a_token_is_found_by_its_hash_with_its_user_and_scope(store: Store) -> None:
+    assert not await store.has_tokens()
     await store.create_token("ada", "write", "a" * 64)
+    assert await store.has_tokens()
     owner = await store.find_token("a" * 64)
     assert owner is not None and (owner.user, owner.scope) == ("ada", "write")
     assert await store.find_token("b" * 64) is None

@@ -54,6 +54,10 @@ class ApiStore(Protocol):
         """The owner of a token hash, or ``None``."""
         ...
 
+    async def has_tokens(self) -> bool:
+        """Whether any token has been created."""
+        ...
+
     async def claim_idempotency_key(
         self, user: str, key: str, request_hash: str
     ) -> IdempotentReply | None:

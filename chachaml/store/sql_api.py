@@ -46,6 +46,11 @@ class SQLApi:
             )
         return TokenOwner(user=found[0][0], scope=found[0][1]) if found else None
 
+    async def has_tokens(self) -> bool:
+        """Whether the table holds any token."""
+        async with self._read() as db:
+            return bool(await db.fetchall("SELECT 1 FROM api_tokens LIMIT 1"))
+
     async def claim_idempotency_key(
         self, user: str, key: str, request_hash: str
     ) -> IdempotentReply | None:

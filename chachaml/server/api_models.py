@@ -1,0 +1,187 @@
+"""Request and response bodies of the HTTP API (pydantic models, also the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from chachaml.models import Artifact, EndStatus, ParamValue, RunInfo
+from chachaml.registry_models import Stage
+
+Key = Field(min_length=1, max_length=250)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateRun(_Body):
+    """Start a run. ``id`` and ``started_at`` let a client choose them (else generated/now)."""
+
+    experiment: str = Field(default="default", min_length=1, max_length=500)
+    name: str | None = Field(default=None, max_length=500)
+    tags: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    parent_id: str | None = None
+    id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    started_at: float | None = None
+    environment: dict[str, Any] = Field(default_factory=dict)
+    heartbeat_timeout: float = Field(default=3600.0, gt=0)
+    created_by: str | None = Field(
+        default=None, description="Used only when the server accepts writes without tokens."
+    )
+
+
+class RunCreated(BaseModel):
+    """The new run's id and who it is attributed to."""
+
+    id: str
+    created_by: str
+
+
+class Ok(BaseModel):
+    """A write succeeded."""
+
+    ok: bool = True
+
+
+class Params(RootModel[dict[str, ParamValue]]):
+    """Params to record: key to scalar; a changed value is a 409."""
+
+
+class Tags(RootModel[dict[str, str]]):
+    """Tags to set (or overwrite)."""
+
+
+class Note(_Body):
+    """A run's markdown note (replaces the previous one)."""
+
+    note: str
+
+
+class MetricPoint(_Body):
+    """One point; a missing step continues after the metric's last step, ``timestamp`` is now."""
+
+    key: str = Key
+    value: float | None = Field(description="null stores NaN")
+    step: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    timestamp: float | None = None
+
+
+class MetricSeries(_Body):
+    """Points of one metric as packed little-endian arrays, base64 (the Python client's form).
+
+    ``steps`` int64, ``values`` and ``timestamps`` float64, equally long.
+    """
+
+    key: str = Key
+    steps: str
+    values: str
+    timestamps: str
+
+
+class MetricBatch(_Body):
+    """Many points: a list of points and/or packed series."""
+
+    metrics: list[MetricPoint] = Field(default_factory=list)
+    series: list[MetricSeries] = Field(default_factory=list)
+
+
+class MetricValues(RootModel[dict[str, float | None]]):
+    """Latest values to log at the next step of each metric, e.g. ``{"accuracy": 0.94}``."""
+
+
+class MetricsLogged(BaseModel):
+    """How many points were stored."""
+
+    points: int
+
+
+class EndRun(_Body):
+    """End a run."""
+
+    status: EndStatus = "completed"
+    error: str | None = None
+    ended_at: float | None = None
+
+
+class Heartbeat(_Body):
+    """Runs that are still alive."""
+
+    run_ids: list[str] = Field(max_length=10_000)
+
+
+class CreateExperiment(_Body):
+    """Create an experiment (or update its description and owner)."""
+
+    name: str = Field(min_length=1, max_length=500)
+    description: str | None = None
+    owner: str | None = None
+
+
+class RegisterModel(_Body):
+    """Register the next version of a model from an artifact of a run."""
+
+    name: str = Field(min_length=1, max_length=500)
+    run_id: str = Field(min_length=1)
+    artifact: str = Field(min_length=1)
+    stage: Stage = "none"
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Promote(_Body):
+    """Move a version to a stage (production archives the previous production version)."""
+
+    stage: Stage
+    reason: str | None = None
+
+
+class StoredObjectOut(BaseModel):
+    """Uploaded bytes, content-addressed: the URI to record an artifact with."""
+
+    uri: str
+    sha256: str
+    size: int
+
+
+class ArtifactRecordIn(_Body):
+    """Record an artifact of a run from bytes uploaded to ``/api/w/objects``."""
+
+    name: str = Field(min_length=1, max_length=1024)
+    uri: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    content_type: str = "application/octet-stream"
+    serializer: str = "file"
+
+
+class RunIds(_Body):
+    """Several run ids."""
+
+    run_ids: list[str] = Field(max_length=10_000)
+
+
+class RunList(BaseModel):
+    """Runs matching a query."""
+
+    runs: list[RunInfo]
+
+
+class Count(BaseModel):
+    """How many."""
+
+    count: int
+
+
+class ParamsByRun(BaseModel):
+    """Params of several runs, by run id."""
+
+    params: dict[str, dict[str, ParamValue]]
+
+
+class ArtifactList(BaseModel):
+    """A run's artifacts."""
+
+    artifacts: list[Artifact]

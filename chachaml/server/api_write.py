@@ -1,0 +1,318 @@
+"""The HTTP write API under ``/api/w/``, each endpoint a thin call of an operation.
+
+Runs, params, metrics, tags, notes, datasets, artifacts, experiments and the model registry.
+
+Writes need a write-scoped bearer token (see :mod:`chachaml.server.auth`); the token's
+user is who a new run, model version or promotion is attributed to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from chachaml import validation as v
+from chachaml.errors import InvalidInput
+from chachaml.models import Artifact, ArtifactRecord, Dataset, Experiment, MetricChunk, NewRun
+from chachaml.registry_models import ModelVersion
+from chachaml.server import api_models as m
+from chachaml.server.api_errors import ApiError
+from chachaml.server.endpoints import Api, Call
+from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifact_name
+from chachaml.store.codec import make_chunk, unpack_chunk
+from chachaml.tools import alerts as alert_ops
+from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import registry as registry_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tools.webhooks import Delivery
+
+log = logging.getLogger("chachaml")
+api = Api()
+RUN = "/api/w/runs/{run_id}"
+ERR = (401, 403, 404, 422)
+
+
+def _artifacts(call: Call) -> ArtifactStore:
+    store: ArtifactStore | None = call.request.app.state.artifacts
+    if store is None:
+        raise ApiError(503, "this server has no artifact store")
+    return store
+
+
+def _limit(call: Call) -> int:
+    limit: int = call.request.app.state.max_upload_bytes
+    return limit
+
+
+@api.route("POST", "/api/w/runs", scope="write", body=m.CreateRun, response=m.RunCreated,
+           status=201, errors=ERR)  # fmt: skip
+async def create_run(call: Call) -> m.RunCreated:
+    """Start a run, attributed to the token's user."""
+    body: m.CreateRun = call.body
+    user = call.user
+    if user == "anonymous" and body.created_by and not call.request.headers.get("authorization"):
+        user = body.created_by
+    tags, params = v.tags(body.tags), v.params(body.params)
+    new = NewRun(
+        id=body.id or uuid.uuid4().hex,
+        experiment=v.name(body.experiment, "experiment"),
+        name=None if body.name is None else v.name(body.name, "run name"),
+        created_by=user,
+        started_at=time.time() if body.started_at is None else body.started_at,
+        parent_id=None if body.parent_id is None else v.run_id(body.parent_id),
+        tags=tags,
+        environment=body.environment,
+        heartbeat_timeout=body.heartbeat_timeout,
+    )
+    await call.store.create_run(new)
+    if params:
+        await call.store.log_params(new.id, params)
+    return m.RunCreated(id=new.id, created_by=user)
+
+
+@api.route("POST", RUN + "/params", scope="write", body=m.Params, response=m.Ok,
+           errors=(*ERR, 409))  # fmt: skip
+async def log_params(call: Call) -> m.Ok:
+    """Record params; the same value again is fine, a different one is a 409."""
+    params: m.Params = call.body
+    await call.store.log_params(v.run_id(call.path("run_id")), v.params(params.root))
+    return m.Ok()
+
+
+def _series_chunk(run_id: str, series: m.MetricSeries) -> MetricChunk:
+    try:
+        raw = [base64.b64decode(x, validate=True) for x in (series.steps, series.values,
+                                                             series.timestamps)]  # fmt: skip
+    except binascii.Error:
+        msg = f"series {series.key!r}: steps, values and timestamps must be base64"
+        raise InvalidInput(msg) from None
+    if any(len(x) % 8 for x in raw) or not len(raw[0]) == len(raw[1]) == len(raw[2]) != 0:
+        raise InvalidInput(
+            f"series {series.key!r}: steps, values and timestamps must be equally long,"
+            " non-empty arrays of 8-byte numbers"
+        )
+    steps, values, times = unpack_chunk(*raw)
+    return make_chunk(
+        run_id, v.key(series.key, "metric key"), list(zip(steps, values, times, strict=True))
+    )
+
+
+async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) -> list[MetricChunk]:
+    summaries = await call.store.metric_summaries(run_id) if points else {}
+    by_key: dict[str, list[tuple[int, float, float]]] = {}
+    next_step = {k: s.step + 1 for k, s in summaries.items()}
+    now = time.time()
+    for p in points:
+        key = v.key(p.key, "metric key")
+        step = p.step if p.step is not None else next_step.get(key, 0)
+        next_step[key] = max(next_step.get(key, 0), step + 1)
+        value = math.nan if p.value is None else p.value
+        by_key.setdefault(key, []).append(
+            (step, value, now if p.timestamp is None else p.timestamp)
+        )
+    return [make_chunk(run_id, k, pts) for k, pts in by_key.items()]
+
+
+async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> m.MetricsLogged:
+    if chunks:
+        await call.store.log_metrics(chunks)
+        try:
+            delivery: Delivery = call.request.app.state.delivery
+            await alert_ops.evaluate_run(call.store, run_id, delivery)
+        except Exception as exc:  # alerts never fail the write that triggered them
+            log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
+    return m.MetricsLogged(points=sum(c.count for c in chunks))
+
+
+@api.route("POST", RUN + "/metrics", scope="write", body=m.MetricBatch | m.MetricValues,
+           response=m.MetricsLogged, errors=ERR)  # fmt: skip
+async def log_metrics(call: Call) -> m.MetricsLogged:
+    """Log metrics: ``{"accuracy": 0.94}`` or a batch ``{"metrics": [...], "series": [...]}``."""
+    run_id = v.run_id(call.path("run_id"))
+    await call.store.get_run(run_id)
+    body: m.MetricBatch | m.MetricValues = call.body
+    if isinstance(body, m.MetricValues):
+        points = [m.MetricPoint(key=k, value=val) for k, val in body.root.items()]
+        return await _store_metrics(call, run_id, await _point_chunks(call, run_id, points))
+    chunks = [_series_chunk(run_id, s) for s in body.series]
+    chunks += await _point_chunks(call, run_id, body.metrics)
+    return await _store_metrics(call, run_id, chunks)
+
+
+@api.route("POST", RUN + "/tags", scope="write", body=m.Tags, response=m.Tags, errors=ERR)
+async def set_tags(call: Call) -> m.Tags:
+    """Set tags on a run (running or ended); returns all its tags."""
+    run_id, tags = v.run_id(call.path("run_id")), v.tags(call.body.root)
+    await call.store.set_tags(run_id, tags)
+    return m.Tags(await run_ops.get_tags(call.store, run_id))
+
+
+@api.route("POST", RUN + "/note", scope="write", body=m.Note, response=m.Ok, errors=ERR)
+async def set_note(call: Call) -> m.Ok:
+    """Replace a run's markdown note."""
+    await run_ops.set_note(call.store, call.path("run_id"), call.body.note)
+    return m.Ok()
+
+
+@api.route("POST", RUN + "/datasets", scope="write", body=Dataset, response=m.Ok, errors=ERR)
+async def log_dataset(call: Call) -> m.Ok:
+    """Attach a dataset description (role, name, shape, features, source, digest)."""
+    await call.store.log_dataset(v.run_id(call.path("run_id")), call.body)
+    return m.Ok()
+
+
+@api.route("POST", RUN + "/end", scope="write", body=m.EndRun, response=m.Ok,
+           errors=(*ERR, 409))  # fmt: skip
+async def end_run(call: Call) -> m.Ok:
+    """End a running run (completed, failed or killed); ending it twice is a 409."""
+    body: m.EndRun = call.body
+    run_id = v.run_id(call.path("run_id"))
+    ended = time.time() if body.ended_at is None else body.ended_at
+    await call.store.end_run(run_id, body.status, body.error, ended)
+    try:
+        await alert_ops.evaluate_run(call.store, run_id, call.request.app.state.delivery)
+    except Exception as exc:
+        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
+    return m.Ok()
+
+
+@api.route("POST", "/api/w/heartbeat", scope="write", body=m.Heartbeat, response=m.Ok,
+           errors=(401, 403, 422))  # fmt: skip
+async def heartbeat(call: Call) -> m.Ok:
+    """Mark running runs alive now (a run silent past its heartbeat timeout reads killed)."""
+    await call.store.heartbeat([v.run_id(r) for r in call.body.run_ids], time.time())
+    return m.Ok()
+
+
+async def _spool(call: Call) -> tuple[Path, str | None, dict[str, str]]:
+    """Stream a multipart upload's ``file`` part to a temporary file, within the size limit."""
+    limit = _limit(call)
+    declared = call.request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + 65536:
+        raise ApiError(413, f"upload is larger than {limit} bytes")
+    if not call.request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "upload artifacts as multipart/form-data with a 'file' part")
+    try:
+        async with call.request.form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ApiError(422, "the form needs a 'file' part",
+                               [{"loc": ["body", "file"], "message": "missing"}])  # fmt: skip
+            fields = {k: x for k, x in form.items() if isinstance(x, str)}
+            fd, tmp = tempfile.mkstemp(prefix="chachaml-upload-")
+            path = Path(tmp)
+            size = 0
+            try:
+                with open(fd, "wb") as out:
+                    while chunk := await upload.read(1 << 20):
+                        size += len(chunk)
+                        if size > limit:
+                            raise ApiError(413, f"upload is larger than {limit} bytes")
+                        out.write(chunk)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            return path, upload.filename, fields | {"content_type": upload.content_type or ""}
+    except MultiPartException as exc:
+        raise ApiError(422, f"malformed multipart body: {exc.message}") from None
+
+
+@api.route("POST", RUN + "/artifacts", scope="write", body_kind="multipart", response=Artifact,
+           status=201, errors=(*ERR, 413, 415))  # fmt: skip
+async def upload_artifact(call: Call) -> Artifact:
+    """Upload a file as an artifact (multipart: ``file``, optional ``name``), streamed."""
+    run_id = v.run_id(call.path("run_id"))
+    await call.store.get_run(run_id)
+    path, filename, fields = await _spool(call)
+    try:
+        name = validate_artifact_name(fields.get("name") or filename or "")
+        art = await artifact_ops.put_file(call.store, _artifacts(call), run_id, name, path)
+    finally:
+        path.unlink(missing_ok=True)
+    if fields["content_type"] and fields["content_type"] != art.content_type:
+        record = ArtifactRecord(**art.model_dump(exclude={"created_at", "content_type"}),
+                                run_id=run_id, content_type=fields["content_type"],
+                                created_at=art.created_at.timestamp())  # fmt: skip
+        await call.store.add_artifact(record)
+        art = await call.store.get_artifact(run_id, name)
+    return art
+
+
+@api.route("POST", "/api/w/objects", scope="write", body_kind="binary",
+           response=m.StoredObjectOut, status=201, errors=(401, 403, 413))  # fmt: skip
+async def upload_object(call: Call) -> m.StoredObjectOut:
+    """Upload raw bytes (``application/octet-stream``); record them with ``artifact-records``."""
+    limit = _limit(call)
+    fd, tmp = tempfile.mkstemp(prefix="chachaml-object-")
+    path = Path(tmp)
+    try:
+        size = 0
+        async with await anyio.open_file(fd, "wb") as out:
+            declared = call.request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise ApiError(413, f"upload is larger than {limit} bytes")
+            async for chunk in call.request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"upload is larger than {limit} bytes")
+                await out.write(chunk)
+        obj = await _artifacts(call).put_file(path)
+    finally:
+        path.unlink(missing_ok=True)
+    return m.StoredObjectOut(uri=obj.uri, sha256=obj.sha256, size=obj.size)
+
+
+@api.route("POST", RUN + "/artifact-records", scope="write", body=m.ArtifactRecordIn,
+           response=Artifact, status=201, errors=ERR)  # fmt: skip
+async def record_artifact(call: Call) -> Artifact:
+    """Record an artifact of a run from an uploaded object (replacing one of that name)."""
+    body: m.ArtifactRecordIn = call.body
+    run_id, name = v.run_id(call.path("run_id")), validate_artifact_name(body.name)
+    if uri_digest(body.uri) != body.sha256:
+        raise InvalidInput(f"uri {body.uri!r} does not name the object with sha256 {body.sha256}")
+    record = ArtifactRecord(run_id=run_id, created_at=time.time(),
+                            **body.model_dump(exclude={"name"}), name=name)  # fmt: skip
+    await call.store.add_artifact(record)
+    return await call.store.get_artifact(run_id, name)
+
+
+@api.route("POST", "/api/w/experiments", scope="write", body=m.CreateExperiment,
+           response=Experiment, status=201, errors=(401, 403, 422))  # fmt: skip
+async def create_experiment(call: Call) -> Experiment:
+    """Create an experiment, or update the description and owner of an existing one."""
+    body: m.CreateExperiment = call.body
+    owner = body.owner if body.owner is not None else call.user
+    return await experiment_ops.create_experiment(call.store, body.name, body.description, owner)
+
+
+@api.route("POST", "/api/w/models", scope="write", body=m.RegisterModel, response=ModelVersion,
+           status=201, errors=ERR)  # fmt: skip
+async def register_model(call: Call) -> ModelVersion:
+    """Register the next version of a model from an artifact logged on a run."""
+    b: m.RegisterModel = call.body
+    return await registry_ops.register_model(
+        call.store, b.name, b.run_id, b.artifact, call.user, b.stage, b.description, b.tags
+    )
+
+
+@api.route("POST", "/api/w/models/{name}/versions/{version:int}/promote", scope="write",
+           body=m.Promote, response=ModelVersion, errors=ERR)  # fmt: skip
+async def promote(call: Call) -> ModelVersion:
+    """Move a model version to a stage, attributed to the token's user."""
+    body: m.Promote = call.body
+    version: Any = call.request.path_params["version"]
+    return await registry_ops.promote(
+        call.store, call.path("name"), version, body.stage, call.user, body.reason
+    )

@@ -1,0 +1,209 @@
+"""Typed JSON endpoints: one declaration gives the Starlette route and its OpenAPI entry.
+
+``Api.route`` records the method, path, scope, request body model and response type of a
+handler; the route it builds authorises the caller, reads the body with a size limit,
+validates it with pydantic (a 422 listing the fields otherwise), makes writes carrying an
+``Idempotency-Key`` header safe to retry, and serialises the answer with the declared type.
+:mod:`chachaml.server.openapi` reads the same declarations, so the spec cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chachaml.server.api_errors import ApiError, from_validation
+from chachaml.server.auth import Auth
+from chachaml.store.api_protocol import Scope
+from chachaml.store.protocol import Store
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+MAX_JSON_BYTES = 64 << 20
+BodyKind = Literal["json", "multipart", "binary", "none"]
+
+
+@dataclass
+class Call:
+    """One request as a handler sees it: the store, the caller and the validated body."""
+
+    request: Request
+    store: Store
+    user: str
+    body: Any = None
+
+    def path(self, name: str) -> str:
+        """A path parameter."""
+        value: str = self.request.path_params[name]
+        return value
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the route and the OpenAPI document both need to know about a handler."""
+
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    scope: Scope
+    body: Any = None
+    body_kind: BodyKind = "none"
+    response: Any = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[tuple[str, str, bool], ...] = ()
+    binary_response: bool = False
+    idempotent: bool = False
+
+
+@dataclass
+class Api:
+    """A list of endpoints; ``route`` is a decorator that adds one."""
+
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: Scope,
+        body: Any = None,
+        body_kind: BodyKind | None = None,
+        response: Any = None,
+        status: int = 200,
+        errors: Sequence[int] = (),
+        query: Sequence[tuple[str, str, bool]] = (),
+        binary_response: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a handler; its docstring's first line is the summary."""
+
+        def add(handler: Handler) -> Handler:
+            kind: BodyKind = body_kind or ("json" if body is not None else "none")
+            self.endpoints.append(
+                Endpoint(
+                    method=method,
+                    path=path,
+                    summary=(handler.__doc__ or "").strip().splitlines()[0],
+                    handler=handler,
+                    scope=scope,
+                    body=body,
+                    body_kind=kind,
+                    response=response,
+                    status=status,
+                    errors=tuple(errors),
+                    query=tuple(query),
+                    binary_response=binary_response,
+                    idempotent=method == "POST" and kind == "json",
+                )
+            )
+            return handler
+
+        return add
+
+    def routes(self) -> list[Route]:
+        """Starlette routes for every endpoint (one per path, dispatching on method)."""
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for ep in self.endpoints:
+            by_path.setdefault(ep.path, {})[ep.method] = ep
+        return [
+            Route(path, _dispatcher(methods), methods=list(methods))
+            for path, methods in by_path.items()
+        ]
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body is larger than {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _json_response(ep: Endpoint, result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if ep.response is None:
+        return Response(status_code=204)
+    content = TypeAdapter(ep.response).dump_json(result)
+    return Response(content, status_code=ep.status, media_type="application/json")
+
+
+async def _parse(ep: Endpoint, raw: bytes) -> Any:
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise ApiError(422, f"request body is not valid JSON: {exc}") from None
+    if data is None:
+        raise ApiError(422, "request body is missing: send a JSON object")
+    try:
+        return TypeAdapter(ep.body).validate_python(data)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        ep = methods[request.method if request.method != "HEAD" else "GET"]
+        store: Store = request.app.state.store
+        auth: Auth = request.app.state.auth
+        user = await auth.authorize(request, store, ep.scope)
+        call = Call(request=request, store=store, user=user)
+        if ep.body_kind != "json":
+            return _json_response(ep, await ep.handler(call))
+        raw = await read_limited(request, MAX_JSON_BYTES)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            call.body = await _parse(ep, raw)
+            return _json_response(ep, await ep.handler(call))
+        return await _idempotent(ep, call, key, raw)
+
+    return endpoint
+
+
+async def _idempotent(ep: Endpoint, call: Call, key: str, raw: bytes) -> Response:
+    """Run a write once per (user, key); a retry gets the stored answer back."""
+    if not 1 <= len(key) <= 200:
+        raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
+    request_hash = hashlib.sha256(
+        b"\0".join([call.request.method.encode(), call.request.url.path.encode(), raw])
+    ).hexdigest()
+    stored = await call.store.claim_idempotency_key(call.user, key, request_hash)
+    if stored is not None:
+        if stored.request_hash != request_hash:
+            raise ApiError(422, f"Idempotency-Key {key!r} was used for a different request")
+        if stored.in_flight:
+            raise ApiError(409, f"a request with Idempotency-Key {key!r} is still in progress")
+        return Response(
+            stored.body or b"",
+            status_code=stored.status,
+            media_type="application/json" if stored.body else None,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        call.body = await _parse(ep, raw)
+        response = _json_response(ep, await ep.handler(call))
+    except BaseException:
+        await call.store.release_idempotency_key(call.user, key)
+        raise
+    body = bytes(response.body)
+    await call.store.finish_idempotency_key(call.user, key, response.status_code, body.decode())
+    return response
