@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from chachaml.server.api import ApiConfig, install_api
 from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp_app import build_mcp
 from chachaml.server.ui import ui_routes
@@ -40,6 +41,7 @@ def create_app(
     read_only: bool = False,
     host: str = "127.0.0.1",
     user: str = "mcp",
+    api: ApiConfig | None = None,
 ) -> Starlette:
     """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and the probes.
 
@@ -67,6 +69,7 @@ def create_app(
     app.state.store = store
     app.state.ui_user = user
     app.state.artifacts = artifacts
+    install_api(app, api)  # /api/w, /api/store, /api/openapi.json, tokens, error envelope
     return app
 
 
