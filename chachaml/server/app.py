@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from chachaml.server.api import ApiConfig, install_api
+from chachaml.server.api import ApiConfig, ApiOptions, install_api
 from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp_app import build_mcp
 from chachaml.server.ui import ui_routes
@@ -83,6 +83,7 @@ async def serve_http(
     read_only: bool = False,
     user: str = "mcp",
     s3: S3Settings | None = None,
+    api: ApiOptions | None = None,
 ) -> None:
     """Open the store and serve the app with uvicorn until interrupted."""
     import uvicorn
@@ -96,6 +97,7 @@ async def serve_http(
             read_only=read_only,
             host=host,
             user=user,
+            api=None if api is None else await api.config(store, host),
         )
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
     finally:
