@@ -219,6 +219,7 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
     """Serve the web app, with MCP over streamable HTTP at /mcp."""
     import anyio
 
+    from chachaml.server.api import ApiOptions
     from chachaml.server.app import serve_http
 
     settings = client.settings
@@ -233,8 +234,27 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
             read_only=args.read_only,
             user=settings.user,
             s3=settings.s3,
+            api=ApiOptions(settings, insecure=args.insecure),
         )
     )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, client: Client) -> int:
+    """Create an API token for a user; print it once (only its hash is stored)."""
+    import anyio
+
+    from chachaml.server.auth import create_token
+    from chachaml.store import open_store
+
+    async def create() -> str:
+        store = await open_store(client.settings.store_url)
+        try:
+            return await create_token(store, args.user, args.scope)
+        finally:
+            await store.close()
+
+    print(anyio.run(create))
     return 0
 
 
@@ -256,6 +276,7 @@ COMMANDS.update(
     pipeline=cmd_pipeline,
     mcp=cmd_mcp,
     serve=cmd_serve,
+    token=cmd_token,
 )
 
 
@@ -327,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address without API tokens (anyone can write)",
+    )
+
+    p = sub.add_parser("token", help="API tokens for the HTTP API")
+    actions = p.add_subparsers(dest="token_command", required=True)
+    p = actions.add_parser("create", help="create a token for a user and print it")
+    p.add_argument("--user", required=True, help="who runs logged with the token belong to")
+    p.add_argument("--scope", choices=["write", "read"], default="write")
     return parser
 
 
