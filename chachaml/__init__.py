@@ -11,6 +11,15 @@ from ``CHACHAML_STORE`` / ``CHACHAML_ARTIFACTS`` / ``CHACHA_USER`` or :func:`use
 
 from __future__ import annotations
 
+from chachaml.alert_models import Alert, AlertEvent
+from chachaml.alerts import (
+    Alerts,
+    alert_history,
+    alerts,
+    check_alerts,
+    delete_alert,
+    set_alert,
+)
 from chachaml.errors import (
     ChachamlError,
     Conflict,
@@ -120,6 +129,9 @@ def default_client() -> Client:
 
 __all__ = [
     "ActiveRun",
+    "Alert",
+    "AlertEvent",
+    "Alerts",
     "Artifact",
     "BestRun",
     "ChachamlError",
@@ -152,6 +164,8 @@ __all__ = [
     "add_tag",
     "aflush",
     "aget_run",
+    "alert_history",
+    "alerts",
     "archive_runs",
     "arun",
     "aruns",
@@ -159,10 +173,12 @@ __all__ = [
     "astart_run",
     "batched_metrics",
     "best_run",
+    "check_alerts",
     "compare_runs",
     "create_experiment",
     "current_user",
     "default_client",
+    "delete_alert",
     "delete_alias",
     "delete_archived",
     "diff_versions",
@@ -200,6 +216,7 @@ __all__ = [
     "run_pipeline",
     "runs",
     "search_runs",
+    "set_alert",
     "set_alias",
     "set_model_note",
     "set_model_tag",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import anyio
 import pytest
 
 from chachaml.alert_models import DeliveryAttempt, NewAlert, NewAlertEvent
-from chachaml.errors import NotFound
+from chachaml.errors import Conflict, NotFound
 from chachaml.models import NewRun, to_datetime
 from chachaml.store import Store, open_store
 from chachaml.store.codec import make_chunk
+from chachaml.store.migrate import as_sql_store, migrate
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +187,27 @@ async def test_silent_runs_by_latest_metric_point(store: Store) -> None:
     assert silent.last_activity == to_datetime(now - 3600)
     assert await store.silent_runs("other", now) == []
     assert {s.run_id for s in await store.silent_runs("mnist", now)} == {quiet, busy}
+
+
+async def test_migration_copies_rules_with_their_events_once(store: Store, tmp_path: Path) -> None:
+    await store.set_alert(rule(webhook_url="https://hooks.test/x", secret="k", cooldown=60))
+    await store.set_alert(rule("quiet", kind="no_completed_run", window_seconds=3600.0))
+    fired = await store.fire_alert("acc-low", event("a", 100.0, webhook=True))
+    assert fired is not None
+    attempt = DeliveryAttempt(at=to_datetime(101.0), status_code=200, seconds=0.1)
+    await store.record_delivery(fired.id, attempt, "delivered")
+    target_url = f"sqlite:///{tmp_path / 'target.db'}"
+    target = as_sql_store(await open_store(target_url), target_url)
+    try:
+        source = as_sql_store(store, store.url)
+        report = await migrate(source, target)
+        assert (report.copied["alerts"], report.copied["alert_events"]) == (2, 1)
+        assert await target.list_alerts() == await store.list_alerts()
+        assert await target.alert_events() == await store.alert_events()
+        again = await migrate(source, target, merge=True)
+        assert again.skipped_alerts == 2 and "alerts" not in again.copied
+        await store.fire_alert("acc-low", event("b", 200.0))
+        with pytest.raises(Conflict, match="alert 'acc-low' exists in both stores"):
+            await migrate(source, target, merge=True)
+    finally:
+        await target.close()

@@ -2,10 +2,11 @@
 
 The unit of copying is a run (with its params, tags, metric chunks and summaries, datasets
 and artifact records), then a model (with its versions, aliases, tags and audit trail), then
-a pipeline (with its steps): each is written in one target transaction and skipped when the
-target already has it, so an interrupted migration resumes without duplicating rows.
-Experiments and models are matched by name, so ids may differ between the stores. At the end
-every copied run, model and pipeline is counted again on both sides.
+a pipeline (with its steps), then an alert rule (with its events): each is written in one
+target transaction and skipped when the target already has it, so an interrupted migration
+resumes without duplicating rows. Experiments, models and alerts are matched by name, so ids
+may differ between the stores. At the end every copied run, model, pipeline and alert is
+counted again on both sides.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ STEP_COLUMNS = (
     "name, position, depends_on, target, retries, backoff, timeout, status, started_at,"
     " ended_at, error, attempts, run_id, result"
 )
+ALERT_COLUMNS = (
+    "name, kind, experiment, metric_key, op, threshold, drop_pct, baseline_model,"
+    " baseline_runs, window_seconds, cooldown_seconds, webhook_url, secret, created_by,"
+    " created_at, updated_at, last_fired_at"
+)
+ALERT_EVENT_COLUMNS = (
+    "subject, run_id, experiment, value, threshold, baseline, message, fired_at, delivery, attempts"
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -70,6 +79,7 @@ class MigrationReport:
     skipped_runs: int = 0
     skipped_models: int = 0
     skipped_pipelines: int = 0
+    skipped_alerts: int = 0
 
     def add(self, table: str, n: int) -> None:
         """Count ``n`` rows written to ``table``."""
@@ -87,9 +97,9 @@ async def _count(db: Tx, sql: str, params: Sequence[Any] = ()) -> int:
 
 
 async def is_empty(store: SQLStore) -> bool:
-    """Whether a store holds no experiments, runs or models."""
+    """Whether a store holds no experiments, runs, models or alerts."""
     async with store._read() as db:
-        for table in ("experiments", "runs", "models"):
+        for table in ("experiments", "runs", "models", "alerts"):
             if await _count(db, f"SELECT count(*) FROM {table}"):
                 return False
     return True
@@ -120,6 +130,7 @@ async def migrate(
         pipeline_ids = [
             r[0] for r in await db.fetchall("SELECT id FROM pipelines ORDER BY started_at, id")
         ]
+        alert_names = [r[0] for r in await db.fetchall("SELECT name FROM alerts ORDER BY id")]
     for start in range(0, len(run_ids), batch):
         for run_id in run_ids[start : start + batch]:
             if not await _copy_run(source, target, run_id, report):
@@ -137,7 +148,12 @@ async def migrate(
             report.skipped_pipelines += 1
         if progress:
             progress("pipelines", i, len(pipeline_ids))
-    await verify(source, target, run_ids, model_names, pipeline_ids)
+    for i, name in enumerate(alert_names, 1):
+        if not await _copy_alert(source, target, name, report):
+            report.skipped_alerts += 1
+        if progress:
+            progress("alerts", i, len(alert_names))
+    await verify(source, target, run_ids, model_names, pipeline_ids, alert_names)
     return report
 
 
@@ -146,11 +162,13 @@ async def _is_resume(source: SQLStore, target: SQLStore) -> bool:
         runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
         models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
         pipes = {r[0] for r in await db.fetchall("SELECT id FROM pipelines")}
+        alerts = {r[0] for r in await db.fetchall("SELECT name FROM alerts")}
     async with source._read() as db:
         src_runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
         src_models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
         src_pipes = {r[0] for r in await db.fetchall("SELECT id FROM pipelines")}
-    return runs <= src_runs and models <= src_models and pipes <= src_pipes
+        src_alerts = {r[0] for r in await db.fetchall("SELECT name FROM alerts")}
+    return runs <= src_runs and models <= src_models and pipes <= src_pipes and alerts <= src_alerts
 
 
 async def _copy_experiments(source: SQLStore, target: SQLStore, report: MigrationReport) -> None:
@@ -306,8 +324,53 @@ async def _copy_pipeline(
     return copied
 
 
+async def _copy_alert(
+    source: SQLStore, target: SQLStore, name: str, report: MigrationReport
+) -> bool:
+    async with source._read() as db:
+        ((alert_id, *rule),) = await db.fetchall(
+            f"SELECT id, {ALERT_COLUMNS} FROM alerts WHERE name = ?", (name,)
+        )
+        events = await db.fetchall(
+            f"SELECT {ALERT_EVENT_COLUMNS} FROM alert_events WHERE alert_id = ? ORDER BY id",
+            (alert_id,),
+        )
+
+    async def body(db: Tx) -> bool:
+        existing = await db.fetchall("SELECT id FROM alerts WHERE name = ?", (name,))
+        if existing:
+            subjects = await db.fetchall(
+                "SELECT subject FROM alert_events WHERE alert_id = ? ORDER BY id",
+                (existing[0][0],),
+            )
+            if [s[0] for s in subjects] != [e[0] for e in events]:
+                raise Conflict(
+                    f"alert {name!r} exists in both stores with different histories;"
+                    " rename or delete it in one of them before merging"
+                )
+            return False
+        await db.execute(_insert_sql("alerts", ALERT_COLUMNS), rule)
+        ((new_id,),) = await db.fetchall("SELECT id FROM alerts WHERE name = ?", (name,))
+        if events:
+            await db.insert_rows(
+                "alert_events",
+                ["alert_id", *(c.strip() for c in ALERT_EVENT_COLUMNS.split(","))],
+                [(new_id, *e) for e in events],
+            )
+        report.add("alerts", 1)
+        report.add("alert_events", len(events))
+        return True
+
+    copied: bool = await target._transact(body)
+    return copied
+
+
 async def _tally(
-    store: SQLStore, run_ids: Sequence[str], models: Sequence[str], pipelines: Sequence[str]
+    store: SQLStore,
+    run_ids: Sequence[str],
+    models: Sequence[str],
+    pipelines: Sequence[str],
+    alerts: Sequence[str],
 ) -> dict[str, int]:
     counts: dict[str, int] = {}
     async with store._read() as db:
@@ -336,6 +399,16 @@ async def _tally(
                 counts[table] = counts.get(table, 0) + await _count(
                     db, f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", ids
                 )
+        for name in alerts:
+            counts["alerts"] = counts.get("alerts", 0) + await _count(
+                db, "SELECT count(*) FROM alerts WHERE name = ?", (name,)
+            )
+            counts["alert_events"] = counts.get("alert_events", 0) + await _count(
+                db,
+                "SELECT count(*) FROM alert_events ev JOIN alerts a ON a.id = ev.alert_id"
+                " WHERE a.name = ?",
+                (name,),
+            )
     return counts
 
 
@@ -345,10 +418,11 @@ async def verify(
     run_ids: Sequence[str],
     models: Sequence[str],
     pipelines: Sequence[str] = (),
+    alerts: Sequence[str] = (),
 ) -> None:
-    """Check that the target holds as many rows of each copied run, model and pipeline."""
-    expected = await _tally(source, run_ids, models, pipelines)
-    found = await _tally(target, run_ids, models, pipelines)
+    """Check that the target holds as many rows of each copied run, model, pipeline, alert."""
+    expected = await _tally(source, run_ids, models, pipelines, alerts)
+    found = await _tally(target, run_ids, models, pipelines, alerts)
     wrong = {t: (n, found.get(t, 0)) for t, n in expected.items() if found.get(t, 0) != n}
     if wrong:
         detail = ", ".join(f"{t}: source {a}, target {b}" for t, (a, b) in sorted(wrong.items()))

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import functools
 import inspect
+import logging
 import os
 import platform
 import socket
@@ -45,15 +46,19 @@ from chachaml.models import (
 )
 from chachaml.serializers import decode
 from chachaml.settings import Settings
+from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
+from chachaml.tools.webhooks import Delivery
 from chachaml.tracking.active_run import ActiveRun, error_text
 from chachaml.tracking.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+log = logging.getLogger("chachaml")
 
 DEFAULT_EXPERIMENT = "default"
 _UNSET: Any = object()
@@ -266,6 +271,16 @@ class Client:
         finally:
             rt.active.pop(run.id, None)
             self.restore_current(run)
+        self._evaluate_alerts(run.id)
+
+    def _evaluate_alerts(self, run_id: str) -> None:
+        """Evaluate alert rules on a run that just ended; trouble is logged, never raised."""
+        try:
+            rt = self.runtime
+            delivery = Delivery.from_settings(self.settings)
+            rt.call(alert_ops.evaluate_run, rt.store, run_id, delivery)
+        except Exception as exc:
+            log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
 
     def end_run(self, status: EndStatus = "completed", error: str | None = None) -> None:
         """End the current run."""

@@ -1,0 +1,147 @@
+"""The alerts API from Python: rules evaluated when runs end, never failing them (both backends)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import chachaml
+from chachaml.alerts import Alerts
+from chachaml.errors import InvalidInput, NotFound
+from chachaml.store.protocol import Store
+from chachaml.tools import alerts as alert_ops
+from chachaml.tools.webhooks import Delivery
+from chachaml.tracking.client import Client
+from tests.conftest import make_settings
+from tests.webhook_receiver import HANG, Receiver, webhook_receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as r:
+        yield r
+
+
+def bad_then_good(client: Client, experiment: str = "mnist") -> tuple[str, str]:
+    with client.run(experiment) as bad:
+        client.log_metric("accuracy", 0.95)
+        client.log_metric("accuracy", 0.5)  # the latest value counts, not the best
+    with client.run(experiment) as good:
+        client.log_metric("accuracy", 0.9)
+    return bad.id, good.id
+
+
+def test_a_run_that_ends_bad_fires_once_and_a_good_one_never(
+    client: Client, receiver: Receiver
+) -> None:
+    api = Alerts(client)
+    api.set_alert("acc-low", "accuracy", "<", 0.8, experiment="mnist", webhook_url=receiver.url)
+    bad, _ = bad_then_good(client)
+
+    (hit,) = receiver.received
+    assert bad in hit.json["text"]
+    (event,) = api.alert_history("acc-low")
+    assert (event.run_id, event.value, event.delivery) == (bad, 0.5, "delivered")
+    assert api.check_alerts() == []
+    assert len(receiver.received) == 1
+
+
+def test_a_hanging_webhook_never_fails_the_run(
+    store_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script[:] = [HANG, HANG]
+    settings = make_settings(alert_timeout=0.3, alert_attempts=2)
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=settings)
+    try:
+        Alerts(client).set_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
+        started = time.monotonic()
+        with client.run("mnist") as run:
+            client.log_metric("accuracy", 0.1)
+        assert time.monotonic() - started < 5
+        assert client.get_run(run.id).status == "completed"
+        (event,) = Alerts(client).alert_history()
+        assert event.delivery == "failed"
+        assert [a.error for a in event.attempts] == ["timed out after 0.3s"] * 2
+    finally:
+        client.close()
+
+
+def test_a_webhook_answering_500_is_retried_and_the_failure_recorded(
+    client: Client, receiver: Receiver
+) -> None:
+    receiver.script[:] = [500, 500, 500]
+    Alerts(client).set_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
+    with client.run("mnist") as run:
+        client.log_metric("accuracy", 0.1)
+    assert client.get_run(run.id).status == "completed"
+    (event,) = Alerts(client).alert_history("low")
+    assert event.delivery == "failed"
+    assert [a.status_code for a in event.attempts] == [500, 500, 500]
+    assert len(receiver.received) == 3
+
+
+def test_trouble_while_evaluating_is_logged_and_the_run_still_ends(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(store: Store, run_id: str, delivery: Delivery) -> None:
+        raise RuntimeError("store on fire")
+
+    monkeypatch.setattr(alert_ops, "evaluate_run", broken)
+    with caplog.at_level(logging.WARNING, logger="chachaml"), client.run("mnist") as run:
+        client.log_metric("accuracy", 0.1)
+    assert client.get_run(run.id).status == "completed"
+    assert f"evaluating alerts for run {run.id} failed: store on fire" in caplog.text
+
+
+def test_a_run_that_fails_is_evaluated_too(client: Client) -> None:
+    api = Alerts(client)
+    api.set_alert("loss-high", "loss", ">", 10)
+    with pytest.raises(ValueError, match="diverged"), client.run("mnist") as run:
+        client.log_metric("loss", 1e6)
+        raise ValueError("diverged")
+    (event,) = api.alert_history()
+    assert event.run_id == run.id and client.get_run(run.id).status == "failed"
+
+
+def test_rules_are_listed_replaced_by_name_and_deleted(client: Client) -> None:
+    api = Alerts(client)
+    api.set_alert("acc-low", "accuracy", "<", 0.8, webhook_url="https://hooks.test/T/B/token")
+    replaced = api.set_alert("acc-low", "accuracy", "<=", 0.7, cooldown_minutes=5)
+    stale = api.set_alert("quiet", experiment="mnist", no_completed_run_hours=24)
+    assert api.alerts() == [replaced, stale]
+    assert (replaced.op, replaced.threshold, replaced.webhook) == ("<=", 0.7, None)
+    assert replaced.cooldown_seconds == 300 and replaced.created_by == "tester"
+    assert stale.kind == "no_completed_run" and stale.window_seconds == 24 * 3600
+    api.delete_alert("acc-low")
+    assert [a.name for a in api.alerts()] == ["quiet"]
+    with pytest.raises(NotFound, match=r"alert 'acc-low' not found \(alerts: quiet\)"):
+        api.delete_alert("acc-low")
+    with pytest.raises(NotFound, match="acc-low"):
+        api.alert_history("acc-low")
+
+
+def test_listed_webhooks_show_only_their_host(client: Client) -> None:
+    api = Alerts(client)
+    shown = api.set_alert("low", "accuracy", "<", 0.8, webhook_url="https://hooks.test/T/B/token")
+    assert shown.webhook == "https://hooks.test/…"
+    assert "token" not in api.alerts()[0].model_dump_json()
+
+
+def test_bad_rules_are_refused_at_set_alert(client: Client) -> None:
+    api = Alerts(client)
+    with pytest.raises(InvalidInput, match="http:// or https://"):
+        api.set_alert("low", "accuracy", "<", 0.8, webhook_url="file:///etc/passwd")
+    with pytest.raises(InvalidInput, match="op must be one of"):
+        api.set_alert("low", "accuracy", "<>", 0.8)
+    assert api.alerts() == []
+
+
+def test_the_module_level_alert_functions_use_the_default_client() -> None:
+    for name in ("set_alert", "alerts", "delete_alert", "check_alerts", "alert_history"):
+        bound = getattr(chachaml, name)
+        assert isinstance(bound.__self__, Alerts)
+        assert bound.__self__.client is chachaml.default_client()
