@@ -15,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
 from chachaml.errors import ChachamlError
+from chachaml.server.mcp_alerts import alert_tools
 from chachaml.server.mcp_pipelines import pipeline_tools
 from chachaml.server.mcp_registry import registry_tools
 from chachaml.server.mcp_tools import ToolFn, reported, run_tools
@@ -26,6 +27,7 @@ from chachaml.store.protocol import Store
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
+from chachaml.tools.webhooks import Delivery
 
 INSTRUCTIONS = """\
 chachaml tracks machine-learning experiments: runs (params, metrics, tags, notes, datasets,
@@ -46,13 +48,16 @@ def _annotations(name: str) -> ToolAnnotations:
     )
 
 
-def _all_tools(store: Store, artifacts: ArtifactStore, user: str) -> list[ToolFn]:
+def _all_tools(
+    store: Store, artifacts: ArtifactStore, user: str, delivery: Delivery
+) -> list[ToolFn]:
     return [
         *run_tools(store),
         *registry_tools(store, user),
         *metric_tools(store),
         *artifact_tools(store, artifacts),
         *pipeline_tools(store),
+        *alert_tools(store, delivery),
     ]
 
 
@@ -63,17 +68,19 @@ def build_mcp(
     toolsets: Iterable[str] = (),
     read_only: bool = False,
     user: str = "mcp",
+    delivery: Delivery | None = None,
 ) -> MCPServer:
     """The chachaml MCP server over an open store: the default 16 tools plus opt-in toolsets.
 
     ``read_only`` leaves out every tool that writes; registry changes are attributed to
-    ``user``. Nothing is opened or read until a request arrives.
+    ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says.
+    Nothing is opened or read until a request arrives.
     """
     server: MCPServer = MCPServer(
         "chachaml", title="chachaml", instructions=INSTRUCTIONS, log_level="WARNING"
     )
     wanted = selected_tools(toolsets, read_only=read_only)
-    tools = _all_tools(store, artifacts or open_artifact_store("."), user)
+    tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
     by_name = {fn.__name__: fn for fn in tools}
     for name in wanted:
         server.add_tool(

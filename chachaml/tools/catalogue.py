@@ -51,6 +51,9 @@ CATALOGUE: tuple[ToolSpec, ...] = (
     ToolSpec("set_model_note", "Set a model's note", "registry", writes=True, destructive=True),
     ToolSpec("list_pipelines", "List pipelines", "pipelines"),
     ToolSpec("get_pipeline", "Get a pipeline", "pipelines"),
+    ToolSpec("list_alerts", "List alert rules", "alerts"),
+    ToolSpec("alert_history", "Alert history", "alerts"),
+    ToolSpec("check_alerts", "Evaluate alerts now", "alerts", writes=True, idempotent=False),
 )
 
 SPECS: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOGUE}

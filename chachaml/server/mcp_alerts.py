@@ -1,0 +1,87 @@
+"""The opt-in ``alerts`` toolset: list the rules, read what they fired, evaluate them now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from chachaml.alert_models import Alert, AlertEvent
+from chachaml.server import render
+from chachaml.server.mcp_tools import ToolFn, answer
+from chachaml.store.protocol import Store
+from chachaml.tools import alerts as alert_ops
+from chachaml.tools.webhooks import Delivery, condition
+
+
+class AlertList(BaseModel):
+    """Every alert rule, by name."""
+
+    alerts: list[Alert]
+
+
+class AlertEvents(BaseModel):
+    """Alert events, newest first, with their webhook delivery status."""
+
+    events: list[AlertEvent]
+
+
+def alerts_text(alerts: list[Alert]) -> str:
+    """Alert rules as rows."""
+    if not alerts:
+        return "No alert rules defined."
+    rows = [
+        [a.name, a.experiment or "(all)", condition(a), a.webhook, a.last_fired_at] for a in alerts
+    ]
+    headers = ["alert", "experiment", "condition", "webhook", "last fired"]
+    return f"{len(alerts)} alert rules:\n{render.table(headers, rows)}"
+
+
+def events_text(events: list[AlertEvent], empty: str) -> str:
+    """Alert events as rows."""
+    if not events:
+        return empty
+    rows = [
+        [e.fired_at, e.alert, e.run_id, e.experiment, e.value, e.delivery, len(e.attempts)]
+        for e in events
+    ]
+    headers = ["fired", "alert", "run_id", "experiment", "value", "delivery", "attempts"]
+    messages = "\n".join(f"- {e.message}" for e in events)
+    return f"{len(events)} events:\n{render.table(headers, rows)}\n{messages}"
+
+
+def alert_tools(store: Store, delivery: Delivery) -> list[ToolFn]:
+    """The ``alerts`` toolset, bound to ``store``; deliveries as ``delivery`` says."""
+
+    async def list_alerts() -> Annotated[CallToolResult, AlertList]:
+        """Every alert rule: its metric condition or staleness window, experiment, webhook host.
+
+        Example: {}.
+        """
+        found = await alert_ops.list_alerts(store)
+        return answer(AlertList(alerts=found), alerts_text(found))
+
+    async def alert_history(
+        alert: Annotated[
+            str | None, Field(description="An alert rule's name; omit for every rule.")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=200, description="How many events (1-200).")] = 20,
+    ) -> Annotated[CallToolResult, AlertEvents]:
+        """What alert rules fired, newest first: run, value, message and webhook delivery status.
+
+        Example: {"alert": "accuracy-low", "limit": 10}.
+        """
+        found = await alert_ops.alert_history(store, alert, limit)
+        return answer(AlertEvents(events=found), events_text(found, "No alert has fired."))
+
+    async def check_alerts() -> Annotated[CallToolResult, AlertEvents]:
+        """Evaluate every alert rule now and deliver what fires; returns the new events.
+
+        A rule fires at most once per run, so calling it again does not repeat alerts.
+        Example: {}.
+        """
+        fired = await alert_ops.check_alerts(store, delivery)
+        return answer(AlertEvents(events=fired), events_text(fired, "No alert fired."))
+
+    return [list_alerts, alert_history, check_alerts]
