@@ -196,22 +196,32 @@ def _toolsets(args: argparse.Namespace) -> tuple[str, ...]:
 
 def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
     """Speak MCP over stdin/stdout (for Claude Desktop, Claude Code, Continue...)."""
+    from chachaml.server.mcp_stdio import EarlyStdio
+
+    wire = EarlyStdio(version="")  # claims stdio and answers initialize before the SDK loads
     import anyio
 
-    from chachaml.server.mcp_app import serve_stdio
+    from chachaml.server.mcp_app import build_mcp
+    from chachaml.store import open_store
+    from chachaml.store.artifacts import open_artifact_store
 
     settings = client.settings
-    anyio.run(
-        functools.partial(
-            serve_stdio,
-            settings.store_url,
-            settings.artifact_root,
-            toolsets=_toolsets(args),
-            read_only=args.read_only,
-            user=settings.user,
-            s3=settings.s3,
-        )
-    )
+
+    async def serve() -> None:
+        store = await open_store(settings.store_url)
+        try:
+            server = build_mcp(
+                store,
+                artifacts=open_artifact_store(settings.artifact_root, settings.s3),
+                toolsets=_toolsets(args),
+                read_only=args.read_only,
+                user=settings.user,
+            )
+            await wire.serve(server)
+        finally:
+            await store.close()
+
+    anyio.run(serve)
     return 0
 
 
