@@ -33,6 +33,16 @@ T = TypeVar("T")
 log = logging.getLogger("chachaml")
 
 
+def _artifact_store(settings: Settings, store: Store) -> ArtifactStore:
+    """Artifacts go through the server for an ``http(s)://`` store, else to the artifact root."""
+    if settings.store_url.startswith(("http://", "https://")):
+        from chachaml.store.http import HttpStore
+
+        assert isinstance(store, HttpStore)
+        return store.artifacts
+    return open_artifact_store(settings.artifact_root, settings.s3)
+
+
 class Runtime:
     """An open store on a background loop, plus the metric flusher and heartbeats."""
 
@@ -62,8 +72,8 @@ class Runtime:
 
         async def main() -> None:
             try:
-                self._store = await open_store(self.settings.store_url)
-                self._artifacts = open_artifact_store(self.settings.artifact_root, self.settings.s3)
+                self._store = await open_store(self.settings.store_url, token=self.settings.token)
+                self._artifacts = _artifact_store(self.settings, self._store)
                 self._loop = asyncio.get_running_loop()
                 self._wake = anyio.Event()
                 self._drain_lock = anyio.Lock()

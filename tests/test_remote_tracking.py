@@ -1,0 +1,116 @@
+"""Remote tracking end to end: a real ``chachaml serve`` on 127.0.0.1 and real HTTP clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from chachaml.store import open_store
+
+TOKEN = "ada-remote-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
+    return {**env, **extra}
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path) -> Iterator[str]:
+    """A chachaml server over the store under test; yields its base URL."""
+    port = _free_port()
+    env = _env(CHACHAML_TOKENS=f"ada:{TOKEN}", CHACHAML_STORE=store_url,
+               CHACHAML_ARTIFACTS=str(tmp_path / "artifacts"))  # fmt: skip
+    cmd = [sys.executable, "-m", "chachaml.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+SCRIPT = """
+import chachaml as ml
+
+with ml.run("remote", name="r1", params={"lr": 0.1}) as run:
+    for step in range(2000):
+        ml.log_metric("loss", 1.0 / (step + 1), step=step)
+    ml.log_tag("where", "far")
+    ml.log_artifact("weights", {"w": [1, 2, 3]})
+    ml.flush()
+    print(run.id)
+    print(ml.get_run(run.id).metrics["loss"])
+    print(ml.load_artifact(run.id, "weights"))
+print(ml.best_run("loss", "remote", direction="min").run.id)
+"""
+
+
+def test_a_run_logged_from_python_over_http_lands_in_the_store(server: str, store_url: str) -> None:
+    env = _env(CHACHAML_STORE=server, CHACHAML_TOKEN=TOKEN, CHACHA_USER="someone-else")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT)], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run_id, last, weights, best = done.stdout.split("\n")[:4]
+    assert float(last) == pytest.approx(1 / 2000)
+    assert weights == "{'w': [1, 2, 3]}"
+    assert best == run_id
+
+    async def check() -> None:
+        store = await open_store(store_url)
+        try:
+            run = await store.get_run(run_id)
+            assert (run.status, run.created_by, run.params) == ("completed", "ada", {"lr": 0.1})
+            assert run.tags["where"] == "far"
+            assert len((await store.metric_history(run_id, "loss")).steps) == 2000
+            assert [a.name for a in run.artifacts] == ["weights"]
+        finally:
+            await store.close()
+
+    anyio.run(check)
+
+
+def test_a_wrong_token_fails_at_start_run_with_a_clear_message(server: str) -> None:
+    env = _env(CHACHAML_STORE=server, CHACHAML_TOKEN="not-the-token")
+    script = "import chachaml as ml\nml.start_run('x')"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode != 0 and "refused the token" in done.stderr
+
+
+def test_curl_style_requests_against_the_real_server(server: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=server, headers=auth) as c:
+        run_id = c.post("/api/w/runs", json={"experiment": "curl"}).json()["id"]
+        assert c.post(f"/api/w/runs/{run_id}/metrics", json={"acc": 0.9}).json() == {"points": 1}
+        assert c.post(f"/api/w/runs/{run_id}/end", json={}).status_code == 200
+        assert c.get(f"/api/store/runs/{run_id}").json()["metrics"] == {"acc": 0.9}
+        assert c.get("/api/openapi.json").json()["openapi"] == "3.1.0"
