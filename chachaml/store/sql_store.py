@@ -95,13 +95,16 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
 
     @staticmethod
     async def _ensure_experiment(db: Tx, name: str) -> int:
-        await db.execute(
-            "INSERT INTO experiments (name, created_at) VALUES (?, ?)"
-            " ON CONFLICT (name) DO NOTHING",
-            (name, time.time()),
-        )
-        ((exp_id,),) = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (name,))
-        return int(exp_id)
+        # look first: an INSERT that conflicts would still use up an id from the sequence
+        found = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (name,))
+        if not found:
+            await db.execute(
+                "INSERT INTO experiments (name, created_at) VALUES (?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, time.time()),
+            )
+            found = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (name,))
+        return int(found[0][0])
 
     async def create_experiment(
         self, name: str, description: str | None = None, owner: str | None = None
