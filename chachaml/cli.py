@@ -201,27 +201,23 @@ def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
     wire = EarlyStdio(version="")  # claims stdio and answers initialize before the SDK loads
     import anyio
 
-    from chachaml.server.mcp_app import build_mcp
-    from chachaml.store import open_store
-    from chachaml.store.artifacts import open_artifact_store
+    from chachaml.server.mcp_app import serve_stdio
+    from chachaml.tools.webhooks import Delivery
 
     settings = client.settings
-
-    async def serve() -> None:
-        store = await open_store(settings.store_url)
-        try:
-            server = build_mcp(
-                store,
-                artifacts=open_artifact_store(settings.artifact_root, settings.s3),
-                toolsets=_toolsets(args),
-                read_only=args.read_only,
-                user=settings.user,
-            )
-            await wire.serve(server)
-        finally:
-            await store.close()
-
-    anyio.run(serve)
+    anyio.run(
+        functools.partial(
+            serve_stdio,
+            wire,
+            settings.store_url,
+            settings.artifact_root,
+            toolsets=_toolsets(args),
+            read_only=args.read_only,
+            user=settings.user,
+            s3=settings.s3,
+            delivery=Delivery.from_settings(settings),
+        )
+    )
     return 0
 
 

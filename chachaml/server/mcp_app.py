@@ -1,8 +1,8 @@
 """The MCP server: the tool catalogue, resources and prompts over one store.
 
-``build_mcp(store)`` constructs the server (no I/O); ``serve_stdio(url)`` opens the store and
-speaks MCP on stdin/stdout; :func:`chachaml.server.app.create_app` mounts the same server as
-streamable HTTP at ``/mcp``.
+``build_mcp(store)`` constructs the server (no I/O); ``serve_stdio(wire, url)`` opens the store
+and speaks MCP on stdin/stdout (see :mod:`chachaml.server.mcp_stdio`);
+:func:`chachaml.server.app.create_app` mounts the same server as streamable HTTP at ``/mcp``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from chachaml.errors import ChachamlError
 from chachaml.server.mcp_alerts import alert_tools
 from chachaml.server.mcp_pipelines import pipeline_tools
 from chachaml.server.mcp_registry import registry_tools
+from chachaml.server.mcp_stdio import INSTRUCTIONS, NAME, EarlyStdio
 from chachaml.server.mcp_tools import ToolFn, reported, run_tools
 from chachaml.server.mcp_toolsets import artifact_tools, metric_tools
 from chachaml.settings import S3Settings
@@ -28,13 +29,6 @@ from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
 from chachaml.tools.webhooks import Delivery
-
-INSTRUCTIONS = """\
-chachaml tracks machine-learning experiments: runs (params, metrics, tags, notes, datasets,
-artifacts) grouped in experiments, and a registry of model versions with stages.
-Start with list_experiments or list_runs; best_run answers "which run was best" in one call;
-get_run shows one run in full; compare_runs explains differences. since/until take ISO dates.
-Run ids in results are the ids to pass to other tools."""
 
 
 def _annotations(name: str) -> ToolAnnotations:
@@ -76,9 +70,7 @@ def build_mcp(
     ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says.
     Nothing is opened or read until a request arrives.
     """
-    server: MCPServer = MCPServer(
-        "chachaml", title="chachaml", instructions=INSTRUCTIONS, log_level="WARNING"
-    )
+    server: MCPServer = MCPServer(NAME, title=NAME, instructions=INSTRUCTIONS, log_level="WARNING")
     wanted = selected_tools(toolsets, read_only=read_only)
     tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
     by_name = {fn.__name__: fn for fn in tools}
@@ -151,6 +143,7 @@ def _add_prompts(server: MCPServer) -> None:
 
 
 async def serve_stdio(
+    wire: EarlyStdio,
     store_url: str,
     artifact_root: str,
     *,
@@ -158,8 +151,9 @@ async def serve_stdio(
     read_only: bool = False,
     user: str = "mcp",
     s3: S3Settings | None = None,
+    delivery: Delivery | None = None,
 ) -> None:
-    """Open the store and speak MCP over stdin/stdout until the client hangs up."""
+    """Open the store and speak MCP on the claimed stdio ``wire`` until the client hangs up."""
     store = await open_store(store_url)
     try:
         server = build_mcp(
@@ -168,7 +162,8 @@ async def serve_stdio(
             toolsets=toolsets,
             read_only=read_only,
             user=user,
+            delivery=delivery,
         )
-        await server.run_stdio_async()
+        await wire.serve(server)
     finally:
         await store.close()
