@@ -143,6 +143,10 @@ class Settings:
     tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     auth_reads: bool = False
     max_upload_bytes: int = 1 << 30
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
+    openai_base_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +168,10 @@ class Settings:
             tokens=parse_tokens(env.get("CHACHAML_TOKENS", "")),
             auth_reads=_flag(env, "CHACHAML_AUTH_READS", False),
             max_upload_bytes=_int(env, "CHACHAML_MAX_UPLOAD_BYTES", 1 << 30),
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

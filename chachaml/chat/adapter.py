@@ -1,0 +1,136 @@
+"""The seam between the tool loop and a model provider.
+
+An adapter turns the provider-neutral pieces of :mod:`chachaml.chat.models` into one
+provider's wire format and back. The loop only ever sees :class:`Conversation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chachaml.chat.errors import ProviderError
+from chachaml.chat.models import Message, Provider, ToolDef, ToolOutcome, Turn
+
+
+class Conversation(Protocol):
+    """One conversation with a model, holding its messages in the provider's format.
+
+    ``reply`` sends everything so far (system prompt, history, question, tool results) with
+    the tool definitions and returns the model's next turn; it raises
+    :class:`~chachaml.chat.errors.ProviderError` when the provider refuses or fails.
+    ``add_results`` appends the model's turn and the outcome of each of its tool requests,
+    in the order requested, before the next ``reply``.
+    """
+
+    async def reply(self) -> Turn:
+        """The model's next turn."""
+        ...
+
+    def add_results(self, turn: Turn, outcomes: Sequence[ToolOutcome]) -> None:
+        """Record a turn that asked for tools, and what the tools answered."""
+        ...
+
+    async def close(self) -> None:
+        """Release the HTTP client."""
+        ...
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a provider: key, model, optional endpoint, timeout and retries."""
+
+    provider: Provider
+    model: str
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+def open_conversation(
+    conn: Connection,
+    system: str,
+    history: Sequence[Message],
+    question: str,
+    tools: Sequence[ToolDef],
+) -> Conversation:
+    """A conversation with the provider ``conn`` names (its SDK is imported here)."""
+    if conn.provider == "anthropic":
+        from chachaml.chat.anthropic_adapter import AnthropicConversation
+
+        return AnthropicConversation(conn, system, history, question, tools)
+    from chachaml.chat.openai_adapter import OpenAIConversation
+
+    return OpenAIConversation(conn, system, history, question, tools)
+
+
+LABELS: dict[Provider, str] = {"anthropic": "Anthropic", "openai": "OpenAI"}
+
+
+def _detail(body: object) -> str:
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return ""
+
+
+def _seconds(raw: str | None) -> float | None:
+    try:
+        return None if raw is None else max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def status_error(
+    conn: Connection, status: int, body: object, retry_after: str | None
+) -> ProviderError:
+    """A clear :class:`ProviderError` for an HTTP error status from the provider."""
+    label, detail = LABELS[conn.provider], _detail(body)
+    said = f": {detail}" if detail else ""
+    if status in (401, 403):
+        return ProviderError(
+            f"{label} rejected the API key (HTTP {status}){said}. Check the key you passed"
+            f" or {conn.provider.upper()}_API_KEY.",
+            kind="auth",
+            status=status,
+        )
+    if status == 429:
+        wait = _seconds(retry_after)
+        hint = f"; retry after {wait:g} s" if wait is not None else "; try again later"
+        return ProviderError(
+            f"{label} rate limit reached (HTTP 429){said}{hint}.",
+            kind="rate_limit",
+            status=status,
+            retry_after=wait,
+        )
+    if status in (503, 529):
+        return ProviderError(
+            f"{label} is overloaded (HTTP {status}){said}; try again in a moment.",
+            kind="overloaded",
+            status=status,
+        )
+    if status >= 500:
+        return ProviderError(f"{label} failed (HTTP {status}){said}.", kind="server", status=status)
+    return ProviderError(
+        f"{label} refused the request (HTTP {status}){said}.", kind="bad_request", status=status
+    )
+
+
+def timeout_error(conn: Connection) -> ProviderError:
+    """The provider did not answer in time (after the SDK's retries)."""
+    return ProviderError(
+        f"{LABELS[conn.provider]} did not answer within {conn.timeout:g} s"
+        f" ({conn.max_retries} retries).",
+        kind="timeout",
+    )
+
+
+def connection_error(conn: Connection) -> ProviderError:
+    """The provider could not be reached at all."""
+    where = conn.base_url or "its default address"
+    return ProviderError(f"could not reach {LABELS[conn.provider]} at {where}.", kind="connection")

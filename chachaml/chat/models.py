@@ -1,0 +1,76 @@
+"""The shapes a chat returns, and the provider-neutral pieces adapters exchange with the loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Provider = Literal["anthropic", "openai"]
+PROVIDERS: tuple[Provider, ...] = ("anthropic", "openai")
+DEFAULT_MODELS: dict[Provider, str] = {
+    "anthropic": "claude-sonnet-5-5",
+    "openai": "gpt-5.5",
+}
+
+
+class Message(BaseModel):
+    """One earlier turn of the conversation, as plain text."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=100_000)
+
+
+class ToolCall(BaseModel):
+    """One tool call the model made: what it asked for and a short form of the answer."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    is_error: bool = False
+
+
+class ChatAnswer(BaseModel):
+    """The model's final answer, how many replies it took, and every tool call behind it."""
+
+    answer: str
+    provider: Provider
+    model: str
+    iterations: int
+    tool_calls: list[ToolCall]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDef:
+    """A tool as the MCP server lists it: name, description and JSON Schema of its input."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    """The model asks for one tool call; ``id`` pairs it with its result."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """The text a tool call produced, sent back to the model."""
+
+    request: ToolRequest
+    text: str
+    is_error: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One model reply: its text and the tool calls it asks for (none means it is done)."""
+
+    text: str
+    requests: list[ToolRequest] = field(default_factory=list)

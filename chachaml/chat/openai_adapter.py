@@ -1,0 +1,109 @@
+"""The OpenAI adapter: the Chat Completions API with ``tool_calls``.
+
+Tools go in ``tools`` as functions; the model's calls come back as ``tool_calls`` and their
+answers go out as ``role: tool`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+from openai.types.chat import (
+    ChatCompletionMessageParam,
+    ChatCompletionMessageToolCallParam,
+    ChatCompletionToolParam,
+)
+
+from chachaml.chat.adapter import Connection, connection_error, status_error, timeout_error
+from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {"_unparsed": raw}
+    return parsed if isinstance(parsed, dict) else {"_unparsed": raw}
+
+
+class OpenAIConversation:
+    """A :class:`~chachaml.chat.adapter.Conversation` over ``openai.AsyncOpenAI``."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        system: str,
+        history: Sequence[Message],
+        question: str,
+        tools: Sequence[ToolDef],
+    ) -> None:
+        self._conn = conn
+        self._client = openai.AsyncOpenAI(
+            api_key=conn.api_key,
+            base_url=conn.base_url,
+            timeout=conn.timeout,
+            max_retries=conn.max_retries,
+        )
+        self._tools: list[ChatCompletionToolParam] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.input_schema,
+                },
+            }
+            for t in tools
+        ]
+        self._messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system}]
+        for m in history:
+            if m.role == "user":
+                self._messages.append({"role": "user", "content": m.content})
+            else:
+                self._messages.append({"role": "assistant", "content": m.content})
+        self._messages.append({"role": "user", "content": question})
+
+    async def reply(self) -> Turn:
+        """Send the conversation; the model's text and ``tool_calls``."""
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self._conn.model, messages=self._messages, tools=self._tools
+            )
+        except openai.APIStatusError as exc:
+            retry_after = exc.response.headers.get("retry-after")
+            raise status_error(self._conn, exc.status_code, exc.body, retry_after) from None
+        except openai.APITimeoutError:
+            raise timeout_error(self._conn) from None
+        except openai.APIConnectionError:
+            raise connection_error(self._conn) from None
+        message = completion.choices[0].message
+        requests = [
+            ToolRequest(id=c.id, name=c.function.name, arguments=_arguments(c.function.arguments))
+            for c in message.tool_calls or []
+            if c.type == "function"
+        ]
+        return Turn(text=message.content or "", requests=requests)
+
+    def add_results(self, turn: Turn, outcomes: Sequence[ToolOutcome]) -> None:
+        """Append the assistant's ``tool_calls`` message and one ``tool`` message per call."""
+        calls: list[ChatCompletionMessageToolCallParam] = [
+            {
+                "id": r.id,
+                "type": "function",
+                "function": {"name": r.name, "arguments": json.dumps(r.arguments)},
+            }
+            for r in turn.requests
+        ]
+        self._messages.append(
+            {"role": "assistant", "content": turn.text or None, "tool_calls": calls}
+        )
+        for o in outcomes:
+            text = f"error: {o.text}" if o.is_error else o.text
+            self._messages.append({"role": "tool", "tool_call_id": o.request.id, "content": text})
+
+    async def close(self) -> None:
+        """Close the SDK's HTTP client."""
+        await self._client.close()

@@ -1,0 +1,248 @@
+"""A loopback stand-in for the Anthropic Messages API and the OpenAI Chat Completions API.
+
+It speaks both wire formats closely enough for the official SDKs (pointed at it through
+``base_url``) and replays a script of provider-neutral steps: ask for tool calls, answer
+with text built from what the client sent, fail with an HTTP status, or hang. Every
+request is recorded, parsed into a :class:`Seen` that is the same for both providers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.mcp_seed import free_port
+
+
+@dataclass(frozen=True)
+class Result:
+    """A tool result as the client sent it back."""
+
+    call_id: str
+    content: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request, provider-neutral: key, model, system prompt, tools, messages, results."""
+
+    provider: str
+    key: str
+    model: str
+    system: str
+    tools: list[str]
+    texts: list[tuple[str, str]]
+    results: list[Result]
+
+
+@dataclass(frozen=True)
+class Call:
+    """Ask for tools: each ``(name, arguments)``."""
+
+    calls: list[tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Say:
+    """Answer with text, made from the request."""
+
+    text: Callable[[Seen], str]
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Answer with an error status (and headers)."""
+
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Do not answer until the server shuts down."""
+
+
+Step = Call | Say | Fail | Hang
+ERROR_TYPES = {
+    401: "authentication_error",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+    400: "invalid_request_error",
+}
+
+
+def _anthropic_seen(body: dict[str, Any], headers: dict[str, str]) -> Seen:
+    texts: list[tuple[str, str]] = []
+    results: list[Result] = []
+    for message in body["messages"]:
+        content = message["content"]
+        if isinstance(content, str):
+            texts.append((message["role"], content))
+            continue
+        results = []
+        for block in content:
+            if block["type"] == "text":
+                texts.append((message["role"], block["text"]))
+            elif block["type"] == "tool_result":
+                results.append(
+                    Result(block["tool_use_id"], block["content"], block.get("is_error", False))
+                )
+    return Seen(
+        provider="anthropic",
+        key=headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer "),
+        model=body["model"],
+        system=body.get("system", ""),
+        tools=[t["name"] for t in body.get("tools", [])],
+        texts=texts,
+        results=results,
+    )
+
+
+def _openai_seen(body: dict[str, Any], headers: dict[str, str]) -> Seen:
+    messages = body["messages"]
+    texts = [(m["role"], m["content"]) for m in messages[1:] if m["role"] in ("user", "assistant")]
+    results: list[Result] = []
+    for m in messages:
+        if m["role"] == "assistant":
+            results = []
+        elif m["role"] == "tool":
+            error = m["content"].startswith("error: ")
+            results.append(Result(m["tool_call_id"], m["content"], error))
+    return Seen(
+        provider="openai",
+        key=headers.get("authorization", "").removeprefix("Bearer "),
+        model=body["model"],
+        system=messages[0]["content"] if messages[0]["role"] == "system" else "",
+        tools=[t["function"]["name"] for t in body.get("tools", [])],
+        texts=[(r, c) for r, c in texts if c],
+        results=results,
+    )
+
+
+class FakeProvider:
+    """The fake server's state: the script to replay and the requests seen so far."""
+
+    def __init__(self) -> None:
+        self.script: list[Step] = []
+        self.seen: list[Seen] = []
+        self.release = threading.Event()
+        self._ids = itertools.count(1)
+        self.app = Starlette(
+            routes=[
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+            ]
+        )
+
+    def play(self, *steps: Step) -> None:
+        """Replace the script and forget earlier requests."""
+        self.script = list(steps)
+        self.seen = []
+
+    async def _next(self, seen: Seen) -> Step:
+        self.seen.append(seen)
+        assert self.script, f"the fake {seen.provider} got a request it has no script for"
+        step = self.script.pop(0)
+        if isinstance(step, Hang):
+            await anyio.to_thread.run_sync(self.release.wait, 30)
+        return step
+
+    async def _anthropic(self, request: Request) -> Response:
+        seen = _anthropic_seen(await request.json(), dict(request.headers))
+        step = await self._next(seen)
+        if isinstance(step, Fail):
+            error = {"type": ERROR_TYPES.get(step.status, "api_error"), "message": step.message}
+            body = {"type": "error", "error": error}
+            return JSONResponse(body, status_code=step.status, headers=step.headers)
+        n = next(self._ids)
+        if isinstance(step, Call):
+            content = [
+                {"type": "tool_use", "id": f"toolu_{n}_{i}", "name": name, "input": args}
+                for i, (name, args) in enumerate(step.calls)
+            ]
+            stop = "tool_use"
+        else:
+            assert isinstance(step, Say)
+            content, stop = [{"type": "text", "text": step.text(seen)}], "end_turn"
+        return JSONResponse(
+            {
+                "id": f"msg_{n}",
+                "type": "message",
+                "role": "assistant",
+                "model": seen.model,
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 10, "output_tokens": 10},
+            }
+        )
+
+    async def _openai(self, request: Request) -> Response:
+        seen = _openai_seen(await request.json(), dict(request.headers))
+        step = await self._next(seen)
+        if isinstance(step, Fail):
+            error = {"message": step.message, "type": ERROR_TYPES.get(step.status), "code": None}
+            return JSONResponse({"error": error}, status_code=step.status, headers=step.headers)
+        n = next(self._ids)
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if isinstance(step, Call):
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{n}_{i}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for i, (name, args) in enumerate(step.calls)
+            ]
+            finish = "tool_calls"
+        else:
+            assert isinstance(step, Say)
+            message["content"], finish = step.text(seen), "stop"
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": seen.model,
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            }
+        )
+
+
+@contextmanager
+def fake_provider() -> Iterator[tuple[FakeProvider, str]]:
+    """Serve a :class:`FakeProvider` on a loopback port; yields it and its base URL."""
+    fake = FakeProvider()
+    port = free_port()
+    config = uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "fake provider did not start"
+        time.sleep(0.01)
+    try:
+        yield fake, f"http://127.0.0.1:{port}"
+    finally:
+        fake.release.set()
+        server.should_exit = True
+        thread.join(timeout=10)
