@@ -166,3 +166,44 @@ def test_two_processes_promoting_at_once_leave_one_production_version(
         assert len(stage_events) >= 2 * 21  # every promotion and demotion was recorded
     finally:
         client.close()
+
+
+def test_terminated_connections_are_replaced_and_no_acknowledged_point_is_lost(
+    pg_url: str, tmp_path: Path
+) -> None:
+    import uuid
+
+    import asyncpg
+
+    from tests.services import POSTGRES_URL
+
+    name = f"chachaml-drop-{uuid.uuid4().hex[:8]}"
+    url = f"{pg_url}&application_name={name}"
+
+    async def terminate() -> int:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            killed = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                name,
+            )
+            return len(killed)
+        finally:
+            await admin.close()
+
+    client = Client(url, str(tmp_path / "artifacts"), settings=make_settings())
+    try:
+        with client.run(experiment="drop") as run:
+            for i in range(5000):
+                client.log_metric("m", float(i))
+            client.flush()  # acknowledged: these must survive
+            assert anyio.run(terminate) >= 1
+            client.log_params({"after": "reconnect"})  # a write on a fresh connection
+            for i in range(5000, 10_000):
+                client.log_metric("m", float(i))
+        stored = client.get_run(run.id)
+        assert stored.metric_summaries["m"].count == 10_000
+        assert stored.params == {"after": "reconnect"} and stored.status == "completed"
+    finally:
+        client.close()

@@ -11,6 +11,7 @@ lives in :mod:`chachaml.store.sql_store`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -31,6 +32,13 @@ T = TypeVar("T")
 WRITE_RETRIES = 8
 MIGRATION_LOCK = 0x63686163  # pg_advisory_xact_lock key shared by every chachaml process
 RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,  # e.g. the backend was terminated by an admin
+    asyncpg.InternalClientError,  # a connection caught mid-message by its termination
+)
 Connection = asyncpg.Connection | PoolConnectionProxy
 
 
@@ -129,17 +137,36 @@ class PostgresStore(SQLStore):
         await self._pool.close()
 
     async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``body`` in one transaction, retrying serialization failures and deadlocks."""
+        """Run ``body`` in one transaction, retrying conflicts and lost connections.
+
+        A connection that died before COMMIT was sent (server restart, terminated backend)
+        is replaced and the transaction run again: nothing of it had been applied. A
+        failure during COMMIT itself is ambiguous and reported as ``StoreUnavailable``.
+        """
         for attempt in range(WRITE_RETRIES):
+            committing = False
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    return await body(PostgresTx(conn))
+                async with self._pool.acquire() as conn:
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    try:
+                        result = await body(PostgresTx(conn))
+                    except BaseException:
+                        with contextlib.suppress(*CONNECTION_LOST):
+                            await transaction.rollback()
+                        raise
+                    committing = True
+                    await transaction.commit()
+                    return result
             except RETRYABLE as exc:
                 if attempt == WRITE_RETRIES - 1:
                     raise StoreUnavailable(f"PostgreSQL write kept conflicting: {exc}") from exc
                 await anyio.sleep(0.02 * 2**attempt)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-                raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+            except CONNECTION_LOST as exc:
+                await self._pool.expire_connections()  # the others likely died with this one
+                if committing or attempt == WRITE_RETRIES - 1:
+                    raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+                await anyio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
     @asynccontextmanager
@@ -151,8 +178,9 @@ class PostgresStore(SQLStore):
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
                 yield PostgresTx(conn)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-            raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+        except CONNECTION_LOST as exc:
+            await self._pool.expire_connections()
+            raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
 
 
 async def _migrate(conn: Connection) -> None:
