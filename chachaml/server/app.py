@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from chachaml.server.api import ApiConfig, ApiOptions, install_api
+from chachaml.server.chat_api import ChatOptions, chat_routes
 from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp_app import build_mcp
 from chachaml.server.ui import ui_routes
@@ -42,6 +43,7 @@ def create_app(
     host: str = "127.0.0.1",
     user: str = "mcp",
     api: ApiConfig | None = None,
+    chat: ChatOptions | None = None,
 ) -> Starlette:
     """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and the probes.
 
@@ -64,7 +66,8 @@ def create_app(
             yield
 
     probes = [Route("/healthz", healthz), Route("/readyz", readyz)]
-    routes = [Route("/health", health), *probes, *mcp_routes, *ui_routes()]
+    chat_api = chat_routes(store, artifacts, chat)  # POST /api/chat, read-only tools
+    routes = [Route("/health", health), *probes, *mcp_routes, *chat_api, *ui_routes()]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.store = store
     app.state.ui_user = user
@@ -84,6 +87,7 @@ async def serve_http(
     user: str = "mcp",
     s3: S3Settings | None = None,
     api: ApiOptions | None = None,
+    chat: ChatOptions | None = None,
 ) -> None:
     """Open the store and serve the app with uvicorn until interrupted."""
     import uvicorn
@@ -98,6 +102,7 @@ async def serve_http(
             host=host,
             user=user,
             api=None if api is None else await api.config(store, host),
+            chat=chat,
         )
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
     finally:
