@@ -1,0 +1,227 @@
+"""``POST /api/chat`` end to end: the web app, the official SDKs, a loopback fake provider and
+real read-only tools over the seeded store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from chachaml.server.api import ApiConfig
+from chachaml.server.app import create_app
+from chachaml.server.auth import Auth
+from chachaml.server.chat_api import ChatOptions
+from chachaml.settings import Settings
+from chachaml.store import open_store
+from chachaml.store.artifacts import open_artifact_store
+from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen, fake_provider
+from tests.mcp_seed import IRIS, seeded_store
+
+KEY = "sk-secret-key-never-logged-42"
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def provider_server() -> Iterator[tuple[FakeProvider, str]]:
+    with fake_provider() as served:
+        yield served
+
+
+@pytest.fixture
+def fake(provider_server: tuple[FakeProvider, str]) -> FakeProvider:
+    return provider_server[0]
+
+
+@pytest.fixture(params=["anthropic", "openai"])
+def provider(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def settings(provider_server: tuple[FakeProvider, str]) -> Settings:
+    url = provider_server[1]
+    return Settings(anthropic_base_url=url, openai_base_url=f"{url}/v1")
+
+
+def web(
+    tmp_path: Path, settings: Settings, *, auth: Auth | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    async def client() -> AsyncIterator[httpx.AsyncClient]:
+        url = await seeded_store(tmp_path)
+        store = await open_store(url)
+        try:
+            app = create_app(
+                store,
+                artifacts=open_artifact_store(str(tmp_path / "artifacts")),
+                api=ApiConfig(auth=auth or Auth(open_writes=True)),
+                chat=ChatOptions(settings=settings, timeout=0.5, max_retries=0),
+            )
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                yield c
+        finally:
+            await store.close()
+
+    return client()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in web(tmp_path, settings):
+        yield client
+
+
+def best_iris(fake: FakeProvider) -> None:
+    fake.play(
+        Call([("best_run", {"metric": "acc", "experiment": "iris"})]),
+        Say(lambda seen: "Best: " + " ".join(r.content for r in seen.results)),
+    )
+
+
+async def ask(
+    api: httpx.AsyncClient, provider: str, key: str | None = KEY, **body: Any
+) -> httpx.Response:
+    headers = {"X-Chat-Api-Key": key} if key else {}
+    payload = {"question": "Which iris run is best?", "provider": provider, **body}
+    return await api.post("/api/chat", json=payload, headers=headers)
+
+
+async def test_the_answer_and_its_tool_calls_come_back_as_json(
+    api: httpx.AsyncClient, fake: FakeProvider, provider: str
+) -> None:
+    best_iris(fake)
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    response = await ask(api, provider, model="m-1", history=history)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"answer", "provider", "model", "iterations", "tool_calls"}
+    assert IRIS in body["answer"] and "0.97" in body["answer"]
+    assert (body["provider"], body["model"], body["iterations"]) == (provider, "m-1", 2)
+    [call] = body["tool_calls"]
+    assert call["name"] == "best_run" and IRIS in call["result"] and not call["is_error"]
+    first: Seen = fake.seen[0]
+    assert first.key == KEY and first.texts[:2] == [("user", "hello"), ("assistant", "hi")]
+    assert "add_tag" not in first.tools and "get_run" in first.tools
+
+
+async def test_the_servers_key_is_used_when_the_request_has_none(
+    tmp_path: Path, settings: Settings, fake: FakeProvider, provider: str
+) -> None:
+    keyed = Settings(
+        anthropic_api_key="sk-server-a",
+        openai_api_key="sk-server-o",
+        anthropic_base_url=settings.anthropic_base_url,
+        openai_base_url=settings.openai_base_url,
+    )
+    fake.play(Say(lambda seen: "ok"))
+    async for api in web(tmp_path, keyed):
+        response = await ask(api, provider, key=None)
+        assert response.json()["answer"] == "ok"
+    assert fake.seen[0].key == f"sk-server-{provider[0]}"
+
+
+async def test_without_any_key_the_error_says_which_header_to_send(
+    api: httpx.AsyncClient, provider: str
+) -> None:
+    response = await ask(api, provider, key=None)
+    assert response.status_code == 401
+    assert "X-Chat-Api-Key" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "message"),
+    [
+        (Fail(401, "invalid x-api-key"), 502, "rejected the API key"),
+        (Fail(529, "Overloaded"), 502, "overloaded"),
+        (Fail(429, "slow down", {"retry-after": "12"}), 429, "retry after 12 s"),
+        (Hang(), 504, "did not answer within 0.5 s"),
+    ],
+)
+async def test_provider_failures_are_clear_errors_in_the_envelope(
+    api: httpx.AsyncClient,
+    fake: FakeProvider,
+    provider: str,
+    step: Fail | Hang,
+    status: int,
+    message: str,
+) -> None:
+    fake.play(step)
+    with anyio.fail_after(10):
+        response = await ask(api, provider)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["status"] == status and message in error["message"]
+    if status == 429:
+        assert response.headers["retry-after"] == "12"
+
+
+async def test_the_iteration_cap_is_a_422(
+    api: httpx.AsyncClient, fake: FakeProvider, provider: str
+) -> None:
+    fake.play(*[Call([("list_experiments", {})]) for _ in range(2)])
+    response = await ask(api, provider, max_iterations=2)
+    assert response.status_code == 422
+    assert "after 2 replies" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"provider": "anthropic"}, "question"),
+        ({"question": "q", "provider": "gemini"}, "provider"),
+        ({"question": "q", "base_url": "http://evil.example"}, "base_url"),
+        ({"question": "q", "max_iterations": 100}, "max_iterations"),
+    ],
+)
+async def test_a_malformed_body_is_a_422_naming_the_field(
+    api: httpx.AsyncClient, body: dict[str, Any], where: str
+) -> None:
+    response = await api.post("/api/chat", json=body, headers={"X-Chat-Api-Key": KEY})
+    assert response.status_code == 422
+    assert where in response.json()["error"]["message"]
+
+
+async def test_a_body_that_is_not_json_is_a_400(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/chat", content=b"question?")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+
+
+async def test_protected_reads_need_a_token(
+    tmp_path: Path, settings: Settings, fake: FakeProvider
+) -> None:
+    auth = Auth.from_pairs([("ada", "token-123456")], protect_reads=True, open_writes=False)
+    fake.play(Say(lambda seen: "ok"))
+    async for api in web(tmp_path, settings, auth=auth):
+        refused = await ask(api, "anthropic")
+        headers = {"X-Chat-Api-Key": KEY, "Authorization": "Bearer token-123456"}
+        allowed = await api.post("/api/chat", json={"question": "q"}, headers=headers)
+    assert refused.status_code == 401 and allowed.json()["answer"] == "ok"
+
+
+async def test_the_key_is_never_logged_nor_stored(
+    tmp_path: Path,
+    settings: Settings,
+    fake: FakeProvider,
+    provider: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    best_iris(fake)
+    async for api in web(tmp_path, settings):
+        ok = await ask(api, provider)
+        fake.play(Fail(401, "invalid key"))
+        failed = await ask(api, provider)
+    assert ok.status_code == 200 and failed.status_code == 502
+    assert fake.seen[0].key == KEY  # it did reach the provider
+    out, err = capfd.readouterr()
+    assert caplog.records and all(KEY not in r.getMessage() for r in caplog.records)
+    assert KEY not in caplog.text + out + err + ok.text + failed.text
+    stored = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert stored and all(KEY.encode() not in blob for blob in stored)
