@@ -227,6 +227,7 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
 
     from chachaml.server.api import ApiOptions
     from chachaml.server.app import serve_http
+    from chachaml.server.chat_api import ChatOptions
 
     settings = client.settings
     anyio.run(
@@ -241,6 +242,7 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
             user=settings.user,
             s3=settings.s3,
             api=ApiOptions(settings, insecure=args.insecure),
+            chat=ChatOptions(settings=settings, toolsets=_toolsets(args)),
         )
     )
     return 0
@@ -264,6 +266,35 @@ def cmd_token(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def cmd_chat(args: argparse.Namespace, client: Client) -> int:
+    """Ask a question about the store; print the answer and the tool calls behind it."""
+    from chachaml.chat import ask
+
+    settings = client.settings
+    answer = ask(
+        args.question,
+        args.provider,
+        model=args.model,
+        base_url=args.base_url,
+        max_iterations=args.max_iterations,
+        store=settings.store_url,
+        artifacts=settings.artifact_root,
+        toolsets=_toolsets(args),
+        allow_writes=args.allow_writes,
+        settings=settings,
+    )
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+        return 0
+    print(answer.answer)
+    if answer.tool_calls:
+        print(f"\n{len(answer.tool_calls)} tool calls ({answer.provider} {answer.model}):")
+    for call in answer.tool_calls:
+        flag = " (error)" if call.is_error else ""
+        print(f"  {call.name}({json.dumps(call.arguments)}){flag} -> {call.result[:120]}")
+    return 0
+
+
 def cmd_pipeline(args: argparse.Namespace, client: Client) -> int:
     """Run a pipeline definition (``module:attr``) with a live view of its steps."""
     from chachaml.pipeline_display import run_with_board
@@ -283,6 +314,7 @@ COMMANDS.update(
     mcp=cmd_mcp,
     serve=cmd_serve,
     token=cmd_token,
+    chat=cmd_chat,
 )
 
 
@@ -359,6 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback address without API tokens (anyone can write)",
     )
+
+    p = sub.add_parser("chat", help="ask a question about your runs and models (an LLM + tools)")
+    p.add_argument("question")
+    p.add_argument("--provider", choices=["anthropic", "openai"], default="anthropic")
+    p.add_argument("--model", help="model name (default: a current one of the provider)")
+    p.add_argument(
+        "--base-url", help="provider endpoint (default: $ANTHROPIC_BASE_URL / $OPENAI_BASE_URL)"
+    )
+    p.add_argument("--max-iterations", type=int, default=10, help="cap on model replies")
+    p.add_argument("--toolsets", help="opt-in tool groups, as for `chachaml mcp`")
+    p.add_argument("--allow-writes", action="store_true", help="let the model tag runs etc.")
+    p.add_argument("--json", action="store_true", help="print the answer and tool calls as JSON")
 
     p = sub.add_parser("token", help="API tokens for the HTTP API")
     actions = p.add_subparsers(dest="token_command", required=True)
