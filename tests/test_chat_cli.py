@@ -1,8 +1,11 @@
-"""``chachaml chat "question"``: the answer and its tool calls on stdout, errors on stderr."""
+"""``chachaml chat "question"`` and the README's chat example, against a fake provider."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +78,15 @@ def test_a_provider_error_is_one_line_on_stderr(
     err = capsys.readouterr().err
     assert err.startswith("chachaml: Anthropic rejected the API key (HTTP 401)")
     assert "sk-cli" not in err and len(fake.seen) == 1  # a bad key is not retried
+
+
+def test_the_readme_chat_example_runs(fake: FakeProvider, tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Chat with your ML data", 1)[1]
+    example = re.findall(r"```py\n(.*?)```", section, flags=re.S)[0]
+    best_iris(fake)
+    result = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert IRIS in result.stdout and "best_run {'metric': 'acc'" in result.stdout
