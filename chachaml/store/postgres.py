@@ -3,8 +3,8 @@
 URL: ``postgresql://user:password@host:5432/database``, with optional query parameters
 ``pool_min_size`` / ``pool_max_size`` (defaults 1 and 10) and any PostgreSQL setting such as
 ``search_path=schema``. Writes run in READ COMMITTED transactions (the shared SQL takes the
-row locks it needs) and are retried on serialization failures and deadlocks; reads run in
-REPEATABLE READ, read-only snapshots; metric chunks are ingested with COPY. Migrations take
+row locks it needs) and are retried on serialization failures, deadlocks and lost
+connections; reads run statement by statement; metric chunks are ingested with COPY. Migrations take
 an advisory lock, so several ``chachaml serve`` processes can start at once. The SQL itself
 lives in :mod:`chachaml.store.sql_store`.
 """
@@ -171,12 +171,13 @@ class PostgresStore(SQLStore):
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
-        """A connection in a read-only REPEATABLE READ snapshot."""
+        """A pooled connection for reads, statement by statement (READ COMMITTED).
+
+        No explicit transaction: BEGIN and COMMIT would double the round trips of a query,
+        and every statement still sees only committed data.
+        """
         try:
-            async with (
-                self._pool.acquire() as conn,
-                conn.transaction(isolation="repeatable_read", readonly=True),
-            ):
+            async with self._pool.acquire() as conn:
                 yield PostgresTx(conn)
         except CONNECTION_LOST as exc:
             await self._pool.expire_connections()

@@ -298,7 +298,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             """CREATE TRIGGER metric_summary_experiment BEFORE INSERT ON metric_summary
                 FOR EACH ROW EXECUTE FUNCTION metric_summary_experiment()""",
             """CREATE INDEX metric_summary_key_experiment_value
-                ON metric_summary (key, experiment_id, last_value)""",
+                ON metric_summary (key, experiment_id, last_value, run_id)""",
+            # best-first orderings break ties on run_id: index it so no sort step is needed
+            "DROP INDEX metric_summary_key_value",
+            "CREATE INDEX metric_summary_key_value ON metric_summary (key, last_value, run_id)",
+            # packed metric chunks: lz4 (fast) instead of pglz, whose compression of a 1 MB
+            # chunk costs ~200 ms per write; without lz4 support, store them uncompressed
+            """DO $$ BEGIN
+                ALTER TABLE metric_chunks ALTER COLUMN steps SET COMPRESSION lz4,
+                    ALTER COLUMN vals SET COMPRESSION lz4, ALTER COLUMN times SET COMPRESSION lz4;
+            EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+                ALTER TABLE metric_chunks ALTER COLUMN steps SET STORAGE EXTERNAL,
+                    ALTER COLUMN vals SET STORAGE EXTERNAL, ALTER COLUMN times SET STORAGE EXTERNAL;
+            END $$""",
             # listings order by (started_at, id): index both so no sort step is needed
             "DROP INDEX runs_started",
             "CREATE INDEX runs_started ON runs (started_at, id)",

@@ -285,7 +285,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                     WHERE run_id = NEW.run_id AND key = NEW.key;
                 END""",
             """CREATE INDEX metric_summary_key_experiment_value
-                ON metric_summary (key, experiment_id, last_value)""",
+                ON metric_summary (key, experiment_id, last_value, run_id)""",
+            # best-first orderings break ties on run_id: index it so no sort step is needed
+            "DROP INDEX metric_summary_key_value",
+            "CREATE INDEX metric_summary_key_value ON metric_summary (key, last_value, run_id)",
             # listings order by (started_at, id): index both so no sort step is needed
             "DROP INDEX runs_started",
             "CREATE INDEX runs_started ON runs (started_at, id)",
