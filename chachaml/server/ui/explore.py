@@ -176,13 +176,13 @@ async def compare_page(request: Request) -> dict[str, Any]:
         "params": [
             {
                 "key": k,
-                "values": [by_run.get(r) for r in ids],
+                "cells": [by_run.get(r) for r in ids],
                 "differs": k in comparison.differing_params,
             }
             for k, by_run in comparison.params.items()
         ],
         "metrics": [
-            {"key": k, "values": [by_run.get(r) for r in ids]}
+            {"key": k, "cells": [by_run.get(r) for r in ids]}
             for k, by_run in comparison.metrics.items()
         ],
         "charts": charts,

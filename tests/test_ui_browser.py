@@ -1,0 +1,215 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright, against ``chachaml serve``.
+
+Each page is opened on a seeded store; its key content shows, charts draw (a canvas or SVG
+inside the chart element), the console stays free of errors, hostile names and notes render
+as text, and a screenshot of every page lands in ``test-output/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from chachaml.models import MetricChunk, NewRun
+from chachaml.store import open_store
+from tests.mcp_seed import MID, OLD, seed, serving
+from tests.services import unavailable
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+EVIL_ID, LONG_ID = "9" * 32, "e" * 32
+EVIL_NAME = "<img src=x onerror=alert(1)>"
+EVIL_NOTE = "<script>window.pwned = 1</script> Loss $\\mathcal{L} = \\sum_i x_i^2$"
+LONG_POINTS = 100_000
+
+
+async def _seed(path: Path) -> str:
+    url = f"sqlite:///{path / 'browser.db'}"
+    store = await open_store(url)
+    try:
+        await seed(store, path / "artifacts")
+        await store.create_run(
+            NewRun(
+                id=EVIL_ID,
+                experiment="mnist",
+                name=EVIL_NAME,
+                created_by="ana",
+                started_at=1_745_000_000.0,
+                heartbeat_timeout=3600.0,
+                tags={"html": EVIL_NAME},
+            )
+        )
+        await store.set_note(EVIL_ID, EVIL_NOTE)
+        await store.create_run(
+            NewRun(
+                id=LONG_ID,
+                experiment="long",
+                name="long",
+                created_by="ana",
+                started_at=1_745_000_100.0,
+                heartbeat_timeout=3600.0,
+            )
+        )
+        n = LONG_POINTS
+        values = [1.0 / (1 + i) + (i % 50) * 1e-4 for i in range(n)]
+        await store.log_metrics(
+            [
+                MetricChunk(
+                    run_id=LONG_ID,
+                    key="loss",
+                    count=n,
+                    steps=struct.pack(f"<{n}q", *range(n)),
+                    values=struct.pack(f"<{n}d", *values),
+                    timestamps=struct.pack(f"<{n}d", *([1_745_000_200.0] * n)),
+                    last_value=values[-1],
+                    last_step=n - 1,
+                    last_time=1_745_000_200.0,
+                    min_value=min(values),
+                    max_value=max(values),
+                )
+            ]
+        )
+        await store.end_run(LONG_ID, "completed", None, 1_745_000_300.0)
+    finally:
+        await store.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("browser")
+    url = anyio.run(_seed, path)
+    with serving(url, path / "artifacts") as mcp_url:
+        yield mcp_url.removesuffix("/mcp")
+
+
+@pytest.fixture(scope="module")
+def browser(base_url: str) -> Iterator[Any]:
+    """Chromium, started after the store is seeded (Playwright's sync API holds the loop)."""
+    if not CHROMIUM.exists():
+        unavailable(f"Debian's chromium is not installed at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright for Python is not installed")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _visit(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:
+    """Open ``url`` in a fresh page; returns the page and the console errors seen."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "request",
+        lambda req: (
+            errors.append(f"off-host request {req.url}")
+            if not req.url.startswith(url.split("/", 3)[0] + "//" + url.split("/", 3)[2])
+            and not req.url.startswith(("data:", "blob:"))
+            else None
+        ),
+    )
+
+    def on_dialog(dialog: Any) -> None:
+        errors.append(f"dialog opened: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(url, wait_until="networkidle")
+    charts = page.locator(".chart")
+    for i in range(charts.count()):
+        charts.nth(i).locator("canvas, svg").first.wait_for(state="attached", timeout=10_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+    return page, errors
+
+
+PAGES = [
+    ("runs", "/runs", ["Runs", "wider", "baseline", "svm", "Export CSV"]),
+    ("run", f"/runs/{MID}", ["wider", "Params", "reviewed=yes", "mnist-train", "notes.txt"]),
+    ("artifacts", f"/runs/{MID}/artifacts", ["trained on 4 GPUs", "recall", "0.99"]),
+    ("experiments", "/experiments?metric=acc", ["mnist", "handwritten digits", "0.92"]),
+    ("experiment", "/experiments/mnist?metric=acc", ["Experiment mnist", "Best acc"]),
+    ("search", "/search?where=acc%3E0.5&param=lr%3D0.01", ["Search runs", "wider", "Compare"]),
+    ("compare", f"/compare?ids={OLD},{MID}", ["Compare runs", "baseline", "wider", "lr"]),
+    ("models", "/models", ["digits", "v2"]),
+    ("model", "/models/digits", ["Model digits", "production", "staging", "History"]),
+    ("diff", "/diff/digits/1/2", ["v1 vs v2", "lr", "acc"]),
+    ("pipelines", "/pipelines", ["Pipelines"]),
+    ("long", f"/runs/{LONG_ID}", ["showing", "of 100000 points", "full data (CSV)"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("shot", "path", "texts"), PAGES, ids=[p[0] for p in PAGES])
+def test_page_shows_its_content_and_charts_without_console_errors(
+    browser: Any, base_url: str, shot: str, path: str, texts: list[str]
+) -> None:
+    page, errors = _visit(browser, base_url + path, shot)
+    try:
+        body = page.inner_text("body")
+        for text in texts:
+            assert text in body, f"{text!r} missing on {path}"
+        charts = page.locator(".chart")
+        for i in range(charts.count()):
+            assert charts.nth(i).get_attribute("data-rendered") == "1"
+            assert charts.nth(i).locator("canvas, svg").count() >= 1
+        assert errors == []
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_run_charts_draw_and_switch_to_log_scale(browser: Any, base_url: str) -> None:
+    page, errors = _visit(browser, f"{base_url}/runs/{MID}", "run-charts")
+    try:
+        assert page.locator(".chart canvas").count() == 2
+        page.locator("input.log-toggle").first.check()
+        page.wait_for_function(
+            "document.querySelector('#chart-1').dataset.rendered === '1'", timeout=10_000
+        )
+        assert page.locator("#chart-1 canvas").count() == 1
+        assert page.locator("#chart-1 details.vega-actions, #chart-1 .vega-actions").count() >= 1
+        assert errors == []
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> None:
+    for path, shot in (("/runs", "hostile-runs"), (f"/runs/{EVIL_ID}", "hostile-run")):
+        page, errors = _visit(browser, base_url + path, shot)
+        try:
+            assert EVIL_NAME in page.inner_text("body")
+            assert page.locator("main img[src='x']").count() == 0
+            assert page.evaluate("window.pwned") is None
+            assert errors == []
+        finally:
+            page.close()
+    page, _ = _visit(browser, f"{base_url}/runs/{EVIL_ID}", "hostile-note")
+    try:
+        note = page.locator(".note")
+        assert "<script>window.pwned = 1</script>" in note.inner_text()
+        assert note.locator(".katex").count() == 1
+    finally:
+        page.close()
