@@ -442,3 +442,20 @@ def test_delete_archived_keeps_files_a_model_version_still_uses(client: Client) 
     assert client.archive_runs(older_than_days=0, experiment="old") == 1
     assert client.delete_archived() == 1
     assert registry.load_model("m", version=version.version) == b"weights-v1"
+
+
+def test_threads_logging_the_same_metric_keep_their_points_paired(client: Client) -> None:
+    with client.run(experiment="threads") as run:
+
+        def worker(t: int) -> None:
+            for i in range(t, 20_000, 4):
+                run.log_metric("shared", float(i), step=i)  # value == step, from 4 threads
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    history = client.metric_history(run.id, "shared")
+    assert history.steps == list(range(20_000))
+    assert history.values == [float(i) for i in range(20_000)]

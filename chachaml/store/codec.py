@@ -10,12 +10,10 @@ import math
 import sys
 from array import array
 from collections.abc import Sequence
-from operator import itemgetter
 
 from chachaml.models import MetricChunk
 
 _SWAP = sys.byteorder != "little"
-_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def _pack(arr: array[int] | array[float]) -> bytes:
@@ -34,20 +32,30 @@ def _unpack(typecode: str, data: bytes) -> array[float] | array[int]:
 
 
 def make_chunk(run_id: str, key: str, points: Sequence[tuple[int, float, float]]) -> MetricChunk:
-    """Pack one metric's buffered ``(step, value, timestamp)`` points and summarise them.
+    """Pack ``(step, value, timestamp)`` points of one metric (see :func:`chunk_from_columns`)."""
+    return chunk_from_columns(
+        run_id, key, [p[0] for p in points], [p[1] for p in points], [p[2] for p in points]
+    )
+
+
+def chunk_from_columns(
+    run_id: str,
+    key: str,
+    steps: Sequence[int],
+    values: Sequence[float],
+    times: Sequence[float],
+) -> MetricChunk:
+    """Pack one metric's buffered points (parallel sequences) and summarise them.
 
     The summary's latest value is the last point at the highest step; min and max are over
     finite values only.
     """
-    steps: array[int] = array("q", map(_first, points))
-    values: array[float] = array("d", map(_second, points))
-    times: array[float] = array("d", map(_third, points))
     n = len(steps)
     last_i = n - 1
     last_step = steps[last_i]
     top = max(steps)
     if top != last_step:  # points arrived out of step order: latest is the last one at top
-        last_i = n - 1 - steps[::-1].index(top)
+        last_i = n - 1 - list(reversed(steps)).index(top)
         last_step = top
     if math.isfinite(sum(values)):
         low: float | None = min(values)
@@ -60,9 +68,9 @@ def make_chunk(run_id: str, key: str, points: Sequence[tuple[int, float, float]]
         run_id=run_id,
         key=key,
         count=n,
-        steps=_pack(steps),
-        values=_pack(values),
-        timestamps=_pack(times),
+        steps=_pack(array("q", steps)),
+        values=_pack(array("d", values)),
+        timestamps=_pack(array("d", times)),
         last_value=None if math.isnan(last_value) else last_value,
         last_step=last_step,
         last_time=times[last_i],

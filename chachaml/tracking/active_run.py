@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from threading import Lock
+from threading import Lock, get_ident
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from chachaml import validation
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun
 from chachaml.models import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
 from chachaml.serializers import serializer_for
-from chachaml.store.codec import make_chunk
+from chachaml.store.codec import chunk_from_columns
 from chachaml.tools import artifacts as artifact_ops
 
 if TYPE_CHECKING:
@@ -32,15 +32,19 @@ _now = time.time
 
 
 class _Series:
-    """Buffered points of one metric: ``(step, value, timestamp)`` tuples.
+    """Buffered points of one metric from one thread: parallel lists of steps, values, times.
 
-    Appending a tuple to a list is one atomic operation, so logging needs no lock.
+    Only its owner thread appends, always in the order steps, values, times, so a reader
+    that takes ``len(times)`` entries of each list gets complete points without a lock.
     """
 
-    __slots__ = ("next_step", "points")
+    __slots__ = ("next_step", "owner", "steps", "times", "values")
 
-    def __init__(self) -> None:
-        self.points: list[tuple[int, float, float]] = []
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.times: list[float] = []
         self.next_step = 0
 
 
@@ -76,6 +80,7 @@ class ActiveRun:
         self._client = client
         self._lock = Lock()
         self._series: dict[str, _Series] = {}
+        self._others: dict[tuple[int, str], _Series] = {}
         self._pending = 0
         settings = client.settings
         self._flush_points = settings.flush_points
@@ -95,14 +100,14 @@ class ActiveRun:
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Buffer one point; ``step`` defaults to one past this key's last step (from 0).
 
-        Lock-free (one atomic list append per point), so threads may log concurrently;
+        Lock-free: each thread appends to buffers of its own. Threads may log concurrently;
         give explicit steps when several threads log the same metric.
         """
         if type(value) is not float:
             value = validation.metric_value(key, value)
         series = self._series.get(key)
-        if series is None:
-            series = self._add_series(key)
+        if series is None or series.owner != get_ident():
+            series = self._own_series(key)
         if step is None:
             step = series.next_step
             series.next_step = step + 1
@@ -111,7 +116,9 @@ class ActiveRun:
                 step = validation.step(step)
             if step >= series.next_step:
                 series.next_step = step + 1
-        series.points.append((step, value, _now()))
+        series.steps.append(step)
+        series.values.append(value)
+        series.times.append(_now())
         self._pending = pending = self._pending + 1
         if pending >= self._flush_points:
             self._buffer_full()
@@ -123,16 +130,21 @@ class ActiveRun:
         for key, value in metrics.items():
             self.log_metric(key, value, step)
 
-    def _add_series(self, key: str) -> _Series:
+    def _own_series(self, key: str) -> _Series:
+        """This thread's buffer for ``key`` (the first thread to log a key owns the fast one)."""
         with self._lock:
             if self.ended:
                 raise NoActiveRun(
                     f"run {self.id} has ended ({self.status}); start a new run to log"
                 )
             name = validation.key(key, "metric key")
+            me = get_ident()
             series = self._series.get(name)
             if series is None:
-                series = self._series[name] = _Series()
+                series = self._series[name] = _Series(me)
+            elif series.owner != me:
+                series = self._others.get((me, name)) or _Series(me)
+                self._others[me, name] = series
             return series
 
     def _buffer_full(self) -> None:
@@ -145,25 +157,24 @@ class ActiveRun:
             runtime.wake()
 
     def take_chunks(self) -> list[MetricChunk]:
-        """Hand the buffered points over, packed one chunk per metric key.
+        """Hand the buffered points over, packed one chunk per metric key and thread.
 
-        Takes a prefix of each buffer (a slice, then a delete: each atomic), so points
-        appended meanwhile stay for the next flush. Once the run has ended, its series are
-        dropped so that further logging raises instead of buffering.
+        Takes ``len(times)`` entries of each buffer (slices, then deletes: each atomic), so
+        points appended meanwhile stay for the next flush. Once the run has ended its
+        buffers are dropped, so that further logging raises instead of buffering.
         """
         self._pending = 0
-        series_by_key = self._series
+        buffers = [*self._series.items(), *((k, s) for (_, k), s in self._others.items())]
         if self.ended:
             with self._lock:
-                self._series = _ENDED
+                self._series, self._others = _ENDED, {}
         chunks = []
-        for key, series in list(series_by_key.items()):
-            points = series.points
-            n = len(points)
+        for key, series in buffers:
+            n = len(series.times)
             if n:
-                batch = points[:n]
-                del points[:n]
-                chunks.append(make_chunk(self.id, key, batch))
+                steps, values, times = series.steps[:n], series.values[:n], series.times[:n]
+                del series.steps[:n], series.values[:n], series.times[:n]
+                chunks.append(chunk_from_columns(self.id, key, steps, values, times))
         return chunks
 
     # everything else goes straight to the store
