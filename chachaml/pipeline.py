@@ -189,7 +189,17 @@ def _blocking(fn: Callable[[], Awaitable[T]]) -> T:
     # this thread runs an event loop already (Jupyter): use another, keeping the context
     context = contextvars.copy_context()
     with ThreadPoolExecutor(1, thread_name_prefix="chachaml-pipeline") as pool:
-        return pool.submit(lambda: context.run(anyio.run, fn)).result()
+        return pool.submit(lambda: context.run(_run_detached, fn)).result()
+
+
+def _run_detached(fn: Callable[[], Awaitable[T]]) -> T:
+    """``anyio.run`` in a copied context that still says an event loop is running."""
+    try:
+        import sniffio
+    except ImportError:  # without sniffio, anyio looks at the thread's own loop only
+        return anyio.run(fn)
+    sniffio.current_async_library_cvar.set(None)  # the copy's marker is not this thread's
+    return anyio.run(fn)
 
 
 def _client(client: Client | None) -> Client:
