@@ -28,7 +28,6 @@ from chachaml.server.ui.common import (
     twin,
 )
 from chachaml.server.ui.markdown import note_html
-from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
 
 PAGE_SIZES = (25, 50, 100)
@@ -85,7 +84,6 @@ async def runs_page(request: Request) -> dict[str, Any]:
         "more": len(runs) > limit,
         "runs": [run_row(r) for r in shown],
         "metric_keys": metric_columns(shown) if sort == "started" else [sort],
-        "experiments": [e.name for e in await experiment_ops.list_experiments(store)],
         "statuses": list(RUN_STATUSES),
         "refresh_seconds": (
             LIVE_REFRESH_SECONDS if any(r.status == "running" for r in shown) else None
