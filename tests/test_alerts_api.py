@@ -141,7 +141,11 @@ def test_bad_rules_are_refused_at_set_alert(client: Client) -> None:
 
 
 def test_the_module_level_alert_functions_use_the_default_client() -> None:
-    for name in ("set_alert", "alerts", "delete_alert", "check_alerts", "alert_history"):
+    import chachaml.alerts as alerts_module
+
+    for name in ("set_alert", "delete_alert", "check_alerts", "alert_history"):
         bound = getattr(chachaml, name)
         assert isinstance(bound.__self__, Alerts)
         assert bound.__self__.client is chachaml.default_client()
+    assert alerts_module.alerts.__self__.client is chachaml.default_client()
+    assert chachaml.alerts is alerts_module  # the submodule stays importable
