@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chachaml.server.ui import artifacts, explore, registry, runs
+from chachaml.server.ui import alerts, artifacts, chat, explore, registry, runs
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -27,6 +27,8 @@ def ui_routes() -> list[BaseRoute]:
         *artifacts.routes(),
         *explore.routes(),
         *registry.routes(),
+        *alerts.routes(),
+        *chat.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -1,0 +1,34 @@
+"""The Chat page: questions answered through ``POST /api/chat``, asked from the browser.
+
+The page itself holds no conversation: its script keeps the history and the provider key in
+the browser (the key in ``sessionStorage``, sent only in the ``X-Chat-Api-Key`` header).
+The page's dict tells the script the providers, their default models and the registered
+model names, so answers can link the models they mention.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from chachaml.chat.models import DEFAULT_MODELS, PROVIDERS
+from chachaml.server.chat_api import KEY_HEADER
+from chachaml.server.ui.common import store_of, twin
+from chachaml.tools import registry as registry_ops
+
+
+async def chat_page(request: Request) -> dict[str, Any]:
+    """Providers with their default models, and the model names answers may mention."""
+    models = await registry_ops.list_models(store_of(request))
+    return {
+        "providers": [{"name": p, "default_model": DEFAULT_MODELS[p]} for p in PROVIDERS],
+        "models": [m.name for m in models],
+        "key_header": KEY_HEADER.title(),
+    }
+
+
+def routes() -> list[Route]:
+    """The Chat page and its JSON twin (``GET /api/chat``; questions are ``POST``)."""
+    return twin("/chat", chat_page, "chat.html")
