@@ -7,12 +7,13 @@ Model "digits": v1 from OLD (staging), v2 from MID (production).
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,8 +191,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(store_url: str, artifacts: Path) -> Iterator[str]:
-    """``chachaml serve`` on a free loopback port; yields the MCP endpoint URL."""
+def serving(store_url: str, artifacts: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """``chachaml serve`` on a free loopback port (``env`` added to its environment); yields
+    the MCP endpoint URL."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -206,6 +208,7 @@ def serving(store_url: str, artifacts: Path) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:
