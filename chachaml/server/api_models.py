@@ -157,6 +157,17 @@ class ArtifactRecordIn(_Body):
     serializer: str = "file"
 
 
+class Archive(_Body):
+    """Archive ended runs started before a time (epoch seconds), optionally of one experiment."""
+
+    started_before: float
+    experiment: str | None = None
+
+
+class DeleteArchived(_Body):
+    """Delete every archived run, with the artifact files nothing else uses (send ``{}``)."""
+
+
 class RunIds(_Body):
     """Several run ids."""
 

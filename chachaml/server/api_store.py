@@ -9,6 +9,9 @@ protects reads.
 
 from __future__ import annotations
 
+import base64
+import math
+
 from starlette.responses import StreamingResponse
 
 from chachaml.models import Artifact, Experiment, MetricSeries, MetricSummary, Run, RunQuery
@@ -17,6 +20,7 @@ from chachaml.server import api_models as m
 from chachaml.server.api_errors import ApiError
 from chachaml.server.endpoints import Api, Call
 from chachaml.store.artifacts import ArtifactStore, uri_digest
+from chachaml.store.codec import pack_columns
 
 api = Api()
 RUN = "/api/store/runs/{run_id}"
@@ -60,6 +64,16 @@ async def metric_summaries(call: Call) -> dict[str, MetricSummary]:
 async def metric_history(call: Call) -> MetricSeries:
     """Every point of one metric, by step (NaN values as null)."""
     return await call.store.metric_history(call.path("run_id"), call.path("key"))
+
+
+@api.route("GET", RUN + "/series/{key:path}", scope="read", response=m.MetricSeries, errors=ERR)
+async def packed_history(call: Call) -> m.MetricSeries:
+    """Every point of one metric as packed base64 arrays (NaN stays NaN, infinities kept)."""
+    series = await call.store.metric_history(call.path("run_id"), call.path("key"))
+    values = [math.nan if x is None else x for x in series.values]
+    packed = pack_columns(series.steps, values, series.timestamps)
+    steps, vals, times = (base64.b64encode(b).decode() for b in packed)
+    return m.MetricSeries(key=series.key, steps=steps, values=vals, timestamps=times)
 
 
 @api.route("GET", RUN + "/artifacts", scope="read", response=m.ArtifactList, errors=ERR)

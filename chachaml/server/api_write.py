@@ -288,6 +288,26 @@ async def record_artifact(call: Call) -> Artifact:
     return await call.store.get_artifact(run_id, name)
 
 
+@api.route("POST", "/api/w/archive", scope="write", body=m.Archive, response=m.Count,
+           errors=(401, 403, 422))  # fmt: skip
+async def archive_runs(call: Call) -> m.Count:
+    """Archive ended runs started before ``started_before``; returns how many."""
+    body: m.Archive = call.body
+    return m.Count(count=await call.store.archive_runs(body.started_before, body.experiment))
+
+
+@api.route("POST", "/api/w/archived/delete", scope="write", body=m.DeleteArchived,
+           response=m.Count, errors=(401, 403, 422))  # fmt: skip
+async def delete_archived(call: Call) -> m.Count:
+    """Delete archived runs and the artifact files no other run or model uses; how many runs."""
+    deleted, uris = await call.store.delete_archived()
+    artifacts = _artifacts(call) if uris else None
+    for uri in uris:
+        assert artifacts is not None
+        await artifacts.delete(uri)
+    return m.Count(count=deleted)
+
+
 @api.route("POST", "/api/w/experiments", scope="write", body=m.CreateExperiment,
            response=Experiment, status=201, errors=(401, 403, 422))  # fmt: skip
 async def create_experiment(call: Call) -> Experiment:

@@ -79,6 +79,13 @@ def chunk_from_columns(
     )
 
 
+def pack_columns(
+    steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+) -> tuple[bytes, bytes, bytes]:
+    """The packed arrays of parallel step, value and timestamp sequences."""
+    return _pack(array("q", steps)), _pack(array("d", values)), _pack(array("d", times))
+
+
 def unpack_chunk(
     steps: bytes, values: bytes, timestamps: bytes
 ) -> tuple[array[int], array[float], array[float]]:

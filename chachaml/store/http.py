@@ -6,14 +6,15 @@ The tracking client runs unchanged on top of it: writes go to ``/api/w/``, reads
 of packed series. Writes carry an ``Idempotency-Key`` and are retried on connection
 errors and 503s with the same key, so a retry never stores a point twice.
 
-What the API does not offer (pipelines, alert rules, registry aliases/tags/notes, cleanup,
-token administration) raises ``StoreUnavailable`` saying so. Alert rules are evaluated by
+What the API does not offer (pipelines, alert rules, registry aliases/tags/notes, token
+administration) raises ``StoreUnavailable`` saying so. Alert rules are evaluated by
 the server when metrics arrive and runs end, so the client sees no rules to evaluate.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -54,6 +55,7 @@ from chachaml.pipeline_models import NewPipeline, PipelineDetail, PipelineInfo
 from chachaml.registry_models import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.store.api_protocol import IdempotentReply, Scope, TokenOwner
 from chachaml.store.artifacts import StoredObject
+from chachaml.store.codec import unpack_chunk
 from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
 
 T = TypeVar("T")
@@ -248,10 +250,14 @@ class HttpStore:
         return result
 
     async def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """Every point of a metric."""
-        path = f"/api/store/runs/{quote(run_id)}/metrics/{quote(key, safe='')}"
-        result: MetricSeries = await self._get(path, MetricSeries)
-        return result
+        """Every point of a metric, fetched packed so that infinities survive."""
+        path = f"/api/store/runs/{quote(run_id)}/series/{quote(key, safe='')}"
+        packed = (await self.request("GET", path)).json()
+        raw = (base64.b64decode(packed[k]) for k in ("steps", "values", "timestamps"))
+        steps, values, times = unpack_chunk(*raw)
+        return MetricSeries(run_id=run_id, key=packed["key"], steps=list(steps),
+                            values=[None if math.isnan(x) else x for x in values],
+                            timestamps=list(times))  # fmt: skip
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact record."""
@@ -263,6 +269,20 @@ class HttpStore:
         """A run's artifacts."""
         response = await self.request("GET", f"/api/store/runs/{quote(run_id)}/artifacts")
         return [Artifact.model_validate(a) for a in response.json()["artifacts"]]
+
+    # cleanup
+
+    async def archive_runs(self, started_before: float, experiment: str | None) -> int:
+        """Archive ended runs started before a time."""
+        body = {"started_before": started_before, "experiment": experiment}
+        count: int = (await self.request("POST", "/api/w/archive", json=body)).json()["count"]
+        return count
+
+    async def delete_archived(self) -> tuple[int, list[str]]:
+        """Delete archived runs; the server deletes their unused files, so no URIs return."""
+        response = await self.request("POST", "/api/w/archived/delete", json={})
+        count: int = response.json()["count"]
+        return count, []
 
     # registry
 
@@ -320,14 +340,6 @@ class HttpStore:
             f"{what} is not available through the HTTP API ({self._url}); use the server's"
             " web UI or MCP tools, or point CHACHAML_STORE at the database"
         )
-
-    async def archive_runs(self, started_before: float, experiment: str | None) -> int:
-        """Not offered over HTTP."""
-        self._unsupported("archiving runs")
-
-    async def delete_archived(self) -> tuple[int, list[str]]:
-        """Not offered over HTTP."""
-        self._unsupported("deleting archived runs")
 
     async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
         """Not offered over HTTP."""
