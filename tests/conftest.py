@@ -1,4 +1,9 @@
-"""Shared fixtures: every store and API test runs once per backend in ``BACKENDS``."""
+"""Shared fixtures: every store and API test runs once per backend in ``BACKENDS``.
+
+Modules whose ``client`` tests should also run over HTTP override ``store_url`` with
+``tracking_store_url``, which adds ``remote``: a fresh ``chachaml serve`` per test over a
+fresh SQLite file, reached with a token of the user ``tester``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ import pytest
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from chachaml.tracking.client import Client
+from tests.fork_server import ServerFactory
 from tests.services import postgres_schema
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+REMOTE_TOKEN = "tester-remote-token"
 
 
 @pytest.fixture
@@ -20,15 +27,46 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store URL for the backend under test (its own PostgreSQL schema)."""
-    backend: str = request.param
+def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'chachaml.db'}"
     else:
         with postgres_schema() as url:
             yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL for the backend under test (its own PostgreSQL schema)."""
+    yield from _fresh_store_url(request.param, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def server_factory() -> Iterator[ServerFactory]:
+    factory = ServerFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(params=[*BACKENDS, "remote"])
+def tracking_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """``store_url``'s backends, plus ``remote``: the URL of a fresh server on 127.0.0.1.
+
+    A test the HTTP API cannot serve is marked ``local_store_only(reason)`` and skipped
+    for ``remote`` with that reason.
+    """
+    if request.param != "remote":
+        yield from _fresh_store_url(request.param, tmp_path)
+        return
+    marker = request.node.get_closest_marker("local_store_only")
+    if marker is not None:
+        pytest.skip(f"not over HTTP: {marker.args[0]}")
+    factory: ServerFactory = request.getfixturevalue("server_factory")
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    with factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}") as url:
+        yield url
 
 
 @pytest.fixture
@@ -48,7 +86,9 @@ def make_settings(**changes: object) -> Settings:
 
 @pytest.fixture
 def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
-    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=make_settings())
+    token = REMOTE_TOKEN if store_url.startswith("http://") else None
+    settings = make_settings(token=token)
+    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings)
     try:
         yield c
     finally:

@@ -14,6 +14,12 @@ from chachaml.store.artifacts import LocalArtifactStore, validate_artifact_name
 from chachaml.tracking.client import Client
 
 
+@pytest.fixture
+def store_url(tracking_store_url: str) -> str:
+    """This module's ``client`` tests also run against a remote server."""
+    return tracking_store_url
+
+
 class Opaque:
     def __init__(self, value: int) -> None:
         self.value = value

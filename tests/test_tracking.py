@@ -16,6 +16,12 @@ from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 
 
+@pytest.fixture
+def store_url(tracking_store_url: str) -> str:
+    """This module's ``client`` tests also run against a remote server."""
+    return tracking_store_url
+
+
 def test_run_context_completes_and_records_everything(client: Client) -> None:
     with client.run(experiment="mnist", name="baseline", tags={"team": "vision"}) as run:
         assert client.active_run() is run

@@ -1,0 +1,116 @@
+"""``chachaml serve`` processes that start in a fraction of a second, one per test.
+
+Importing the server costs about 3.5 s, too slow to pay per test. A helper process imports
+``chachaml.cli`` and the server modules once, then forks a child for each request that runs
+``chachaml.cli.main(["serve", ...])``: the code path of the ``chachaml serve`` command, with
+its own environment, store and port, without the imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.mcp_seed import free_port
+
+
+def _helper() -> None:
+    """The helper process: one JSON request per stdin line, the forked child's pid out."""
+    import chachaml.cli as cli
+    import chachaml.server.api
+    import chachaml.server.app
+    import chachaml.server.chat_api  # noqa: F401
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited children are reaped by the kernel
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.environ.clear()
+            os.environ.update(request["env"])
+            log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            code = 1
+            try:
+                code = cli.main(request["argv"])
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class ServerFactory:
+    """Starts ``chachaml serve`` children of one pre-imported helper process."""
+
+    def __init__(self) -> None:
+        self._helper = subprocess.Popen(
+            [sys.executable, __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+
+    def close(self) -> None:
+        """Stop the helper (servers it started are stopped by their own ``serve``)."""
+        assert self._helper.stdin is not None
+        self._helper.stdin.close()
+        self._helper.wait(timeout=10)
+        if self._helper.stdout is not None:
+            self._helper.stdout.close()
+
+    @contextmanager
+    def serve(self, store_url: str, artifacts: Path, tokens: str) -> Iterator[str]:
+        """A server over ``store_url`` with ``CHACHAML_TOKENS=tokens``; yields its base URL."""
+        assert self._helper.stdin is not None and self._helper.stdout is not None
+        port = free_port()
+        log = artifacts.parent / f"serve-{port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHACHAML_", "CHACHA_"))}
+        argv = ["serve", "--store", store_url, "--artifacts", str(artifacts), "--port", str(port)]
+        request = {"argv": argv, "env": env | {"CHACHAML_TOKENS": tokens}, "log": str(log)}
+        self._helper.stdin.write(json.dumps(request) + "\n")
+        self._helper.stdin.flush()
+        pid = int(self._helper.stdout.readline())
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert _alive(pid), f"chachaml serve exited: {log.read_text()}"
+                assert time.monotonic() < deadline, "chachaml serve did not start within 30 s"
+                time.sleep(0.02)
+            yield base
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    _helper()
