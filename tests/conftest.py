@@ -52,17 +52,10 @@ def server_factory() -> Iterator[ServerFactory]:
 
 @pytest.fixture(params=[*BACKENDS, "remote"])
 def tracking_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """``store_url``'s backends, plus ``remote``: the URL of a fresh server on 127.0.0.1.
-
-    A test the HTTP API cannot serve is marked ``local_store_only(reason)`` and skipped
-    for ``remote`` with that reason.
-    """
+    """``store_url``'s backends, plus ``remote``: the URL of a fresh server on 127.0.0.1."""
     if request.param != "remote":
         yield from _fresh_store_url(request.param, tmp_path)
         return
-    marker = request.node.get_closest_marker("local_store_only")
-    if marker is not None:
-        pytest.skip(f"not over HTTP: {marker.args[0]}")
     factory: ServerFactory = request.getfixturevalue("server_factory")
     db = f"sqlite:///{tmp_path / 'server.db'}"
     with factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}") as url:
