@@ -263,3 +263,49 @@ async def test_heartbeat_and_store_reads_answer(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/store/models")).json() == []
     assert (await api.get("/api/store/models/none")).status_code == 404
     assert (await api.get("/api/store/models/none/versions/1")).status_code == 404
+
+
+FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
+    ("/api/w/runs", b'{"experiment": "\\ud849"}'),  # a lone surrogate no database stores
+    ("/api/w/runs", b'{"started_at": 1e300}'),  # no datetime holds it
+    ("/api/w/runs/{rid}/end", b'{"ended_at": -1}'),
+    (
+        "/api/w/runs/{rid}/datasets",
+        b'{"role": "t", "n_cols": 468320911634287595637781920426754048}',
+    ),
+    ("/api/w/runs/{rid}/metrics", b'{"metrics": [{"key": "a", "value": 1, "timestamp": 1e400}]}'),
+    (
+        "/api/w/runs/{rid}/metrics",
+        b'{"series": [{"key": "a", "steps": "\\u00d3", "values": "", "timestamps": ""}]}',
+    ),
+    ("/api/store/runs/query", b'{"offset": -50803578349519435797499290748715008}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), FUZZED)
+async def test_inputs_found_by_fuzzing_are_422s(
+    api: httpx.AsyncClient, path: str, body: bytes
+) -> None:
+    rid = await _run(api)
+    r = await api.post(path.format(rid=rid), content=body, headers=AUTH)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_input"), r.text
+
+
+async def test_an_out_of_range_model_version_is_a_422(api: httpx.AsyncClient) -> None:
+    r = await api.get("/api/store/models/m/versions/76087608923383093474099200", headers=AUTH)
+    assert r.status_code == 422, r.text
+    r = await api.post("/api/w/models/m/versions/76087608923383093474099200/promote",
+                       json={"stage": "staging"}, headers=AUTH)  # fmt: skip
+    assert r.status_code == 422, r.text
+
+
+async def test_archive_and_delete_archived_over_http(api: httpx.AsyncClient) -> None:
+    rid = await _run(api)
+    await api.post(f"/api/w/runs/{rid}/end", json={}, headers=AUTH)
+    r = await api.post("/api/w/archive", json={"started_before": 9e9}, headers=AUTH)
+    assert r.json() == {"count": 1}
+    assert (await api.post("/api/w/archived/delete", json={}, headers=AUTH)).json() == {"count": 1}
+    assert (await api.get(f"/api/store/runs/{rid}", headers=AUTH)).status_code == 404
+    assert (
+        await api.post("/api/w/archive", json={"started_before": 1}, headers={})
+    ).status_code == 401

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -10,6 +10,9 @@ from chachaml.models import Artifact, EndStatus, ParamValue, RunInfo
 from chachaml.registry_models import Stage
 
 Key = Field(min_length=1, max_length=250)
+LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last time a datetime can hold
+Time = Annotated[float, Field(ge=0, le=LAST_SECOND, allow_inf_nan=False,
+                              description="seconds since the epoch (UTC)")]  # fmt: skip
 
 
 class _Body(BaseModel):
@@ -25,7 +28,7 @@ class CreateRun(_Body):
     params: dict[str, ParamValue] = Field(default_factory=dict)
     parent_id: str | None = None
     id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
-    started_at: float | None = None
+    started_at: Time | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
     heartbeat_timeout: float = Field(default=3600.0, gt=0)
     created_by: str | None = Field(
@@ -66,10 +69,10 @@ class MetricPoint(_Body):
     key: str = Key
     value: float | None = Field(description="null stores NaN")
     step: int | None = Field(default=None, ge=-(2**63), lt=2**63)
-    timestamp: float | None = None
+    timestamp: Time | None = None
 
 
-class MetricSeries(_Body):
+class PackedSeries(_Body):
     """Points of one metric as packed little-endian arrays, base64 (the Python client's form).
 
     ``steps`` int64, ``values`` and ``timestamps`` float64, equally long.
@@ -85,7 +88,7 @@ class MetricBatch(_Body):
     """Many points: a list of points and/or packed series."""
 
     metrics: list[MetricPoint] = Field(default_factory=list)
-    series: list[MetricSeries] = Field(default_factory=list)
+    series: list[PackedSeries] = Field(default_factory=list)
 
 
 class MetricValues(RootModel[dict[str, float | None]]):
@@ -103,7 +106,7 @@ class EndRun(_Body):
 
     status: EndStatus = "completed"
     error: str | None = None
-    ended_at: float | None = None
+    ended_at: Time | None = None
 
 
 class Heartbeat(_Body):
@@ -160,7 +163,7 @@ class ArtifactRecordIn(_Body):
 class Archive(_Body):
     """Archive ended runs started before a time (epoch seconds), optionally of one experiment."""
 
-    started_before: float
+    started_before: Time
     experiment: str | None = None
 
 

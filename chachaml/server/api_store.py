@@ -21,6 +21,7 @@ from chachaml.server.api_errors import ApiError
 from chachaml.server.endpoints import Api, Call
 from chachaml.store.artifacts import ArtifactStore, uri_digest
 from chachaml.store.codec import pack_columns
+from chachaml.tools import registry as registry_ops
 
 api = Api()
 RUN = "/api/store/runs/{run_id}"
@@ -66,14 +67,14 @@ async def metric_history(call: Call) -> MetricSeries:
     return await call.store.metric_history(call.path("run_id"), call.path("key"))
 
 
-@api.route("GET", RUN + "/series/{key:path}", scope="read", response=m.MetricSeries, errors=ERR)
-async def packed_history(call: Call) -> m.MetricSeries:
+@api.route("GET", RUN + "/series/{key:path}", scope="read", response=m.PackedSeries, errors=ERR)
+async def packed_history(call: Call) -> m.PackedSeries:
     """Every point of one metric as packed base64 arrays (NaN stays NaN, infinities kept)."""
     series = await call.store.metric_history(call.path("run_id"), call.path("key"))
     values = [math.nan if x is None else x for x in series.values]
     packed = pack_columns(series.steps, values, series.timestamps)
     steps, vals, times = (base64.b64encode(b).decode() for b in packed)
-    return m.MetricSeries(key=series.key, steps=steps, values=vals, timestamps=times)
+    return m.PackedSeries(key=series.key, steps=steps, values=vals, timestamps=times)
 
 
 @api.route("GET", RUN + "/artifacts", scope="read", response=m.ArtifactList, errors=ERR)
@@ -128,8 +129,8 @@ async def get_model(call: Call) -> ModelDetail:
 
 
 @api.route("GET", "/api/store/models/{name}/versions/{version:int}", scope="read",
-           response=ModelVersion, errors=ERR)  # fmt: skip
+           response=ModelVersion, errors=(*ERR, 422))  # fmt: skip
 async def get_model_version(call: Call) -> ModelVersion:
     """One model version."""
-    version: int = call.request.path_params["version"]
+    version = registry_ops.check_version(call.request.path_params["version"])
     return await call.store.get_model_version(call.path("name"), version)

@@ -9,7 +9,6 @@ user is who a new run, model version or promotion is attributed to.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import math
 import tempfile
@@ -91,11 +90,11 @@ async def log_params(call: Call) -> m.Ok:
     return m.Ok()
 
 
-def _series_chunk(run_id: str, series: m.MetricSeries) -> MetricChunk:
+def _series_chunk(run_id: str, series: m.PackedSeries) -> MetricChunk:
     try:
         raw = [base64.b64decode(x, validate=True) for x in (series.steps, series.values,
                                                              series.timestamps)]  # fmt: skip
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         msg = f"series {series.key!r}: steps, values and timestamps must be base64"
         raise InvalidInput(msg) from None
     if any(len(x) % 8 for x in raw) or not len(raw[0]) == len(raw[1]) == len(raw[2]) != 0:
@@ -104,6 +103,8 @@ def _series_chunk(run_id: str, series: m.MetricSeries) -> MetricChunk:
             " non-empty arrays of 8-byte numbers"
         )
     steps, values, times = unpack_chunk(*raw)
+    if not all(0 <= t <= m.LAST_SECOND for t in times):
+        raise InvalidInput(f"series {series.key!r}: timestamps must be seconds since the epoch")
     return make_chunk(
         run_id, v.key(series.key, "metric key"), list(zip(steps, values, times, strict=True))
     )

@@ -10,12 +10,13 @@ validates it with pydantic (a 422 listing the fields otherwise), makes writes ca
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +28,8 @@ from chachaml.store.protocol import Store
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_JSON_BYTES = 64 << 20
+INT64 = 1 << 63
+LONG_NUMBER = re.compile(rb"\d{19}")  # where an integer may not fit in 64 bits
 BodyKind = Literal["json", "multipart", "binary", "none"]
 
 
@@ -147,13 +150,28 @@ def _json_response(ep: Endpoint, result: Any) -> Response:
     return Response(content, status_code=ep.status, media_type="application/json")
 
 
+def _check_ints(data: Any) -> None:
+    """A 422 for an integer no database column can hold (outside int64)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not -INT64 <= item < INT64:
+            raise ApiError(422, f"integer {item} is out of range (must fit in 64 bits)")
+
+
 async def _parse(ep: Endpoint, raw: bytes) -> Any:
-    try:
-        data = json.loads(raw) if raw else None
+    try:  # pydantic's parser also refuses lone surrogates, which no database can store
+        data = from_json(raw) if raw else None
     except ValueError as exc:
         raise ApiError(422, f"request body is not valid JSON: {exc}") from None
     if data is None:
         raise ApiError(422, "request body is missing: send a JSON object")
+    if LONG_NUMBER.search(raw):
+        _check_ints(data)
     try:
         return TypeAdapter(ep.body).validate_python(data)
     except ValidationError as exc:

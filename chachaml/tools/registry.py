@@ -61,7 +61,7 @@ def check_model_name(value: object) -> str:
 
 def check_version(value: object, what: str = "version") -> int:
     """A version number: a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 1 << 63:
         raise InvalidInput(f"{what} must be a positive integer (1, 2, ...), got {value!r}")
     return value
 
