@@ -1,0 +1,3 @@
+module chachaml.example/go
+
+go 1.21
