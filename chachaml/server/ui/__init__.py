@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chachaml.server.ui import alerts, artifacts, chat, explore, registry, runs
+from chachaml.server.ui import actions, alerts, artifacts, chat, explore, registry, runs
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -24,6 +24,7 @@ def ui_routes() -> list[BaseRoute]:
     return [
         Route("/", home),
         *runs.routes(),
+        *actions.routes(),
         *artifacts.routes(),
         *explore.routes(),
         *registry.routes(),

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
 from chachaml.pipeline_models import PIPELINE_STATUSES
+from chachaml.registry_models import STAGES
 from chachaml.server.ui.common import int_param, path_param, store_of, text_param, twin
 from chachaml.server.ui.markdown import note_html
 from chachaml.tools import pipelines as pipeline_ops
@@ -29,6 +30,7 @@ async def model_page(request: Request) -> dict[str, Any]:
         "model": model.model_dump(mode="json"),
         "note_html": note_html(model.note),
         "metric_keys": keys,
+        "stages": list(STAGES),
     }
 
 

@@ -1,0 +1,114 @@
+"""The UI's writes: tag a run, edit its note, promote a model version.
+
+Each is a JSON POST that only a page of this server may send: the ``Origin`` (else
+``Referer``) header must name the request's own host and port (403 otherwise), and the body
+must be ``application/json`` (415 otherwise), which a cross-site HTML form cannot send.
+The caller is then authorised like the write API (a write-scoped bearer token when tokens
+are configured) and the change attributed to the token's user.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from chachaml.server.api_errors import ApiError, from_validation
+from chachaml.server.auth import Auth
+from chachaml.server.endpoints import read_limited
+from chachaml.server.ui.common import SECURITY_HEADERS, jsonable, path_param, store_of
+from chachaml.server.ui.markdown import note_html
+from chachaml.tools import registry as registry_ops
+from chachaml.tools import runs as run_ops
+
+MAX_BODY_BYTES = 1 << 20
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class TagIn(BaseModel):
+    """One tag to set on a run."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    value: str
+
+
+class NoteIn(BaseModel):
+    """A run's new markdown note."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str
+
+
+class PromoteIn(BaseModel):
+    """A version to move to a stage, and optionally why."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int
+    stage: str
+    reason: str | None = None
+
+
+def check_same_origin(request: Request) -> None:
+    """A 403 unless ``Origin`` (else ``Referer``) names this request's host and port."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        raise ApiError(403, "cross-site request refused: an Origin or Referer header is required")
+    host = request.headers.get("host", "")
+    if urlsplit(origin).netloc.lower() != host.lower() or not host:
+        raise ApiError(403, f"cross-site request refused: origin {origin!r} is not {host!r}")
+
+
+async def _accept(request: Request, model: type[Body]) -> tuple[str, Body]:
+    """The checks every UI write shares; returns the caller and the validated body."""
+    check_same_origin(request)
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "send the request body as application/json")
+    auth: Auth = request.app.state.auth
+    user = await auth.authorize(request, store_of(request), "write")
+    raw = await read_limited(request, MAX_BODY_BYTES)
+    try:
+        return user, model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def _json(data: dict[str, Any]) -> Response:
+    return JSONResponse(jsonable(data), headers=SECURITY_HEADERS)
+
+
+async def add_tag(request: Request) -> Response:
+    """Set one tag on a run; answers with all its tags."""
+    _, body = await _accept(request, TagIn)
+    tags = await run_ops.add_tag(store_of(request), path_param(request, "run_id"), body.key,
+                                 body.value)  # fmt: skip
+    return _json({"tags": tags})
+
+
+async def set_note(request: Request) -> Response:
+    """Replace a run's note; answers with the note and its rendered HTML."""
+    _, body = await _accept(request, NoteIn)
+    await run_ops.set_note(store_of(request), path_param(request, "run_id"), body.note)
+    return _json({"note": body.note, "note_html": note_html(body.note)})
+
+
+async def promote(request: Request) -> Response:
+    """Move a model version to a stage as the caller; answers with the version."""
+    user, body = await _accept(request, PromoteIn)
+    version = await registry_ops.promote(store_of(request), path_param(request, "name"),
+                                         body.version, body.stage, user, body.reason)  # fmt: skip
+    return _json({"version": version.model_dump(mode="json")})
+
+
+def routes() -> list[Route]:
+    """The UI's write endpoints (POST only)."""
+    return [
+        Route("/runs/{run_id}/tags", add_tag, methods=["POST"]),
+        Route("/runs/{run_id}/note", set_note, methods=["POST"]),
+        Route("/models/{name}/promote", promote, methods=["POST"]),
+    ]
