@@ -213,3 +213,27 @@ def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> 
         assert note.locator(".katex").count() == 1
     finally:
         page.close()
+
+
+@pytest.mark.slow
+def test_adding_a_tag_through_the_form(browser: Any, base_url: str) -> None:
+    page, errors = _visit(browser, f"{base_url}/runs/{OLD}", "run-tag-form")
+    try:
+        form = page.locator("#tag-form")
+        form.locator("input[name=key]").fill("checked-by")
+        form.locator("input[name=value]").fill("<b>browser</b>")
+        page.locator("#write-token").fill("not-a-token")
+        form.locator("button").click()
+        error = form.locator(".action-error")
+        error.wait_for(state="visible", timeout=10_000)
+        assert "unknown or revoked token" in error.inner_text()
+        errors.clear()  # the browser logs the refused request
+        page.locator("#write-token").fill("")
+        with page.expect_navigation(wait_until="networkidle"):
+            form.locator("button").click()
+        assert "checked-by=<b>browser</b>" in page.locator(".tags").first.inner_text()
+        assert page.locator(".tags b").count() == 0
+        page.screenshot(path=str(SHOTS / "run-tag-added.png"), full_page=True)
+        assert errors == []
+    finally:
+        page.close()
