@@ -279,6 +279,7 @@ FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
         b'{"series": [{"key": "a", "steps": "\\u00d3", "values": "", "timestamps": ""}]}',
     ),
     ("/api/store/runs/query", b'{"offset": -50803578349519435797499290748715008}'),
+    ("/api/w/runs/{rid}/metrics", b'{"": 1.0}'),
 ]
 
 

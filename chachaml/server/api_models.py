@@ -91,7 +91,7 @@ class MetricBatch(_Body):
     series: list[PackedSeries] = Field(default_factory=list)
 
 
-class MetricValues(RootModel[dict[str, float | None]]):
+class MetricValues(RootModel[dict[Annotated[str, Key], float | None]]):
     """Latest values to log at the next step of each metric, e.g. ``{"accuracy": 0.94}``."""
 
 
