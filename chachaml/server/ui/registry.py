@@ -65,10 +65,63 @@ async def pipelines_page(request: Request) -> dict[str, Any]:
     }
 
 
+NODE_W, NODE_H, GAP_X, GAP_Y = 160, 34, 60, 22
+LIVE_SECONDS = 2
+
+
+def step_graph(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A layered drawing of the step DAG: a column per dependency depth, edges between boxes."""
+    depth: dict[str, int] = {}
+
+    def level(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in depth:
+            deps = [d for d in by_name[name]["depends_on"] if d in by_name and d not in seen]
+            depth[name] = 1 + max((level(d, seen | {name}) for d in deps), default=-1)
+        return depth[name]
+
+    by_name = {s["name"]: s for s in steps}
+    rows: dict[int, int] = {}
+    nodes: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        column = level(step["name"])
+        row = rows[column] = rows.get(column, -1) + 1
+        x, y = 10 + column * (NODE_W + GAP_X), 10 + row * (NODE_H + GAP_Y)
+        nodes[step["name"]] = {"name": step["name"], "status": step["status"], "x": x, "y": y}
+    edges = [
+        {
+            "x1": nodes[dep]["x"] + NODE_W,
+            "y1": nodes[dep]["y"] + NODE_H // 2,
+            "x2": node["x"],
+            "y2": node["y"] + NODE_H // 2,
+        }
+        for step in steps
+        for dep in step["depends_on"]
+        if dep in nodes
+        for node in (nodes[step["name"]],)
+    ]
+    return {
+        "width": 20 + (max(depth.values(), default=0) + 1) * (NODE_W + GAP_X) - GAP_X,
+        "height": 20 + max(rows.values(), default=0) * (NODE_H + GAP_Y) + NODE_H,
+        "node_width": NODE_W,
+        "node_height": NODE_H,
+        "nodes": list(nodes.values()),
+        "edges": edges,
+    }
+
+
 async def pipeline_page(request: Request) -> dict[str, Any]:
-    """A pipeline and each step's dependencies, status, timing, attempts and run."""
+    """A pipeline, its step graph, and each step's dependencies, status, timing and run.
+
+    The page reloads itself every few seconds while the pipeline is still going.
+    """
     found = await pipeline_ops.get_pipeline(store_of(request), path_param(request, "pipeline_id"))
-    return {"pipeline": found.model_dump(mode="json")}
+    data = found.model_dump(mode="json")
+    live = data["status"] in ("pending", "running")
+    return {
+        "pipeline": data,
+        "graph": step_graph(data["steps"]),
+        "refresh_seconds": LIVE_SECONDS if live else None,
+    }
 
 
 def routes() -> list[Route]:
