@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
-ST="$(dirname "$(command -v "$PYTHON")")/st"
+ST="$(cd "$(dirname "$(command -v "$PYTHON")")" && pwd)/st"
 work="$(mktemp -d)"
 token="fuzz-token-$RANDOM$RANDOM"
 port="$("$PYTHON" -c 'from tests.mcp_seed import free_port; print(free_port())')"
@@ -30,6 +30,7 @@ for _ in $(seq 600); do
 done
 
 status=0
+cd "$work"  # schemathesis keeps its replay files in the working directory
 "$ST" run "http://127.0.0.1:$port/api/openapi.json" \
   --checks not_a_server_error,response_schema_conformance \
   --header "Authorization: Bearer $token" \
