@@ -361,6 +361,32 @@ def test_backpressure_keeps_the_buffer_bounded_and_loses_nothing(tmp_path: Path)
         client.close()
 
 
+def test_concurrent_takers_hand_over_every_point_exactly_once(tmp_path: Path) -> None:
+    # The logging thread packs a full buffer while the flusher may be packing the same one.
+    settings = make_settings(flush_points=50, flush_interval=3600)
+    client = Client(f"sqlite:///{tmp_path / 't.db'}", str(tmp_path / "a"), settings=settings)
+    try:
+        with client.run(experiment="take") as run:
+            taken: list[int] = []
+            stop = threading.Event()
+
+            def flusher() -> None:
+                while not stop.is_set():
+                    taken.extend(c.count for c in run.take_chunks())
+
+            thread = threading.Thread(target=flusher)
+            thread.start()
+            for i in range(50_000):
+                run.log_metric("m", float(i), step=i)
+            stop.set()
+            thread.join()
+        stored = client.get_run(run.id).metric_summaries["m"]
+        assert stored.count + sum(taken) == 50_000  # taken chunks bypassed the store
+        assert stored.count < 50_000  # the concurrent taker did take some
+    finally:
+        client.close()
+
+
 def test_user_attribution_from_chacha_user(tmp_path: Path) -> None:
     settings = Settings.from_env({"CHACHA_USER": "grace"}).with_overrides(flush_interval=0.05)
     client = Client(f"sqlite:///{tmp_path / 'u.db'}", str(tmp_path / "a"), settings=settings)

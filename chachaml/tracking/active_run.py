@@ -79,6 +79,7 @@ class ActiveRun:
         self._parent = parent
         self._client = client
         self._lock = Lock()
+        self._take_lock = Lock()  # the logging thread and the flusher may both take
         self._series: dict[str, _Series] = {}
         self._others: dict[tuple[int, str], _Series] = {}
         self._pending = 0
@@ -159,23 +160,25 @@ class ActiveRun:
     def take_chunks(self) -> list[MetricChunk]:
         """Hand the buffered points over, packed one chunk per metric key and thread.
 
-        Takes ``len(times)`` entries of each buffer (slices, then deletes: each atomic), so
-        points appended meanwhile stay for the next flush. Once the run has ended its
-        buffers are dropped, so that further logging raises instead of buffering.
+        Takes ``len(times)`` entries of each buffer (slices, then deletes), so points
+        appended meanwhile stay for the next flush; takers run one at a time, appenders never
+        wait. Once the run has ended its buffers are dropped, so that further logging raises
+        instead of buffering.
         """
-        self._pending = 0
-        buffers = [*self._series.items(), *((k, s) for (_, k), s in self._others.items())]
-        if self.ended:
-            with self._lock:
-                self._series, self._others = _ENDED, {}
-        chunks = []
-        for key, series in buffers:
-            n = len(series.times)
-            if n:
-                steps, values, times = series.steps[:n], series.values[:n], series.times[:n]
-                del series.steps[:n], series.values[:n], series.times[:n]
-                chunks.append(chunk_from_columns(self.id, key, steps, values, times))
-        return chunks
+        with self._take_lock:
+            self._pending = 0
+            buffers = [*self._series.items(), *((k, s) for (_, k), s in self._others.items())]
+            if self.ended:
+                with self._lock:
+                    self._series, self._others = _ENDED, {}
+            chunks = []
+            for key, series in buffers:
+                n = len(series.times)
+                if n:
+                    steps, values, times = series.steps[:n], series.values[:n], series.times[:n]
+                    del series.steps[:n], series.values[:n], series.times[:n]
+                    chunks.append(chunk_from_columns(self.id, key, steps, values, times))
+            return chunks
 
     # everything else goes straight to the store
 
