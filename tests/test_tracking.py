@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import anyio
 import pytest
 
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun, NotFound
 from chachaml.settings import Settings
+from chachaml.tracking.active_run import ActiveRun
 from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 
@@ -361,28 +366,38 @@ def test_backpressure_keeps_the_buffer_bounded_and_loses_nothing(tmp_path: Path)
         client.close()
 
 
-def test_concurrent_takers_hand_over_every_point_exactly_once(tmp_path: Path) -> None:
-    # The logging thread packs a full buffer while the flusher may be packing the same one.
-    settings = make_settings(flush_points=50, flush_interval=3600)
-    client = Client(f"sqlite:///{tmp_path / 't.db'}", str(tmp_path / "a"), settings=settings)
+def test_a_take_paused_mid_buffer_leaves_each_point_to_one_taker(tmp_path: Path) -> None:
+    # The logging thread packing a full buffer and the flusher may take at the same moment:
+    # pause one taker between counting a buffer and taking it while the other takes.
+    client = Client(f"sqlite:///{tmp_path / 't.db'}", str(tmp_path / "a"), settings=make_settings())
     try:
         with client.run(experiment="take") as run:
-            taken: list[int] = []
-            stop = threading.Event()
+            for i in range(10):
+                run.log_metric("m", float(i))
+            source, first = inspect.getsourcelines(ActiveRun.take_chunks)
+            counted = first + next(i for i, line in enumerate(source) if "if n:" in line)
+            other: list[int] = []
+            other_done = threading.Event()
 
-            def flusher() -> None:
-                while not stop.is_set():
-                    taken.extend(c.count for c in run.take_chunks())
+            def other_taker() -> None:
+                other.extend(c.count for c in run.take_chunks())
+                other_done.set()
 
-            thread = threading.Thread(target=flusher)
-            thread.start()
-            for i in range(50_000):
-                run.log_metric("m", float(i), step=i)
-            stop.set()
-            thread.join()
-        stored = client.get_run(run.id).metric_summaries["m"]
-        assert stored.count + sum(taken) == 50_000  # taken chunks bypassed the store
-        assert stored.count < 50_000  # the concurrent taker did take some
+            def pause_after_counting(frame: FrameType, event: str, arg: object) -> Any:
+                if frame.f_code is not ActiveRun.take_chunks.__code__:
+                    return None
+                if event == "line" and frame.f_lineno == counted and not other_done.is_set():
+                    threading.Thread(target=other_taker).start()
+                    other_done.wait(timeout=1.0)  # taken meanwhile, or the taker waits its turn
+                return pause_after_counting
+
+            sys.settrace(pause_after_counting)
+            try:
+                mine = [c.count for c in run.take_chunks()]
+            finally:
+                sys.settrace(None)
+            assert other_done.wait(timeout=5)
+            assert sum(mine) + sum(other) == 10
     finally:
         client.close()
 
