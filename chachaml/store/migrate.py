@@ -98,11 +98,14 @@ async def _count(db: Tx, sql: str, params: Sequence[Any] = ()) -> int:
 
 async def is_empty(store: SQLStore) -> bool:
     """Whether a store holds no experiments, runs, models or alerts."""
-    async with store._read() as db:
+
+    async def read(db: Tx) -> bool:
         for table in ("experiments", "runs", "models", "alerts"):
             if await _count(db, f"SELECT count(*) FROM {table}"):
                 return False
-    return True
+        return True
+
+    return await store._query(read)
 
 
 async def migrate(
@@ -124,13 +127,19 @@ async def migrate(
         )
     report = MigrationReport()
     await _copy_experiments(source, target, report)
-    async with source._read() as db:
-        run_ids = [r[0] for r in await db.fetchall("SELECT id FROM runs ORDER BY started_at, id")]
-        model_names = [r[0] for r in await db.fetchall("SELECT name FROM models ORDER BY id")]
-        pipeline_ids = [
-            r[0] for r in await db.fetchall("SELECT id FROM pipelines ORDER BY started_at, id")
+
+    async def names(db: Tx) -> list[list[str]]:
+        return [
+            [r[0] for r in await db.fetchall(sql)]
+            for sql in (
+                "SELECT id FROM runs ORDER BY started_at, id",
+                "SELECT name FROM models ORDER BY id",
+                "SELECT id FROM pipelines ORDER BY started_at, id",
+                "SELECT name FROM alerts ORDER BY id",
+            )
         ]
-        alert_names = [r[0] for r in await db.fetchall("SELECT name FROM alerts ORDER BY id")]
+
+    run_ids, model_names, pipeline_ids, alert_names = await source._query(names)
     for start in range(0, len(run_ids), batch):
         for run_id in run_ids[start : start + batch]:
             if not await _copy_run(source, target, run_id, report):
@@ -158,24 +167,26 @@ async def migrate(
 
 
 async def _is_resume(source: SQLStore, target: SQLStore) -> bool:
-    async with target._read() as db:
-        runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
-        models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
-        pipes = {r[0] for r in await db.fetchall("SELECT id FROM pipelines")}
-        alerts = {r[0] for r in await db.fetchall("SELECT name FROM alerts")}
-    async with source._read() as db:
-        src_runs = {r[0] for r in await db.fetchall("SELECT id FROM runs")}
-        src_models = {r[0] for r in await db.fetchall("SELECT name FROM models")}
-        src_pipes = {r[0] for r in await db.fetchall("SELECT id FROM pipelines")}
-        src_alerts = {r[0] for r in await db.fetchall("SELECT name FROM alerts")}
-    return runs <= src_runs and models <= src_models and pipes <= src_pipes and alerts <= src_alerts
+
+    async def keys(db: Tx) -> list[set[str]]:
+        return [
+            {r[0] for r in await db.fetchall(sql)}
+            for sql in (
+                "SELECT id FROM runs",
+                "SELECT name FROM models",
+                "SELECT id FROM pipelines",
+                "SELECT name FROM alerts",
+            )
+        ]
+
+    held, copied_from = await target._query(keys), await source._query(keys)
+    return all(mine <= theirs for mine, theirs in zip(held, copied_from, strict=True))
 
 
 async def _copy_experiments(source: SQLStore, target: SQLStore, report: MigrationReport) -> None:
-    async with source._read() as db:
-        exps = await db.fetchall(
-            "SELECT name, description, owner, created_at FROM experiments ORDER BY id"
-        )
+    exps = await source._fetch(
+        "SELECT name, description, owner, created_at FROM experiments ORDER BY id"
+    )
 
     async def body(db: Tx) -> None:
         for name, description, owner, created_at in exps:
@@ -202,13 +213,16 @@ async def _children(db: Tx, key_column: str, key: Any) -> dict[str, list[Row]]:
 async def _copy_run(
     source: SQLStore, target: SQLStore, run_id: str, report: MigrationReport
 ) -> bool:
-    async with source._read() as db:
-        ((experiment, *run),) = await db.fetchall(
+
+    async def read(db: Tx) -> tuple[Row, dict[str, list[Row]]]:
+        (found,) = await db.fetchall(
             f"SELECT e.name, {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))}"
             " FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
             (run_id,),
         )
-        children = await _children(db, "run_id", run_id)
+        return found, await _children(db, "run_id", run_id)
+
+    (experiment, *run), children = await source._query(read)
 
     async def body(db: Tx) -> bool:
         if await _count(db, "SELECT count(*) FROM runs WHERE id = ?", (run_id,)):
@@ -234,10 +248,9 @@ async def _copy_run(
 
 
 async def _link_parents(source: SQLStore, target: SQLStore, run_ids: Sequence[str]) -> None:
-    async with source._read() as db:
-        links = await db.fetchall(
-            "SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL ORDER BY id"
-        )
+    links = await source._fetch(
+        "SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL ORDER BY id"
+    )
     wanted = set(run_ids)
 
     async def body(db: Tx) -> None:
@@ -252,12 +265,15 @@ async def _link_parents(source: SQLStore, target: SQLStore, run_ids: Sequence[st
 async def _copy_model(
     source: SQLStore, target: SQLStore, name: str, report: MigrationReport
 ) -> bool:
-    async with source._read() as db:
-        ((model_id, note, created_by, created_at, updated_at),) = await db.fetchall(
+
+    async def read(db: Tx) -> tuple[Row, dict[str, list[Row]]]:
+        (found,) = await db.fetchall(
             "SELECT id, note, created_by, created_at, updated_at FROM models WHERE name = ?",
             (name,),
         )
-        children = await _children(db, "model_id", model_id)
+        return found, await _children(db, "model_id", found[0])
+
+    (_, note, created_by, created_at, updated_at), children = await source._query(read)
 
     async def body(db: Tx) -> bool:
         existing = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
@@ -299,7 +315,8 @@ async def _copy_model(
 async def _copy_pipeline(
     source: SQLStore, target: SQLStore, pipeline_id: str, report: MigrationReport
 ) -> bool:
-    async with source._read() as db:
+
+    async def read(db: Tx) -> tuple[Row, list[Row]]:
         (pipe,) = await db.fetchall(
             f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?", (pipeline_id,)
         )
@@ -307,6 +324,9 @@ async def _copy_pipeline(
             f"SELECT {STEP_COLUMNS} FROM pipeline_steps WHERE pipeline_id = ? ORDER BY position",
             (pipeline_id,),
         )
+        return pipe, steps
+
+    pipe, steps = await source._query(read)
 
     async def body(db: Tx) -> bool:
         if await _count(db, "SELECT count(*) FROM pipelines WHERE id = ?", (pipeline_id,)):
@@ -327,14 +347,18 @@ async def _copy_pipeline(
 async def _copy_alert(
     source: SQLStore, target: SQLStore, name: str, report: MigrationReport
 ) -> bool:
-    async with source._read() as db:
-        ((alert_id, *rule),) = await db.fetchall(
+
+    async def read(db: Tx) -> tuple[Row, list[Row]]:
+        (found,) = await db.fetchall(
             f"SELECT id, {ALERT_COLUMNS} FROM alerts WHERE name = ?", (name,)
         )
         events = await db.fetchall(
             f"SELECT {ALERT_EVENT_COLUMNS} FROM alert_events WHERE alert_id = ? ORDER BY id",
-            (alert_id,),
+            (found[0],),
         )
+        return found, events
+
+    (_, *rule), events = await source._query(read)
 
     async def body(db: Tx) -> bool:
         existing = await db.fetchall("SELECT id FROM alerts WHERE name = ?", (name,))
@@ -373,7 +397,8 @@ async def _tally(
     alerts: Sequence[str],
 ) -> dict[str, int]:
     counts: dict[str, int] = {}
-    async with store._read() as db:
+
+    async def read(db: Tx) -> None:
         for start in range(0, len(run_ids), 500):
             ids = run_ids[start : start + 500]
             marks = ", ".join("?" * len(ids))
@@ -409,6 +434,8 @@ async def _tally(
                 " WHERE a.name = ?",
                 (name,),
             )
+
+    await store._query(read)
     return counts
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -169,16 +168,15 @@ class PostgresStore(SQLStore):
                 await anyio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[Tx]:
-        """A pooled connection for reads, statement by statement (READ COMMITTED).
+    async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``body`` on a pooled connection, statement by statement (READ COMMITTED).
 
         No explicit transaction: BEGIN and COMMIT would double the round trips of a query,
         and every statement still sees only committed data.
         """
         try:
             async with self._pool.acquire() as conn:
-                yield PostgresTx(conn)
+                return await body(PostgresTx(conn))
         except CONNECTION_LOST as exc:
             await self._pool.expire_connections()
             raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -26,7 +25,7 @@ from chachaml.alert_models import (
 )
 from chachaml.errors import NotFound
 from chachaml.models import to_datetime
-from chachaml.store.sql_driver import Tx
+from chachaml.store.sql_driver import Row, Tx
 
 T = TypeVar("T")
 
@@ -106,7 +105,9 @@ class SQLAlerts:
 
         async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
 
-        def _read(self) -> AbstractAsyncContextManager[Tx]: ...
+        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
+
+        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     @staticmethod
     async def _alert_row(db: Tx, name: str) -> Sequence[Any]:
@@ -138,13 +139,11 @@ class SQLAlerts:
 
     async def list_alerts(self) -> list[AlertRule]:
         """Every rule, by name."""
-        async with self._read() as db:
-            return [_rule(r) for r in await db.fetchall(RULE_SELECT + " ORDER BY name")]
+        return [_rule(r) for r in await self._fetch(RULE_SELECT + " ORDER BY name")]
 
     async def get_alert(self, name: str) -> AlertRule:
         """One rule by name."""
-        async with self._read() as db:
-            return _rule(await self._alert_row(db, name))
+        return _rule(await self._query(lambda db: self._alert_row(db, name)))
 
     async def delete_alert(self, name: str) -> None:
         """Delete a rule and (by cascade) its events."""
@@ -204,8 +203,7 @@ class SQLAlerts:
         event_id = await self._transact(body)
         if event_id is None:
             return None
-        async with self._read() as db:
-            return _event((await db.fetchall(EVENT_SELECT + " WHERE ev.id = ?", (event_id,)))[0])
+        return _event((await self._fetch(EVENT_SELECT + " WHERE ev.id = ?", (event_id,)))[0])
 
     async def record_delivery(
         self, event_id: int, attempt: DeliveryAttempt, status: DeliveryStatus
@@ -231,19 +229,19 @@ class SQLAlerts:
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events of one rule, or of all, newest first."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[Row]:
             if name is None:
-                found = await db.fetchall(
+                return await db.fetchall(
                     EVENT_SELECT + " ORDER BY ev.fired_at DESC, ev.id DESC LIMIT ?", (limit,)
                 )
-            else:
-                await self._alert_row(db, name)
-                found = await db.fetchall(
-                    EVENT_SELECT + " WHERE a.name = ? ORDER BY ev.fired_at DESC, ev.id DESC"
-                    " LIMIT ?",
-                    (name, limit),
-                )
-        return [_event(r) for r in found]
+            await self._alert_row(db, name)
+            return await db.fetchall(
+                EVENT_SELECT + " WHERE a.name = ? ORDER BY ev.fired_at DESC, ev.id DESC LIMIT ?",
+                (name, limit),
+            )
+
+        return [_event(r) for r in await self._query(body)]
 
     async def stale_experiments(
         self, experiment: str | None, cutoff: float
@@ -262,8 +260,7 @@ class SQLAlerts:
         if experiment is not None:
             sql += " WHERE e.name = ?"
             args.append(experiment)
-        async with self._read() as db:
-            found = await db.fetchall(sql + " ORDER BY e.name", args)
+        found = await self._fetch(sql + " ORDER BY e.name", args)
         return [
             StaleExperiment(
                 experiment=name, last_run_id=run_id, last_completed_at=to_datetime(ended)
@@ -283,8 +280,7 @@ class SQLAlerts:
         if experiment is not None:
             sql += " AND e.name = ?"
             args.append(experiment)
-        async with self._read() as db:
-            found = await db.fetchall(sql + " ORDER BY r.started_at, r.id", args)
+        found = await self._fetch(sql + " ORDER BY r.started_at, r.id", args)
         return [
             SilentRun(run_id=rid, experiment=exp, last_activity=to_datetime(at))
             for rid, exp, at in found

@@ -7,12 +7,11 @@ backends: ``INSERT ... ON CONFLICT DO NOTHING`` inserts for exactly one of racin
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chachaml.store.api_protocol import IdempotentReply, Scope, TokenOwner
-from chachaml.store.sql_driver import Tx
+from chachaml.store.sql_driver import Row, Tx
 
 T = TypeVar("T")
 
@@ -24,7 +23,9 @@ class SQLApi:
 
         async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
 
-        def _read(self) -> AbstractAsyncContextManager[Tx]: ...
+        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
+
+        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     async def create_token(self, user: str, scope: Scope, token_hash: str) -> None:
         """Record a token hash."""
@@ -40,16 +41,14 @@ class SQLApi:
 
     async def find_token(self, token_hash: str) -> TokenOwner | None:
         """The owner of a token hash."""
-        async with self._read() as db:
-            found = await db.fetchall(
-                "SELECT user_name, scope FROM api_tokens WHERE token_hash = ?", (token_hash,)
-            )
+        found = await self._fetch(
+            "SELECT user_name, scope FROM api_tokens WHERE token_hash = ?", (token_hash,)
+        )
         return TokenOwner(user=found[0][0], scope=found[0][1]) if found else None
 
     async def has_tokens(self) -> bool:
         """Whether the table holds any token."""
-        async with self._read() as db:
-            return bool(await db.fetchall("SELECT 1 FROM api_tokens LIMIT 1"))
+        return bool(await self._fetch("SELECT 1 FROM api_tokens LIMIT 1"))
 
     async def claim_idempotency_key(
         self, user: str, key: str, request_hash: str

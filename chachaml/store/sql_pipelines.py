@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chachaml.errors import Conflict, NotFound
@@ -103,7 +102,9 @@ class SQLPipelines:
 
         async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
 
-        def _read(self) -> AbstractAsyncContextManager[Tx]: ...
+        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
+
+        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
         @staticmethod
         async def _require_run(db: Tx, run_id: str) -> str: ...
@@ -321,14 +322,18 @@ class SQLPipelines:
         sql = PIPELINE_SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY p.started_at DESC, p.id LIMIT ?"
         params.append(limit if limit is not None else ALL_ROWS)
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[PipelineInfo]:
             found = await db.fetchall(sql, params)
             counts = await self._counts(db, found)
-        return [_info(r, counts[r[0]]) for r in found]
+            return [_info(r, counts[r[0]]) for r in found]
+
+        return await self._query(body)
 
     async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
         """A pipeline with its steps in definition order."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> PipelineDetail:
             found = await db.fetchall(
                 PIPELINE_SELECT + " WHERE p.id = ?", (time.time(), pipeline_id)
             )
@@ -338,6 +343,8 @@ class SQLPipelines:
             steps = await db.fetchall(
                 STEP_SELECT + " WHERE pipeline_id = ? ORDER BY position", (pipeline_id,)
             )
-        row = found[0]
-        info = _info(row, counts[pipeline_id])
-        return PipelineDetail(**info.model_dump(), steps=[_step(s, row[3]) for s in steps])
+            row = found[0]
+            info = _info(row, counts[pipeline_id])
+            return PipelineDetail(**info.model_dump(), steps=[_step(s, row[3]) for s in steps])
+
+        return await self._query(body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chachaml.errors import Conflict, NotFound
@@ -24,7 +23,7 @@ from chachaml.registry_models import (
     StageChange,
 )
 from chachaml.store import rows
-from chachaml.store.sql_driver import Tx
+from chachaml.store.sql_driver import Row, Tx
 
 T = TypeVar("T")
 
@@ -63,7 +62,9 @@ class SQLRegistry:
 
         async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
 
-        def _read(self) -> AbstractAsyncContextManager[Tx]: ...
+        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
+
+        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
         @staticmethod
         async def _require_run(db: Tx, run_id: str) -> str: ...
@@ -240,39 +241,46 @@ class SQLRegistry:
 
     async def list_models(self) -> list[Model]:
         """Every model, most recently updated first."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[Model]:
             return [model for model, _ in await self._models(db, "", ())]
+
+        return await self._query(body)
 
     async def get_model(self, name: str) -> ModelDetail:
         """A model with versions, aliases, tags, note and audit trail."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> ModelDetail:
             model_id = await self._model_id(db, name)
             ((model, note),) = await self._models(db, " WHERE m.id = ?", (model_id,))
             versions = await self._versions(db, " WHERE v.model_id = ?", (model_id,))
             events = await db.fetchall(
                 EVENT_SELECT + " WHERE e.model_id = ? ORDER BY e.id", (model_id,)
             )
-        history = [
-            StageChange(
-                model=e[0],
-                kind=e[1],
-                version=e[2],
-                alias=e[3],
-                old=e[4],
-                new=e[5],
-                user=e[6],
-                at=to_datetime(e[7]),
-                reason=e[8],
-            )
-            for e in events
-        ]
-        return ModelDetail(**model.model_dump(), note=note, versions=versions, history=history)
+            history = [
+                StageChange(
+                    model=e[0],
+                    kind=e[1],
+                    version=e[2],
+                    alias=e[3],
+                    old=e[4],
+                    new=e[5],
+                    user=e[6],
+                    at=to_datetime(e[7]),
+                    reason=e[8],
+                )
+                for e in events
+            ]
+            return ModelDetail(**model.model_dump(), note=note, versions=versions, history=history)
+
+        return await self._query(body)
 
     async def list_model_versions(
         self, name: str, stage: Stage | None = None
     ) -> list[ModelVersion]:
         """A model's versions, newest first (only one stage's if given)."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[ModelVersion]:
             model_id = await self._model_id(db, name)
             if stage is None:
                 return await self._versions(db, " WHERE v.model_id = ?", (model_id,))
@@ -280,15 +288,20 @@ class SQLRegistry:
                 db, " WHERE v.model_id = ? AND v.stage = ?", (model_id, stage)
             )
 
+        return await self._query(body)
+
     async def get_model_version(self, name: str, version: int) -> ModelVersion:
         """One version of a model."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> ModelVersion:
             model_id = await self._model_id(db, name)
             await self._stage_of(db, model_id, name, version)
             (found,) = await self._versions(
                 db, " WHERE v.model_id = ? AND v.version = ?", (model_id, version)
             )
-        return found
+            return found
+
+        return await self._query(body)
 
     # writes
 

@@ -3,7 +3,8 @@
 :class:`SQLStore` implements the whole :class:`~chachaml.store.protocol.Store` protocol in SQL
 that SQLite and PostgreSQL both accept; a backend subclass supplies connections through
 ``_transact`` (one write transaction, serialised or isolated so concurrent writers never lose
-each other's data) and ``_read`` (a consistent snapshot), plus migrations and ``close``.
+each other's data) and ``_query`` (a read, in one round trip to the backend where it can),
+plus migrations and ``close``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from chachaml.errors import Conflict, NotFound
@@ -34,7 +34,7 @@ from chachaml.models import (
 from chachaml.store import rows
 from chachaml.store.sql_alerts import SQLAlerts
 from chachaml.store.sql_api import SQLApi
-from chachaml.store.sql_driver import IntegrityViolation, Tx
+from chachaml.store.sql_driver import IntegrityViolation, Row, Tx
 from chachaml.store.sql_pipelines import SQLPipelines
 from chachaml.store.sql_registry import SQLRegistry
 
@@ -71,8 +71,12 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         """Run ``body`` in one write transaction (retried by the backend when busy)."""
 
     @abstractmethod
-    def _read(self) -> AbstractAsyncContextManager[Tx]:
-        """A connection inside a read-only snapshot."""
+    async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``body``, which only reads, on a connection of the backend's read pool."""
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """The rows of one query."""
+        return await self._query(lambda db: db.fetchall(sql, params))
 
     @abstractmethod
     async def close(self) -> None:
@@ -125,16 +129,14 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
 
     async def get_experiment(self, name: str) -> Experiment:
         """One experiment by name."""
-        async with self._read() as db:
-            found = await db.fetchall(EXPERIMENT_SELECT + " WHERE e.name = ?", (name,))
+        found = await self._fetch(EXPERIMENT_SELECT + " WHERE e.name = ?", (name,))
         if not found:
             raise NotFound(f"experiment {name!r} not found")
         return rows.experiment_from_row(found[0])
 
     async def list_experiments(self) -> list[Experiment]:
         """All experiments, most recently active first."""
-        async with self._read() as db:
-            found = await db.fetchall(EXPERIMENT_SELECT)
+        found = await self._fetch(EXPERIMENT_SELECT)
         exps = [rows.experiment_from_row(r) for r in found]
         return sorted(exps, key=lambda e: e.last_activity or e.created_at, reverse=True)
 
@@ -371,7 +373,8 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
     async def get_run(self, run_id: str) -> Run:
         """Everything stored about one run."""
         now = time.time()
-        async with self._read() as db:
+
+        async def body(db: Tx) -> Run:
             found = await db.fetchall(RUN_SELECT + " WHERE r.id = ?", (now, run_id))
             if not found:
                 raise NotFound(f"run {run_id!r} not found")
@@ -397,16 +400,18 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
             children = await db.fetchall(
                 "SELECT id FROM runs WHERE parent_id = ? ORDER BY started_at", (run_id,)
             )
-        return Run(
-            **info.model_dump(),
-            params={k: rows.decode_param(v) for k, v in params},
-            metric_summaries={r[0]: rows.summary_from_row(r) for r in summaries},
-            note=note,
-            datasets=[rows.dataset_from_row(d) for d in datasets],
-            artifacts=artifacts,
-            environment=json.loads(environment),
-            children=[c[0] for c in children],
-        )
+            return Run(
+                **info.model_dump(),
+                params={k: rows.decode_param(v) for k, v in params},
+                metric_summaries={r[0]: rows.summary_from_row(r) for r in summaries},
+                note=note,
+                datasets=[rows.dataset_from_row(d) for d in datasets],
+                artifacts=artifacts,
+                environment=json.loads(environment),
+                children=[c[0] for c in children],
+            )
+
+        return await self._query(body)
 
     @staticmethod
     def _filter(query: RunQuery, now: float) -> tuple[str, str, list[Any]]:
@@ -487,23 +492,26 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         if query.limit is not None or query.offset:
             page = " LIMIT ? OFFSET ?"
             params += [query.limit if query.limit is not None else ALL_ROWS, query.offset]
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[RunInfo]:
             found = await db.fetchall(RUN_SELECT + join + clause + order + page, [now, *params])
             tags, metrics = await self._run_extras(db, [r[0] for r in found])
-        return [rows.run_info_from_row(r, tags, metrics) for r in found]
+            return [rows.run_info_from_row(r, tags, metrics) for r in found]
+
+        return await self._query(body)
 
     async def count_runs(self, query: RunQuery) -> int:
         """How many runs match, ignoring limit and offset."""
         join, clause, params = self._filter(query, time.time())
         sql = "SELECT count(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id"
-        async with self._read() as db:
-            found = await db.fetchall(sql + join + clause, params)
+        found = await self._fetch(sql + join + clause, params)
         return int(found[0][0])
 
     async def run_params(self, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
         """Params of several runs."""
-        out: dict[str, dict[str, ParamValue]] = {rid: {} for rid in run_ids}
-        async with self._read() as db:
+
+        async def body(db: Tx) -> dict[str, dict[str, ParamValue]]:
+            out: dict[str, dict[str, ParamValue]] = {rid: {} for rid in run_ids}
             for batch in rows.in_batches(list(run_ids)):
                 marks = ",".join("?" * len(batch))
                 for rid, key, value in await db.fetchall(
@@ -511,32 +519,41 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                     batch,
                 ):
                     out[rid][key] = rows.decode_param(value)
-        return out
+            return out
+
+        return await self._query(body)
 
     async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         """Each metric's summary for one run."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[Row]:
             await self._require_run(db, run_id)
-            found = await db.fetchall(
+            return await db.fetchall(
                 "SELECT key, last_value, last_step, last_time, min_value, max_value, count"
                 " FROM metric_summary WHERE run_id = ? ORDER BY key",
                 (run_id,),
             )
-        return {r[0]: rows.summary_from_row(r) for r in found}
+
+        return {r[0]: rows.summary_from_row(r) for r in await self._query(body)}
 
     async def metric_history(self, run_id: str, key: str) -> MetricSeries:
         """All points of one metric."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> tuple[list[Row], list[Row]]:
             await self._require_run(db, run_id)
             chunks = await db.fetchall(
                 "SELECT steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ?"
                 " ORDER BY id",
                 (run_id, key),
             )
-            if not chunks:
-                keys = await db.fetchall(
-                    "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
-                )
+            if chunks:
+                return chunks, []
+            keys = await db.fetchall(
+                "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
+            )
+            return chunks, keys
+
+        chunks, keys = await self._query(body)
         if not chunks:
             logged = ", ".join(k[0] for k in keys) or "none"
             raise NotFound(f"run {run_id!r} has no metric {key!r} (logged metrics: {logged})")
@@ -552,9 +569,7 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact, or ``NotFound`` listing what the run has."""
-        async with self._read() as db:
-            await self._require_run(db, run_id)
-            arts = await self._list_artifacts(db, run_id)
+        arts = await self.list_artifacts(run_id)
         for art in arts:
             if art.name == name:
                 return art
@@ -563,9 +578,12 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
 
     async def list_artifacts(self, run_id: str) -> list[Artifact]:
         """A run's artifacts."""
-        async with self._read() as db:
+
+        async def body(db: Tx) -> list[Artifact]:
             await self._require_run(db, run_id)
             return await self._list_artifacts(db, run_id)
+
+        return await self._query(body)
 
     # cleanup
 

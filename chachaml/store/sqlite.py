@@ -5,22 +5,21 @@ applied on open inside a write transaction so concurrent openers never race. Sev
 processes may share one database file: writes wait for the lock (and are retried), reads
 never block writes. The SQL itself lives in :mod:`chachaml.store.sql_store`.
 
-A write transaction costs one thread hand-off, not one per statement: the writer is a plain
-``sqlite3`` connection, and the transaction body (a coroutine that only awaits the
-connection's own methods, which never suspend) is driven to completion in a worker thread.
-Readers use aiosqlite.
+A transaction costs one thread hand-off, not one per statement: every connection is a plain
+``sqlite3`` connection, and the body of a write transaction or of a read (a coroutine that
+only awaits the connection's own methods, which never suspend) is driven to completion in a
+worker thread. A listing that needs three queries thus costs one hop to a thread, not
+five as with a connection that hands off each statement (aiosqlite) plus BEGIN and COMMIT.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 import anyio
 
 from chachaml.errors import InvalidInput, SchemaTooNew, StoreUnavailable
@@ -45,54 +44,10 @@ def path_from_url(url: str) -> str:
     return path
 
 
-async def _connect(path: str) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA foreign_keys = ON")
-    await db.execute("PRAGMA synchronous = NORMAL")
-    return db
-
-
 def _is_locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)
     )
-
-
-class SQLiteTx:
-    """:class:`~chachaml.store.sql_driver.Tx` over an aiosqlite connection."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement; returns the rows changed."""
-        try:
-            async with self._db.execute(sql, params) as cur:
-                return int(cur.rowcount)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run a statement per row."""
-        if not rows:
-            return
-        try:
-            await self._db.executemany(sql, rows)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Run a query."""
-        async with self._db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
-
-    async def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        """Insert rows with one prepared statement."""
-        marks = ", ".join("?" * len(columns))
-        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 class SyncSQLiteTx:
@@ -140,16 +95,22 @@ def run_to_completion(awaitable: Awaitable[T]) -> T:
         result: T = done.value
         return result
     steps.close()
-    raise RuntimeError("a SQLite write transaction awaited something other than its connection")
+    raise RuntimeError("a SQLite transaction awaited something other than its connection")
 
 
-def _connect_writer(path: str) -> sqlite3.Connection:
+def _connect(path: str) -> sqlite3.Connection:
+    """A connection any one thread at a time may use, with the busy timeout and pragmas."""
     db = sqlite3.connect(
         path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
     )
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def _connect_writer(path: str) -> sqlite3.Connection:
+    db = _connect(path)
     for attempt in range(WRITE_RETRIES):
         try:
             db.execute("PRAGMA journal_mode = WAL")
@@ -165,7 +126,7 @@ class SQLiteStore(SQLStore):
     """A :class:`~chachaml.store.protocol.Store` on one SQLite file. Open with :meth:`open`."""
 
     def __init__(
-        self, url: str, writer: sqlite3.Connection, readers: list[aiosqlite.Connection]
+        self, url: str, writer: sqlite3.Connection, readers: list[sqlite3.Connection]
     ) -> None:
         self._url = url
         self._writer = writer
@@ -183,15 +144,20 @@ class SQLiteStore(SQLStore):
         try:
             writer = await anyio.to_thread.run_sync(_connect_writer, path)
             await anyio.to_thread.run_sync(_migrate, writer)
-            readers = [await _connect(path) for _ in range(READERS)] if path != ":memory:" else []
+            readers = (
+                [await anyio.to_thread.run_sync(_connect, path) for _ in range(READERS)]
+                if path != ":memory:"
+                else []
+            )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {url}: {exc}") from exc
         return cls(url, writer, readers)
 
     async def close(self) -> None:
         """Close every connection."""
-        for db in self._readers:
-            await db.close()
+        async with self._reader_slots:  # no read is running on a reader any more
+            for db in self._readers:
+                db.close()
         async with self._write_lock:
             await anyio.to_thread.run_sync(self._writer.close)
 
@@ -220,21 +186,24 @@ class SQLiteStore(SQLStore):
                     raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
             raise AssertionError("unreachable")
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[Tx]:
-        """A reader connection inside a read transaction (a consistent snapshot)."""
+    @staticmethod
+    def _read_once(db: sqlite3.Connection, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """One read, run entirely in the calling (worker) thread, in one snapshot."""
+        db.execute("BEGIN")
+        try:
+            return run_to_completion(body(SyncSQLiteTx(db)))
+        finally:
+            db.execute("COMMIT")
+
+    async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``body`` on a free reader, in one read transaction and one thread hop."""
         async with self._reader_slots:
             if not self._free:  # an in-memory database has only the write connection
                 async with self._write_lock:
-                    yield SyncSQLiteTx(self._writer)
-                return
+                    return await anyio.to_thread.run_sync(self._read_once, self._writer, body)
             db = self._free.pop()
             try:
-                await db.execute("BEGIN")
-                try:
-                    yield SQLiteTx(db)
-                finally:
-                    await db.execute("COMMIT")
+                return await anyio.to_thread.run_sync(self._read_once, db, body)
             finally:
                 self._free.append(db)
 
