@@ -20,8 +20,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Alert(_Model):
-    """A rule as lists show it: the webhook is shown by host only, the secret never.
+class AlertDefinition(_Model):
+    """A rule's name and the condition it fires on, as both stored and new rules hold them.
 
     ``kind`` says which fields apply:
 
@@ -44,6 +44,11 @@ class Alert(_Model):
     baseline_runs: int | None = None
     window_seconds: float | None = None
     cooldown_seconds: float = 0.0
+
+
+class Alert(AlertDefinition):
+    """A rule as lists show it: the webhook is shown by host only, the secret never."""
+
     webhook: str | None = None
     signed: bool = False
     created_by: str
@@ -63,20 +68,9 @@ class AlertRule(Alert):
         return Alert(**self.model_dump(exclude={"webhook_url", "secret"}))
 
 
-class NewAlert(_Model):
+class NewAlert(AlertDefinition):
     """A validated rule for the store to create, or to replace the one with its name."""
 
-    name: str
-    kind: AlertKind
-    experiment: str | None = None
-    metric_key: str | None = None
-    op: Op | None = None
-    threshold: float | None = None
-    drop_pct: float | None = None
-    baseline_model: str | None = None
-    baseline_runs: int | None = None
-    window_seconds: float | None = None
-    cooldown_seconds: float = 0.0
     webhook_url: str | None = None
     secret: str | None = Field(default=None, repr=False)
     created_by: str
