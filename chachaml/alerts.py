@@ -11,30 +11,14 @@ when a run ends (never failing the run: trouble is logged) and on demand by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from chachaml.alert_models import Alert, AlertEvent
+from chachaml.bound import ClientBound
 from chachaml.tools import alerts as ops
 from chachaml.tools.webhooks import Delivery
 
-if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
 
-
-class Alerts:
+class Alerts(ClientBound):
     """The alerts API bound to a client (the default client when none is given)."""
-
-    def __init__(self, client: Client | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Client:
-        """The client this API talks through."""
-        if self._client is not None:
-            return self._client
-        import chachaml
-
-        return chachaml.default_client()
 
     def set_alert(
         self,

@@ -19,15 +19,13 @@ version was registered.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from chachaml.bound import ClientBound
 from chachaml.errors import NoActiveRun
 from chachaml.registry_models import Model, ModelDetail, ModelVersion, VersionDiff
 from chachaml.serializers import decode
 from chachaml.tools import registry as ops
-
-if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
 
 
 def decode_model(
@@ -41,20 +39,8 @@ def decode_model(
     return decode(data, found.serializer, allow_pickle=allow_pickle)
 
 
-class Registry:
+class Registry(ClientBound):
     """The registry API bound to a client (the default client when none is given)."""
-
-    def __init__(self, client: Client | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Client:
-        """The client this registry talks through."""
-        if self._client is not None:
-            return self._client
-        import chachaml
-
-        return chachaml.default_client()
 
     def register_model(
         self,
