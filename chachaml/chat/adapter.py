@@ -6,8 +6,10 @@ provider's wire format and back. The loop only ever sees :class:`Conversation`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Protocol
 
 from chachaml.chat.errors import ProviderError
@@ -134,3 +136,22 @@ def connection_error(conn: Connection) -> ProviderError:
     """The provider could not be reached at all."""
     where = conn.base_url or "its default address"
     return ProviderError(f"could not reach {LABELS[conn.provider]} at {where}.", kind="connection")
+
+
+@contextmanager
+def provider_errors(conn: Connection, sdk: ModuleType) -> Iterator[None]:
+    """Raise what the provider SDK call in the block fails with as a :class:`ProviderError`.
+
+    ``sdk`` is the ``anthropic`` or ``openai`` module: both raise ``APIStatusError`` for an
+    HTTP error status (once their own retries are spent), ``APITimeoutError`` and
+    ``APIConnectionError``.
+    """
+    try:
+        yield
+    except sdk.APIStatusError as exc:
+        retry_after = exc.response.headers.get("retry-after")
+        raise status_error(conn, exc.status_code, exc.body, retry_after) from None
+    except sdk.APITimeoutError:
+        raise timeout_error(conn) from None
+    except sdk.APIConnectionError:
+        raise connection_error(conn) from None

@@ -17,7 +17,7 @@ from anthropic.types import (
 )
 from anthropic.types import Message as AnthropicMessage
 
-from chachaml.chat.adapter import Connection, connection_error, status_error, timeout_error
+from chachaml.chat.adapter import Connection, provider_errors
 from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
 
 MAX_TOKENS = 4096
@@ -56,7 +56,7 @@ class AnthropicConversation:
 
     async def reply(self) -> Turn:
         """Send the conversation; the model's text and ``tool_use`` requests."""
-        try:
+        with provider_errors(self._conn, anthropic):
             message: AnthropicMessage = await self._client.messages.create(
                 model=self._conn.model,
                 max_tokens=MAX_TOKENS,
@@ -64,13 +64,6 @@ class AnthropicConversation:
                 messages=self._messages,
                 tools=self._tools,
             )
-        except anthropic.APIStatusError as exc:
-            retry_after = exc.response.headers.get("retry-after")
-            raise status_error(self._conn, exc.status_code, exc.body, retry_after) from None
-        except anthropic.APITimeoutError:
-            raise timeout_error(self._conn) from None
-        except anthropic.APIConnectionError:
-            raise connection_error(self._conn) from None
         text = "".join(b.text for b in message.content if b.type == "text")
         requests = [
             ToolRequest(id=b.id, name=b.name, arguments=dict(b.input))

@@ -17,7 +17,7 @@ from openai.types.chat import (
     ChatCompletionToolParam,
 )
 
-from chachaml.chat.adapter import Connection, connection_error, status_error, timeout_error
+from chachaml.chat.adapter import Connection, provider_errors
 from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
 
 
@@ -68,17 +68,10 @@ class OpenAIConversation:
 
     async def reply(self) -> Turn:
         """Send the conversation; the model's text and ``tool_calls``."""
-        try:
+        with provider_errors(self._conn, openai):
             completion = await self._client.chat.completions.create(
                 model=self._conn.model, messages=self._messages, tools=self._tools
             )
-        except openai.APIStatusError as exc:
-            retry_after = exc.response.headers.get("retry-after")
-            raise status_error(self._conn, exc.status_code, exc.body, retry_after) from None
-        except openai.APITimeoutError:
-            raise timeout_error(self._conn) from None
-        except openai.APIConnectionError:
-            raise connection_error(self._conn) from None
         message = completion.choices[0].message
         requests = [
             ToolRequest(id=c.id, name=c.function.name, arguments=_arguments(c.function.arguments))
