@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chachaml.errors import Conflict, NotFound
+from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.models import (
     ArtifactRecord,
     Dataset,
@@ -217,6 +217,20 @@ async def test_metric_conditions_and_ordering(store: Store) -> None:
     lowest = await store.query_runs(RunQuery(order_by_metric="acc", direction="min", limit=1))
     assert lowest[0].id == "r0"
     assert lowest[0].metrics["acc"] == 0.5
+
+
+async def test_best_run_carries_the_winning_value_and_step(store: Store) -> None:
+    for i, accs in enumerate([[0.5, 0.7], [0.9, 0.6], [0.2, 0.3, 0.8]]):
+        await store.create_run(new_run(f"r{i}", "cls" if i else "other"))
+        await log(store, f"r{i}", "acc", accs)
+    best = await store.best_run(RunQuery(order_by_metric="acc"))
+    assert best is not None
+    assert (best.run.id, best.value, best.step, best.direction) == ("r2", 0.8, 2, "max")
+    worst = await store.best_run(RunQuery(order_by_metric="acc", direction="min", experiment="cls"))
+    assert worst is not None and (worst.run.id, worst.value, worst.step) == ("r1", 0.6, 1)
+    assert await store.best_run(RunQuery(order_by_metric="f1")) is None
+    with pytest.raises(InvalidInput, match="ordered by a metric"):
+        await store.best_run(RunQuery())
 
 
 async def test_param_and_tag_filters(store: Store) -> None:

@@ -39,6 +39,7 @@ from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from chachaml.models import (
     Artifact,
     ArtifactRecord,
+    BestRun,
     Dataset,
     EndStatus,
     Experiment,
@@ -227,6 +228,21 @@ class HttpStore:
         response = await self.request("POST", "/api/store/runs/query",
                                       json=query.model_dump(mode="json"))  # fmt: skip
         return [RunInfo.model_validate(r) for r in response.json()["runs"]]
+
+    async def best_run(self, query: RunQuery) -> BestRun | None:
+        """The first run of a metric-ordered query, with the metric's latest value and step."""
+        key = query.order_by_metric
+        if key is None:
+            raise InvalidInput("best_run needs a query ordered by a metric")
+        found = await self.query_runs(query.model_copy(update={"limit": 1, "offset": 0}))
+        if not found:
+            return None
+        summary = (await self.metric_summaries(found[0].id))[key]
+        assert summary.last is not None
+        return BestRun(
+            run=found[0], metric=key, value=summary.last, step=summary.step,
+            direction=query.direction,
+        )  # fmt: skip
 
     async def count_runs(self, query: RunQuery) -> int:
         """How many runs match."""

@@ -23,6 +23,7 @@ from typing import Protocol
 from chachaml.models import (
     Artifact,
     ArtifactRecord,
+    BestRun,
     Dataset,
     EndStatus,
     Experiment,
@@ -114,6 +115,13 @@ class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
 
     async def query_runs(self, query: RunQuery) -> list[RunInfo]:
         """Runs matching the query, newest first or ordered by ``query.order_by_metric``."""
+        ...
+
+    async def best_run(self, query: RunQuery) -> BestRun | None:
+        """The first run of a query ordered by ``order_by_metric``, with its latest value.
+
+        Value and step come from the same snapshot as the run; ``None`` when no run matches.
+        """
         ...
 
     async def count_runs(self, query: RunQuery) -> int:

@@ -15,10 +15,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from chachaml.errors import Conflict, NotFound
+from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.models import (
     Artifact,
     ArtifactRecord,
+    BestRun,
     Dataset,
     EndStatus,
     Experiment,
@@ -479,8 +480,7 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         return join, clause, params
 
-    async def query_runs(self, query: RunQuery) -> list[RunInfo]:
-        """Runs matching a query."""
+    async def _select_runs(self, db: Tx, query: RunQuery) -> list[RunInfo]:
         now = time.time()
         join, clause, params = self._filter(query, now)
         if query.order_by_metric is not None:
@@ -492,11 +492,32 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         if query.limit is not None or query.offset:
             page = " LIMIT ? OFFSET ?"
             params += [query.limit if query.limit is not None else ALL_ROWS, query.offset]
+        found = await db.fetchall(RUN_SELECT + join + clause + order + page, [now, *params])
+        tags, metrics = await self._run_extras(db, [r[0] for r in found])
+        return [rows.run_info_from_row(r, tags, metrics) for r in found]
 
-        async def body(db: Tx) -> list[RunInfo]:
-            found = await db.fetchall(RUN_SELECT + join + clause + order + page, [now, *params])
-            tags, metrics = await self._run_extras(db, [r[0] for r in found])
-            return [rows.run_info_from_row(r, tags, metrics) for r in found]
+    async def query_runs(self, query: RunQuery) -> list[RunInfo]:
+        """Runs matching a query."""
+        return await self._query(lambda db: self._select_runs(db, query))
+
+    async def best_run(self, query: RunQuery) -> BestRun | None:
+        """The first run of a query ordered by a metric, with that metric's latest value."""
+        key = query.order_by_metric
+        if key is None:
+            raise InvalidInput("best_run needs a query ordered by a metric")
+        first = query.model_copy(update={"limit": 1, "offset": 0})
+
+        async def body(db: Tx) -> BestRun | None:
+            found = await self._select_runs(db, first)
+            if not found:
+                return None
+            ((value, step),) = await db.fetchall(
+                "SELECT last_value, last_step FROM metric_summary WHERE run_id = ? AND key = ?",
+                (found[0].id, key),
+            )
+            return BestRun(
+                run=found[0], metric=key, value=value, step=step, direction=query.direction
+            )
 
         return await self._query(body)
 

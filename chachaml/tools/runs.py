@@ -154,7 +154,7 @@ async def best_run(
     key = v.key(metric, "metric")
     way = v.direction(direction)
     start, end = _period(since, until)
-    found = await store.query_runs(
+    return await store.best_run(
         RunQuery(
             experiment=experiment,
             since=start,
@@ -163,17 +163,6 @@ async def best_run(
             direction=way,  # type: ignore[arg-type]
             limit=1,
         )
-    )
-    if not found:
-        return None
-    summary = (await store.metric_summaries(found[0].id))[key]
-    assert summary.last is not None
-    return BestRun(
-        run=found[0],
-        metric=key,
-        value=summary.last,
-        step=summary.step,
-        direction=way,  # type: ignore[arg-type]
     )
 
 
