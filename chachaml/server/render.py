@@ -18,19 +18,22 @@ MAX_NOTE = 2000
 
 def cell(value: object) -> str:
     """One table cell: numbers to 4 significant digits, times to the second, long text cut."""
-    if value is None:
+    if type(value) is str:  # the common case first: tables are mostly ids and names
+        text = value
+    elif value is None:
         return ""
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, float):
         text = f"{value:.4g}"
     elif isinstance(value, datetime):
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        text = value.isoformat(" ", "seconds")[:19]  # YYYY-MM-DD HH:MM:SS
     elif isinstance(value, dict | list):
         text = json.dumps(value, default=str)
     else:
         text = str(value)
-    text = text.replace("\n", " ").replace("|", "/")
+    if "\n" in text or "|" in text:
+        text = text.replace("\n", " ").replace("|", "/")
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
@@ -54,19 +57,43 @@ def more_runs_note(more: bool) -> str:
 
 def metric_columns(runs: Sequence[RunInfo]) -> list[str]:
     """The metrics most runs share, at most a handful, for run tables."""
+    if runs:
+        first = runs[0].metrics.keys()
+        if len(first) <= MAX_METRIC_COLUMNS and all(r.metrics.keys() == first for r in runs):
+            return sorted(first)  # the usual case: every run logged the same metrics
     counts = Counter(k for r in runs for k in r.metrics)
     return sorted(k for k, _ in counts.most_common(MAX_METRIC_COLUMNS))
 
 
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
 def runs_table(runs: Sequence[RunInfo]) -> str:
-    """Runs as rows: full id (to pass to other tools), identity, status, start, metrics."""
+    """Runs as rows: full id (to pass to other tools), identity, status, start, metrics.
+
+    Ids, statuses and times need no escaping, so only the free-text columns go through
+    :func:`cell` (listings are the most frequent answer an agent asks for).
+    """
     keys = metric_columns(runs)
-    rows: list[list[object]] = [
-        [r.id, r.experiment, r.name, r.status, r.created_by, r.started_at]
-        + [r.metrics.get(k) for k in keys]
-        for r in runs
-    ]
-    return table(["run_id", "experiment", "name", "status", "user", "started", *keys], rows)
+    headers = ["run_id", "experiment", "name", "status", "user", "started", *keys]
+    lines = [" | ".join(headers), " | ".join("-" * max(3, len(h)) for h in headers)]
+    for r in runs:
+        metrics = r.metrics
+        lines.append(
+            " | ".join(
+                [
+                    r.id,
+                    cell(r.experiment),
+                    cell(r.name),
+                    r.status,
+                    cell(r.created_by),
+                    r.started_at.isoformat(" ", "seconds")[:19],
+                    *[_number(metrics.get(k)) for k in keys],
+                ]
+            )
+        )
+    return "\n".join(lines)
 
 
 def runs_text(runs: Sequence[RunInfo], more: bool, what: str) -> str:
