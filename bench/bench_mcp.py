@@ -1,7 +1,8 @@
 """The MCP benchmark: ``python bench/bench_mcp.py [--runs N] [--calls N] [--db PATH]``.
 
 Seeds a SQLite store with N runs (100,000 by default) straight through SQL, launches the
-chachaml MCP server over stdio with one extra no-op tool (the SDK's floor), and prints the
+chachaml MCP server over stdio (the same wire and server as ``chachaml mcp``) with one extra
+no-op tool (the SDK's floor), and prints the
 p50/p99 ``tools/call`` round trip of ``list_runs``, ``best_run`` and ``noop`` over
 ``--calls`` calls each, plus the time from launching ``chachaml mcp`` to its ``initialize``
 answer.
@@ -23,6 +24,8 @@ import anyio
 import anyio.streams.buffered
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+
+from chachaml.server.mcp_stdio import EarlyStdio
 
 EXPERIMENTS = 20
 STATUSES = ("completed", "completed", "completed", "failed")
@@ -57,7 +60,7 @@ def seed(path: Path, runs: int) -> None:
                     rid,
                     1 + i % EXPERIMENTS,
                     f"run-{i}",
-                    STATUSES[i % 4],
+                    STATUSES[(i // EXPERIMENTS) % 4],  # every experiment has every status
                     "bench",
                     started,
                     started + 240,
@@ -87,8 +90,9 @@ def seed(path: Path, runs: int) -> None:
     db.close()
 
 
-async def serve(url: str) -> None:
-    """The chachaml MCP server over stdio, plus a ``noop`` tool only the benchmark registers."""
+async def serve(wire: EarlyStdio, url: str) -> None:
+    """The chachaml MCP server on the stdio wire of ``chachaml mcp``, plus a ``noop`` tool
+    only the benchmark registers."""
     from chachaml.server.mcp_app import build_mcp
     from chachaml.store import open_store
 
@@ -101,7 +105,7 @@ async def serve(url: str) -> None:
             return "ok"
 
         server.add_tool(noop)
-        await server.run_stdio_async()
+        await wire.serve(server)
     finally:
         await store.close()
 
@@ -229,7 +233,7 @@ def main() -> None:
     parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        anyio.run(serve, args.serve)
+        anyio.run(serve, EarlyStdio(version=""), args.serve)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "bench.db"
