@@ -20,21 +20,25 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+KIND_HELP = (
+    "Which fields apply. threshold: a run's latest metric_key value op threshold."
+    " drop: a run's latest value fell more than drop_pct percent below a baseline, the"
+    " production version of baseline_model (its source run's value) or else the mean of the"
+    " baseline_runs completed runs of the experiment started before it."
+    " no_completed_run: an experiment has had no completed run for window_seconds."
+    " silent_run: a run that never ended has logged no metric for window_seconds."
+)
+
+
 class AlertDefinition(_Model):
-    """A rule's name and the condition it fires on, as both stored and new rules hold them.
+    """A rule's name and the condition it fires on (``kind`` says which fields apply).
 
-    ``kind`` says which fields apply:
-
-    - ``threshold``: a run's latest ``metric_key`` value ``op`` ``threshold``;
-    - ``drop``: a run's latest value fell more than ``drop_pct`` percent below a baseline, the
-      production version of ``baseline_model`` (its source run's value) or else the mean of
-      the ``baseline_runs`` completed runs of the experiment started before it;
-    - ``no_completed_run``: an experiment has had no completed run for ``window_seconds``;
-    - ``silent_run``: a run that never ended has logged no metric for ``window_seconds``.
+    Shared by stored rules and new ones; the schemas every client sees (OpenAPI, MCP output)
+    carry the explanation of each kind on the ``kind`` field.
     """
 
     name: str
-    kind: AlertKind
+    kind: AlertKind = Field(description=KIND_HELP)
     experiment: str | None = None
     metric_key: str | None = None
     op: Op | None = None
