@@ -112,7 +112,7 @@ class PostgresStore(SQLStore):
     """A :class:`~chachaml.store.protocol.Store` on PostgreSQL. Open with :meth:`open`."""
 
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:
-        self._url = redacted(url)
+        super().__init__(redacted(url))
         self._pool = pool
 
     @classmethod
@@ -120,7 +120,9 @@ class PostgresStore(SQLStore):
         """Create the pool and apply pending migrations."""
         dsn, min_size, max_size = pool_options(url)
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot connect to {redacted(url)}: {exc}") from exc
         try:
@@ -180,6 +182,15 @@ class PostgresStore(SQLStore):
         except CONNECTION_LOST as exc:
             await self._pool.expire_connections()
             raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+
+
+async def _keep_session(conn: Connection) -> None:
+    """Return a connection to the pool as it is (asyncpg still rolls back an open transaction).
+
+    The store never changes session state (no SET, LISTEN, cursors or session advisory
+    locks), so the default reset query would be a wasted round trip on every read and write:
+    about 0.2 ms of a 0.9 ms ``best_run``.
+    """
 
 
 async def _migrate(conn: Connection) -> None:

@@ -22,8 +22,8 @@ from chachaml.store.codec import unpack_chunk
 # Columns every run listing selects, in this order; the status is computed so a run whose
 # heartbeat stopped reads as killed.
 RUN_COLUMNS = (
-    "r.id, e.name, r.name, {status}, r.created_by, r.started_at, r.ended_at, r.error, "
-    "r.parent_id, r.archived"
+    "r.id, r.experiment_id, r.name, {status}, r.created_by, r.started_at, r.ended_at, r.error,"
+    " r.parent_id, r.archived"
 )
 
 
@@ -53,14 +53,15 @@ def experiment_from_row(row: Sequence[Any]) -> Experiment:
 
 def run_info_from_row(
     row: Sequence[Any],
+    experiment: str,
     tags: Mapping[str, dict[str, str]],
     metrics: Mapping[str, dict[str, float | None]],
 ) -> RunInfo:
-    """Build a ``RunInfo`` from a row of ``RUN_COLUMNS`` plus its tags and latest metrics."""
+    """A ``RunInfo`` from a row of ``RUN_COLUMNS`` and its experiment, tags and metrics."""
     run_id = row[0]
     return RunInfo(
         id=run_id,
-        experiment=row[1],
+        experiment=experiment,
         name=row[2],
         status=row[3],
         created_by=row[4],

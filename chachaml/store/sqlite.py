@@ -128,7 +128,7 @@ class SQLiteStore(SQLStore):
     def __init__(
         self, url: str, writer: sqlite3.Connection, readers: list[sqlite3.Connection]
     ) -> None:
-        self._url = url
+        super().__init__(url)
         self._writer = writer
         self._write_lock = anyio.Lock()
         self._readers = readers
