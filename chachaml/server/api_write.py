@@ -115,8 +115,9 @@ async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) ->
     by_key: dict[str, list[tuple[int, float, float]]] = {}
     next_step = {k: s.step + 1 for k, s in summaries.items()}
     now = time.time()
+    keys: dict[str, str] = {}  # each distinct key validated once
     for p in points:
-        key = v.key(p.key, "metric key")
+        key = keys.get(p.key) or keys.setdefault(p.key, v.key(p.key, "metric key"))
         step = p.step if p.step is not None else next_step.get(key, 0)
         next_step[key] = max(next_step.get(key, 0), step + 1)
         value = math.nan if p.value is None else p.value
@@ -138,7 +139,7 @@ async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> 
 
 
 @api.route("POST", RUN + "/metrics", scope="write", body=m.MetricBatch | m.MetricValues,
-           response=m.MetricsLogged, errors=ERR)  # fmt: skip
+           response=m.MetricsLogged, errors=ERR, bounded_ints=True)  # fmt: skip
 async def log_metrics(call: Call) -> m.MetricsLogged:
     """Log metrics: ``{"accuracy": 0.94}`` or a batch ``{"metrics": [...], "series": [...]}``."""
     run_id = v.run_id(call.path("run_id"))
