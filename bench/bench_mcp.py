@@ -19,13 +19,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 import anyio.streams.buffered
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp_types import CallToolResult
 
 from chachaml.server.mcp_stdio import EarlyStdio
+from chachaml.server.mcp_tools import RunList  # in the module: the SDK resolves annotations here
 
 EXPERIMENTS = 20
 STATUSES = ("completed", "completed", "completed", "failed")
@@ -91,20 +94,29 @@ def seed(path: Path, runs: int) -> None:
 
 
 async def serve(wire: EarlyStdio, url: str) -> None:
-    """The chachaml MCP server on the stdio wire of ``chachaml mcp``, plus a ``noop`` tool
-    only the benchmark registers."""
+    """The chachaml MCP server on the stdio wire of ``chachaml mcp``, plus two tools only the
+    benchmark registers: ``noop`` (the SDK's floor) and ``canned_listing`` (what the SDK alone
+    spends on returning a result the size of a 20-run listing)."""
     from chachaml.server.mcp_app import build_mcp
+    from chachaml.server.mcp_tools import run_tools
     from chachaml.store import open_store
 
     store = await open_store(url)
     try:
         server = build_mcp(store)
+        list_runs = next(fn for fn in run_tools(store) if fn.__name__ == "list_runs")
+        canned = await list_runs()
 
         async def noop() -> str:
             """Do nothing (the benchmark's floor)."""
             return "ok"
 
+        async def canned_listing() -> Annotated[CallToolResult, RunList]:
+            """The answer of list_runs(), computed once."""
+            return canned
+
         server.add_tool(noop)
+        server.add_tool(canned_listing)
         await wire.serve(server)
     finally:
         await store.close()
@@ -210,6 +222,7 @@ async def measure(url: str, calls: int) -> None:
     )
     cases: list[tuple[str, dict[str, object]]] = [
         ("noop", {}),
+        ("canned_listing", {}),
         ("list_runs", {}),
         ("list_runs", {"experiment": "exp-3", "status": "completed"}),
         ("best_run", {"metric": "acc"}),
