@@ -8,6 +8,15 @@ if TYPE_CHECKING:
     from chachaml.tracking.client import Client
 
 
+def resolve_client(client: Client | None) -> Client:
+    """``client``, or the default client when it is ``None``."""
+    if client is not None:
+        return client
+    import chachaml
+
+    return chachaml.default_client()
+
+
 class ClientBound:
     """An API bound to a client (the default client when none is given)."""
 
@@ -17,8 +26,4 @@ class ClientBound:
     @property
     def client(self) -> Client:
         """The client this API talks through."""
-        if self._client is not None:
-            return self._client
-        import chachaml
-
-        return chachaml.default_client()
+        return resolve_client(self._client)

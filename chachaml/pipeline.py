@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 
 from chachaml import validation
+from chachaml.bound import resolve_client
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
 from chachaml.models import EndStatus
 from chachaml.pipeline_models import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
@@ -200,14 +201,6 @@ def _run_detached(fn: Callable[[], Awaitable[T]]) -> T:
         return anyio.run(fn)
     sniffio.current_async_library_cvar.set(None)  # the copy's marker is not this thread's
     return anyio.run(fn)
-
-
-def _client(client: Client | None) -> Client:
-    if client is not None:
-        return client
-    import chachaml
-
-    return chachaml.default_client()
 
 
 async def _end_run(client: Client, run: ActiveRun, status: EndStatus, error: str | None) -> None:
@@ -391,7 +384,7 @@ class Pipeline:
     ) -> PipelineResult:
         """Async twin of :meth:`run` (async steps run on the caller's event loop)."""
         deps = self.validate()
-        client = _client(client or self._client)
+        client = resolve_client(client or self._client)
         pid = uuid.uuid4().hex
         run = await client.astart_run(
             self.experiment or self.name, self.name, tags={PIPELINE_TAG: pid}
@@ -448,7 +441,9 @@ class Pipeline:
                 )
             return mine
 
-        return await _resume(_client(client or self._client), pipeline_id, definitions, on_update)
+        return await _resume(
+            resolve_client(client or self._client), pipeline_id, definitions, on_update
+        )
 
 
 def _stored_definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, Step]:
@@ -504,7 +499,7 @@ def resume_pipeline(
     if steps is not None:
         definition = Pipeline("resume", steps, client=client)
         return definition.resume(pipeline_id, on_update=on_update)
-    chosen = _client(client)
+    chosen = resolve_client(client)
     return _blocking(partial(_resume, chosen, pipeline_id, _stored_definitions, on_update))
 
 
@@ -516,12 +511,12 @@ def pipelines(
     client: Client | None = None,
 ) -> list[PipelineInfo]:
     """Pipelines, newest first, with step counts by status; narrowed by name and status."""
-    return _client(client)._op(ops.list_pipelines, name, status, limit)
+    return resolve_client(client)._op(ops.list_pipelines, name, status, limit)
 
 
 def pipeline(pipeline_id: str, *, client: Client | None = None) -> PipelineDetail:
     """A pipeline with its steps: dependencies, status, times, attempts, runs and results."""
-    return _client(client)._op(ops.get_pipeline, pipeline_id)
+    return resolve_client(client)._op(ops.get_pipeline, pipeline_id)
 
 
 __all__ = [

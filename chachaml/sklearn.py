@@ -34,6 +34,7 @@ from sklearn.metrics import (
 )
 
 from chachaml import validation
+from chachaml.bound import resolve_client
 from chachaml.errors import InvalidInput
 from chachaml.models import ParamValue
 from chachaml.registry import Registry
@@ -72,14 +73,6 @@ def loads_estimator(data: bytes, trusted: Sequence[str] = ()) -> Any:
             " trusted=[...] naming them if you trust the model's source"
         )
     return sio.loads(data, trusted=untrusted)
-
-
-def _client(client: Client | None) -> Client:
-    if client is not None:
-        return client
-    import chachaml
-
-    return chachaml.default_client()
 
 
 @contextlib.contextmanager
@@ -123,7 +116,7 @@ def log_estimator(
     client: Client | None = None,
 ) -> None:
     """Store a fitted estimator as an artifact of the current run."""
-    c = _client(client)
+    c = resolve_client(client)
     run = c.active_run()
     if run is None:
         raise InvalidInput("log_estimator needs an active run")
@@ -162,7 +155,7 @@ def tracked_fit(
 
     Params are immutable per run, so fit one estimator per run. Returns the estimator.
     """
-    c = _client(client)
+    c = resolve_client(client)
     params = estimator_params(estimator)
     with _run(c, f"fit {type(estimator).__name__}") as run:
         run.log_params(params)
@@ -176,7 +169,7 @@ def tracked_fit(
 
 def tracked_predict(estimator: Any, X: Any, *, client: Client | None = None) -> Any:
     """Predict and log the prediction time and how many predictions were made."""
-    c = _client(client)
+    c = resolve_client(client)
     with _run(c, f"predict {type(estimator).__name__}") as run:
         started = time.perf_counter()
         predictions = estimator.predict(X)
@@ -242,7 +235,7 @@ def evaluate(
     roc_auc where defined, and the confusion matrix as the table ``{prefix}confusion_matrix``.
     Regressors: r2, mae, rmse. Metric names start with ``prefix``.
     """
-    c = _client(client)
+    c = resolve_client(client)
     if not isinstance(prefix, str):
         raise InvalidInput(f"prefix must be a string, got {prefix!r}")
     with _run(c, f"evaluate {type(estimator).__name__}") as run:
@@ -307,7 +300,7 @@ def train_and_evaluate(
         raise InvalidInput("stage is only used with register_as=<model name>")
     name = None if register_as is None else check_model_name(register_as)
     target_stage = check_stage(stage if stage is not None else "none")
-    c = _client(client)
+    c = resolve_client(client)
     with c.start_run(experiment, run_name or f"train {type(estimator).__name__}") as run:
         tracked_fit(estimator, X_train, y_train, client=c)
         metrics = evaluate(estimator, X_test, y_test, client=c)
