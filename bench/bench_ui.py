@@ -80,6 +80,8 @@ async def measure(url: str, calls: int) -> dict[str, tuple[float, float]]:
             "runs, failed, page 3": "/runs?status=failed&offset=100",
             "runs, my runs": "/runs?mine=1",
             "runs by acc (max)": "/runs?sort=acc&dir=max",
+            "runs by name (A-Z)": "/runs?sort=name&dir=min",
+            "runs by duration": "/runs?sort=duration&dir=max",
             "run, 100k-point metric": f"/runs/{LONG_RUN}",
         }
         results = {}

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 RunStatus = Literal["running", "completed", "failed", "killed"]
 EndStatus = Literal["completed", "failed", "killed"]
 Direction = Literal["max", "min"]
+RunOrder = Literal["started", "name", "experiment", "status", "user", "duration"]
+RUN_ORDERS: tuple[str, ...] = ("started", "name", "experiment", "status", "user", "duration")
 Op = Literal[">", ">=", "<", "<=", "="]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed")
@@ -181,8 +183,9 @@ class RunQuery(_Model):
     parent_id: str | None = None
     include_archived: bool = False
     only_archived: bool = False
+    order_by: RunOrder = "started"  # a run field to sort by; order_by_metric takes precedence
     order_by_metric: str | None = None
-    direction: Direction = "max"
+    direction: Direction = "max"  # max: newest, largest or Z first; min: the reverse
     limit: int | None = 100
     offset: int = 0
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from chachaml.errors import InvalidInput
-from chachaml.models import OPS, RUN_STATUSES, ParamValue
+from chachaml.models import OPS, RUN_ORDERS, RUN_STATUSES, ParamValue
 
 MAX_KEY = 250
 MAX_VALUE = 6000
@@ -114,6 +114,13 @@ def op(value: object) -> str:
     """A comparison operator."""
     if value not in OPS:
         raise InvalidInput(f"op must be one of {' '.join(OPS)}; got {value!r}")
+    return str(value)
+
+
+def run_order(value: object) -> str:
+    """A run field to sort listings by."""
+    if value not in RUN_ORDERS:
+        raise InvalidInput(f"order_by must be one of {', '.join(RUN_ORDERS)}; got {value!r}")
     return str(value)
 
 

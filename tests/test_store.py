@@ -219,6 +219,38 @@ async def test_metric_conditions_and_ordering(store: Store) -> None:
     assert lowest[0].metrics["acc"] == 0.5
 
 
+async def test_runs_order_by_each_field_the_same_on_every_backend(store: Store) -> None:
+    t0 = time.time() - 1000
+    specs = [  # id, experiment, name, user, started, seconds it ran (None: still running)
+        ("r1", "beta", "zeta", "carol", t0, 50.0),
+        ("r2", "alpha", None, "alice", t0 + 10, None),
+        ("r3", "beta", "alpha", "bob", t0 + 20, 5.0),
+        ("r4", "alpha", "mu", "alice", t0 + 30, 500.0),
+    ]
+    for run_id, experiment, name, user, started, ran in specs:
+        new = new_run(run_id, experiment, started_at=started, user=user)
+        await store.create_run(new.model_copy(update={"name": name}))
+        if ran is not None:
+            await store.end_run(run_id, "completed" if run_id != "r3" else "failed", None,
+                                started + ran)  # fmt: skip
+
+    async def order(by: str, direction: str) -> list[str]:
+        query = RunQuery(order_by=by, direction=direction)  # type: ignore[arg-type]
+        return [r.id for r in await store.query_runs(query)]
+
+    assert await order("started", "max") == ["r4", "r3", "r2", "r1"]
+    assert await order("started", "min") == ["r1", "r2", "r3", "r4"]
+    assert await order("name", "min") == ["r3", "r4", "r1", "r2"]  # unnamed last
+    assert await order("name", "max") == ["r1", "r4", "r3", "r2"]
+    assert await order("experiment", "min") == ["r4", "r2", "r3", "r1"]  # ties newest first
+    assert await order("status", "min") == ["r4", "r1", "r3", "r2"]  # completed, failed, running
+    assert await order("user", "max") == ["r1", "r3", "r4", "r2"]
+    assert await order("duration", "max") == ["r4", "r1", "r3", "r2"]  # still running last
+    assert await order("duration", "min") == ["r3", "r1", "r4", "r2"]
+    with pytest.raises(ValueError):
+        RunQuery(order_by="colour")  # type: ignore[arg-type]
+
+
 async def test_best_run_carries_the_winning_value_and_step(store: Store) -> None:
     for i, accs in enumerate([[0.5, 0.7], [0.9, 0.6], [0.2, 0.3, 0.8]]):
         await store.create_run(new_run(f"r{i}", "cls" if i else "other"))

@@ -87,6 +87,36 @@ async def test_runs_sort_by_a_metric_and_paginate(web: httpx.AsyncClient) -> Non
 
 
 @pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sort=name&dir=min", [OLD, NEW, IRIS, MID]),  # baseline, deeper, svm, wider
+        ("sort=name&dir=max", [MID, IRIS, NEW, OLD]),
+        ("sort=experiment&dir=min", [IRIS, NEW, MID, OLD]),  # iris, then mnist newest first
+        ("sort=status&dir=min", [IRIS, MID, OLD, NEW]),  # completed before failed
+        ("sort=user&dir=max", [IRIS, NEW, MID, OLD]),  # bo before ana
+        ("sort=started&dir=min", [OLD, MID, NEW, IRIS]),
+        ("sort=duration&dir=max", [IRIS, NEW, MID, OLD]),  # all 600 s: newest first
+    ],
+)
+async def test_runs_sort_by_every_column(
+    web: httpx.AsyncClient, query: str, expected: list[str]
+) -> None:
+    assert [r["id"] for r in (await web.get(f"/api/runs?{query}")).json()["runs"]] == expected
+
+
+async def test_run_table_headers_link_to_their_sort_and_mark_the_current_one(
+    web: httpx.AsyncClient,
+) -> None:
+    page = (await web.get("/runs?sort=name&dir=min")).text
+    assert 'aria-sort="ascending"><a href="?sort=name&amp;dir=max">name</a> ▲' in page
+    for key in ("experiment", "status", "user"):  # text columns sort A to Z first
+        assert f'<a href="?sort={key}&amp;dir=min">{key}</a>' in page
+    for key in ("started", "duration", "acc"):  # times and numbers largest first
+        assert f'<a href="?sort={key}&amp;dir=max">{key}</a>' in page
+    assert "By name, ascending." in page
+
+
+@pytest.mark.parametrize(
     "query",
     [
         "limit=abc",

@@ -51,6 +51,17 @@ STATUS_SQL = (
 # (an experiment is never renamed or deleted), which spares PostgreSQL planning a join and a
 # subquery on every listing (half its planning time for best_run).
 RUN_SELECT = "SELECT " + rows.RUN_COLUMNS.format(status=STATUS_SQL) + " FROM runs r"
+# ORDER BY of each run field, ties broken newest first. Runs without a name, or still
+# running (no duration), come last either way; 4 is the computed status column.
+RUN_ORDER_SQL = {
+    "started": "r.started_at {d}, r.id {d}",
+    "name": "r.name IS NULL, r.name {d}, r.started_at DESC, r.id DESC",
+    "experiment": "(SELECT e.name FROM experiments e WHERE e.id = r.experiment_id) {d},"
+    " r.started_at DESC, r.id DESC",
+    "status": "4 {d}, r.started_at DESC, r.id DESC",
+    "user": "r.created_by {d}, r.started_at DESC, r.id DESC",
+    "duration": "r.ended_at IS NULL, r.ended_at - r.started_at {d}, r.started_at DESC, r.id DESC",
+}
 EXPERIMENT_SELECT = """
     SELECT e.id, e.name, e.description, e.owner, e.created_at,
            (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.archived = 0),
@@ -529,7 +540,9 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                 " FROM runs r", ", ms.last_value, ms.last_step FROM runs r", 1
             )
         else:
-            order = " ORDER BY r.started_at DESC, r.id DESC"
+            order = " ORDER BY " + RUN_ORDER_SQL[query.order_by].format(
+                d="DESC" if query.direction == "max" else "ASC"
+            )
         page = ""
         if query.limit is not None or query.offset:
             # literals, not parameters: with LIMIT 1 in its text a prepared statement has a

@@ -42,12 +42,15 @@ async def list_runs(
     limit: int | None = 100,
     offset: int = 0,
     include_archived: bool = False,
+    order_by: str = "started",
     order_by_metric: str | None = None,
     direction: Direction = "max",
 ) -> list[RunInfo]:
     """Runs, newest first, narrowed by experiment, status, user and start-time window.
 
-    With ``order_by_metric``, only runs that logged it, highest (``max``) or lowest first.
+    ``order_by`` sorts by a run field instead (started, name, experiment, status, user,
+    duration; ``max`` puts the newest, largest or last in the alphabet first). With
+    ``order_by_metric``, only runs that logged it, highest (``max``) or lowest first.
     """
     start, end = _period(since, until)
     query = RunQuery(
@@ -59,6 +62,7 @@ async def list_runs(
         limit=limit if limit is None else v.limit(limit, 100),
         offset=offset,
         include_archived=include_archived,
+        order_by=v.run_order(order_by),  # type: ignore[arg-type]
         order_by_metric=None if order_by_metric is None else v.key(order_by_metric, "metric"),
         direction=v.direction(direction),  # type: ignore[arg-type]
     )

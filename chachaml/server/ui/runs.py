@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
-from chachaml.models import RUN_STATUSES, RunInfo
+from chachaml.models import RUN_ORDERS, RUN_STATUSES, RunInfo
 from chachaml.server.render import metric_columns
 from chachaml.server.ui.artifacts import artifact_rows
 from chachaml.server.ui.charts import DISPLAY_POINTS, run_chart, series_points
@@ -70,7 +70,8 @@ async def runs_page(request: Request) -> dict[str, Any]:
         **filters,
         limit=limit + 1,
         offset=offset,
-        order_by_metric=None if sort == "started" else sort,
+        order_by=sort if sort in RUN_ORDERS else "started",
+        order_by_metric=None if sort in RUN_ORDERS else sort,
         direction=direction,  # type: ignore[arg-type]
     )
     shown = runs[:limit]
@@ -83,8 +84,9 @@ async def runs_page(request: Request) -> dict[str, Any]:
         "offset": offset,
         "more": len(runs) > limit,
         "runs": [run_row(r) for r in shown],
-        "metric_keys": metric_columns(shown) if sort == "started" else [sort],
+        "metric_keys": metric_columns(shown) if sort in RUN_ORDERS else [sort],
         "statuses": list(RUN_STATUSES),
+        "run_orders": list(RUN_ORDERS),
         "refresh_seconds": (
             LIVE_REFRESH_SECONDS if any(r.status == "running" for r in shown) else None
         ),
