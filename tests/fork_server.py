@@ -18,9 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from tests.mcp_seed import free_port
+from tests.mcp_seed import free_port, wait_until_serving
 
 
 def _helper() -> None:
@@ -92,16 +90,7 @@ class ServerFactory:
         pid = int(self._helper.stdout.readline())
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert _alive(pid), f"chachaml serve exited: {log.read_text()}"
-                assert time.monotonic() < deadline, "chachaml serve did not start within 30 s"
-                time.sleep(0.02)
+            wait_until_serving(base, lambda: None if _alive(pid) else log.read_text())
             yield base
         finally:
             os.kill(pid, signal.SIGTERM)

@@ -13,7 +13,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,6 +190,28 @@ def free_port() -> int:
         return port
 
 
+def wait_until_serving(base: str, exited: Callable[[], str | None]) -> None:
+    """Poll ``base``/health until it answers; fail with ``exited()`` if the server died."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        died = exited()
+        assert died is None, f"chachaml serve exited: {died}"
+        assert time.monotonic() < deadline, "chachaml serve did not start within 30 s"
+        time.sleep(0.02)
+
+
+def stderr_if_exited(proc: subprocess.Popen[bytes]) -> str | None:
+    """What a server process wrote to stderr, once it has exited; ``None`` while it runs."""
+    if proc.poll() is None:
+        return None
+    return proc.stderr.read().decode() if proc.stderr else ""
+
+
 @contextmanager
 def serving(store_url: str, artifacts: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """``chachaml serve`` on a free loopback port (``env`` added to its environment); yields
@@ -212,16 +234,7 @@ def serving(store_url: str, artifacts: Path, env: Mapping[str, str] | None = Non
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "chachaml serve did not start within 30 s"
-            time.sleep(0.05)
+        wait_until_serving(base, lambda: stderr_if_exited(proc))
         yield f"{base}/mcp"
     finally:
         proc.terminate()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,15 +14,9 @@ import httpx
 import pytest
 
 from chachaml.store import open_store
+from tests.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 
 TOKEN = "ada-remote-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -35,23 +27,14 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.fixture
 def server(store_url: str, tmp_path: Path) -> Iterator[str]:
     """A chachaml server over the store under test; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = _env(CHACHAML_TOKENS=f"ada:{TOKEN}", CHACHAML_STORE=store_url,
                CHACHAML_ARTIFACTS=str(tmp_path / "artifacts"))  # fmt: skip
     cmd = [sys.executable, "-m", "chachaml.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+        wait_until_serving(url, lambda: stderr_if_exited(proc))
         yield url
     finally:
         proc.terminate()
