@@ -15,6 +15,7 @@ import pytest
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from chachaml.tracking.client import Client
+from tests.fake_providers import FakeProvider, fake_provider
 from tests.fork_server import ServerFactory
 from tests.services import postgres_schema
 
@@ -86,3 +87,23 @@ def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def provider_server() -> Iterator[tuple[FakeProvider, str]]:
+    """A local server speaking the Anthropic and OpenAI wire protocols with scripted replies."""
+    with fake_provider() as served:
+        yield served
+
+
+@pytest.fixture
+def fake(provider_server: tuple[FakeProvider, str]) -> FakeProvider:
+    """The scripted provider behind ``provider_server``."""
+    return provider_server[0]
+
+
+@pytest.fixture(params=["anthropic", "openai"])
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each chat provider in turn."""
+    name: str = request.param
+    return name

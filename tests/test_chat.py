@@ -4,7 +4,7 @@ over the seeded store of :mod:`tests.mcp_seed`, for both providers."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -25,7 +25,7 @@ from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import selected_tools
-from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen, fake_provider
+from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
 from tests.mcp_seed import IRIS, MID, seeded_store
 
 KEY = "sk-test-0123456789abcdef"
@@ -37,23 +37,6 @@ pytestmark = pytest.mark.anyio
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     path = tmp_path_factory.mktemp("chat")
     return anyio.run(seeded_store, path), path / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def provider_server() -> Iterator[tuple[FakeProvider, str]]:
-    with fake_provider() as served:
-        yield served
-
-
-@pytest.fixture
-def fake(provider_server: tuple[FakeProvider, str]) -> FakeProvider:
-    return provider_server[0]
-
-
-@pytest.fixture(params=["anthropic", "openai"])
-def provider(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
 
 
 @pytest.fixture

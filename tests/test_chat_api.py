@@ -4,7 +4,7 @@ real read-only tools over the seeded store."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +19,11 @@ from chachaml.server.chat_api import ChatOptions
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen, fake_provider
+from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
 from tests.mcp_seed import IRIS, seeded_store
 
 KEY = "sk-secret-key-never-logged-42"
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def provider_server() -> Iterator[tuple[FakeProvider, str]]:
-    with fake_provider() as served:
-        yield served
-
-
-@pytest.fixture
-def fake(provider_server: tuple[FakeProvider, str]) -> FakeProvider:
-    return provider_server[0]
-
-
-@pytest.fixture(params=["anthropic", "openai"])
-def provider(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
 
 
 @pytest.fixture
