@@ -155,9 +155,12 @@ class SQLiteStore(SQLStore):
 
     async def close(self) -> None:
         """Close every connection."""
-        async with self._reader_slots:  # no read is running on a reader any more
-            for db in self._readers:
-                db.close()
+        for _ in self._readers:  # take every reader's slot: no read is running on one then
+            await self._reader_slots.acquire()
+        for db in self._readers:
+            db.close()
+        for _ in self._readers:
+            self._reader_slots.release()
         async with self._write_lock:
             await anyio.to_thread.run_sync(self._writer.close)
 
