@@ -114,6 +114,16 @@ def answer(data: BaseModel, text: str) -> CallToolResult:
     )
 
 
+def _run_list(found: list[RunInfo], limit: int, scope: str) -> CallToolResult:
+    """A listing cut to ``limit``; its text is rendered from the structured content itself."""
+    runs, more = found[:limit], len(found) > limit
+    data = RunList(runs=runs, more=more).model_dump(mode="json")
+    return CallToolResult(
+        content=[TextContent(type="text", text=render.runs_text(data["runs"], more, scope))],
+        structured_content=data,
+    )
+
+
 def reported(fn: ToolFn) -> ToolFn:
     """Turn chachaml errors into tool errors whose message reaches the client.
 
@@ -134,11 +144,6 @@ def reported(fn: ToolFn) -> ToolFn:
 def _scope(**filters: object) -> str:
     shown = [f"{k}={val}" for k, val in filters.items() if val is not None]
     return ", ".join(shown) if shown else "all runs"
-
-
-def _run_list(found: list[RunInfo], limit: int, scope: str) -> CallToolResult:
-    runs, more = found[:limit], len(found) > limit
-    return answer(RunList(runs=runs, more=more), render.runs_text(runs, more, scope))
 
 
 def run_tools(store: Store) -> list[ToolFn]:

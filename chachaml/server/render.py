@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from chachaml.models import BestRun, Comparison, Dataset, Experiment, Run, RunInfo
+from chachaml.models import BestRun, Comparison, Dataset, Experiment, Run
 
 MAX_CELL = 60
 MAX_METRIC_COLUMNS = 5
@@ -55,13 +55,13 @@ def more_runs_note(more: bool) -> str:
     return "\n(more runs match; raise limit or narrow with experiment/since/until)" if more else ""
 
 
-def metric_columns(runs: Sequence[RunInfo]) -> list[str]:
-    """The metrics most runs share, at most a handful, for run tables."""
-    if runs:
-        first = runs[0].metrics.keys()
-        if len(first) <= MAX_METRIC_COLUMNS and all(r.metrics.keys() == first for r in runs):
+def metric_columns(metrics: Sequence[Mapping[str, float | None]]) -> list[str]:
+    """The metrics most runs share, at most a handful, for run tables (one map per run)."""
+    if metrics:
+        first = metrics[0].keys()
+        if len(first) <= MAX_METRIC_COLUMNS and all(m.keys() == first for m in metrics):
             return sorted(first)  # the usual case: every run logged the same metrics
-    counts = Counter(k for r in runs for k in r.metrics)
+    counts = Counter(k for m in metrics for k in m)
     return sorted(k for k, _ in counts.most_common(MAX_METRIC_COLUMNS))
 
 
@@ -69,26 +69,29 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def runs_table(runs: Sequence[RunInfo]) -> str:
+def runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
     """Runs as rows: full id (to pass to other tools), identity, status, start, metrics.
 
-    Ids, statuses and times need no escaping, so only the free-text columns go through
-    :func:`cell` (listings are the most frequent answer an agent asks for).
+    Takes the runs as JSON records (``RunInfo`` dumped in JSON mode, as structured content
+    carries them), so a tool's text and structured content cannot disagree. Ids, statuses
+    and times need no escaping, so only the free-text columns go through :func:`cell`
+    (listings are the most frequent answer an agent asks for).
     """
-    keys = metric_columns(runs)
+    keys = metric_columns([r["metrics"] for r in runs])
     headers = ["run_id", "experiment", "name", "status", "user", "started", *keys]
     lines = [" | ".join(headers), " | ".join("-" * max(3, len(h)) for h in headers)]
     for r in runs:
-        metrics = r.metrics
+        metrics = r["metrics"]
+        started = r["started_at"]  # ISO 8601: YYYY-MM-DDTHH:MM:SS...
         lines.append(
             " | ".join(
                 [
-                    r.id,
-                    cell(r.experiment),
-                    cell(r.name),
-                    r.status,
-                    cell(r.created_by),
-                    r.started_at.isoformat(" ", "seconds")[:19],
+                    r["id"],
+                    cell(r["experiment"]),
+                    cell(r["name"]),
+                    r["status"],
+                    cell(r["created_by"]),
+                    f"{started[:10]} {started[11:19]}",
                     *[_number(metrics.get(k)) for k in keys],
                 ]
             )
@@ -96,8 +99,8 @@ def runs_table(runs: Sequence[RunInfo]) -> str:
     return "\n".join(lines)
 
 
-def runs_text(runs: Sequence[RunInfo], more: bool, what: str) -> str:
-    """A run listing with a note when more runs matched than the limit."""
+def runs_text(runs: Sequence[Mapping[str, Any]], more: bool, what: str) -> str:
+    """A run listing (JSON records, see :func:`runs_table`) with a note when more matched."""
     if not runs:
         return f"No runs match ({what})."
     head = f"{len(runs)}{'+' if more else ''} runs ({what}):"

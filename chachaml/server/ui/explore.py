@@ -74,7 +74,7 @@ async def experiment_page(request: Request) -> dict[str, Any]:
         "best": best,
         "runs": [run_row(r) for r in runs[:100]],
         "more": len(runs) > 100,
-        "metric_keys": metric_columns(runs[:100]),
+        "metric_keys": metric_columns([r.metrics for r in runs[:100]]),
     }
 
 
@@ -138,7 +138,7 @@ async def search_page(request: Request) -> dict[str, Any]:
         if asked
         else []
     )
-    keys = list(dict.fromkeys([c[0] for c in where] + metric_columns(runs)))
+    keys = list(dict.fromkeys([c[0] for c in where] + metric_columns([r.metrics for r in runs])))
     return {
         "asked": asked,
         "experiment": experiment,

@@ -84,7 +84,7 @@ async def runs_page(request: Request) -> dict[str, Any]:
         "offset": offset,
         "more": len(runs) > limit,
         "runs": [run_row(r) for r in shown],
-        "metric_keys": metric_columns(shown) if sort in RUN_ORDERS else [sort],
+        "metric_keys": metric_columns([r.metrics for r in shown]) if sort in RUN_ORDERS else [sort],
         "statuses": list(RUN_STATUSES),
         "run_orders": list(RUN_ORDERS),
         "refresh_seconds": (
