@@ -111,6 +111,11 @@ class PostgresTx:
 class PostgresStore(SQLStore):
     """A :class:`~chachaml.store.protocol.Store` on PostgreSQL. Open with :meth:`open`."""
 
+    LISTING_EXTRAS = (
+        "ARRAY(SELECT ROW(t.key, t.value) FROM tags t WHERE t.run_id = p.id),"
+        " ARRAY(SELECT ROW(m.key, m.last_value) FROM metric_summary m WHERE m.run_id = p.id)"
+    )
+
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:
         super().__init__(redacted(url))
         self._pool = pool

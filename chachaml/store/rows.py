@@ -27,6 +27,7 @@ RUN_COLUMNS = (
     "r.id, r.experiment_id, r.name, {status}, r.created_by, r.started_at, r.ended_at, r.error,"
     " r.parent_id, r.archived"
 )
+RUN_COLUMN_COUNT = 10
 
 
 def encode_param(value: ParamValue) -> str:

@@ -75,9 +75,11 @@ OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
     """Tracking and registry operations in portable SQL; subclasses own the connections."""
 
-    # Read a listing's tags and metrics in one statement (a UNION): one network round trip
-    # instead of two. An embedded database pays nothing per statement, so it reads them apart.
-    EXTRAS_IN_ONE_STATEMENT = True
+    # Two select-list columns, over a listing's rows as ``p``, that carry each run's tags and
+    # latest metrics as arrays of (key, value) in the listing's own statement: one network
+    # round trip instead of two. ``None`` reads them in two more statements, which costs an
+    # embedded database nothing.
+    LISTING_EXTRAS: str | None = None
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -370,15 +372,29 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
 
     # run reads
 
+    def _listing(self, sql: str) -> str:
+        """A run listing's SQL, carrying its runs' tags and metrics if the backend says so.
+
+        The outer query is a plain projection of the listing, so it keeps the listing's
+        order, and its per-run subqueries run on the listed rows only.
+        """
+        if self.LISTING_EXTRAS is None:
+            return sql
+        return f"SELECT p.*, {self.LISTING_EXTRAS} FROM ({sql}) p"
+
     async def _run_infos(self, db: Tx, found: Sequence[Row]) -> list[RunInfo]:
-        """``RunInfo`` of rows of ``RUN_COLUMNS``: experiment names, tags and latest metrics."""
+        """``RunInfo`` of rows of ``_listing``: experiment names, tags and latest metrics."""
         names = self._experiment_names
         missing = list({r[1] for r in found} - names.keys())
         if missing:
             marks = ",".join("?" * len(missing))
             sql = f"SELECT id, name FROM experiments WHERE id IN ({marks})"
             names.update((i, n) for i, n in await db.fetchall(sql, missing))
-        tags, metrics = await self._run_extras(db, [r[0] for r in found])
+        if self.LISTING_EXTRAS is None:
+            tags, metrics = await self._run_extras(db, [r[0] for r in found])
+        else:
+            tags = {r[0]: dict(sorted(r[-2])) for r in found}  # by key, as on every backend
+            metrics = {r[0]: dict(sorted(r[-1])) for r in found}
         return rows.run_infos_from_rows(found, names, tags, metrics)
 
     async def _run_extras(
@@ -388,24 +404,15 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         metrics: dict[str, dict[str, float | None]] = {rid: {} for rid in ids}
         for batch in rows.in_batches(ids):
             marks = ",".join("?" * len(batch))
-            tags_sql = (
-                "SELECT run_id, key, value, CAST(NULL AS DOUBLE PRECISION) FROM tags"
-                f" WHERE run_id IN ({marks})"
-            )
-            metrics_sql = (
-                "SELECT run_id, key, NULL, last_value FROM metric_summary"
-                f" WHERE run_id IN ({marks})"
-            )
-            if self.EXTRAS_IN_ONE_STATEMENT:
-                found = await db.fetchall(f"{tags_sql} UNION ALL {metrics_sql}", [*batch, *batch])
-            else:
-                found = await db.fetchall(tags_sql, batch)
-                found += await db.fetchall(metrics_sql, batch)
-            for rid, key, tag, value in found:
-                if tag is None:  # a metric: tag values are never NULL
-                    metrics[rid][key] = value
-                else:
-                    tags[rid][key] = tag
+            for rid, key, tag in await db.fetchall(
+                f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks})", batch
+            ):
+                tags[rid][key] = tag
+            for rid, key, value in await db.fetchall(
+                f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks})",
+                batch,
+            ):
+                metrics[rid][key] = value
         return tags, metrics
 
     async def get_run(self, run_id: str) -> Run:
@@ -413,7 +420,7 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         now = time.time()
 
         async def body(db: Tx) -> Run:
-            found = await db.fetchall(RUN_SELECT + " WHERE r.id = ?", (now, run_id))
+            found = await db.fetchall(self._listing(RUN_SELECT + " WHERE r.id = ?"), (now, run_id))
             if not found:
                 raise NotFound(f"run {run_id!r} not found")
             (info,) = await self._run_infos(db, found)
@@ -559,7 +566,9 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
             # generic plan as good as a custom one, so PostgreSQL stops planning it per call
             limit = int(query.limit if query.limit is not None else ALL_ROWS)
             page = f" LIMIT {limit} OFFSET {int(query.offset)}"
-        return await db.fetchall(select + join + clause + order + page, [now, *params])
+        return await db.fetchall(
+            self._listing(select + join + clause + order + page), [now, *params]
+        )
 
     async def _select_runs(self, db: Tx, query: RunQuery) -> list[RunInfo]:
         return await self._run_infos(db, await self._select_rows(db, query))
@@ -579,7 +588,8 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
             found = await self._select_rows(db, first)
             if not found:
                 return None
-            *_, value, step = found[0]  # as ranked, whatever was logged since
+            # as ranked, whatever was logged since: the columns after RUN_COLUMNS
+            value, step = found[0][rows.RUN_COLUMN_COUNT : rows.RUN_COLUMN_COUNT + 2]
             return BestRun(
                 run=(await self._run_infos(db, found))[0],
                 metric=key,

@@ -150,8 +150,6 @@ def _is_interrupted(exc: BaseException) -> bool:
 class SQLiteStore(SQLStore):
     """A :class:`~chachaml.store.protocol.Store` on one SQLite file. Open with :meth:`open`."""
 
-    EXTRAS_IN_ONE_STATEMENT = False
-
     def __init__(
         self,
         url: str,
