@@ -13,7 +13,7 @@ five as with a connection that hands off each statement (aiosqlite) plus BEGIN a
 
 Reads go one better: most answer in tens of microseconds, less than the hop to a thread and
 back (100-250 us), so a read first runs right on the event loop, on a connection of its own
-that never waits for a lock. A progress handler interrupts any statement still running after
+that never waits for a lock. A progress handler interrupts a read still running after
 ``INLINE_READ_SECONDS``, and a read interrupted so (or finding the file busy) runs again on a
 reader in a worker thread: a heavy query never holds the event loop for longer than that.
 (Python work in a thread would hold the loop anyway, through the GIL; only SQLite's own time
@@ -182,7 +182,9 @@ class SQLiteStore(SQLStore):
                 if path != ":memory:"
                 else []
             )
-            inline = _connect(path, busy_timeout_ms=0) if path != ":memory:" else None
+            inline = (
+                await anyio.to_thread.run_sync(_connect, path, 0) if path != ":memory:" else None
+            )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {url}: {exc}") from exc
         return cls(url, writer, readers, inline)
@@ -236,7 +238,7 @@ class SQLiteStore(SQLStore):
             db.execute("COMMIT")
 
     def _read_inline(self, db: sqlite3.Connection, body: Callable[[Tx], Awaitable[T]]) -> T:
-        """One read on the calling thread, each statement interrupted after the time budget."""
+        """One read on the calling thread, interrupted once its time budget has passed."""
         self._deadline.at = time.perf_counter() + INLINE_READ_SECONDS
         db.execute("BEGIN")
         try:
