@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import anyio
+import numpy as np
 import pytest
 
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
@@ -38,7 +39,6 @@ def test_values_round_trip_with_safe_automatic_serializers(client: Client) -> No
 
 
 def test_numpy_arrays_are_stored_natively(client: Client) -> None:
-    np = pytest.importorskip("numpy")
     weights = np.arange(12, dtype=np.float32).reshape(3, 4)
     with client.run(experiment="a") as run:
         art = client.log_artifact("weights.npy", weights)

@@ -20,6 +20,7 @@ from chachaml.models import (
     to_datetime,
 )
 from chachaml.store.codec import unpack_chunk
+from chachaml.store.sql_driver import Tx
 
 # Columns every run listing selects, in this order; the status is computed so a run whose
 # heartbeat stopped reads as killed.
@@ -157,3 +158,17 @@ def in_batches(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]
     """Split ids into batches small enough for an ``IN (...)`` list."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+async def latest_metrics(db: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Each run's latest metric values by key (an empty map for a run without metrics)."""
+    metrics: dict[str, dict[str, float | None]] = {rid: {} for rid in run_ids}
+    for batch in in_batches(run_ids):
+        marks = ",".join("?" * len(batch))
+        for rid, key, value in await db.fetchall(
+            f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks})"
+            " ORDER BY run_id, key",
+            batch,
+        ):
+            metrics[rid][key] = value
+    return metrics

@@ -179,15 +179,7 @@ class SQLRegistry:
                 (mid,),
             ):
                 tags.setdefault((mid, version), {})[key] = value
-        metrics: dict[str, dict[str, float | None]] = {}
-        for batch in rows.in_batches(sorted({r[4] for r in found})):
-            marks = ",".join("?" * len(batch))
-            for rid, key, value in await db.fetchall(
-                f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks})"
-                " ORDER BY key",
-                batch,
-            ):
-                metrics.setdefault(rid, {})[key] = value
+        metrics = await rows.latest_metrics(db, sorted({r[4] for r in found}))
         return [
             ModelVersion(
                 model=r[1],
@@ -206,7 +198,7 @@ class SQLRegistry:
                 stage_changed_at=to_datetime(r[14]),
                 aliases=aliases.get((r[0], r[2]), []),
                 tags=tags.get((r[0], r[2]), {}),
-                metrics=metrics.get(r[4], {}),
+                metrics=metrics[r[4]],
             )
             for r in found
         ]

@@ -401,19 +401,13 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         self, db: Tx, ids: Sequence[str]
     ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, float | None]]]:
         tags: dict[str, dict[str, str]] = {rid: {} for rid in ids}
-        metrics: dict[str, dict[str, float | None]] = {rid: {} for rid in ids}
         for batch in rows.in_batches(ids):
             marks = ",".join("?" * len(batch))
             for rid, key, tag in await db.fetchall(
                 f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks})", batch
             ):
                 tags[rid][key] = tag
-            for rid, key, value in await db.fetchall(
-                f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks})",
-                batch,
-            ):
-                metrics[rid][key] = value
-        return tags, metrics
+        return tags, await rows.latest_metrics(db, ids)
 
     async def get_run(self, run_id: str) -> Run:
         """Everything stored about one run."""
