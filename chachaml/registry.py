@@ -5,9 +5,10 @@
 
 Loading a model is an explicit trust decision, by format:
 
-- ``skops`` (what :mod:`chachaml.sklearn` stores) loads without running arbitrary code.
-  Types outside skops' trusted defaults and scikit-learn's own classes are refused unless
-  named in ``trusted=[...]``.
+- ``skops`` (what :mod:`chachaml.sklearn` stores) trusts types, never functions: skops'
+  defaults, scikit-learn's estimator classes and a few helper classes load as they are;
+  anything else, functions and ``sklearn.tree._tree.Tree`` (every tree model) included, is
+  refused unless named in ``trusted=[...]`` (see :mod:`chachaml.sklearn`).
 - ``pickle`` runs code when loaded, so it only loads with ``allow_pickle=True``.
 - Everything else decodes as artifacts do: JSON, numpy arrays, tables, text; files logged
   with ``log_file`` come back as bytes.
@@ -32,11 +33,7 @@ def decode_model(
     found: ModelVersion, data: bytes, *, allow_pickle: bool = False, trusted: Sequence[str] = ()
 ) -> Any:
     """Turn a version's verified bytes into the model, by the serializer it was stored with."""
-    if found.serializer == "skops":
-        from chachaml.sklearn import loads_estimator
-
-        return loads_estimator(data, trusted)
-    return decode(data, found.serializer, allow_pickle=allow_pickle)
+    return decode(data, found.serializer, allow_pickle=allow_pickle, trusted=trusted)
 
 
 class Registry(ClientBound):

@@ -2,7 +2,9 @@
 
 Automatic choices are safe ones: ``bytes`` as they are, numpy arrays as ``.npy`` (never with
 pickled objects), JSON-able values as JSON. Anything else needs an explicitly named serializer,
-and ``pickle`` artifacts are only ever loaded with ``allow_pickle=True``.
+and ``pickle`` artifacts are only ever loaded with ``allow_pickle=True``. ``skops`` artifacts
+(fitted scikit-learn estimators) load through :func:`chachaml.sklearn.loads_estimator` and its
+one trust rule, with ``trusted`` naming any type beyond it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +75,28 @@ def _dump_bytes(value: Any) -> bytes:
     return bytes(value)
 
 
+def _dump_skops(value: Any) -> bytes:
+    try:
+        from chachaml.sklearn import dumps_estimator
+    except ImportError:
+        raise InvalidInput(
+            "the skops serializer needs scikit-learn and skops: pip install 'chachaml[sklearn]'"
+        ) from None
+    return dumps_estimator(value)
+
+
+def load_skops(data: bytes, trusted: Sequence[str] = ()) -> Any:
+    """A fitted estimator from skops bytes, by :func:`chachaml.sklearn.loads_estimator`'s rule."""
+    try:
+        from chachaml.sklearn import loads_estimator
+    except ImportError:
+        raise InvalidInput(
+            "this artifact is a skops model; loading it needs scikit-learn and skops:"
+            " pip install 'chachaml[sklearn]'"
+        ) from None
+    return loads_estimator(data, trusted)
+
+
 SERIALIZERS: dict[str, Serializer] = {
     s.name: s
     for s in (
@@ -83,6 +107,7 @@ SERIALIZERS: dict[str, Serializer] = {
         Serializer(
             "table", "application/vnd.chachaml.table+json", _dump_table, Table.model_validate_json
         ),
+        Serializer("skops", "application/x-skops", _dump_skops, load_skops),
         Serializer("pickle", "application/x-pickle", pickle.dumps, pickle.loads, trusted=False),
     )
 }
@@ -112,11 +137,18 @@ def serializer_for(value: object, name: str | None) -> Serializer:
     return SERIALIZERS["json"]
 
 
-def decode(data: bytes, serializer: str, allow_pickle: bool = False) -> Any:
-    """Turn stored bytes back into a value; refuses untrusted formats unless allowed."""
+def decode(
+    data: bytes, serializer: str, allow_pickle: bool = False, trusted: Sequence[str] = ()
+) -> Any:
+    """Turn stored bytes back into a value; refuses untrusted formats unless allowed.
+
+    ``trusted`` names types a skops model may hold beyond the implicit trust set.
+    """
     found = SERIALIZERS.get(serializer)
     if found is None:  # a file logged with log_file, or an unknown format: hand back bytes
         return data
+    if found.name == "skops":
+        return load_skops(data, trusted)
     if not found.trusted and not allow_pickle:
         raise InvalidInput(
             f"this artifact was stored with the {serializer!r} serializer, which can run code"

@@ -47,7 +47,8 @@ def main() -> None:
     ml.set_model_note(MODEL, "# Iris classifier\nSpecies from sepal and petal sizes.")
 
     production = ml.load_model(MODEL)
-    challenger = ml.load_model(MODEL, alias="challenger")
+    # a forest holds trees, which load only when named as trusted (see chachaml.sklearn)
+    challenger = ml.load_model(MODEL, alias="challenger", trusted=["sklearn.tree._tree.Tree"])
     agree = (production.predict(X_test) == challenger.predict(X_test)).mean()
     print(f"baseline accuracy {baseline.metrics['accuracy']:.3f}")
     print(f"forest accuracy {forest.metrics['accuracy']:.3f}")

@@ -194,7 +194,7 @@ def test_train_and_evaluate_registers_and_promotes(
     assert second.version.metrics["accuracy"] == second.metrics["accuracy"]
     stages = {v.version: v.stage for v in registry.model_versions("iris")}
     assert stages == {1: "archived", 2: "production"}
-    loaded = registry.load_model("iris")
+    loaded = registry.load_model("iris", trusted=["sklearn.tree._tree.Tree"])
     assert type(loaded) is DecisionTreeClassifier
     np.testing.assert_array_equal(loaded.predict(X_test), second.estimator.predict(X_test))
     run = client.get_run(second.run_id)
@@ -244,11 +244,16 @@ def test_untrusted_types_in_a_model_file_are_refused_unless_named() -> None:
     assert loads_estimator(data, [untrusted]).predict([[3.0]]).tolist() == [6.0]
 
 
-def test_scikit_learn_types_are_trusted() -> None:
+def test_scikit_learn_estimators_are_trusted_and_trees_need_naming() -> None:
+    linear = dumps_estimator(LinearSVC().fit([[0.0], [1.0]], [0, 1]))
+    assert loads_estimator(linear).predict([[1.0]]).tolist() == [1]
     model = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0]], [0, 1])
     data = dumps_estimator(model)
     assert sio.get_untrusted_types(data=data) == ["sklearn.tree._tree.Tree"]
-    assert loads_estimator(data).predict([[1.0]]).tolist() == [1]
+    with pytest.raises(InvalidInput, match=r'pass trusted=\["sklearn.tree._tree.Tree"\]'):
+        loads_estimator(data)
+    tree = loads_estimator(data, ["sklearn.tree._tree.Tree"])
+    assert tree.predict([[1.0]]).tolist() == [1]
 
 
 def test_a_custom_estimator_registers_and_loads_with_trust(client: Client) -> None:

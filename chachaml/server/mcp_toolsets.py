@@ -12,6 +12,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
+from chachaml.errors import ChachamlError
 from chachaml.models import Artifact, MetricSeries, Table
 from chachaml.serializers import decode
 from chachaml.server import render
@@ -169,6 +170,18 @@ def metric_tools(store: Store) -> list[ToolFn]:
     return [get_metric_history, plot_metrics]
 
 
+def _skops_text(art: Artifact, data: bytes) -> str:
+    """A skops model described by its repr, loaded by the one trust rule (no ``trusted``)."""
+    try:
+        model = decode(data, art.serializer)
+    except ChachamlError as exc:
+        raise ToolError(
+            f"artifact {art.name!r} is a skops model that cannot be read over MCP: {exc}"
+            " (in Python: load_artifact(run_id, name, trusted=[...]))"
+        ) from None
+    return f"scikit-learn model (skops, {art.size} bytes): {model!r}"
+
+
 def _artifact_content(art: Artifact, data: bytes, max_chars: int) -> list[ContentBlock]:
     if art.content_type in IMAGE_TYPES:
         return [
@@ -181,7 +194,9 @@ def _artifact_content(art: Artifact, data: bytes, max_chars: int) -> list[Conten
             f"artifact {art.name!r} was stored with pickle, which is not read over MCP"
             " (loading it can run code); load it in Python with allow_pickle=True"
         )
-    value: Any = decode(data, art.serializer)
+    value: Any = (
+        _skops_text(art, data) if art.serializer == "skops" else decode(data, art.serializer)
+    )
     if art.serializer == "table" and isinstance(value, Table):
         rows = value.rows[: render.MAX_ROWS]
         text = render.table(value.headers, rows) + render.more_note(
@@ -230,6 +245,10 @@ def artifact_tools(store: Store, artifacts: ArtifactStore) -> list[ToolFn]:
         Example: {"run_id": "3f2c9a...", "name": "confusion_matrix"}.
         """
         art, data = await artifact_ops.read_bytes(store, artifacts, run_id, name)
-        return CallToolResult(content=_artifact_content(art, data, max_chars))
+        if art.serializer == "skops":  # loading a model is CPU work: off the event loop
+            content = await anyio.to_thread.run_sync(_artifact_content, art, data, max_chars)
+        else:
+            content = _artifact_content(art, data, max_chars)
+        return CallToolResult(content=content)
 
     return [list_artifacts, read_artifact]

@@ -359,10 +359,16 @@ class Client:
 
     # artifacts
 
-    def load_artifact(self, run_id: str, name: str, *, allow_pickle: bool = False) -> Any:
-        """Load an artifact value (pickled ones only with ``allow_pickle=True``)."""
+    def load_artifact(
+        self, run_id: str, name: str, *, allow_pickle: bool = False, trusted: Sequence[str] = ()
+    ) -> Any:
+        """Load an artifact value (pickled ones only with ``allow_pickle=True``).
+
+        A skops model loads by :mod:`chachaml.sklearn`'s trust rule; ``trusted`` names types
+        beyond it (e.g. ``["sklearn.tree._tree.Tree"]`` for tree models).
+        """
         art, data = self._op(artifact_ops.read_bytes, self.runtime.artifacts, run_id, name)
-        return decode(data, art.serializer, allow_pickle=allow_pickle)
+        return decode(data, art.serializer, allow_pickle=allow_pickle, trusted=trusted)
 
     def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
         """A run's artifacts (the current run's by default)."""
