@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chachaml.server.access import AccessConfig
 from chachaml.server.api import ApiConfig
 from chachaml.server.app import create_app
-from chachaml.server.auth import Auth, create_token
+from chachaml.server.auth import create_token
 from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
 
@@ -23,9 +24,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def api(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    config = ApiConfig(auth=Auth.from_pairs([("ada", TOKEN)], open_writes=False),
-                       max_upload_bytes=1000)  # fmt: skip
-    app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")), api=config)
+    app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")),
+                     api=ApiConfig(max_upload_bytes=1000),
+                     access=AccessConfig(tokens=(("ada", TOKEN),)))  # fmt: skip
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         yield c
@@ -101,14 +102,17 @@ async def test_errors_share_one_envelope(api: httpx.AsyncClient) -> None:
     error = r.json()["error"]
     assert (r.status_code, error["code"]) == (422, "invalid_input")
     assert {tuple(f["loc"]) for f in error["fields"]} == {("body", "experiment"), ("body", "bogus")}
-    r = await api.post("/api/w/runs", content=b"{not json", headers=AUTH)
+    as_json = {**AUTH, "Content-Type": "application/json"}
+    r = await api.post("/api/w/runs", content=b"{not json", headers=as_json)
     assert r.status_code == 422
-    r = await api.post("/api/w/runs", content=b"[1]", headers=AUTH)
+    r = await api.post("/api/w/runs", content=b"[1]", headers=as_json)
     assert r.status_code == 422
+    r = await api.post("/api/w/runs", content=b"{}", headers=AUTH)
+    assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
     await api.post(f"/api/w/runs/{rid}/end", json={}, headers=AUTH)
     r = await api.post(f"/api/w/runs/{rid}/end", json={}, headers=AUTH)
     assert r.status_code == 409
-    r = await api.get("/api/w/nothing-here")
+    r = await api.get("/api/w/nothing-here", headers=AUTH)
     assert r.json()["error"]["status"] == 404
 
 
@@ -190,26 +194,26 @@ async def test_tokens_and_scopes_decide_who_may_write(api: httpx.AsyncClient, st
     assert (await api.post("/api/w/runs", json={}, headers=bad)).status_code == 401
     basic = {"Authorization": "Basic abc"}
     assert (await api.post("/api/w/runs", json={}, headers=basic)).status_code == 401
-    reader = await create_token(store, "rita", "read")
+    reader, _ = await create_token(store, "rita", "read")
     r = await api.post("/api/w/runs", json={}, headers={"Authorization": f"Bearer {reader}"})
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
-    writer = await create_token(store, "wes")
+    writer, _ = await create_token(store, "wes")
     r = await api.post("/api/w/runs", json={}, headers={"Authorization": f"Bearer {writer}"})
     assert r.status_code == 201 and r.json()["created_by"] == "wes"
-    assert (await api.get(f"/api/store/runs/{r.json()['id']}")).status_code == 200
+    assert (await api.get(f"/api/store/runs/{r.json()['id']}")).status_code == 401
+    assert (await api.get(f"/api/store/runs/{r.json()['id']}", headers=AUTH)).status_code == 200
 
 
-async def test_protected_reads_need_a_token(store: Store) -> None:
-    auth = Auth.from_pairs([("ada", TOKEN)], protect_reads=True, open_writes=False)
-    app = create_app(store, api=ApiConfig(auth=auth))
+async def test_with_tokens_reads_need_a_token_too(store: Store) -> None:
+    app = create_app(store, access=AccessConfig(tokens=(("ada", TOKEN),)))
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         assert (await c.get("/api/store/experiments")).status_code == 401
         assert (await c.get("/api/store/experiments", headers=AUTH)).status_code == 200
 
 
-async def test_open_writes_take_the_user_header_or_the_body(store: Store) -> None:
-    app = create_app(store, api=ApiConfig(auth=Auth(open_writes=True)))
+async def test_local_mode_writes_take_the_user_header_or_the_body(store: Store) -> None:
+    app = create_app(store)
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         r = await c.post("/api/w/runs", json={}, headers={"X-Chachaml-User": "hdr"})

@@ -12,9 +12,8 @@ import anyio
 import httpx
 import pytest
 
-from chachaml.server.api import ApiConfig
+from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
-from chachaml.server.auth import Auth
 from chachaml.server.chat_api import ChatOptions
 from chachaml.settings import Settings
 from chachaml.store import open_store
@@ -33,7 +32,7 @@ def settings(provider_server: tuple[FakeProvider, str]) -> Settings:
 
 
 def web(
-    tmp_path: Path, settings: Settings, *, auth: Auth | None = None
+    tmp_path: Path, settings: Settings, *, access: AccessConfig | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     async def client() -> AsyncIterator[httpx.AsyncClient]:
         url = await seeded_store(tmp_path)
@@ -42,11 +41,11 @@ def web(
             app = create_app(
                 store,
                 artifacts=open_artifact_store(str(tmp_path / "artifacts")),
-                api=ApiConfig(auth=auth or Auth(open_writes=True)),
+                access=access,
                 chat=ChatOptions(settings=settings, timeout=0.5, max_retries=0),
             )
             transport = httpx.ASGITransport(app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
                 yield c
         finally:
             await store.close()
@@ -178,9 +177,9 @@ async def test_a_body_that_is_not_json_is_a_400(api: httpx.AsyncClient) -> None:
 async def test_protected_reads_need_a_token(
     tmp_path: Path, settings: Settings, fake: FakeProvider
 ) -> None:
-    auth = Auth.from_pairs([("ada", "token-123456")], protect_reads=True, open_writes=False)
+    access = AccessConfig(tokens=(("ada", "token-123456"),))
     fake.play(Say(lambda seen: "ok"))
-    async for api in web(tmp_path, settings, auth=auth):
+    async for api in web(tmp_path, settings, access=access):
         refused = await ask(api, "anthropic")
         headers = {"X-Chat-Api-Key": KEY, "Authorization": "Bearer token-123456"}
         allowed = await api.post("/api/chat", json={"question": "q"}, headers=headers)

@@ -43,8 +43,8 @@ def test_the_readme_curl_requests_log_a_run(server: str, tmp_path: Path) -> None
             url = argv[-1].replace(README_URL, server).replace("$RUN", run_id)
             assert argv[:4] == ["curl", "-s", "-H", "$H"], argv
             flag, value = argv[4:6]
-            if flag == "-d":  # curl -d sends the JSON as a form body; the API reads it as JSON
-                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            if flag == "--json":  # curl --json sends Content-Type: application/json
+                headers = {"Content-Type": "application/json", "Accept": "application/json"}
                 response = http.post(url, content=value.encode(), headers=headers)
             else:
                 field, _, name = value.partition("=@")
@@ -67,7 +67,8 @@ def test_the_readme_stdlib_snippet_logs_a_run(server: str) -> None:
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
-    run = httpx.get(f"{server}/api/store/runs/{run_id}").json()
+    auth = {"Authorization": f"Bearer {REMOTE_TOKEN}"}
+    run = httpx.get(f"{server}/api/store/runs/{run_id}", headers=auth).json()
     assert (run["status"], run["created_by"], run["experiment"]) == ("completed", "tester", "iris")
     assert run["params"] == {"lr": 0.1, "depth": 3}
     assert run["metric_summaries"]["loss"]["count"] == 100

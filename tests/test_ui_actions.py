@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from chachaml.server.api import ApiConfig
+from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
-from chachaml.server.auth import Auth, create_token
+from chachaml.server.auth import create_token
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
 from tests.mcp_seed import MID, seed
@@ -27,10 +27,12 @@ ACTIONS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-async def _client(store: Store, tmp_path: Path, auth: Auth) -> AsyncIterator[httpx.AsyncClient]:
+async def _client(
+    store: Store, tmp_path: Path, access: AccessConfig
+) -> AsyncIterator[httpx.AsyncClient]:
     await seed(store, tmp_path / "artifacts")
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "artifacts")),
-                     user="bo", api=ApiConfig(auth=auth))  # fmt: skip
+                     user="bo", access=access)  # fmt: skip
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
@@ -39,15 +41,14 @@ async def _client(store: Store, tmp_path: Path, auth: Auth) -> AsyncIterator[htt
 @pytest.fixture
 async def web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """No tokens configured: writes are open (as on a loopback server)."""
-    async for client in _client(store, tmp_path, Auth(open_writes=True)):
+    async for client in _client(store, tmp_path, AccessConfig(local_user="bo")):
         yield client
 
 
 @pytest.fixture
 async def guarded(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A static write token for ada; the store holds a read token (see ``reader``)."""
-    auth = Auth.from_pairs([("ada", TOKEN)], open_writes=False)
-    async for client in _client(store, tmp_path, auth):
+    async for client in _client(store, tmp_path, AccessConfig(tokens=(("ada", TOKEN),))):
         yield client
 
 
@@ -84,7 +85,7 @@ async def test_promote_moves_the_version_and_records_who(web: httpx.AsyncClient)
     stages = {v["version"]: v["stage"] for v in model["versions"]}
     assert stages == {1: "production", 2: "archived"}
     last = model["history"][-1] if model["history"][-1]["version"] == 1 else model["history"][0]
-    assert last["reason"] == "better on holdout" and last["user"] == "anonymous"
+    assert last["reason"] == "better on holdout" and last["user"] == "bo"
 
 
 async def test_a_same_host_referer_is_enough(web: httpx.AsyncClient) -> None:
@@ -140,11 +141,11 @@ async def test_configured_tokens_are_required(
     assert answer.status_code == 401 and "Bearer" in _message(answer)
     bad = await guarded.post(path, json=body, headers={**SAME, "Authorization": "Bearer nope"})
     assert bad.status_code == 401
-    reader = await create_token(store, "rex", "read")
+    reader, _ = await create_token(store, "rex", "read")
     read = await guarded.post(
         path, json=body, headers={**SAME, "Authorization": f"Bearer {reader}"}
     )
-    assert read.status_code == 403 and "read-only" in _message(read)
+    assert read.status_code == 403 and "read scope" in _message(read)
     ok = await guarded.post(path, json=body, headers={**SAME, "Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200, ok.text
 
@@ -156,7 +157,8 @@ async def test_promote_is_attributed_to_the_tokens_user(guarded: httpx.AsyncClie
         headers={**SAME, "Authorization": f"Bearer {TOKEN}", "X-Chachaml-User": "mallory"},
     )
     assert answer.status_code == 200, answer.text
-    history = (await guarded.get("/api/models/digits")).json()["model"]["history"]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    history = (await guarded.get("/api/models/digits", headers=auth)).json()["model"]["history"]
     assert [h["user"] for h in history if h["new"] == "archived" and h["version"] == 1] == ["ada"]
 
 

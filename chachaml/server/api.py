@@ -1,12 +1,11 @@
 """The HTTP API wired into an app.
 
-Write endpoints, store reads, the OpenAPI document, the token policy and the one JSON
-error envelope.
+Write endpoints, store reads, the OpenAPI document and the one JSON error envelope. Who may
+call them is the access layer's business (:mod:`chachaml.server.access`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -17,8 +16,8 @@ from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
 from chachaml.server import api_store, api_write
+from chachaml.server.access import AccessConfig, is_loopback
 from chachaml.server.api_errors import EXCEPTION_HANDLERS
-from chachaml.server.auth import Auth
 from chachaml.server.endpoints import Endpoint
 from chachaml.server.openapi import build_document
 from chachaml.settings import Settings
@@ -30,9 +29,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (*api_write.api.endpoints, *api_store.api.endp
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """How the HTTP API behaves: tokens, upload size limit, alert delivery."""
+    """How the HTTP API behaves: upload size limit, alert delivery."""
 
-    auth: Auth = field(default_factory=Auth)
     max_upload_bytes: int = 1 << 30
     delivery: Delivery = field(default_factory=Delivery)
 
@@ -57,19 +55,8 @@ def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     app.router.routes[:0] = routes
     for kind, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(kind, handler)
-    app.state.auth = cfg.auth
     app.state.max_upload_bytes = cfg.max_upload_bytes
     app.state.delivery = cfg.delivery
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a listen address only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -82,17 +69,28 @@ class ApiOptions:
     async def config(self, store: Store, host: str) -> ApiConfig:
         """The API config for a server on ``host``; ``InvalidInput`` for an unsafe setup.
 
-        Without tokens (``CHACHAML_TOKENS`` or tokens in the store), writes are open, which
-        only a loopback server or an explicit ``--insecure`` may do.
+        A non-loopback server is in team mode (every request needs a token); without any
+        token nobody could use it, so it refuses to start unless ``--insecure`` keeps it in
+        local mode (for a container whose port is published on loopback only).
         """
         s = self.settings
         configured = bool(s.tokens) or await store.has_tokens()
         if not configured and not is_loopback(host) and not self.insecure:
             raise InvalidInput(
-                f"refusing to listen on {host} without API tokens: anyone could write. Set"
-                " CHACHAML_TOKENS=user:token, create one with `chachaml token create --user"
-                " NAME`, or pass --insecure"
+                f"refusing to listen on {host} without API tokens: a non-loopback server needs"
+                " a token for every request. Set CHACHAML_TOKENS=user:token, create one with"
+                " `chachaml token create --store URL --user NAME`, or pass --insecure"
             )
-        auth = Auth.from_pairs(s.tokens, protect_reads=s.auth_reads, open_writes=not configured)
-        delivery = Delivery.from_settings(s)
-        return ApiConfig(auth=auth, max_upload_bytes=s.max_upload_bytes, delivery=delivery)
+        return ApiConfig(max_upload_bytes=s.max_upload_bytes, delivery=Delivery.from_settings(s))
+
+    def access(self, host: str) -> AccessConfig:
+        """The access layer's config for a server bound to ``host``."""
+        s = self.settings
+        return AccessConfig(
+            tokens=s.tokens,
+            public_reads=s.public_reads,
+            allowed_hosts=s.allowed_hosts,
+            bind=host,
+            insecure=self.insecure,
+            local_user=s.user,
+        )

@@ -8,20 +8,25 @@ the same store behind a load balancer.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from chachaml.server.access import AccessConfig, AccessLayer, AccessPolicy
 from chachaml.server.api import ApiConfig, ApiOptions, install_api
 from chachaml.server.chat_api import ChatOptions, chat_routes
 from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp_app import build_mcp
 from chachaml.server.ui import ui_routes
+from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
@@ -45,19 +50,26 @@ def create_app(
     user: str = "mcp",
     api: ApiConfig | None = None,
     chat: ChatOptions | None = None,
+    access: AccessConfig | None = None,
 ) -> Starlette:
     """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and the probes.
 
     ``/health`` and ``/healthz`` say the process is up; ``/readyz`` that the store and
     artifact store answer.
 
-    ``host`` is the address the server binds: on loopback, requests whose Host or Origin
-    header is not loopback are refused (DNS-rebinding protection).
+    Every request passes one access layer (:mod:`chachaml.server.access`), installed here
+    around the whole app; ``access`` says how the server was started (binding, tokens,
+    public reads, allowed hosts). ``host`` is kept for callers that only name the bind.
     """
+    policy = AccessPolicy(access or AccessConfig(bind=host, local_user=user), store)
     mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only, user=user)
     mcp_routes: list[BaseRoute] = list(
         mcp.streamable_http_app(
-            streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host
+            streamable_http_path="/mcp",
+            stateless_http=True,
+            json_response=True,
+            # Host and Origin are checked for every route by the access layer, /mcp included
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         ).routes
     )
 
@@ -76,12 +88,17 @@ def create_app(
 
     probes = [Route("/healthz", healthz), Route("/readyz", readyz)]
     chat_api = chat_routes(store, artifacts, chat)  # POST /api/chat, read-only tools
-    routes = [Route("/health", health), *probes, *mcp_routes, *chat_api, *ui_routes()]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    signin = signin_routes(policy)
+    routes = [Route("/health", health), *probes, *mcp_routes, *chat_api, *signin, *ui_routes()]
+    # The access layer wraps everything, so no route can be reached around it.
+    app = Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLayer, policy=policy)]
+    )
     app.state.store = store
     app.state.ui_user = user
+    app.state.access = policy
     app.state.artifacts = artifacts
-    install_api(app, api)  # /api/w, /api/store, /api/openapi.json, tokens, error envelope
+    install_api(app, api)  # /api/w, /api/store, /api/openapi.json, error envelope
     return app
 
 
@@ -103,6 +120,16 @@ async def serve_http(
 
     store = await open_store(store_url)
     try:
+        config = None if api is None else await api.config(store, host)  # refuses unsafe setups
+        access = api.access(host) if api is not None else AccessConfig(bind=host, local_user=user)
+        policy = AccessPolicy(access, store)
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"chachaml: serving http://{shown}:{port} (MCP at /mcp) in"
+            f" {policy.describe(await policy.mode())}",
+            file=sys.stderr,
+            flush=True,
+        )
         app = create_app(
             store,
             artifacts=open_artifact_store(artifact_root, s3),
@@ -110,8 +137,9 @@ async def serve_http(
             read_only=read_only,
             host=host,
             user=user,
-            api=None if api is None else await api.config(store, host),
+            api=config,
             chat=chat,
+            access=access,
         )
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
     finally:

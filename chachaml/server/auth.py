@@ -1,30 +1,23 @@
-"""Bearer tokens: who is calling, and whether they may read or write.
+"""API tokens: made, listed and revoked against a store; only their hashes are kept.
 
-Tokens come from ``CHACHAML_TOKENS`` (``user:token`` pairs, write scope) or from the store
-(``chachaml token create``, hashed, with a ``read`` or ``write`` scope). Writes need a token
-with write scope; reads need any valid token when ``protect_reads`` is on. With ``open_writes``
-(no tokens configured on a loopback server, or ``--insecure``) requests without a token are
-allowed and attributed to the ``X-Chachaml-User`` header, else ``anonymous``; a token that is
-sent is still checked.
+A token is ``chml_`` and 43 random URL-safe characters. The store keeps its sha256 and a
+hint (its first 12 characters) so ``chachaml token list`` can tell tokens apart without
+being able to use them. Scopes: ``read`` (every read), ``write`` (plus tracking and registry
+writes), ``admin`` (plus deletes and alert rules that send webhooks). Who may do what with a
+token is decided by the access layer (:mod:`chachaml.server.access`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-
-from starlette.requests import Request
 
 from chachaml.errors import InvalidInput
-from chachaml.server.api_errors import ApiError
-from chachaml.store.api_protocol import SCOPES, Scope, TokenOwner
+from chachaml.store.api_protocol import SCOPES, Scope, TokenInfo
 from chachaml.store.protocol import Store
 
-ANONYMOUS = "anonymous"
-USER_HEADER = "x-chachaml-user"
 TOKEN_PREFIX = "chml_"
+HINT_LENGTH = 12
 
 
 def hash_token(token: str) -> str:
@@ -32,56 +25,47 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(store: Store, user: str, scope: str = "write") -> str:
-    """Create a token for a user; returns it (only its hash is stored)."""
+def _scope(scope: str) -> Scope:
+    for known in SCOPES:
+        if scope == known:
+            return known
+    raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+
+
+async def create_token(store: Store, user: str, scope: str = "write") -> tuple[str, TokenInfo]:
+    """Create a token for a user; returns it (shown once, only its hash is stored) and its row."""
     if not isinstance(user, str) or not user.strip() or ":" in user or "," in user:
         raise InvalidInput(f"user must be a non-empty name without ':' or ',', got {user!r}")
-    if scope not in SCOPES:
-        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if len(user) > 200 or "\x00" in user:
+        raise InvalidInput("user must be at most 200 characters, without NUL")
+    checked = _scope(scope)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    checked: Scope = "write" if scope == "write" else "read"
-    await store.create_token(user.strip(), checked, hash_token(token))
-    return token
+    token_id = await store.create_token(
+        user.strip(), checked, hash_token(token), token[:HINT_LENGTH]
+    )
+    info = next(t for t in await store.list_tokens() if t.id == token_id)
+    return token, info
 
 
-@dataclass(frozen=True)
-class Auth:
-    """The server's token policy; ``static`` maps token hashes to users (write scope)."""
+async def list_tokens(store: Store) -> list[TokenInfo]:
+    """Every token of the store, revoked ones included."""
+    return await store.list_tokens()
 
-    static: dict[str, str] = field(default_factory=dict, repr=False)
-    protect_reads: bool = False
-    open_writes: bool = False
 
-    @classmethod
-    def from_pairs(
-        cls, pairs: Iterable[tuple[str, str]], *, protect_reads: bool = False, open_writes: bool
-    ) -> Auth:
-        """A policy with the ``(user, token)`` pairs of ``CHACHAML_TOKENS``."""
-        static = {hash_token(token): user for user, token in pairs}
-        return cls(static=static, protect_reads=protect_reads, open_writes=open_writes)
-
-    async def _owner(self, store: Store, token: str) -> TokenOwner | None:
-        digest = hash_token(token)
-        user = self.static.get(digest)
-        if user is not None:
-            return TokenOwner(user=user, scope="write")
-        return await store.find_token(digest)
-
-    async def authorize(self, request: Request, store: Store, scope: Scope) -> str:
-        """The calling user, or ``ApiError`` 401 (no or bad token) / 403 (read-only token)."""
-        header = request.headers.get("authorization", "")
-        kind, _, token = header.partition(" ")
-        if not header:
-            if scope == "write" and not self.open_writes:
-                raise ApiError(401, "this endpoint needs an Authorization: Bearer <token> header")
-            if scope == "read" and self.protect_reads:
-                raise ApiError(401, "reads need an Authorization: Bearer <token> header")
-            return request.headers.get(USER_HEADER) or ANONYMOUS
-        if kind.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "the Authorization header must be 'Bearer <token>'")
-        owner = await self._owner(store, token.strip())
-        if owner is None:
-            raise ApiError(401, "unknown or revoked token")
-        if scope == "write" and owner.scope != "write":
-            raise ApiError(403, f"the token of {owner.user!r} is read-only")
-        return owner.user
+async def revoke_token(store: Store, token: str) -> TokenInfo:
+    """Revoke a token named by its id, its hint, or the token itself."""
+    tokens = await store.list_tokens()
+    text = token.strip()
+    if text.isdigit():
+        return await store.revoke_token(int(text))
+    if text.startswith(TOKEN_PREFIX) and len(text) > HINT_LENGTH:
+        digest_hint = text[:HINT_LENGTH]
+        matches = [t for t in tokens if t.hint == digest_hint]
+    else:
+        matches = [t for t in tokens if t.hint == text]
+    if not matches:
+        raise InvalidInput(f"no token with id or hint {text!r}: see `chachaml token list`")
+    if len(matches) > 1:
+        ids = ", ".join(str(t.id) for t in matches)
+        raise InvalidInput(f"{len(matches)} tokens share the hint {text!r}: revoke by id ({ids})")
+    return await store.revoke_token(matches[0].id)

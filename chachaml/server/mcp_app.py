@@ -15,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
 from chachaml.errors import ChachamlError
+from chachaml.server.mcp_access import CallerMiddleware
 from chachaml.server.mcp_alerts import alert_tools
 from chachaml.server.mcp_pipelines import pipeline_tools
 from chachaml.server.mcp_registry import registry_tools
@@ -70,7 +71,13 @@ def build_mcp(
     ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says.
     Nothing is opened or read until a request arrives.
     """
-    server: MCPServer = MCPServer(NAME, title=NAME, instructions=INSTRUCTIONS, log_level="WARNING")
+    server: MCPServer = MCPServer(
+        NAME,
+        title=NAME,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+        middleware=[CallerMiddleware(user)],  # who each call acts as; writes check it
+    )
     wanted = selected_tools(toolsets, read_only=read_only)
     tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
     by_name = {fn.__name__: fn for fn in tools}

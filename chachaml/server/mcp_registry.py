@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from chachaml.registry_models import Model, ModelDetail, ModelVersion, Stage, VersionDiff
 from chachaml.server import render
+from chachaml.server.mcp_access import caller_user
 from chachaml.server.mcp_tools import ToolFn, answer
 from chachaml.store.protocol import Store
 from chachaml.tools import registry as registry_ops
@@ -123,7 +124,10 @@ def diff_text(diff: VersionDiff) -> str:
 
 
 def registry_tools(store: Store, user: str) -> list[ToolFn]:
-    """The registry tools bound to ``store``; writes are attributed to ``user``."""
+    """The registry tools bound to ``store``; writes are attributed to the caller.
+
+    Over HTTP the caller is the token's user; over stdio it is ``user``.
+    """
 
     async def list_models() -> Annotated[CallToolResult, ModelList]:
         """Every registered model with its version count, latest and production versions.
@@ -188,7 +192,8 @@ def registry_tools(store: Store, user: str) -> list[ToolFn]:
         diff_model_versions first. Example: {"model_name": "churn", "version": 3,
         "stage": "production", "reason": "better recall on March data"}.
         """
-        ver = await registry_ops.promote(store, model_name, version, stage, user, reason)
+        who = caller_user(user)  # the token's user over HTTP
+        ver = await registry_ops.promote(store, model_name, version, stage, who, reason)
         return answer(ver, f"Promoted. {version_text(ver)}")
 
     async def set_model_note(

@@ -25,6 +25,7 @@ from chachaml.models import (
     RunInfo,
 )
 from chachaml.server import render
+from chachaml.server.mcp_access import check_tool
 from chachaml.store.protocol import Store
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
@@ -125,14 +126,18 @@ def _run_list(found: list[RunInfo], limit: int, scope: str) -> CallToolResult:
 
 
 def reported(fn: ToolFn) -> ToolFn:
-    """Turn chachaml errors into tool errors whose message reaches the client.
+    """Check the caller's scope, and turn chachaml errors into tool errors the client reads.
 
     The SDK shows the client only "Error executing tool NAME" for an unexpected exception;
     a ``ToolError`` keeps its text, so an agent reads e.g. "run 'abc' not found".
     """
+    name = fn.__name__
 
     @functools.wraps(fn)
     async def call(**kwargs: Any) -> CallToolResult:
+        refused = check_tool(name)  # every tool passes here: none can forget the check
+        if refused is not None:
+            raise ToolError(refused)
         try:
             return await fn(**kwargs)
         except ChachamlError as exc:

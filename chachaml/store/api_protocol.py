@@ -2,8 +2,11 @@
 
 Contract for implementers (on top of the ``Store`` contract):
 
-- Tokens are stored only as hashes (``token_hash``, a hex sha256); ``find_token`` looks one
-  up by hash and returns ``None`` for an unknown hash. A hash is unique.
+- Tokens are stored only as hashes (``token_hash``, a hex sha256) with a short ``hint`` (the
+  first characters, enough to tell tokens apart in a listing); ``find_token`` looks one up by
+  hash and returns ``None`` for an unknown or revoked hash. A hash is unique. A revoked token
+  stays listed (with its revocation time) and never answers again; ``has_tokens`` counts only
+  tokens that are not revoked.
 - Idempotency keys are scoped to a user. ``claim_idempotency_key`` is one transaction that
   either records a new in-flight claim (and returns ``None``) or returns the row already there,
   so two requests with one key (any tasks, processes or replicas) never both run; the row
@@ -17,8 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Scope = Literal["read", "write"]
-SCOPES: tuple[str, ...] = ("read", "write")
+Scope = Literal["read", "write", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
+RANK: dict[Scope, int] = {"read": 1, "write": 2, "admin": 3}
+
+
+def allows(granted: Scope, needed: Scope) -> bool:
+    """Whether a grant covers a need: admin covers write, write covers read."""
+    return RANK[granted] >= RANK[needed]
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,18 @@ class TokenOwner:
 
     user: str
     scope: Scope
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as ``chachaml token list`` shows it: never the token, only its hint."""
+
+    id: int
+    user: str
+    scope: Scope
+    hint: str
+    created_at: float
+    revoked_at: float | None
 
 
 @dataclass(frozen=True)
@@ -46,16 +67,24 @@ class IdempotentReply:
 class ApiStore(Protocol):
     """Persistence for API tokens and idempotent replies."""
 
-    async def create_token(self, user: str, scope: Scope, token_hash: str) -> None:
-        """Record a token (by hash) for a user with a scope."""
+    async def create_token(self, user: str, scope: Scope, token_hash: str, hint: str = "") -> int:
+        """Record a token (by hash) for a user with a scope; returns its id."""
         ...
 
     async def find_token(self, token_hash: str) -> TokenOwner | None:
-        """The owner of a token hash, or ``None``."""
+        """The owner of a token hash, or ``None`` (unknown or revoked)."""
         ...
 
     async def has_tokens(self) -> bool:
-        """Whether any token has been created."""
+        """Whether any token that is not revoked exists."""
+        ...
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every token, revoked ones included, oldest first."""
+        ...
+
+    async def revoke_token(self, token_id: int) -> TokenInfo:
+        """Revoke a token by id (again is harmless); ``NotFound`` for an unknown id."""
         ...
 
     async def claim_idempotency_key(

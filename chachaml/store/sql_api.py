@@ -10,7 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from chachaml.store.api_protocol import IdempotentReply, Scope, TokenOwner
+from chachaml.errors import NotFound
+from chachaml.store.api_protocol import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.sql_driver import Row, Tx
 
 T = TypeVar("T")
@@ -27,28 +28,59 @@ class SQLApi:
 
         async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
-    async def create_token(self, user: str, scope: Scope, token_hash: str) -> None:
-        """Record a token hash."""
+    async def create_token(self, user: str, scope: Scope, token_hash: str, hint: str = "") -> int:
+        """Record a token hash; returns the token's id."""
 
-        async def body(db: Tx) -> None:
+        async def body(db: Tx) -> int:
             await db.execute(
-                "INSERT INTO api_tokens (user_name, scope, token_hash, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (user, scope, token_hash, time.time()),
+                "INSERT INTO api_tokens (user_name, scope, token_hash, hint, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (user, scope, token_hash, hint, time.time()),
             )
+            found = await db.fetchall(
+                "SELECT id FROM api_tokens WHERE token_hash = ?", (token_hash,)
+            )
+            return int(found[0][0])
 
-        await self._transact(body)
+        return await self._transact(body)
 
     async def find_token(self, token_hash: str) -> TokenOwner | None:
-        """The owner of a token hash."""
+        """The owner of a token hash that is not revoked."""
         found = await self._fetch(
-            "SELECT user_name, scope FROM api_tokens WHERE token_hash = ?", (token_hash,)
+            "SELECT user_name, scope FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
         )
         return TokenOwner(user=found[0][0], scope=found[0][1]) if found else None
 
     async def has_tokens(self) -> bool:
-        """Whether the table holds any token."""
-        return bool(await self._fetch("SELECT 1 FROM api_tokens LIMIT 1"))
+        """Whether the table holds any token that is not revoked."""
+        return bool(await self._fetch("SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1"))
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every token, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, user_name, scope, hint, created_at, revoked_at FROM api_tokens ORDER BY id"
+        )
+        return [_token_info(row) for row in rows]
+
+    async def revoke_token(self, token_id: int) -> TokenInfo:
+        """Set the revocation time once; ``NotFound`` for an unknown id."""
+
+        async def body(db: Tx) -> TokenInfo:
+            await db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), token_id),
+            )
+            rows = await db.fetchall(
+                "SELECT id, user_name, scope, hint, created_at, revoked_at FROM api_tokens"
+                " WHERE id = ?",
+                (token_id,),
+            )
+            if not rows:
+                raise NotFound(f"no token with id {token_id}")
+            return _token_info(rows[0])
+
+        return await self._transact(body)
 
     async def claim_idempotency_key(
         self, user: str, key: str, request_hash: str
@@ -95,3 +127,14 @@ class SQLApi:
             )
 
         await self._transact(write)
+
+
+def _token_info(row: Row) -> TokenInfo:
+    return TokenInfo(
+        id=int(row[0]),
+        user=row[1],
+        scope=row[2],
+        hint=row[3],
+        created_at=float(row[4]),
+        revoked_at=None if row[5] is None else float(row[5]),
+    )

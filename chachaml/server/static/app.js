@@ -34,6 +34,12 @@ function draw(el, logScale) {
 
 const TOKEN_SLOT = "chachaml.write.token";
 
+// A signed-in browser echoes its CSRF cookie in a header on every write (double submit).
+function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("chachaml_csrf="));
+  return found ? decodeURIComponent(found.slice("chachaml_csrf=".length)) : "";
+}
+
 function formBody(form) {
   const body = {};
   for (const el of form.elements) {
@@ -46,7 +52,7 @@ function formBody(form) {
 async function send(form) {
   const error = form.querySelector(".action-error");
   error.hidden = true;
-  const headers = { "Content-Type": "application/json" };
+  const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() };
   const token = sessionStorage.getItem(TOKEN_SLOT);
   if (token) headers.Authorization = "Bearer " + token;
   try {

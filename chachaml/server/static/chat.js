@@ -18,7 +18,11 @@
   const keyHeader = root.dataset.keyHeader;
   const models = JSON.parse(root.dataset.models || "[]");
   const RESULT_CHARS = 400;
-  const MAX_HISTORY = 100;
+  // The server's bounds (chachaml/chat/models.py): 40 turns of at most 20,000 characters,
+  // 200,000 in all with the question (at most 10,000).
+  const MAX_HISTORY = 40;
+  const MAX_TURN_CHARS = 20000;
+  const MAX_HISTORY_CHARS = 190000;
   let history = [];
 
   const keySlot = () => "chachaml.chat.key." + provider.value;
@@ -85,6 +89,8 @@
 
   async function ask(text) {
     const headers = { "Content-Type": "application/json" };
+    const csrf = document.cookie.split("; ").find((c) => c.startsWith("chachaml_csrf="));
+    if (csrf) headers["X-CSRF-Token"] = decodeURIComponent(csrf.split("=")[1]);
     if (key.value) headers[keyHeader] = key.value;
     const body = { question: text, provider: provider.value, history };
     if (model.value.trim()) body.model = model.value.trim();
@@ -119,8 +125,11 @@
       const meta = data.provider + " · " + data.model + " · " + data.iterations + " replies";
       pending.append(el("div", "muted chat-meta", meta));
       if (data.tool_calls.length) pending.append(toolCalls(data.tool_calls));
-      history = [...history, { role: "user", content: text }, { role: "assistant", content: data.answer }]
+      const answer = data.answer.slice(0, MAX_TURN_CHARS);
+      history = [...history, { role: "user", content: text }, { role: "assistant", content: answer }]
         .slice(-MAX_HISTORY);
+      const chars = () => history.reduce((n, turn) => n + turn.content.length, 0);
+      while (history.length && chars() > MAX_HISTORY_CHARS) history = history.slice(2);
       question.value = "";
     } catch (err) {
       pending.replaceChildren(el("div", "error chat-error", err.message));
