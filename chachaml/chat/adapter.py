@@ -69,15 +69,17 @@ def open_conversation(
 
 
 LABELS: dict[Provider, str] = {"anthropic": "Anthropic", "openai": "OpenAI"}
+MAX_DETAIL_CHARS = 500
 
 
 def _detail(body: object) -> str:
+    """The provider's own error text, cut short (it is scrubbed with the rest of the message)."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
+            return str(inner["message"])[:MAX_DETAIL_CHARS]
         if isinstance(body.get("message"), str):
-            return str(body["message"])
+            return str(body["message"])[:MAX_DETAIL_CHARS]
     return ""
 
 
@@ -91,15 +93,20 @@ def _seconds(raw: str | None) -> float | None:
 def status_error(
     conn: Connection, status: int, body: object, retry_after: str | None
 ) -> ProviderError:
-    """A clear :class:`ProviderError` for an HTTP error status from the provider."""
+    """A clear :class:`ProviderError` for an HTTP error status from the provider.
+
+    The provider's text is relayed, without the key in use or anything else key-shaped.
+    """
     label, detail = LABELS[conn.provider], _detail(body)
     said = f": {detail}" if detail else ""
+    secrets = (conn.api_key,)
     if status in (401, 403):
         return ProviderError(
             f"{label} rejected the API key (HTTP {status}){said}. Check the key you passed"
             f" or {conn.provider.upper()}_API_KEY.",
             kind="auth",
             status=status,
+            secrets=secrets,
         )
     if status == 429:
         wait = _seconds(retry_after)
@@ -109,17 +116,24 @@ def status_error(
             kind="rate_limit",
             status=status,
             retry_after=wait,
+            secrets=secrets,
         )
     if status in (503, 529):
         return ProviderError(
             f"{label} is overloaded (HTTP {status}){said}; try again in a moment.",
             kind="overloaded",
             status=status,
+            secrets=secrets,
         )
     if status >= 500:
-        return ProviderError(f"{label} failed (HTTP {status}){said}.", kind="server", status=status)
+        return ProviderError(
+            f"{label} failed (HTTP {status}){said}.", kind="server", status=status, secrets=secrets
+        )
     return ProviderError(
-        f"{label} refused the request (HTTP {status}){said}.", kind="bad_request", status=status
+        f"{label} refused the request (HTTP {status}){said}.",
+        kind="bad_request",
+        status=status,
+        secrets=secrets,
     )
 
 
@@ -135,7 +149,11 @@ def timeout_error(conn: Connection) -> ProviderError:
 def connection_error(conn: Connection) -> ProviderError:
     """The provider could not be reached at all."""
     where = conn.base_url or "its default address"
-    return ProviderError(f"could not reach {LABELS[conn.provider]} at {where}.", kind="connection")
+    return ProviderError(
+        f"could not reach {LABELS[conn.provider]} at {where}.",
+        kind="connection",
+        secrets=(conn.api_key,),
+    )
 
 
 @contextmanager

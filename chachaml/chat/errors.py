@@ -6,14 +6,17 @@
 - ``ProviderError``: the provider refused or failed the request; ``kind`` says how
   (``auth``, ``rate_limit``, ``overloaded``, ``timeout``, ``connection``, ``bad_request``,
   ``server``), ``status`` is its HTTP status when there was one and ``retry_after`` the
-  seconds it asked to wait.
+  seconds it asked to wait. Its message is scrubbed of anything key-shaped when it is made
+  (:func:`scrub_secrets`): providers echo keys in error text, and the message reaches the
+  caller of ``POST /api/chat`` and the terminal of ``chachaml chat``.
 - ``IterationLimitReached``: the model was still calling tools after ``max_iterations``
   replies; ``tool_calls`` holds what it did so far.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from chachaml.errors import ChachamlError
@@ -26,6 +29,37 @@ ErrorKind = Literal[
 ]
 
 
+REDACTED = "[redacted]"
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+_KEY_SHAPED = re.compile(
+    r"\bsk-[A-Za-z0-9_*\-]{6,}"  # OpenAI and Anthropic keys: sk-..., sk-proj-..., sk-ant-...
+    r"|\b[0-9A-Fa-f]{24,}\b"  # long hex runs
+    r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,}={0,2}"  # long base64 runs
+)
+# base64url / JWT-style runs: only when they look random (upper, lower and digits), so that
+# model names such as claude-sonnet-4-5-20250929 survive
+_URLSAFE = re.compile(r"[A-Za-z0-9_\-.]{24,}")
+_MIXED = (re.compile("[A-Z]"), re.compile("[a-z]"), re.compile("[0-9]"))
+
+
+def _random_looking(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return REDACTED if all(p.search(run) for p in _MIXED) else run
+
+
+def scrub_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given secrets and anything key-shaped replaced by ``[redacted]``.
+
+    Key-shaped: ``sk-...`` keys, whatever follows ``Bearer``, and runs of 24+ hex, base64 or
+    random-looking base64url characters.
+    """
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _KEY_SHAPED.sub(REDACTED, text)
+    return _URLSAFE.sub(_random_looking, text)
+
+
 class ChatError(ChachamlError):
     """Base class of chat errors."""
 
@@ -35,7 +69,7 @@ class MissingApiKey(ChatError):
 
 
 class ProviderError(ChatError):
-    """The model provider refused or failed a request."""
+    """The model provider refused or failed a request; the message never holds a key."""
 
     def __init__(
         self,
@@ -44,8 +78,9 @@ class ProviderError(ChatError):
         kind: ErrorKind,
         status: int | None = None,
         retry_after: float | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
-        super().__init__(message)
+        super().__init__(scrub_secrets(message, secrets))
         self.kind = kind
         self.status = status
         self.retry_after = retry_after

@@ -22,6 +22,7 @@ from chachaml.chat.adapter import Connection, Conversation, open_conversation
 from chachaml.chat.errors import ChatError, IterationLimitReached, MissingApiKey
 from chachaml.chat.models import (
     DEFAULT_MODELS,
+    MAX_MESSAGE_CHARS,
     PROVIDERS,
     ChatAnswer,
     Message,
@@ -30,6 +31,7 @@ from chachaml.chat.models import (
     ToolDef,
     ToolOutcome,
     ToolRequest,
+    conversation_size_error,
 )
 from chachaml.errors import InvalidInput
 from chachaml.settings import Settings
@@ -72,8 +74,12 @@ def _checked(
         turns = [m if isinstance(m, Message) else Message.model_validate(m) for m in history or ()]
     except ValidationError as exc:
         raise InvalidInput(
-            f"history items need a role (user or assistant) and content: {exc}"
+            f"history items need a role (user or assistant) and content of at most"
+            f" {MAX_MESSAGE_CHARS} characters: {exc}"
         ) from None
+    too_much = conversation_size_error(question, turns)
+    if too_much is not None:
+        raise InvalidInput(too_much)
     chosen: Provider = "anthropic" if provider == "anthropic" else "openai"
     return chosen, turns
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,11 +16,30 @@ DEFAULT_MODELS: dict[Provider, str] = {
 }
 
 
+# What one chat may send the provider: a bound on the key-holder's spend and on memory.
+MAX_HISTORY_TURNS = 40
+MAX_MESSAGE_CHARS = 20_000
+MAX_CONVERSATION_CHARS = 200_000  # question and history together
+
+
 class Message(BaseModel):
     """One earlier turn of the conversation, as plain text."""
 
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=100_000)
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+
+
+def conversation_size_error(question: str, history: Sequence[Message]) -> str | None:
+    """Why ``question`` with ``history`` is too much to send, or ``None`` when it is not."""
+    if len(history) > MAX_HISTORY_TURNS:
+        return f"history has {len(history)} turns; at most {MAX_HISTORY_TURNS} are sent"
+    total = len(question) + sum(len(m.content) for m in history)
+    if total > MAX_CONVERSATION_CHARS:
+        return (
+            f"question and history together are {total} characters;"
+            f" at most {MAX_CONVERSATION_CHARS} are sent"
+        )
+    return None
 
 
 class ToolCall(BaseModel):

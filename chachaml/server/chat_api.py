@@ -5,7 +5,10 @@ a :class:`~chachaml.chat.ChatAnswer` (answer, iterations, every tool call). The 
 comes from the ``X-Chat-Api-Key`` header, else from the server's environment
 (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``); it is used for the one request and never stored
 or logged. The provider endpoint is chosen by the server only, so a caller cannot send a key
-elsewhere. The tools are read-only; callers need read access to the API.
+elsewhere. A request holds at most 40 history turns of at most 20,000 characters each and
+200,000 characters in all (a 422 names the limit), in a body of at most 1 MiB (413); a
+provider's error text is relayed without anything key-shaped in it. The tools are read-only;
+callers need read access to the API.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.chat.errors import IterationLimitReached, MissingApiKey, ProviderError
 from chachaml.chat.loop import aask
-from chachaml.chat.models import Message, Provider
+from chachaml.chat.models import (
+    MAX_HISTORY_TURNS,
+    Message,
+    Provider,
+    conversation_size_error,
+)
 from chachaml.server.api_errors import ApiError, envelope, from_validation
 from chachaml.server.auth import Auth
+from chachaml.server.endpoints import read_limited
 from chachaml.server.mcp_app import build_mcp
 from chachaml.settings import Settings
 
@@ -35,16 +44,26 @@ KEY_HEADER = "x-chat-api-key"
 PROVIDER_STATUS = {"rate_limit": 429, "timeout": 504}
 
 
+MAX_BODY_BYTES = 1024 * 1024
+
+
 class ChatRequest(BaseModel):
-    """The body of ``POST /api/chat``."""
+    """The body of ``POST /api/chat``: bounded, since every character is sent on the key."""
 
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=10_000)
     provider: Provider = "anthropic"
     model: str | None = Field(default=None, min_length=1, max_length=200)
-    history: list[Message] = Field(default_factory=list, max_length=100)
+    history: list[Message] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     max_iterations: int = Field(default=10, ge=1, le=25)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ChatRequest:
+        too_much = conversation_size_error(self.question, self.history)
+        if too_much is not None:
+            raise ValueError(too_much)
+        return self
 
 
 @dataclass(frozen=True)
@@ -58,8 +77,10 @@ class ChatOptions:
 
 
 async def _body(request: Request) -> ChatRequest:
+    """The parsed body, read with a byte cap (413) before any JSON is parsed."""
+    data = await read_limited(request, MAX_BODY_BYTES)
     try:
-        raw = await request.json()
+        raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "the body must be a JSON object") from None
     try:
