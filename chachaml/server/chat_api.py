@@ -30,8 +30,8 @@ from chachaml.chat.models import (
     Provider,
     conversation_size_error,
 )
+from chachaml.server.access import require
 from chachaml.server.api_errors import ApiError, envelope, from_validation
-from chachaml.server.auth import Auth
 from chachaml.server.endpoints import read_limited
 from chachaml.server.mcp_app import build_mcp
 from chachaml.settings import Settings
@@ -106,8 +106,7 @@ def chat_routes(
 
     async def chat(request: Request) -> Response:
         """Answer a question with the model and the read-only tools."""
-        auth: Auth = getattr(request.app.state, "auth", Auth())
-        await auth.authorize(request, store, "read")
+        require(request, "read")  # the access layer: a token in team mode, same-origin in local
         body = await _body(request)
         try:
             answer = await aask(
