@@ -32,6 +32,7 @@ from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifac
 from chachaml.store.codec import make_chunk, unpack_chunk
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import deliveries
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
@@ -39,7 +40,6 @@ from chachaml.tools.webhooks import Delivery
 
 log = logging.getLogger("chachaml")
 api = Api()
-from chachaml.tools import deliveries
 RUN = "/api/w/runs/{run_id}"
 ERR = (401, 403, 404, 422)
 
