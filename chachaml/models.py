@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RunStatus = Literal["running", "completed", "failed", "killed"]
 EndStatus = Literal["completed", "failed", "killed"]
@@ -186,8 +186,34 @@ class RunQuery(_Model):
     order_by: RunOrder = "started"  # a run field to sort by; order_by_metric takes precedence
     order_by_metric: str | None = None
     direction: Direction = "max"  # max: newest, largest or Z first; min: the reverse
-    limit: int | None = 100
-    offset: int = 0
+    limit: int | None = Field(default=100, ge=1, le=1_000_000)  # None: every run
+    offset: int = Field(default=0, ge=0, le=2**62)
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        """Aware UTC from 1970 to 9999: what stores hold (a naive time is taken as UTC)."""
+        if value is None:
+            return None
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            seconds = aware.timestamp()
+        except (OverflowError, ValueError):
+            seconds = -1.0
+        if not 0 <= seconds <= 253_402_300_799.0:
+            raise ValueError("must be between 1970-01-01 and 9999-12-31 (UTC)")
+        return aware
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> RunQuery:
+        """Text filters without NUL, which PostgreSQL cannot compare (the same on SQLite)."""
+        texts = [self.experiment, self.created_by, self.parent_id, self.order_by_metric]
+        texts += [c.key for c in self.metric_conditions]
+        texts += [*self.tags, *self.tags.values(), *self.params]
+        texts += [x for x in self.params.values() if isinstance(x, str)]
+        if any(t is not None and "\x00" in t for t in texts):
+            raise ValueError("a filter contains a NUL character (\\x00), which no store accepts")
+        return self
 
 
 @dataclass(frozen=True, slots=True)

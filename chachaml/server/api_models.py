@@ -4,15 +4,42 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, Strict
 
+from chachaml import validation as v
 from chachaml.models import Artifact, EndStatus, ParamValue, RunInfo
 from chachaml.registry_models import Stage
 
 Key = Field(min_length=1, max_length=250)
-LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last time a datetime can hold
+LAST_SECOND = v.LAST_SECOND  # 9999-12-31T23:59:59Z, the last time a datetime can hold
 Time = Annotated[float, Field(ge=0, le=LAST_SECOND, allow_inf_nan=False,
                               description="seconds since the epoch (UTC)")]  # fmt: skip
+WEEK = 7 * 86400.0
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(v.NUL_MESSAGE)
+    return value
+
+
+def _no_nul_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        v.no_nul(value, "text")
+    except ValueError:
+        raise ValueError(v.NUL_MESSAGE) from None
+    return value
+
+
+# Every text a body carries is refused with NUL, which PostgreSQL cannot store: the same 422
+# on both backends, before anything reaches the store.
+NoNul = AfterValidator(_no_nul)
+Short = Annotated[str, Field(max_length=v.MAX_KEY), NoNul]  # user names, ids
+Text = Annotated[str, Field(max_length=v.MAX_TEXT), NoNul]  # notes, descriptions, errors
+Json = Annotated[dict[str, Any], AfterValidator(_no_nul_json)]
+# A metric value is a JSON number (an integer is fine): not "1", not true, as in Python.
+Number = Annotated[float, Strict()]
+Step = Annotated[int, Strict(), Field(ge=-(2**63), lt=2**63)]
 
 
 class _Body(BaseModel):
@@ -22,16 +49,19 @@ class _Body(BaseModel):
 class CreateRun(_Body):
     """Start a run. ``id`` and ``started_at`` let a client choose them (else generated/now)."""
 
-    experiment: str = Field(default="default", min_length=1, max_length=500)
-    name: str | None = Field(default=None, max_length=500)
+    experiment: Annotated[str, NoNul] = Field(default="default", min_length=1, max_length=500)
+    name: Annotated[str, NoNul] | None = Field(default=None, max_length=500)
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
-    parent_id: str | None = None
+    parent_id: Short | None = None
     id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     started_at: Time | None = None
-    environment: dict[str, Any] = Field(default_factory=dict)
-    heartbeat_timeout: float = Field(default=3600.0, gt=0)
-    created_by: str | None = Field(
+    environment: Json = Field(default_factory=dict)
+    heartbeat_timeout: float = Field(
+        default=3600.0, gt=0, le=WEEK, allow_inf_nan=False,
+        description="seconds without a heartbeat after which the run reads killed (at most a week)",
+    )  # fmt: skip
+    created_by: Short | None = Field(
         default=None, description="Used only when the server accepts writes without tokens."
     )
 
@@ -60,15 +90,15 @@ class Tags(RootModel[dict[str, str]]):
 class Note(_Body):
     """A run's markdown note (replaces the previous one)."""
 
-    note: str
+    note: Text
 
 
 class MetricPoint(_Body):
     """One point; a missing step continues after the metric's last step, ``timestamp`` is now."""
 
     key: str = Key
-    value: float | None = Field(description="null stores NaN")
-    step: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    value: Number | None = Field(description="null stores NaN")
+    step: Step | None = None
     timestamp: Time | None = None
 
 
@@ -91,7 +121,7 @@ class MetricBatch(_Body):
     series: list[PackedSeries] = Field(default_factory=list)
 
 
-class MetricValues(RootModel[dict[Annotated[str, Key], float | None]]):
+class MetricValues(RootModel[dict[Annotated[str, Key], Number | None]]):
     """Latest values to log at the next step of each metric, e.g. ``{"accuracy": 0.94}``."""
 
 
@@ -105,32 +135,32 @@ class EndRun(_Body):
     """End a run."""
 
     status: EndStatus = "completed"
-    error: str | None = None
+    error: Text | None = None
     ended_at: Time | None = None
 
 
 class Heartbeat(_Body):
     """Runs that are still alive."""
 
-    run_ids: list[str] = Field(max_length=10_000)
+    run_ids: list[Short] = Field(max_length=10_000)
 
 
 class CreateExperiment(_Body):
     """Create an experiment (or update its description and owner)."""
 
-    name: str = Field(min_length=1, max_length=500)
-    description: str | None = None
-    owner: str | None = None
+    name: Annotated[str, NoNul] = Field(min_length=1, max_length=500)
+    description: Text | None = None
+    owner: Short | None = None
 
 
 class RegisterModel(_Body):
     """Register the next version of a model from an artifact of a run."""
 
-    name: str = Field(min_length=1, max_length=500)
-    run_id: str = Field(min_length=1)
-    artifact: str = Field(min_length=1)
+    name: Annotated[str, NoNul] = Field(min_length=1, max_length=500)
+    run_id: Short = Field(min_length=1)
+    artifact: Annotated[str, NoNul] = Field(min_length=1, max_length=1024)
     stage: Stage = "none"
-    description: str | None = None
+    description: Text | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
 
@@ -138,7 +168,7 @@ class Promote(_Body):
     """Move a version to a stage (production archives the previous production version)."""
 
     stage: Stage
-    reason: str | None = None
+    reason: Text | None = None
 
 
 class StoredObjectOut(BaseModel):
@@ -153,18 +183,18 @@ class ArtifactRecordIn(_Body):
     """Record an artifact of a run from bytes uploaded to ``/api/w/objects``."""
 
     name: str = Field(min_length=1, max_length=1024)
-    uri: str
+    uri: str = Field(max_length=200)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
-    content_type: str = "application/octet-stream"
-    serializer: str = "file"
+    content_type: Short = "application/octet-stream"
+    serializer: Short = "file"
 
 
 class Archive(_Body):
     """Archive ended runs started before a time (epoch seconds), optionally of one experiment."""
 
     started_before: Time
-    experiment: str | None = None
+    experiment: Short | None = None
 
 
 class DeleteArchived(_Body):
@@ -174,7 +204,7 @@ class DeleteArchived(_Body):
 class RunIds(_Body):
     """Several run ids."""
 
-    run_ids: list[str] = Field(max_length=10_000)
+    run_ids: list[Short] = Field(max_length=10_000)
 
 
 class RunList(BaseModel):

@@ -23,16 +23,29 @@ from starlette.formparsers import MultiPartException
 
 from chachaml import validation as v
 from chachaml.errors import InvalidInput
-from chachaml.models import Artifact, ArtifactRecord, Dataset, Experiment, MetricChunk, NewRun
+from chachaml.models import (
+    Artifact,
+    ArtifactRecord,
+    Dataset,
+    Experiment,
+    MetricChunk,
+    NewRun,
+    to_datetime,
+)
 from chachaml.registry_models import ModelVersion
 from chachaml.server import api_models as m
 from chachaml.server.api_errors import ApiError
 from chachaml.server.endpoints import Api, Call
-from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifact_name
+from chachaml.store.artifacts import (
+    ArtifactStore,
+    StoredObject,
+    sweep_unused,
+    uri_digest,
+    validate_artifact_name,
+)
 from chachaml.store.codec import make_chunk, unpack_chunk
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
-from chachaml.tools import deliveries
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
@@ -120,6 +133,8 @@ async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) ->
     for p in points:
         key = keys.get(p.key) or keys.setdefault(p.key, v.key(p.key, "metric key"))
         step = p.step if p.step is not None else next_step.get(key, 0)
+        if step > v.MAX_STEP:  # only a default step after the last int64 one gets here
+            raise v.overflow(key, step - 1)
         next_step[key] = max(next_step.get(key, 0), step + 1)
         value = math.nan if p.value is None else p.value
         by_key.setdefault(key, []).append(
@@ -131,23 +146,12 @@ async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) ->
 async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> m.MetricsLogged:
     if chunks:
         await call.store.log_metrics(chunks)
-        await _evaluate_alerts(call, run_id)
+        try:
+            delivery: Delivery = call.request.app.state.delivery
+            await alert_ops.evaluate_run(call.store, run_id, delivery)
+        except Exception as exc:  # alerts never fail the write that triggered them
+            log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
     return m.MetricsLogged(points=sum(c.count for c in chunks))
-async def _evaluate_alerts(call: Call, run_id: str) -> None:
-    """Evaluate the metric rules on a run that changed: a few queries, no network.
-
-    Webhooks of what fires are only queued (this server's delivery worker is woken to send
-    them), so the request never waits on a webhook; alerts never fail the write either.
-    """
-    try:
-        delivery: Delivery = call.request.app.state.delivery
-        fired = await alert_ops.evaluate_run(call.store, run_id, delivery)
-        if any(e.delivery == "pending" for e in fired):
-            deliveries.wake()
-    except Exception as exc:
-        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
-
-
 
 
 @api.route("POST", RUN + "/metrics", scope="write", body=m.MetricBatch | m.MetricValues,
@@ -193,9 +197,19 @@ async def end_run(call: Call) -> m.Ok:
     """End a running run (completed, failed or killed); ending it twice is a 409."""
     body: m.EndRun = call.body
     run_id = v.run_id(call.path("run_id"))
+    if body.ended_at is not None:  # the client's clock: a run never ends before it started
+        started = (await call.store.get_run(run_id)).started_at  # to the microsecond
+        if to_datetime(body.ended_at) < started:
+            raise InvalidInput(
+                f"ended_at ({to_datetime(body.ended_at).isoformat()}) is before run"
+                f" {run_id!r} started ({started.isoformat()})"
+            )
     ended = time.time() if body.ended_at is None else body.ended_at
     await call.store.end_run(run_id, body.status, body.error, ended)
-    await _evaluate_alerts(call, run_id)
+    try:
+        await alert_ops.evaluate_run(call.store, run_id, call.request.app.state.delivery)
+    except Exception as exc:
+        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
     return m.Ok()
 
 
@@ -293,6 +307,11 @@ async def record_artifact(call: Call) -> Artifact:
     run_id, name = v.run_id(call.path("run_id")), validate_artifact_name(body.name)
     if uri_digest(body.uri) != body.sha256:
         raise InvalidInput(f"uri {body.uri!r} does not name the object with sha256 {body.sha256}")
+    if not await _artifacts(call).contains(StoredObject(body.uri, body.sha256, body.size)):
+        raise InvalidInput(
+            f"artifact {name!r} of run {run_id!r}: no object of {body.size} bytes with sha256"
+            f" {body.sha256} was uploaded; POST the bytes to /api/w/objects first"
+        )
     record = ArtifactRecord(run_id=run_id, created_at=time.time(),
                             **body.model_dump(exclude={"name"}), name=name)  # fmt: skip
     await call.store.add_artifact(record)
@@ -312,10 +331,8 @@ async def archive_runs(call: Call) -> m.Count:
 async def delete_archived(call: Call) -> m.Count:
     """Delete archived runs and the artifact files no other run or model uses; how many runs."""
     deleted, uris = await call.store.delete_archived()
-    artifacts = _artifacts(call) if uris else None
-    for uri in uris:
-        assert artifacts is not None
-        await artifacts.delete(uri)
+    if uris:  # each file is checked again right before it goes (see sweep_unused)
+        await sweep_unused(call.store, _artifacts(call), uris)
     return m.Count(count=deleted)
 
 

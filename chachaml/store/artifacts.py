@@ -11,10 +11,10 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 import anyio
 
@@ -197,7 +197,7 @@ class LocalArtifactStore:
     def _existing(self, uri: str) -> Path:
         path = self._path(uri)
         if not path.is_file():
-            raise NotFound(f"artifact object {uri} is missing from {self._root}")
+            raise NotFound(f"artifact object {uri} is missing from the artifact store")
         return path
 
     async def get_bytes(self, uri: str) -> bytes:
@@ -246,6 +246,32 @@ class LocalArtifactStore:
     def path_of(self, obj: StoredObject) -> Path:
         """The local file holding an object."""
         return self._path(obj.uri)
+
+
+@runtime_checkable
+class UriReferences(Protocol):
+    """A store that can say which artifact URIs nothing references any more."""
+
+    async def unused_uris(self, uris: Sequence[str]) -> list[str]:
+        """Those of ``uris`` that no artifact row or model version references now."""
+        ...
+
+
+async def sweep_unused(store: object, artifacts: ArtifactStore, uris: Sequence[str]) -> int:
+    """Delete the objects of ``uris`` (from ``delete_archived``) still unused; how many went.
+
+    Objects are shared by content: between ``delete_archived``'s commit and this sweep,
+    another run may log identical bytes and reference the same object. Each URI is checked
+    again right before its file goes; a store that cannot say keeps every file.
+    """
+    if not isinstance(store, UriReferences):
+        return 0
+    deleted = 0
+    for uri in uris:
+        if await store.unused_uris([uri]):
+            await artifacts.delete(uri)
+            deleted += 1
+    return deleted
 
 
 def open_artifact_store(root: str, s3: S3Settings | None = None) -> ArtifactStore:

@@ -703,6 +703,27 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
 
         return await self._transact(body)
 
+    async def unused_uris(self, uris: Sequence[str]) -> list[str]:
+        """Those of ``uris`` that no artifact row or model version references right now.
+
+        The file sweep after :meth:`delete_archived` asks again right before deleting each
+        file: another run may have logged the same bytes (the same object) since.
+        """
+
+        async def body(db: Tx) -> list[str]:
+            unused: list[str] = []
+            for uri in uris:
+                still = await db.fetchall(
+                    "SELECT 1 FROM artifacts WHERE uri = ?"
+                    " UNION ALL SELECT 1 FROM model_versions WHERE artifact_uri = ?",
+                    (uri, uri),
+                )
+                if not still:
+                    unused.append(uri)
+            return unused
+
+        return await self._query(body)
+
     async def delete_archived(self) -> tuple[int, list[str]]:
         """Delete archived runs; return how many and the artifact URIs nothing references now."""
 

@@ -22,6 +22,7 @@ is worth moving off it.)
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import time
@@ -212,7 +213,11 @@ class SQLiteStore(SQLStore):
             db.execute("COMMIT")
             return result
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk, an I/O error): a failing
+            # ROLLBACK must not replace the error that says what happened
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
 
     async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:

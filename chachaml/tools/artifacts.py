@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from chachaml import validation as v
-from chachaml.errors import InvalidInput, StoreUnavailable
+from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
 from chachaml.models import Artifact, ArtifactRecord
 from chachaml.store.artifacts import ArtifactStore, StoredObject, validate_artifact_name
 from chachaml.store.protocol import Store
@@ -68,7 +68,10 @@ async def read_bytes(
 ) -> tuple[Artifact, bytes]:
     """An artifact's record and its bytes, checked against the recorded sha256."""
     art = await store.get_artifact(v.run_id(run_id), validate_artifact_name(name))
-    data = await artifacts.get_bytes(art.uri)
+    try:
+        data = await artifacts.get_bytes(art.uri)
+    except NotFound:  # said in the caller's terms: no storage path or object URI
+        raise NotFound(f"artifact {name!r} of run {run_id!r} is missing its stored bytes") from None
     if hashlib.sha256(data).hexdigest() != art.sha256:
         raise StoreUnavailable(
             f"artifact {name!r} of run {run_id!r} is corrupt: its content hash does not match"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from chachaml import validation as v
-from chachaml.errors import InvalidInput
 from chachaml.models import Experiment
 from chachaml.store.protocol import Store
 
@@ -16,8 +15,12 @@ async def list_experiments(store: Store) -> list[Experiment]:
 async def create_experiment(
     store: Store, name: str, description: str | None = None, owner: str | None = None
 ) -> Experiment:
-    """Create an experiment, or update the description/owner of an existing one."""
-    for field, value in (("description", description), ("owner", owner)):
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput(f"{field} must be a string, got {value!r}")
-    return await store.create_experiment(v.name(name, "experiment name"), description, owner)
+    """Create an experiment, or update the description/owner of an existing one.
+
+    The description holds at most 100,000 characters, the owner a name's 250.
+    """
+    return await store.create_experiment(
+        v.name(name, "experiment name"),
+        v.optional_text(description, "description"),
+        v.optional_text(owner, "owner", v.MAX_KEY),
+    )

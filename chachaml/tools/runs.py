@@ -54,13 +54,13 @@ async def list_runs(
     """
     start, end = _period(since, until)
     query = RunQuery(
-        experiment=experiment,
+        experiment=v.filter_text(experiment, "experiment"),
         status=v.status(status),  # type: ignore[arg-type]
-        created_by=created_by,
+        created_by=v.filter_text(created_by, "created_by"),
         since=start,
         until=end,
         limit=limit if limit is None else v.limit(limit, 100),
-        offset=offset,
+        offset=v.offset(offset),
         include_archived=include_archived,
         order_by=v.run_order(order_by),  # type: ignore[arg-type]
         order_by_metric=None if order_by_metric is None else v.key(order_by_metric, "metric"),
@@ -121,9 +121,9 @@ async def search_runs(
     start, end = _period(since, until)
     first = conds[0] if conds else None
     query = RunQuery(
-        experiment=experiment,
+        experiment=v.filter_text(experiment, "experiment"),
         status=v.status(status),  # type: ignore[arg-type]
-        created_by=created_by,
+        created_by=v.filter_text(created_by, "created_by"),
         since=start,
         until=end,
         metric_conditions=conds,
@@ -160,7 +160,7 @@ async def best_run(
     start, end = _period(since, until)
     return await store.best_run(
         RunQuery(
-            experiment=experiment,
+            experiment=v.filter_text(experiment, "experiment"),
             since=start,
             until=end,
             order_by_metric=key,
@@ -205,9 +205,9 @@ async def export_runs(
     start, end = _period(since, until)
     runs = await store.query_runs(
         RunQuery(
-            experiment=experiment,
+            experiment=v.filter_text(experiment, "experiment"),
             status=v.status(status),  # type: ignore[arg-type]
-            created_by=created_by,
+            created_by=v.filter_text(created_by, "created_by"),
             since=start,
             until=end,
             limit=limit if limit is None else v.limit(limit, None),
@@ -253,7 +253,7 @@ async def add_tag(store: Store, run_id: str, key: str, value: str) -> dict[str, 
 
 
 async def set_note(store: Store, run_id: str, note: str) -> None:
-    """Replace a run's markdown note."""
+    """Replace a run's markdown note (at most 100,000 characters, no NUL)."""
     if not isinstance(note, str):
         raise InvalidInput(f"note must be a string of markdown, got {type(note).__name__}")
-    await store.set_note(v.run_id(run_id), note)
+    await store.set_note(v.run_id(run_id), v.text(note, "note"))

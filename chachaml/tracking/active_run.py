@@ -24,6 +24,7 @@ from chachaml.models import Artifact, Dataset, EndStatus, MetricChunk, ParamValu
 from chachaml.serializers import serializer_for
 from chachaml.store.codec import chunk_from_columns
 from chachaml.tools import artifacts as artifact_ops
+from chachaml.validation import MAX_STEP
 
 if TYPE_CHECKING:
     from chachaml.tracking.client import Client
@@ -52,8 +53,12 @@ _ENDED: dict[str, _Series] = {}  # an ended run's series: always empty, so loggi
 
 
 def error_text(exc: BaseException) -> str:
-    """``Type: message`` of an exception, as a failed run records it."""
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    """``Type: message`` of an exception, as a failed run records it.
+
+    Made storable whatever the message: NUL spelled out, cut to the stores' text limit.
+    """
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text.replace("\x00", "\\x00")[: validation.MAX_TEXT]
 
 
 class ActiveRun:
@@ -111,6 +116,8 @@ class ActiveRun:
             series = self._own_series(key)
         if step is None:
             step = series.next_step
+            if step > MAX_STEP:  # after a point at the last int64 step
+                raise validation.overflow(key, step - 1)
             series.next_step = step + 1
         else:
             if type(step) is not int or step < 0:

@@ -46,6 +46,7 @@ from chachaml.models import (
 )
 from chachaml.serializers import decode
 from chachaml.settings import Settings
+from chachaml.store.artifacts import sweep_unused
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
@@ -274,11 +275,7 @@ class Client:
         self._evaluate_alerts(run.id)
 
     def _evaluate_alerts(self, run_id: str) -> None:
-        """Evaluate alert rules on a run that just ended; trouble is logged, never raised.
-
-        A few store queries: webhooks of what fires are only queued, for a server's worker
-        or ``chachaml alerts deliver`` to send; the training process never calls them.
-        """
+        """Evaluate alert rules on a run that just ended; trouble is logged, never raised."""
         try:
             rt = self.runtime
             delivery = Delivery.from_settings(self.settings)
@@ -523,8 +520,8 @@ class Client:
         """Delete archived runs with their rows and now-unused artifact files; returns how many."""
         rt = self.runtime
         deleted, uris = rt.call(rt.store.delete_archived)
-        for uri in uris:
-            rt.call(rt.artifacts.delete, uri)
+        if uris:  # each file is checked again right before it goes (see sweep_unused)
+            rt.call(sweep_unused, rt.store, rt.artifacts, uris)
         return deleted
 
     # decorators

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.errors import ChachamlError, InvalidInput, NotFound, StoreUnavailable
+from chachaml.validation import NUL_MESSAGE
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -172,7 +173,7 @@ def text_param(request: Request, name: str, max_len: int = 200) -> str | None:
     value = request.query_params.get(name, "").strip()
     if len(value) > max_len:
         raise InvalidInput(f"query parameter {name!r} is longer than {max_len} characters")
-    return value or None
+    return _no_nul(value, f"query parameter {name!r}") or None
 
 
 def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -214,13 +215,20 @@ def date_param(request: Request, name: str) -> str | None:
 def list_param(request: Request, name: str) -> list[str]:
     """Every value of a repeated parameter, also split on commas, blanks dropped."""
     return [
-        part.strip()
+        _no_nul(part.strip(), f"query parameter {name!r}")
         for raw in request.query_params.getlist(name)
         for part in raw.split(",")
         if part.strip()
     ]
 
 
+def _no_nul(value: str, what: str) -> str:
+    """Refuse NUL in a URL's text: PostgreSQL cannot compare it (the same 422 on SQLite)."""
+    if "\x00" in value:
+        raise InvalidInput(f"{what} {NUL_MESSAGE}")
+    return value
+
+
 def path_param(request: Request, name: str) -> str:
-    """A path parameter as text."""
-    return str(request.path_params[name])
+    """A path parameter as text (without NUL)."""
+    return _no_nul(str(request.path_params[name]), f"path segment {name!r}")

@@ -193,7 +193,7 @@ def routes() -> list[Route]:
     """Experiments, Search and Compare."""
     return [
         *twin("/experiments", experiments_page, "experiments.html"),
-        *twin("/experiments/{name}", experiment_page, "experiment.html"),
+        *twin("/experiments/{name:path}", experiment_page, "experiment.html"),
         *twin("/search", search_page, "search.html"),
         *twin("/compare", compare_page, "compare.html"),
     ]

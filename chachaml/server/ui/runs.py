@@ -93,6 +93,20 @@ async def runs_page(request: Request) -> dict[str, Any]:
     }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula (OWASP's advice).
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'``; numbers (``-0.5`` logged as a number) stay numbers.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 @guarded
 async def export_csv(request: Request) -> Response:
     """Every run the Runs filters match, as CSV (run fields, params, metrics, tags)."""
@@ -101,9 +115,9 @@ async def export_csv(request: Request) -> Response:
     for record in records:
         columns += [k for k in record if k not in columns]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns or ["id"], extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(records)
+    writer = csv.writer(out)
+    writer.writerow([csv_cell(c) for c in columns or ["id"]])
+    writer.writerows([csv_cell(record.get(c)) for c in columns] for record in records)
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
