@@ -46,6 +46,7 @@ from chachaml.store.artifacts import (
 from chachaml.store.codec import make_chunk, unpack_chunk
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import deliveries
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
@@ -146,12 +147,23 @@ async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) ->
 async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> m.MetricsLogged:
     if chunks:
         await call.store.log_metrics(chunks)
-        try:
-            delivery: Delivery = call.request.app.state.delivery
-            await alert_ops.evaluate_run(call.store, run_id, delivery)
-        except Exception as exc:  # alerts never fail the write that triggered them
-            log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
+        await _evaluate_alerts(call, run_id)
     return m.MetricsLogged(points=sum(c.count for c in chunks))
+
+
+async def _evaluate_alerts(call: Call, run_id: str) -> None:
+    """Evaluate the metric rules on a run that changed: a few queries, no network.
+
+    Webhooks of what fires are only queued (this server's delivery worker is woken to send
+    them), so the request never waits on a webhook; alerts never fail the write either.
+    """
+    try:
+        delivery: Delivery = call.request.app.state.delivery
+        fired = await alert_ops.evaluate_run(call.store, run_id, delivery)
+        if any(e.delivery == "pending" for e in fired):
+            deliveries.wake()
+    except Exception as exc:
+        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
 
 
 @api.route("POST", RUN + "/metrics", scope="write", body=m.MetricBatch | m.MetricValues,
@@ -206,10 +218,7 @@ async def end_run(call: Call) -> m.Ok:
             )
     ended = time.time() if body.ended_at is None else body.ended_at
     await call.store.end_run(run_id, body.status, body.error, ended)
-    try:
-        await alert_ops.evaluate_run(call.store, run_id, call.request.app.state.delivery)
-    except Exception as exc:
-        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
+    await _evaluate_alerts(call, run_id)
     return m.Ok()
 
 

@@ -275,7 +275,11 @@ class Client:
         self._evaluate_alerts(run.id)
 
     def _evaluate_alerts(self, run_id: str) -> None:
-        """Evaluate alert rules on a run that just ended; trouble is logged, never raised."""
+        """Evaluate alert rules on a run that just ended; trouble is logged, never raised.
+
+        A few store queries: webhooks of what fires are only queued, for a server's worker
+        or ``chachaml alerts deliver`` to send; the training process never calls them.
+        """
         try:
             rt = self.runtime
             delivery = Delivery.from_settings(self.settings)
