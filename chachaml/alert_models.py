@@ -6,7 +6,7 @@ Like :mod:`chachaml.models`, each record is a frozen pydantic model with aware U
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,7 +81,11 @@ class NewAlert(AlertDefinition):
 
 
 class DeliveryAttempt(_Model):
-    """One POST to the webhook: when, the HTTP status (if any answer came), the error if any."""
+    """One POST to the webhook: when, the HTTP status (if any answer came), the error if any.
+
+    ``error`` is a kind (``timeout``, ``connection refused``, ``http 503``...), never the
+    receiver's answer: a webhook's error body can hold anything, secrets included.
+    """
 
     at: datetime
     status_code: int | None = None
@@ -105,6 +109,7 @@ class NewAlertEvent(_Model):
     message: str
     fired_at: float
     webhook: bool
+    payload: dict[str, Any] | None = None  # the webhook body to queue when ``webhook``
 
 
 class AlertEvent(_Model):
@@ -123,6 +128,17 @@ class AlertEvent(_Model):
     fired_at: datetime
     delivery: DeliveryStatus
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
+
+
+class PendingDelivery(_Model):
+    """A queued webhook delivery a worker has claimed: where to POST what, and which try."""
+
+    event_id: int
+    alert: str
+    url: str
+    payload: dict[str, Any]
+    secret: str | None = Field(default=None, repr=False)
+    attempt: int  # this try's number, from 1
 
 
 class StaleExperiment(_Model):

@@ -3,7 +3,8 @@
 ``chachaml.set_alert(...)`` and friends act through the default client; ``Alerts(client)``
 binds the same API to another :class:`~chachaml.Client`. Rules are evaluated automatically
 when a run ends (never failing the run: trouble is logged) and on demand by
-:func:`check_alerts`, which also evaluates the staleness rules::
+:func:`check_alerts`, which also evaluates the staleness rules. Webhooks are queued, never
+sent from here: a server (``chachaml serve``) sends them, or ``chachaml alerts deliver``::
 
     ml.set_alert("acc-low", metric_key="accuracy", op="<", threshold=0.8,
                  experiment="mnist", webhook_url="https://hooks.slack.com/services/...")
@@ -46,7 +47,8 @@ class Alerts(ClientBound):
         experiment, or any, without a completed run that long); ``silent_minutes`` (a run
         that has not ended and has logged nothing that long). ``experiment`` narrows the rule;
         it fires at most once per run and not again within ``cooldown_minutes``.
-        ``webhook_url`` must be http(s); with ``secret`` each delivery is HMAC-signed.
+        ``webhook_url`` must be http(s) on a public address (loopback and private ones need
+        ``CHACHAML_WEBHOOK_ALLOW_PRIVATE=true``); with ``secret`` each delivery is HMAC-signed.
         """
         client = self.client
         new = ops.build_rule(
@@ -65,7 +67,7 @@ class Alerts(ClientBound):
             cooldown_minutes=cooldown_minutes,
             secret=secret,
         )
-        return client._op(ops.set_alert, new)
+        return client._op(ops.set_alert, new, allow_private=client.settings.webhook_allow_private)
 
     def alerts(self) -> list[Alert]:
         """Every rule, by name (webhooks shown by host only)."""
@@ -76,7 +78,7 @@ class Alerts(ClientBound):
         self.client._op(ops.delete_alert, name)
 
     def check_alerts(self) -> list[AlertEvent]:
-        """Evaluate every rule now; returns the events fired, already delivered."""
+        """Evaluate every rule now; returns the events fired, their webhooks queued."""
         client = self.client
         return client._op(ops.check_alerts, Delivery.from_settings(client.settings))
 

@@ -138,6 +138,7 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     alert_timeout: float = 5.0
     alert_attempts: int = 3
+    webhook_allow_private: bool = False
     s3: S3Settings = field(default_factory=S3Settings)
     token: str | None = field(default=None, repr=False)
     tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -163,6 +164,7 @@ class Settings:
             base_url=(env.get("CHACHAML_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             alert_timeout=_float(env, "CHACHAML_ALERT_TIMEOUT_SECONDS", 5.0),
             alert_attempts=_int(env, "CHACHAML_ALERT_ATTEMPTS", 3),
+            webhook_allow_private=_flag(env, "CHACHAML_WEBHOOK_ALLOW_PRIVATE", False),
             s3=S3Settings.from_env(env),
             token=env.get("CHACHAML_TOKEN") or None,
             tokens=parse_tokens(env.get("CHACHAML_TOKENS", "")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from chachaml.alerts import Alerts
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
+from chachaml.tools.deliveries import cmd_alerts_deliver
 from chachaml.tools.webhooks import Delivery
 from chachaml.tracking.client import Client
 from tests.conftest import make_settings
@@ -24,6 +26,22 @@ from tests.webhook_receiver import HANG, Receiver, webhook_receiver
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r
+
+
+@pytest.fixture
+def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
+    """A client allowed to set webhooks on private addresses (the receiver is on 127.0.0.1)."""
+    settings = make_settings(webhook_allow_private=True)
+    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def deliver(client: Client) -> int:
+    """``chachaml alerts deliver`` with this client's settings: the queue, sent once."""
+    return cmd_alerts_deliver(argparse.Namespace(), client)
 
 
 def bad_then_good(client: Client, experiment: str = "mnist") -> tuple[str, str]:
@@ -41,7 +59,11 @@ def test_a_run_that_ends_bad_fires_once_and_a_good_one_never(
     api = Alerts(client)
     api.set_alert("acc-low", "accuracy", "<", 0.8, experiment="mnist", webhook_url=receiver.url)
     bad, _ = bad_then_good(client)
+    assert receiver.received == []  # the training process only queues
+    (queued,) = api.alert_history("acc-low")
+    assert queued.delivery == "pending"
 
+    assert deliver(client) == 0
     (hit,) = receiver.received
     assert bad in hit.json["text"]
     (event,) = api.alert_history("acc-low")
@@ -54,7 +76,7 @@ def test_a_hanging_webhook_never_fails_the_run(
     store_url: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.script[:] = [HANG, HANG]
-    settings = make_settings(alert_timeout=0.3, alert_attempts=2)
+    settings = make_settings(alert_timeout=0.3, alert_attempts=2, webhook_allow_private=True)
     client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=settings)
     try:
         Alerts(client).set_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
@@ -63,9 +85,10 @@ def test_a_hanging_webhook_never_fails_the_run(
             client.log_metric("accuracy", 0.1)
         assert time.monotonic() - started < 5
         assert client.get_run(run.id).status == "completed"
+        assert deliver(client) == 1
         (event,) = Alerts(client).alert_history()
         assert event.delivery == "failed"
-        assert [a.error for a in event.attempts] == ["timed out after 0.3s"] * 2
+        assert [a.error for a in event.attempts] == ["timeout"] * 2
     finally:
         client.close()
 
@@ -78,6 +101,7 @@ def test_a_webhook_answering_500_is_retried_and_the_failure_recorded(
     with client.run("mnist") as run:
         client.log_metric("accuracy", 0.1)
     assert client.get_run(run.id).status == "completed"
+    assert deliver(client) == 1
     (event,) = Alerts(client).alert_history("low")
     assert event.delivery == "failed"
     assert [a.status_code for a in event.attempts] == [500, 500, 500]

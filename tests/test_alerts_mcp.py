@@ -16,6 +16,7 @@ from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as alert_ops
+from chachaml.tools.deliveries import drain_deliveries
 from chachaml.tools.webhooks import Delivery
 from tests.webhook_receiver import webhook_receiver
 
@@ -52,7 +53,8 @@ async def test_agents_list_rules_check_them_and_read_what_fired(
     store: Store, tmp_path: Path
 ) -> None:
     run_id = await bad_run(store)
-    delivery = Delivery(base_url="https://ml.example.com", timeout=1, attempts=1)
+    delivery = Delivery(base_url="https://ml.example.com", timeout=1, attempts=1,
+                        allow_private=True)  # fmt: skip
     with webhook_receiver() as receiver:
         rule = alert_ops.build_rule(
             "acc-low",
@@ -63,7 +65,7 @@ async def test_agents_list_rules_check_them_and_read_what_fired(
             experiment="mnist",
             webhook_url=receiver.url,
         )
-        await alert_ops.set_alert(store, rule)
+        await alert_ops.set_alert(store, rule, allow_private=True)
         server = build_mcp(
             store,
             artifacts=open_artifact_store(str(tmp_path)),
@@ -79,15 +81,17 @@ async def test_agents_list_rules_check_them_and_read_what_fired(
 
             checked = await mcp.call_tool("check_alerts", {})
             (event,) = (checked.structured_content or {})["events"]
-            assert (event["run_id"], event["delivery"]) == (run_id, "delivered")
+            assert (event["run_id"], event["delivery"]) == (run_id, "pending")  # queued
             assert "1 events" in text_of(list(checked.content))
             again = await mcp.call_tool("check_alerts", {})
             assert (again.structured_content or {})["events"] == []
             assert text_of(list(again.content)) == "No alert fired."
 
+            await drain_deliveries(store, delivery)  # as the server's worker does
             history = await mcp.call_tool("alert_history", {"alert": "acc-low", "limit": 5})
             (past,) = (history.structured_content or {})["events"]
             assert past["id"] == event["id"] and len(past["attempts"]) == 1
+            assert past["delivery"] == "delivered"
             missing = await mcp.call_tool("alert_history", {"alert": "nope"})
             assert missing.is_error and "alert 'nope' not found" in text_of(list(missing.content))
         (hit,) = receiver.received

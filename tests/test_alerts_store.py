@@ -118,7 +118,7 @@ async def test_deliveries_append_attempts_in_order(store: Store) -> None:
     fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
     assert fired is not None and fired.delivery == "pending" and fired.attempts == []
     tries = [
-        DeliveryAttempt(at=to_datetime(1.0), status_code=500, error="HTTP 500", seconds=0.1),
+        DeliveryAttempt(at=to_datetime(1.0), status_code=500, error="http 500", seconds=0.1),
         DeliveryAttempt(at=to_datetime(2.0), status_code=200, seconds=0.2),
     ]
     await store.record_delivery(fired.id, tries[0], "pending")
@@ -127,6 +127,55 @@ async def test_deliveries_append_attempts_in_order(store: Store) -> None:
     assert stored.attempts == tries and stored.delivery == "delivered"
     with pytest.raises(NotFound, match="alert event 999999"):
         await store.record_delivery(999_999, tries[0], "failed")
+
+
+async def test_a_queued_delivery_is_claimed_by_one_caller_until_its_lease_ends(
+    store: Store,
+) -> None:
+    await store.set_alert(rule(webhook_url="https://hooks.test/x", secret="k"))
+    body = {"text": "acc-low fired"}
+    fired = await store.fire_alert(
+        "acc-low", event("a", time.time(), webhook=True).model_copy(update={"payload": body})
+    )
+    assert fired is not None and fired.delivery == "pending"
+    now = time.time()
+    (claimed,) = await store.claim_deliveries(now, now + 60, 10)
+    assert (claimed.event_id, claimed.alert, claimed.url) == (
+        fired.id,
+        "acc-low",
+        "https://hooks.test/x",
+    )
+    assert (claimed.payload, claimed.secret, claimed.attempt) == (body, "k", 1)
+    assert await store.claim_deliveries(now + 59, now + 120, 10) == []  # leased
+    (again,) = await store.claim_deliveries(now + 61, now + 120, 10)  # the lease ran out
+    assert again.attempt == 2
+    failed = DeliveryAttempt(at=to_datetime(now), status_code=503, error="http 503", seconds=0.1)
+    await store.record_delivery(fired.id, failed, "pending", now + 300)
+    assert await store.pending_deliveries() == (1, now + 300)
+    assert await store.claim_deliveries(now + 299, now + 400, 10) == []
+    ok = DeliveryAttempt(at=to_datetime(now + 300), status_code=200, seconds=0.1)
+    await store.record_delivery(fired.id, ok, "delivered")
+    assert await store.pending_deliveries() == (0, None)
+    (stored,) = await store.alert_events()
+    assert stored.delivery == "delivered" and stored.attempts == [failed, ok]
+
+
+async def test_events_without_a_webhook_queue_nothing(store: Store) -> None:
+    await store.set_alert(rule())
+    await store.fire_alert("acc-low", event("a", time.time(), webhook=True))  # rule has no URL
+    assert await store.pending_deliveries() == (0, None)
+    assert await store.claim_deliveries(time.time(), time.time() + 60, 10) == []
+
+
+async def test_error_bodies_recorded_by_older_versions_are_not_shown(store: Store) -> None:
+    await store.set_alert(rule(webhook_url="https://hooks.test/x"))
+    fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
+    assert fired is not None
+    for old in ("HTTP 500: password=hunter2", "ConnectError: https://hooks.test/x/token"):
+        attempt = DeliveryAttempt(at=to_datetime(1.0), error=old, seconds=0.1)
+        await store.record_delivery(fired.id, attempt, "pending")
+    (stored,) = await store.alert_events()
+    assert [a.error for a in stored.attempts] == ["http 500", "ConnectError"]
 
 
 async def test_events_list_newest_first_per_rule_and_limited(store: Store) -> None:

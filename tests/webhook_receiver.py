@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 HANG = "hang"  # a scripted answer: hold the request open until the test ends
+# other answers: a status (body "ok"), or (status, body)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Receiver:
     """The receiver's URL, what it received, and the answers it still has to give."""
 
     url: str
-    script: list[int | str] = field(default_factory=list)
+    script: list[int | str | tuple[int, bytes]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -47,11 +48,12 @@ class _Handler(BaseHTTPRequestHandler):
         if answer == HANG:
             receiver.release.wait(timeout=30)
             return
-        assert isinstance(answer, int)
-        self.send_response(answer)
-        self.send_header("Content-Length", "2")
+        status, text = answer if isinstance(answer, tuple) else (answer, b"ok")
+        assert isinstance(status, int)
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(text)))
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(text)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""

@@ -12,6 +12,7 @@ from chachaml.server import render
 from chachaml.server.mcp_tools import ToolFn, answer
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
+from chachaml.tools.deliveries import wake
 from chachaml.tools.webhooks import Delivery, condition
 
 
@@ -76,12 +77,15 @@ def alert_tools(store: Store, delivery: Delivery) -> list[ToolFn]:
         return answer(AlertEvents(events=found), events_text(found, "No alert has fired."))
 
     async def check_alerts() -> Annotated[CallToolResult, AlertEvents]:
-        """Evaluate every alert rule now and deliver what fires; returns the new events.
+        """Evaluate every alert rule now and queue webhooks for what fires; returns the new events.
 
         A rule fires at most once per run, so calling it again does not repeat alerts.
+        Webhooks are sent by the server's delivery worker (see alert_history for their status).
         Example: {}.
         """
         fired = await alert_ops.check_alerts(store, delivery)
+        if any(e.delivery == "pending" for e in fired):
+            wake()
         return answer(AlertEvents(events=fired), events_text(fired, "No alert fired."))
 
     return [list_alerts, alert_history, check_alerts]

@@ -9,8 +9,16 @@ Contract for implementers (on top of the ``Store`` contract):
   locks the rule's row, so that whatever the interleaving of tasks, threads or processes:
   a rule fires at most once per subject (a unique index backs this), and not again within
   its cooldown of its last firing. It returns ``None`` when it records nothing.
-- ``record_delivery`` appends one attempt to an event's list and sets its delivery status;
-  attempts are kept in the order recorded.
+- ``fire_alert`` of an event with ``webhook`` set, for a rule with a webhook URL, queues one
+  delivery (``event.payload`` as the body) in the same transaction: no event is left without
+  its delivery, and none is delivered twice by construction of the queue below.
+- ``claim_deliveries`` hands each due pending delivery to one caller only, whatever the
+  number of processes or replicas (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), counting the try
+  and leasing the row until ``lease_until`` (a caller that dies leaves it to be claimed
+  again then). The queue survives restarts: it is a table.
+- ``record_delivery`` appends one attempt to an event's list and sets its delivery status
+  (and its queued delivery's: ``pending`` again at ``retry_at``, or final); attempts are kept
+  in the order recorded. Attempts hold an error kind, never a receiver's answer.
 - Events are listed newest first. Deleting a rule deletes its events.
 - A rule or event that does not exist raises ``NotFound`` naming it (for rules, listing the
   names that exist).
@@ -27,6 +35,7 @@ from chachaml.alert_models import (
     DeliveryStatus,
     NewAlert,
     NewAlertEvent,
+    PendingDelivery,
     SilentRun,
     StaleExperiment,
 )
@@ -60,9 +69,26 @@ class AlertStore(Protocol):
         ...
 
     async def record_delivery(
-        self, event_id: int, attempt: DeliveryAttempt, status: DeliveryStatus
+        self,
+        event_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
     ) -> None:
-        """Append a delivery attempt to an event and set its delivery status."""
+        """Append a delivery attempt to an event and set its delivery status.
+
+        With ``status`` ``pending``, ``retry_at`` (epoch seconds) is when the next try is due.
+        """
+        ...
+
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int
+    ) -> list[PendingDelivery]:
+        """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``."""
+        ...
+
+    async def pending_deliveries(self) -> tuple[int, float | None]:
+        """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
         ...
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:

@@ -32,6 +32,7 @@ from chachaml.alert_models import (
     DeliveryStatus,
     NewAlert,
     NewAlertEvent,
+    PendingDelivery,
     SilentRun,
     StaleExperiment,
 )
@@ -440,10 +441,24 @@ class HttpStore:
         self._unsupported("alert rules")
 
     async def record_delivery(
-        self, event_id: int, attempt: DeliveryAttempt, status: DeliveryStatus
+        self,
+        event_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
     ) -> None:
         """Not offered over HTTP."""
         self._unsupported("alert rules")
+
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int
+    ) -> list[PendingDelivery]:
+        """Not offered over HTTP: the server delivers webhooks itself."""
+        self._unsupported("webhook delivery")
+
+    async def pending_deliveries(self) -> tuple[int, float | None]:
+        """Not offered over HTTP: the server delivers webhooks itself."""
+        self._unsupported("webhook delivery")
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Not offered over HTTP."""

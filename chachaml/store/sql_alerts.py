@@ -3,11 +3,18 @@
 ``fire_alert`` first updates the rule's row: that row lock makes concurrent evaluations of
 one rule (tasks or processes, on either backend) decide one after the other, so cooldowns
 hold; the unique index on ``(alert_id, subject)`` backs "at most once per subject".
+
+Webhook deliveries are queued in ``webhook_deliveries`` in the transaction that records the
+event. ``claim_deliveries`` hands due rows to one worker: PostgreSQL locks them with
+``FOR UPDATE SKIP LOCKED`` (replicas never claim the same row), SQLite has one writer; the
+claim pushes ``next_attempt_at`` out by a lease, so a worker that dies mid-send leaves its
+rows to be claimed again once the lease ends.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +27,7 @@ from chachaml.alert_models import (
     DeliveryStatus,
     NewAlert,
     NewAlertEvent,
+    PendingDelivery,
     SilentRun,
     StaleExperiment,
 )
@@ -48,11 +56,16 @@ RULE_SELECT = (
     + ", ".join(RULE_FIELDS)
     + ", created_by, created_at, updated_at, last_fired_at FROM alerts"
 )
+# an event's delivery status is its queued delivery's, when it has one
 EVENT_SELECT = """
     SELECT ev.id, a.name, a.kind, ev.subject, ev.run_id, ev.experiment, ev.value, ev.threshold,
-           ev.baseline, ev.message, ev.fired_at, ev.delivery, ev.attempts
+           ev.baseline, ev.message, ev.fired_at, coalesce(d.status, ev.delivery), ev.attempts
     FROM alert_events ev JOIN alerts a ON a.id = ev.alert_id
+    LEFT JOIN webhook_deliveries d ON d.event_id = ev.id
 """
+# errors recorded before error kinds: "HTTP 500: <the receiver's body>", "ConnectError: <...>"
+LEGACY_HTTP_ERROR = re.compile(r"^HTTP (\d{3})\b")
+LEGACY_EXCEPTION = re.compile(r"^([A-Z]\w*(?:Error|Exception|Timeout)): ")
 LAST_ACTIVITY = (
     "coalesce((SELECT max(m.last_time) FROM metric_summary m WHERE m.run_id = r.id), r.started_at)"
 )
@@ -80,6 +93,21 @@ def _rule(row: Sequence[Any]) -> AlertRule:
     )
 
 
+def _error_kind(error: str | None) -> str | None:
+    """An attempt's error as a kind: older rows held the receiver's body after a colon."""
+    if error is None:
+        return None
+    if found := LEGACY_HTTP_ERROR.match(error):
+        return f"http {found[1]}"
+    if found := LEGACY_EXCEPTION.match(error):
+        return found[1]
+    return error
+
+
+def _attempt(raw: dict[str, Any]) -> DeliveryAttempt:
+    return DeliveryAttempt.model_validate({**raw, "error": _error_kind(raw.get("error"))})
+
+
 def _event(row: Sequence[Any]) -> AlertEvent:
     return AlertEvent(
         id=row[0],
@@ -94,7 +122,7 @@ def _event(row: Sequence[Any]) -> AlertEvent:
         message=row[9],
         fired_at=to_datetime(row[10]),
         delivery=row[11],
-        attempts=[DeliveryAttempt.model_validate(a) for a in json.loads(row[12])],
+        attempts=[_attempt(a) for a in json.loads(row[12])],
     )
 
 
@@ -108,6 +136,11 @@ class SQLAlerts:
         async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
 
         async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+        @property
+        def url(self) -> str:
+            """The store's URL (``sqlite:`` or PostgreSQL)."""
+            ...
 
     @staticmethod
     async def _alert_row(db: Tx, name: str) -> Sequence[Any]:
@@ -162,8 +195,10 @@ class SQLAlerts:
             await db.execute(  # locks the rule's row until commit
                 "UPDATE alerts SET last_fired_at = last_fired_at WHERE name = ?", (name,)
             )
-            ((alert_id, cooldown, last),) = await db.fetchall(
-                "SELECT id, cooldown_seconds, last_fired_at FROM alerts WHERE name = ?", (name,)
+            ((alert_id, cooldown, last, url),) = await db.fetchall(
+                "SELECT id, cooldown_seconds, last_fired_at, webhook_url FROM alerts"
+                " WHERE name = ?",
+                (name,),
             )
             if last is not None and cooldown > 0 and event.fired_at < last + cooldown:
                 return None
@@ -198,6 +233,15 @@ class SQLAlerts:
                 "SELECT id FROM alert_events WHERE alert_id = ? AND subject = ?",
                 (alert_id, event.subject),
             )
+            if event.webhook and url is not None:
+                body = event.payload if event.payload is not None else {"text": event.message}
+                now = time.time()
+                await db.execute(
+                    "INSERT INTO webhook_deliveries (event_id, alert, url, payload,"
+                    " next_attempt_at, status, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (event_id, name, url, json.dumps(body), now, now, now),
+                )
             return int(event_id)
 
         event_id = await self._transact(body)
@@ -206,9 +250,13 @@ class SQLAlerts:
         return _event((await self._fetch(EVENT_SELECT + " WHERE ev.id = ?", (event_id,)))[0])
 
     async def record_delivery(
-        self, event_id: int, attempt: DeliveryAttempt, status: DeliveryStatus
+        self,
+        event_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
     ) -> None:
-        """Append an attempt to an event's JSON list and set its delivery status."""
+        """Append an attempt to an event's JSON list and set its (and its queue row's) status."""
 
         async def body(db: Tx) -> None:
             changed = await db.execute(  # locks the event's row until commit
@@ -224,8 +272,62 @@ class SQLAlerts:
                 "UPDATE alert_events SET attempts = ? WHERE id = ?",
                 (json.dumps(attempts), event_id),
             )
+            await db.execute(
+                "UPDATE webhook_deliveries SET status = ?, last_status = ?, last_error = ?,"
+                " next_attempt_at = coalesce(?, next_attempt_at), updated_at = ?"
+                " WHERE event_id = ?",
+                (status if status != "none" else "failed", attempt.status_code, attempt.error,
+                 retry_at, time.time(), event_id),
+            )  # fmt: skip
 
         await self._transact(body)
+
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int
+    ) -> list[PendingDelivery]:
+        """Claim up to ``limit`` pending deliveries due at ``now`` until ``lease_until``."""
+        lock = "" if self.url.startswith("sqlite") else " FOR UPDATE SKIP LOCKED"
+
+        async def body(db: Tx) -> list[Row]:
+            due = await db.fetchall(
+                "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?" + lock,
+                (now, limit),
+            )
+            if not due:
+                return []
+            ids = [r[0] for r in due]
+            marks = ", ".join("?" * len(ids))
+            await db.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?,"
+                f" updated_at = ? WHERE id IN ({marks})",
+                (lease_until, now, *ids),
+            )
+            return await db.fetchall(
+                "SELECT d.event_id, d.alert, d.url, d.payload, a.secret, d.attempts"
+                " FROM webhook_deliveries d JOIN alert_events ev ON ev.id = d.event_id"
+                f" JOIN alerts a ON a.id = ev.alert_id WHERE d.id IN ({marks}) ORDER BY d.id",
+                ids,
+            )
+
+        return [
+            PendingDelivery(
+                event_id=event_id,
+                alert=alert,
+                url=url,
+                payload=json.loads(payload),
+                secret=secret,
+                attempt=attempt,
+            )
+            for event_id, alert, url, payload, secret, attempt in await self._transact(body)
+        ]
+
+    async def pending_deliveries(self) -> tuple[int, float | None]:
+        """How many deliveries are pending, and when the earliest is due."""
+        ((count, due),) = await self._fetch(
+            "SELECT count(*), min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        return int(count), None if due is None else float(due)
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events of one rule, or of all, newest first."""

@@ -4,11 +4,13 @@ A rule looks at a run's **latest** value of a metric (``threshold``: ``op`` agai
 ``drop``: a fall of more than ``drop_pct`` percent below a baseline), or at time passing
 (``no_completed_run`` for an experiment, ``silent_run`` for a run). A rule fires at most once
 per run (per quiet spell of an experiment) and not again within its cooldown; what fires is
-recorded as an event and, when the rule has a webhook, delivered there.
+recorded as an event and, when the rule has a webhook, queued for delivery in the same
+transaction (:mod:`chachaml.tools.deliveries` sends it).
 
 Evaluation entry points: :func:`evaluate_run` (the metric rules for one run: the tracking
 client calls it when a run ends, the HTTP write API when metrics arrive) and
-:func:`check_alerts` (every rule, now).
+:func:`check_alerts` (every rule, now). Evaluation is a few store queries per rule and never
+touches the network, so callers may run it inline.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from chachaml.alert_models import Alert, AlertEvent, AlertKind, AlertRule, NewAl
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.models import RunInfo, RunQuery, to_datetime
 from chachaml.store.protocol import Store
-from chachaml.tools.webhooks import Delivery, condition, deliver
+from chachaml.tools.webhooks import ALLOW_PRIVATE_ENV, Delivery, condition, payload, refused_target
 
 log = logging.getLogger("chachaml")
 
@@ -150,8 +152,20 @@ def build_rule(
 # rules
 
 
-async def set_alert(store: Store, new: NewAlert) -> Alert:
-    """Create a rule, or replace the one with the same name (its history is kept)."""
+async def set_alert(store: Store, new: NewAlert, *, allow_private: bool = False) -> Alert:
+    """Create a rule, or replace the one with the same name (its history is kept).
+
+    A webhook on a loopback, private, link-local, multicast or reserved address (as written,
+    or as its name resolves now) is refused unless ``allow_private``
+    (``CHACHAML_WEBHOOK_ALLOW_PRIVATE=true``); delivery checks again.
+    """
+    if new.webhook_url is not None and not allow_private:
+        why = await refused_target(new.webhook_url)
+        if why is not None:
+            raise InvalidInput(
+                f"alert {new.name!r}: webhook_url refused, {why}; webhooks go to public"
+                f" addresses unless {ALLOW_PRIVATE_ENV}=true"
+            )
     return (await store.set_alert(new)).public()
 
 
@@ -296,14 +310,14 @@ async def _stale_events(store: Store, rule: AlertRule, now: float) -> list[NewAl
 async def _fire(
     store: Store, rule: AlertRule, found: Sequence[NewAlertEvent], delivery: Delivery
 ) -> list[AlertEvent]:
+    """Record each firing; one with a webhook queues its body (sent later by a worker)."""
     fired: list[AlertEvent] = []
     for new in found:
+        if new.webhook:
+            new = new.model_copy(update={"payload": payload(rule, new, delivery.base_url)})
         event = await store.fire_alert(rule.name, new)
-        if event is None:
-            continue
-        if rule.webhook_url is not None:
-            event = await deliver(store, rule, event, delivery)
-        fired.append(event)
+        if event is not None:
+            fired.append(event)
     return fired
 
 
@@ -312,9 +326,10 @@ async def evaluate_run(
 ) -> list[AlertEvent]:
     """Evaluate the metric rules (threshold and drop) against one run's latest values.
 
-    Returns the events fired now, each delivered already. A rule that cannot be evaluated
-    (its baseline model is gone, say) is logged and skipped; webhook failures are recorded on
-    the event; only store failures raise. Call it when a run ends or new metrics arrive.
+    Returns the events fired now; their webhooks are queued (delivery ``pending``), not sent:
+    ``delivery`` only gives the run links' base URL. A rule that cannot be evaluated (its
+    baseline model is gone, say) is logged and skipped; only store failures raise. Call it
+    when a run ends or new metrics arrive: it costs a few queries, no network.
     """
     rules = [r for r in await store.list_alerts() if r.kind in ("threshold", "drop")]
     if not rules:
@@ -340,7 +355,7 @@ async def check_alerts(
     now: float | None = None,
     lookback_hours: float = DEFAULT_LOOKBACK_HOURS,
 ) -> list[AlertEvent]:
-    """Evaluate every rule now and return the events fired (already delivered).
+    """Evaluate every rule now and return the events fired (webhooks queued, not yet sent).
 
     Metric rules look at the runs started in the last ``lookback_hours``; staleness rules at
     the clock (``now``, epoch seconds, defaults to the current time).

@@ -1,8 +1,12 @@
-"""Delivering alert events to webhooks: a Slack-compatible body, signed, POSTed with retries.
+"""Alert webhooks: the Slack-compatible body, its signature, and one guarded POST of it.
 
-Each attempt is bounded by a timeout; connection errors, timeouts, HTTP 429 and 5xx answers
-are retried with exponential backoff, other answers end the delivery. Every attempt and the
-final outcome are recorded on the event. Delivery never raises for the webhook's sake.
+Sending happens in :mod:`chachaml.tools.deliveries` (a queue worker), never in the request
+or run end that fired the alert. Each POST is bounded by a timeout and sent to an address
+checked just before: targets on loopback, private, link-local, multicast or reserved ranges
+are refused unless ``CHACHAML_WEBHOOK_ALLOW_PRIVATE=true`` (a webhook must not become a way
+to reach the server's own network), and the connection goes to the very address that was
+checked, so a name cannot resolve to something else between check and connect. Answers are
+recorded as an HTTP status and an error kind, never their body.
 
 When the rule has a secret, the request carries ``X-Chachaml-Timestamp`` (epoch seconds)
 and ``X-Chachaml-Signature: v1=<hex>``, the HMAC-SHA256 of ``v1:{timestamp}:{body}`` under
@@ -13,44 +17,129 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
+import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 
-from chachaml.alert_models import Alert, AlertEvent, AlertRule, DeliveryAttempt, DeliveryStatus
+from chachaml.alert_models import Alert, AlertEvent, DeliveryAttempt, NewAlertEvent, PendingDelivery
 from chachaml.models import to_datetime
 from chachaml.settings import DEFAULT_BASE_URL, Settings
-from chachaml.store.protocol import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 SIGNATURE_HEADER = "X-Chachaml-Signature"
 TIMESTAMP_HEADER = "X-Chachaml-Timestamp"
-MAX_ERROR = 500
+ALLOW_PRIVATE_ENV = "CHACHAML_WEBHOOK_ALLOW_PRIVATE"
+RESOLVE_AT_SET_SECONDS = 2.0  # a rule is checked against DNS when set, if DNS answers by then
+# error kinds recorded on attempts (besides "http <status>")
+TIMEOUT = "timeout"
+REFUSED_CONNECTION = "connection refused"
+CONNECTION_ERROR = "connection error"
+NETWORK_ERROR = "network error"
+DNS_FAILURE = "dns failure"
+PRIVATE_TARGET = "refused private address"
+BAD_URL = "invalid url"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """How events are delivered: where run pages live, and the timeout and retry budget.
+    """How events are delivered: where run pages live, the timeout and retry budget, targets.
 
     ``backoff`` is the pause before the second attempt; each later pause doubles.
+    ``allow_private`` lets webhooks reach loopback and private addresses (a receiver on the
+    same machine or network); refused by default.
     """
 
     base_url: str = DEFAULT_BASE_URL
     timeout: float = 5.0
     attempts: int = 3
     backoff: float = 0.5
+    allow_private: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Delivery:
-        """Delivery as configured (``CHACHAML_BASE_URL``, ``CHACHAML_ALERT_*``)."""
+        """Delivery as configured (``CHACHAML_BASE_URL``, ``CHACHAML_ALERT_*``, allow-private)."""
         return cls(
             base_url=settings.base_url,
             timeout=settings.alert_timeout,
             attempts=settings.alert_attempts,
+            allow_private=settings.webhook_allow_private,
         )
+
+    def retry_delay(self, attempt: int) -> float:
+        """The pause after failed try number ``attempt`` (from 1): doubles each time."""
+        return float(self.backoff * 2 ** (attempt - 1))
+
+
+# targets
+
+
+def private_address(ip: IPAddress) -> bool:
+    """Whether an address is anything but a public unicast one (IPv4 inside IPv6 unwrapped)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return private_address(inner)
+    return (
+        not ip.is_global
+        or ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses a name resolves to, in the resolver's order (``OSError`` if none)."""
+    found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for *_, sockaddr in found:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses
+
+
+async def refused_target(url: str) -> str | None:
+    """Why a webhook URL points at a non-public address, or ``None`` if nothing shows it.
+
+    IP literals and ``localhost`` names are judged as written; other names by what DNS says
+    within a couple of seconds (a name that does not resolve yet is left to delivery, which
+    checks again).
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is a loopback name"
+    ip = _literal(host)
+    if ip is not None:
+        return f"{ip} is not a public address" if private_address(ip) else None
+    with anyio.move_on_after(RESOLVE_AT_SET_SECONDS):
+        try:
+            for found in await _resolve(host, 443):
+                if private_address(found):
+                    return f"{host} resolves to {found}, not a public address"
+        except OSError:
+            return None
+    return None
 
 
 def run_url(base_url: str, run_id: str) -> str:
@@ -81,7 +170,7 @@ def condition(rule: Alert) -> str:
     return f"a running run silent for {_number(window / 60)} min"
 
 
-def payload(rule: AlertRule, event: AlertEvent, base_url: str) -> dict[str, Any]:
+def payload(rule: Alert, event: AlertEvent | NewAlertEvent, base_url: str) -> dict[str, Any]:
     """The Slack-compatible body: ``text`` for notifications, ``blocks`` for the layout."""
     link = run_url(base_url, event.run_id) if event.run_id else None
     run_text = f"<{link}|{event.run_id}>" if link else "—"
@@ -127,55 +216,111 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"v1={digest}"
 
 
-def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+def retryable(attempt: DeliveryAttempt) -> bool:
+    """Whether a failed try is worth repeating: no answer, or HTTP 429 or 5xx."""
+    if attempt.error in (PRIVATE_TARGET, BAD_URL):
+        return False
+    code = attempt.status_code
+    return code is None or code == 429 or code >= 500
 
 
-async def deliver(
-    store: Store, rule: AlertRule, event: AlertEvent, delivery: Delivery
-) -> AlertEvent:
-    """POST the event to the rule's webhook, recording each attempt; returns the event updated.
+def _refused_connection(exc: BaseException) -> bool:
+    """Whether a connect error was, somewhere down its chain, a refused connection."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
-    Webhook failures end as delivery status ``failed``; only a store failure raises.
+
+class _Refused(Exception):
+    """The target cannot be sent to; ``args[0]`` is the error kind."""
+
+
+async def _pinned(url: str, allow_private: bool) -> tuple[str, str, str | None]:
+    """The URL with its host replaced by the checked address, the Host header, the SNI name."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise _Refused(BAD_URL)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise _Refused(BAD_URL) from None
+    literal = _literal(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            addresses = await _resolve(host, port)
+        except OSError:
+            raise _Refused(DNS_FAILURE) from None
+        if not addresses:
+            raise _Refused(DNS_FAILURE)
+    if not allow_private and any(private_address(ip) for ip in addresses):
+        raise _Refused(PRIVATE_TARGET)
+    ip = addresses[0]
+    shown = f"[{ip}]" if ip.version == 6 else str(ip)
+    netloc = f"{shown}:{port}"
+    if parts.username is not None:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        netloc = f"{userinfo}@{netloc}"
+    header = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        header += f":{parts.port}"
+    pinned = parts._replace(netloc=netloc).geturl()
+    sni = host if parts.scheme == "https" and literal is None else None
+    return pinned, header, sni
+
+
+async def send(
+    http: httpx.AsyncClient, item: PendingDelivery, delivery: Delivery
+) -> DeliveryAttempt:
+    """POST one queued delivery once; the attempt as recorded (status and error kind only).
+
+    The target is resolved and checked now, then connected to by the checked address (the
+    original name goes in ``Host`` and, for https, in SNI and certificate checks). The
+    answer's body is never read.
     """
-    import httpx  # only processes that deliver alerts pay for importing httpx
+    import httpx
 
-    assert rule.webhook_url is not None
-    body = json.dumps(payload(rule, event, delivery.base_url)).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "chachaml-alerts"}
-    attempts: list[DeliveryAttempt] = []
-    status: DeliveryStatus = "failed"
-    async with httpx.AsyncClient(timeout=delivery.timeout) as http:
-        for number in range(1, delivery.attempts + 1):
-            if rule.secret is not None:
-                stamp = str(int(time.time()))
-                headers[TIMESTAMP_HEADER] = stamp
-                headers[SIGNATURE_HEADER] = signature(rule.secret, stamp, body)
-            started = time.time()
-            code: int | None = None
-            error: str | None = None
-            try:
-                with anyio.fail_after(delivery.timeout):
-                    answer = await http.post(rule.webhook_url, content=body, headers=headers)
+    body = json.dumps(item.payload).encode()
+    started = time.time()
+    code: int | None = None
+    error: str | None = None
+    try:
+        target, host, sni = await _pinned(item.url, delivery.allow_private)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "chachaml-alerts",
+            "Host": host,
+        }
+        if item.secret is not None:
+            stamp = str(int(time.time()))
+            headers[TIMESTAMP_HEADER] = stamp
+            headers[SIGNATURE_HEADER] = signature(item.secret, stamp, body)
+        extensions: dict[str, Any] = {} if sni is None else {"sni_hostname": sni}
+        with anyio.fail_after(delivery.timeout):
+            async with http.stream(
+                "POST", target, content=body, headers=headers, extensions=extensions
+            ) as answer:
                 code = answer.status_code
-                if not answer.is_success:
-                    error = f"HTTP {code}: {answer.text[:200]}"
-            except (TimeoutError, httpx.TimeoutException):
-                error = f"timed out after {delivery.timeout:g}s"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            attempt = DeliveryAttempt(
-                at=to_datetime(started),
-                status_code=code,
-                error=error[:MAX_ERROR] if error else None,
-                seconds=round(time.time() - started, 3),
-            )
-            attempts.append(attempt)
-            again = error is not None and (code is None or _retryable(code))
-            last = number == delivery.attempts or not again
-            status = "delivered" if error is None else ("failed" if last else "pending")
-            await store.record_delivery(event.id, attempt, status)
-            if last:
-                break
-            await anyio.sleep(delivery.backoff * 2 ** (number - 1))
-    return event.model_copy(update={"delivery": status, "attempts": [*event.attempts, *attempts]})
+        if not 200 <= code < 300:
+            error = f"http {code}"
+    except _Refused as exc:
+        error = str(exc.args[0])
+    except (TimeoutError, httpx.TimeoutException):
+        error = TIMEOUT
+    except httpx.ConnectError as exc:
+        error = REFUSED_CONNECTION if _refused_connection(exc) else CONNECTION_ERROR
+    except httpx.HTTPError:
+        error = NETWORK_ERROR
+    return DeliveryAttempt(
+        at=to_datetime(started),
+        status_code=code,
+        error=error,
+        seconds=round(time.time() - started, 3),
+    )

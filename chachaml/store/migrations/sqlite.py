@@ -320,4 +320,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        8,
+        "webhook delivery queue",
+        (
+            # alert webhooks are sent from this queue by a worker, never inside the request or
+            # run end that fired them; a row lives as long as its event. No error bodies:
+            # last_error is a kind (timeout, connection refused, http 503...)
+            """CREATE TABLE webhook_deliveries (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id INTEGER NOT NULL UNIQUE REFERENCES alert_events(id) ON DELETE CASCADE,
+                alert TEXT NOT NULL,
+                url TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                last_status INTEGER,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            """CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+                WHERE status = 'pending'""",
+            # deliveries in flight under the old in-process scheme have no queued body to resume
+            "UPDATE alert_events SET delivery = 'failed' WHERE delivery = 'pending'",
+        ),
+    ),
 )

@@ -1,0 +1,222 @@
+"""The webhook delivery worker: sends what alerts queued in ``webhook_deliveries``.
+
+Firing an alert only queues its webhook (in the transaction that records the event), so an
+ingest request or a run's end never waits on a webhook. The queue is drained by:
+
+- :func:`run_delivery_worker`, a background task of the server (``chachaml serve``, and
+  ``chachaml mcp``): it claims due rows, POSTs them and records each try, sleeping between
+  passes; several replicas over one PostgreSQL database never send a row twice;
+- :func:`drain_deliveries` (``chachaml alerts deliver``), for setups without a server: it
+  delivers what is due, waits out the retries' backoff, and returns.
+
+The training process (the tracking client) never sends: it only queues. A failed try with no
+answer, HTTP 429 or 5xx is retried after ``backoff``, doubling, up to ``attempts`` tries;
+the schedule lives in the table, so retries survive restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from chachaml.alert_models import DeliveryStatus, PendingDelivery
+from chachaml.store.protocol import Store
+from chachaml.tools.webhooks import Delivery, retryable, send
+
+if TYPE_CHECKING:
+    import httpx
+
+    from chachaml.tracking.client import Client
+
+log = logging.getLogger("chachaml")
+
+CLAIM_BATCH = 20  # rows one pass claims and sends concurrently
+LEASE_MARGIN = 30.0  # seconds a claim outlives the send's timeout before others may retry it
+POLL_SECONDS = 1.0
+MAX_ERROR_PAUSE = 30.0  # the longest pause after the store failed a pass
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What one drain did: deliveries completed and failed, and those still pending."""
+
+    delivered: int
+    failed: int
+    pending: int
+
+
+@dataclass(eq=False)  # hashed by identity
+class _Waker:
+    loop: asyncio.AbstractEventLoop
+    event: anyio.Event
+
+
+_wakers: set[_Waker] = set()
+
+
+def wake() -> None:
+    """Tell this process's workers that something was queued (they poll anyway); any thread."""
+    for waker in list(_wakers):
+        waker.loop.call_soon_threadsafe(waker.event.set)
+
+
+async def _deliver(
+    store: Store, http: httpx.AsyncClient, item: PendingDelivery, delivery: Delivery
+) -> str:
+    attempt = await send(http, item, delivery)
+    retry_at: float | None = None
+    status: DeliveryStatus
+    if attempt.error is None:
+        status = "delivered"
+    elif retryable(attempt) and item.attempt < delivery.attempts:
+        status, retry_at = "pending", time.time() + delivery.retry_delay(item.attempt)
+    else:
+        status = "failed"
+    await store.record_delivery(item.event_id, attempt, status, retry_at)
+    return status
+
+
+def http_client(delivery: Delivery) -> httpx.AsyncClient:
+    """The HTTP client deliveries share (building one costs a TLS context: keep it)."""
+    import httpx  # only processes that deliver pay for importing httpx
+
+    return httpx.AsyncClient(timeout=delivery.timeout, follow_redirects=False)
+
+
+async def deliver_due(
+    store: Store,
+    delivery: Delivery,
+    *,
+    http: httpx.AsyncClient | None = None,
+    limit: int = CLAIM_BATCH,
+) -> list[str]:
+    """Claim the deliveries due now (up to ``limit``), send them concurrently, record each.
+
+    Returns the status each ended with (``delivered``, ``failed``, or ``pending`` to retry).
+    """
+    now = time.time()
+    claimed = await store.claim_deliveries(now, now + delivery.timeout + LEASE_MARGIN, limit)
+    if not claimed:
+        return []
+    if http is None:
+        async with http_client(delivery) as own:
+            return await _send_all(store, own, claimed, delivery)
+    return await _send_all(store, http, claimed, delivery)
+
+
+async def _send_all(
+    store: Store, http: httpx.AsyncClient, claimed: list[PendingDelivery], delivery: Delivery
+) -> list[str]:
+    statuses: list[str] = []
+
+    async def one(item: PendingDelivery) -> None:
+        statuses.append(await _deliver(store, http, item, delivery))
+
+    async with anyio.create_task_group() as tg:
+        for item in claimed:
+            tg.start_soon(one, item)
+    return statuses
+
+
+def retry_budget(delivery: Delivery) -> float:
+    """The longest one delivery takes: every try's timeout and every pause between them."""
+    pauses = sum(delivery.retry_delay(n) for n in range(1, delivery.attempts))
+    return delivery.attempts * delivery.timeout + pauses + 1.0
+
+
+async def drain_deliveries(
+    store: Store, delivery: Delivery, *, wait: float | None = None
+) -> DrainReport:
+    """Deliver everything due, and the retries that come due within ``wait`` seconds.
+
+    ``wait`` defaults to one delivery's full retry budget. Rows leased by a worker elsewhere
+    are left to it. Returns the counts.
+    """
+    deadline = time.time() + (retry_budget(delivery) if wait is None else wait)
+    delivered = failed = 0
+    async with http_client(delivery) as http:
+        while True:
+            for status in await deliver_due(store, delivery, http=http):
+                delivered += status == "delivered"
+                failed += status == "failed"
+            pending, due = await store.pending_deliveries()
+            if due is None:
+                return DrainReport(delivered, failed, pending)
+            now = time.time()
+            if due > now:
+                if due > deadline:
+                    return DrainReport(delivered, failed, pending)
+                await anyio.sleep(due - now)
+
+
+async def _pause(seconds: float, waker: _Waker, stop: anyio.Event | None) -> None:
+    """Sleep ``seconds``, or less when woken or stopped."""
+    with anyio.move_on_after(seconds):
+        async with anyio.create_task_group() as tg:
+
+            async def until(event: anyio.Event) -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until, waker.event)
+            if stop is not None:
+                tg.start_soon(until, stop)
+    if waker.event.is_set():
+        waker.event = anyio.Event()
+
+
+async def run_delivery_worker(
+    store: Store,
+    delivery: Delivery,
+    *,
+    stop: anyio.Event | None = None,
+    poll: float = POLL_SECONDS,
+) -> None:
+    """Deliver queued webhooks until ``stop`` is set (or the task is cancelled).
+
+    Each pass sends what is due, then sleeps until the next row is due, at most ``poll``
+    seconds (less when this process queues something: see :func:`wake`). Store failures are
+    logged and the worker backs off; it never raises for a webhook's sake.
+    """
+    waker = _Waker(asyncio.get_running_loop(), anyio.Event())
+    _wakers.add(waker)
+    errors = 0
+    try:
+        async with http_client(delivery) as http:
+            while stop is None or not stop.is_set():
+                pause = poll
+                try:
+                    while await deliver_due(store, delivery, http=http):
+                        if stop is not None and stop.is_set():
+                            return
+                    _, due = await store.pending_deliveries()
+                    if due is not None:
+                        pause = min(poll, max(0.0, due - time.time()))
+                    errors = 0
+                except Exception as exc:
+                    errors += 1
+                    pause = min(MAX_ERROR_PAUSE, poll * 2**errors)
+                    log.warning("chachaml: delivering alert webhooks failed: %s", exc)
+                await _pause(pause, waker, stop)
+    finally:
+        _wakers.discard(waker)
+
+
+def cmd_alerts_deliver(args: argparse.Namespace, client: Client) -> int:
+    """``chachaml alerts deliver``: send the queued alert webhooks once.
+
+    For setups without a server (a server delivers them itself). Exit status 1 if any
+    delivery failed.
+    """
+    report = client._op(drain_deliveries, Delivery.from_settings(client.settings))
+    print(
+        f"webhooks: {report.delivered} delivered, {report.failed} failed,"
+        f" {report.pending} still pending"
+    )
+    return 1 if report.failed else 0

@@ -1,0 +1,369 @@
+"""Finding 10 and the webhook part of 12: alerts never wait on webhooks, and webhooks stay outside.
+
+Delivery runs from the ``webhook_deliveries`` queue, by a worker in the server (or
+``chachaml alerts deliver``), never inside an ingest request or the training process.
+Targets on loopback/private ranges are refused unless allowed; error bodies are never stored.
+Every webhook here is real: a receiver on 127.0.0.1, a server that never answers, a dead port.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import pytest
+
+from chachaml.alert_models import AlertEvent, NewAlert
+from chachaml.alerts import Alerts
+from chachaml.errors import InvalidInput
+from chachaml.models import NewRun
+from chachaml.store import Store, open_store
+from chachaml.store.codec import make_chunk
+from chachaml.store.migrate import as_sql_store
+from chachaml.tools import alerts as ops
+from chachaml.tools.deliveries import drain_deliveries, run_delivery_worker
+from chachaml.tools.webhooks import Delivery
+from chachaml.tracking.client import Client
+from tests.conftest import make_settings
+from tests.fork_server import ServerFactory
+from tests.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "ada-secret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# the receivers run on 127.0.0.1: these tests allow private targets explicitly
+LOCAL = Delivery(base_url="http://ui.test", timeout=0.5, attempts=3, backoff=0.05,
+                 allow_private=True)  # fmt: skip
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as r:
+        yield r
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    """Poll ``check`` until it holds; fail after ``seconds``."""
+    with anyio.fail_after(seconds):
+        while not await check():
+            await anyio.sleep(0.02)
+
+
+async def new_run(store: Store, experiment: str = "mnist") -> str:
+    run_id = uuid.uuid4().hex
+    await store.create_run(
+        NewRun(
+            id=run_id,
+            experiment=experiment,
+            name=None,
+            created_by="tester",
+            started_at=time.time(),
+            heartbeat_timeout=3600.0,
+        )
+    )
+    return run_id
+
+
+async def raw_rule(store: Store, url: str, name: str = "acc-low", **extra: Any) -> None:
+    """A rule written to the store directly, as an old version (or another process) might."""
+    await store.set_alert(
+        NewAlert(
+            name=name,
+            kind="threshold",
+            metric_key="accuracy",
+            op="<",
+            threshold=0.8,
+            webhook_url=url,
+            created_by="tester",
+            **extra,
+        )
+    )
+
+
+async def fire(store: Store, delivery: Delivery = LOCAL, value: float = 0.5) -> AlertEvent:
+    """A bad run, evaluated: the one event it fires (queued, not delivered)."""
+    run_id = await new_run(store)
+    await store.log_metrics([make_chunk(run_id, "accuracy", [(0, value, time.time())])])
+    (event,) = await ops.evaluate_run(store, run_id, delivery)
+    return event
+
+
+async def history(store: Store, name: str = "acc-low") -> AlertEvent:
+    (event,) = await ops.alert_history(store, name)
+    return event
+
+
+@asynccontextmanager
+async def worker(store: Store, delivery: Delivery = LOCAL) -> AsyncIterator[None]:
+    """The delivery worker, running in the background until the block ends."""
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: run_delivery_worker(store, delivery, stop=stop, poll=0.05))
+        try:
+            yield
+        finally:
+            stop.set()
+
+
+# finding 10: nothing waits on a webhook
+
+
+async def test_the_metrics_post_that_fires_an_alert_does_not_wait_for_a_dead_webhook(
+    store: Store, store_url: str, tmp_path: Path, receiver: Receiver, server_factory: ServerFactory
+) -> None:
+    receiver.script[:] = [HANG] * 10  # accepts the connection, never answers
+    await raw_rule(store, receiver.url)
+    run_id = await new_run(store)
+    serving = server_factory.serve(store_url, tmp_path / "artifacts", f"ada:{TOKEN}")
+    with serving as base:  # a real `chachaml serve` process over the same database
+        async with httpx.AsyncClient(base_url=base) as http:
+            started = time.monotonic()
+            answer = await http.post(
+                f"/api/w/runs/{run_id}/metrics", json={"accuracy": 0.5}, headers=AUTH, timeout=30
+            )
+            took = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        assert took < 1.0, f"the metrics POST took {took:.1f} s"
+        event = await history(store)
+        assert event.run_id == run_id and event.delivery != "delivered"
+        # the server's own worker (if any) refuses the loopback target by default
+        assert receiver.received == []
+
+
+async def test_end_run_only_enqueues_and_the_training_process_never_calls_the_webhook(
+    store_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    settings = make_settings(webhook_allow_private=True)
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=settings)
+    try:
+        Alerts(client).set_alert("acc-low", "accuracy", "<", 0.8, webhook_url=receiver.url)
+        with client.run("mnist") as run:
+            client.log_metric("accuracy", 0.5)
+            started = time.monotonic()
+        took = time.monotonic() - started
+        assert receiver.received == []  # the training process sent nothing
+        (event,) = Alerts(client).alert_history()
+        assert (event.run_id, event.delivery, event.attempts) == (run.id, "pending", [])
+        assert took < 1.0
+    finally:
+        client.close()
+    store = await open_store(store_url)
+    try:
+        report = await drain_deliveries(store, LOCAL)
+        assert (report.delivered, report.failed, report.pending) == (1, 0, 0)
+        (hit,) = receiver.received
+        assert run.id in hit.json["text"]
+        event = await history(store)
+        assert event.delivery == "delivered" and [a.status_code for a in event.attempts] == [200]
+    finally:
+        await store.close()
+
+
+async def test_the_worker_delivers_to_a_live_receiver(store: Store, receiver: Receiver) -> None:
+    await ops.set_alert(
+        store,
+        ops.build_rule(
+            "acc-low",
+            "tester",
+            metric_key="accuracy",
+            op="<",
+            threshold=0.8,
+            webhook_url=receiver.url,
+        ),
+        allow_private=True,
+    )
+    async with worker(store):
+        event = await fire(store)
+        await wait_for(lambda: _delivered(store))
+    (hit,) = receiver.received
+    assert event.run_id is not None and event.run_id in hit.json["text"]
+    stored = await history(store)
+    assert [(a.status_code, a.error) for a in stored.attempts] == [(200, None)]
+
+
+async def _delivered(store: Store) -> bool:
+    return (await history(store)).delivery in ("delivered", "failed")
+
+
+async def test_a_503_is_retried_with_growing_backoff_then_delivered(
+    store: Store, receiver: Receiver
+) -> None:
+    receiver.script[:] = [503, 503, 200]
+    await raw_rule(store, receiver.url)
+    spaced = Delivery(timeout=0.5, attempts=3, backoff=0.3, allow_private=True)
+    async with worker(store, spaced):
+        await fire(store)
+        await wait_for(lambda: _delivered(store))
+    event = await history(store)
+    assert event.delivery == "delivered"
+    assert [(a.status_code, a.error) for a in event.attempts] == [
+        (503, "http 503"),
+        (503, "http 503"),
+        (200, None),
+    ]
+    first, second, third = (a.at.timestamp() for a in event.attempts)
+    assert second - first >= 0.3 and third - second >= 0.6  # the pause doubles
+    assert len(receiver.received) == 3
+
+
+async def test_a_queued_delivery_survives_a_restart(store_url: str, receiver: Receiver) -> None:
+    receiver.script[:] = [503, 200]
+    slow_retry = Delivery(timeout=0.5, attempts=3, backoff=0.3, allow_private=True)
+    first = await open_store(store_url)
+    try:
+        await raw_rule(first, receiver.url)
+        await fire(first)
+        report = await drain_deliveries(first, slow_retry, wait=0)  # one try, then "crash"
+        assert (report.delivered, report.pending) == (0, 1)
+        assert (await history(first)).delivery == "pending"
+    finally:
+        await first.close()
+    again = await open_store(store_url)  # a new process over the same database
+    try:
+        report = await drain_deliveries(again, slow_retry)
+        assert (report.delivered, report.failed, report.pending) == (1, 0, 0)
+        event = await history(again)
+        assert event.delivery == "delivered"
+        assert [a.status_code for a in event.attempts] == [503, 200]
+        assert len(receiver.received) == 2
+    finally:
+        await again.close()
+
+
+async def test_two_workers_on_one_database_never_send_twice(
+    store_url: str, receiver: Receiver
+) -> None:
+    stores = [await open_store(store_url) for _ in range(3)]
+    try:
+        await raw_rule(stores[0], receiver.url)
+        for _ in range(6):
+            await fire(stores[0])
+        async with anyio.create_task_group() as tg:
+            for s in stores * 2:
+                tg.start_soon(drain_deliveries, s, LOCAL)
+        assert len(receiver.received) == 6
+        assert len({hit.json["text"] for hit in receiver.received}) == 6
+        events = await ops.alert_history(stores[0])
+        assert [len(e.attempts) for e in events] == [1] * 6
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_dead_port_fails_after_the_attempts_with_an_error_kind(store: Store) -> None:
+    await raw_rule(store, refused_url())
+    await fire(store)
+    report = await drain_deliveries(store, LOCAL)
+    assert (report.delivered, report.failed) == (0, 1)
+    event = await history(store)
+    assert event.delivery == "failed"
+    assert [(a.status_code, a.error) for a in event.attempts] == [(None, "connection refused")] * 3
+
+
+# finding 12: private targets and error bodies
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.1.1/hook",
+        "http://172.16.0.5/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9000/hook",
+        "http://[fd00::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://224.0.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://240.0.0.1/hook",
+        "http://100.64.0.1/hook",
+    ],
+)
+async def test_private_targets_are_refused_when_the_rule_is_set(store: Store, url: str) -> None:
+    rule = ops.build_rule("hook", "tester", silent_minutes=5, webhook_url=url)
+    with pytest.raises(InvalidInput, match=r"alert 'hook'.*CHACHAML_WEBHOOK_ALLOW_PRIVATE"):
+        await ops.set_alert(store, rule)
+    assert await ops.list_alerts(store) == []
+    allowed = await ops.set_alert(store, rule, allow_private=True)
+    assert allowed.name == "hook"
+
+
+async def test_the_python_api_refuses_private_targets_unless_the_setting_allows(
+    store_url: str, tmp_path: Path
+) -> None:
+    for allow in (False, True):
+        client = Client(store=store_url, artifacts=str(tmp_path / "a"),
+                        settings=make_settings(webhook_allow_private=allow))  # fmt: skip
+        try:
+            api = Alerts(client)
+            if allow:
+                assert api.set_alert("low", silent_minutes=5, webhook_url="http://10.0.0.7/h")
+            else:
+                with pytest.raises(InvalidInput, match="alert 'low'"):
+                    api.set_alert("low", silent_minutes=5, webhook_url="http://10.0.0.7/h")
+        finally:
+            client.close()
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_delivery(
+    store: Store, receiver: Receiver
+) -> None:
+    port = urlsplit(receiver.url).port
+    await raw_rule(store, f"http://localhost:{port}/hook")  # stored before the check existed
+    await fire(store)
+    report = await drain_deliveries(store, Delivery(timeout=0.5, attempts=3, backoff=0.01))
+    assert (report.delivered, report.failed) == (0, 1)
+    assert receiver.received == []
+    event = await history(store)
+    assert event.delivery == "failed"
+    assert [(a.status_code, a.error) for a in event.attempts] == [(None, "refused private address")]
+    # allowed explicitly, the same rule is delivered to the address that was checked
+    await ops.delete_alert(store, "acc-low")
+    await raw_rule(store, f"http://localhost:{port}/hook", name="allowed")
+    await fire(store)
+    assert (await drain_deliveries(store, LOCAL)).delivered == 1
+    (hit,) = receiver.received
+    assert hit.headers["Host"] == f"localhost:{port}"
+
+
+def test_the_allow_private_setting_comes_from_the_environment() -> None:
+    from chachaml.settings import Settings
+
+    assert Settings.from_env({}).webhook_allow_private is False
+    on = Settings.from_env({"CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true"})
+    assert on.webhook_allow_private is True
+    assert Delivery.from_settings(on).allow_private is True
+    assert Delivery.from_settings(Settings.from_env({})).allow_private is False
+
+
+async def test_error_bodies_are_never_stored_nor_shown(
+    store: Store, receiver: Receiver, store_url: str
+) -> None:
+    leak = b"internal error: db password=hunter2-SECRET at 10.0.0.5"
+    receiver.script[:] = [(500, leak), (502, leak), (404, leak)]
+    await raw_rule(store, receiver.url)
+    await fire(store)
+    report = await drain_deliveries(store, LOCAL)
+    assert report.failed == 1
+    event = await history(store)
+    assert [(a.status_code, a.error) for a in event.attempts] == [
+        (500, "http 500"),
+        (502, "http 502"),
+        (404, "http 404"),
+    ]
+    shown = "".join(e.model_dump_json() for e in await ops.alert_history(store))
+    assert "hunter2" not in shown and "SECRET" not in shown
+    sql = as_sql_store(store, store_url)
+    for table in ("alert_events", "webhook_deliveries"):
+        rows = await sql._fetch(f"SELECT * FROM {table}")
+        assert rows and "hunter2" not in repr(rows)
