@@ -222,6 +222,8 @@ class MetricChunk:
 
     ``steps`` is little-endian int64, ``values`` and ``timestamps`` little-endian float64;
     the ``last_*``/``min``/``max`` fields summarise the chunk for the per-run metric summary.
+    ``batch`` names the batch a chunk was sent in, so that a batch sent again (a retry after
+    a lost reply or a crash) is not stored twice.
     """
 
     run_id: str
@@ -235,6 +237,7 @@ class MetricChunk:
     last_time: float
     min_value: float | None
     max_value: float | None
+    batch: str | None = None  # a retried batch with this id (per run) is stored only once
 
 
 class NewRun(_Model):

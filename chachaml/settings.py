@@ -144,6 +144,7 @@ class Settings:
     tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     auth_reads: bool = False
     max_upload_bytes: int = 1 << 30
+    idempotency_lease: float = 60.0
     anthropic_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
@@ -170,6 +171,7 @@ class Settings:
             tokens=parse_tokens(env.get("CHACHAML_TOKENS", "")),
             auth_reads=_flag(env, "CHACHAML_AUTH_READS", False),
             max_upload_bytes=_int(env, "CHACHAML_MAX_UPLOAD_BYTES", 1 << 30),
+            idempotency_lease=_float(env, "CHACHAML_IDEMPOTENCY_LEASE_SECONDS", 60.0),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,

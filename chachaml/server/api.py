@@ -33,6 +33,7 @@ class ApiConfig:
 
     max_upload_bytes: int = 1 << 30
     delivery: Delivery = field(default_factory=Delivery)
+    idempotency_lease: float = 60.0  # seconds before a crashed request's key may be retried
 
 
 def _version() -> str:
@@ -57,6 +58,7 @@ def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
         app.add_exception_handler(kind, handler)
     app.state.max_upload_bytes = cfg.max_upload_bytes
     app.state.delivery = cfg.delivery
+    app.state.idempotency_lease = cfg.idempotency_lease
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,11 @@ class ApiOptions:
                 " a token for every request. Set CHACHAML_TOKENS=user:token, create one with"
                 " `chachaml token create --store URL --user NAME`, or pass --insecure"
             )
-        return ApiConfig(max_upload_bytes=s.max_upload_bytes, delivery=Delivery.from_settings(s))
+        return ApiConfig(
+            max_upload_bytes=s.max_upload_bytes,
+            delivery=Delivery.from_settings(s),
+            idempotency_lease=s.idempotency_lease,
+        )
 
     def access(self, host: str) -> AccessConfig:
         """The access layer's config for a server bound to ``host``."""

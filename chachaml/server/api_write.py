@@ -9,6 +9,7 @@ user is who a new run, model version or promotion is attributed to.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import math
 import tempfile
@@ -175,9 +176,12 @@ async def log_metrics(call: Call) -> m.MetricsLogged:
     body: m.MetricBatch | m.MetricValues = call.body
     if isinstance(body, m.MetricValues):
         points = [m.MetricPoint(key=k, value=val) for k, val in body.root.items()]
-        return await _store_metrics(call, run_id, await _point_chunks(call, run_id, points))
-    chunks = [_series_chunk(run_id, s) for s in body.series]
-    chunks += await _point_chunks(call, run_id, body.metrics)
+        chunks = await _point_chunks(call, run_id, points)
+    else:
+        chunks = [_series_chunk(run_id, s) for s in body.series]
+        chunks += await _point_chunks(call, run_id, body.metrics)
+    if call.batch is not None:  # a retry of this key, even after a crash, stores nothing new
+        chunks = [dataclasses.replace(c, batch=call.batch) for c in chunks]
     return await _store_metrics(call, run_id, chunks)
 
 

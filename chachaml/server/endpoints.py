@@ -5,6 +5,11 @@ handler; the route it builds authorises the caller, reads the body with a size l
 validates it with pydantic (a 422 listing the fields otherwise), makes writes carrying an
 ``Idempotency-Key`` header safe to retry, and serialises the answer with the declared type.
 :mod:`chachaml.server.openapi` reads the same declarations, so the spec cannot drift.
+
+An idempotency key's claim is a lease: if the server dies mid-request the key is in flight
+(a retry gets 409 with ``Retry-After``) until the lease runs out, then a retry takes it over
+and runs the request again. A write that must not happen twice even then records its own
+proof in its transaction: metric batches store :func:`batch_id` with their points.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chachaml.server.api_errors import ApiError, from_validation
+from chachaml.server.api_errors import ApiError, envelope, from_validation
 from chachaml.server.auth import Auth
 from chachaml.store.api_protocol import Scope
 from chachaml.store.protocol import Store
@@ -41,6 +46,13 @@ class Call:
     store: Store
     user: str
     body: Any = None
+    idempotency_key: str | None = None
+
+    @property
+    def batch(self) -> str | None:
+        """The id under which a batch write records itself, if it came with a key."""
+        key = self.idempotency_key
+        return None if key is None else batch_id(self.user, key)
 
     def path(self, name: str) -> str:
         """A path parameter."""
@@ -205,25 +217,38 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
     return endpoint
 
 
+def request_hash(method: str, path: str, raw: bytes) -> str:
+    """What an idempotency key is bound to: the method, the path and the body's bytes."""
+    return hashlib.sha256(b"\0".join([method.encode(), path.encode(), raw])).hexdigest()
+
+
+def batch_id(user: str, key: str) -> str:
+    """The batch id of a write sent with an idempotency key (keys are per user)."""
+    return hashlib.sha256(f"{user}\0{key}".encode()).hexdigest()[:32]
+
+
 async def _idempotent(ep: Endpoint, call: Call, key: str, raw: bytes) -> Response:
     """Run a write once per (user, key); a retry gets the stored answer back."""
     if not 1 <= len(key) <= 200:
         raise ApiError(422, "Idempotency-Key must be 1 to 200 characters")
-    request_hash = hashlib.sha256(
-        b"\0".join([call.request.method.encode(), call.request.url.path.encode(), raw])
-    ).hexdigest()
-    stored = await call.store.claim_idempotency_key(call.user, key, request_hash)
+    hashed = request_hash(call.request.method, call.request.url.path, raw)
+    lease: float = getattr(call.request.app.state, "idempotency_lease", 60.0)
+    stored = await call.store.claim_idempotency_key(call.user, key, hashed, lease)
     if stored is not None:
-        if stored.request_hash != request_hash:
+        if stored.request_hash != hashed:
             raise ApiError(422, f"Idempotency-Key {key!r} was used for a different request")
         if stored.in_flight:
-            raise ApiError(409, f"a request with Idempotency-Key {key!r} is still in progress")
+            busy = envelope(409, f"a request with Idempotency-Key {key!r} is still in progress"
+                            f" (a claim left by a crash expires after {lease:g} s)")  # fmt: skip
+            busy.headers["Retry-After"] = "1"
+            return busy
         return Response(
             stored.body or b"",
             status_code=stored.status,
             media_type="application/json" if stored.body else None,
             headers={"Idempotent-Replayed": "true"},
         )
+    call.idempotency_key = key
     try:
         call.body = await _parse(ep, raw)
         response = _json_response(ep, await ep.handler(call))

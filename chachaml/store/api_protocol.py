@@ -11,8 +11,10 @@ Contract for implementers (on top of the ``Store`` contract):
   either records a new in-flight claim (and returns ``None``) or returns the row already there,
   so two requests with one key (any tasks, processes or replicas) never both run; the row
   says whether the first request finished (``status`` > 0, with the response body) or is
-  still in flight (``status`` 0). ``release_idempotency_key`` deletes an in-flight claim whose
-  request failed, so a retry can run.
+  still in flight (``status`` 0). An in-flight claim older than the ``lease`` (its server
+  died mid-request) is taken over atomically: of racing claims exactly one gets ``None``.
+  ``release_idempotency_key`` deletes an in-flight claim whose request failed, so a retry
+  can run.
 """
 
 from __future__ import annotations
@@ -88,9 +90,12 @@ class ApiStore(Protocol):
         ...
 
     async def claim_idempotency_key(
-        self, user: str, key: str, request_hash: str
+        self, user: str, key: str, request_hash: str, lease: float = 60.0
     ) -> IdempotentReply | None:
-        """Claim a key for a request; ``None`` when claimed now, else what is stored."""
+        """Claim a key, or take over a claim older than ``lease`` seconds.
+
+        ``None`` when claimed now, else what is stored.
+        """
         ...
 
     async def finish_idempotency_key(self, user: str, key: str, status: int, body: str) -> None:

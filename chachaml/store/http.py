@@ -4,7 +4,10 @@ The tracking client runs unchanged on top of it: writes go to ``/api/w/``, reads
 ``/api/store/``, artifact bytes through ``/api/w/objects`` and ``/api/store/objects``
 (:class:`HttpArtifactStore`). The metric flusher's chunks for a run travel as one request
 of packed series. Writes carry an ``Idempotency-Key`` and are retried on connection
-errors and 503s with the same key, so a retry never stores a point twice.
+errors and 503s with the same key. A metric batch's key derives from the batch id the
+tracking runtime gives its chunks, so the batch keeps its key when it is sent again at the
+next ``flush()`` after a failure; the server records the id with the points, so a retry
+never stores a point twice, even after a crash.
 
 What the API does not offer (pipelines, alert rules, registry aliases/tags/notes, token
 administration) raises ``StoreUnavailable`` saying so. Alert rules are evaluated by
@@ -14,6 +17,7 @@ the server when metrics arrive and runs end, so the client sees no rules to eval
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -67,6 +71,10 @@ ERRORS: Mapping[int, type[Exception]] = {404: NotFound, 409: Conflict, 413: Inva
                                          422: InvalidInput}  # fmt: skip
 
 
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.is_success:
         return
@@ -109,9 +117,14 @@ class HttpStore:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request, retried with one idempotency key on connection errors and 503s."""
-        headers = {"Idempotency-Key": uuid.uuid4().hex} if method == "POST" else {}
+    async def request(
+        self, method: str, path: str, *, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request, retried with one idempotency key (``key``, else a new one).
+
+        Retried on connection errors, 503s and 409s for an earlier attempt in progress.
+        """
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex} if method == "POST" else {}
         once = hasattr(kwargs.get("content"), "__aiter__")  # a stream cannot be sent again
         delay = 0.2
         for attempt in range(ATTEMPTS):
@@ -122,10 +135,14 @@ class HttpStore:
                 if last:
                     raise StoreUnavailable(f"cannot reach {self._url}: {exc!r}") from exc
             else:
-                busy = response.status_code == 503 or (
-                    response.status_code == 409 and "in progress" in response.text
-                )
-                if not busy or last:
+                in_progress = response.status_code == 409 and "in progress" in response.text
+                if in_progress and last:  # transient: the batch is kept and sent again later
+                    raise StoreUnavailable(
+                        f"the server at {self._url} is still working on an earlier attempt of"
+                        f" {method} {path} (or it died mid-request and the claim has not"
+                        " expired yet); will retry"
+                    )
+                if not (response.status_code == 503 or in_progress) or last:
                     _raise_for(response)
                     return response
             await anyio.sleep(delay)
@@ -135,8 +152,8 @@ class HttpStore:
     async def _get(self, path: str, kind: Any) -> Any:
         return TypeAdapter(kind).validate_json((await self.request("GET", path)).content)
 
-    async def _post(self, path: str, body: Any, kind: Any = None) -> Any:
-        response = await self.request("POST", path, json=body)
+    async def _post(self, path: str, body: Any, kind: Any = None, *, key: str | None = None) -> Any:
+        response = await self.request("POST", path, json=body, key=key)
         return None if kind is None else TypeAdapter(kind).validate_json(response.content)
 
     # experiments
@@ -195,8 +212,13 @@ class HttpStore:
         await self._post(f"/api/w/runs/{quote(run_id)}/datasets", dataset.model_dump())
 
     async def log_metrics(self, chunks: Sequence[MetricChunk]) -> None:
-        """Send each run's chunks as one request of packed series, runs concurrently."""
+        """Send each run's chunks as one request of packed series, runs concurrently.
+
+        The idempotency key of a run's request derives from the chunks' batch id, so the
+        same batch sent again (a later flush after a failure) carries the same key.
+        """
         by_run: dict[str, list[dict[str, str]]] = {}
+        batches: dict[str, str | None] = {}
         for c in chunks:
             by_run.setdefault(c.run_id, []).append(
                 {
@@ -206,11 +228,23 @@ class HttpStore:
                     "timestamps": base64.b64encode(c.timestamps).decode(),
                 }
             )
+            batches.setdefault(c.run_id, c.batch)
+        failures: list[Exception] = []
+
+        async def send(run_id: str, series: list[dict[str, str]]) -> None:
+            batch = batches[run_id]
+            key = None if batch is None else f"metrics-{batch}-{_short_hash(run_id)}"
+            try:
+                await self._post(f"/api/w/runs/{quote(run_id)}/metrics", {"series": series},
+                                 key=key)  # fmt: skip
+            except Exception as exc:  # reported below as one ChachamlError, not a group
+                failures.append(exc)
+
         async with anyio.create_task_group() as tg:
             for run_id, series in by_run.items():
-                tg.start_soon(
-                    self._post, f"/api/w/runs/{quote(run_id)}/metrics", {"series": series}
-                )
+                tg.start_soon(send, run_id, series)
+        if failures:
+            raise failures[0]
 
     async def add_artifact(self, record: ArtifactRecord) -> None:
         """Record an artifact whose bytes were uploaded through :class:`HttpArtifactStore`."""
@@ -487,7 +521,7 @@ class HttpStore:
         self._unsupported("token lookup")
 
     async def claim_idempotency_key(
-        self, user: str, key: str, request_hash: str
+        self, user: str, key: str, request_hash: str, lease: float = 60.0
     ) -> IdempotentReply | None:
         """Not offered over HTTP."""
         self._unsupported("idempotency keys")

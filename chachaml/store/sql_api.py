@@ -83,17 +83,30 @@ class SQLApi:
         return await self._transact(body)
 
     async def claim_idempotency_key(
-        self, user: str, key: str, request_hash: str
+        self, user: str, key: str, request_hash: str, lease: float = 60.0
     ) -> IdempotentReply | None:
-        """Insert an in-flight claim, or return the row already there."""
+        """Insert an in-flight claim, take over one older than ``lease``, or return the row.
+
+        A claim left in flight by a server that died is taken over by one UPDATE whose
+        condition includes the old ``created_at``: of racing retries exactly one changes the
+        row (the others see the new time), so only one runs the request again.
+        """
 
         async def body(db: Tx) -> IdempotentReply | None:
+            now = time.time()
             claimed = await db.execute(
                 "INSERT INTO idempotency_keys (user_name, key, request_hash, status, created_at)"
                 " VALUES (?, ?, ?, 0, ?) ON CONFLICT (user_name, key) DO NOTHING",
-                (user, key, request_hash, time.time()),
+                (user, key, request_hash, now),
             )
             if claimed:
+                return None
+            taken = await db.execute(
+                "UPDATE idempotency_keys SET created_at = ? WHERE user_name = ? AND key = ?"
+                " AND request_hash = ? AND status = 0 AND created_at < ?",
+                (now, user, key, request_hash, now - lease),
+            )
+            if taken:
                 return None
             row = (
                 await db.fetchall(
@@ -107,11 +120,12 @@ class SQLApi:
         return await self._transact(body)
 
     async def finish_idempotency_key(self, user: str, key: str, status: int, body: str) -> None:
-        """Store the reply under the key."""
+        """Store the reply under the key, unless a reply is already there (a takeover's)."""
 
         async def write(db: Tx) -> None:
             await db.execute(
-                "UPDATE idempotency_keys SET status = ?, body = ? WHERE user_name = ? AND key = ?",
+                "UPDATE idempotency_keys SET status = ?, body = ?"
+                " WHERE user_name = ? AND key = ? AND status = 0",
                 (status, body, user, key),
             )
 

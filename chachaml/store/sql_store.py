@@ -300,17 +300,33 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         await self._transact(body)
 
     async def log_metrics(self, chunks: Sequence[MetricChunk]) -> None:
-        """Insert chunks and upsert each (run, key) summary in one transaction."""
+        """Insert chunks and upsert each (run, key) summary in one transaction.
+
+        Chunks carrying a ``batch`` id are skipped when their run already holds that batch:
+        the id is recorded in the same transaction as the points, so a batch sent again
+        after a lost reply or a crash is stored once (the primary key settles races).
+        """
         if not chunks:
             return
 
         async def body(db: Tx) -> None:
             for run_id in {c.run_id for c in chunks}:
                 await self._require_run(db, run_id)
+            stored: set[tuple[str, str]] = set()
+            for run_id, batch in {(c.run_id, c.batch) for c in chunks if c.batch is not None}:
+                if not await db.execute(
+                    "INSERT INTO metric_batches (run_id, batch) VALUES (?, ?)"
+                    " ON CONFLICT (run_id, batch) DO NOTHING",
+                    (run_id, batch),
+                ):
+                    stored.add((run_id, batch))
+            fresh = [c for c in chunks if (c.run_id, c.batch) not in stored]
+            if not fresh:
+                return
             await db.insert_rows(
                 "metric_chunks",
                 ("run_id", "key", "count", "steps", "vals", "times"),
-                [(c.run_id, c.key, c.count, c.steps, c.values, c.timestamps) for c in chunks],
+                [(c.run_id, c.key, c.count, c.steps, c.values, c.timestamps) for c in fresh],
             )
             await db.executemany(
                 """INSERT INTO metric_summary AS s
@@ -339,7 +355,7 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                         c.max_value,
                         c.count,
                     )
-                    for c in chunks
+                    for c in fresh
                 ],
             )
 

@@ -10,10 +10,12 @@ thrown into the training loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,7 +58,7 @@ class Runtime:
         self._artifacts: ArtifactStore | None = None
         self._wake: anyio.Event | None = None
         self._drain_lock: anyio.Lock | None = None
-        self._retry: list[MetricChunk] = []
+        self._unsent: list[list[MetricChunk]] = []  # batches, each sent again as it was
         self._packed: list[MetricChunk] = []
         self._packed_points = 0
         self._last_error: BaseException | None = None
@@ -148,24 +150,27 @@ class Runtime:
         return self._packed_points
 
     async def drain(self) -> None:
-        """Store every buffered point of every active run; raise if the store refuses."""
+        """Store every buffered point of every active run; raise if the store refuses.
+
+        Buffered points become a batch with a fresh id. A batch that fails is kept whole,
+        id included, and sent first and unchanged by the next drain: its reply may only have
+        been lost, and the store (or server) skips a batch id it already holds, so a point
+        is never stored twice.
+        """
         assert self._drain_lock is not None
         async with self._drain_lock:
-            chunks = self._retry
-            self._retry = []
             n = len(self._packed)
-            chunks.extend(self._packed[:n])
+            chunks = self._packed[:n]
             del self._packed[:n]
             self._packed_points = sum(c.count for c in self._packed)
             for run in list(self.active.values()):
                 chunks.extend(run.take_chunks())
-            if not chunks:
-                return
-            try:
-                await self.store.log_metrics(chunks)
-            except BaseException:
-                self._retry = chunks + self._retry
-                raise
+            if chunks:
+                batch = uuid.uuid4().hex
+                self._unsent.append([dataclasses.replace(c, batch=batch) for c in chunks])
+            while self._unsent:
+                await self.store.log_metrics(self._unsent[0])
+                del self._unsent[0]
 
     async def after_drain(self, call: Callable[[], Awaitable[T]]) -> T:
         """Store buffered points, then run ``call`` (so it sees everything logged before)."""

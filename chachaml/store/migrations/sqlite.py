@@ -347,4 +347,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "UPDATE alert_events SET delivery = 'failed' WHERE delivery = 'pending'",
         ),
     ),
+    Migration(
+        9,
+        "metric batches, so a retried batch is stored once",
+        (
+            # a batch id per run, inserted in the transaction that stores the batch's chunks
+            """CREATE TABLE metric_batches (
+                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                batch TEXT NOT NULL,
+                PRIMARY KEY (run_id, batch)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
