@@ -249,21 +249,64 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_token(args: argparse.Namespace, client: Client) -> int:
-    """Create an API token for a user; print it once (only its hash is stored)."""
+    """Create, list or revoke API tokens in the store that is named explicitly."""
     import anyio
 
-    from chachaml.server.auth import create_token
+    from chachaml.server import auth
     from chachaml.store import open_store
 
-    async def create() -> str:
-        store = await open_store(client.settings.store_url)
+    url = args.store or os.environ.get("CHACHAML_STORE")
+    if not url:
+        # Guessing ./chachaml.db would put the token where no server looks for it.
+        print(
+            "chachaml: name the store the server uses: chachaml token ... --store URL"
+            " (or set CHACHAML_STORE)",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def act() -> int:
+        store = await open_store(url)
         try:
-            return await create_token(store, args.user, args.scope)
+            if args.token_command == "create":
+                token, info = await auth.create_token(store, args.user, args.scope)
+                print(token)
+                print(
+                    f"chachaml: token {info.id} ({info.hint}...) for {info.user!r} with"
+                    f" {info.scope} scope created in {url}; it is shown only once",
+                    file=sys.stderr,
+                )
+            elif args.token_command == "list":
+                print(f"tokens in {url}:", file=sys.stderr)
+                rows = [
+                    [
+                        str(t.id),
+                        t.user,
+                        t.scope,
+                        t.hint + "...",
+                        _when(t.created_at),
+                        "revoked " + _when(t.revoked_at) if t.revoked_at else "active",
+                    ]
+                    for t in await auth.list_tokens(store)
+                ]
+                print(_table(rows, ["id", "user", "scope", "token", "created", "state"]))
+            else:
+                info = await auth.revoke_token(store, args.token)
+                print(
+                    f"chachaml: token {info.id} ({info.hint}...) of {info.user!r} revoked in {url};"
+                    " running servers refuse it within seconds"
+                )
+            return 0
         finally:
             await store.close()
 
-    print(anyio.run(create))
-    return 0
+    return anyio.run(act)
+
+
+def _when(at: float | None) -> str:
+    from datetime import datetime
+
+    return "" if at is None else datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M")
 
 
 def cmd_chat(args: argparse.Namespace, client: Client) -> int:
@@ -404,11 +447,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-writes", action="store_true", help="let the model tag runs etc.")
     p.add_argument("--json", action="store_true", help="print the answer and tool calls as JSON")
 
-    p = sub.add_parser("token", help="API tokens for the HTTP API")
+    p = sub.add_parser("token", help="API tokens: create, list, revoke (name the store)")
     actions = p.add_subparsers(dest="token_command", required=True)
-    p = actions.add_parser("create", help="create a token for a user and print it")
+    p = actions.add_parser("create", help="create a token for a user and print it once")
+    p.add_argument("--store", default=argparse.SUPPRESS, help="the server's store URL")
     p.add_argument("--user", required=True, help="who runs logged with the token belong to")
-    p.add_argument("--scope", choices=["write", "read"], default="write")
+    p.add_argument(
+        "--scope",
+        choices=["read", "write", "admin"],
+        default="write",
+        help="read: every read; write: also tracking and registry writes; admin: also deletes"
+        " and webhook alert rules (default: write)",
+    )
+    p = actions.add_parser("list", help="list tokens (id, user, scope, hint, state)")
+    p.add_argument("--store", default=argparse.SUPPRESS, help="the server's store URL")
+    p = actions.add_parser("revoke", help="revoke a token by id or hint")
+    p.add_argument("--store", default=argparse.SUPPRESS, help="the server's store URL")
+    p.add_argument("token", help="the token's id (from `chachaml token list`) or its hint")
     return parser
 
 

@@ -108,20 +108,25 @@ class S3Settings:
         )
 
 
-def parse_tokens(raw: str) -> tuple[tuple[str, str], ...]:
-    """``CHACHAML_TOKENS``: comma-separated ``user:token`` pairs, as ``(user, token)``."""
-    pairs: list[tuple[str, str]] = []
+def parse_tokens(raw: str) -> tuple[tuple[str, str, str], ...]:
+    """``CHACHAML_TOKENS``: comma-separated ``user:token`` (write scope) or ``user:token:scope``
+    entries (scope ``read``, ``write`` or ``admin``), as ``(user, token, scope)``."""
+    entries: list[tuple[str, str, str]] = []
     for item in raw.split(","):
         if not item.strip():
             continue
         user, sep, token = item.strip().partition(":")
+        scope = "write"
+        head, colon, tail = token.rpartition(":")
+        if colon and tail in ("read", "write", "admin"):
+            token, scope = head, tail
         if not sep or not user or len(token) < 8:
             raise ValueError(
-                "CHACHAML_TOKENS must be comma-separated user:token pairs with tokens of 8 or"
-                f" more characters, got an entry for {user or '?'!r}"
+                "CHACHAML_TOKENS must be comma-separated user:token[:scope] entries with tokens"
+                f" of 8 or more characters, got an entry for {user or '?'!r}"
             )
-        pairs.append((user, token))
-    return tuple(pairs)
+        entries.append((user, token, scope))
+    return tuple(entries)
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,9 @@ class Settings:
     webhook_allow_private: bool = False
     s3: S3Settings = field(default_factory=S3Settings)
     token: str | None = field(default=None, repr=False)
-    tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    auth_reads: bool = False
+    tokens: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
+    public_reads: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     max_upload_bytes: int = 1 << 30
     idempotency_lease: float = 60.0
     anthropic_api_key: str | None = field(default=None, repr=False)
@@ -169,7 +175,10 @@ class Settings:
             s3=S3Settings.from_env(env),
             token=env.get("CHACHAML_TOKEN") or None,
             tokens=parse_tokens(env.get("CHACHAML_TOKENS", "")),
-            auth_reads=_flag(env, "CHACHAML_AUTH_READS", False),
+            public_reads=_flag(env, "CHACHAML_PUBLIC_READS", False),
+            allowed_hosts=tuple(
+                h.strip() for h in env.get("CHACHAML_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
             max_upload_bytes=_int(env, "CHACHAML_MAX_UPLOAD_BYTES", 1 << 30),
             idempotency_lease=_float(env, "CHACHAML_IDEMPOTENCY_LEASE_SECONDS", 60.0),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,

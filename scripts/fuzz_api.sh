@@ -8,7 +8,6 @@ PYTHON="${PYTHON:-python}"
 ST="$(cd "$(dirname "$(command -v "$PYTHON")")" && pwd)/st"
 work="$(mktemp -d)"
 token="fuzz-token-$RANDOM$RANDOM"
-port="$("$PYTHON" -c 'from tests.mcp_seed import free_port; print(free_port())')"
 server=""
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
@@ -19,22 +18,37 @@ trap cleanup EXIT
 store="$("$PYTHON" -c 'import sys, anyio, pathlib
 from tests.mcp_seed import seeded_store
 print(anyio.run(seeded_store, pathlib.Path(sys.argv[1])))' "$work")"
-CHACHAML_TOKENS="fuzzer:$token" "$PYTHON" -m chachaml.cli serve --store "$store" \
-  --artifacts "$work/artifacts" --port "$port" >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 600); do
-  if "$PYTHON" -c 'import sys, httpx; httpx.get(sys.argv[1], timeout=1).raise_for_status()' \
-    "http://127.0.0.1:$port/health" 2>/dev/null; then break; fi
-  kill -0 "$server" || { cat "$work/server.log"; exit 1; }
-  sleep 0.1
-done
+# Twice: team mode (a token, sent with every request) and local mode (no token at all).
+fuzz() {  # fuzz MODE SECONDS
+  local mode="$1" seconds="$2" port status=0
+  port="$("$PYTHON" -c 'from tests.mcp_seed import free_port; print(free_port())')"
+  local tokens="" header=()
+  if [ "$mode" = team ]; then tokens="fuzzer:$token"; header=(--header "Authorization: Bearer $token"); fi
+  CHACHAML_TOKENS="$tokens" "$PYTHON" -m chachaml.cli serve --store "$store" \
+    --artifacts "$work/artifacts" --port "$port" >"$work/server-$mode.log" 2>&1 &
+  server=$!
+  for _ in $(seq 600); do
+    if "$PYTHON" -c 'import sys, httpx; httpx.get(sys.argv[1], timeout=1).raise_for_status()' \
+      "http://127.0.0.1:$port/health" 2>/dev/null; then break; fi
+    kill -0 "$server" || { cat "$work/server-$mode.log"; exit 1; }
+    sleep 0.1
+  done
+  echo "schemathesis: $mode mode"
+  (cd "$work" && "$ST" run "http://127.0.0.1:$port/api/openapi.json" \
+    --checks not_a_server_error,response_schema_conformance \
+    "${header[@]}" \
+    --max-examples "${FUZZ_EXAMPLES:-30}" --max-time "$seconds" \
+    --seed "${FUZZ_SEED:-8}" --no-color --warnings off) || status=$?
+  if [ "$status" -ne 0 ]; then tail -n 50 "$work/server-$mode.log"; fi
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  server=""
+  return "$status"
+}
 
+# schemathesis keeps its replay files in the working directory (the subshell's $work)
+total="${FUZZ_SECONDS:-300}"
 status=0
-cd "$work"  # schemathesis keeps its replay files in the working directory
-"$ST" run "http://127.0.0.1:$port/api/openapi.json" \
-  --checks not_a_server_error,response_schema_conformance \
-  --header "Authorization: Bearer $token" \
-  --max-examples "${FUZZ_EXAMPLES:-30}" --max-time "${FUZZ_SECONDS:-300}" \
-  --seed "${FUZZ_SEED:-8}" --no-color --warnings off || status=$?
-if [ "$status" -ne 0 ]; then tail -n 50 "$work/server.log"; fi
+fuzz team $((total / 2)) || status=$?
+fuzz local $((total / 2)) || status=$?
 exit "$status"

@@ -59,7 +59,7 @@ def tracking_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         return
     factory: ServerFactory = request.getfixturevalue("server_factory")
     db = f"sqlite:///{tmp_path / 'server.db'}"
-    with factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}") as url:
+    with factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}:admin") as url:
         yield url
 
 

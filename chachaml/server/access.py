@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from chachaml.server.api_errors import ApiError, envelope
 from chachaml.server.auth import hash_token
 from chachaml.store.api_protocol import Scope as TokenScope
-from chachaml.store.api_protocol import TokenOwner, allows
+from chachaml.store.api_protocol import SCOPES, TokenOwner, allows
 from chachaml.store.protocol import Store
 
 Mode = Literal["local", "team"]
@@ -50,9 +50,11 @@ CSRF_HEADER = "x-csrf-token"
 USER_HEADER = "x-chachaml-user"
 ANONYMOUS = "anonymous"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# What answers without a token in team mode: probes for load balancers, the sign-in page and
-# the static files it needs. Nothing else; the route test enumerates the app against this.
-PUBLIC_PATHS = frozenset({"/health", "/healthz", "/readyz", "/signin", "/signout"})
+# What answers without a token in team mode: probes for load balancers, the sign-in page, the
+# static files it needs and the API's OpenAPI document (it holds no data). Nothing else; the route test enumerates the app against this.
+PUBLIC_PATHS = frozenset(
+    {"/health", "/healthz", "/readyz", "/signin", "/signout", "/api/openapi.json"}
+)
 PUBLIC_PREFIXES = ("/static/",)
 # POST routes that read: each checks the scope of what it does (per endpoint, per MCP tool).
 READ_POSTS = ("/mcp", "/api/store/")
@@ -82,13 +84,14 @@ class Principal:
 class AccessConfig:
     """How ``chachaml serve`` was started, as far as access goes.
 
-    ``tokens`` are ``CHACHAML_TOKENS``' ``(user, token)`` pairs (write scope); ``insecure``
+    ``tokens`` are ``CHACHAML_TOKENS``' ``(user, token)`` pairs (write scope) or
+    ``(user, token, scope)`` triples; ``insecure``
     keeps a non-loopback bind in local mode (``--insecure``: for a container whose port is
     published on loopback only). ``local_user`` is who local-mode writes are attributed to
     when the request does not name a user.
     """
 
-    tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    tokens: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
     public_reads: bool = False
     allowed_hosts: tuple[str, ...] = ()
     bind: str = "127.0.0.1"
@@ -106,6 +109,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def _scope(given: tuple[str, ...]) -> TokenScope:
+    """The scope of a ``CHACHAML_TOKENS`` entry (write unless it names another)."""
+    for known in SCOPES:
+        if given and given[0] == known:
+            return known
+    return "write"
 
 
 def _host_name(host: str) -> str:
@@ -126,7 +137,9 @@ class AccessPolicy:
     def __init__(self, config: AccessConfig, store: Store) -> None:
         self.config = config
         self._store = store
-        self._static = {hash_token(token): user for user, token in config.tokens}
+        self._static = {
+            hash_token(entry[1]): TokenOwner(entry[0], _scope(entry[2:])) for entry in config.tokens
+        }
         self._hosts = frozenset(h.strip().lower() for h in config.allowed_hosts if h.strip())
         self._bind_local = is_loopback(config.bind)
         self._has_tokens: tuple[float, bool] = (-1.0, False)
@@ -146,9 +159,9 @@ class AccessPolicy:
     async def owner(self, token: str) -> TokenOwner | None:
         """Who a token belongs to (``None``: unknown or revoked)."""
         digest = hash_token(token)
-        user = self._static.get(digest)
-        if user is not None:
-            return TokenOwner(user=user, scope="write")
+        static = self._static.get(digest)
+        if static is not None:
+            return static
         now = time.monotonic()
         cached = self._owners.get(digest)
         if cached is not None and now - cached[0] <= self.config.refresh_seconds:

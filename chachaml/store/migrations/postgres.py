@@ -343,6 +343,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        7,
+        "token scopes with admin, revocation and a recognisable hint",
+        (
+            "ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_scope_check",
+            "ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_scope_check"
+            " CHECK (scope IN ('read', 'write', 'admin'))",
+            "ALTER TABLE api_tokens ADD COLUMN hint TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE api_tokens ADD COLUMN revoked_at DOUBLE PRECISION",
+        ),
+    ),
+    Migration(
         8,
         "webhook delivery queue",
         (

@@ -321,6 +321,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        7,
+        "token scopes with admin, revocation and a recognisable hint",
+        (
+            # SQLite cannot alter a CHECK constraint: the table is rebuilt with the same ids
+            """CREATE TABLE api_tokens_v7 (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                user_name TEXT NOT NULL,
+                scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+                token_hash TEXT NOT NULL UNIQUE,
+                hint TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                revoked_at REAL
+            )""",
+            """INSERT INTO api_tokens_v7 (id, user_name, scope, token_hash, created_at)
+                SELECT id, user_name, scope, token_hash, created_at FROM api_tokens""",
+            "DROP TABLE api_tokens",
+            "ALTER TABLE api_tokens_v7 RENAME TO api_tokens",
+        ),
+    ),
+    Migration(
         8,
         "webhook delivery queue",
         (

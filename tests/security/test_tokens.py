@@ -1,0 +1,124 @@
+"""Finding 11: tokens can be created, listed and revoked by name of the store, and a running
+``chachaml serve`` follows each change within seconds, without a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chachaml.cli import main
+from tests.mcp_seed import CHACHAML, free_port, stderr_if_exited, wait_until_serving
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
+    return subprocess.run([CHACHAML, *argv], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_token_commands_refuse_to_guess_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHACHAML_STORE", raising=False)
+    assert main(["token", "create", "--user", "ada"]) == 2
+    assert "--store" in capsys.readouterr().err
+    assert not (tmp_path / "chachaml.db").exists()
+
+
+def test_tokens_are_listed_by_hint_and_revoked_by_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    assert main(["token", "create", "--store", url, "--user", "ada", "--scope", "admin"]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("chml_") and url in out.err and "admin" in out.err
+    assert main(["token", "list", "--store", url]) == 0
+    listing = capsys.readouterr().out
+    assert token[:12] in listing and token not in listing and "active" in listing
+    assert main(["token", "revoke", "--store", url, "1"]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", "--store", url]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["token", "revoke", "--store", url, "99"]) == 2
+
+
+def test_a_running_server_switches_to_team_mode_and_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
+    proc = subprocess.Popen(
+        [
+            CHACHAML,
+            "serve",
+            "--store",
+            url,
+            "--artifacts",
+            str(tmp_path / "a"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, lambda: stderr_if_exited(proc))
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.post("/api/w/runs", json={}).status_code == 201  # local mode
+            made = _cli("token", "create", "--store", url, "--user", "ada")
+            assert made.returncode == 0, made.stderr
+            token = made.stdout.strip()
+            deadline = time.monotonic() + 10
+            while http.post("/api/w/runs", json={}).status_code != 401:
+                assert time.monotonic() < deadline, "anonymous writes still open after 10 s"
+                time.sleep(0.1)
+            auth = {"Authorization": f"Bearer {token}"}
+            assert http.post("/api/w/runs", json={}, headers=auth).status_code == 201
+            assert http.get("/api/runs").status_code == 401  # reads need the token too
+            assert _cli("token", "revoke", "--store", url, "1").returncode == 0
+            deadline = time.monotonic() + 10
+            while http.post("/api/w/runs", json={}, headers=auth).status_code != 401:
+                assert time.monotonic() < deadline, "the revoked token still works after 10 s"
+                time.sleep(0.1)
+            # no token is left: the server is back in local mode
+            assert http.get("/api/runs").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    assert "local mode" in stderr  # the start-up line names the mode
+
+
+def test_a_non_loopback_server_starts_in_team_mode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wide.db'}"
+    assert _cli("token", "create", "--store", url, "--user", "ada").returncode == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
+    proc = subprocess.Popen(
+        [CHACHAML, "serve", "--store", url, "--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", lambda: stderr_if_exited(proc))
+        answer = httpx.post(f"http://127.0.0.1:{port}/mcp", json={}, timeout=10)
+        assert answer.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    assert "team mode" in stderr
