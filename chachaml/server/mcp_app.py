@@ -47,7 +47,7 @@ def _all_tools(
     store: Store, artifacts: ArtifactStore, user: str, delivery: Delivery
 ) -> list[ToolFn]:
     return [
-        *run_tools(store),
+        *run_tools(store, user),
         *registry_tools(store, user),
         *metric_tools(store),
         *artifact_tools(store, artifacts),
@@ -160,7 +160,14 @@ async def serve_stdio(
     s3: S3Settings | None = None,
     delivery: Delivery | None = None,
 ) -> None:
-    """Open the store and speak MCP on the claimed stdio ``wire`` until the client hangs up."""
+    """Open the store and speak MCP on the claimed stdio ``wire`` until the client hangs up.
+
+    Alert webhooks queued meanwhile are sent by a delivery worker alongside.
+    """
+    import anyio
+
+    from chachaml.tools.deliveries import run_delivery_worker
+
     store = await open_store(store_url)
     try:
         server = build_mcp(
@@ -171,6 +178,9 @@ async def serve_stdio(
             user=user,
             delivery=delivery,
         )
-        await wire.serve(server)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
+            await wire.serve(server)
+            tasks.cancel_scope.cancel()
     finally:
         await store.close()

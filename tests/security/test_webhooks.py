@@ -8,6 +8,9 @@ Every webhook here is real: a receiver on 127.0.0.1, a server that never answers
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -367,3 +370,31 @@ async def test_error_bodies_are_never_stored_nor_shown(
     for table in ("alert_events", "webhook_deliveries"):
         rows = await sql._fetch(f"SELECT * FROM {table}")
         assert rows and "hunter2" not in repr(rows)
+
+
+async def test_a_chachaml_mcp_process_delivers_the_queue(
+    store: Store, store_url: str, receiver: Receiver
+) -> None:
+    await raw_rule(store, receiver.url)
+    event = await fire(store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHACHAML_", "CHACHA_"))}
+    env["CHACHAML_WEBHOOK_ALLOW_PRIVATE"] = "true"
+    chachaml = str(Path(sys.executable).with_name("chachaml"))
+    process = subprocess.Popen(
+        [chachaml, "mcp", "--store", store_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        await wait_for(lambda: _delivered(store), seconds=30)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()  # the client hangs up: the server exits
+        process.wait(timeout=30)
+        assert process.stderr is not None
+        process.stderr.close()
+    (hit,) = receiver.received
+    assert event.run_id is not None and event.run_id in hit.json["text"]
+    assert (await history(store)).delivery == "delivered"
