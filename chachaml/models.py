@@ -129,6 +129,8 @@ class Run(RunInfo):
     params: dict[str, ParamValue] = Field(default_factory=dict)
     metric_summaries: dict[str, MetricSummary] = Field(default_factory=dict)
     note: str | None = None
+    note_by: str | None = None  # who last set the note (the token's user on a server)
+    note_at: datetime | None = None
     datasets: list[Dataset] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
     environment: dict[str, Any] = Field(default_factory=dict)

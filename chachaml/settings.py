@@ -109,8 +109,11 @@ class S3Settings:
 
 
 def parse_tokens(raw: str) -> tuple[tuple[str, str, str], ...]:
-    """``CHACHAML_TOKENS``: comma-separated ``user:token`` (write scope) or ``user:token:scope``
-    entries (scope ``read``, ``write`` or ``admin``), as ``(user, token, scope)``."""
+    """``CHACHAML_TOKENS`` as ``(user, token, scope)`` entries.
+
+    Comma-separated ``user:token`` (write scope) or ``user:token:scope`` (``read``, ``write``
+    or ``admin``).
+    """
     entries: list[tuple[str, str, str]] = []
     for item in raw.split(","):
         if not item.strip():

@@ -38,8 +38,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chachaml.server.api_errors import ApiError, envelope
 from chachaml.server.auth import hash_token
-from chachaml.store.api_protocol import Scope as TokenScope
 from chachaml.store.api_protocol import SCOPES, TokenOwner, allows
+from chachaml.store.api_protocol import Scope as TokenScope
 from chachaml.store.protocol import Store
 
 Mode = Literal["local", "team"]
@@ -51,7 +51,8 @@ USER_HEADER = "x-chachaml-user"
 ANONYMOUS = "anonymous"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # What answers without a token in team mode: probes for load balancers, the sign-in page, the
-# static files it needs and the API's OpenAPI document (it holds no data). Nothing else; the route test enumerates the app against this.
+# static files it needs and the API's OpenAPI document (it holds no data). Nothing else; the
+# route test enumerates the app against this.
 PUBLIC_PATHS = frozenset(
     {"/health", "/healthz", "/readyz", "/signin", "/signout", "/api/openapi.json"}
 )
@@ -220,8 +221,11 @@ def _same_origin(headers: Mapping[str, str]) -> str | None:
     if site is not None and site not in ("same-origin", "none"):
         return f"cross-site request refused (Sec-Fetch-Site: {site})"
     origin = headers.get("origin")
+    if origin is None:  # an older browser may send only a Referer
+        referer = headers.get("referer")
+        origin = None if referer is None else "{0.scheme}://{0.netloc}".format(urlsplit(referer))
     if origin is None:
-        return None  # not a browser, or a same-origin GET-style request: nothing to forge
+        return None  # not a browser: nothing to forge
     host = headers.get("host", "").strip().lower()
     if origin == "null" or urlsplit(origin).netloc.lower() != host or not host:
         return f"cross-site request refused: origin {origin!r} is not this server"

@@ -196,7 +196,7 @@ async def set_tags(call: Call) -> m.Tags:
 @api.route("POST", RUN + "/note", scope="write", body=m.Note, response=m.Ok, errors=ERR)
 async def set_note(call: Call) -> m.Ok:
     """Replace a run's markdown note."""
-    await run_ops.set_note(call.store, call.path("run_id"), call.body.note)
+    await run_ops.set_note(call.store, call.path("run_id"), call.body.note, call.user)
     return m.Ok()
 
 

@@ -25,7 +25,7 @@ from chachaml.models import (
     RunInfo,
 )
 from chachaml.server import render
-from chachaml.server.mcp_access import check_tool
+from chachaml.server.mcp_access import caller_user, check_tool
 from chachaml.store.protocol import Store
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
@@ -151,8 +151,11 @@ def _scope(**filters: object) -> str:
     return ", ".join(shown) if shown else "all runs"
 
 
-def run_tools(store: Store) -> list[ToolFn]:
-    """The run and experiment tools of the default catalogue, bound to ``store``."""
+def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
+    """The run and experiment tools of the default catalogue, bound to ``store``.
+
+    Notes are attributed to the caller: the token's user over HTTP, ``user`` over stdio.
+    """
 
     async def list_runs(
         experiment: ExperimentName = None,
@@ -287,7 +290,7 @@ def run_tools(store: Store) -> list[ToolFn]:
         The previous note is overwritten; read it first with get_run to extend it.
         Example: {"run_id": "3f2c9a...", "note": "Best so far: lr=0.01 beats 0.1."}.
         """
-        await run_ops.set_note(store, run_id, note)
+        await run_ops.set_note(store, run_id, note, caller_user(user))
         return answer(
             Note(run_id=run_id, note=note), f"Note of run {run_id} set ({len(note)} characters)."
         )

@@ -203,8 +203,8 @@ class HttpStore:
         """Set tags."""
         await self._post(f"/api/w/runs/{quote(run_id)}/tags", dict(tags))
 
-    async def set_note(self, run_id: str, note: str) -> None:
-        """Replace the note."""
+    async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
+        """Replace the note (the server records its caller as the author, not ``user``)."""
         await self._post(f"/api/w/runs/{quote(run_id)}/note", {"note": note})
 
     async def log_dataset(self, run_id: str, dataset: Dataset) -> None:

@@ -21,7 +21,7 @@ from chachaml.store.sql_store import SQLStore
 
 RUN_COLUMNS = (
     "id, name, status, created_by, started_at, ended_at, heartbeat_at, heartbeat_timeout,"
-    " error, parent_id, archived, note, environment"
+    " error, parent_id, archived, note, note_by, note_at, environment"
 )
 # Per-run child tables: (table, columns copied, ORDER BY)
 RUN_CHILDREN: tuple[tuple[str, str, str], ...] = (

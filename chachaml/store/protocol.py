@@ -92,8 +92,8 @@ class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
         """Set (or overwrite) tags on a run."""
         ...
 
-    async def set_note(self, run_id: str, note: str) -> None:
-        """Replace the run's markdown note."""
+    async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
+        """Replace the run's markdown note, recording who set it (``user``) and when."""
         ...
 
     async def log_dataset(self, run_id: str, dataset: Dataset) -> None:

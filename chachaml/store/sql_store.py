@@ -267,12 +267,15 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         if tags:
             await self._transact(body)
 
-    async def set_note(self, run_id: str, note: str) -> None:
-        """Replace the run's note."""
+    async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
+        """Replace the run's note; who and when are kept beside it."""
 
         async def body(db: Tx) -> None:
             await self._require_run(db, run_id)
-            await db.execute("UPDATE runs SET note = ? WHERE id = ?", (note, run_id))
+            await db.execute(
+                "UPDATE runs SET note = ?, note_by = ?, note_at = ? WHERE id = ?",
+                (note, user, time.time(), run_id),
+            )
 
         await self._transact(body)
 
@@ -442,8 +445,8 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                 " FROM metric_summary WHERE run_id = ? ORDER BY key",
                 (run_id,),
             )
-            (note, environment), *_ = await db.fetchall(
-                "SELECT note, environment FROM runs WHERE id = ?", (run_id,)
+            (note, note_by, note_at, environment), *_ = await db.fetchall(
+                "SELECT note, note_by, note_at, environment FROM runs WHERE id = ?", (run_id,)
             )
             datasets = await db.fetchall(
                 "SELECT role, name, n_rows, n_cols, features, source, digest, extra"
@@ -459,6 +462,8 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                 params={k: rows.decode_param(v) for k, v in params},
                 metric_summaries={r[0]: rows.summary_from_row(r) for r in summaries},
                 note=note,
+                note_by=note_by,
+                note_at=note_at,  # seconds since the epoch, validated into a datetime
                 datasets=[rows.dataset_from_row(d) for d in datasets],
                 artifacts=artifacts,
                 environment=json.loads(environment),

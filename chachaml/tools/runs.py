@@ -252,8 +252,8 @@ async def add_tag(store: Store, run_id: str, key: str, value: str) -> dict[str, 
     return await get_tags(store, rid)
 
 
-async def set_note(store: Store, run_id: str, note: str) -> None:
-    """Replace a run's markdown note (at most 100,000 characters, no NUL)."""
+async def set_note(store: Store, run_id: str, note: str, user: str | None = None) -> None:
+    """Replace a run's markdown note (at most 100,000 characters, no NUL), as ``user``."""
     if not isinstance(note, str):
         raise InvalidInput(f"note must be a string of markdown, got {type(note).__name__}")
-    await store.set_note(v.run_id(run_id), v.text(note, "note"))
+    await store.set_note(v.run_id(run_id), v.text(note, "note"), user)

@@ -360,7 +360,7 @@ class Client:
 
     def set_note(self, run_id: str, markdown: str) -> None:
         """Replace a run's markdown note."""
-        self._op(run_ops.set_note, run_id, markdown)
+        self._op(run_ops.set_note, run_id, markdown, self.settings.user)
 
     # artifacts
 

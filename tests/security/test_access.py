@@ -363,3 +363,25 @@ async def test_team_mode_refuses_anonymous_callers_on_every_route(
                     assert answer.status_code < 500, (method, path)
                 else:
                     assert answer.status_code == 401, (method, path, answer.status_code)
+
+
+# -- finding 12 (last item): a note records who set it, whatever the surface -----------------
+
+
+async def test_notes_record_who_set_them_on_every_surface(store: Store, tmp_path: Path) -> None:
+    from chachaml.tools import runs as run_ops
+
+    writer, _ = await create_token(store, "wes", "write")
+    other, _ = await create_token(store, "olga", "write")
+    async with serving(store, tmp_path, AccessConfig()) as web:
+        as_wes = {"Authorization": f"Bearer {writer}"}
+        answer = await web.post(f"/api/w/runs/{MID}/note", json={"note": "wes"}, headers=as_wes)
+        assert answer.is_success, answer.text
+        assert (await run_ops.get_run(store, MID)).note_by == "wes"
+        call = mcp_call("set_note", {"run_id": MID, "note": "olga was here"})
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {other}"}
+        assert not tool_text(await web.post("/mcp", json=call, headers=headers))[0]
+        run = await run_ops.get_run(store, MID)
+        assert (run.note, run.note_by) == ("olga was here", "olga") and run.note_at is not None
+        page = await web.get(f"/runs/{MID}", headers=as_wes)
+        assert "Set by olga" in page.text

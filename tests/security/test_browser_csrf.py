@@ -105,7 +105,7 @@ def attacker(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
 def test_a_page_of_another_origin_cannot_write_to_a_local_server(
     attacker: tuple[str, str, Path],
 ) -> None:
-    victim, page_url, db = attacker
+    _, page_url, db = attacker
     before = _state(db)
     if not CHROMIUM.exists():
         unavailable(f"Debian's chromium is not installed at {CHROMIUM}")

@@ -65,7 +65,6 @@ def test_a_running_server_switches_to_team_mode_and_back(tmp_path: Path) -> None
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
@@ -93,7 +92,7 @@ def test_a_running_server_switches_to_team_mode_and_back(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        stderr = proc.stderr.read() if proc.stderr else ""
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
         if proc.stderr:
             proc.stderr.close()
     assert "local mode" in stderr  # the start-up line names the mode
@@ -108,7 +107,6 @@ def test_a_non_loopback_server_starts_in_team_mode(tmp_path: Path) -> None:
         [CHACHAML, "serve", "--store", url, "--host", "0.0.0.0", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
         env=env,
     )
     try:
@@ -118,7 +116,7 @@ def test_a_non_loopback_server_starts_in_team_mode(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        stderr = proc.stderr.read() if proc.stderr else ""
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
         if proc.stderr:
             proc.stderr.close()
     assert "team mode" in stderr

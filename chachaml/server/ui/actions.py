@@ -77,8 +77,8 @@ async def add_tag(request: Request) -> Response:
 
 async def set_note(request: Request) -> Response:
     """Replace a run's note; answers with the note and its rendered HTML."""
-    _, body = await _accept(request, NoteIn)
-    await run_ops.set_note(store_of(request), path_param(request, "run_id"), body.note)
+    user, body = await _accept(request, NoteIn)
+    await run_ops.set_note(store_of(request), path_param(request, "run_id"), body.note, user)
     return _json({"note": body.note, "note_html": note_html(body.note)})
 
 

@@ -392,4 +392,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        10,
+        "who set a run's note, and when",
+        (
+            "ALTER TABLE runs ADD COLUMN note_by TEXT",
+            "ALTER TABLE runs ADD COLUMN note_at DOUBLE PRECISION",
+        ),
+    ),
 )

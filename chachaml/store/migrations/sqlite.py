@@ -379,4 +379,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        10,
+        "who set a run's note, and when",
+        (
+            "ALTER TABLE runs ADD COLUMN note_by TEXT",
+            "ALTER TABLE runs ADD COLUMN note_at REAL",
+        ),
+    ),
 )
