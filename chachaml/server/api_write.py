@@ -15,10 +15,13 @@ import math
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
@@ -30,6 +33,7 @@ from chachaml.models import (
     Dataset,
     Experiment,
     MetricChunk,
+    MetricSummary,
     NewRun,
     to_datetime,
 )
@@ -53,8 +57,15 @@ from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.webhooks import Delivery
 
+T = TypeVar("T")
 log = logging.getLogger("chachaml")
 api = Api()
+MAX_BATCH = 16 << 20  # a metric batch's body: the Python client sends far less per request
+SLICE = 2_000  # points validated per call in a big batch
+OFF_LOOP = 20_000  # points (or base64 characters) beyond which packing leaves the loop
+BATCH: TypeAdapter[m.MetricBatch | m.MetricValues] = TypeAdapter(m.MetricBatch | m.MetricValues)
+POINTS = TypeAdapter(list[m.MetricPoint])
+SERIES = TypeAdapter(list[m.PackedSeries])
 RUN = "/api/w/runs/{run_id}"
 ERR = (401, 403, 404, 422)
 
@@ -128,6 +139,19 @@ def _series_chunk(run_id: str, series: m.PackedSeries) -> MetricChunk:
 
 async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) -> list[MetricChunk]:
     summaries = await call.store.metric_summaries(run_id) if points else {}
+    return await _off_loop(len(points), _pack_points, run_id, points, summaries)
+
+
+async def _off_loop(weight: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, in a worker thread when ``weight`` (points, bytes) makes it slow."""
+    if weight <= OFF_LOOP:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+def _pack_points(
+    run_id: str, points: list[m.MetricPoint], summaries: dict[str, MetricSummary]
+) -> list[MetricChunk]:
     by_key: dict[str, list[tuple[int, float, float]]] = {}
     next_step = {k: s.step + 1 for k, s in summaries.items()}
     now = time.time()
@@ -167,8 +191,43 @@ async def _evaluate_alerts(call: Call, run_id: str) -> None:
         log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
 
 
+def _validate_batch(data: Any) -> m.MetricBatch | m.MetricValues:
+    """Validate a big metric batch ``SLICE`` points at a time.
+
+    Each slice is one short hold of the GIL, so the event loop keeps its turn while a worker
+    thread validates the batch.
+    """
+    lists = {f: data.get(f) for f in ("metrics", "series")} if isinstance(data, dict) else {}
+    if not all(isinstance(x, list | None) for x in lists.values()) or not any(
+        isinstance(x, list) and len(x) > SLICE for x in lists.values()
+    ):
+        return BATCH.validate_python(data)
+    head = BATCH.validate_python({**data, "metrics": [], "series": []})
+    assert isinstance(head, m.MetricBatch)  # a list is no metric value
+    parts: dict[str, list[Any]] = {}
+    for name, adapter in (("metrics", POINTS), ("series", SERIES)):
+        items: list[Any] = lists[name] or []
+        parts[name] = []
+        for start in range(0, len(items), SLICE):
+            try:
+                parts[name] += adapter.validate_python(items[start : start + SLICE])
+            except ValidationError as exc:
+                raise _slice_error(exc, name, start) from None
+    return head.model_copy(update=parts)
+
+
+def _slice_error(exc: ValidationError, name: str, start: int) -> ApiError:
+    fields = [
+        {"loc": ["body", name, start + int(e["loc"][0]), *e["loc"][1:]], "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    where = ".".join(str(p) for p in fields[0]["loc"])
+    return ApiError(422, f"invalid request: {where}: {fields[0]['message']}", fields)
+
+
 @api.route("POST", RUN + "/metrics", scope="write", body=m.MetricBatch | m.MetricValues,
-           response=m.MetricsLogged, errors=ERR, bounded_ints=True)  # fmt: skip
+           response=m.MetricsLogged, errors=ERR, bounded_ints=True, max_body=MAX_BATCH,
+           validate=_validate_batch)  # fmt: skip
 async def log_metrics(call: Call) -> m.MetricsLogged:
     """Log metrics: ``{"accuracy": 0.94}`` or a batch ``{"metrics": [...], "series": [...]}``."""
     run_id = v.run_id(call.path("run_id"))
@@ -178,7 +237,8 @@ async def log_metrics(call: Call) -> m.MetricsLogged:
         points = [m.MetricPoint(key=k, value=val) for k, val in body.root.items()]
         chunks = await _point_chunks(call, run_id, points)
     else:
-        chunks = [_series_chunk(run_id, s) for s in body.series]
+        size = sum(len(s.steps) for s in body.series)
+        chunks = await _off_loop(size, lambda: [_series_chunk(run_id, s) for s in body.series])
         chunks += await _point_chunks(call, run_id, body.metrics)
     if call.batch is not None:  # a retry of this key, even after a crash, stores nothing new
         chunks = [dataclasses.replace(c, batch=call.batch) for c in chunks]

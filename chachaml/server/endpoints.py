@@ -10,16 +10,25 @@ An idempotency key's claim is a lease: if the server dies mid-request the key is
 (a retry gets 409 with ``Retry-After``) until the lease runs out, then a retry takes it over
 and runs the request again. A write that must not happen twice even then records its own
 proof in its transaction: metric batches store :func:`batch_id` with their points.
+
+Each route caps its body (``max_body``: 1 MiB unless it says otherwise), and a body above
+``OFFLOAD_BYTES`` is decoded and validated in a worker thread, at most ``HEAVY_AT_ONCE`` at
+a time, so a big batch neither stalls the event loop (``/healthz`` keeps answering) nor
+multiplies its memory by the number of senders. The decoder and a route's ``validate``
+call back into Python per object or slice, which lets the loop take the GIL in between.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
+import anyio.to_thread
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
 from starlette.requests import Request
@@ -32,7 +41,10 @@ from chachaml.store.api_protocol import Scope
 from chachaml.store.protocol import Store
 
 IDEMPOTENCY_HEADER = "idempotency-key"
-MAX_JSON_BYTES = 64 << 20
+MAX_JSON_BYTES = 1 << 20  # a JSON body's default cap; bulk routes declare their own
+OFFLOAD_BYTES = 1 << 20  # bodies above this are decoded and validated in a worker thread
+HEAVY_AT_ONCE = 2
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 INT64 = 1 << 63
 LONG_NUMBER = re.compile(rb"\d{19}")  # where an integer may not fit in 64 bits
 BodyKind = Literal["json", "multipart", "binary", "none"]
@@ -81,6 +93,8 @@ class Endpoint:
     binary_response: bool = False
     idempotent: bool = False
     bounded_ints: bool = False  # the body model bounds every integer itself
+    max_body: int = MAX_JSON_BYTES
+    validate: Callable[[Any], Any] | None = None  # validates a big body in slices
 
 
 @dataclass
@@ -103,12 +117,16 @@ class Api:
         query: Sequence[tuple[str, str, bool]] = (),
         binary_response: bool = False,
         bounded_ints: bool = False,
+        max_body: int = MAX_JSON_BYTES,
+        validate: Callable[[Any], Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare a handler; its docstring's first line is the summary.
 
         ``bounded_ints`` skips the scan of the parsed body for integers beyond 64 bits: for
         bodies whose model bounds every integer field (metric batches, where it costs more
-        than parsing when float fractions run to 19 digits).
+        than parsing when float fractions run to 19 digits). ``max_body`` caps a JSON body
+        (a 413 beyond); ``validate`` replaces the body model's validation of a body larger
+        than ``OFFLOAD_BYTES`` (it runs in a worker thread and should work in slices).
         """
 
         def add(handler: Handler) -> Handler:
@@ -129,6 +147,8 @@ class Api:
                     binary_response=binary_response,
                     idempotent=method == "POST" and kind == "json",
                     bounded_ints=bounded_ints,
+                    max_body=max_body,
+                    validate=validate,
                 )
             )
             return handler
@@ -183,19 +203,65 @@ def _check_ints(data: Any) -> None:
             raise ApiError(422, f"integer {item} is out of range (must fit in 64 bits)")
 
 
-async def _parse(ep: Endpoint, raw: bytes) -> Any:
+def _decode_hook(obj: dict[str, Any]) -> dict[str, Any]:
+    """Called per JSON object: a Python frame, where the loop thread can take the GIL."""
+    return obj
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def _decode(raw: bytes, *, threaded: bool) -> Any:
     try:  # pydantic's parser also refuses lone surrogates, which no database can store
-        data = from_json(raw) if raw else None
-    except ValueError as exc:
+        if not threaded:
+            return from_json(raw) if raw else None
+        data = json.loads(raw, object_hook=_decode_hook) if raw else None
+    except (ValueError, RecursionError) as exc:
         raise ApiError(422, f"request body is not valid JSON: {exc}") from None
+    if SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(data):
+        raise ApiError(422, "request body is not valid JSON: it holds a lone surrogate")
+    return data
+
+
+def _parse_sync(ep: Endpoint, raw: bytes, threaded: bool) -> Any:
+    data = _decode(raw, threaded=threaded)
     if data is None:
         raise ApiError(422, "request body is missing: send a JSON object")
     if not ep.bounded_ints and LONG_NUMBER.search(raw):
         _check_ints(data)
     try:
+        if threaded and ep.validate is not None:
+            return ep.validate(data)
         return TypeAdapter(ep.body).validate_python(data)
     except ValidationError as exc:
         raise from_validation(exc) from None
+
+
+_heavy: anyio.CapacityLimiter | None = None
+
+
+async def _parse(ep: Endpoint, raw: bytes) -> Any:
+    """The validated body; a big one is handled in a worker thread, a few at a time."""
+    if len(raw) <= OFFLOAD_BYTES:
+        return _parse_sync(ep, raw, False)
+    global _heavy
+    if _heavy is None:
+        _heavy = anyio.CapacityLimiter(HEAVY_AT_ONCE)
+    return await anyio.to_thread.run_sync(_parse_sync, ep, raw, True, limiter=_heavy)
 
 
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
@@ -207,7 +273,7 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         call = Call(request=request, store=store, user=user)
         if ep.body_kind != "json":
             return _json_response(ep, await ep.handler(call))
-        raw = await read_limited(request, MAX_JSON_BYTES)
+        raw = await read_limited(request, ep.max_body)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
             call.body = await _parse(ep, raw)

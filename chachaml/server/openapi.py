@@ -106,7 +106,8 @@ def _operation(ep: Endpoint, schemas: _Schemas) -> dict[str, Any]:
         op["parameters"] = params
     if ep.body_kind == "json":
         body = {"application/json": {"schema": schemas.of(ep.body, "validation")}}
-        op["requestBody"] = {"required": True, "content": body}
+        cap = f"at most {ep.max_body / (1 << 20):g} MiB (a larger body gets a 413)"
+        op["requestBody"] = {"required": True, "description": cap, "content": body}
     elif ep.body_kind == "multipart":
         form = {
             "type": "object",

@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
@@ -83,6 +83,28 @@ def uri_digest(uri: str) -> str:
     return parts[1] + parts[2]
 
 
+def corrupt_object(uri: str) -> StoreUnavailable:
+    """The error for an object whose bytes do not match their hash."""
+    return StoreUnavailable(f"artifact object {uri} is corrupt: its content hash does not match")
+
+
+async def verified(
+    blocks: AsyncIterator[bytes], digest: str, corrupt: Callable[[], Exception]
+) -> AsyncIterator[bytes]:
+    """Pass ``blocks`` on, hashing them; the last one only once the sha256 is ``digest``."""
+    hasher = hashlib.sha256()
+    held: bytes | None = None
+    async for block in blocks:
+        await anyio.to_thread.run_sync(hasher.update, block)
+        if held is not None:
+            yield held
+        held = block
+    if hasher.hexdigest() != digest:
+        raise corrupt()
+    if held is not None:
+        yield held
+
+
 class ArtifactStore(Protocol):
     """Blob storage for artifact bytes, addressed by content hash.
 
@@ -113,6 +135,15 @@ class ArtifactStore(Protocol):
 
     async def copy_to(self, uri: str, dest: Path) -> None:
         """Write the object to a local file, streaming it."""
+        ...
+
+    async def open_stream(self, uri: str, *, verify: bool = True) -> AsyncIterator[bytes]:
+        """The object in blocks of about ``CHUNK`` bytes, read as they are consumed.
+
+        ``NotFound`` is raised here, before any byte. With ``verify`` the hash is checked as
+        the blocks pass and the last block is held back until it matches (``StoreUnavailable``
+        otherwise), so a corrupt object never arrives whole; without it the reader checks.
+        """
         ...
 
     async def delete(self, uri: str) -> None:
@@ -207,6 +238,20 @@ class LocalArtifactStore:
     async def copy_to(self, uri: str, dest: Path) -> None:
         """Copy an object to a local path."""
         await anyio.to_thread.run_sync(shutil.copyfile, self._existing(uri), dest)
+
+    async def open_stream(self, uri: str, *, verify: bool = True) -> AsyncIterator[bytes]:
+        """Read an object a block at a time (for downloads: memory stays one block)."""
+        path = await anyio.to_thread.run_sync(self._existing, uri)
+        fh = await anyio.open_file(path, "rb")
+
+        async def blocks() -> AsyncIterator[bytes]:
+            async with fh:
+                while block := await fh.read(CHUNK):
+                    yield block
+
+        if not verify:
+            return blocks()
+        return verified(blocks(), uri_digest(uri), lambda: corrupt_object(uri))
 
     async def delete(self, uri: str) -> None:
         """Delete an object; missing objects are ignored."""

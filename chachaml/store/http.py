@@ -60,7 +60,7 @@ from chachaml.models import (
 from chachaml.pipeline_models import NewPipeline, PipelineDetail, PipelineInfo
 from chachaml.registry_models import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.store.api_protocol import IdempotentReply, Scope, TokenOwner
-from chachaml.store.artifacts import StoredObject
+from chachaml.store.artifacts import StoredObject, corrupt_object, uri_digest, verified
 from chachaml.store.codec import unpack_chunk
 from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
 
@@ -569,10 +569,43 @@ class HttpArtifactStore:
         """Download an object."""
         return (await self._store.request("GET", f"/api/store/objects/{uri}")).content
 
+    async def open_stream(self, uri: str, *, verify: bool = True) -> AsyncIterator[bytes]:
+        """Download an object block by block, checking its hash before the last block."""
+        url = self._store.url
+        http = self._store._http
+        try:
+            response = await http.send(http.build_request("GET", f"/api/store/objects/{uri}"),
+                                       stream=True)  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"cannot reach {url}: {exc!r}") from exc
+        if not response.is_success:
+            await response.aread()
+            await response.aclose()
+            _raise_for(response)
+
+        async def blocks() -> AsyncIterator[bytes]:
+            try:
+                async for block in response.aiter_bytes(CHUNK):
+                    yield block
+            except httpx.HTTPError as exc:
+                raise StoreUnavailable(f"cannot reach {url}: {exc!r}") from exc
+            finally:
+                await response.aclose()
+
+        if not verify:
+            return blocks()
+        return verified(blocks(), uri_digest(uri), lambda: corrupt_object(uri))
+
     async def copy_to(self, uri: str, dest: Path) -> None:
-        """Download an object to a file."""
-        data = await self.get_bytes(uri)
-        await anyio.Path(dest).write_bytes(data)
+        """Download an object to a file, streaming it (the file appears once complete)."""
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+        try:
+            async with await anyio.open_file(tmp, "wb") as fh:
+                async for block in await self.open_stream(uri):
+                    await fh.write(block)
+            await anyio.Path(tmp).replace(dest)
+        finally:
+            await anyio.Path(tmp).unlink(missing_ok=True)
 
     async def delete(self, uri: str) -> None:
         """Not offered over HTTP."""

@@ -32,7 +32,7 @@ from obstore.store import S3Store
 
 from chachaml.errors import ChachamlError, InvalidInput, NotFound, StoreUnavailable
 from chachaml.settings import S3Settings
-from chachaml.store.artifacts import CHUNK, StoredObject, object_uri, uri_digest
+from chachaml.store.artifacts import CHUNK, StoredObject, object_uri, uri_digest, verified
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
@@ -245,6 +245,19 @@ class S3ArtifactStore:
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    async def open_stream(self, uri: str, *, verify: bool = True) -> AsyncIterator[bytes]:
+        """Stream an object a block at a time, checking its hash before the last block."""
+        digest = uri_digest(uri)
+        with self._translated(uri):
+            result = await obstore.get_async(self._store, uri)
+
+        async def blocks() -> AsyncIterator[bytes]:
+            with self._translated(uri):
+                async for block in result.stream(min_chunk_size=CHUNK):
+                    yield bytes(block)
+
+        return verified(blocks(), digest, lambda: self._corrupt(uri)) if verify else blocks()
 
     async def delete(self, uri: str) -> None:
         """Delete an object; missing objects are ignored."""
