@@ -309,6 +309,13 @@ def _when(at: float | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M")
 
 
+def cmd_alerts(args: argparse.Namespace, client: Client) -> int:
+    """``chachaml alerts deliver``: send queued alert webhooks once (no server needed)."""
+    from chachaml.tools.deliveries import cmd_alerts_deliver
+
+    return cmd_alerts_deliver(args, client)
+
+
 def cmd_chat(args: argparse.Namespace, client: Client) -> int:
     """Ask a question about the store; print the answer and the tool calls behind it."""
     from chachaml.chat import ask
@@ -357,6 +364,7 @@ COMMANDS.update(
     mcp=cmd_mcp,
     serve=cmd_serve,
     token=cmd_token,
+    alerts=cmd_alerts,
     chat=cmd_chat,
 )
 
@@ -446,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--toolsets", help="opt-in tool groups, as for `chachaml mcp`")
     p.add_argument("--allow-writes", action="store_true", help="let the model tag runs etc.")
     p.add_argument("--json", action="store_true", help="print the answer and tool calls as JSON")
+
+    p = sub.add_parser("alerts", help="alert webhooks")
+    actions = p.add_subparsers(dest="alerts_command", required=True)
+    p = actions.add_parser("deliver", help="send queued alert webhooks once (no server needed)")
+    p.add_argument("--store", default=argparse.SUPPRESS, help="the store whose queue to send")
 
     p = sub.add_parser("token", help="API tokens: create, list, revoke (name the store)")
     actions = p.add_subparsers(dest="token_command", required=True)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,6 +31,7 @@ from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
+from chachaml.tools.deliveries import run_delivery_worker
 
 if TYPE_CHECKING:
     from chachaml.settings import S3Settings
@@ -75,7 +77,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with mcp.session_manager.run():
+        async with mcp.session_manager.run(), anyio.create_task_group() as tasks:
+            # Alert webhooks go out from their queue here, never inside a request.
+            tasks.start_soon(run_delivery_worker, store, app.state.delivery)
             # Everything alive now lives as long as the server: moved out of the collector's
             # reach, it is not rescanned by every collection that request handling triggers
             # (a 10,000-point metric batch is validated 3x faster).
@@ -85,6 +89,7 @@ def create_app(
                 yield
             finally:
                 gc.unfreeze()
+                tasks.cancel_scope.cancel()
 
     probes = [Route("/healthz", healthz), Route("/readyz", readyz)]
     chat_api = chat_routes(store, artifacts, chat)  # POST /api/chat, read-only tools

@@ -398,3 +398,22 @@ async def test_a_chachaml_mcp_process_delivers_the_queue(
     (hit,) = receiver.received
     assert event.run_id is not None and event.run_id in hit.json["text"]
     assert (await history(store)).delivery == "delivered"
+
+
+async def test_a_chachaml_serve_process_delivers_the_queue(
+    store: Store, store_url: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    from tests.security.serve_proc import ServeProcess
+
+    await raw_rule(store, receiver.url)
+    event = await fire(store)
+    server = ServeProcess(
+        store_url, tmp_path / "artifacts", {"CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true"}
+    )
+    server.start()
+    try:
+        await wait_for(lambda: _delivered(store), seconds=30)
+    finally:
+        server.stop()
+    (hit,) = receiver.received
+    assert event.run_id is not None and event.run_id in hit.json["text"]
