@@ -131,6 +131,7 @@ class Run(RunInfo):
     note: str | None = None
     note_by: str | None = None  # who last set the note (the token's user on a server)
     note_at: datetime | None = None
+    tag_by: dict[str, str] = Field(default_factory=dict)  # who last set each tag
     datasets: list[Dataset] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
     environment: dict[str, Any] = Field(default_factory=dict)

@@ -26,7 +26,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 async def api(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")),
                      api=ApiConfig(max_upload_bytes=1000),
-                     access=AccessConfig(tokens=(("ada", TOKEN),)))  # fmt: skip
+                     access=AccessConfig(tokens=(("ada", TOKEN, "admin"),)))  # fmt: skip
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         yield c
@@ -252,21 +252,29 @@ async def test_heartbeat_and_store_reads_answer(api: httpx.AsyncClient) -> None:
     assert (await api.post("/api/w/heartbeat", json={"run_ids": [rid]}, headers=AUTH)).json() == {
         "ok": True
     }
-    assert (await api.get(f"/api/store/runs/{rid}")).json()["params"] == {"p": 1}
-    runs = (await api.post("/api/store/runs/query", json={"experiment": "e"})).json()["runs"]
+    assert (await api.get(f"/api/store/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
+    runs = (await api.post("/api/store/runs/query", json={"experiment": "e"}, headers=AUTH)).json()[
+        "runs"
+    ]
     assert [r["id"] for r in runs] == [rid]
-    assert (await api.post("/api/store/runs/count", json={})).json() == {"count": 1}
-    params = (await api.post("/api/store/params", json={"run_ids": [rid]})).json()
+    assert (await api.post("/api/store/runs/count", json={}, headers=AUTH)).json() == {"count": 1}
+    params = (await api.post("/api/store/params", json={"run_ids": [rid]}, headers=AUTH)).json()
     assert params == {"params": {rid: {"p": 1}}}
-    assert (await api.get(f"/api/store/runs/{rid}/metrics")).json()["acc"]["last"] == 0.5
-    assert (await api.get(f"/api/store/runs/{rid}/metrics/acc")).json()["values"] == [0.5]
-    assert (await api.get(f"/api/store/runs/{rid}/artifacts")).json() == {"artifacts": []}
-    assert (await api.get(f"/api/store/runs/{rid}/artifacts/x")).status_code == 404
-    assert (await api.get("/api/store/objects/not-a-uri")).status_code == 422
-    assert len((await api.get("/api/store/experiments")).json()) == 1
-    assert (await api.get("/api/store/models")).json() == []
-    assert (await api.get("/api/store/models/none")).status_code == 404
-    assert (await api.get("/api/store/models/none/versions/1")).status_code == 404
+    assert (await api.get(f"/api/store/runs/{rid}/metrics", headers=AUTH)).json()["acc"][
+        "last"
+    ] == 0.5
+    assert (await api.get(f"/api/store/runs/{rid}/metrics/acc", headers=AUTH)).json()["values"] == [
+        0.5
+    ]
+    assert (await api.get(f"/api/store/runs/{rid}/artifacts", headers=AUTH)).json() == {
+        "artifacts": []
+    }
+    assert (await api.get(f"/api/store/runs/{rid}/artifacts/x", headers=AUTH)).status_code == 404
+    assert (await api.get("/api/store/objects/not-a-uri", headers=AUTH)).status_code == 422
+    assert len((await api.get("/api/store/experiments", headers=AUTH)).json()) == 1
+    assert (await api.get("/api/store/models", headers=AUTH)).json() == []
+    assert (await api.get("/api/store/models/none", headers=AUTH)).status_code == 404
+    assert (await api.get("/api/store/models/none/versions/1", headers=AUTH)).status_code == 404
 
 
 FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
@@ -301,7 +309,8 @@ async def test_inputs_found_by_fuzzing_are_422s(
     api: httpx.AsyncClient, path: str, body: bytes
 ) -> None:
     rid = await _run(api)
-    r = await api.post(path.format(rid=rid), content=body, headers=AUTH)
+    headers = {**AUTH, "Content-Type": "application/json"}
+    r = await api.post(path.format(rid=rid), content=body, headers=headers)
     assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_input"), r.text
 
 

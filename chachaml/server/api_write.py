@@ -39,6 +39,7 @@ from chachaml.models import (
 )
 from chachaml.registry_models import ModelVersion
 from chachaml.server import api_models as m
+from chachaml.server.access import principal_of
 from chachaml.server.api_errors import ApiError
 from chachaml.server.endpoints import Api, Call
 from chachaml.store.artifacts import (
@@ -88,8 +89,8 @@ async def create_run(call: Call) -> m.RunCreated:
     """Start a run, attributed to the token's user."""
     body: m.CreateRun = call.body
     user = call.user
-    if user == "anonymous" and body.created_by and not call.request.headers.get("authorization"):
-        user = body.created_by
+    if body.created_by and principal_of(call.request).via == "local":
+        user = body.created_by  # local mode trusts the client's user; a token's user wins
     tags, params = v.tags(body.tags), v.params(body.params)
     new = NewRun(
         id=body.id or uuid.uuid4().hex,
@@ -169,13 +170,6 @@ def _pack_points(
     return [make_chunk(run_id, k, pts) for k, pts in by_key.items()]
 
 
-async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> m.MetricsLogged:
-    if chunks:
-        await call.store.log_metrics(chunks)
-        await _evaluate_alerts(call, run_id)
-    return m.MetricsLogged(points=sum(c.count for c in chunks))
-
-
 async def _evaluate_alerts(call: Call, run_id: str) -> None:
     """Evaluate the metric rules on a run that changed: a few queries, no network.
 
@@ -189,6 +183,13 @@ async def _evaluate_alerts(call: Call, run_id: str) -> None:
             deliveries.wake()
     except Exception as exc:
         log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
+
+
+async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> m.MetricsLogged:
+    if chunks:
+        await call.store.log_metrics(chunks)
+        await _evaluate_alerts(call, run_id)
+    return m.MetricsLogged(points=sum(c.count for c in chunks))
 
 
 def _validate_batch(data: Any) -> m.MetricBatch | m.MetricValues:
@@ -249,7 +250,7 @@ async def log_metrics(call: Call) -> m.MetricsLogged:
 async def set_tags(call: Call) -> m.Tags:
     """Set tags on a run (running or ended); returns all its tags."""
     run_id, tags = v.run_id(call.path("run_id")), v.tags(call.body.root)
-    await call.store.set_tags(run_id, tags)
+    await call.store.set_tags(run_id, tags, call.user)
     return m.Tags(await run_ops.get_tags(call.store, run_id))
 
 
@@ -399,7 +400,7 @@ async def archive_runs(call: Call) -> m.Count:
     return m.Count(count=await call.store.archive_runs(body.started_before, body.experiment))
 
 
-@api.route("POST", "/api/w/archived/delete", scope="write", body=m.DeleteArchived,
+@api.route("POST", "/api/w/archived/delete", scope="admin", body=m.DeleteArchived,
            response=m.Count, errors=(401, 403, 422))  # fmt: skip
 async def delete_archived(call: Call) -> m.Count:
     """Delete archived runs and the artifact files no other run or model uses; how many runs."""

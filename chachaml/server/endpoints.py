@@ -35,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chachaml.server.access import require
 from chachaml.server.api_errors import ApiError, envelope, from_validation
-from chachaml.server.auth import Auth
 from chachaml.store.api_protocol import Scope
 from chachaml.store.protocol import Store
 
@@ -268,8 +268,11 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
     async def endpoint(request: Request) -> Response:
         ep = methods[request.method if request.method != "HEAD" else "GET"]
         store: Store = request.app.state.store
-        auth: Auth = request.app.state.auth
-        user = await auth.authorize(request, store, ep.scope)
+        user = require(request, ep.scope).user  # the access layer found the caller
+        if ep.body_kind == "json" and request.method == "POST":
+            media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media != "application/json":
+                raise ApiError(415, "send the request body as application/json")
         call = Call(request=request, store=store, user=user)
         if ep.body_kind != "json":
             return _json_response(ep, await ep.handler(call))

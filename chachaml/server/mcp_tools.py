@@ -278,7 +278,7 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
         Use it to mark runs, e.g. as reviewed or as a candidate for promotion.
         Example: {"run_id": "3f2c9a...", "key": "candidate", "value": "yes"}.
         """
-        tags = await run_ops.add_tag(store, run_id, key, value)
+        tags = await run_ops.add_tag(store, run_id, key, value, caller_user(user))
         return answer(Tags(run_id=run_id, tags=tags), render.tags_text(run_id, tags))
 
     async def set_note(

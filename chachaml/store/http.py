@@ -59,7 +59,7 @@ from chachaml.models import (
 )
 from chachaml.pipeline_models import NewPipeline, PipelineDetail, PipelineInfo
 from chachaml.registry_models import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
-from chachaml.store.api_protocol import IdempotentReply, Scope, TokenOwner
+from chachaml.store.api_protocol import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.artifacts import StoredObject, corrupt_object, uri_digest, verified
 from chachaml.store.codec import unpack_chunk
 from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
@@ -199,8 +199,8 @@ class HttpStore:
         """Record params."""
         await self._post(f"/api/w/runs/{quote(run_id)}/params", dict(params))
 
-    async def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        """Set tags."""
+    async def set_tags(self, run_id: str, tags: Mapping[str, str], user: str | None = None) -> None:
+        """Set tags (the server records its caller as who set them, not ``user``)."""
         await self._post(f"/api/w/runs/{quote(run_id)}/tags", dict(tags))
 
     async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
@@ -508,8 +508,8 @@ class HttpStore:
         """Not offered over HTTP."""
         self._unsupported("alert rules")
 
-    async def create_token(self, user: str, scope: Scope, token_hash: str) -> None:
-        """Not offered over HTTP."""
+    async def create_token(self, user: str, scope: Scope, token_hash: str, hint: str = "") -> int:
+        """Not offered over HTTP: tokens are made against the server's own store."""
         self._unsupported("creating tokens")
 
     async def find_token(self, token_hash: str) -> TokenOwner | None:
@@ -519,6 +519,14 @@ class HttpStore:
     async def has_tokens(self) -> bool:
         """Not offered over HTTP."""
         self._unsupported("token lookup")
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Not offered over HTTP: tokens are listed from the server's own store."""
+        self._unsupported("listing tokens")
+
+    async def revoke_token(self, token_id: int) -> TokenInfo:
+        """Not offered over HTTP: tokens are revoked in the server's own store."""
+        self._unsupported("revoking tokens")
 
     async def claim_idempotency_key(
         self, user: str, key: str, request_hash: str, lease: float = 60.0

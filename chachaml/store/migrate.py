@@ -26,7 +26,7 @@ RUN_COLUMNS = (
 # Per-run child tables: (table, columns copied, ORDER BY)
 RUN_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("params", "key, value", "key"),
-    ("tags", "key, value", "key"),
+    ("tags", "key, value, set_by, set_at", "key"),
     ("metric_chunks", "key, count, steps, vals, times", "id"),
     (
         "metric_summary",

@@ -88,7 +88,7 @@ class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
         """Record params; same value again is a no-op, a different value is ``Conflict``."""
         ...
 
-    async def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+    async def set_tags(self, run_id: str, tags: Mapping[str, str], user: str | None = None) -> None:
         """Set (or overwrite) tags on a run."""
         ...
 

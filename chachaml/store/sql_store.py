@@ -190,8 +190,8 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                 raise Conflict(f"run {run.id!r} already exists") from exc
             if run.tags:
                 await db.executemany(
-                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
-                    [(run.id, k, v) for k, v in run.tags.items()],
+                    "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
+                    [(run.id, k, v, run.created_by, run.started_at) for k, v in run.tags.items()],
                 )
 
         await self._transact(body)
@@ -253,15 +253,17 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
         if encoded:
             await self._transact(body)
 
-    async def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        """Set tags, overwriting earlier values."""
+    async def set_tags(self, run_id: str, tags: Mapping[str, str], user: str | None = None) -> None:
+        """Set tags, overwriting earlier values; who and when are kept beside each."""
+        now = time.time()
 
         async def body(db: Tx) -> None:
             await self._require_run(db, run_id)
             await db.executemany(
-                "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)"
-                " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                [(run_id, k, v) for k, v in tags.items()],
+                "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,"
+                " set_by = excluded.set_by, set_at = excluded.set_at",
+                [(run_id, k, v, user, now) for k, v in tags.items()],
             )
 
         if tags:
@@ -448,6 +450,10 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
             (note, note_by, note_at, environment), *_ = await db.fetchall(
                 "SELECT note, note_by, note_at, environment FROM runs WHERE id = ?", (run_id,)
             )
+            tag_by = await db.fetchall(
+                "SELECT key, set_by FROM tags WHERE run_id = ? AND set_by IS NOT NULL",
+                (run_id,),
+            )
             datasets = await db.fetchall(
                 "SELECT role, name, n_rows, n_cols, features, source, digest, extra"
                 " FROM datasets WHERE run_id = ? ORDER BY id",
@@ -463,6 +469,7 @@ class SQLStore(SQLRegistry, SQLPipelines, SQLAlerts, SQLApi, ABC):
                 metric_summaries={r[0]: rows.summary_from_row(r) for r in summaries},
                 note=note,
                 note_by=note_by,
+                tag_by={str(k): str(by) for k, by in tag_by},
                 note_at=note_at,  # seconds since the epoch, validated into a datetime
                 datasets=[rows.dataset_from_row(d) for d in datasets],
                 artifacts=artifacts,

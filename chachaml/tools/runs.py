@@ -245,10 +245,12 @@ async def get_tags(store: Store, run_id: str) -> dict[str, str]:
     return (await store.get_run(v.run_id(run_id))).tags
 
 
-async def add_tag(store: Store, run_id: str, key: str, value: str) -> dict[str, str]:
+async def add_tag(
+    store: Store, run_id: str, key: str, value: str, user: str | None = None
+) -> dict[str, str]:
     """Set one tag on a run (running or ended); returns the run's tags."""
     rid = v.run_id(run_id)
-    await store.set_tags(rid, v.tags({key: value}))
+    await store.set_tags(rid, v.tags({key: value}), user)
     return await get_tags(store, rid)
 
 

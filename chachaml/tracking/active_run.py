@@ -213,7 +213,7 @@ class ActiveRun:
     def log_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags."""
         rt = self._client.runtime
-        rt.call(rt.store.set_tags, self.id, validation.tags(tags))
+        rt.call(rt.store.set_tags, self.id, validation.tags(tags), self._client.settings.user)
 
     def set_note(self, markdown: str) -> None:
         """Replace this run's markdown note."""

@@ -356,7 +356,7 @@ class Client:
 
     def add_tag(self, run_id: str, key: str, value: str) -> dict[str, str]:
         """Set a tag on any run, running or ended; returns its tags."""
-        return self._op(run_ops.add_tag, run_id, key, value)
+        return self._op(run_ops.add_tag, run_id, key, value, self.settings.user)
 
     def set_note(self, run_id: str, markdown: str) -> None:
         """Replace a run's markdown note."""

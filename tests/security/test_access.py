@@ -385,3 +385,23 @@ async def test_notes_record_who_set_them_on_every_surface(store: Store, tmp_path
         assert (run.note, run.note_by) == ("olga was here", "olga") and run.note_at is not None
         page = await web.get(f"/runs/{MID}", headers=as_wes)
         assert "Set by olga" in page.text
+
+
+async def test_tags_record_who_set_them_on_every_surface(store: Store, tmp_path: Path) -> None:
+    from chachaml.tools import runs as run_ops
+
+    writer, _ = await create_token(store, "wes", "write")
+    other, _ = await create_token(store, "olga", "write")
+    async with serving(store, tmp_path, AccessConfig()) as web:
+        as_wes = {"Authorization": f"Bearer {writer}", "Origin": BASE}
+        answer = await web.post(f"/api/w/runs/{MID}/tags", json={"a": "1"}, headers=as_wes)
+        assert answer.is_success, answer.text
+        answer = await web.post(
+            f"/runs/{MID}/tags", json={"key": "b", "value": "2"}, headers=as_wes
+        )
+        assert answer.is_success, answer.text
+        call = mcp_call("add_tag", {"run_id": MID, "key": "a", "value": "3"})
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {other}"}
+        assert not tool_text(await web.post("/mcp", json=call, headers=headers))[0]
+    run = await run_ops.get_run(store, MID)
+    assert (run.tags["a"], run.tag_by["a"], run.tag_by["b"]) == ("3", "olga", "wes")

@@ -69,9 +69,9 @@ def _json(data: dict[str, Any]) -> Response:
 
 async def add_tag(request: Request) -> Response:
     """Set one tag on a run; answers with all its tags."""
-    _, body = await _accept(request, TagIn)
+    user, body = await _accept(request, TagIn)
     tags = await run_ops.add_tag(store_of(request), path_param(request, "run_id"), body.key,
-                                 body.value)  # fmt: skip
+                                 body.value, user)  # fmt: skip
     return _json({"tags": tags})
 
 

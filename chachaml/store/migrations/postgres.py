@@ -400,4 +400,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN note_at DOUBLE PRECISION",
         ),
     ),
+    Migration(
+        11,
+        "who set each run tag, and when",
+        (
+            "ALTER TABLE tags ADD COLUMN set_by TEXT",
+            "ALTER TABLE tags ADD COLUMN set_at DOUBLE PRECISION",
+        ),
+    ),
 )
