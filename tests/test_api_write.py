@@ -121,8 +121,11 @@ async def test_bodies_over_the_limit_are_refused_with_413(api: httpx.AsyncClient
     files = {"file": ("big.bin", b"x" * 5000, "application/octet-stream")}
     r = await api.post(f"/api/w/runs/{rid}/artifacts", files=files, headers=AUTH)
     assert (r.status_code, r.json()["error"]["code"]) == (413, "too_large")
-    r = await api.post("/api/w/objects", content=b"y" * 2000, headers=AUTH)
+    binary = {**AUTH, "Content-Type": "application/octet-stream"}
+    r = await api.post("/api/w/objects", content=b"y" * 2000, headers=binary)
     assert r.status_code == 413
+    r = await api.post("/api/w/objects", content=b"y", headers=AUTH)
+    assert r.status_code == 415  # an upload must declare its type
 
 
 async def test_an_uploaded_artifact_is_stored_and_readable(
@@ -154,7 +157,8 @@ async def test_an_uploaded_artifact_is_stored_and_readable(
 
 async def test_objects_and_records_make_an_artifact(api: httpx.AsyncClient, store: Store) -> None:
     rid = await _run(api)
-    obj = (await api.post("/api/w/objects", content=b"abc", headers=AUTH)).json()
+    binary = {**AUTH, "Content-Type": "application/octet-stream"}
+    obj = (await api.post("/api/w/objects", content=b"abc", headers=binary)).json()
     body = {"name": "a.txt", **obj, "content_type": "text/plain"}
     r = await api.post(f"/api/w/runs/{rid}/artifact-records", json=body, headers=AUTH)
     assert r.status_code == 201 and (await store.get_artifact(rid, "a.txt")).size == 3

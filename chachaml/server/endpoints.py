@@ -48,6 +48,11 @@ SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 INT64 = 1 << 63
 LONG_NUMBER = re.compile(rb"\d{19}")  # where an integer may not fit in 64 bits
 BodyKind = Literal["json", "multipart", "binary", "none"]
+MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "multipart": "multipart/form-data",
+    "binary": "application/octet-stream",
+}
 
 
 @dataclass
@@ -269,10 +274,11 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         ep = methods[request.method if request.method != "HEAD" else "GET"]
         store: Store = request.app.state.store
         user = require(request, ep.scope).user  # the access layer found the caller
-        if ep.body_kind == "json" and request.method == "POST":
+        declared = MEDIA_TYPES.get(ep.body_kind)
+        if declared is not None and request.method == "POST":
             media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-            if media != "application/json":
-                raise ApiError(415, "send the request body as application/json")
+            if media != declared:  # uploads too: no body type a cross-site form picks freely
+                raise ApiError(415, f"send the request body as {declared}")
         call = Call(request=request, store=store, user=user)
         if ep.body_kind != "json":
             return _json_response(ep, await ep.handler(call))

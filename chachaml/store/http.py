@@ -125,6 +125,7 @@ class HttpStore:
         Retried on connection errors, 503s and 409s for an earlier attempt in progress.
         """
         headers = {"Idempotency-Key": key or uuid.uuid4().hex} if method == "POST" else {}
+        headers.update(kwargs.pop("headers", None) or {})
         once = hasattr(kwargs.get("content"), "__aiter__")  # a stream cannot be sent again
         delay = 0.2
         for attempt in range(ATTEMPTS):
@@ -555,7 +556,12 @@ class HttpArtifactStore:
         return f"{self._store.url}/api/store/objects"
 
     async def _upload(self, content: bytes | AsyncIterator[bytes]) -> StoredObject:
-        response = await self._store.request("POST", "/api/w/objects", content=content)
+        response = await self._store.request(
+            "POST",
+            "/api/w/objects",
+            content=content,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         data = response.json()
         return StoredObject(uri=data["uri"], sha256=data["sha256"], size=data["size"])
 
