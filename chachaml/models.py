@@ -86,6 +86,18 @@ class Dataset(_Model):
     digest: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _storable(self) -> Dataset:
+        """No NUL and bounded lengths on every surface (HTTP bodies, ``log_dataset``).
+
+        PostgreSQL cannot store NUL (it failed as a 500) and SQLite would keep it; a dataset
+        describes data rather than holding it, so its text has sizes to match.
+        """
+        from chachaml import validation  # validation imports this module
+
+        validation.dataset(self)
+        return self
+
 
 class Artifact(_Model):
     """A stored artifact of a run: name, type, size and content hash."""

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from chachaml.errors import InvalidInput
-from chachaml.models import OPS, RUN_ORDERS, RUN_STATUSES, ParamValue
+from chachaml.models import OPS, RUN_ORDERS, RUN_STATUSES, Dataset, ParamValue
 
 MAX_KEY = 250  # keys and names (experiments, runs)
 MAX_VALUE = 6000  # a param's text value (MLflow's limit)
 MAX_TAG_VALUE = 5000
 MAX_TEXT = 100_000  # notes, descriptions, run errors, reasons
 MAX_FILTER = 500  # a filter's text (experiment, user)
+MAX_DATASET_NAME = 500  # a dataset's name or digest, one feature name
+MAX_SOURCE = 2000  # where a dataset came from (a URI, a path, a query)
+MAX_FEATURES = 100_000  # feature names of one dataset: a wide DataFrame's columns still fit
+MAX_URL = 2000  # a webhook URL
 MAX_LIMIT = 1_000_000  # an explicit listing limit (``None`` lists everything)
 MAX_OFFSET = 2**62
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,6 +76,56 @@ def no_nul(value: Any, what: str) -> Any:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return value
+
+
+def dataset(value: Dataset) -> Dataset:
+    """A dataset's text without NUL and within its sizes; ``extra`` at most 100,000 as JSON."""
+    text(value.role, "dataset role", MAX_KEY)
+    optional_text(value.name, "dataset name", MAX_DATASET_NAME)
+    optional_text(value.source, "dataset source", MAX_SOURCE)
+    optional_text(value.digest, "dataset digest", MAX_DATASET_NAME)
+    if len(value.features) > MAX_FEATURES:
+        raise InvalidInput(
+            f"a dataset lists at most {MAX_FEATURES} features, got {len(value.features)}"
+        )
+    for feature in value.features:
+        text(feature, "dataset feature name", MAX_DATASET_NAME)
+    no_nul(value.extra, "dataset extra fields")
+    size = len(json.dumps(value.extra, default=str))
+    if size > MAX_TEXT:
+        raise InvalidInput(
+            f"dataset extra fields are longer than {MAX_TEXT} characters as JSON ({size})"
+        )
+    return value
+
+
+def refused(exc: ValidationError) -> InvalidInput:
+    """A model's refusal as the ``InvalidInput`` the Python API raises (first reason first)."""
+    reasons = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        reasons.append(f"{where}: {message}" if where else message)
+    return InvalidInput("; ".join(reasons) or str(exc))
+
+
+def storable_error(value: object) -> str | None:
+    """A run's error text as the Python client records it: NUL spelled out, cut to fit.
+
+    Ending a run is a clean-up path that must not fail on the text it records (often an
+    exception's message), so it is made storable rather than refused; only a non-string
+    is refused, before the run is marked ended.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"error must be a string or None, got {type(value).__name__}")
+    return storable(value)
+
+
+def storable(value: str) -> str:
+    r"""Text made storable on every backend: NUL spelled out ``\x00``, cut to 100,000."""
+    return value.replace("\x00", "\\x00")[:MAX_TEXT]
 
 
 def key(value: object, what: str = "key") -> str:

@@ -49,6 +49,7 @@ def check_webhook_url(value: object) -> str:
     """A webhook URL: ``http://`` or ``https://`` with a host."""
     if not isinstance(value, str):
         raise InvalidInput(f"webhook_url must be an http(s) URL string, got {value!r}")
+    v.text(value, "webhook_url", v.MAX_URL)
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"webhook_url must be an http:// or https:// URL, got {value!r}")
@@ -136,6 +137,7 @@ def build_rule(
         raise InvalidInput(f"cooldown_minutes must be >= 0, got {cooldown_minutes!r}")
     if secret is not None and (not isinstance(secret, str) or not secret):
         raise InvalidInput("secret must be a non-empty string")
+    v.optional_text(secret, "secret", v.MAX_FILTER)
     if secret is not None and webhook_url is None:
         raise InvalidInput("secret= signs webhook deliveries; give webhook_url= too")
     return NewAlert(

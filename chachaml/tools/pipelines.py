@@ -25,10 +25,10 @@ MAX_RESULT_BYTES = 1_000_000
 
 
 def check_pipeline_id(value: object) -> str:
-    """A pipeline id: a non-empty string."""
+    """A pipeline id: a non-empty string of printable characters (no NUL, at most 250)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"pipeline_id must be a non-empty string, got {value!r}")
-    return value.strip()
+    return v.key(value.strip(), "pipeline_id")
 
 
 def encode_result(value: Any) -> str | None:
@@ -71,7 +71,18 @@ async def get_pipeline(store: Store, pipeline_id: str) -> PipelineDetail:
 
 
 async def create_pipeline(store: Store, new: NewPipeline) -> None:
-    """Record a pipeline starting on its run, every step pending."""
+    """Record a pipeline starting on its run, every step pending.
+
+    Its text is checked first (NUL is refused on every backend, as PostgreSQL must).
+    """
+    check_pipeline_id(new.id)
+    v.name(new.name, "pipeline name")
+    v.optional_text(new.description, "description")
+    for step in new.steps:
+        v.name(step.name, "step name")
+        for dep in step.depends_on:
+            v.name(dep, "step name")
+        v.optional_text(step.target, "step target", v.MAX_SOURCE)
     await store.create_pipeline(new)
 
 

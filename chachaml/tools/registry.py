@@ -28,7 +28,7 @@ from chachaml.registry_models import (
     Stage,
     VersionDiff,
 )
-from chachaml.store.artifacts import ArtifactStore
+from chachaml.store.artifacts import MAX_NAME, ArtifactStore
 from chachaml.store.protocol import Store
 
 ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
@@ -262,14 +262,12 @@ async def register_model(
     name, rid = check_model_name(model_name), v.run_id(run_id)
     if not isinstance(artifact, str) or not artifact:
         raise InvalidInput(f"artifact must be the name of an artifact of the run, got {artifact!r}")
-    if description is not None and not isinstance(description, str):
-        raise InvalidInput(f"description must be a string, got {description!r}")
     new = NewModelVersion(
         model=name,
         run_id=rid,
-        artifact=artifact,
+        artifact=v.text(artifact, "artifact", MAX_NAME),
         stage=check_stage(stage),
-        description=description,
+        description=v.optional_text(description, "description"),
         created_by=check_user(user),
         tags=v.tags(tags or {}),
     )
@@ -296,14 +294,12 @@ async def promote(
     reason: str | None = None,
 ) -> ModelVersion:
     """Move a version to a stage; to production archives the previous production version."""
-    if reason is not None and not isinstance(reason, str):
-        raise InvalidInput(f"reason must be a string, got {reason!r}")
     return await store.promote_model_version(
         check_model_name(model_name),
         check_version(version),
         check_stage(stage),
         check_user(user),
-        reason,
+        v.optional_text(reason, "reason"),
     )
 
 
@@ -343,8 +339,6 @@ async def set_model_version_tags(
 
 async def set_model_note(store: Store, model_name: str, markdown: str) -> ModelDetail:
     """Replace a model's markdown note; returns the model."""
-    if not isinstance(markdown, str):
-        raise InvalidInput(f"markdown must be a string, got {type(markdown).__name__}")
     name = check_model_name(model_name)
-    await store.set_model_note(name, markdown)
+    await store.set_model_note(name, v.text(markdown, "markdown"))
     return await store.get_model(name)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from pydantic import ValidationError
 
 from chachaml import validation
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun
@@ -49,6 +50,7 @@ class _Series:
         self.next_step = 0
 
 
+END_STATUSES: tuple[str, ...] = ("completed", "failed", "killed")
 _ENDED: dict[str, _Series] = {}  # an ended run's series: always empty, so logging raises
 
 
@@ -57,8 +59,7 @@ def error_text(exc: BaseException) -> str:
 
     Made storable whatever the message: NUL spelled out, cut to the stores' text limit.
     """
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return text.replace("\x00", "\\x00")[: validation.MAX_TEXT]
+    return validation.storable("".join(traceback.format_exception_only(type(exc), exc)).strip())
 
 
 class ActiveRun:
@@ -283,7 +284,14 @@ class ActiveRun:
     # ending
 
     def end(self, status: EndStatus = "completed", error: str | None = None) -> None:
-        """Store buffered points, then mark the run ended. Ending twice does nothing."""
+        """Store buffered points, then mark the run ended. Ending twice does nothing.
+
+        The error text is made storable (NUL spelled out, cut to 100,000 characters) and
+        the arguments are checked before the run counts as ended, so it can always end.
+        """
+        if status not in END_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
+        error = validation.storable_error(error)
         with self._lock:
             if self.ended:
                 return
@@ -352,13 +360,16 @@ def describe_dataset(
             isinstance(value, bool) or not isinstance(value, int) or value < 0
         ):
             raise InvalidInput(f"{field} must be a non-negative integer, got {value!r}")
-    return Dataset(
-        role=validation.name(role, "dataset role"),
-        name=name,
-        n_rows=n_rows,
-        n_cols=n_cols,
-        features=[str(f) for f in features or []],
-        source=source,
-        digest=digest,
-        extra=validation.json_mapping(dict(extra), "dataset extra fields"),
-    )
+    try:
+        return Dataset(
+            role=validation.name(role, "dataset role"),
+            name=name,
+            n_rows=n_rows,
+            n_cols=n_cols,
+            features=[str(f) for f in features or []],
+            source=source,
+            digest=digest,
+            extra=validation.json_mapping(dict(extra), "dataset extra fields"),
+        )
+    except ValidationError as exc:  # NUL or an oversized field: the model says which
+        raise validation.refused(exc) from None

@@ -24,13 +24,18 @@ import chachaml.store.artifacts as artifact_store
 from chachaml import validation
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
 from chachaml.models import NewRun
+from chachaml.pipeline import Pipeline, Step, pipelines
+from chachaml.registry import Registry
 from chachaml.server.app import create_app
 from chachaml.server.mcp_app import build_mcp
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
 from chachaml.store.sqlite import SQLiteStore
+from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import pipelines as pipeline_ops
+from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tracking.client import Client
 from tests.conftest import make_settings
@@ -484,6 +489,304 @@ async def test_the_archive_sweep_keeps_a_file_logged_again_after_the_delete(
     await artifact_store.sweep_unused(store, artifacts, uris)
     with pytest.raises(NotFound):
         await artifacts.get_bytes(art.uri)
+
+
+# 13. path segments of /api/store and /api/w, and the UI's pages and JSON twins -----------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "param"),
+    [
+        ("GET", "/api/store/runs/ab%00c", None, "run_id"),
+        ("GET", "/api/store/runs/ab%00c/metrics", None, "run_id"),
+        ("GET", "/api/store/runs/{run}/metrics/a%00b", None, "key"),
+        ("GET", "/api/store/runs/{run}/series/a%00b", None, "key"),
+        ("GET", "/api/store/runs/ab%00c/artifacts", None, "run_id"),
+        ("GET", "/api/store/runs/{run}/artifacts/a%00b", None, "name"),
+        ("GET", "/api/store/experiments/a%00b", None, "name"),
+        ("GET", "/api/store/models/a%00b", None, "name"),
+        ("GET", "/api/store/models/a%00b/versions/1", None, "name"),
+        ("GET", "/api/store/objects/objects/ab/c%00d", None, "uri"),
+        ("POST", "/api/w/models/a%00b/versions/1/promote", {"stage": "staging"}, "name"),
+        ("POST", "/api/w/runs/ab%00c/tags", {"k": "v"}, "run_id"),
+        ("POST", "/api/w/runs/ab%00c/note", {"note": "n"}, "run_id"),
+    ],
+)
+async def test_nul_in_an_api_path_segment_is_a_422_naming_the_parameter(
+    api: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None, param: str
+) -> None:
+    rid = await _run(api)
+    url = path.replace("{run}", rid)
+    r = await api.request(method, url, json=body, headers=AUTH)
+    _is_422(r, "NUL", param)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models/a%00b",
+        "/api/models/a%00b",
+        "/diff/a%00b/1/2",
+        "/api/diff/a%00b/1/2",
+        "/pipelines/a%00b",
+        "/api/pipelines/a%00b",
+        "/runs/ab%00c/artifacts",
+        "/api/runs/ab%00c/artifacts",
+        "/api/runs/{run}/metrics/a%00b",
+        "/api/artifacts/{run}/a%00b",
+        "/experiments/a%00b",
+    ],
+)
+async def test_nul_in_a_ui_page_or_its_json_twin_path_is_a_422(
+    api: httpx.AsyncClient, path: str
+) -> None:
+    rid = await _run(api)
+    _is_422(await api.get(path.replace("{run}", rid)), "NUL")
+
+
+# 14. datasets: no NUL, bounded lengths, on every surface -----------------------------------
+
+
+DATASET_NUL: list[dict[str, Any]] = [
+    {"role": NUL},
+    {"role": "train", "name": NUL},
+    {"role": "train", "source": NUL},
+    {"role": "train", "digest": NUL},
+    {"role": "train", "features": ["ok", NUL]},
+    {"role": "train", "extra": {"k": NUL}},
+    {"role": "train", "extra": {NUL: 1}},
+    {"role": "train", "extra": {"k": [{"deep": NUL}]}},
+]
+DATASET_LONG: list[tuple[dict[str, Any], str]] = [
+    ({"role": "r" * 251}, "250"),
+    ({"role": "train", "name": "n" * 501}, "500"),
+    ({"role": "train", "source": "s" * 2001}, "2000"),
+    ({"role": "train", "digest": "d" * 501}, "500"),
+    ({"role": "train", "features": ["f" * 501]}, "500"),
+    ({"role": "train", "features": ["f"] * 100_001}, "100000"),
+    ({"role": "train", "extra": {"k": "x" * 100_001}}, "100000"),
+]
+
+
+@pytest.mark.parametrize("body", DATASET_NUL)
+async def test_a_dataset_with_nul_is_a_422_over_http(
+    api: httpx.AsyncClient, store: Store, body: dict[str, Any]
+) -> None:
+    rid = await _run(api)
+    r = await api.post(f"/api/w/runs/{rid}/datasets", json=body, headers=AUTH)
+    _is_422(r, "NUL")
+    assert (await store.get_run(rid)).datasets == []
+
+
+@pytest.mark.parametrize(("body", "limit"), DATASET_LONG)
+async def test_a_dataset_over_a_length_limit_is_a_422_naming_it(
+    api: httpx.AsyncClient, store: Store, body: dict[str, Any], limit: str
+) -> None:
+    rid = await _run(api)
+    r = await api.post(f"/api/w/runs/{rid}/datasets", json=body, headers=AUTH)
+    _is_422(r, limit)
+    assert (await store.get_run(rid)).datasets == []
+
+
+def test_the_python_log_dataset_refuses_nul_and_overlong_fields(
+    store_url: str, tmp_path: Path
+) -> None:
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=make_settings())
+    try:
+        with client.start_run("e") as run:
+            for body in DATASET_NUL:
+                fields = {**body, **body.get("extra", {})}
+                fields.pop("extra", None)
+                with pytest.raises(InvalidInput, match="NUL"):
+                    run.log_dataset(**fields)
+            for body, limit in DATASET_LONG:
+                fields = {**body, **body.get("extra", {})}
+                fields.pop("extra", None)
+                with pytest.raises(InvalidInput, match=limit):
+                    run.log_dataset(**fields)
+            run.log_dataset("train", name="n" * 500, source="s" * 2000, features=["f"] * 10_000)
+        stored = client.get_run(run.id)
+        assert stored.status == "completed"
+        assert [(d.role, d.name, len(d.features)) for d in stored.datasets] == [
+            ("train", "n" * 500, 10_000)
+        ]
+    finally:
+        client.close()
+
+
+# 15. the registry refuses NUL and overlong text through Python, MCP and HTTP alike --------------
+
+
+async def _model(store: Store, tmp_path: Path) -> None:
+    """A run ``r1`` with an artifact ``model`` registered as version 1 of model ``m``."""
+    artifacts = open_artifact_store(str(tmp_path / "a"))
+    await store.create_run(_new_run("r1"))
+    await artifact_ops.put_bytes(
+        store, artifacts, "r1", "model", b"weights", content_type=OCTETS, serializer="bytes"
+    )
+    await registry_ops.register_model(store, "m", "r1", "model", "ada")
+
+
+async def test_the_registry_operations_refuse_nul_text(store: Store, tmp_path: Path) -> None:
+    await _model(store, tmp_path)
+    for attempt in (
+        lambda: registry_ops.register_model(store, "m", "r1", "model", "ada", description=NUL),
+        lambda: registry_ops.register_model(store, "m", "r1", NUL, "ada"),
+        lambda: registry_ops.register_model(store, "m", "r1", "model", "ada", tags={"k": NUL}),
+        lambda: registry_ops.promote(store, "m", 1, "staging", "ada", reason=NUL),
+        lambda: registry_ops.set_model_note(store, "m", NUL),
+        lambda: registry_ops.set_model_tags(store, "m", {"k": NUL}),
+        lambda: registry_ops.set_model_version_tags(store, "m", 1, {"k": NUL}),
+        lambda: registry_ops.set_alias(store, "m", NUL, 1, "ada"),
+    ):
+        with pytest.raises(InvalidInput, match=r"NUL|alias"):
+            await attempt()
+    model = await store.get_model("m")
+    assert len(model.versions) == 1 and model.versions[0].stage == "none"
+    assert model.note in (None, "") and not model.tags and not model.versions[0].tags
+
+
+async def test_the_registry_operations_cap_text_lengths(store: Store, tmp_path: Path) -> None:
+    await _model(store, tmp_path)
+    long = "x" * 100_001
+    for attempt in (
+        lambda: registry_ops.register_model(store, "m", "r1", "model", "ada", description=long),
+        lambda: registry_ops.promote(store, "m", 1, "staging", "ada", reason=long),
+        lambda: registry_ops.set_model_note(store, "m", long),
+    ):
+        with pytest.raises(InvalidInput, match="100000"):
+            await attempt()
+    with pytest.raises(InvalidInput, match="5000"):
+        await registry_ops.set_model_tags(store, "m", {"k": "v" * 5001})
+    await registry_ops.set_model_note(store, "m", "x" * 100_000)
+    assert len((await store.get_model("m")).note or "") == 100_000
+
+
+def test_the_python_registry_refuses_nul_text(store_url: str, tmp_path: Path) -> None:
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=make_settings())
+    registry = Registry(client)
+    try:
+        with client.start_run("e") as run:
+            run.log_artifact("model", b"weights")
+            with pytest.raises(InvalidInput, match="NUL"):
+                registry.register_model("m", "model", description=NUL)
+            registry.register_model("m", "model")
+        with pytest.raises(InvalidInput, match="NUL"):
+            registry.promote("m", 1, "production", reason=NUL)
+        with pytest.raises(InvalidInput, match="NUL"):
+            registry.set_model_note("m", NUL)
+        with pytest.raises(InvalidInput, match="NUL"):
+            registry.set_model_tag("m", "k", NUL)
+        model = registry.model("m")
+        assert [v.stage for v in model.versions] == ["none"] and model.note in (None, "")
+    finally:
+        client.close()
+
+
+async def test_mcp_registry_and_pipeline_tools_answer_nul_with_a_tool_error_naming_it(
+    store_url: str, tmp_path: Path
+) -> None:
+    store = await open_store(store_url)
+    try:
+        await _model(store, tmp_path)
+        server = build_mcp(
+            store,
+            artifacts=open_artifact_store(str(tmp_path / "a")),
+            toolsets=["registry", "pipelines"],
+        )
+        async with McpClient(server) as mcp:
+            for tool, args in (
+                ("promote_model", {"model_name": "m", "version": 1, "stage": "staging",
+                                   "reason": NUL}),
+                ("set_model_note", {"model_name": "m", "note": NUL}),
+                ("set_model_note", {"model_name": "m", "note": "x" * 100_001}),
+                ("get_pipeline", {"pipeline_id": NUL}),
+                ("create_experiment", {"name": "x", "owner": NUL}),
+            ):  # fmt: skip
+                result = await mcp.call_tool(tool, args)
+                assert result.is_error, (tool, args)
+                block = result.content[0]
+                assert isinstance(block, TextContent)
+                assert "NUL" in block.text or "100000" in block.text, (tool, block.text)
+        model = await store.get_model("m")
+        assert model.versions[0].stage == "none" and model.note in (None, "")
+    finally:
+        await store.close()
+
+
+async def test_http_registry_writes_refuse_nul_the_same_way(
+    api: httpx.AsyncClient, store: Store
+) -> None:
+    rid = await _run(api)
+    files = {"file": ("model.bin", b"weights", OCTETS)}
+    assert (await api.post(f"/api/w/runs/{rid}/artifacts", files=files, headers=AUTH)).is_success
+    body = {"name": "m", "run_id": rid, "artifact": "model.bin"}
+    _is_422(await api.post("/api/w/models", json={**body, "description": NUL}, headers=AUTH))
+    r = await api.post("/api/w/models", json=body, headers=AUTH)
+    assert r.status_code == 200 or r.status_code == 201, r.text
+    promote = "/api/w/models/m/versions/1/promote"
+    _is_422(await api.post(promote, json={"stage": "staging", "reason": NUL}, headers=AUTH))
+    assert (await store.get_model("m")).versions[0].stage == "none"
+
+
+# 16. a run can always be ended, whatever error text it is given --------------------------------
+
+
+def test_end_run_with_a_nul_or_overlong_error_still_ends_the_run(
+    store_url: str, tmp_path: Path
+) -> None:
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=make_settings())
+    try:
+        first = client.start_run("e")
+        first.end("failed", "boom\x00bang")
+        second = client.start_run("e")
+        client.end_run("failed", error="e" * 100_001)
+        third = client.start_run("e")
+        with pytest.raises(InvalidInput, match="error"):
+            third.end("failed", 42)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="status"):
+            third.end("exploded")  # type: ignore[arg-type]
+        third.end("killed", "stopped")  # still endable after the refusals
+        one, two, three = (client.get_run(r.id) for r in (first, second, third))
+        assert (one.status, one.error) == ("failed", "boom\\x00bang")
+        assert two.status == "failed" and len(two.error or "") == 100_000
+        assert (three.status, three.error) == ("killed", "stopped")
+    finally:
+        client.close()
+
+
+# 17. pipelines and alerts refuse NUL before the store sees it -----------------------------------
+
+
+async def test_pipeline_and_alert_operations_refuse_nul_text(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="NUL"):
+        await pipeline_ops.get_pipeline(store, NUL)
+    for url, secret in (("https://example.com/a\x00b", None), ("https://example.com/h", NUL)):
+        with pytest.raises(InvalidInput, match="NUL"):
+            alert_ops.build_rule(
+                "a", "ada", metric_key="loss", op=">", threshold=1.0, webhook_url=url, secret=secret
+            )
+    with pytest.raises(InvalidInput, match="2000"):
+        alert_ops.build_rule("a", "ada", metric_key="loss", op=">", threshold=1.0,
+                             webhook_url="https://example.com/" + "p" * 2000)  # fmt: skip
+    assert await store.list_alerts() == []
+
+
+def test_a_pipeline_with_a_nul_or_overlong_description_is_refused_and_runs_nothing(
+    store_url: str, tmp_path: Path
+) -> None:
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=make_settings())
+    ran: list[str] = []
+    try:
+        for description in (NUL, "d" * 100_001):
+            with pytest.raises(InvalidInput, match=r"NUL|100000"):
+                Pipeline(
+                    "p", [Step("a", lambda ctx: ran.append("a"))], description=description,
+                    client=client,
+                ).run()  # fmt: skip
+        assert ran == [] and pipelines(client=client) == []
+    finally:
+        client.close()
 
 
 # helpers ---------------------------------------------------------------------------------------
