@@ -39,6 +39,7 @@ from chachaml.server.access import require
 from chachaml.server.api_errors import ApiError, envelope, from_validation
 from chachaml.store.api_protocol import Scope
 from chachaml.store.protocol import Store
+from chachaml.validation import NUL_MESSAGE
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_JSON_BYTES = 1 << 20  # a JSON body's default cap; bulk routes declare their own
@@ -72,8 +73,14 @@ class Call:
         return None if key is None else batch_id(self.user, key)
 
     def path(self, name: str) -> str:
-        """A path parameter."""
+        """A path parameter, without NUL: a 422 naming it here covers every API path alike.
+
+        PostgreSQL cannot hold NUL (a store query with one fails as a 500) and SQLite would
+        answer differently, so no handler passes one on to the store.
+        """
         value: str = self.request.path_params[name]
+        if "\x00" in value:
+            raise ApiError(422, f"path parameter {name!r} {NUL_MESSAGE}")
         return value
 
 
