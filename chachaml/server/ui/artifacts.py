@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from chachaml import validation as v
-from chachaml.errors import StoreUnavailable
+from chachaml.errors import NotFound, StoreUnavailable
 from chachaml.models import Artifact, Table
 from chachaml.server.ui.common import guarded, path_param, store_of, twin
 from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifact_name
@@ -122,7 +122,10 @@ async def download(request: Request) -> Response:
         raise StoreUnavailable(
             f"artifact {name!r} of run {run_id!r} is corrupt: its content hash does not match"
         )
-    blocks = await _artifact_store(request).open_stream(art.uri)
+    try:
+        blocks = await _artifact_store(request).open_stream(art.uri)
+    except NotFound:  # say which artifact, never where the store keeps it
+        raise NotFound(f"artifact {name!r} of run {run_id!r} is missing its stored bytes") from None
     inline = art.content_type in INLINE_IMAGES and request.query_params.get("download") != "1"
     filename = quote(art.name.rsplit("/", 1)[-1])
     return StreamingResponse(
