@@ -44,12 +44,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(root: Path) -> Iterator[str]:
-    """``chachaml serve`` over a fresh SQLite file; yields its base URL."""
+def server(root: Path, store: str | None = None, tokens: str = f"bench:{TOKEN}") -> Iterator[str]:
+    """``chachaml serve`` over ``store`` (a fresh SQLite file by default); yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
-    env["CHACHAML_TOKENS"] = f"bench:{TOKEN}"
-    store = f"sqlite:///{root / 'bench.db'}"
+    env["CHACHAML_TOKENS"] = tokens
+    store = store or f"sqlite:///{root / 'bench.db'}"
     cmd = [sys.executable, "-m", "chachaml.cli", "serve", "--port", str(port),
            "--store", store, "--artifacts", str(root / "artifacts")]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_http import free_port
+from bench_http import server
 from bench_mcp import seed
 
 TOKEN = "bench-mcp-http-token"
@@ -35,33 +32,6 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("best_run", {"metric": "acc"}),
     ("list_runs", {"limit": 20}),
 ]
-
-
-@contextmanager
-def server(store_url: str, root: Path, tokens: str) -> Iterator[str]:
-    """``chachaml serve`` on a free loopback port; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
-    env["CHACHAML_TOKENS"] = tokens
-    cmd = [sys.executable, "-m", "chachaml.cli", "serve", "--port", str(port),
-           "--store", store_url, "--artifacts", str(root / "artifacts")]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("chachaml serve did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def time_calls(url: str, headers: dict[str, str], calls: int) -> dict[str, list[float]]:
@@ -107,7 +77,7 @@ def main() -> None:
         times: dict[str, dict[str, list[float]]] = {m: {n: [] for n, _ in CASES} for m in modes}
         for _ in range(args.rounds):
             for mode, (tokens, headers) in modes.items():
-                with server(store_url, root, tokens) as url:
+                with server(root, store_url, tokens) as url:
                     for name, samples in time_calls(url, headers, args.calls).items():
                         times[mode][name].extend(samples)
     print(f"MCP tools/call over streamable HTTP, {args.runs:,} runs, load {os.getloadavg()[0]:.1f}")

@@ -17,9 +17,8 @@ import pytest
 from chachaml.store import open_store
 from tests.fake_providers import Call, FakeProvider, Say, fake_provider
 from tests.mcp_seed import IRIS, NEW, seed, serving
-from tests.services import unavailable
 from tests.test_ui_alerts_chat import seed_alerts
-from tests.test_ui_browser import ARGS, CHROMIUM, SHOTS, _visit
+from tests.test_ui_browser import SHOTS, _visit, chromium
 
 KEY = "sk-browser-only-key"
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> done'
@@ -66,18 +65,8 @@ def base_url(
 @pytest.fixture(scope="module")
 def browser(base_url: str) -> Iterator[Any]:
     """Chromium, started after the store is seeded (Playwright's sync API holds the loop)."""
-    if not CHROMIUM.exists():
-        unavailable(f"Debian's chromium is not installed at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed")
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _ask(page: Any, question: str, answers: int) -> Any:

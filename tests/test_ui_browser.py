@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield mcp_url.removesuffix("/mcp")
 
 
-@pytest.fixture(scope="module")
-def browser(base_url: str) -> Iterator[Any]:
-    """Chromium, started after the store is seeded (Playwright's sync API holds the loop)."""
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright (skipped without them, required in CI)."""
     if not CHROMIUM.exists():
         unavailable(f"Debian's chromium is not installed at {CHROMIUM}")
     try:
@@ -112,6 +113,13 @@ def browser(base_url: str) -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser(base_url: str) -> Iterator[Any]:
+    """Chromium, started after the store is seeded (Playwright's sync API holds the loop)."""
+    with chromium() as launched:
+        yield launched
 
 
 def _visit(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:

@@ -19,13 +19,8 @@ from typing import Any
 import anyio
 import pytest
 
-from chachaml.store import open_store
-from tests.mcp_seed import free_port, seed, serving
-from tests.services import unavailable
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+from tests.mcp_seed import free_port, seeded_store, serving
+from tests.test_ui_browser import chromium
 
 ATTACK = """<!doctype html><html><body>
 <form id="plant" method="post" enctype="text/plain" action="{target}/api/w/runs">
@@ -53,16 +48,6 @@ Promise.allSettled(shots.map(([path, body]) => fetch(target + path, {{
 </script></body></html>"""
 
 
-async def _seed(path: Path) -> str:
-    url = f"sqlite:///{path / 'victim.db'}"
-    store = await open_store(url)
-    try:
-        await seed(store, path / "artifacts")
-    finally:
-        await store.close()
-    return url
-
-
 def _state(db: Path) -> tuple[Any, ...]:
     with sqlite3.connect(db) as conn:
         return (
@@ -75,7 +60,7 @@ def _state(db: Path) -> tuple[Any, ...]:
 @pytest.fixture
 def attacker(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """(victim base URL, attacker page URL, victim database)."""
-    url = anyio.run(_seed, tmp_path)
+    url = anyio.run(seeded_store, tmp_path)
     with serving(url, tmp_path / "artifacts") as mcp_url:
         victim = mcp_url.removesuffix("/mcp")
         page = ATTACK.format(target=victim, run="b" * 32).encode()
@@ -96,7 +81,7 @@ def attacker(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         thread.start()
         try:
             # another origin on loopback: another host name and port than the victim's
-            yield victim, f"http://localhost:{port}/", tmp_path / "victim.db"
+            yield victim, f"http://localhost:{port}/", tmp_path / "seeded.db"
         finally:
             server.shutdown()
             server.server_close()
@@ -107,18 +92,8 @@ def test_a_page_of_another_origin_cannot_write_to_a_local_server(
 ) -> None:
     _, page_url, db = attacker
     before = _state(db)
-    if not CHROMIUM.exists():
-        unavailable(f"Debian's chromium is not installed at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_url)
-            page.wait_for_function("window.attackDone === true", timeout=15_000)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(page_url)
+        page.wait_for_function("window.attackDone === true", timeout=15_000)
     assert _state(db) == before
