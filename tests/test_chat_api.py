@@ -170,8 +170,12 @@ async def test_a_malformed_body_is_a_422_naming_the_field(
 
 
 async def test_a_body_that_is_not_json_is_a_400(api: httpx.AsyncClient) -> None:
-    response = await api.post("/api/chat", content=b"question?")
+    json_type = {"Content-Type": "application/json"}
+    response = await api.post("/api/chat", content=b"question?", headers=json_type)
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+    # without a JSON type (a cross-site page's preflight-free body): refused before parsing
+    response = await api.post("/api/chat", content=b'{"question": "q"}')
+    assert response.status_code == 415
 
 
 async def test_protected_reads_need_a_token(

@@ -77,7 +77,14 @@ class ChatOptions:
 
 
 async def _body(request: Request) -> ChatRequest:
-    """The parsed body, read with a byte cap (413) before any JSON is parsed."""
+    """The parsed body, read with a byte cap (413) before any JSON is parsed.
+
+    Only ``application/json``: a body type a page of another site can send without a CORS
+    preflight (none, ``text/plain``, forms) never reaches the server's provider key.
+    """
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "send the request body as application/json")
     data = await read_limited(request, MAX_BODY_BYTES)
     try:
         raw = json.loads(data)
