@@ -405,3 +405,14 @@ async def test_tags_record_who_set_them_on_every_surface(store: Store, tmp_path:
         assert not tool_text(await web.post("/mcp", json=call, headers=headers))[0]
     run = await run_ops.get_run(store, MID)
     assert (run.tags["a"], run.tag_by["a"], run.tag_by["b"]) == ("3", "olga", "wes")
+
+
+async def test_a_signed_in_browser_sees_who_it_is_and_can_sign_out(
+    store: Store, tmp_path: Path
+) -> None:
+    async with serving(store, tmp_path, AccessConfig(tokens=(("ada", TOKEN),))) as web:
+        form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
+        await web.post("/signin", content=f"token={TOKEN}&next=/runs", headers=form)
+        page = await web.get("/runs")
+        assert page.status_code == 200
+        assert 'action="/signout"' in page.text and ">ada<" in page.text

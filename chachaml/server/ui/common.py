@@ -140,9 +140,11 @@ def render(request: Request, template: str, data: dict[str, Any], status: int = 
     """A page: the template over the page's dict, plus the nav and helpers."""
     paths = {getattr(r, "path", None) for r in request.app.routes}
     nav = [*NAV, *((p, label) for p, label in OPTIONAL_NAV if p in paths)]
+    who = request.scope.get("state", {}).get("chachaml.principal")  # the access layer's caller
     html = TEMPLATES.get_template(template).render(
         data=data,
         nav=nav,
+        signed_in=getattr(who, "user", None) if getattr(who, "via", None) == "session" else None,
         path=request.url.path,
         with_query=lambda **changes: _with_query(request, **changes),
         api_url="/api" + request.url.path + (f"?{request.url.query}" if request.url.query else ""),
