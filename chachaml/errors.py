@@ -7,6 +7,8 @@
   different values (HTTP 409).
 - ``InvalidInput``: an argument is malformed or out of range (HTTP 422).
 - ``StoreUnavailable``: the database or artifact store cannot be reached or is unusable (HTTP 503).
+- ``Unauthorized``: the caller must say who they are, with a token (HTTP 401).
+- ``Forbidden``: the caller is known but may not do this, e.g. a read token writing (HTTP 403).
 - ``SchemaTooNew``: the database was written by a newer chachaml than this one.
 """
 
@@ -33,6 +35,14 @@ class StoreUnavailable(ChachamlError):
     """The store or artifact store cannot be used right now."""
 
 
+class Unauthorized(ChachamlError):
+    """The request needs a token and has none, or an unknown one."""
+
+
+class Forbidden(ChachamlError):
+    """The caller's token does not allow this (its scope is too small)."""
+
+
 class SchemaTooNew(StoreUnavailable):
     """The database schema is newer than this version of chachaml understands."""
 
@@ -44,9 +54,11 @@ class NoActiveRun(ChachamlError, RuntimeError):
 __all__ = [
     "ChachamlError",
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "NoActiveRun",
     "NotFound",
     "SchemaTooNew",
     "StoreUnavailable",
+    "Unauthorized",
 ]

@@ -36,6 +36,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from chachaml.errors import Forbidden, Unauthorized
 from chachaml.server.api_errors import ApiError, envelope
 from chachaml.server.auth import hash_token
 from chachaml.store.api_protocol import SCOPES, TokenOwner, allows
@@ -207,8 +208,8 @@ def require(conn: HTTPConnection, scope: TokenScope) -> Principal:
     if who.may(scope):
         return who
     if who.scope is None:
-        raise ApiError(401, f"this needs a token with {scope} scope: send Authorization: Bearer")
-    raise ApiError(403, f"the token of {who.user!r} has {who.scope} scope; this needs {scope}")
+        raise Unauthorized(f"this needs a token with {scope} scope: send Authorization: Bearer")
+    raise Forbidden(f"the token of {who.user!r} has {who.scope} scope; this needs {scope}")
 
 
 def _media_type(headers: Mapping[str, str]) -> str:

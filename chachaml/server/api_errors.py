@@ -14,7 +14,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound, StoreUnavailable
+from chachaml.errors import (
+    ChachamlError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    Unauthorized,
+)
 
 CODES: Mapping[int, str] = {
     400: "bad_request",
@@ -30,6 +38,8 @@ CODES: Mapping[int, str] = {
     503: "unavailable",
 }
 STATUS: Sequence[tuple[type[ChachamlError], int]] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (InvalidInput, 422),

@@ -40,7 +40,14 @@ from chachaml.alert_models import (
     SilentRun,
     StaleExperiment,
 )
-from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from chachaml.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    Unauthorized,
+)
 from chachaml.models import (
     Artifact,
     ArtifactRecord,
@@ -83,7 +90,9 @@ def _raise_for(response: httpx.Response) -> None:
     except (ValueError, KeyError, TypeError):
         message = response.text[:500] or response.reason_phrase
     if response.status_code in (401, 403):
-        raise InvalidInput(f"the server at {response.url.host} refused the token: {message}")
+        if response.status_code == 401:
+            raise Unauthorized(f"the server at {response.url.host} refused the token: {message}")
+        raise Forbidden(f"the server at {response.url.host} refused the request: {message}")
     kind = ERRORS.get(response.status_code, StoreUnavailable)
     raise kind(message)
 

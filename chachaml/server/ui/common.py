@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from chachaml.errors import ChachamlError, InvalidInput, NotFound, StoreUnavailable
+from chachaml.errors import ChachamlError, InvalidInput
+from chachaml.server.api_errors import envelope, status_of
 from chachaml.validation import NUL_MESSAGE
 
 CSP = (
@@ -97,29 +98,17 @@ def jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _status(exc: ChachamlError) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, InvalidInput):
-        return 422
-    if isinstance(exc, StoreUnavailable):
-        return 503
-    return 400
-
-
 def is_api(request: Request) -> bool:
     """Whether the request asked for JSON (paths under ``/api``)."""
     return request.url.path.startswith("/api/")
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
-    """The error envelope ``{"error": {"status", "message"}}`` under /api, a page elsewhere."""
+    """The API's one error envelope under /api, a page elsewhere."""
     if is_api(request):
-        return JSONResponse(
-            {"error": {"status": status, "message": message}},
-            status_code=status,
-            headers=SECURITY_HEADERS,
-        )
+        response = envelope(status, message)
+        response.headers.update(SECURITY_HEADERS)
+        return response
     return render(request, "error.html", {"status": status, "message": message}, status)
 
 
@@ -131,7 +120,7 @@ def guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ChachamlError as exc:
-            return error_response(request, _status(exc), str(exc))
+            return error_response(request, status_of(exc), str(exc))
 
     return run
 
