@@ -27,8 +27,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult
 
-from chachaml.server.mcp_stdio import EarlyStdio
-from chachaml.server.mcp_tools import RunList  # in the module: the SDK resolves annotations here
+from chachaml.server.mcp.runs import RunList  # in the module: the SDK resolves annotations here
+from chachaml.server.mcp.stdio import EarlyStdio
 
 EXPERIMENTS = 20
 STATUSES = ("completed", "completed", "completed", "failed")
@@ -97,8 +97,8 @@ async def serve(wire: EarlyStdio, url: str) -> None:
     """The chachaml MCP server on the stdio wire of ``chachaml mcp``, plus two tools only the
     benchmark registers: ``noop`` (the SDK's floor) and ``canned_listing`` (what the SDK alone
     spends on returning a result the size of a 20-run listing)."""
-    from chachaml.server.mcp_app import build_mcp
-    from chachaml.server.mcp_tools import run_tools
+    from chachaml.server.mcp.runs import run_tools
+    from chachaml.server.mcp.server import build_mcp
     from chachaml.store import open_store
 
     store = await open_store(url)

@@ -23,7 +23,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mcp import percentile, seed
 
-from chachaml.models import MetricChunk, NewRun
+from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.app import create_app
 from chachaml.store import open_store
 from chachaml.store.protocol import Store

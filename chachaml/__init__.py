@@ -11,7 +11,6 @@ from ``CHACHAML_STORE`` / ``CHACHAML_ARTIFACTS`` / ``CHACHA_USER`` or :func:`use
 
 from __future__ import annotations
 
-from chachaml.alert_models import Alert, AlertEvent
 from chachaml.alerts import (
     Alerts,
     alert_history,
@@ -28,7 +27,18 @@ from chachaml.errors import (
     SchemaTooNew,
     StoreUnavailable,
 )
-from chachaml.models import (
+from chachaml.pipeline import (
+    Pipeline,
+    PipelineFailed,
+    PipelineResult,
+    Step,
+    StepContext,
+    pipelines,
+    resume_pipeline,
+    run_pipeline,
+)
+from chachaml.records.alerts import Alert, AlertEvent
+from chachaml.records.runs import (
     Artifact,
     BestRun,
     Comparison,
@@ -40,16 +50,6 @@ from chachaml.models import (
     RunInfo,
     Table,
 )
-from chachaml.pipeline import (
-    Pipeline,
-    PipelineFailed,
-    PipelineResult,
-    Step,
-    StepContext,
-    pipelines,
-    resume_pipeline,
-    run_pipeline,
-)
 from chachaml.registry import (
     Registry,
     delete_alias,
@@ -58,6 +58,7 @@ from chachaml.registry import (
     model,
     model_version,
     model_versions,
+    models,
     promote,
     register_model,
     set_alias,
@@ -202,6 +203,7 @@ __all__ = [
     "model",
     "model_version",
     "model_versions",
+    "models",
     "my_last_run",
     "my_runs",
     "pipelines",

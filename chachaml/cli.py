@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chachaml.errors import ChachamlError
-from chachaml.models import RunInfo
+from chachaml.records.runs import RunInfo
 from chachaml.tracking.client import Client
 
 Command = Callable[[argparse.Namespace, Client], int]
@@ -196,12 +196,12 @@ def _toolsets(args: argparse.Namespace) -> tuple[str, ...]:
 
 def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
     """Speak MCP over stdin/stdout (for Claude Desktop, Claude Code, Continue...)."""
-    from chachaml.server.mcp_stdio import EarlyStdio
+    from chachaml.server.mcp.stdio import EarlyStdio
 
     wire = EarlyStdio(version="")  # claims stdio and answers initialize before the SDK loads
     import anyio
 
-    from chachaml.server.mcp_app import serve_stdio
+    from chachaml.server.mcp.server import serve_stdio
     from chachaml.tools.webhooks import Delivery
 
     settings = client.settings
@@ -225,9 +225,9 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
     """Serve the web app, with MCP over streamable HTTP at /mcp."""
     import anyio
 
-    from chachaml.server.api import ApiOptions
+    from chachaml.server.api.chat import ChatOptions
+    from chachaml.server.api.routes import ApiOptions
     from chachaml.server.app import serve_http
-    from chachaml.server.chat_api import ChatOptions
 
     settings = client.settings
     anyio.run(
@@ -252,7 +252,7 @@ def cmd_token(args: argparse.Namespace, client: Client) -> int:
     """Create, list or revoke API tokens in the store that is named explicitly."""
     import anyio
 
-    from chachaml.server import auth
+    from chachaml.server import tokens as auth
     from chachaml.store import open_store
 
     url = args.store or os.environ.get("CHACHAML_STORE")
@@ -310,10 +310,20 @@ def _when(at: float | None) -> str:
 
 
 def cmd_alerts(args: argparse.Namespace, client: Client) -> int:
-    """``chachaml alerts deliver``: send queued alert webhooks once (no server needed)."""
-    from chachaml.tools.deliveries import cmd_alerts_deliver
+    """``chachaml alerts deliver``: send queued alert webhooks once (no server needed).
 
-    return cmd_alerts_deliver(args, client)
+    For setups without a server (a server delivers them itself). Exit status 1 if any
+    delivery failed.
+    """
+    from chachaml.tools.deliveries import drain_deliveries
+    from chachaml.tools.webhooks import Delivery
+
+    report = client._op(drain_deliveries, Delivery.from_settings(client.settings))
+    print(
+        f"webhooks: {report.delivered} delivered, {report.failed} failed,"
+        f" {report.pending} still pending"
+    )
+    return 1 if report.failed else 0
 
 
 def cmd_chat(args: argparse.Namespace, client: Client) -> int:

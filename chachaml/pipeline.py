@@ -45,9 +45,9 @@ import anyio
 from chachaml import validation
 from chachaml.bound import resolve_client
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
-from chachaml.models import EndStatus
-from chachaml.pipeline_models import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
 from chachaml.pipeline_runner import PIPELINE_TAG, Execution, Step, StepContext, Update
+from chachaml.records.pipelines import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
+from chachaml.records.runs import EndStatus
 from chachaml.tools import pipelines as ops
 from chachaml.tracking.active_run import ActiveRun, error_text
 

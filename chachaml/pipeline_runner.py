@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from chachaml import validation
 from chachaml.errors import InvalidInput
-from chachaml.models import EndStatus
+from chachaml.records.runs import EndStatus
 from chachaml.tools import pipelines as ops
 from chachaml.tracking.active_run import ActiveRun, error_text
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from chachaml.bound import ClientBound
 from chachaml.errors import NoActiveRun
-from chachaml.registry_models import Model, ModelDetail, ModelVersion, VersionDiff
+from chachaml.records.registry import Model, ModelDetail, ModelVersion, VersionDiff
 from chachaml.serializers import decode
 from chachaml.tools import registry as ops
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chachaml.errors import InvalidInput
-from chachaml.models import Table
+from chachaml.records.runs import Table
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from sklearn.metrics import (
 from chachaml import validation
 from chachaml.bound import resolve_client
 from chachaml.errors import InvalidInput
-from chachaml.models import ParamValue
+from chachaml.records.registry import ModelVersion
+from chachaml.records.runs import ParamValue
 from chachaml.registry import Registry
-from chachaml.registry_models import ModelVersion
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools.registry import check_model_name, check_stage
 from chachaml.tracking.active_run import ActiveRun

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chachaml.errors import InvalidInput
-from chachaml.models import OPS, RUN_ORDERS, RUN_STATUSES, Dataset, ParamValue
+from chachaml.records.runs import OPS, RUN_ORDERS, RUN_STATUSES, Dataset, ParamValue
 
 MAX_KEY = 250  # keys and names (experiments, runs)
 MAX_VALUE = 6000  # a param's text value (MLflow's limit)

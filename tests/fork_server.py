@@ -24,9 +24,6 @@ from tests.mcp_seed import free_port, wait_until_serving
 def _helper() -> None:
     """The helper process: one JSON request per stdin line, the forked child's pid out."""
     import chachaml.cli as cli
-    import chachaml.server.api
-    import chachaml.server.app
-    import chachaml.server.chat_api  # noqa: F401
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited children are reaped by the kernel
     for line in sys.stdin:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from chachaml.models import Dataset, MetricChunk, NewRun, Table
+from chachaml.records.runs import Dataset, MetricChunk, NewRun, Table
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
-from chachaml.alert_models import AlertEvent
 from chachaml.errors import InvalidInput, NotFound
-from chachaml.models import ArtifactRecord, NewRun
-from chachaml.registry_models import NewModelVersion
+from chachaml.records.alerts import AlertEvent
+from chachaml.records.registry import NewModelVersion
+from chachaml.records.runs import ArtifactRecord, NewRun
 from chachaml.settings import Settings
 from chachaml.store import Store
 from chachaml.store.codec import make_chunk

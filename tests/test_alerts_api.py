@@ -12,10 +12,10 @@ import pytest
 
 import chachaml
 from chachaml.alerts import Alerts
+from chachaml.cli import cmd_alerts
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
-from chachaml.tools.deliveries import cmd_alerts_deliver
 from chachaml.tools.webhooks import Delivery
 from chachaml.tracking.client import Client
 from tests.conftest import make_settings
@@ -41,7 +41,7 @@ def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
 
 def deliver(client: Client) -> int:
     """``chachaml alerts deliver`` with this client's settings: the queue, sent once."""
-    return cmd_alerts_deliver(argparse.Namespace(), client)
+    return cmd_alerts(argparse.Namespace(), client)
 
 
 def bad_then_good(client: Client, experiment: str = "mnist") -> tuple[str, str]:

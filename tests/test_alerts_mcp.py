@@ -10,8 +10,8 @@ import pytest
 from mcp import Client as MCPClient
 from mcp_types import TextContent
 
-from chachaml.models import NewRun
-from chachaml.server.mcp_app import build_mcp
+from chachaml.records.runs import NewRun
+from chachaml.server.mcp.server import build_mcp
 from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.codec import make_chunk

@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from chachaml.alert_models import DeliveryAttempt, NewAlert, NewAlertEvent
 from chachaml.errors import Conflict, NotFound
-from chachaml.models import NewRun, to_datetime
+from chachaml.records.alerts import DeliveryAttempt, NewAlert, NewAlertEvent
+from chachaml.records.runs import NewRun, to_datetime
 from chachaml.store import Store, open_store
 from chachaml.store.codec import make_chunk
 from chachaml.store.migrate import as_sql_store, migrate

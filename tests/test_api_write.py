@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from chachaml.server.access import AccessConfig
-from chachaml.server.api import ApiConfig
+from chachaml.server.api.routes import ApiConfig
 from chachaml.server.app import create_app
-from chachaml.server.auth import create_token
+from chachaml.server.tokens import create_token
 from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
 

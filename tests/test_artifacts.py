@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
-from chachaml.models import Table
+from chachaml.records.runs import Table
 from chachaml.store.artifacts import LocalArtifactStore, validate_artifact_name
 from chachaml.tracking.client import Client
 

@@ -20,7 +20,7 @@ from chachaml.chat import (
     ask,
 )
 from chachaml.errors import InvalidInput
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store

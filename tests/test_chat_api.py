@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from chachaml.server.access import AccessConfig
+from chachaml.server.api.chat import ChatOptions
 from chachaml.server.app import create_app
-from chachaml.server.chat_api import ChatOptions
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store

@@ -17,8 +17,8 @@ import pytest
 from starlette.routing import Route
 
 from chachaml.server.access import AccessConfig
-from chachaml.server.api_errors import CODES
 from chachaml.server.app import create_app
+from chachaml.server.errors import CODES
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import open_artifact_store
 from tests.mcp_seed import seed

@@ -9,7 +9,7 @@ from mcp import Client as MCPClient
 from mcp_types import TextContent
 
 from chachaml.pipeline import PipelineFailed, Step, run_pipeline
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tracking.client import Client

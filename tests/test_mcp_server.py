@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS, SPECS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from chachaml.server import mcp_stdio
+from chachaml.server.mcp import stdio as mcp_stdio
 
 CHACHAML = str(Path(sys.executable).with_name("chachaml"))
 

@@ -13,9 +13,9 @@ from mcp import Client
 from mcp_types import ImageContent, TextContent, TextResourceContents
 
 from chachaml.errors import InvalidInput
-from chachaml.models import MetricSeries
-from chachaml.server.mcp_app import build_mcp
-from chachaml.server.mcp_toolsets import join_on_step
+from chachaml.records.runs import MetricSeries
+from chachaml.server.mcp.metrics import join_on_step
+from chachaml.server.mcp.server import build_mcp
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS, parse_toolsets, selected_tools

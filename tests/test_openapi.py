@@ -7,8 +7,8 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
+from chachaml.server.api.openapi import openapi_path
 from chachaml.server.app import create_app
-from chachaml.server.openapi import openapi_path
 from chachaml.store import Store
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,7 @@ from chachaml.pipeline import (
     pipelines,
     run_pipeline,
 )
-from chachaml.pipeline_models import PipelineDetail, PipelineStep
+from chachaml.records.pipelines import PipelineDetail, PipelineStep
 from chachaml.tracking.client import Client
 
 T = TypeVar("T")

@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from chachaml.errors import Conflict, InvalidInput, NotFound
-from chachaml.models import NewRun
-from chachaml.pipeline_models import NewPipeline, NewPipelineStep
+from chachaml.records.pipelines import NewPipeline, NewPipelineStep
+from chachaml.records.runs import NewRun
 from chachaml.store import Store
 from chachaml.tools import pipelines as ops
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from chachaml.models import NewRun, RunQuery
+from chachaml.records.runs import NewRun, RunQuery
 from chachaml.registry import Registry
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk

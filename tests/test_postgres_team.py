@@ -12,7 +12,7 @@ import pytest
 from mcp import Client as MCPClient
 
 from chachaml.cli import main
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS

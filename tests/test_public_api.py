@@ -35,6 +35,16 @@ def test_tracking_api_names_are_exported() -> None:
     assert expected <= set(chachaml.__all__)
 
 
+def test_the_readme_registry_listing_is_a_function(tmp_path: object) -> None:
+    # ml.models() once reached the module chachaml.models (a TypeError); records/ holds it now
+    assert callable(chachaml.models) and "models" in chachaml.__all__
+    client = chachaml.Client(store=f"sqlite:///{tmp_path}/m.db", artifacts=f"{tmp_path}/a")
+    try:
+        assert chachaml.Registry(client).models() == []
+    finally:
+        client.close()
+
+
 def test_import_does_not_pull_in_servers_or_provider_sdks() -> None:
     code = (
         "import sys, json, chachaml; "

@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from chachaml.errors import Conflict, NotFound
-from chachaml.models import ArtifactRecord, NewRun
-from chachaml.registry_models import NewModelVersion, Stage
+from chachaml.records.registry import NewModelVersion, Stage
+from chachaml.records.runs import ArtifactRecord, NewRun
 from chachaml.store import Store, open_store
 from chachaml.store.codec import make_chunk
 

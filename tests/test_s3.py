@@ -267,7 +267,7 @@ def test_the_mcp_artifact_tools_read_from_s3_unchanged(s3: S3Server, tmp_path: P
     from mcp import Client as MCPClient
     from mcp_types import TextContent
 
-    from chachaml.server.mcp_app import build_mcp
+    from chachaml.server.mcp.server import build_mcp
     from chachaml.store import open_store
 
     url, root = f"sqlite:///{tmp_path / 'c.db'}", s3.fresh_root()

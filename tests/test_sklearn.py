@@ -22,7 +22,7 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from chachaml.errors import InvalidInput
-from chachaml.models import Table
+from chachaml.records.runs import Table
 from chachaml.registry import Registry
 from chachaml.sklearn import (
     dumps_estimator,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chachaml.errors import Conflict, InvalidInput, NotFound
-from chachaml.models import (
+from chachaml.records.runs import (
     ArtifactRecord,
     Dataset,
     MetricCondition,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chachaml.models import MetricChunk, NewRun
+from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.app import create_app
 from chachaml.server.ui.charts import downsample
 from chachaml.server.ui.markdown import note_html

@@ -11,7 +11,7 @@ import pytest
 
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
-from chachaml.server.auth import create_token
+from chachaml.server.tokens import create_token
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
 from tests.mcp_seed import MID, seed

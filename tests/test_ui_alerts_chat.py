@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chachaml.alert_models import DeliveryAttempt, NewAlertEvent
 from chachaml.chat.models import DEFAULT_MODELS
+from chachaml.records.alerts import DeliveryAttempt, NewAlertEvent
 from chachaml.server.app import create_app
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store

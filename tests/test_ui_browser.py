@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from chachaml.models import MetricChunk, NewRun
+from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
 from tests.mcp_seed import MID, OLD, seed, serving
 from tests.services import unavailable

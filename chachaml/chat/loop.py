@@ -249,7 +249,7 @@ def ask(
     s = settings or Settings.from_env()
 
     async def main() -> ChatAnswer:
-        from chachaml.server.mcp_app import build_mcp
+        from chachaml.server.mcp.server import build_mcp
         from chachaml.store import open_store
         from chachaml.store.artifacts import open_artifact_store
 

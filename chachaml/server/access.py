@@ -18,7 +18,7 @@ forgetting a call. Two modes:
 The mode is re-read from the store every few seconds, so a token created or revoked with
 ``chachaml token`` takes effect on a running server without a restart. The caller is left in
 ``scope["state"]`` as a :class:`Principal`; handlers ask :func:`require` for a scope, and the
-MCP server reads it for each tool call (:mod:`chachaml.server.mcp_access`).
+MCP server reads it for each tool call (:mod:`chachaml.server.mcp.access`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chachaml.errors import Forbidden, Unauthorized
-from chachaml.server.api_errors import ApiError, envelope
-from chachaml.server.auth import hash_token
+from chachaml.server.errors import ApiError, envelope
+from chachaml.server.tokens import hash_token
 from chachaml.store.api_protocol import SCOPES, TokenOwner, allows
 from chachaml.store.api_protocol import Scope as TokenScope
 from chachaml.store.protocol import Store

@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from chachaml.server.access import AccessConfig, AccessLayer, AccessPolicy
-from chachaml.server.api import ApiConfig, ApiOptions, install_api
-from chachaml.server.chat_api import ChatOptions, chat_routes
+from chachaml.server.api.chat import ChatOptions, chat_routes
+from chachaml.server.api.routes import ApiConfig, ApiOptions, install_api
 from chachaml.server.health import healthz, readyz
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.server.ui import ui_routes
 from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chachaml.alert_models import (
+from chachaml.records.alerts import (
     AlertEvent,
     AlertRule,
     DeliveryAttempt,

@@ -11,7 +11,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 
-from chachaml.models import MetricChunk
+from chachaml.records.runs import MetricChunk
 
 _SWAP = sys.byteorder != "little"
 

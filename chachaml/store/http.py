@@ -29,7 +29,15 @@ import anyio
 import httpx
 from pydantic import TypeAdapter
 
-from chachaml.alert_models import (
+from chachaml.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    Unauthorized,
+)
+from chachaml.records.alerts import (
     AlertEvent,
     AlertRule,
     DeliveryAttempt,
@@ -40,15 +48,9 @@ from chachaml.alert_models import (
     SilentRun,
     StaleExperiment,
 )
-from chachaml.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    StoreUnavailable,
-    Unauthorized,
-)
-from chachaml.models import (
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
+from chachaml.records.runs import (
     Artifact,
     ArtifactRecord,
     BestRun,
@@ -64,8 +66,6 @@ from chachaml.models import (
     RunInfo,
     RunQuery,
 )
-from chachaml.pipeline_models import NewPipeline, PipelineDetail, PipelineInfo
-from chachaml.registry_models import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.store.api_protocol import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.artifacts import StoredObject, corrupt_object, uri_digest, verified
 from chachaml.store.codec import unpack_chunk

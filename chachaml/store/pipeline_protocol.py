@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from chachaml.pipeline_models import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
 
 StepEnd = Literal["completed", "failed", "skipped", "killed"]
 PipelineEnd = Literal["completed", "failed", "killed"]

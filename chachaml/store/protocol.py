@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from chachaml.models import (
+from chachaml.records.runs import (
     Artifact,
     ArtifactRecord,
     BestRun,

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from chachaml.registry_models import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
+from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 
 
 class RegistryStore(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from chachaml.models import (
+from chachaml.records.runs import (
     Artifact,
     Dataset,
     Experiment,

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from chachaml.alert_models import (
+from chachaml.errors import NotFound
+from chachaml.records.alerts import (
     AlertEvent,
     AlertRule,
     DeliveryAttempt,
@@ -31,8 +32,7 @@ from chachaml.alert_models import (
     SilentRun,
     StaleExperiment,
 )
-from chachaml.errors import NotFound
-from chachaml.models import to_datetime
+from chachaml.records.runs import to_datetime
 from chachaml.store.sql_driver import Row, Tx
 
 T = TypeVar("T")

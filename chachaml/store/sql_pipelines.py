@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chachaml.errors import Conflict, NotFound
-from chachaml.models import to_datetime
-from chachaml.pipeline_models import (
+from chachaml.records.pipelines import (
     NewPipeline,
     PipelineDetail,
     PipelineInfo,
     PipelineStep,
 )
+from chachaml.records.runs import to_datetime
 from chachaml.store import rows
 from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
 from chachaml.store.sql_driver import IntegrityViolation, Row, Tx

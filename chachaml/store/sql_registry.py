@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chachaml.errors import Conflict, NotFound
-from chachaml.models import to_datetime
-from chachaml.registry_models import (
+from chachaml.records.registry import (
     Model,
     ModelDetail,
     ModelVersion,
@@ -22,6 +21,7 @@ from chachaml.registry_models import (
     Stage,
     StageChange,
 )
+from chachaml.records.runs import to_datetime
 from chachaml.store import rows
 from chachaml.store.sql_driver import Row, Tx
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from chachaml.errors import Conflict, InvalidInput, NotFound
-from chachaml.models import (
+from chachaml.records.runs import (
     Artifact,
     ArtifactRecord,
     BestRun,

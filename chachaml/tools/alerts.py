@@ -24,9 +24,9 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from chachaml import validation as v
-from chachaml.alert_models import Alert, AlertEvent, AlertKind, AlertRule, NewAlert, NewAlertEvent
 from chachaml.errors import InvalidInput, NotFound
-from chachaml.models import RunInfo, RunQuery, to_datetime
+from chachaml.records.alerts import Alert, AlertEvent, AlertKind, AlertRule, NewAlert, NewAlertEvent
+from chachaml.records.runs import RunInfo, RunQuery, to_datetime
 from chachaml.store.protocol import Store
 from chachaml.tools.webhooks import ALLOW_PRIVATE_ENV, Delivery, condition, payload, refused_target
 

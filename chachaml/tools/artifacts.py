@@ -9,7 +9,7 @@ from pathlib import Path
 
 from chachaml import validation as v
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
-from chachaml.models import Artifact, ArtifactRecord
+from chachaml.records.runs import Artifact, ArtifactRecord
 from chachaml.store.artifacts import ArtifactStore, StoredObject, validate_artifact_name
 from chachaml.store.protocol import Store
 

@@ -16,7 +16,6 @@ the schedule lives in the table, so retries survive restarts.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
@@ -25,14 +24,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from chachaml.alert_models import DeliveryStatus, PendingDelivery
+from chachaml.records.alerts import DeliveryStatus, PendingDelivery
 from chachaml.store.protocol import Store
 from chachaml.tools.webhooks import Delivery, retryable, send
 
 if TYPE_CHECKING:
     import httpx
-
-    from chachaml.tracking.client import Client
 
 log = logging.getLogger("chachaml")
 
@@ -206,17 +203,3 @@ async def run_delivery_worker(
                 await _pause(pause, waker, stop)
     finally:
         _wakers.discard(waker)
-
-
-def cmd_alerts_deliver(args: argparse.Namespace, client: Client) -> int:
-    """``chachaml alerts deliver``: send the queued alert webhooks once.
-
-    For setups without a server (a server delivers them itself). Exit status 1 if any
-    delivery failed.
-    """
-    report = client._op(drain_deliveries, Delivery.from_settings(client.settings))
-    print(
-        f"webhooks: {report.delivered} delivered, {report.failed} failed,"
-        f" {report.pending} still pending"
-    )
-    return 1 if report.failed else 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chachaml import validation as v
-from chachaml.models import Experiment
+from chachaml.records.runs import Experiment
 from chachaml.store.protocol import Store
 
 

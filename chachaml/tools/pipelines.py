@@ -12,7 +12,7 @@ from typing import Any
 
 from chachaml import validation as v
 from chachaml.errors import InvalidInput
-from chachaml.pipeline_models import (
+from chachaml.records.pipelines import (
     PIPELINE_STATUSES,
     NewPipeline,
     PipelineDetail,

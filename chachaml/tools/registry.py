@@ -15,8 +15,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from chachaml import validation as v
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
-from chachaml.models import Dataset, ParamValue
-from chachaml.registry_models import (
+from chachaml.records.registry import (
     STAGES,
     DatasetChange,
     MetricDelta,
@@ -28,6 +27,7 @@ from chachaml.registry_models import (
     Stage,
     VersionDiff,
 )
+from chachaml.records.runs import Dataset, ParamValue
 from chachaml.store.artifacts import MAX_NAME, ArtifactStore
 from chachaml.store.protocol import Store
 

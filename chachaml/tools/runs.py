@@ -8,7 +8,7 @@ from typing import Any
 
 from chachaml import validation as v
 from chachaml.errors import InvalidInput
-from chachaml.models import (
+from chachaml.records.runs import (
     BestRun,
     Comparison,
     Direction,

@@ -28,8 +28,14 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from chachaml.alert_models import Alert, AlertEvent, DeliveryAttempt, NewAlertEvent, PendingDelivery
-from chachaml.models import to_datetime
+from chachaml.records.alerts import (
+    Alert,
+    AlertEvent,
+    DeliveryAttempt,
+    NewAlertEvent,
+    PendingDelivery,
+)
+from chachaml.records.runs import to_datetime
 from chachaml.settings import DEFAULT_BASE_URL, Settings
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from chachaml import validation
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun
-from chachaml.models import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
+from chachaml.records.runs import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
 from chachaml.serializers import serializer_for
 from chachaml.store.codec import chunk_from_columns
 from chachaml.tools import artifacts as artifact_ops

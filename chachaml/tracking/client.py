@@ -30,7 +30,7 @@ import anyio
 
 from chachaml import validation
 from chachaml.errors import InvalidInput, NoActiveRun
-from chachaml.models import (
+from chachaml.records.runs import (
     Artifact,
     BestRun,
     Comparison,

@@ -23,7 +23,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from chachaml.errors import StoreUnavailable
-from chachaml.models import MetricChunk
+from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
-from chachaml.server.auth import create_token, revoke_token
+from chachaml.server.tokens import create_token, revoke_token
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import OPT_IN_TOOLSETS

@@ -23,11 +23,11 @@ from mcp_types import TextContent
 import chachaml.store.artifacts as artifact_store
 from chachaml import validation
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
-from chachaml.models import NewRun
 from chachaml.pipeline import Pipeline, Step, pipelines
+from chachaml.records.runs import NewRun
 from chachaml.registry import Registry
 from chachaml.server.app import create_app
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
 from chachaml.store.sqlite import SQLiteStore

@@ -21,8 +21,8 @@ from chachaml.chat import ask
 from chachaml.chat import errors as chat_errors
 from chachaml.chat.errors import ProviderError
 from chachaml.errors import InvalidInput
+from chachaml.server.api.chat import ChatOptions
 from chachaml.server.app import create_app
-from chachaml.server.chat_api import ChatOptions
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from chachaml.errors import StoreUnavailable
-from chachaml.models import MetricChunk
+from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
@@ -226,7 +226,7 @@ def _retry_until_not_in_flight(
 def test_an_in_flight_key_left_by_a_killed_server_is_taken_over_after_the_lease(
     server: ServeProcess, store_url: str
 ) -> None:
-    from chachaml.server.endpoints import request_hash
+    from chachaml.server.api.endpoint import request_hash
 
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
         run_id = _start_run(http)
@@ -258,7 +258,7 @@ def test_a_retry_after_a_crash_between_commit_and_reply_stores_the_batch_once(
 ) -> None:
     """The server committed the points, then died before recording the reply: the key is
     in flight, the points are stored. The retry after the lease must not store them again."""
-    from chachaml.server.endpoints import batch_id, request_hash
+    from chachaml.server.api.endpoint import batch_id, request_hash
 
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
         run_id = _start_run(http)

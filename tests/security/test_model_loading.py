@@ -37,7 +37,7 @@ import chachaml as ml
 from chachaml import sklearn as tracked_sklearn
 from chachaml.errors import InvalidInput
 from chachaml.registry import Registry
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.mcp.server import build_mcp
 from chachaml.sklearn import SKOPS_CONTENT_TYPE, loads_estimator
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store

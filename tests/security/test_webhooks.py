@@ -23,10 +23,10 @@ import anyio
 import httpx
 import pytest
 
-from chachaml.alert_models import AlertEvent, NewAlert
 from chachaml.alerts import Alerts
 from chachaml.errors import InvalidInput
-from chachaml.models import NewRun
+from chachaml.records.alerts import AlertEvent, NewAlert
+from chachaml.records.runs import NewRun
 from chachaml.store import Store, open_store
 from chachaml.store.codec import make_chunk
 from chachaml.store.migrate import as_sql_store

@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.server.access import require
-from chachaml.server.api_errors import ApiError, from_validation
-from chachaml.server.endpoints import read_limited
+from chachaml.server.api.endpoint import read_limited
+from chachaml.server.errors import ApiError, from_validation
 from chachaml.server.ui.common import SECURITY_HEADERS, jsonable, path_param, store_of
 from chachaml.server.ui.markdown import note_html
 from chachaml.tools import registry as registry_ops

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from chachaml import validation as v
 from chachaml.errors import NotFound, StoreUnavailable
-from chachaml.models import Artifact, Table
+from chachaml.records.runs import Artifact, Table
 from chachaml.server.ui.common import guarded, path_param, store_of, twin
 from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifact_name
 from chachaml.tools import artifacts as artifact_ops

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from chachaml.models import MetricSeries
+from chachaml.records.runs import MetricSeries
 
 DISPLAY_POINTS = 1000
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from chachaml.chat.models import DEFAULT_MODELS, PROVIDERS
-from chachaml.server.chat_api import KEY_HEADER
+from chachaml.server.api.chat import KEY_HEADER
 from chachaml.server.ui.common import store_of, twin
 from chachaml.tools import registry as registry_ops
 

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.errors import ChachamlError, InvalidInput
-from chachaml.server.api_errors import envelope, status_of
+from chachaml.server.errors import envelope, status_of
 from chachaml.validation import NUL_MESSAGE
 
 CSP = (

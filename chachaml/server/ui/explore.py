@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from chachaml.errors import InvalidInput, NotFound
-from chachaml.models import OPS, ParamValue
-from chachaml.server.render import metric_columns
+from chachaml.records.runs import OPS, ParamValue
+from chachaml.server.mcp.render import metric_columns
 from chachaml.server.ui.charts import overlay_chart, series_points
 from chachaml.server.ui.common import (
     choice_param,

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
-from chachaml.pipeline_models import PIPELINE_STATUSES
-from chachaml.registry_models import STAGES
+from chachaml.records.pipelines import PIPELINE_STATUSES
+from chachaml.records.registry import STAGES
 from chachaml.server.ui.common import int_param, path_param, store_of, text_param, twin
 from chachaml.server.ui.markdown import note_html
 from chachaml.tools import pipelines as pipeline_ops

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
-from chachaml.models import RUN_ORDERS, RUN_STATUSES, RunInfo
-from chachaml.server.render import metric_columns
+from chachaml.records.runs import RUN_ORDERS, RUN_STATUSES, RunInfo
+from chachaml.server.mcp.render import metric_columns
 from chachaml.server.ui.artifacts import artifact_rows
 from chachaml.server.ui.charts import DISPLAY_POINTS, run_chart, series_points
 from chachaml.server.ui.common import (

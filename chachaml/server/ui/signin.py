@@ -23,7 +23,7 @@ from chachaml.server.access import (
     principal_of,
     session_cookies,
 )
-from chachaml.server.endpoints import read_limited
+from chachaml.server.api.endpoint import read_limited
 from chachaml.server.ui.common import render
 
 MAX_FORM_BYTES = 4096

@@ -1,6 +1,6 @@
 """The model registry's records: models, versions, audit events and version diffs.
 
-Like :mod:`chachaml.models`, every record is a frozen pydantic model with aware UTC datetimes.
+Like :mod:`chachaml.records.runs`, every record is a frozen pydantic model with aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chachaml.models import Dataset, ParamValue
+from chachaml.records.runs import Dataset, ParamValue
 
 Stage = Literal["none", "staging", "production", "archived"]
 STAGES: tuple[str, ...] = ("none", "staging", "production", "archived")

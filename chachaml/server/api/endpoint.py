@@ -4,7 +4,7 @@
 handler; the route it builds authorises the caller, reads the body with a size limit,
 validates it with pydantic (a 422 listing the fields otherwise), makes writes carrying an
 ``Idempotency-Key`` header safe to retry, and serialises the answer with the declared type.
-:mod:`chachaml.server.openapi` reads the same declarations, so the spec cannot drift.
+:mod:`chachaml.server.api.openapi` reads the same declarations, so the spec cannot drift.
 
 An idempotency key's claim is a lease: if the server dies mid-request the key is in flight
 (a retry gets 409 with ``Retry-After``) until the lease runs out, then a retry takes it over
@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chachaml.server.access import require
-from chachaml.server.api_errors import ApiError, envelope, from_validation
+from chachaml.server.errors import ApiError, envelope, from_validation
 from chachaml.store.api_protocol import Scope
 from chachaml.store.protocol import Store
 from chachaml.validation import NUL_MESSAGE

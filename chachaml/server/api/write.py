@@ -2,7 +2,7 @@
 
 Runs, params, metrics, tags, notes, datasets, artifacts, experiments and the model registry.
 
-Writes need a write-scoped bearer token (see :mod:`chachaml.server.auth`); the token's
+Writes need a write-scoped bearer token (see :mod:`chachaml.server.tokens`); the token's
 user is who a new run, model version or promotion is attributed to.
 """
 
@@ -27,7 +27,8 @@ from starlette.formparsers import MultiPartException
 
 from chachaml import validation as v
 from chachaml.errors import InvalidInput
-from chachaml.models import (
+from chachaml.records.registry import ModelVersion
+from chachaml.records.runs import (
     Artifact,
     ArtifactRecord,
     Dataset,
@@ -37,11 +38,10 @@ from chachaml.models import (
     NewRun,
     to_datetime,
 )
-from chachaml.registry_models import ModelVersion
-from chachaml.server import api_models as m
 from chachaml.server.access import principal_of
-from chachaml.server.api_errors import ApiError
-from chachaml.server.endpoints import Api, Call
+from chachaml.server.api import schema as m
+from chachaml.server.api.endpoint import Api, Call
+from chachaml.server.errors import ApiError
 from chachaml.store.artifacts import (
     ArtifactStore,
     StoredObject,

@@ -1,6 +1,6 @@
 """The records of pipelines: a pipeline, its steps, and what the store needs to create one.
 
-Like :mod:`chachaml.models`, every record is a frozen pydantic model with aware UTC datetimes.
+Like :mod:`chachaml.records.runs`, every record is a frozen pydantic model with aware UTC datetimes.
 A pipeline is also a run (``run_id``) and each step attempt a child run of it.
 """
 

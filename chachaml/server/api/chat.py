@@ -31,9 +31,9 @@ from chachaml.chat.models import (
     conversation_size_error,
 )
 from chachaml.server.access import require
-from chachaml.server.api_errors import ApiError, envelope, from_validation
-from chachaml.server.endpoints import read_limited
-from chachaml.server.mcp_app import build_mcp
+from chachaml.server.api.endpoint import read_limited
+from chachaml.server.errors import ApiError, envelope, from_validation
+from chachaml.server.mcp.server import build_mcp
 from chachaml.settings import Settings
 
 if TYPE_CHECKING:

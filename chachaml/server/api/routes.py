@@ -15,11 +15,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
-from chachaml.server import api_store, api_write
 from chachaml.server.access import AccessConfig, is_loopback
-from chachaml.server.api_errors import EXCEPTION_HANDLERS
-from chachaml.server.endpoints import Endpoint
-from chachaml.server.openapi import build_document
+from chachaml.server.api import store as api_store
+from chachaml.server.api import write as api_write
+from chachaml.server.api.endpoint import Endpoint
+from chachaml.server.api.openapi import build_document
+from chachaml.server.errors import EXCEPTION_HANDLERS
 from chachaml.settings import Settings
 from chachaml.store.protocol import Store
 from chachaml.tools.webhooks import Delivery

@@ -16,7 +16,7 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from chachaml.errors import ChachamlError
-from chachaml.models import (
+from chachaml.records.runs import (
     BestRun,
     Comparison,
     Dataset,
@@ -24,8 +24,8 @@ from chachaml.models import (
     Run,
     RunInfo,
 )
-from chachaml.server import render
-from chachaml.server.mcp_access import caller_user, check_tool
+from chachaml.server.mcp import render
+from chachaml.server.mcp.access import caller_user, check_tool
 from chachaml.store.protocol import Store
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 from starlette.routing import BaseRoute, Route
 
-from chachaml.server.api_errors import CODES
-from chachaml.server.endpoints import Endpoint
+from chachaml.server.api.endpoint import Endpoint
+from chachaml.server.errors import CODES
 
 REF = "#/components/schemas/{model}"
 PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")

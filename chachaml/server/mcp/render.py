@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from chachaml.models import BestRun, Comparison, Dataset, Experiment, Run
+from chachaml.records.runs import BestRun, Comparison, Dataset, Experiment, Run
 
 MAX_CELL = 60
 MAX_METRIC_COLUMNS = 5

@@ -1,7 +1,7 @@
 """The MCP server: the tool catalogue, resources and prompts over one store.
 
 ``build_mcp(store)`` constructs the server (no I/O); ``serve_stdio(wire, url)`` opens the store
-and speaks MCP on stdin/stdout (see :mod:`chachaml.server.mcp_stdio`);
+and speaks MCP on stdin/stdout (see :mod:`chachaml.server.mcp.stdio`);
 :func:`chachaml.server.app.create_app` mounts the same server as streamable HTTP at ``/mcp``.
 """
 
@@ -15,13 +15,14 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
 from chachaml.errors import ChachamlError
-from chachaml.server.mcp_access import CallerMiddleware
-from chachaml.server.mcp_alerts import alert_tools
-from chachaml.server.mcp_pipelines import pipeline_tools
-from chachaml.server.mcp_registry import registry_tools
-from chachaml.server.mcp_stdio import INSTRUCTIONS, NAME, EarlyStdio
-from chachaml.server.mcp_tools import ToolFn, reported, run_tools
-from chachaml.server.mcp_toolsets import artifact_tools, metric_tools
+from chachaml.server.mcp.access import CallerMiddleware
+from chachaml.server.mcp.alerts import alert_tools
+from chachaml.server.mcp.artifacts import artifact_tools
+from chachaml.server.mcp.metrics import metric_tools
+from chachaml.server.mcp.pipelines import pipeline_tools
+from chachaml.server.mcp.registry import registry_tools
+from chachaml.server.mcp.runs import ToolFn, reported, run_tools
+from chachaml.server.mcp.stdio import INSTRUCTIONS, NAME, EarlyStdio
 from chachaml.settings import S3Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store

@@ -14,11 +14,11 @@ import math
 
 from starlette.responses import StreamingResponse
 
-from chachaml.models import Artifact, Experiment, MetricSeries, MetricSummary, Run, RunQuery
-from chachaml.registry_models import Model, ModelDetail, ModelVersion
-from chachaml.server import api_models as m
-from chachaml.server.api_errors import ApiError
-from chachaml.server.endpoints import Api, Call
+from chachaml.records.registry import Model, ModelDetail, ModelVersion
+from chachaml.records.runs import Artifact, Experiment, MetricSeries, MetricSummary, Run, RunQuery
+from chachaml.server.api import schema as m
+from chachaml.server.api.endpoint import Api, Call
+from chachaml.server.errors import ApiError
 from chachaml.store.artifacts import ArtifactStore, uri_digest
 from chachaml.store.codec import pack_columns
 from chachaml.tools import registry as registry_ops

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
-from chachaml.pipeline_models import PipelineDetail, PipelineInfo
-from chachaml.server import render
-from chachaml.server.mcp_tools import ToolFn, answer
+from chachaml.records.pipelines import PipelineDetail, PipelineInfo
+from chachaml.server.mcp import render
+from chachaml.server.mcp.runs import ToolFn, answer
 from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
 

@@ -1,6 +1,6 @@
 """Alert rules and the events they fire, as every alert query returns them.
 
-Like :mod:`chachaml.models`, each record is a frozen pydantic model with aware UTC datetimes.
+Like :mod:`chachaml.records.runs`, each record is a frozen pydantic model with aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chachaml.models import Op
+from chachaml.records.runs import Op
 
 AlertKind = Literal["threshold", "drop", "no_completed_run", "silent_run"]
 DeliveryStatus = Literal["none", "pending", "delivered", "failed"]

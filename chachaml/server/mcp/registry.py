@@ -7,10 +7,10 @@ from typing import Annotated
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
-from chachaml.registry_models import Model, ModelDetail, ModelVersion, Stage, VersionDiff
-from chachaml.server import render
-from chachaml.server.mcp_access import caller_user
-from chachaml.server.mcp_tools import ToolFn, answer
+from chachaml.records.registry import Model, ModelDetail, ModelVersion, Stage, VersionDiff
+from chachaml.server.mcp import render
+from chachaml.server.mcp.access import caller_user
+from chachaml.server.mcp.runs import ToolFn, answer
 from chachaml.store.protocol import Store
 from chachaml.tools import registry as registry_ops
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
-from chachaml.alert_models import Alert, AlertEvent
-from chachaml.server import render
-from chachaml.server.mcp_tools import ToolFn, answer
+from chachaml.records.alerts import Alert, AlertEvent
+from chachaml.server.mcp import render
+from chachaml.server.mcp.runs import ToolFn, answer
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools.deliveries import wake

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, Strict
 
 from chachaml import validation as v
-from chachaml.models import Artifact, EndStatus, ParamValue, RunInfo
-from chachaml.registry_models import Stage
+from chachaml.records.registry import Stage
+from chachaml.records.runs import Artifact, EndStatus, ParamValue, RunInfo
 
 Key = Field(min_length=1, max_length=250)
 LAST_SECOND = v.LAST_SECOND  # 9999-12-31T23:59:59Z, the last time a datetime can hold
