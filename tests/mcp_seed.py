@@ -13,8 +13,8 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -171,15 +171,22 @@ async def seed(store: Store, artifact_root: Path) -> None:
     await registry_ops.promote(store, "digits", 2, "production", "ana")
 
 
-async def seeded_store(path: Path) -> str:
-    """Create and seed a SQLite store under ``path``; returns its URL."""
-    url = f"sqlite:///{path / 'seeded.db'}"
-    store = await open_store(url)
+@asynccontextmanager
+async def open_seeded(path: Path) -> AsyncIterator[Store]:
+    """A seeded SQLite store under ``path`` (``seeded.db``), open for the block."""
+    store = await open_store(f"sqlite:///{path / 'seeded.db'}")
     try:
         await seed(store, path / "artifacts")
+        yield store
     finally:
         await store.close()
-    return url
+
+
+async def seeded_store(path: Path) -> str:
+    """Create and seed a SQLite store under ``path``; returns its URL."""
+    async with open_seeded(path):
+        pass
+    return f"sqlite:///{path / 'seeded.db'}"
 
 
 def free_port() -> int:

@@ -19,9 +19,9 @@ from starlette.routing import Route
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
 from chachaml.server.errors import CODES
-from chachaml.store import Store, open_store
+from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
-from tests.mcp_seed import seed
+from tests.mcp_seed import open_seeded
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1"
@@ -30,12 +30,8 @@ MISSING = {"run_id": "f" * 32, "name": "no-such", "version": "99", "v1": "98", "
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'shape.db'}")
-    await seed(opened, tmp_path / "artifacts")
-    try:
+    async with open_seeded(tmp_path) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 def _api_routes(store: Store, tmp_path: Path, access: AccessConfig) -> tuple[Any, list[Route]]:

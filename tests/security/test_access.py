@@ -20,10 +20,10 @@ from starlette.applications import Starlette
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
 from chachaml.server.tokens import create_token, revoke_token
-from chachaml.store import Store, open_store
+from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import OPT_IN_TOOLSETS
-from tests.mcp_seed import MID, seed
+from tests.mcp_seed import MID, open_seeded
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1:8080"
@@ -35,12 +35,8 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", **JSON}
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'access.db'}")
-    await seed(opened, tmp_path / "artifacts")
-    try:
+    async with open_seeded(tmp_path) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @asynccontextmanager
