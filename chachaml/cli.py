@@ -15,8 +15,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from chachaml import __version__
 from chachaml.errors import ChachamlError
 from chachaml.records.runs import RunInfo
+from chachaml.tools.catalogue import OPT_IN_TOOLSETS
 from chachaml.tracking.client import Client
 
 Command = Callable[[argparse.Namespace, Client], int]
@@ -385,7 +387,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", default=argparse.SUPPRESS, help="artifact root")
     p.add_argument(
         "--toolsets",
-        help="comma-separated opt-in tool groups: metrics, artifacts, registry, or all"
+        help=f"comma-separated opt-in tool groups: {', '.join(OPT_IN_TOOLSETS)}, or all"
         " (default: $CHACHAML_MCP_TOOLSETS)",
     )
     p.add_argument("--read-only", action="store_true", help="leave out every tool that writes")
@@ -394,6 +396,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="chachaml", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"chachaml {__version__}")
     parser.add_argument(
         "--store", help="store URL (default: $CHACHAML_STORE or sqlite:///./chachaml.db)"
     )
@@ -445,12 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the web app with MCP (streamable HTTP) at /mcp")
     _server_options(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, local mode; any other address is team mode)",
+    )
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     p.add_argument(
         "--insecure",
         action="store_true",
-        help="allow a non-loopback address without API tokens (anyone can write)",
+        help="keep local mode on a non-loopback address: no token needed, so anyone who"
+        " reaches the port can read and write (for a container published on loopback only)",
     )
 
     p = sub.add_parser("chat", help="ask a question about your runs and models (an LLM + tools)")

@@ -39,3 +39,14 @@ def test_errors_are_reported_not_raised(
     assert main([*store_args, "best", "nothing"]) == 1
     assert main(["--store", "oracle://x", "runs"]) == 2
     assert "unsupported store URL" in capsys.readouterr().err
+
+
+def test_version_and_help_say_what_there_is(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip().startswith("chachaml ")
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for words in ("metrics, artifacts, registry, pipelines, alerts", "default: 8080", "team mode"):
+        assert words in shown, words
