@@ -33,12 +33,12 @@ from bench_tracking import (
     time_queries,
 )
 
+from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store.codec import make_chunk
 from chachaml.store.rows import encode_param
 from chachaml.store.sql_driver import Tx
 from chachaml.store.sql_store import SQLStore
-from chachaml.tracking.client import Client
 
 POSTGRES = os.environ.get("CHACHAML_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store.codec import make_chunk
 from chachaml.store.rows import encode_param
-from chachaml.tracking.client import Client
 
 EXPERIMENT = "bench-queries"
 THRESHOLD = 0.9

@@ -11,46 +11,26 @@ from ``CHACHAML_STORE`` / ``CHACHAML_ARTIFACTS`` / ``CHACHA_USER`` or :func:`use
 
 from __future__ import annotations
 
-from chachaml.alerts import (
+from chachaml.client.alerts import (
     Alerts,
     alert_history,
     check_alerts,
     delete_alert,
     set_alert,
 )
-from chachaml.errors import (
-    ChachamlError,
-    Conflict,
-    InvalidInput,
-    NoActiveRun,
-    NotFound,
-    SchemaTooNew,
-    StoreUnavailable,
-)
-from chachaml.pipeline import (
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import (
     Pipeline,
     PipelineFailed,
     PipelineResult,
     Step,
     StepContext,
+    pipeline,
     pipelines,
     resume_pipeline,
     run_pipeline,
 )
-from chachaml.records.alerts import Alert, AlertEvent
-from chachaml.records.runs import (
-    Artifact,
-    BestRun,
-    Comparison,
-    Dataset,
-    Experiment,
-    MetricSeries,
-    MetricSummary,
-    Run,
-    RunInfo,
-    Table,
-)
-from chachaml.registry import (
+from chachaml.client.registry import (
     Registry,
     delete_alias,
     diff_versions,
@@ -66,9 +46,30 @@ from chachaml.registry import (
     set_model_tag,
     set_model_version_tag,
 )
+from chachaml.client.run import ActiveRun
+from chachaml.errors import (
+    ChachamlError,
+    Conflict,
+    InvalidInput,
+    NoActiveRun,
+    NotFound,
+    SchemaTooNew,
+    StoreUnavailable,
+)
+from chachaml.records.alerts import Alert, AlertEvent
+from chachaml.records.runs import (
+    Artifact,
+    BestRun,
+    Comparison,
+    Dataset,
+    Experiment,
+    MetricSeries,
+    MetricSummary,
+    Run,
+    RunInfo,
+    Table,
+)
 from chachaml.settings import Settings
-from chachaml.tracking.active_run import ActiveRun
-from chachaml.tracking.client import Client
 
 __version__ = "0.1.0"
 
@@ -206,6 +207,7 @@ __all__ = [
     "models",
     "my_last_run",
     "my_runs",
+    "pipeline",
     "pipelines",
     "promote",
     "register_model",

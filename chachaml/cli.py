@@ -1,7 +1,7 @@
 """The ``chachaml`` command line: look at runs and experiments, run the demo, serve MCP.
 
 Subcommands register themselves in :data:`COMMANDS`; each gets the parsed arguments and a
-:class:`~chachaml.tracking.client.Client` built from ``--store``/``--artifacts`` (falling back
+:class:`~chachaml.client.client.Client` built from ``--store``/``--artifacts`` (falling back
 to ``CHACHAML_STORE``/``CHACHAML_ARTIFACTS``). Heavy imports stay inside the commands.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chachaml import __version__
+from chachaml.client.client import Client
 from chachaml.errors import ChachamlError
 from chachaml.records.runs import RunInfo
 from chachaml.tools.catalogue import OPT_IN_TOOLSETS
-from chachaml.tracking.client import Client
 
 Command = Callable[[argparse.Namespace, Client], int]
 COMMANDS: dict[str, Command] = {}
@@ -108,7 +108,7 @@ def cmd_best(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_demo(args: argparse.Namespace, client: Client) -> int:
     """Train a few small models on synthetic data, tracking each as a run."""
-    from chachaml.demo import run_demo
+    from chachaml.client.demo import run_demo
 
     run_demo(client, runs=args.runs)
     print()
@@ -359,7 +359,7 @@ def cmd_chat(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_pipeline(args: argparse.Namespace, client: Client) -> int:
     """Run a pipeline definition (``module:attr``) with a live view of its steps."""
-    from chachaml.pipeline_display import run_with_board
+    from chachaml.client.pipelines.display import run_with_board
 
     return run_with_board(args.target, client, sys.stdout)
 

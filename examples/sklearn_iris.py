@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 import chachaml as ml
-from chachaml.sklearn import train_and_evaluate
+from chachaml.client.integrations.sklearn import train_and_evaluate
 
 MODEL = "iris-classifier"
 
@@ -47,7 +47,7 @@ def main() -> None:
     ml.set_model_note(MODEL, "# Iris classifier\nSpecies from sepal and petal sizes.")
 
     production = ml.load_model(MODEL)
-    # a forest holds trees, which load only when named as trusted (see chachaml.sklearn)
+    # a forest holds trees, which load only when named as trusted (see chachaml.store.skops)
     challenger = ml.load_model(MODEL, alias="challenger", trusted=["sklearn.tree._tree.Tree"])
     agree = (production.predict(X_test) == challenger.predict(X_test)).mean()
     print(f"baseline accuracy {baseline.metrics['accuracy']:.3f}")

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import chachaml as ml
-from chachaml.sklearn import tracked_predict, train_and_evaluate
+from chachaml.client.integrations.sklearn import tracked_predict, train_and_evaluate
 
 MODEL = "diabetes-ridge"
 

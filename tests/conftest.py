@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
-from chachaml.tracking.client import Client
 from tests.fake_providers import FakeProvider, fake_provider
 from tests.fork_server import ServerFactory
 from tests.services import postgres_schema

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 import chachaml
-from chachaml.alerts import Alerts
 from chachaml.cli import cmd_alerts
+from chachaml.client.alerts import Alerts
+from chachaml.client.client import Client
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools.webhooks import Delivery
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.webhook_receiver import HANG, Receiver, webhook_receiver
 
@@ -165,7 +165,7 @@ def test_bad_rules_are_refused_at_set_alert(client: Client) -> None:
 
 
 def test_the_module_level_alert_functions_use_the_default_client() -> None:
-    import chachaml.alerts as alerts_module
+    import chachaml.client.alerts as alerts_module
 
     for name in ("set_alert", "delete_alert", "check_alerts", "alert_history"):
         bound = getattr(chachaml, name)
@@ -173,4 +173,4 @@ def test_the_module_level_alert_functions_use_the_default_client() -> None:
         assert bound.__self__.client is chachaml.default_client()
     listing = alerts_module.alerts
     assert isinstance(getattr(listing, "__self__", None), Alerts)
-    assert chachaml.alerts is alerts_module  # the submodule stays importable
+    assert chachaml.client.alerts is alerts_module  # the submodule stays importable

@@ -9,10 +9,10 @@ import anyio
 import numpy as np
 import pytest
 
+from chachaml.client.client import Client
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
 from chachaml.records.runs import Table
 from chachaml.store.artifacts import LocalArtifactStore, validate_artifact_name
-from chachaml.tracking.client import Client
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chachaml.tracking.client import Client
+from chachaml.client.client import Client
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow

@@ -8,11 +8,11 @@ import pytest
 from mcp import Client as MCPClient
 from mcp_types import TextContent
 
-from chachaml.pipeline import PipelineFailed, Step, run_pipeline
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import PipelineFailed, Step, run_pipeline
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.tracking.client import Client
 
 
 def text_of(content: list[object]) -> str:

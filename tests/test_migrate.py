@@ -10,12 +10,18 @@ import anyio
 import pytest
 
 from chachaml.cli import main
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import (
+    PipelineFailed,
+    Step,
+    pipeline,
+    pipelines,
+    run_pipeline,
+)
+from chachaml.client.registry import Registry
 from chachaml.errors import Conflict
-from chachaml.pipeline import PipelineFailed, Step, pipeline, pipelines, run_pipeline
-from chachaml.registry import Registry
 from chachaml.store import open_store
 from chachaml.store.migrate import MigrationReport, as_sql_store, migrate
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.services import postgres_schema
 

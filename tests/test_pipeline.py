@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from chachaml.errors import InvalidInput
-from chachaml.pipeline import (
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import (
     Pipeline,
     PipelineFailed,
     Step,
@@ -21,8 +21,8 @@ from chachaml.pipeline import (
     pipelines,
     run_pipeline,
 )
+from chachaml.errors import InvalidInput
 from chachaml.records.pipelines import PipelineDetail, PipelineStep
-from chachaml.tracking.client import Client
 
 T = TypeVar("T")
 WAIT = 10  # seconds: the bound of every wait on another step
@@ -68,7 +68,7 @@ def test_a_plain_list_is_a_chain_and_every_step_is_a_child_run(client: Client) -
         assert steps[before].ended_at <= steps[after].started_at  # type: ignore[operator]
     pipeline_run = client.get_run(result.run_id)
     assert pipeline_run.experiment == "etl" and pipeline_run.status == "completed"
-    assert pipeline_run.tags["chachaml.pipeline"] == result.id
+    assert pipeline_run.tags["chachaml.client.pipelines.pipeline"] == result.id
     assert sorted(pipeline_run.children) == sorted(s.run_id for s in detail.steps)  # type: ignore[type-var]
     load_run = client.get_run(steps["load"].run_id or "")
     double_run = client.get_run(steps["double"].run_id or "")

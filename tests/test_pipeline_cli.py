@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from chachaml.cli import main
-from chachaml.pipeline import Pipeline, Step, StepContext, pipelines
-from chachaml.pipeline_display import StepBoard
-from chachaml.tracking.client import Client
+from chachaml.client.client import Client
+from chachaml.client.pipelines.display import StepBoard
+from chachaml.client.pipelines.pipeline import Pipeline, Step, StepContext, pipelines
 from tests.conftest import make_settings
 
 

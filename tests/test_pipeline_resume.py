@@ -14,8 +14,8 @@ from typing import TypeVar
 import anyio
 import pytest
 
-from chachaml.errors import Conflict, InvalidInput
-from chachaml.pipeline import (
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import (
     Pipeline,
     PipelineFailed,
     Step,
@@ -25,7 +25,7 @@ from chachaml.pipeline import (
     resume_pipeline,
     run_pipeline,
 )
-from chachaml.tracking.client import Client
+from chachaml.errors import Conflict, InvalidInput
 
 T = TypeVar("T")
 WAIT = 10
@@ -148,7 +148,7 @@ def test_prev_result_with_several_dependencies_is_refused(client: Client) -> Non
 SCRIPT = """
 import threading
 import chachaml as ml
-from chachaml.pipeline import Step
+from chachaml.client.pipelines.pipeline import Step
 
 def first(ctx):
     return {"rows": 3}

@@ -13,11 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from chachaml.client.client import Client
+from chachaml.client.registry import Registry
 from chachaml.records.runs import NewRun, RunQuery
-from chachaml.registry import Registry
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.services import postgres_schema
 
@@ -128,7 +128,7 @@ def test_two_processes_promoting_at_once_leave_one_production_version(
         go = tmp_path / "go"
         script = """
             import os, sys, time
-            from chachaml.registry import Registry
+            from chachaml.client.registry import Registry
             version, go = int(sys.argv[1]), sys.argv[2]
             registry = Registry()
             registry.model("racer")  # connect before the start line

@@ -12,11 +12,11 @@ import pytest
 from mcp import Client as MCPClient
 
 from chachaml.cli import main
+from chachaml.client.client import Client
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.mcp_seed import serving
 from tests.services import postgres_schema

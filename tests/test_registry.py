@@ -1,4 +1,4 @@
-"""The registry API (chachaml.registry and its operations) against real stores."""
+"""The registry API (chachaml.client.registry and its operations) against real stores."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import chachaml
+from chachaml.client.client import Client
+from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput, NoActiveRun, NotFound, StoreUnavailable
-from chachaml.registry import Registry
 from chachaml.store import open_store
 from chachaml.tools import registry as ops
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 
 
@@ -183,8 +183,8 @@ def test_concurrent_promotions_from_threads_leave_one_production_version(
 PROMOTER = textwrap.dedent(
     """
     import sys
-    from chachaml.registry import Registry
-    from chachaml.tracking.client import Client
+    from chachaml.client.registry import Registry
+    from chachaml.client.client import Client
 
     client = Client(store=sys.argv[1], artifacts=sys.argv[2])
     registry = Registry(client)

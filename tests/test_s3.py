@@ -12,12 +12,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from chachaml.client.client import Client
+from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
-from chachaml.registry import Registry
 from chachaml.settings import S3Settings, Settings
 from chachaml.store.artifacts import StoredObject, open_artifact_store
 from chachaml.store.s3 import CONCURRENCY, MIN_PART_SIZE, PART_SIZE, S3ArtifactStore, parse_s3_root
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.s3_server import BUCKET, S3Server, moto_s3
 

@@ -1,4 +1,4 @@
-"""chachaml.sklearn: tracked fit/predict/evaluate, safe model files, the registry round trip."""
+"""The sklearn integration: tracked fit/predict/evaluate, safe files, the registry round trip."""
 
 from __future__ import annotations
 
@@ -21,18 +21,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from chachaml.errors import InvalidInput
-from chachaml.records.runs import Table
-from chachaml.registry import Registry
-from chachaml.sklearn import (
-    dumps_estimator,
+from chachaml.client.client import Client
+from chachaml.client.integrations.sklearn import (
     evaluate,
-    loads_estimator,
     tracked_fit,
     tracked_predict,
     train_and_evaluate,
 )
-from chachaml.tracking.client import Client
+from chachaml.client.registry import Registry
+from chachaml.errors import InvalidInput
+from chachaml.records.runs import Table
+from chachaml.store.skops import dumps_estimator, loads_estimator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -290,8 +289,8 @@ LOADER = textwrap.dedent(
     """
     import json, sys
     from sklearn.datasets import load_iris
-    from chachaml.registry import Registry
-    from chachaml.tracking.client import Client
+    from chachaml.client.registry import Registry
+    from chachaml.client.client import Client
 
     client = Client(store=sys.argv[1], artifacts=sys.argv[2])
     model = Registry(client).load_model("iris")

@@ -15,10 +15,10 @@ from typing import Any
 import anyio
 import pytest
 
+from chachaml.client.client import Client
+from chachaml.client.run import ActiveRun
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun, NotFound
 from chachaml.settings import Settings
-from chachaml.tracking.active_run import ActiveRun
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 
 
@@ -480,7 +480,7 @@ def test_queries_see_points_logged_just_before_them(client: Client) -> None:
 
 
 def test_delete_archived_keeps_files_a_model_version_still_uses(client: Client) -> None:
-    from chachaml.registry import Registry
+    from chachaml.client.registry import Registry
 
     registry = Registry(client)
     with client.run(experiment="old"):

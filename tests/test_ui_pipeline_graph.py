@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chachaml.pipeline import Step, run_pipeline
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import Step, run_pipeline
 from chachaml.server.app import create_app
 from chachaml.server.ui.registry import NODE_W, step_graph
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.tracking.client import Client
 
 pytestmark = pytest.mark.anyio
 

@@ -249,11 +249,11 @@ def ask(
     s = settings or Settings.from_env()
 
     async def main() -> ChatAnswer:
+        from chachaml.client.remote import open_any_store
         from chachaml.server.mcp.server import build_mcp
-        from chachaml.store import open_store
         from chachaml.store.artifacts import open_artifact_store
 
-        opened = await open_store(store or s.store_url)
+        opened = await open_any_store(store or s.store_url, token=s.token)
         try:
             server = build_mcp(
                 opened,

@@ -93,7 +93,7 @@ class Dataset(_Model):
         PostgreSQL cannot store NUL (it failed as a 500) and SQLite would keep it; a dataset
         describes data rather than holding it, so its text has sizes to match.
         """
-        from chachaml import validation  # validation imports this module
+        from chachaml.records import validation  # validation imports this module
 
         validation.dataset(self)
         return self

@@ -6,10 +6,11 @@ from chachaml.errors import InvalidInput
 from chachaml.store.protocol import Store
 
 
-async def open_store(url: str, *, token: str | None = None) -> Store:
-    """Open the store a URL names: ``sqlite:///path.db``, ``postgresql://...`` or a server.
+async def open_store(url: str) -> Store:
+    """Open the database a URL names: ``sqlite:///path.db`` or ``postgresql://...``.
 
-    ``http(s)://host:port`` is a chachaml server's HTTP API, reached with ``token``.
+    A server's ``http(s)://`` URL is not storage but a client of a server:
+    :func:`chachaml.client.remote.open_any_store` opens it.
     """
     if url.startswith("sqlite:///"):
         from chachaml.store.sqlite import SQLiteStore
@@ -20,9 +21,10 @@ async def open_store(url: str, *, token: str | None = None) -> Store:
 
         return await PostgresStore.open(url)
     if url.startswith(("http://", "https://")):
-        from chachaml.store.http import HttpStore
-
-        return await HttpStore.open(url, token)
+        raise InvalidInput(
+            f"{url!r} is a chachaml server, not a database; open it with"
+            " chachaml.client.remote.open_any_store"
+        )
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise InvalidInput(
         f"unsupported store URL {url!r} (scheme {scheme!r}); use sqlite:///path/to/file.db"

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from chachaml import validation as v
 from chachaml.errors import InvalidInput, NotFound
+from chachaml.records import validation as v
 from chachaml.records.alerts import Alert, AlertEvent, AlertKind, AlertRule, NewAlert, NewAlertEvent
 from chachaml.records.runs import RunInfo, RunQuery, to_datetime
 from chachaml.store.protocol import Store

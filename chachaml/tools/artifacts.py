@@ -7,8 +7,8 @@ import mimetypes
 import time
 from pathlib import Path
 
-from chachaml import validation as v
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
+from chachaml.records import validation as v
 from chachaml.records.runs import Artifact, ArtifactRecord
 from chachaml.store.artifacts import ArtifactStore, StoredObject, validate_artifact_name
 from chachaml.store.protocol import Store

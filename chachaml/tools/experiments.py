@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chachaml import validation as v
+from chachaml.records import validation as v
 from chachaml.records.runs import Experiment
 from chachaml.store.protocol import Store
 

@@ -10,8 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from chachaml import validation as v
 from chachaml.errors import InvalidInput
+from chachaml.records import validation as v
 from chachaml.records.pipelines import (
     PIPELINE_STATUSES,
     NewPipeline,

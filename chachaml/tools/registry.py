@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 
-from chachaml import validation as v
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
+from chachaml.records import validation as v
 from chachaml.records.registry import (
     STAGES,
     DatasetChange,

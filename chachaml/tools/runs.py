@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from chachaml import validation as v
 from chachaml.errors import InvalidInput
+from chachaml.records import validation as v
 from chachaml.records.runs import (
     BestRun,
     Comparison,

@@ -21,11 +21,12 @@ from mcp import Client as McpClient
 from mcp_types import TextContent
 
 import chachaml.store.artifacts as artifact_store
-from chachaml import validation
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import Pipeline, Step, pipelines
+from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
-from chachaml.pipeline import Pipeline, Step, pipelines
+from chachaml.records import validation
 from chachaml.records.runs import NewRun
-from chachaml.registry import Registry
 from chachaml.server.app import create_app
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import Store, open_store
@@ -37,7 +38,6 @@ from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import pipelines as pipeline_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio

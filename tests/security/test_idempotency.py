@@ -21,12 +21,12 @@ import anyio
 import httpx
 import pytest
 
+from chachaml.client.client import Client
 from chachaml.errors import StoreUnavailable
 from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
-from chachaml.tracking.client import Client
 from tests.mcp_seed import free_port
 from tests.security.serve_proc import ServeProcess
 

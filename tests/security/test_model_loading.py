@@ -34,15 +34,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import chachaml as ml
-from chachaml import sklearn as tracked_sklearn
+from chachaml.client.client import Client
+from chachaml.client.integrations import sklearn as tracked_sklearn
+from chachaml.client.integrations.sklearn import SKOPS_CONTENT_TYPE
+from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput
-from chachaml.registry import Registry
 from chachaml.server.mcp.server import build_mcp
-from chachaml.sklearn import SKOPS_CONTENT_TYPE, loads_estimator
-from chachaml.store import open_store
+from chachaml.store import open_store, skops
 from chachaml.store.artifacts import open_artifact_store
+from chachaml.store.skops import loads_estimator
 from chachaml.tools import artifacts as artifact_ops
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 
 CHECK_OUTPUT = "sklearn.utils._testing.check_output"
@@ -233,12 +234,12 @@ def test_a_crafted_tree_is_refused_without_trusted(client: Client) -> None:
 
 
 def test_the_implicit_trust_set_is_classes_only() -> None:
-    names = tracked_sklearn.implicitly_trusted()
+    names = skops.implicitly_trusted()
     assert "sklearn.linear_model._logistic.LogisticRegression" in names
     assert "sklearn.pipeline.Pipeline" in names
     assert CHECK_OUTPUT not in names and TREE not in names
     assert "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor" not in names
-    assert set(tracked_sklearn.HELPER_TYPES) <= names
+    assert set(skops.HELPER_TYPES) <= names
     for name in names:
         module, _, attr = name.rpartition(".")
         found = getattr(importlib.import_module(module), attr)

@@ -23,7 +23,8 @@ import anyio
 import httpx
 import pytest
 
-from chachaml.alerts import Alerts
+from chachaml.client.alerts import Alerts
+from chachaml.client.client import Client
 from chachaml.errors import InvalidInput
 from chachaml.records.alerts import AlertEvent, NewAlert
 from chachaml.records.runs import NewRun
@@ -33,7 +34,6 @@ from chachaml.store.migrate import as_sql_store
 from chachaml.tools import alerts as ops
 from chachaml.tools.deliveries import drain_deliveries, run_delivery_worker
 from chachaml.tools.webhooks import Delivery
-from chachaml.tracking.client import Client
 from tests.conftest import make_settings
 from tests.fork_server import ServerFactory
 from tests.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver

@@ -35,11 +35,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chachaml.records.validation import NUL_MESSAGE
 from chachaml.server.access import require
 from chachaml.server.errors import ApiError, envelope, from_validation
 from chachaml.store.api_protocol import Scope
 from chachaml.store.protocol import Store
-from chachaml.validation import NUL_MESSAGE
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_JSON_BYTES = 1 << 20  # a JSON body's default cap; bulk routes declare their own

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, Strict
 
-from chachaml import validation as v
+from chachaml.records import validation as v
 from chachaml.records.registry import Stage
 from chachaml.records.runs import Artifact, EndStatus, ParamValue, RunInfo
 

@@ -1,7 +1,7 @@
 """Store reads over HTTP under ``/api/store/``: what the remote Python client needs.
 
 With ``CHACHAML_STORE=http://host:8080`` the tracking client's
-:class:`~chachaml.store.http.HttpStore` answers the ``Store`` protocol's reads here, so the
+:class:`~chachaml.client.remote.RemoteStore` answers the ``Store`` protocol's reads here, so the
 client's queries (``runs``, ``best_run``, ``compare_runs``, ``load_artifact``, the registry's
 reads) run the same operations as against a local store. Reads need a token when the server
 protects reads.
@@ -99,7 +99,7 @@ async def get_object(call: Call) -> StreamingResponse:
     if artifacts is None:
         raise ApiError(503, "this server has no artifact store")
     # NotFound before the first byte. The reader checks the hash against its record
-    # (HttpStore's load_artifact does): a transfer cut short here would hide the cause.
+    # (RemoteStore's load_artifact does): a transfer cut short here would hide the cause.
     blocks = await artifacts.open_stream(uri, verify=False)
     return StreamingResponse(blocks, media_type="application/octet-stream")
 

@@ -25,8 +25,8 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from chachaml import validation as v
 from chachaml.errors import InvalidInput
+from chachaml.records import validation as v
 from chachaml.records.registry import ModelVersion
 from chachaml.records.runs import (
     Artifact,

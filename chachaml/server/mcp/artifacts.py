@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 
 from chachaml.errors import ChachamlError
 from chachaml.records.runs import Artifact, Table
-from chachaml.serializers import decode
 from chachaml.server.mcp import render
 from chachaml.server.mcp.runs import RunId, ToolFn, answer
 from chachaml.store.artifacts import ArtifactStore
 from chachaml.store.protocol import Store
+from chachaml.store.serializers import decode
 from chachaml.tools import artifacts as artifact_ops
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")

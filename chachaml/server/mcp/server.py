@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
+from chachaml.client.remote import open_any_store
 from chachaml.errors import ChachamlError
 from chachaml.server.mcp.access import CallerMiddleware
 from chachaml.server.mcp.alerts import alert_tools
@@ -24,7 +25,6 @@ from chachaml.server.mcp.registry import registry_tools
 from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import INSTRUCTIONS, NAME, EarlyStdio
 from chachaml.settings import S3Settings
-from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
 from chachaml.tools import registry as registry_ops
@@ -169,7 +169,7 @@ async def serve_stdio(
 
     from chachaml.tools.deliveries import run_delivery_worker
 
-    store = await open_store(store_url)
+    store = await open_any_store(store_url)
     try:
         server = build_mcp(
             store,

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from chachaml import validation as v
 from chachaml.errors import NotFound, StoreUnavailable
+from chachaml.records import validation as v
 from chachaml.records.runs import Artifact, Table
 from chachaml.server.ui.common import guarded, path_param, store_of, twin
 from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifact_name

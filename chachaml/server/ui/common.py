@@ -22,8 +22,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.errors import ChachamlError, InvalidInput
+from chachaml.records.validation import NUL_MESSAGE
 from chachaml.server.errors import envelope, status_of
-from chachaml.validation import NUL_MESSAGE
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

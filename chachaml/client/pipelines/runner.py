@@ -23,16 +23,16 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from chachaml import validation
+from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import InvalidInput
+from chachaml.records import validation
 from chachaml.records.runs import EndStatus
 from chachaml.tools import pipelines as ops
-from chachaml.tracking.active_run import ActiveRun, error_text
 
 if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
+    from chachaml.client.client import Client
 
-PIPELINE_TAG = "chachaml.pipeline"
+PIPELINE_TAG = "chachaml.client.pipelines.pipeline"
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
+    from chachaml.client.client import Client
 
 
 def resolve_client(client: Client | None) -> Client:

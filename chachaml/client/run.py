@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import ValidationError
 
-from chachaml import validation
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun
+from chachaml.records import validation
 from chachaml.records.runs import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
-from chachaml.serializers import serializer_for
+from chachaml.records.validation import MAX_STEP
 from chachaml.store.codec import chunk_from_columns
+from chachaml.store.serializers import serializer_for
 from chachaml.tools import artifacts as artifact_ops
-from chachaml.validation import MAX_STEP
 
 if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
+    from chachaml.client.client import Client
 
 _now = time.time
 

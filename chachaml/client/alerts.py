@@ -12,7 +12,7 @@ sent from here: a server (``chachaml serve``) sends them, or ``chachaml alerts d
 
 from __future__ import annotations
 
-from chachaml.bound import ClientBound
+from chachaml.client.bound import ClientBound
 from chachaml.records.alerts import Alert, AlertEvent
 from chachaml.tools import alerts as ops
 from chachaml.tools.webhooks import Delivery

@@ -66,6 +66,7 @@ from chachaml.records.runs import (
     RunInfo,
     RunQuery,
 )
+from chachaml.store import Store, open_store
 from chachaml.store.api_protocol import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.artifacts import StoredObject, corrupt_object, uri_digest, verified
 from chachaml.store.codec import unpack_chunk
@@ -76,6 +77,17 @@ ATTEMPTS = 4
 CHUNK = 1 << 20
 ERRORS: Mapping[int, type[Exception]] = {404: NotFound, 409: Conflict, 413: InvalidInput,
                                          422: InvalidInput}  # fmt: skip
+
+
+async def open_any_store(url: str, *, token: str | None = None) -> Store:
+    """The store a URL names: a server's HTTP API, or a database.
+
+    ``http(s)://`` is a chachaml server reached with ``token``; anything else is the
+    database :func:`chachaml.store.open_store` opens.
+    """
+    if url.startswith(("http://", "https://")):
+        return await RemoteStore.open(url, token)
+    return await open_store(url)
 
 
 def _short_hash(text: str) -> str:
@@ -97,7 +109,7 @@ def _raise_for(response: httpx.Response) -> None:
     raise kind(message)
 
 
-class HttpStore:
+class RemoteStore:
     """A :class:`~chachaml.store.protocol.Store` that talks to a chachaml server."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0) -> None:
@@ -107,7 +119,7 @@ class HttpStore:
         self.artifacts = HttpArtifactStore(self)
 
     @classmethod
-    async def open(cls, url: str, token: str | None = None) -> HttpStore:
+    async def open(cls, url: str, token: str | None = None) -> RemoteStore:
         """Connect and check the server answers (``StoreUnavailable`` otherwise)."""
         store = cls(url, token)
         try:
@@ -556,7 +568,7 @@ class HttpStore:
 class HttpArtifactStore:
     """An :class:`~chachaml.store.artifacts.ArtifactStore` that uploads to the server."""
 
-    def __init__(self, store: HttpStore) -> None:
+    def __init__(self, store: RemoteStore) -> None:
         self._store = store
 
     @property

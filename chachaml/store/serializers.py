@@ -3,7 +3,7 @@
 Automatic choices are safe ones: ``bytes`` as they are, numpy arrays as ``.npy`` (never with
 pickled objects), JSON-able values as JSON. Anything else needs an explicitly named serializer,
 and ``pickle`` artifacts are only ever loaded with ``allow_pickle=True``. ``skops`` artifacts
-(fitted scikit-learn estimators) load through :func:`chachaml.sklearn.loads_estimator` and its
+(fitted scikit-learn estimators) load through :func:`chachaml.store.skops.loads_estimator` and its
 one trust rule, with ``trusted`` naming any type beyond it.
 """
 
@@ -77,23 +77,27 @@ def _dump_bytes(value: Any) -> bytes:
 
 def _dump_skops(value: Any) -> bytes:
     try:
-        from chachaml.sklearn import dumps_estimator
+        import skops.io  # noqa: F401  (present, or the message below)
     except ImportError:
         raise InvalidInput(
             "the skops serializer needs scikit-learn and skops: pip install 'chachaml[sklearn]'"
         ) from None
+    from chachaml.store.skops import dumps_estimator
+
     return dumps_estimator(value)
 
 
 def load_skops(data: bytes, trusted: Sequence[str] = ()) -> Any:
-    """A fitted estimator from skops bytes, by :func:`chachaml.sklearn.loads_estimator`'s rule."""
+    """A fitted estimator from skops bytes, by :func:`~chachaml.store.skops.loads_estimator`."""
     try:
-        from chachaml.sklearn import loads_estimator
+        import skops.io  # noqa: F401  (present, or the message below)
     except ImportError:
         raise InvalidInput(
             "this artifact is a skops model; loading it needs scikit-learn and skops:"
             " pip install 'chachaml[sklearn]'"
         ) from None
+    from chachaml.store.skops import loads_estimator
+
     return loads_estimator(data, trusted)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 
-from chachaml.tracking.client import Client
+from chachaml.client.client import Client
 
 
 def make_data(n: int, seed: int) -> tuple[list[list[float]], list[int]]:

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from chachaml.client.pipelines.pipeline import Pipeline, PipelineFailed, import_target
 from chachaml.errors import InvalidInput
-from chachaml.pipeline import Pipeline, PipelineFailed, import_target
 
 if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
+    from chachaml.client.client import Client
 
 MARKS = {
     "pending": ".",

@@ -22,8 +22,7 @@ is marked failed and :class:`PipelineFailed` names the step and its run.
 
 A step's result is stored when it reads back equal from JSON (at most 1 MB); other results
 reach dependents in memory, and such a step is re-run on resume if a re-run step needs it.
-Import this module's names with ``from chachaml.pipeline import ...`` or use ``chachaml.*``:
-the name ``chachaml.pipeline`` is the :func:`pipeline` function.
+Use these names as ``chachaml.*`` (``ml.Pipeline``, ``ml.run_pipeline``, ...).
 """
 
 from __future__ import annotations
@@ -42,17 +41,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
-from chachaml import validation
-from chachaml.bound import resolve_client
+from chachaml.client.bound import resolve_client
+from chachaml.client.pipelines.runner import PIPELINE_TAG, Execution, Step, StepContext, Update
+from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
-from chachaml.pipeline_runner import PIPELINE_TAG, Execution, Step, StepContext, Update
+from chachaml.records import validation
 from chachaml.records.pipelines import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
 from chachaml.records.runs import EndStatus
 from chachaml.tools import pipelines as ops
-from chachaml.tracking.active_run import ActiveRun, error_text
 
 if TYPE_CHECKING:
-    from chachaml.tracking.client import Client
+    from chachaml.client.client import Client
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

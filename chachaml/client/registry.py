@@ -1,14 +1,14 @@
 """The model registry from Python: register versions, promote them, alias them, load them.
 
-``chachaml.registry.register_model(...)`` and friends act through the default client;
+``chachaml.client.registry.register_model(...)`` and friends act through the default client;
 ``Registry(client)`` binds the same API to another :class:`~chachaml.Client`.
 
 Loading a model is an explicit trust decision, by format:
 
-- ``skops`` (what :mod:`chachaml.sklearn` stores) trusts types, never functions: skops'
+- ``skops`` (what the sklearn integration stores) trusts types, never functions: skops'
   defaults, scikit-learn's estimator classes and a few helper classes load as they are;
   anything else, functions and ``sklearn.tree._tree.Tree`` (every tree model) included, is
-  refused unless named in ``trusted=[...]`` (see :mod:`chachaml.sklearn`).
+  refused unless named in ``trusted=[...]`` (see :mod:`chachaml.client.integrations.sklearn`).
 - ``pickle`` runs code when loaded, so it only loads with ``allow_pickle=True``.
 - Everything else decodes as artifacts do: JSON, numpy arrays, tables, text; files logged
   with ``log_file`` come back as bytes.
@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chachaml.bound import ClientBound
+from chachaml.client.bound import ClientBound
 from chachaml.errors import NoActiveRun
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, VersionDiff
-from chachaml.serializers import decode
+from chachaml.store.serializers import decode
 from chachaml.tools import registry as ops
 
 

@@ -28,8 +28,10 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 
-from chachaml import validation
+from chachaml.client.run import ActiveRun, error_text
+from chachaml.client.runtime import Runtime
 from chachaml.errors import InvalidInput, NoActiveRun
+from chachaml.records import validation
 from chachaml.records.runs import (
     Artifact,
     BestRun,
@@ -44,16 +46,14 @@ from chachaml.records.runs import (
     Run,
     RunInfo,
 )
-from chachaml.serializers import decode
 from chachaml.settings import Settings
 from chachaml.store.artifacts import sweep_unused
+from chachaml.store.serializers import decode
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.webhooks import Delivery
-from chachaml.tracking.active_run import ActiveRun, error_text
-from chachaml.tracking.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -369,7 +369,7 @@ class Client:
     ) -> Any:
         """Load an artifact value (pickled ones only with ``allow_pickle=True``).
 
-        A skops model loads by :mod:`chachaml.sklearn`'s trust rule; ``trusted`` names types
+        A skops model loads by :mod:`chachaml.store.skops`'s trust rule; ``trusted`` names types
         beyond it (e.g. ``["sklearn.tree._tree.Tree"]`` for tree models).
         """
         art, data = self._op(artifact_ops.read_bytes, self.runtime.artifacts, run_id, name)

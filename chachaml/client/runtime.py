@@ -25,11 +25,11 @@ from anyio.from_thread import BlockingPortal
 from chachaml.errors import StoreUnavailable
 from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
-from chachaml.store import Store, open_store
+from chachaml.store import Store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 
 if TYPE_CHECKING:
-    from chachaml.tracking.active_run import ActiveRun
+    from chachaml.client.run import ActiveRun
 
 T = TypeVar("T")
 log = logging.getLogger("chachaml")
@@ -38,9 +38,9 @@ log = logging.getLogger("chachaml")
 def _artifact_store(settings: Settings, store: Store) -> ArtifactStore:
     """Artifacts go through the server for an ``http(s)://`` store, else to the artifact root."""
     if settings.store_url.startswith(("http://", "https://")):
-        from chachaml.store.http import HttpStore
+        from chachaml.client.remote import RemoteStore
 
-        assert isinstance(store, HttpStore)
+        assert isinstance(store, RemoteStore)
         return store.artifacts
     return open_artifact_store(settings.artifact_root, settings.s3)
 
@@ -74,7 +74,11 @@ class Runtime:
 
         async def main() -> None:
             try:
-                self._store = await open_store(self.settings.store_url, token=self.settings.token)
+                from chachaml.client.remote import open_any_store  # httpx only when used
+
+                self._store = await open_any_store(
+                    self.settings.store_url, token=self.settings.token
+                )
                 self._artifacts = _artifact_store(self.settings, self._store)
                 self._loop = asyncio.get_running_loop()
                 self._wake = anyio.Event()

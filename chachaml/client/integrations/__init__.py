@@ -1,0 +1,1 @@
+"""Helpers that track the models of other libraries (scikit-learn)."""

@@ -1,0 +1,1 @@
+"""Pipelines: steps with dependencies, each step a tracked run."""

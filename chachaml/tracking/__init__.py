@@ -1,1 +1,0 @@
-"""The tracking client: runs, buffered metrics, the background runtime."""
