@@ -13,12 +13,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from chachaml import __version__
 from chachaml.client.client import Client
 from chachaml.errors import ChachamlError
 from chachaml.records.runs import RunInfo
+from chachaml.server.mcp.client_config import CLIENTS
 from chachaml.tools.catalogue import OPT_IN_TOOLSETS
 
 Command = Callable[[argparse.Namespace, Client], int]
@@ -97,7 +99,10 @@ def cmd_best(args: argparse.Namespace, client: Client) -> int:
     """Print the best run for a metric."""
     best = client.best_run(args.metric, args.experiment, "min" if args.min else "max")
     if best is None:
-        print(f"no run has logged {args.metric!r}")
+        from chachaml.tools.experiments import why_no_runs
+
+        why = client._op(why_no_runs, args.experiment)
+        print(f"no run has logged {args.metric!r}" + (f": {why}" if why else ""))
         return 1
     print(
         f"{best.run.id}  {best.run.experiment}/{best.run.name}  {best.metric}={best.value:.6g}"
@@ -196,17 +201,68 @@ def _toolsets(args: argparse.Namespace) -> tuple[str, ...]:
     return parse_toolsets(chosen if chosen is not None else os.environ.get("CHACHAML_MCP_TOOLSETS"))
 
 
+def _announce_new_store(url: str) -> None:
+    """Say on stderr when a server is about to create a new, empty SQLite store.
+
+    A mistyped path would otherwise serve an empty store, and an agent would answer
+    "no runs match" instead of anyone learning the configuration is wrong.
+    """
+    from chachaml.store import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        print(
+            f"chachaml: {path} does not exist yet; serving a new, empty store there",
+            file=sys.stderr,
+        )
+
+
+def cmd_mcp_config(args: argparse.Namespace, client: Client) -> int:
+    """Print the configuration that makes an MCP client start (or reach) this server."""
+    from chachaml.server.mcp import client_config as cc
+
+    settings = client.settings
+    if args.http:
+        url = cc.mcp_url(args.http)
+        token = args.token or settings.token
+        if not token and cc.needs_token(url):
+            token = cc.TOKEN_PLACEHOLDER
+            print("chachaml: the server is in team mode and needs a token", file=sys.stderr)
+        text = cc.http_config(args.client, url, token)
+    else:
+        store = cc.absolute_store(settings.store_url)
+        argv = [
+            "mcp",
+            "--store",
+            store,
+            "--artifacts",
+            str(Path(settings.artifact_root).absolute()),
+        ]
+        if args.toolsets:
+            argv += ["--toolsets", args.toolsets]
+        if args.read_only:
+            argv.append("--read-only")
+        text = cc.stdio_config(args.client, cc.executable(), argv)
+    print(f"# {cc.where(args.client)}", file=sys.stderr)
+    print(text)
+    return 0
+
+
 def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
     """Speak MCP over stdin/stdout (for Claude Desktop, Claude Code, Continue...)."""
+    if getattr(args, "mcp_command", None) == "config":
+        return cmd_mcp_config(args, client)
     from chachaml.server.mcp.stdio import EarlyStdio
 
-    wire = EarlyStdio(version="")  # claims stdio and answers initialize before the SDK loads
+    settings = client.settings
+    _announce_new_store(settings.store_url)
+    # claims stdio and answers initialize before the SDK loads
+    wire = EarlyStdio(version=__version__, store_url=settings.store_url)
     import anyio
 
     from chachaml.server.mcp.server import serve_stdio
     from chachaml.tools.webhooks import Delivery
 
-    settings = client.settings
     anyio.run(
         functools.partial(
             serve_stdio,
@@ -232,6 +288,7 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
     from chachaml.server.app import serve_http
 
     settings = client.settings
+    _announce_new_store(settings.store_url)
     anyio.run(
         functools.partial(
             serve_http,
@@ -381,10 +438,17 @@ COMMANDS.update(
 )
 
 
-def _server_options(p: argparse.ArgumentParser) -> None:
-    # SUPPRESS keeps the top-level --store/--artifacts when these are not repeated here
-    p.add_argument("--store", default=argparse.SUPPRESS, help="store URL")
+def _global_options(p: argparse.ArgumentParser, store_help: str = "store URL") -> None:
+    """``--store``/``--artifacts`` after a subcommand too: one grammar for every command.
+
+    SUPPRESS keeps the top-level value when an option is not repeated after the subcommand.
+    """
+    p.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
     p.add_argument("--artifacts", default=argparse.SUPPRESS, help="artifact root")
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    _global_options(p)
     p.add_argument(
         "--toolsets",
         help=f"comma-separated opt-in tool groups: {', '.join(OPT_IN_TOOLSETS)}, or all"
@@ -395,7 +459,9 @@ def _server_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="chachaml", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="chachaml", description=__doc__.split("\n")[0].replace("``", "")
+    )
     parser.add_argument("--version", action="version", version=f"chachaml {__version__}")
     parser.add_argument(
         "--store", help="store URL (default: $CHACHAML_STORE or sqlite:///./chachaml.db)"
@@ -404,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("runs", help="list runs, newest first")
+    _global_options(p)
     p.add_argument("--experiment", "-e")
     p.add_argument("--status", choices=["running", "completed", "failed", "killed"])
     p.add_argument("--user")
@@ -411,19 +478,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("show", help="show one run in full (JSON)")
+    _global_options(p)
     p.add_argument("run_id")
 
-    sub.add_parser("experiments", help="list experiments")
+    p = sub.add_parser("experiments", help="list experiments")
+    _global_options(p)
 
     p = sub.add_parser("best", help="the best run for a metric")
+    _global_options(p)
     p.add_argument("metric")
     p.add_argument("--experiment", "-e")
     p.add_argument("--min", action="store_true", help="lower is better")
 
     p = sub.add_parser("demo", help="train small models on synthetic data, tracked as runs")
+    _global_options(p)
     p.add_argument("--runs", type=int, default=4)
 
     p = sub.add_parser("migrate", help="copy every run and model from one store into another")
+    _global_options(p)
     p.add_argument("--from", dest="source", required=True, help="source store URL")
     p.add_argument("--to", dest="target", required=True, help="target store URL")
     p.add_argument(
@@ -437,13 +509,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--from", dest="source", help="local artifact root (default: --artifacts)")
     p.add_argument("--to", dest="target", required=True, help="target root, s3://bucket/prefix")
+    _global_options(p)
 
     p = sub.add_parser("pipeline", help="run a pipeline defined in Python")
     actions = p.add_subparsers(dest="action", required=True)
     p = actions.add_parser("run", help="run a Pipeline, showing its steps as they go")
     p.add_argument("target", help="module:attr naming a chachaml Pipeline, e.g. flows:nightly")
+    _global_options(p)
 
-    p = sub.add_parser("mcp", help="serve MCP over stdio")
+    p = sub.add_parser("mcp", help="serve MCP over stdio (or: mcp config --client ...)")
+    _server_options(p)
+    actions = p.add_subparsers(dest="mcp_command")
+    p = actions.add_parser(
+        "config", help="print a ready-to-paste MCP client configuration (absolute paths)"
+    )
+    p.add_argument("--client", required=True, choices=CLIENTS, help="the MCP client")
+    p.add_argument("--http", help="a running server's address, e.g. http://127.0.0.1:8080")
+    p.add_argument("--token", help="the token to send to --http (default: $CHACHAML_TOKEN)")
     _server_options(p)
 
     p = sub.add_parser("serve", help="serve the web app with MCP (streamable HTTP) at /mcp")
@@ -462,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("chat", help="ask a question about your runs and models (an LLM + tools)")
+    _global_options(p)
     p.add_argument("question")
     p.add_argument("--provider", choices=["anthropic", "openai"], default="anthropic")
     p.add_argument("--model", help="model name (default: a current one of the provider)")
@@ -476,12 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("alerts", help="alert webhooks")
     actions = p.add_subparsers(dest="alerts_command", required=True)
     p = actions.add_parser("deliver", help="send queued alert webhooks once (no server needed)")
-    p.add_argument("--store", default=argparse.SUPPRESS, help="the store whose queue to send")
+    _global_options(p, "the store whose queue to send")
 
     p = sub.add_parser("token", help="API tokens: create, list, revoke (name the store)")
     actions = p.add_subparsers(dest="token_command", required=True)
     p = actions.add_parser("create", help="create a token for a user and print it once")
-    p.add_argument("--store", default=argparse.SUPPRESS, help="the server's store URL")
+    _global_options(p, "the server's store URL")
     p.add_argument("--user", required=True, help="who runs logged with the token belong to")
     p.add_argument(
         "--scope",
@@ -491,9 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
         " and webhook alert rules (default: write)",
     )
     p = actions.add_parser("list", help="list tokens (id, user, scope, hint, state)")
-    p.add_argument("--store", default=argparse.SUPPRESS, help="the server's store URL")
+    _global_options(p, "the server's store URL")
     p = actions.add_parser("revoke", help="revoke a token by id or hint")
-    p.add_argument("--store", default=argparse.SUPPRESS, help="the server's store URL")
+    _global_options(p, "the server's store URL")
     p.add_argument("token", help="the token's id (from `chachaml token list`) or its hint")
     return parser
 

@@ -193,3 +193,14 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit to show: without its password (PostgreSQL URLs may carry one)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

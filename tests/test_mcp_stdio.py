@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+import chachaml
 from chachaml.server.mcp import stdio as mcp_stdio
 
 CHACHAML = str(Path(sys.executable).with_name("chachaml"))
@@ -61,4 +62,6 @@ def test_the_early_answer_is_what_the_sdk_itself_sends(tmp_path: Path) -> None:
     # a version outside the handshake list is answered by the SDK: compare with ours
     replies = exchange(tmp_path, initialize("2099-01-01"))
     assert [r["id"] for r in replies] == [7]
-    assert replies[0]["result"] == mcp_stdio.initialize_result("2025-11-25", "")
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    expected = mcp_stdio.initialize_result("2025-11-25", chachaml.__version__, store)
+    assert replies[0]["result"] == expected

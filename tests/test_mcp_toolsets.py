@@ -228,6 +228,11 @@ def test_claude_desktop_example_launches_the_installed_mcp_command() -> None:
     config = json.loads((root / "claude_desktop_config.example.json").read_text())
     server = config["mcpServers"]["chachaml"]
     assert server["args"][0] == "mcp"
-    assert Path(CHACHAML).name == server["command"]
-    assert shutil.which(server["command"], path=str(Path(CHACHAML).parent))
+    # an absolute placeholder: clients start the command without a shell or PATH
+    assert Path(server["command"]).is_absolute() and server["command"].startswith("/absolute/")
+    assert Path(CHACHAML).name == Path(server["command"]).name
+    assert shutil.which(Path(server["command"]).name, path=str(Path(CHACHAML).parent))
+    assert all(
+        a.startswith(("mcp", "--", "sqlite:////absolute/", "/absolute/")) for a in server["args"]
+    )
     assert parse_toolsets(server["env"]["CHACHAML_MCP_TOOLSETS"]) == ("metrics", "artifacts")

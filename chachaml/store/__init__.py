@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from chachaml.errors import InvalidInput
 from chachaml.store.protocol import Store
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The absolute file a ``sqlite:///`` URL names (None for other URLs and ``:memory:``)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    from chachaml.store.sqlite import path_from_url
+
+    path = path_from_url(url)
+    return None if path == ":memory:" else Path(path).expanduser().absolute()
 
 
 async def open_store(url: str) -> Store:
@@ -12,6 +24,12 @@ async def open_store(url: str) -> Store:
     A server's ``http(s)://`` URL is not storage but a client of a server:
     :func:`chachaml.client.remote.open_any_store` opens it.
     """
+    if (path := sqlite_path(url)) is not None and not path.parent.is_dir():
+        # a typo'd or placeholder path must not become a new, empty store
+        raise InvalidInput(
+            f"the folder of store {url} does not exist: {path.parent}; check the path"
+            " (a new store is created only in an existing folder)"
+        )
     if url.startswith("sqlite:///"):
         from chachaml.store.sqlite import SQLiteStore
 
@@ -32,4 +50,4 @@ async def open_store(url: str) -> Store:
     )
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_store", "sqlite_path"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+
 from chachaml.records import validation as v
-from chachaml.records.runs import Experiment
+from chachaml.records.runs import Experiment, RunQuery
+from chachaml.settings import redact_url
 from chachaml.store.protocol import Store
 
 
@@ -24,3 +27,24 @@ async def create_experiment(
         v.optional_text(description, "description"),
         v.optional_text(owner, "owner", v.MAX_KEY),
     )
+
+
+async def why_no_runs(store: Store, experiment: str | None = None) -> str | None:
+    """Why a run listing came back empty, when the reason is not the filter's values.
+
+    An empty store or an experiment that does not exist is usually a wrong store URL or a
+    typo, not an answer: callers append this to "no runs match" so a person or an agent
+    learns it (with "did you mean" for a near experiment name).
+    """
+    if experiment is not None:
+        names = [e.name for e in await store.list_experiments()]
+        if experiment not in names:
+            if not names:
+                return f"the store {redact_url(store.url)} holds no runs yet"
+            close = difflib.get_close_matches(experiment, names, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            return f"there is no experiment {experiment!r}{hint}"
+        return None
+    if await store.count_runs(RunQuery(include_archived=True)) == 0:
+        return f"the store {redact_url(store.url)} holds no runs yet"
+    return None

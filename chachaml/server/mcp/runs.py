@@ -115,12 +115,20 @@ def answer(data: BaseModel, text: str) -> CallToolResult:
     )
 
 
-def _run_list(found: list[RunInfo], limit: int, scope: str) -> CallToolResult:
-    """A listing cut to ``limit``; its text is rendered from the structured content itself."""
+async def _run_list(
+    store: Store, found: list[RunInfo], limit: int, scope: str, experiment: str | None
+) -> CallToolResult:
+    """A listing cut to ``limit``; its text is rendered from the structured content itself.
+
+    An empty listing says why when the store is empty or the experiment does not exist.
+    """
     runs, more = found[:limit], len(found) > limit
     data = RunList(runs=runs, more=more).model_dump(mode="json")
+    text = render.runs_text(data["runs"], more, scope)
+    if not runs and (why := await experiment_ops.why_no_runs(store, experiment)):
+        text = f"{text[:-1]}: {why}."
     return CallToolResult(
-        content=[TextContent(type="text", text=render.runs_text(data["runs"], more, scope))],
+        content=[TextContent(type="text", text=text)],
         structured_content=data,
     )
 
@@ -184,7 +192,7 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
         scope = _scope(
             experiment=experiment, status=status, created_by=created_by, since=since, until=until
         )
-        return _run_list(runs, limit, f"{scope}; newest first")
+        return await _run_list(store, runs, limit, f"{scope}; newest first", experiment)
 
     async def get_run(run_id: RunId) -> Annotated[CallToolResult, Run]:
         """Everything about one run: params, metric summaries, tags, note, datasets, artifacts.
@@ -243,9 +251,8 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
             limit=limit + 1,
         )
         cond = f"{metric_key} {op} {metric_value}" if metric_key else None
-        return _run_list(
-            runs, limit, _scope(experiment=experiment, where=cond, since=since, until=until)
-        )
+        scope = _scope(experiment=experiment, where=cond, since=since, until=until)
+        return await _run_list(store, runs, limit, scope, experiment)
 
     async def best_run(
         metric: Annotated[str, Field(description="The metric to rank by, e.g. val_loss.")],
@@ -266,7 +273,10 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
             store, metric, experiment=experiment, direction=direction, since=since, until=until
         )
         scope = _scope(experiment=experiment, since=since, until=until)
-        return answer(BestRunAnswer(best=best), render.best_text(best, metric, scope))
+        text = render.best_text(best, metric, scope)
+        if best is None and (why := await experiment_ops.why_no_runs(store, experiment)):
+            text = f"{text[:-1]}: {why}."
+        return answer(BestRunAnswer(best=best), text)
 
     async def add_tag(
         run_id: RunId,
@@ -355,7 +365,10 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
         records = await run_ops.export_runs(store, experiment=experiment, limit=limit + 1)
         shown = records[:limit]
         more = len(records) > limit
-        return answer(Records(records=shown, more=more), render.records_text(shown, more))
+        text = render.records_text(shown, more)
+        if not shown and (why := await experiment_ops.why_no_runs(store, experiment)):
+            text = f"{text[:-1]}: {why}."
+        return answer(Records(records=shown, more=more), text)
 
     return [
         list_runs,

@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
+from chachaml import __version__
 from chachaml.client.remote import open_any_store
 from chachaml.errors import ChachamlError
 from chachaml.server.mcp.access import CallerMiddleware
@@ -23,7 +24,7 @@ from chachaml.server.mcp.metrics import metric_tools
 from chachaml.server.mcp.pipelines import pipeline_tools
 from chachaml.server.mcp.registry import registry_tools
 from chachaml.server.mcp.runs import ToolFn, reported, run_tools
-from chachaml.server.mcp.stdio import INSTRUCTIONS, NAME, EarlyStdio
+from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
 from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
@@ -75,7 +76,8 @@ def build_mcp(
     server: MCPServer = MCPServer(
         NAME,
         title=NAME,
-        instructions=INSTRUCTIONS,
+        instructions=instructions(store.url),
+        version=__version__,
         log_level="WARNING",
         middleware=[CallerMiddleware(user)],  # who each call acts as; writes check it
     )

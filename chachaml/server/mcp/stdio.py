@@ -39,12 +39,23 @@ HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 _NOT_YET = object()
 
 
-def initialize_result(requested: object, version: str) -> dict[str, Any]:
+def instructions(store_url: str | None) -> str:
+    """The server's instructions, naming the store it serves (a wrong URL shows at once)."""
+    if store_url is None:
+        return INSTRUCTIONS
+    from chachaml.settings import redact_url
+
+    return f"{INSTRUCTIONS}\nThis server reads and writes the store {redact_url(store_url)}."
+
+
+def initialize_result(
+    requested: object, version: str, store_url: str | None = None
+) -> dict[str, Any]:
     """The ``initialize`` result for a requested protocol version (handshake era)."""
     negotiated = requested if requested in HANDSHAKE_VERSIONS else HANDSHAKE_VERSIONS[-1]
     return {
         "capabilities": CAPABILITIES,
-        "instructions": INSTRUCTIONS,
+        "instructions": instructions(store_url),
         "protocolVersion": negotiated,
         "serverInfo": {"name": NAME, "title": NAME, "version": version},
     }
@@ -69,8 +80,9 @@ def _early_initialize(line: bytes) -> tuple[Any, dict[str, Any]] | None:
 class EarlyStdio:
     """The stdio wire, claimed at start-up, with an immediate answer to ``initialize``."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, store_url: str | None = None) -> None:
         self._version = version
+        self._store_url = store_url
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._out_lock = threading.Lock()
         self._answered_id: Any = _NOT_YET
@@ -93,7 +105,9 @@ class EarlyStdio:
         for line in iter(self._wire_in.readline, b""):
             if self._answered_id is _NOT_YET and (early := _early_initialize(line)):
                 request_id, params = early
-                result = initialize_result(params.get("protocolVersion"), self._version)
+                result = initialize_result(
+                    params.get("protocolVersion"), self._version, self._store_url
+                )
                 self._answered_id = request_id
                 self._write(
                     json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode()

@@ -1,0 +1,220 @@
+"""The first hour: stores not created by accident, one CLI grammar, MCP client configs that
+start, and MCP answers that say when the store is empty or an experiment is mistyped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client as MCPClient
+from mcp_types import TextContent
+
+import chachaml as ml
+from chachaml.cli import build_parser, main
+from chachaml.client.client import Client
+from chachaml.errors import InvalidInput
+from chachaml.server.mcp import client_config as cc
+from chachaml.server.mcp.server import build_mcp
+from chachaml.store import open_store
+from tests.mcp_seed import open_seeded
+
+pytestmark = pytest.mark.anyio
+
+
+def _text(result: object) -> str:
+    content = result.content  # type: ignore[attr-defined]
+    assert isinstance(content[0], TextContent)
+    return content[0].text
+
+
+async def test_a_store_in_a_folder_that_does_not_exist_is_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'typo' / 'chachaml.db'}"
+    with pytest.raises(InvalidInput, match=f"does not exist: {tmp_path / 'typo'}"):
+        await open_store(url)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_every_surface_refuses_a_store_folder_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'absolute' / 'path' / 'to' / 'chachaml.db'}"
+    for argv in (
+        ["--store", url, "runs"],
+        ["runs", "--store", url],
+        ["experiments", "--store", url],
+    ):
+        assert main(argv) == 2
+        assert f"does not exist: {tmp_path / 'absolute' / 'path' / 'to'}" in capsys.readouterr().err
+    client = Client(store=url, artifacts=str(tmp_path / "a"))
+    try:
+        with pytest.raises(InvalidInput, match="does not exist"):
+            client.runs()
+    finally:
+        client.close()
+    assert not (tmp_path / "absolute").exists()
+
+
+def test_global_options_work_before_or_after_the_subcommand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--store", f"sqlite:///{tmp_path / 'cli.db'}", "--artifacts", str(tmp_path / "a")]
+    assert main(["demo", "--runs", "1", *store]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--json", *store]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert len(runs) == 1
+    assert main(["show", runs[0]["id"][:12], *store]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == runs[0]["id"]
+    assert main(["best", "accuracy", *store]) == 0
+    assert "accuracy=" in capsys.readouterr().out
+
+
+def test_help_is_plain_text_not_rst() -> None:
+    assert "``" not in build_parser().format_help()
+
+
+def test_best_says_when_the_experiment_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--store", f"sqlite:///{tmp_path / 'cli.db'}", "--artifacts", str(tmp_path / "a")]
+    assert main([*store, "demo", "--runs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*store, "best", "accuracy", "-e", "dmeo"]) == 1
+    assert "there is no experiment 'dmeo' (did you mean 'demo'?)" in capsys.readouterr().out
+
+
+async def test_the_mcp_server_names_its_version_and_its_store(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with MCPClient(build_mcp(store)) as mcp:
+            assert mcp.server_info is not None and mcp.server_info.version == ml.__version__
+            assert mcp.instructions is not None and str(tmp_path / "x.db") in mcp.instructions
+    finally:
+        await store.close()
+
+
+async def test_an_empty_store_says_so_instead_of_no_runs_match(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        async with MCPClient(build_mcp(store)) as mcp:
+            for tool, args in (
+                ("list_runs", {}),
+                ("search_runs", {}),
+                ("best_run", {"metric": "accuracy"}),
+            ):
+                text = _text(await mcp.call_tool(tool, args))
+                assert f"the store sqlite:///{tmp_path / 'empty.db'} holds no runs yet" in text
+    finally:
+        await store.close()
+
+
+async def test_a_mistyped_experiment_gets_did_you_mean(tmp_path: Path) -> None:
+    async with open_seeded(tmp_path) as store, MCPClient(build_mcp(store)) as mcp:
+        experiments = json.loads(
+            json.dumps((await mcp.call_tool("list_experiments", {})).structured_content)
+        )
+        name = experiments["experiments"][0]["name"]
+        typo = name[0] + name[2] + name[1] + name[3:]  # two letters swapped
+        for tool, args in (
+            ("list_runs", {"experiment": typo}),
+            ("search_runs", {"experiment": typo}),
+            ("best_run", {"metric": "accuracy", "experiment": typo}),
+            ("export_runs", {"experiment": typo}),
+        ):
+            text = _text(await mcp.call_tool(tool, args))
+            assert f"there is no experiment {typo!r} (did you mean {name!r}" in text, (tool, text)
+        text = _text(await mcp.call_tool("list_runs", {"experiment": "zzzzqqq"}))
+        assert "there is no experiment 'zzzzqqq'" in text and "did you mean" not in text
+
+
+def test_serving_a_new_store_says_so_on_stderr(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "chachaml.cli", "mcp", "--store", url],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+    )
+    assert f"{tmp_path / 'new.db'} does not exist yet; serving a new, empty store there" in (
+        proc.stderr.decode()
+    )
+
+
+@pytest.mark.parametrize("client", cc.CLIENTS)
+def test_mcp_config_names_absolute_paths(
+    client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["mcp", "config", "--client", client, "--store", "sqlite:///rel.db"]) == 0
+    out = capsys.readouterr().out
+    assert f"sqlite:///{tmp_path / 'rel.db'}" in out
+    assert str(tmp_path / "chachaml-artifacts") in out
+    if client == "claude-code":
+        argv = shlex.split(out)
+        command = argv[argv.index("--") + 1]
+    elif client == "continue":
+        command = json.loads(next(x for x in out.splitlines() if "command:" in x).split(": ", 1)[1])
+    else:
+        parsed = json.loads(out)
+        command = (parsed.get("mcpServers") or parsed["servers"])["chachaml"]["command"]
+    assert Path(command).is_absolute() and os.access(command, os.X_OK), command
+
+
+async def test_the_printed_stdio_config_starts_a_server_an_sdk_client_uses(
+    tmp_path: Path,
+) -> None:
+    from mcp.client.stdio import StdioServerParameters
+
+    async with open_seeded(tmp_path):
+        pass  # seeds tmp_path/seeded.db; the configured server reads it
+    seeded = next(tmp_path.glob("*.db"))
+    out = subprocess.run(
+        [cc.executable(), "mcp", "config", "--client", "claude-desktop", "--store",
+         f"sqlite:///{seeded}"],
+        capture_output=True, check=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ).stdout  # fmt: skip
+    entry = json.loads(out)["mcpServers"]["chachaml"]
+    params = StdioServerParameters(
+        command=entry["command"],
+        args=entry["args"],
+        env={"PYTHONPATH": os.pathsep.join(sys.path)},
+        cwd="/",  # a client starts the server from its own folder: paths must not depend on it
+    )
+    async with MCPClient(params) as mcp:
+        tools = await mcp.list_tools()
+        assert len(tools.tools) == 16
+        listing = await mcp.call_tool("list_runs", {"limit": 1})
+        assert listing.structured_content is not None
+        assert listing.structured_content["runs"], _text(listing)
+
+
+def test_mcp_config_for_a_team_server_carries_the_token_header(tmp_path: Path) -> None:
+    from tests.security.serve_proc import ServeProcess
+
+    server = ServeProcess(
+        f"sqlite:///{tmp_path / 'team.db'}", tmp_path / "a", {"CHACHAML_TOKENS": "ana:tok-ana-1234"}
+    )
+    server.start()
+    try:
+        assert cc.needs_token(cc.mcp_url(server.url))
+        text = cc.http_config("vscode", cc.mcp_url(server.url), "tok-ana-1234")
+        entry = json.loads(text)["servers"]["chachaml"]
+        assert entry == {
+            "type": "http",
+            "url": f"{server.url}/mcp",
+            "headers": {"Authorization": "Bearer tok-ana-1234"},
+        }
+        code = cc.http_config("claude-code", cc.mcp_url(server.url), "tok-ana-1234")
+        assert shlex.split(code)[-1] == "--header=Authorization: Bearer tok-ana-1234"
+    finally:
+        server.stop()
+    with pytest.raises(InvalidInput, match="no chachaml server answers"):
+        cc.needs_token(cc.mcp_url(server.url))
