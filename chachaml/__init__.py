@@ -14,6 +14,7 @@ from __future__ import annotations
 from chachaml.client.alerts import (
     Alerts,
     alert_history,
+    alerts,
     check_alerts,
     delete_alert,
     set_alert,
@@ -165,6 +166,7 @@ __all__ = [
     "aflush",
     "aget_run",
     "alert_history",
+    "alerts",
     "archive_runs",
     "arun",
     "aruns",

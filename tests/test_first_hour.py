@@ -218,3 +218,51 @@ def test_mcp_config_for_a_team_server_carries_the_token_header(tmp_path: Path) -
         server.stop()
     with pytest.raises(InvalidInput, match="no chachaml server answers"):
         cc.needs_token(cc.mcp_url(server.url))
+
+
+async def test_mcp_argument_errors_name_the_argument_the_value_and_what_is_allowed(
+    tmp_path: Path,
+) -> None:
+    async with open_seeded(tmp_path) as store, MCPClient(build_mcp(store)) as mcp:
+        cases: dict[tuple[str, str], tuple[dict[str, object], str]] = {
+            ("list_runs", "status"): (
+                {"status": "done"},
+                "list_runs: argument 'status' was 'done'; input should be 'running', 'completed',"
+                " 'failed' or 'killed'.",
+            ),
+            ("list_runs", "limit"): (
+                {"limit": "lots"},
+                "argument 'limit' was 'lots'; input should",
+            ),
+            ("best_run", "metric"): ({}, "best_run: argument 'metric' is required."),
+            ("compare_runs", "run_ids"): (
+                {"run_ids": ["a"]},
+                "argument 'run_ids' was ['a']; list should have at least 2 items",
+            ),
+            ("list_runs", "bogus"): (
+                {"experiment": "x", "bogus": 1},
+                "list_runs: unknown argument 'bogus'; it takes experiment, status, limit,",
+            ),
+        }
+        for (tool, _), (args, expected) in cases.items():
+            result = await mcp.call_tool(tool, args)
+            text = _text(result)
+            assert result.is_error and expected in text, (tool, text)
+            assert "pydantic" not in text and "http" not in text and "\n" not in text
+        ok = await mcp.call_tool("list_runs", {"limit": "2"})  # JSON-ish strings still coerce
+        assert not ok.is_error
+
+
+async def test_tools_that_overwrite_are_annotated_destructive(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with MCPClient(build_mcp(store)) as mcp:
+            tools = {t.name: t for t in (await mcp.list_tools()).tools}
+    finally:
+        await store.close()
+    for name in ("add_tag", "set_note", "create_experiment"):
+        annotations = tools[name].annotations
+        assert annotations is not None and annotations.destructive_hint is True, name
+        assert annotations.read_only_hint is False
+    listing = tools["list_runs"].annotations
+    assert listing is not None and listing.read_only_hint is True

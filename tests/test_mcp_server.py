@@ -227,7 +227,7 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["since", "must be before until"],
     ),
     ("best_run", {"metric": "acc", "direction": "up"}, ["direction", "'max'", "'min'"]),
-    ("best_run", {}, ["metric", "Field required"]),
+    ("best_run", {}, ["best_run: argument 'metric' is required."]),
     ("compare_runs", {"run_ids": [MID]}, ["run_ids", "at least 2"]),
     ("search_runs", {"metric_key": "acc"}, ["metric_key, op and metric_value go together"]),
     ("search_runs", {"metric_key": "acc", "op": "~", "metric_value": 1}, ["op", "'>='"]),

@@ -68,7 +68,7 @@ def test_a_plain_list_is_a_chain_and_every_step_is_a_child_run(client: Client) -
         assert steps[before].ended_at <= steps[after].started_at  # type: ignore[operator]
     pipeline_run = client.get_run(result.run_id)
     assert pipeline_run.experiment == "etl" and pipeline_run.status == "completed"
-    assert pipeline_run.tags["chachaml.client.pipelines.pipeline"] == result.id
+    assert pipeline_run.tags["chachaml.pipeline"] == result.id
     assert sorted(pipeline_run.children) == sorted(s.run_id for s in detail.steps)  # type: ignore[type-var]
     load_run = client.get_run(steps["load"].run_id or "")
     double_run = client.get_run(steps["double"].run_id or "")

@@ -36,12 +36,14 @@ CATALOGUE: tuple[ToolSpec, ...] = (
     ToolSpec("get_model", "Get a model", "default"),
     ToolSpec("get_model_version", "Get a model version", "default"),
     ToolSpec("diff_model_versions", "Diff two model versions", "default"),
-    ToolSpec("add_tag", "Tag a run", "default", writes=True),
+    # overwrites the key's value: destructive in MCP's sense (an update, not only an addition)
+    ToolSpec("add_tag", "Tag a run", "default", writes=True, destructive=True),
     ToolSpec("set_note", "Set a run's note", "default", writes=True, destructive=True),
     ToolSpec("get_tags", "Get a run's tags", "default"),
     ToolSpec("get_datasets", "Get a run's datasets", "default"),
     ToolSpec("list_experiments", "List experiments", "default"),
-    ToolSpec("create_experiment", "Create an experiment", "default", writes=True),
+    # overwrites an existing experiment's description and owner
+    ToolSpec("create_experiment", "Create an experiment", "default", writes=True, destructive=True),
     ToolSpec("export_runs", "Export runs as records", "default"),
     ToolSpec("get_metric_history", "Metric history", "metrics"),
     ToolSpec("plot_metrics", "Plot metrics", "metrics"),

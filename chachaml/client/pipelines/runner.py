@@ -32,7 +32,7 @@ from chachaml.tools import pipelines as ops
 if TYPE_CHECKING:
     from chachaml.client.client import Client
 
-PIPELINE_TAG = "chachaml.client.pipelines.pipeline"
+PIPELINE_TAG = "chachaml.pipeline"
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
 

@@ -19,6 +19,7 @@ from chachaml.client.remote import open_any_store
 from chachaml.errors import ChachamlError
 from chachaml.server.mcp.access import CallerMiddleware
 from chachaml.server.mcp.alerts import alert_tools
+from chachaml.server.mcp.arguments import ArgumentCheck
 from chachaml.server.mcp.artifacts import artifact_tools
 from chachaml.server.mcp.metrics import metric_tools
 from chachaml.server.mcp.pipelines import pipeline_tools
@@ -73,17 +74,20 @@ def build_mcp(
     ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says.
     Nothing is opened or read until a request arrives.
     """
+    wanted = selected_tools(toolsets, read_only=read_only)
+    tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
+    by_name = {fn.__name__: fn for fn in tools}
     server: MCPServer = MCPServer(
         NAME,
         title=NAME,
         instructions=instructions(store.url),
         version=__version__,
         log_level="WARNING",
-        middleware=[CallerMiddleware(user)],  # who each call acts as; writes check it
+        middleware=[
+            CallerMiddleware(user),  # who each call acts as; writes check it
+            ArgumentCheck({name: by_name[name] for name in wanted}),  # errors an agent can act on
+        ],
     )
-    wanted = selected_tools(toolsets, read_only=read_only)
-    tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
-    by_name = {fn.__name__: fn for fn in tools}
     for name in wanted:
         server.add_tool(
             reported(by_name[name]),
