@@ -10,9 +10,14 @@
 - ``Unauthorized``: the caller must say who they are, with a token (HTTP 401).
 - ``Forbidden``: the caller is known but may not do this, e.g. a read token writing (HTTP 403).
 - ``SchemaTooNew``: the database was written by a newer chachaml than this one.
+- ``MissingExtra``: an optional dependency is not installed; the message names the extra
+  (HTTP 501).
 """
 
 from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 
 class ChachamlError(Exception):
@@ -51,11 +56,31 @@ class NoActiveRun(ChachamlError, RuntimeError):
     """A logging call needs a current run and there is none in this thread or task."""
 
 
+class MissingExtra(ChachamlError, ImportError):
+    """An optional dependency is not installed; the message names the extra that adds it."""
+
+
+def import_extra(module: str, extra: str, what: str) -> ModuleType:
+    """Import ``module`` of the optional extra ``extra``, or raise :class:`MissingExtra`.
+
+    One line naming what needs it and the install command, instead of a traceback (or,
+    inside a task group, an exception group) ending in ``ModuleNotFoundError``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise MissingExtra(
+            f"{what} needs {package}, which is not installed: pip install 'chachaml[{extra}]'"
+        ) from None
+
+
 __all__ = [
     "ChachamlError",
     "Conflict",
     "Forbidden",
     "InvalidInput",
+    "MissingExtra",
     "NoActiveRun",
     "NotFound",
     "SchemaTooNew",

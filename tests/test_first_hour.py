@@ -266,3 +266,55 @@ async def test_tools_that_overwrite_are_annotated_destructive(tmp_path: Path) ->
         assert annotations.read_only_hint is False
     listing = tools["list_runs"].annotations
     assert listing is not None and listing.read_only_hint is True
+
+
+def _without(modules: list[str], code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter where ``modules`` cannot be imported."""
+    block = "; ".join(f"sys.modules[{m!r}] = None" for m in modules)
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; {block}\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("modules", "code", "expected"),
+    [
+        (
+            ["anthropic"],
+            "from chachaml.cli import main; sys.exit(main(['chat', 'hi', '--store',"
+            " 'sqlite:///x.db']))",
+            "chachaml: chat with anthropic needs anthropic, which is not installed:"
+            " pip install 'chachaml[chat]'",
+        ),
+        (
+            ["openai"],
+            "from chachaml.cli import main; sys.exit(main(['chat', 'hi', '--provider', 'openai',"
+            " '--store', 'sqlite:///x.db']))",
+            "pip install 'chachaml[chat]'",
+        ),
+        (
+            ["sklearn"],
+            "import chachaml.client.integrations.sklearn",
+            "chachaml's scikit-learn integration needs sklearn, which is not installed:"
+            " pip install 'chachaml[sklearn]'",
+        ),
+        (
+            ["matplotlib"],
+            "from chachaml.server.mcp.metrics import _plot_png; _plot_png(None, False)",
+            "plot_metrics needs matplotlib, which is not installed: pip install 'chachaml[plot]'",
+        ),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_the_install(
+    modules: list[str], code: str, expected: str, tmp_path: Path
+) -> None:
+    done = _without(modules, code, tmp_path)
+    assert done.returncode != 0
+    assert expected in done.stderr, done.stderr
+    if "cli import main" in code:  # the command line prints the line alone, no traceback
+        assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr

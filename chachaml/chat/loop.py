@@ -33,7 +33,7 @@ from chachaml.chat.models import (
     ToolRequest,
     conversation_size_error,
 )
-from chachaml.errors import InvalidInput
+from chachaml.errors import InvalidInput, import_extra
 from chachaml.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def _checked(
         raise InvalidInput("question must be a non-empty string")
     if provider not in PROVIDERS:
         raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    import_extra(provider, "chat", f"chat with {provider}")  # before any task group wraps it
     if max_iterations < 1:
         raise InvalidInput(f"max_iterations must be at least 1, got {max_iterations}")
     try:

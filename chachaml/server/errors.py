@@ -19,6 +19,7 @@ from chachaml.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    MissingExtra,
     NotFound,
     StoreUnavailable,
     Unauthorized,
@@ -35,6 +36,7 @@ CODES: Mapping[int, str] = {
     415: "unsupported_media_type",
     422: "invalid_input",
     500: "internal_error",
+    501: "not_installed",
     503: "unavailable",
 }
 STATUS: Sequence[tuple[type[ChachamlError], int]] = (
@@ -44,6 +46,7 @@ STATUS: Sequence[tuple[type[ChachamlError], int]] = (
     (Conflict, 409),
     (InvalidInput, 422),
     (StoreUnavailable, 503),
+    (MissingExtra, 501),  # this server lacks an optional dependency: not the caller's fault
 )
 
 

@@ -18,25 +18,33 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-import numpy as np
-from sklearn.base import is_classifier, is_regressor
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    mean_absolute_error,
-    precision_score,
-    r2_score,
-    recall_score,
-    roc_auc_score,
-    root_mean_squared_error,
-)
+from chachaml.errors import InvalidInput, MissingExtra
+
+try:  # one line naming the extra instead of a ModuleNotFoundError traceback
+    import numpy as np
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        mean_absolute_error,
+        precision_score,
+        r2_score,
+        recall_score,
+        roc_auc_score,
+        root_mean_squared_error,
+    )
+except ImportError as exc:
+    _missing = (exc.name or "scikit-learn").split(".")[0]
+    raise MissingExtra(
+        f"chachaml's scikit-learn integration needs {_missing}, which is not installed:"
+        " pip install 'chachaml[sklearn]'"
+    ) from None
 
 from chachaml.client.bound import resolve_client
 from chachaml.client.client import Client
 from chachaml.client.registry import Registry
 from chachaml.client.run import ActiveRun
-from chachaml.errors import InvalidInput
 from chachaml.records import validation
 from chachaml.records.registry import ModelVersion
 from chachaml.records.runs import ParamValue

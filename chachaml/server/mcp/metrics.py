@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import anyio.to_thread
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
+from chachaml.errors import import_extra
 from chachaml.records.runs import MetricSeries
 from chachaml.server.mcp import render
 from chachaml.server.mcp.runs import RunId, ToolFn, answer
@@ -78,12 +78,11 @@ def join_on_step(series: Sequence[MetricSeries], max_points: int) -> MetricTable
 
 
 def _plot_png(table: MetricTable, log_y: bool) -> bytes:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ToolError("plot_metrics needs matplotlib: pip install 'chachaml[plot]'") from None
+    import_extra("matplotlib", "plot", "plot_metrics")
     import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4), dpi=100)
     FigureCanvasAgg(fig)
