@@ -204,3 +204,85 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One environment variable chachaml reads: the README's table is made from these."""
+
+    names: tuple[str, ...]
+    default: str
+    meaning: str
+
+
+#: Every variable chachaml reads, in one place (``tests/test_settings.py`` keeps this, the
+#: code and the README's table equal; ``python -m chachaml.settings`` prints the table).
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar(("CHACHAML_STORE",), "`sqlite:///./chachaml.db` (image: `sqlite:////data/chachaml.db`)",
+           "store URL: `sqlite:///path`, `postgresql://...` or a server's `http(s)://` address"),
+    EnvVar(("CHACHAML_ARTIFACTS",), "`./chachaml-artifacts/` (image: `/data/artifacts`)",
+           "artifact root: a folder or `s3://bucket/prefix`"),
+    EnvVar(("CHACHA_USER",), "the OS user", "who runs and registry changes are attributed to"),
+    EnvVar(("CHACHAML_TOKEN",), "none",
+           "the bearer token a client sends to a chachaml server (`CHACHAML_STORE=http(s)://...`,"
+           " `chachaml mcp config --http`)"),
+    EnvVar(("CHACHAML_HEARTBEAT_SECONDS",), "`10`",
+           "run heartbeat; a run silent for 3 heartbeats + 2 s reads as `killed`"),
+    EnvVar(("CHACHAML_FLUSH_SECONDS",), "`1`", "longest time a metric point waits in memory"),
+    EnvVar(("CHACHAML_FLUSH_POINTS",), "`50000`", "a run's buffered points that trigger a flush"),
+    EnvVar(("CHACHAML_MAX_PENDING_POINTS",), "`200000`",
+           "queued points at which logging waits for the store (back-pressure)"),
+    EnvVar(("CHACHAML_MCP_TOOLSETS",), "none",
+           "opt-in MCP tool groups for `chachaml mcp`, `serve` and `chat`:"
+           " `metrics,artifacts,registry,pipelines,alerts` or `all`"),
+    EnvVar(("CHACHAML_TOKENS",), "none; required by compose",
+           "tokens for every surface of `chachaml serve`: comma-separated `user:token` (write"
+           " scope) or `user:token:scope` (`read`, `write`, `admin`) entries, tokens of 8 or"
+           " more characters; any token puts the server in team mode"),
+    EnvVar(("CHACHAML_PUBLIC_READS",), "`false`",
+           "team mode only: `true` lets anonymous callers read (pages, JSON, downloads, MCP"
+           " read tools); writes and chat still need a token"),
+    EnvVar(("CHACHAML_ALLOWED_HOSTS",), "none",
+           "comma-separated Host names browsers may use for the server besides loopback names"
+           " (e.g. `ml.example.com`); other Hosts get 403 (DNS rebinding)"),
+    EnvVar(("CHACHAML_MAX_UPLOAD_BYTES",), "`1073741824`",
+           "largest artifact upload the server accepts (413 beyond it)"),
+    EnvVar(("CHACHAML_IDEMPOTENCY_LEASE_SECONDS",), "`60`",
+           "how long an unfinished request's `Idempotency-Key` stays claimed; after a crash, a"
+           " retry takes it over"),
+    EnvVar(("CHACHAML_BASE_URL",), "`http://127.0.0.1:8080`",
+           "the server's public URL, for links in alert webhooks"),
+    EnvVar(("CHACHAML_ALERT_TIMEOUT_SECONDS",), "`5`", "time allowed for each alert webhook POST"),
+    EnvVar(("CHACHAML_ALERT_ATTEMPTS",), "`3`", "attempts per alert webhook delivery"),
+    EnvVar(("CHACHAML_WEBHOOK_ALLOW_PRIVATE",), "`false`",
+           "let alert webhooks target loopback and private addresses"),
+    EnvVar(("CHACHAML_S3_ENDPOINT",), "`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`, else AWS",
+           "S3 endpoint URL; `http://` is allowed (MinIO on a private network)"),
+    EnvVar(("CHACHAML_S3_REGION",), "`AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`",
+           "S3 region"),
+    EnvVar(("CHACHAML_S3_ACCESS_KEY_ID", "CHACHAML_S3_SECRET_ACCESS_KEY"),
+           "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (with `AWS_SESSION_TOKEN`)",
+           "S3 keys; the `CHACHAML_` pair gives chachaml keys that other tools in the"
+           " environment do not pick up"),
+    EnvVar(("CHACHAML_S3_CHECKSUM",), "`true`",
+           "have S3 verify each upload's SHA-256; `false` for services that reject checksum"
+           " headers"),
+    EnvVar(("ANTHROPIC_API_KEY", "OPENAI_API_KEY"), "none",
+           "provider keys for `chachaml chat` and for the server's `/api/chat` when a request"
+           " sends no `X-Chat-Api-Key`"),
+    EnvVar(("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"), "the providers' APIs",
+           "provider endpoints for chat (a gateway or proxy)"),
+)  # fmt: skip
+
+
+def environment_table() -> str:
+    """The README's table of every environment variable, as Markdown."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for var in ENVIRONMENT:
+        names = ", ".join(f"`{n}`" for n in var.names)
+        rows.append(f"| {names} | {var.default} | {var.meaning} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(environment_table())
