@@ -8,7 +8,9 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from mcp import Client as MCPClient
@@ -24,6 +26,7 @@ from chachaml.store import open_store
 from tests.mcp_seed import open_seeded
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 
 
 def _text(result: object) -> str:
@@ -318,3 +321,39 @@ def test_a_missing_extra_is_one_line_naming_the_install(
     assert expected in done.stderr, done.stderr
     if "cli import main" in code:  # the command line prints the line alone, no traceback
         assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr
+
+
+async def test_get_pipeline_given_a_run_id_names_the_pipeline_to_ask_for(tmp_path: Path) -> None:
+    from chachaml.client.pipelines.pipeline import run_pipeline
+    from chachaml.errors import NotFound
+    from chachaml.tools import pipelines as pipeline_ops
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    client = Client(store=url, artifacts=str(tmp_path / "a"))
+    try:
+        done = await anyio_to_thread(lambda: run_pipeline("etl", [_one], client=client))
+        with client.start_run(experiment="loose") as loose:
+            pass
+    finally:
+        client.close()
+    store = await open_store(url)
+    try:
+        assert (await pipeline_ops.get_pipeline(store, done.id)).id == done.id
+        with pytest.raises(NotFound, match=f"run of pipeline {done.id!r}; ask for {done.id!r}"):
+            await pipeline_ops.get_pipeline(store, done.run_id)
+        with pytest.raises(NotFound, match="belongs to no pipeline"):
+            await pipeline_ops.get_pipeline(store, loose.id)
+        with pytest.raises(NotFound, match=r"pipeline 'nope' not found$"):
+            await pipeline_ops.get_pipeline(store, "nope")
+    finally:
+        await store.close()
+
+
+def _one(ctx: object) -> int:
+    return 1
+
+
+async def anyio_to_thread(fn: Callable[[], T]) -> T:
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(fn)

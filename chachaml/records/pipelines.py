@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: The tag on a pipeline's run and its steps' runs that names the pipeline (stored data).
+PIPELINE_TAG = "chachaml.pipeline"
+
 PipelineStatus = Literal["running", "completed", "failed", "killed"]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "killed"]
 PIPELINE_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed")

@@ -10,10 +10,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from chachaml.errors import InvalidInput
+from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.pipelines import (
     PIPELINE_STATUSES,
+    PIPELINE_TAG,
     NewPipeline,
     PipelineDetail,
     PipelineInfo,
@@ -63,8 +64,29 @@ async def list_pipelines(
 
 
 async def get_pipeline(store: Store, pipeline_id: str) -> PipelineDetail:
-    """A pipeline: status, run, and each step's dependencies, status, times, run and result."""
-    return await store.get_pipeline(check_pipeline_id(pipeline_id))
+    """A pipeline: status, run, and each step's dependencies, status, times, run and result.
+
+    Given the id of a pipeline's run or of one of its steps' runs (an easy mix-up: both
+    are listed beside each other), the error names the pipeline id to ask for instead.
+    """
+    checked = check_pipeline_id(pipeline_id)
+    try:
+        return await store.get_pipeline(checked)
+    except NotFound:
+        try:
+            run = await store.get_run(checked)
+        except (NotFound, InvalidInput):
+            raise NotFound(f"pipeline {checked!r} not found") from None
+        owner = run.tags.get(PIPELINE_TAG)
+        if owner is None:
+            raise NotFound(
+                f"pipeline {checked!r} not found: that is the id of a run that belongs to no"
+                " pipeline"
+            ) from None
+        raise NotFound(
+            f"pipeline {checked!r} not found: that is the id of a run of pipeline {owner!r};"
+            f" ask for {owner!r}"
+        ) from None
 
 
 # writes, in the order a runner makes them

@@ -42,11 +42,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 
 from chachaml.client.bound import resolve_client
-from chachaml.client.pipelines.runner import PIPELINE_TAG, Execution, Step, StepContext, Update
+from chachaml.client.pipelines.runner import Execution, Step, StepContext, Update
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
 from chachaml.records import validation
-from chachaml.records.pipelines import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
+from chachaml.records.pipelines import (
+    PIPELINE_TAG,
+    NewPipeline,
+    NewPipelineStep,
+    PipelineDetail,
+    PipelineInfo,
+)
 from chachaml.records.runs import EndStatus
 from chachaml.tools import pipelines as ops
 

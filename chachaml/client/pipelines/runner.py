@@ -26,13 +26,13 @@ from anyio.streams.memory import MemoryObjectSendStream
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import InvalidInput
 from chachaml.records import validation
+from chachaml.records.pipelines import PIPELINE_TAG
 from chachaml.records.runs import EndStatus
 from chachaml.tools import pipelines as ops
 
 if TYPE_CHECKING:
     from chachaml.client.client import Client
 
-PIPELINE_TAG = "chachaml.pipeline"
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
 
