@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,15 +113,38 @@ def cmd_best(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, client: Client) -> int:
-    """Train a few small models on synthetic data, tracking each as a run."""
+    """Track a few small training runs, then say where they went and what to try next."""
     from chachaml.client.demo import run_demo
+    from chachaml.settings import redact_url
+    from chachaml.store import sqlite_path
 
     run_demo(client, runs=args.runs)
     print()
-    return cmd_runs(
+    cmd_runs(
         argparse.Namespace(experiment="demo", status=None, user=None, limit=20, json=False),
         client,
     )
+    settings = client.settings
+    path = sqlite_path(settings.store_url)
+    store = redact_url(settings.store_url if path is None else f"sqlite:///{path}")
+    artifacts = settings.artifact_root
+    if "://" not in artifacts:
+        artifacts = f"{Path(artifacts).absolute()}{os.sep}"
+    # the next commands must reach the same store: name it when it was named for the demo
+    where = ""
+    if getattr(args, "store", None):
+        where += f" --store {shlex.quote(store)}"
+    if getattr(args, "artifacts", None):
+        where += f" --artifacts {shlex.quote(artifacts)}"
+    steps = [
+        (f"chachaml serve{where}", "then open the web UI at http://127.0.0.1:8080"),
+        (f"chachaml mcp config --client claude-code{where}", "connect an AI agent"),
+        (f"chachaml best accuracy -e demo{where}", "the best run, from the shell"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    print(f"\nStored in {path or store}, artifacts in {artifacts}\nNext steps:")
+    print("\n".join(f"  {command:<{width}}  # {why}" for command, why in steps))
+    return 0
 
 
 def _progress_bar(label: str, done: int, total: int) -> None:
