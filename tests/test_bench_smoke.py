@@ -1,79 +1,174 @@
-"""The tracking benchmark's own functions at a tiny size, so that the benchmark cannot rot."""
+"""The benchmark package at tiny sizes, so that it cannot rot: real stores, real figures."""
 
 from __future__ import annotations
 
-import random
-import sys
+import json
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import anyio
+import pytest
 
-import bench_tracking
-import run as bench_run
+from bench import http_ingest, mcp_http, mcp_stdio, postgres, tracking
+from bench.figures import Figure, render
+from bench.runner import Context, run
+from bench.seed import Catalogue, Leaderboard, run_id, seed, status
+from bench.targets import TARGETS, query_target
+from chachaml.records.runs import RunQuery
+from chachaml.store import open_store
+
+
+def context(tmp_path: Path) -> Context:
+    return Context(tmp_path, Catalogue(tmp_path))
 
 
 def test_logging_reports_positive_figures_and_stores_every_point(tmp_path: Path) -> None:
-    result = bench_tracking.bench_logging(tmp_path, 1_000, repeats=1)
+    result = tracking.bench_logging(tmp_path, 1_000, repeats=1)
     assert result.points == 1_000
-    assert result.caller_us > 0
-    assert result.points_per_s > 0
-
-
-def test_queries_find_the_best_run_among_api_made_and_seeded_runs(tmp_path: Path) -> None:
-    result = bench_tracking.bench_runs_and_queries(tmp_path, 10, [50, 200], repeats=2)
-    assert result.runs_per_s > 0
-    assert [q.runs for q in result.queries] == [50, 200]
-    assert all(q.best_run_ms > 0 and q.search_runs_ms > 0 for q in result.queries)
-
-
-def test_time_queries_refuses_a_wrong_best_run(tmp_path: Path) -> None:
-    board = bench_tracking.Leaderboard()
-    with bench_tracking.opened(tmp_path, "wrong") as client:
-        bench_tracking.create_runs(client, 3, random.Random(0), board)
-        board.add("not-a-stored-run", 2.0)
-        try:
-            bench_tracking.time_queries(client, board, repeats=1)
-        except RuntimeError as exc:
-            assert "not-a-stored-run" in str(exc)
-        else:
-            raise AssertionError("a wrong best run went unnoticed")
+    assert 0 < result.caller_us < 10_000
+    assert result.points_per_s > 1_000
 
 
 def test_seeded_runs_read_like_api_made_runs(tmp_path: Path) -> None:
-    board = bench_tracking.Leaderboard()
-    rng = random.Random(0)
-    with bench_tracking.opened(tmp_path, "alike") as client:
-        bench_tracking.create_runs(client, 1, rng, board)
+    with tracking.opened(tmp_path / "alike.db") as client:
+        board = Leaderboard()
+        tracking.create_runs(client, 1, board)
         (made,) = board.accuracy
-        bench_tracking.seed_runs(bench_tracking.store_path(client), 1, rng, board)
-        (seeded,) = set(board.accuracy) - {made}
-        a, b = client.get_run(made), client.get_run(seeded)
-    assert (a.experiment, a.status, a.created_by) == (b.experiment, b.status, b.created_by)
+        seeded = seed(f"sqlite:///{tmp_path / 'alike.db'}", 3)
+        a, b = client.get_run(made), client.get_run(run_id(0))
+    assert (a.status, a.created_by) == (b.status, b.created_by) == ("completed", "bench")
     assert a.params.keys() == b.params.keys()
     assert type(a.params["lr"]) is type(b.params["lr"]) is float
     for key, summary in a.metric_summaries.items():
         other = b.metric_summaries[key]
         assert (summary.step, summary.count) == (other.step, other.count) == (0, 1)
-    assert b.metric_summaries["accuracy"].last == board.accuracy[seeded]
+    assert b.metric_summaries["accuracy"].last == seeded.accuracy[run_id(0)]
+    assert b.ended_at is not None and b.ended_at < a.started_at
+
+
+def test_seeded_statuses_spread_over_every_experiment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    seed(url, 80)
+
+    async def statuses() -> set[tuple[str, str]]:
+        store = await open_store(url)
+        try:
+            runs = await store.query_runs(RunQuery(limit=None))
+        finally:
+            await store.close()
+        return {(r.experiment, r.status) for r in runs}
+
+    found = anyio.run(statuses)
+    assert {s for _, s in found} == {"completed", "failed"} == {status(i) for i in range(80)}
+    assert ("exp-3", "failed") in found and ("exp-3", "completed") in found
+
+
+def test_the_catalogue_seeds_each_size_once_growing_the_smaller(tmp_path: Path) -> None:
+    catalogue = Catalogue(tmp_path)
+    small = catalogue.copy(30, tmp_path / "a.db")
+    again = catalogue.copy(30, tmp_path / "b.db")
+    large = catalogue.copy(50, tmp_path / "c.db")
+    assert catalogue.seeded == 50  # 30, then 20 more on a copy of the 30
+    assert len(small) == len(again) == 30 and len(large) == 50
+    assert small.accuracy.items() <= large.accuracy.items()
+
+    async def count(db: Path) -> int:
+        store = await open_store(f"sqlite:///{db}")
+        try:
+            return await store.count_runs(RunQuery())
+        finally:
+            await store.close()
+
+    assert [anyio.run(count, tmp_path / n) for n in ("a.db", "b.db", "c.db")] == [30, 30, 50]
+
+
+def test_queries_find_the_best_run_among_api_made_and_seeded_runs(tmp_path: Path) -> None:
+    result = tracking.bench_runs_and_queries(context(tmp_path), 10, (50, 200), repeats=2)
+    assert 0 < result.runs_per_s < 100_000
+    assert [q.runs for q in result.queries] == [60, 200]  # the API-made runs join the first
+    assert all(0 < q.best_run_ms < 1_000 and 0 < q.search_runs_ms < 1_000 for q in result.queries)
+
+
+def test_time_queries_refuses_a_wrong_best_run(tmp_path: Path) -> None:
+    board = Leaderboard()
+    with tracking.opened(tmp_path / "wrong.db") as client:
+        tracking.create_runs(client, 3, board)
+        board.add("not-a-stored-run", 2.0)
+        with pytest.raises(RuntimeError, match="not-a-stored-run"):
+            tracking.time_queries(client, board, repeats=1)
 
 
 def test_memory_is_measured_in_a_child_process() -> None:
-    result = bench_tracking.bench_rss(1_000)
+    result = tracking.bench_rss(1_000)
     assert result.points == 1_000
     assert 0 < result.peak_rss_mb < 1_000
 
 
-def test_the_table_judges_figures_against_the_targets(tmp_path: Path) -> None:
-    results = bench_run.Results(
-        logging=bench_tracking.bench_logging(tmp_path, 1_000, repeats=1),
-        runs=bench_tracking.bench_runs_and_queries(tmp_path, 5, [20], repeats=1),
+def test_targets_judge_limits_and_ratios_to_a_same_run_reference() -> None:
+    ingest = TARGETS["ingest to flush"]  # >= 1M points/s and >= 50x MLflow
+    assert ingest.met(2e6, 10_000) and ingest.met(2e6, None)
+    assert not ingest.met(2e6, 100_000)  # only 20x the reference
+    assert not ingest.met(5e5, 1_000)
+    team = TARGETS["MCP over HTTP, team mode"]  # <= 1.05x local
+    assert team.met(1.04, 1.0) and not team.met(1.1, 1.0)
+    assert query_target(10_000).limit == 5.0 and query_target(10_001).limit == 25.0
+    assert ingest.describe() == ">= 1,000,000 points/s, >= 50x MLflow"
+
+
+def test_the_table_shows_each_figure_beside_its_reference_and_verdict() -> None:
+    figures = [
+        Figure("t", "ingest", 1.5e6, "points/s", "higher", TARGETS["ingest to flush"], 1e4,
+               "MLflow"),
+        Figure("t", "log_metric", 0.5, "µs", "lower", TARGETS["log_metric caller cost"], 3500,
+               "MLflow"),
+        Figure("t", "runs", 300, "runs/s", "higher"),
+        Figure("t", "best_run", 30.0, "ms", "lower", query_target(10_000)),
+    ]  # fmt: skip
+    lines = render(figures).splitlines()
+    assert "150x MLflow" in lines[2] and lines[2].endswith("met")
+    assert "1/7,000x MLflow" in lines[3]
+    assert lines[4].endswith("-")
+    assert lines[5].endswith("NOT MET")
+    assert lines[-1] == "targets met: 2 of 3"
+
+
+def figures_of(document: dict[str, object], benchmark: str) -> dict[str, dict[str, object]]:
+    rows = document["figures"]
+    assert isinstance(rows, list)
+    return {f["name"]: f for f in rows if f["benchmark"] == benchmark}
+
+
+@pytest.mark.slow
+def test_the_servers_benchmarks_measure_real_round_trips(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    run(
+        [
+            (mcp_stdio.BENCHMARK, mcp_stdio.Size(runs=30, calls=5, starts=1)),
+            (mcp_http.BENCHMARK, mcp_http.Size(runs=30, calls=5, rounds=1)),
+            (http_ingest.BENCHMARK, http_ingest.Size(points=2_000, batch=500, clients=2)),
+        ],
+        out,
     )
-    rows = bench_run.build_rows(results)
-    by_figure = {r.figure.split(" (")[0]: r for r in rows}
-    best = by_figure["best_run ms"]
-    assert best.chachaml is not None and best.chachaml > 0
-    assert best.passed is (best.chachaml <= 5.0)  # judged against the issue's target
-    assert by_figure["ingest points/s"].mlflow is None
-    text = bench_run.render(rows, ["a note"])
-    assert "best_run ms (20 runs)" in text
-    assert "* a note" in text
+    document = json.loads(out.read_text())
+    stdio = figures_of(document, "mcp_stdio")
+    start = stdio["chachaml mcp, start to initialize"]
+    assert 0 < float(start["value"]) < 60  # type: ignore[arg-type]
+    best = stdio["raw JSON-RPC: best_run(metric=accuracy) p50, 30 runs"]
+    assert best["reference_name"] == "floor" and float(best["ratio"]) > 0  # type: ignore[arg-type]
+    team = figures_of(document, "mcp_http")["get_run p50, team mode, 30 runs"]
+    assert 0 < float(team["value"]) < 5_000 and team["met"] in (True, False)  # type: ignore[arg-type]
+    ingest = figures_of(document, "http_ingest")["packed, 1 client, 500 per request"]
+    assert float(ingest["value"]) > 100  # type: ignore[arg-type]
+    assert document["seconds"] > 0
+
+
+@pytest.mark.postgres
+def test_postgres_beside_sqlite_on_the_same_seeded_runs(tmp_path: Path) -> None:
+    figures = postgres.measure(postgres.Size(points=2_000, query_sizes=(40,), repeats=2),
+                               context(tmp_path))  # fmt: skip
+    by_name = {f.name: f for f in figures}
+    ingest = by_name["ingest of 2,000 points to flush"]
+    assert ingest.value > 0 and ingest.reference is not None and ingest.reference > 0
+    for name in ("best_run, 40 runs", "search_runs, 40 runs"):
+        f = by_name[name]
+        assert f.reference_name == "SQLite" and f.ratio is not None and f.ratio > 0
+        assert f.met is not None

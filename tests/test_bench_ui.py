@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import anyio
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-import bench_mcp
-import bench_ui
+from bench import ui
+from bench.runner import Context
+from bench.seed import Catalogue
 
 
 def test_bench_ui_times_every_view_on_a_small_store(tmp_path: Path) -> None:
-    db = tmp_path / "bench.db"
-    bench_mcp.seed(db, 50)
-    results = anyio.run(bench_ui.measure, f"sqlite:///{db}", 2)
-    assert "runs page" in results and "run, 100k-point metric" in results
-    assert all(p50 > 0 and p95 >= p50 for p50, p95 in results.values())
+    figures = ui.measure(ui.Size(runs=50, calls=3), Context(tmp_path, Catalogue(tmp_path)))
+    by_name = {f.name: f for f in figures}
+    assert len(by_name) == len(ui.VIEWS) + 1  # a p50 per view, and the Runs page's p95
+    assert all(0 < f.value < 10_000 and f.unit == "ms" for f in figures)
+    p50, p95 = by_name["runs page p50, 50 runs"], by_name["runs page p95, 50 runs"]
+    assert p95.value >= p50.value
+    assert p95.target is not None and p95.met is (p95.value <= 150.0)
+    assert "run, 100k-point metric p50" in by_name

@@ -1,4 +1,4 @@
-"""The HTTP ingest benchmark: ``python bench/bench_http.py [--points N] [--batch N]``.
+"""The HTTP ingest benchmark: ``python -m bench.http_ingest [--points N] [--batch N]``.
 
 Starts a real ``chachaml serve`` on 127.0.0.1 over a fresh SQLite store and pushes metric
 points through ``POST /api/w/runs/{id}/metrics`` with httpx, each request carrying an
@@ -6,69 +6,48 @@ points through ``POST /api/w/runs/{id}/metrics`` with httpx, each request carryi
 ``{"metrics": [{"key", "value", "step", "timestamp"}]}`` list) and ``packed`` (base64 int64/
 float64 arrays, what ``CHACHAML_STORE=http://...`` sends). Bodies are encoded before the
 clock starts, so the figure is the server's ingest rate; every point is checked as stored.
-One client, then 4 concurrent clients (threads, one run and one connection each). Target:
->= 200,000 points/s from one client.
+One client, then several concurrent clients (threads, one run and one connection each).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
-import os
-import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
-TARGET = 200_000
+from bench.figures import Figure
+from bench.processes import chachaml_serve
+from bench.runner import Benchmark, Context, main_one
+from bench.targets import TARGETS
+from bench.timing import step
+
+NAME = "http_ingest"
 TOKEN = "bench-http-token"
 FORMATS = ("points", "packed")
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@dataclass(frozen=True)
+class Size:
+    """Points per client, points per request, concurrent clients."""
+
+    points: int
+    batch: int
+    clients: int
 
 
-@contextmanager
-def server(root: Path, store: str | None = None, tokens: str = f"bench:{TOKEN}") -> Iterator[str]:
-    """``chachaml serve`` over ``store`` (a fresh SQLite file by default); yields its URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
-    env["CHACHAML_TOKENS"] = tokens
-    store = store or f"sqlite:///{root / 'bench.db'}"
-    cmd = [sys.executable, "-m", "chachaml.cli", "serve", "--port", str(port),
-           "--store", store, "--artifacts", str(root / "artifacts")]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("chachaml serve did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+SIZES = {
+    "quick": Size(points=20_000, batch=5_000, clients=2),
+    "default": Size(points=200_000, batch=10_000, clients=4),
+    "full": Size(points=500_000, batch=10_000, clients=4),
+}
 
 
 def bodies(fmt: str, points: int, batch: int) -> list[bytes]:
@@ -112,12 +91,11 @@ def push(url: str, payloads: list[bytes], points: int) -> float:
 
 def concurrent(url: str, payloads: list[bytes], points: int, clients: int) -> float:
     """``clients`` threads pushing at once; the aggregate points per second."""
-    took: list[float] = []
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
-            took.append(push(url, payloads, points))
+            push(url, payloads, points)
         except BaseException as exc:
             errors.append(exc)
 
@@ -133,30 +111,30 @@ def concurrent(url: str, payloads: list[bytes], points: int, clients: int) -> fl
     return clients * points / wall
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=500_000, help="points per client")
-    parser.add_argument("--batch", type=int, default=10_000, help="points per request")
-    parser.add_argument("--clients", type=int, default=4)
-    args = parser.parse_args(argv)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as url:
+def measure(size: Size, context: Context) -> list[Figure]:
+    """Both formats, one client then ``clients`` at once, on one server."""
+    figures = []
+    store = f"sqlite:///{context.workdir / 'http.db'}"
+    with chachaml_serve(context.workdir, store, f"bench:{TOKEN}") as url:
         push(url, bodies("points", 1_000, 1_000), 1_000)  # warm up
         for fmt in FORMATS:
-            payloads = bodies(fmt, args.points, args.batch)
-            one = args.points / push(url, payloads, args.points)
-            many = concurrent(url, payloads, args.points, args.clients)
-            rows.append((fmt, one, many))
-    print(f"{args.points:,} points per client, {args.batch:,} per request, SQLite, loopback")
-    print(f"{'format':8} {'1 client':>14} {f'{args.clients} clients':>14}  target (1 client)")
-    ok = True
-    for fmt, one, many in rows:
-        met = one >= TARGET
-        ok = ok and met
-        verdict = "met" if met else "MISSED"
-        print(f"{fmt:8} {one:>12,.0f}/s {many:>12,.0f}/s  >= {TARGET:,}/s {verdict}")
-    return 0 if ok else 1
+            payloads = bodies(fmt, size.points, size.batch)
+            label = f"{fmt}: {size.points:,} points"
+            one = size.points / step(
+                f"{label}, 1 client", partial(push, url, payloads, size.points)
+            )
+            many = step(f"{label} each, {size.clients} clients",
+                        partial(concurrent, url, payloads, size.points, size.clients))  # fmt: skip
+            per = f"{size.batch:,} per request"
+            figures += [
+                Figure(NAME, f"{fmt}, 1 client, {per}", one, "points/s", "higher",
+                       TARGETS["HTTP ingest"]),
+                Figure(NAME, f"{fmt}, {size.clients} clients, {per}", many, "points/s", "higher"),
+            ]  # fmt: skip
+    return figures
 
+
+BENCHMARK = Benchmark(NAME, "metric points/s through the HTTP write API", SIZES, measure)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main_one(BENCHMARK))

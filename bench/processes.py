@@ -1,0 +1,77 @@
+"""Child processes of the benchmarks: ``chachaml serve``, and modules of this package.
+
+Children get this checkout on ``PYTHONPATH`` (the package's parent folder first), so they
+run the same ``chachaml`` and ``bench`` as the parent whatever their working directory and
+whatever is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without ``CHACHAML_*`` settings, this checkout first on
+    ``PYTHONPATH``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
+    paths = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.update(extra or {})
+    return env
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """``python -m module args...`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def chachaml_serve(root: Path, store: str, tokens: str = "") -> Iterator[str]:
+    """``chachaml serve`` on loopback over ``store``; yields its URL once ``/health`` answers.
+
+    ``tokens`` (``user:token,...``) puts it in team mode; empty leaves it in local mode.
+    """
+    port = free_port()
+    cmd = module_command("chachaml.cli", "serve", "--port", str(port), "--store", store,
+                         "--artifacts", str(root / "artifacts"))  # fmt: skip
+    env = child_env({"CHACHAML_TOKENS": tokens})
+    log = root / f"serve-{port}.log"  # a file, not a pipe nobody drains while it runs
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"chachaml serve did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,120 @@
+"""The web UI benchmark: ``python -m bench.ui [--quick|--full] [--runs N] [--calls N]``.
+
+Over a seeded store, times the Runs page in process through the ASGI app (server time, no
+network): the page, its JSON twin, filtered and sorted views, and the detail page of a run
+with a 100,000-point metric (downsampled for display). p50 and p95 per view; the Runs page
+is judged on its p95.
+"""
+
+from __future__ import annotations
+
+import statistics
+import struct
+import sys
+import time
+from dataclasses import dataclass
+
+import anyio
+import httpx
+
+from bench.figures import Figure
+from bench.runner import Benchmark, Context, main_one
+from bench.targets import TARGETS
+from bench.timing import percentile, step
+from chachaml.records.runs import MetricChunk, NewRun
+from chachaml.server.app import create_app
+from chachaml.store import Store, open_store
+
+NAME = "ui"
+LONG_RUN = "f" * 32
+LONG_POINTS = 100_000
+VIEWS = {
+    "runs page": "/runs",
+    "runs JSON": "/api/runs",
+    "runs, one experiment": "/runs?experiment=exp-7",
+    "runs, failed, page 3": "/runs?status=failed&offset=100",
+    "runs, my runs": "/runs?mine=1",
+    "runs by accuracy (max)": "/runs?sort=accuracy&dir=max",
+    "runs by name (A-Z)": "/runs?sort=name&dir=min",
+    "runs by duration": "/runs?sort=duration&dir=max",
+    "run, 100k-point metric": f"/runs/{LONG_RUN}",
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    """Runs in the store, timed requests per view."""
+
+    runs: int
+    calls: int
+
+
+SIZES = {
+    "quick": Size(runs=1_000, calls=5),
+    "default": Size(runs=10_000, calls=30),
+    "full": Size(runs=100_000, calls=30),
+}
+
+
+async def add_long_run(store: Store) -> None:
+    """One run with a 100,000-point metric, logged as one packed chunk."""
+    n, now = LONG_POINTS, time.time()
+    await store.create_run(
+        NewRun(id=LONG_RUN, experiment="exp-0", name="long", created_by="bench",
+               started_at=now, heartbeat_timeout=3600.0)
+    )  # fmt: skip
+    values = [1.0 / (1 + i) for i in range(n)]
+    await store.log_metrics([MetricChunk(
+        run_id=LONG_RUN, key="loss", count=n, steps=struct.pack(f"<{n}q", *range(n)),
+        values=struct.pack(f"<{n}d", *values), timestamps=struct.pack(f"<{n}d", *([now] * n)),
+        last_value=values[-1], last_step=n - 1, last_time=now, min_value=values[-1],
+        max_value=values[0])])  # fmt: skip
+    await store.end_run(LONG_RUN, "completed", None, time.time())
+
+
+async def time_views(url: str, calls: int) -> dict[str, list[float]]:
+    """Milliseconds per request, per view."""
+    store = await open_store(url)
+    try:
+        await add_long_run(store)
+        app = create_app(store, user="bench")
+        results = {}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            for label, path in VIEWS.items():
+                if (await client.get(path)).status_code != 200:
+                    raise RuntimeError(f"{path} did not answer 200")
+                samples = []
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    answer = await client.get(path)
+                    samples.append((time.perf_counter() - start) * 1000)
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"{path} answered {answer.status_code}")
+                results[label] = samples
+        return results
+    finally:
+        await store.close()
+
+
+def measure(size: Size, context: Context) -> list[Figure]:
+    """Seed (or copy), add the long run, time every view."""
+    db = context.workdir / "ui.db"
+    context.catalogue.copy(size.runs, db)
+    timings = step(f"{len(VIEWS)} views x {size.calls}",
+                   lambda: anyio.run(time_views, f"sqlite:///{db}", size.calls))  # fmt: skip
+    figures = []
+    for label, samples in timings.items():
+        at = "" if label.startswith("run,") else f", {size.runs:,} runs"
+        p50, p95 = statistics.median(samples), percentile(samples, 95)
+        figures.append(Figure(NAME, f"{label} p50{at}", p50, "ms", "lower"))
+        if label == "runs page":
+            figures.append(Figure(NAME, f"{label} p95{at}", p95, "ms", "lower",
+                                  TARGETS["Runs page"]))  # fmt: skip
+    return figures
+
+
+BENCHMARK = Benchmark(NAME, "Runs page views and a 100,000-point run, server time", SIZES, measure)
+
+if __name__ == "__main__":
+    sys.exit(main_one(BENCHMARK))
