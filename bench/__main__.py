@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     size = chosen_size(args)
     chosen = [BENCHMARKS[n] for n in args.names or BENCHMARKS]
-    figures = run([(b, b.sizes[size]) for b in chosen], args.json)
+    figures = run([(b, b.sizes[size]) for b in chosen], args.json, args.seeds)
     return 0 if all(f.met is not False for f in figures) else 1
 
 

@@ -52,13 +52,20 @@ def load_note() -> str:
 
 
 def run(
-    benchmarks: Sequence[tuple[Benchmark[Any], Any]], json_path: Path | None = None
+    benchmarks: Sequence[tuple[Benchmark[Any], Any]],
+    json_path: Path | None = None,
+    seeds: Path | None = None,
 ) -> list[Figure]:
-    """Measure each benchmark at its size, print the table and notes, write JSON if asked."""
+    """Measure each benchmark at its size, print the table and notes, write JSON if asked.
+
+    Seeded stores are kept in ``seeds`` (and reused from there) when it is given.
+    """
     figures: list[Figure] = []
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="chachaml-bench-") as tmp:
-        context = Context(Path(tmp), Catalogue(Path(tmp)))
+        if seeds is not None:
+            seeds.mkdir(parents=True, exist_ok=True)
+        context = Context(Path(tmp), Catalogue(seeds or Path(tmp)))
         context.notes.append(f"at the start: {load_note()}")
         for bench, size in benchmarks:
             reason = bench.unavailable()
@@ -97,6 +104,12 @@ def size_parser(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--quick", action="store_true", help="smoke sizes, seconds to a minute")
     which.add_argument("--full", action="store_true", help="the README's sizes (long)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write figures as JSON")
+    parser.add_argument(
+        "--seeds",
+        type=Path,
+        metavar="DIR",
+        help="keep the seeded stores in DIR and reuse them next time (seeding is most of --full)",
+    )
 
 
 def chosen_size(args: argparse.Namespace) -> str:
@@ -118,7 +131,8 @@ def main_one(bench: Benchmark[Any], argv: Sequence[str] | None = None) -> int:
             f"--{f.name.replace('_', '-')}",
             type=kind,
             nargs="+" if isinstance(value, tuple) else None,
-            help=f"default {value}; --quick {getattr(bench.sizes['quick'], f.name)}",
+            help=f"default {value}; --quick {getattr(bench.sizes['quick'], f.name)};"
+            f" --full {getattr(bench.sizes['full'], f.name)}",
         )
     args = parser.parse_args(argv)
     size = bench.sizes[chosen_size(args)]
@@ -127,5 +141,5 @@ def main_one(bench: Benchmark[Any], argv: Sequence[str] | None = None) -> int:
         for f in dataclasses.fields(size)
         if (v := getattr(args, f.name)) is not None
     }
-    figures = run([(bench, dataclasses.replace(size, **given))], args.json)
+    figures = run([(bench, dataclasses.replace(size, **given))], args.json, args.seeds)
     return 0 if all(f.met is not False for f in figures) else 1

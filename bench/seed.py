@@ -15,11 +15,12 @@ metrics drawn from ``random.Random(i)``, started ``30 * (i + 1)`` s before the a
 from __future__ import annotations
 
 import heapq
+import os
 import random
 import shutil
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ def point(run: str, key: str, value: float, at: float) -> MetricChunk:
     )
 
 
-async def _each(items: Sequence[int], limit: int, fn: Any) -> None:
+async def _each(items: Sequence[int], limit: int, fn: Callable[[int], Awaitable[None]]) -> None:
     """``await fn(item)`` for every item, at most ``limit`` at once."""
     semaphore = anyio.Semaphore(limit)
 
@@ -188,7 +189,12 @@ def copy_sqlite(source: Path, target: Path) -> None:
 
 class Catalogue:
     """Seeded SQLite stores by size: each size seeded once (growing the largest smaller
-    one), then copied for every benchmark that asks, so a suite run seeds once."""
+    one), then copied for every benchmark that asks, so a suite run seeds once.
+
+    Stores already in ``root`` (``seeded-<runs>.db``, left by an earlier run given the same
+    folder) are used as they are: a seeded run is a function of its index, so their
+    leaderboards are computed, not read. A size is renamed into place only once complete.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -196,6 +202,11 @@ class Catalogue:
         self.seeded = 0  # runs seeded
         self._boards: dict[int, Leaderboard] = {}
         self._anchor = time.time() - 86_400
+        for kept in root.glob("seeded-*.db"):
+            runs = int(kept.stem.removeprefix("seeded-"))
+            self._boards[runs] = Leaderboard(
+                {run_id(i): run_values(random.Random(i)).metrics["accuracy"] for i in range(runs)}
+            )
 
     def _template(self, runs: int) -> Path:
         return self.root / f"seeded-{runs}.db"
@@ -205,12 +216,18 @@ class Catalogue:
         if runs not in self._boards:
             base = max((n for n in self._boards if n < runs), default=0)
             board = self._boards[base].copy() if base else Leaderboard()
+            partial = self.root / f"partial-{runs}.db"
+            for leftover in (partial, Path(f"{partial}-wal")):
+                leftover.unlink(missing_ok=True)
             if base:
-                copy_sqlite(self._template(base), self._template(runs))
+                copy_sqlite(self._template(base), partial)
             started = time.perf_counter()
-            grown = seed(f"sqlite:///{self._template(runs)}", runs - base, base, self._anchor)
+            grown = seed(f"sqlite:///{partial}", runs - base, base, self._anchor)
             self.seconds += time.perf_counter() - started
             self.seeded += runs - base
+            for suffix in ("", "-wal"):  # complete: into place
+                if Path(f"{partial}{suffix}").exists():
+                    os.replace(f"{partial}{suffix}", f"{self._template(runs)}{suffix}")
             board.accuracy.update(grown.accuracy)
             self._boards[runs] = board
         copy_sqlite(self._template(runs), target)

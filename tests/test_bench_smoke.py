@@ -81,6 +81,16 @@ def test_the_catalogue_seeds_each_size_once_growing_the_smaller(tmp_path: Path) 
     assert [anyio.run(count, tmp_path / n) for n in ("a.db", "b.db", "c.db")] == [30, 30, 50]
 
 
+def test_a_kept_catalogue_is_reused_without_seeding_again(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    first = Catalogue(seeds).copy(40, tmp_path / "a.db")
+    later = Catalogue(seeds)
+    assert later.copy(40, tmp_path / "b.db").accuracy == first.accuracy
+    assert later.seeded == 0
+    assert sorted(p.name for p in seeds.iterdir()) == ["seeded-40.db"]
+
+
 def test_queries_find_the_best_run_among_api_made_and_seeded_runs(tmp_path: Path) -> None:
     result = tracking.bench_runs_and_queries(context(tmp_path), 10, (50, 200), repeats=2)
     assert 0 < result.runs_per_s < 100_000
