@@ -260,16 +260,18 @@ def measure(size: Size, context: Context) -> list[Figure]:
         Figure(NAME, "runs created (5 params, 3 metrics)", runs.runs_per_s, "runs/s", "higher",
                None, ref.get("runs_per_s"), "MLflow"),
     ]  # fmt: skip
-    for i, q in enumerate(runs.queries):
-        # MLflow reaches one size in its budget; it is the reference of the first size
+    for i, (seeded, q) in enumerate(zip(size.query_sizes, runs.queries, strict=True)):
+        # MLflow reaches one size in its budget; it is the reference of the first size.
         best, search = (
             (ref.get("best_run_ms"), ref.get("search_runs_ms")) if i == 0 else (None, None)
         )
+        # judged by the seeded size (the first also holds the API-made runs: stricter)
+        target = query_target(seeded)
         figures += [
-            Figure(NAME, f"best_run, {q.runs:,} runs", q.best_run_ms, "ms", "lower",
-                   query_target(q.runs), best, "MLflow"),
+            Figure(NAME, f"best_run, {q.runs:,} runs", q.best_run_ms, "ms", "lower", target,
+                   best, "MLflow"),
             Figure(NAME, f"search_runs accuracy > {THRESHOLD}, {q.runs:,} runs", q.search_runs_ms,
-                   "ms", "lower", query_target(q.runs), search, "MLflow"),
+                   "ms", "lower", target, search, "MLflow"),
         ]  # fmt: skip
     figures.append(
         Figure(NAME, f"peak RSS logging {rss.points:,} points", rss.peak_rss_mb, "MB", "lower",

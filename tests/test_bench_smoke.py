@@ -182,3 +182,16 @@ def test_postgres_beside_sqlite_on_the_same_seeded_runs(tmp_path: Path) -> None:
         f = by_name[name]
         assert f.reference_name == "SQLite" and f.ratio is not None and f.ratio > 0
         assert f.met is not None
+
+
+def test_the_tracking_benchmark_judges_each_figure_by_its_seeded_size(tmp_path: Path) -> None:
+    size = tracking.Size(2_000, 1, 5, (20,), 2, 2_000, 5, 100, 1.0, 1.0, 10, 1.0)
+    ctx = context(tmp_path)
+    figures = {f.name: f for f in tracking.measure(size, ctx)}
+    assert figures["log_metric, caller cost"].target == TARGETS["log_metric caller cost"]
+    best = figures["best_run, 25 runs"]  # 20 seeded and the 5 made through the API
+    assert best.target == query_target(20) and 0 < best.value < 1_000
+    assert figures["peak RSS logging 2,000 points"].value > 0
+    if not tracking.has_mlflow():
+        assert best.reference is None
+        assert any("MLflow not measured" in note for note in ctx.notes)
