@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
@@ -10,7 +9,8 @@ import pytest
 
 from bench import http_ingest, mcp_http, mcp_stdio, postgres, tracking
 from bench.figures import Figure, render
-from bench.runner import Context, run
+from bench.processes import chachaml_serve
+from bench.runner import Context
 from bench.seed import Catalogue, Leaderboard, run_id, seed, status
 from bench.targets import TARGETS, query_target
 from chachaml.records.runs import RunQuery
@@ -141,34 +141,41 @@ def test_the_table_shows_each_figure_beside_its_reference_and_verdict() -> None:
     assert lines[-1] == "targets met: 2 of 3"
 
 
-def figures_of(document: dict[str, object], benchmark: str) -> dict[str, dict[str, object]]:
-    rows = document["figures"]
-    assert isinstance(rows, list)
-    return {f["name"]: f for f in rows if f["benchmark"] == benchmark}
+def seeded(tmp_path: Path, runs: int) -> str:
+    db = tmp_path / "seeded.db"
+    Catalogue(tmp_path).copy(runs, db)
+    return f"sqlite:///{db}"
 
 
 @pytest.mark.slow
-def test_the_servers_benchmarks_measure_real_round_trips(tmp_path: Path) -> None:
-    out = tmp_path / "figures.json"
-    run(
-        [
-            (mcp_stdio.BENCHMARK, mcp_stdio.Size(runs=30, calls=5, starts=1)),
-            (mcp_http.BENCHMARK, mcp_http.Size(runs=30, calls=5, rounds=1)),
-            (http_ingest.BENCHMARK, http_ingest.Size(points=2_000, batch=500, clients=2)),
-        ],
-        out,
-    )
-    document = json.loads(out.read_text())
-    stdio = figures_of(document, "mcp_stdio")
-    start = stdio["chachaml mcp, start to initialize"]
-    assert 0 < float(start["value"]) < 60  # type: ignore[arg-type]
-    best = stdio["raw JSON-RPC: best_run(metric=accuracy) p50, 30 runs"]
-    assert best["reference_name"] == "floor" and float(best["ratio"]) > 0  # type: ignore[arg-type]
-    team = figures_of(document, "mcp_http")["get_run p50, team mode, 30 runs"]
-    assert 0 < float(team["value"]) < 5_000 and team["met"] in (True, False)  # type: ignore[arg-type]
-    ingest = figures_of(document, "http_ingest")["packed, 1 client, 500 per request"]
-    assert float(ingest["value"]) > 100  # type: ignore[arg-type]
-    assert document["seconds"] > 0
+def test_mcp_stdio_times_every_tool_over_raw_json_rpc(tmp_path: Path) -> None:
+    timings = anyio.run(mcp_stdio.raw_calls, seeded(tmp_path, 30), 4)
+    assert [len(samples) for samples in timings] == [4] * len(mcp_stdio.CASES)
+    assert all(0 < t < 60 for samples in timings for t in samples)
+
+
+@pytest.mark.slow
+def test_mcp_http_times_calls_that_pass_the_access_layer(tmp_path: Path) -> None:
+    tokens, headers = mcp_http.MODES["team"]
+    with chachaml_serve(tmp_path, seeded(tmp_path, 30), tokens) as url:
+        times = mcp_http.time_calls(url, headers, 3)
+    assert {name: len(samples) for name, samples in times.items()} == {
+        name: 3 for name, _ in mcp_http.CASES
+    }
+    assert all(0 < t < 60 for samples in times.values() for t in samples)
+
+
+@pytest.mark.slow
+def test_http_ingest_counts_every_point_it_pushes(tmp_path: Path) -> None:
+    size = http_ingest.Size(points=2_000, batch=500, clients=2)
+    figures = {f.name: f for f in http_ingest.measure(size, context(tmp_path))}
+    assert set(figures) == {
+        f"{fmt}, {n}, 500 per request"
+        for fmt in http_ingest.FORMATS
+        for n in ("1 client", "2 clients")
+    }
+    assert all(f.value > 100 and f.unit == "points/s" for f in figures.values())
+    assert figures["packed, 1 client, 500 per request"].met is not None
 
 
 @pytest.mark.postgres
