@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chachaml.records import display as d
+from chachaml.records.display import Html
+
 #: The tag on a pipeline's run and its steps' runs that names the pipeline (stored data).
 PIPELINE_TAG = "chachaml.pipeline"
 
@@ -67,6 +70,10 @@ class PipelineStep(_Model):
         """Wall time of the step (every attempt), ``None`` until it ended."""
         return _seconds(self.started_at, self.ended_at)
 
+    def __repr__(self) -> str:
+        tries = f"attempts={self.attempts}" if self.attempts > 1 else ""
+        return d.one_line("PipelineStep", d.clip(self.name, 40), self.status, tries)
+
 
 class PipelineInfo(_Model):
     """A pipeline as lists show it; ``step_counts`` counts its steps by status.
@@ -93,11 +100,68 @@ class PipelineInfo(_Model):
         """Wall time from start (or last resume) to end, ``None`` while running."""
         return _seconds(self.started_at, self.ended_at)
 
+    def __repr__(self) -> str:
+        steps = " ".join(f"{n} {s}" for s, n in sorted(self.step_counts.items()))
+        return d.one_line(
+            type(self).__name__,
+            d.short_id(self.id),
+            d.clip(self.name, 40),
+            self.status,
+            f"steps: {steps}" if steps else "",
+        )
+
+    def _repr_html_(self) -> str:
+        return d.card(_pipeline_title(self), _pipeline_facts(self))
+
+
+def _pipeline_title(p: PipelineInfo) -> Html:
+    return Html(
+        f"<strong>pipeline {d.esc(p.name)}</strong> {d.badge(p.status)}"
+        f" · {d.code(d.short_id(p.id))}"
+    )
+
+
+def _pipeline_facts(p: PipelineInfo) -> Html:
+    parts = [
+        d.fields(
+            [
+                ("description", p.description),
+                ("run", d.code(p.run_id) if p.run_id else None),
+                ("user", p.created_by),
+                ("started (UTC)", p.started_at),
+                ("duration", d.duration(p.duration_seconds) or None),
+                ("max parallel", p.max_parallel),
+                ("resumes", p.resumes or None),
+                ("steps", " ".join(f"{n} {s}" for s, n in sorted(p.step_counts.items()))),
+            ]
+        )
+    ]
+    if p.error:
+        parts.append(d.section("error", d.text_block(p.error)))
+    return Html("".join(parts))
+
 
 class PipelineDetail(PipelineInfo):
     """Everything about a pipeline, with its steps in definition order."""
 
     steps: list[PipelineStep] = Field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        heads = ["step", "status", "depends on", "attempts", "duration", "run", "error"]
+        rows = [
+            [
+                s.name,
+                d.badge(s.status),
+                s.depends_on,
+                s.attempts,
+                d.duration(s.duration_seconds),
+                d.code(d.short_id(s.run_id)) if s.run_id else None,
+                d.clip(s.error, 200) if s.error else None,
+            ]
+            for s in self.steps
+        ]
+        steps = d.section("steps", d.table(heads, rows))
+        return d.card(_pipeline_title(self), _pipeline_facts(self), steps)
 
 
 class NewPipelineStep(_Model):

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chachaml.records import display as d
+from chachaml.records.display import Html
 from chachaml.records.runs import Dataset, ParamValue
 
 Stage = Literal["none", "staging", "production", "archived"]
@@ -46,6 +48,35 @@ class ModelVersion(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float | None] = Field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return d.one_line(
+            "ModelVersion",
+            f"{d.clip(self.model, 40)} v{self.version}",
+            self.stage,
+            f"run={d.short_id(self.run_id)}",
+            d.pairs(self.metrics, 2),
+        )
+
+    def _repr_html_(self) -> str:
+        title = Html(f"<strong>{d.esc(self.model)} v{self.version}</strong> {d.badge(self.stage)}")
+        facts = d.fields(
+            [
+                ("run", d.code(self.run_id)),
+                ("artifact", self.artifact),
+                ("size", d.size(self.size)),
+                ("sha256", d.code(self.sha256[:16])),
+                ("serializer", self.serializer),
+                ("description", self.description),
+                ("registered by", self.created_by),
+                ("registered (UTC)", self.created_at),
+                ("stage since (UTC)", self.stage_changed_at),
+                ("aliases", self.aliases),
+                ("tags", self.tags),
+            ]
+        )
+        metrics = d.section("metrics", d.fields(sorted(self.metrics.items())))
+        return d.card(title, facts, metrics if self.metrics else Html(""))
+
 
 class Model(_Model):
     """A registered model as lists show it."""
@@ -59,6 +90,38 @@ class Model(_Model):
     production_version: int | None = None
     aliases: dict[str, int] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        prod = f"production=v{self.production_version}" if self.production_version else ""
+        return d.one_line(
+            type(self).__name__,
+            d.clip(self.name, 40),
+            f"{self.version_count} versions",
+            prod,
+            " ".join(f"{a}=v{v}" for a, v in sorted(self.aliases.items())),
+        )
+
+    def _repr_html_(self) -> str:
+        return d.card(_model_title(self), _model_facts(self))
+
+
+def _model_title(model: Model) -> Html:
+    return Html(f"<strong>model {d.esc(model.name)}</strong>")
+
+
+def _model_facts(model: Model) -> Html:
+    return d.fields(
+        [
+            ("versions", model.version_count),
+            ("latest", f"v{model.latest_version}" if model.latest_version else None),
+            ("production", f"v{model.production_version}" if model.production_version else None),
+            ("aliases", {a: f"v{v}" for a, v in sorted(model.aliases.items())}),
+            ("tags", model.tags),
+            ("created by", model.created_by),
+            ("created (UTC)", model.created_at),
+            ("updated (UTC)", model.updated_at),
+        ]
+    )
 
 
 class StageChange(_Model):
@@ -85,6 +148,34 @@ class ModelDetail(Model):
     note: str | None = None
     versions: list[ModelVersion] = Field(default_factory=list)
     history: list[StageChange] = Field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        parts = [_model_facts(self)]
+        if self.note:
+            parts.append(d.section("note", d.text_block(self.note)))
+        if self.versions:
+            heads = ["version", "stage", "run", "artifact", "aliases", "by", "registered (UTC)"]
+            rows = [
+                [
+                    v.version,
+                    d.badge(v.stage),
+                    d.code(d.short_id(v.run_id)),
+                    v.artifact,
+                    v.aliases,
+                    v.created_by,
+                    v.created_at,
+                ]
+                for v in self.versions
+            ]
+            parts.append(d.section("versions", d.table(heads, rows)))
+        if self.history:
+            heads = ["at (UTC)", "user", "change", "version", "from", "to", "reason"]
+            events = [
+                [e.at, e.user, _change(e), e.version, e.old, e.new, e.reason]
+                for e in reversed(self.history)
+            ]
+            parts.append(d.section("history (newest first)", d.table(heads, events)))
+        return d.card(_model_title(self), *parts)
 
 
 class NewModelVersion(_Model):
@@ -138,3 +229,47 @@ class VersionDiff(_Model):
     datasets: list[DatasetChange] = Field(default_factory=list)
     datasets_v1: list[Dataset] = Field(default_factory=list)
     datasets_v2: list[Dataset] = Field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return d.one_line(
+            "VersionDiff",
+            f"{d.clip(self.model, 40)} v{self.v1.version}->v{self.v2.version}",
+            f"{len(self.params)} params differ",
+            f"{len(self.metrics)} metrics",
+            "artifact changed" if self.artifact_changed else "same artifact",
+        )
+
+    def _repr_html_(self) -> str:
+        a, b = f"v{self.v1.version}", f"v{self.v2.version}"
+        title = Html(f"<strong>{d.esc(self.model)}: {a} → {b}</strong>")
+        facts = d.fields(
+            [
+                ("runs", f"{d.short_id(self.v1.run_id)} → {d.short_id(self.v2.run_id)}"),
+                ("same run", self.same_run),
+                ("artifact changed", self.artifact_changed),
+            ]
+        )
+        parts = [facts]
+        if self.params:
+            rows = [
+                [k, _side(c.v1, c.in_v1), _side(c.v2, c.in_v2)]
+                for k, c in sorted(self.params.items())
+            ]
+            parts.append(d.section("params that differ", d.table(["param", a, b], rows)))
+        if self.metrics:
+            deltas = [[k, m.v1, m.v2, m.delta] for k, m in sorted(self.metrics.items())]
+            heads = ["metric", a, b, "delta"]
+            parts.append(d.section("metrics", d.table(heads, deltas)))
+        if self.datasets:
+            changes = [[c.role, c.field, c.v1, c.v2] for c in self.datasets]
+            heads = ["role", "field", a, b]
+            parts.append(d.section("datasets that differ", d.table(heads, changes)))
+        return d.card(title, *parts)
+
+
+def _change(event: StageChange) -> str:
+    return event.kind if event.alias is None else f"alias {event.alias}"
+
+
+def _side(value: ParamValue, present: bool) -> object:
+    return value if present else Html("<em>absent</em>")

@@ -6,11 +6,17 @@ reads as ``None`` (SQL stores NaN as NULL) while ``inf``/``-inf`` are kept.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, overload
+from typing import Any, Literal, SupportsIndex, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chachaml.records import display as d
+from chachaml.records.display import Html
 
 RunStatus = Literal["running", "completed", "failed", "killed"]
 EndStatus = Literal["completed", "failed", "killed"]
@@ -51,6 +57,24 @@ class Experiment(_Model):
     run_count: int = 0
     last_activity: datetime | None = None
 
+    def __repr__(self) -> str:
+        return d.one_line("Experiment", d.clip(self.name, 40), f"runs={self.run_count}")
+
+    def _repr_html_(self) -> str:
+        title = Html(f"<strong>experiment {d.esc(self.name)}</strong>")
+        return d.card(
+            title,
+            d.fields(
+                [
+                    ("description", self.description),
+                    ("owner", self.owner),
+                    ("runs", self.run_count),
+                    ("created (UTC)", self.created_at),
+                    ("last activity (UTC)", self.last_activity),
+                ]
+            ),
+        )
+
 
 class MetricSummary(_Model):
     """A run's metric at a glance: its latest value (highest step) and range."""
@@ -63,6 +87,10 @@ class MetricSummary(_Model):
     max: float | None = None
     count: int
 
+    def __repr__(self) -> str:
+        last = d.num(self.last) or "None"
+        return d.one_line("MetricSummary", f"{d.clip(self.key, 40)}={last}", f"n={self.count}")
+
 
 class MetricSeries(_Model):
     """The full history of one metric of one run, ordered by step."""
@@ -72,6 +100,33 @@ class MetricSeries(_Model):
     steps: list[int]
     values: list[float | None]
     timestamps: list[float]
+
+    def __repr__(self) -> str:
+        last = d.num(self.values[-1]) or "None" if self.values else "-"
+        return d.one_line(
+            "MetricSeries",
+            d.short_id(self.run_id),
+            d.clip(self.key, 40),
+            f"{len(self.steps)} points",
+            f"last={last}",
+        )
+
+    def _repr_html_(self) -> str:
+        finite = [v for v in self.values if v is not None and math.isfinite(v)]
+        title = Html(f"<strong>{d.esc(self.key)}</strong> of run {d.code(d.short_id(self.run_id))}")
+        span = f"steps {self.steps[0]} to {self.steps[-1]}" if self.steps else "no points"
+        stats = d.fields(
+            [
+                ("points", len(self.steps)),
+                ("not drawn (NaN, inf)", (len(self.values) - len(finite)) or None),
+                ("last", self.values[-1] if self.values else None),
+                ("min", min(finite) if finite else None),
+                ("max", max(finite) if finite else None),
+                ("range", span),
+            ]
+        )
+        chart = d.sparkline(self.steps, self.values, width=240, height=48)
+        return d.card(title, Html(f"<div>{chart}</div>"), stats)
 
 
 class Dataset(_Model):
@@ -134,6 +189,15 @@ class RunInfo(_Model):
             return None
         return (self.ended_at - self.started_at).total_seconds()
 
+    def __repr__(self) -> str:
+        where = f"{d.clip(self.experiment, 24)}/{d.clip(self.name or '-', 30)}"
+        return d.one_line(
+            type(self).__name__, d.short_id(self.id), where, self.status, d.pairs(self.metrics)
+        )
+
+    def _repr_html_(self) -> str:
+        return d.card(_run_title(self), _run_facts(self), _metrics_and_tags(self))
+
 
 class Run(RunInfo):
     """Everything about one run: params, metric summaries, note, datasets, artifacts, children."""
@@ -149,6 +213,127 @@ class Run(RunInfo):
     environment: dict[str, Any] = Field(default_factory=dict)
     children: list[str] = Field(default_factory=list)
 
+    def _repr_html_(self) -> str:
+        parts = [_run_facts(self)]
+        if self.error:
+            parts.append(d.section("error", d.text_block(self.error)))
+        if self.metric_summaries:
+            summaries = sorted(self.metric_summaries.values(), key=lambda m: m.key)
+            heads = ["metric", "last", "min", "max", "step", "points"]
+            rows = [[m.key, m.last, m.min, m.max, m.step, m.count] for m in summaries]
+            parts.append(d.section("metrics", d.table(heads, rows)))
+        elif self.metrics:
+            parts.append(d.section("metrics", d.fields(sorted(self.metrics.items()))))
+        if self.params:
+            parts.append(d.section("params", d.fields(sorted(self.params.items()))))
+        if self.tags:
+            parts.append(d.section("tags", d.fields(sorted(self.tags.items()))))
+        if self.note:
+            parts.append(d.section("note", d.text_block(self.note)))
+        if self.datasets:
+            sets = [[x.role, x.name, x.n_rows, x.n_cols, x.source] for x in self.datasets]
+            heads = ["role", "name", "rows", "cols", "source"]
+            parts.append(d.section("datasets", d.table(heads, sets)))
+        if self.artifacts:
+            files = [[a.name, a.content_type, d.size(a.size), a.serializer] for a in self.artifacts]
+            heads = ["name", "type", "size", "serializer"]
+            parts.append(d.section("artifacts", d.table(heads, files)))
+        if self.children:
+            kids = d.esc(", ".join(d.short_id(c) for c in self.children))
+            parts.append(
+                d.section(f"child runs ({len(self.children)})", Html(f"<div>{kids}</div>"))
+            )
+        return d.card(_run_title(self), *parts)
+
+
+def _run_title(run: RunInfo) -> Html:
+    name = d.esc(run.name) if run.name else Html("<em>unnamed</em>")
+    return Html(
+        f"<strong>{name}</strong> {d.badge(run.status)} in <strong>{d.esc(run.experiment)}</strong>"
+        f" · run {d.code(d.short_id(run.id))}"
+    )
+
+
+def _run_facts(run: RunInfo) -> Html:
+    return d.fields(
+        [
+            ("id", d.code(run.id)),
+            ("user", run.created_by),
+            ("started (UTC)", run.started_at),
+            ("duration", d.duration(run.duration_seconds) or None),
+            ("parent", d.code(run.parent_id) if run.parent_id else None),
+            ("archived", True if run.archived else None),
+        ]
+    )
+
+
+def _metrics_and_tags(run: RunInfo) -> Html:
+    parts = []
+    if run.error:
+        parts.append(d.section("error", d.text_block(run.error)))
+    if run.metrics:
+        parts.append(d.section("metrics", d.fields(sorted(run.metrics.items()))))
+    if run.tags:
+        parts.append(d.section("tags", d.fields(sorted(run.tags.items()))))
+    return Html("".join(parts))
+
+
+class Runs(list[RunInfo]):
+    """A list of runs that shows itself as a table in a notebook.
+
+    Still a plain ``list`` to every caller (``==`` with a list, ``json``, pydantic); slicing
+    gives ``Runs`` again so ``runs[:5]`` displays the same way.
+    """
+
+    __slots__ = ()
+
+    METRIC_COLUMNS = 8  # like the CLI's table: the most common metrics, then "+N more"
+
+    def __init__(self, runs: Iterable[RunInfo] = ()) -> None:
+        super().__init__(runs)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> RunInfo: ...
+    @overload
+    def __getitem__(self, index: slice) -> Runs: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> RunInfo | Runs:
+        if isinstance(index, slice):
+            return Runs(super().__getitem__(index))
+        return super().__getitem__(index)
+
+    def __repr__(self) -> str:
+        if not self:
+            return "Runs([])"
+        head = [f"  {r!r}," for r in list.__getitem__(self, slice(0, 5))]
+        if len(self) > 5:
+            head.append(f"  ... {len(self) - 5} more ({len(self)} runs)")
+        return "Runs([\n" + "\n".join(head) + "\n])"
+
+    def _repr_html_(self) -> str:
+        counts = Counter(k for r in self for k in r.metrics)
+        keys = sorted(k for k, _ in counts.most_common(self.METRIC_COLUMNS))
+        rows: list[Sequence[object]] = [
+            [
+                d.code(d.short_id(r.id)),
+                r.experiment,
+                r.name,
+                d.badge(r.status),
+                r.created_by,
+                r.started_at,
+                d.duration(r.duration_seconds),
+                *(r.metrics.get(k) for k in keys),
+            ]
+            for r in list.__getitem__(self, slice(0, d.ROW_LIMIT))
+        ]
+        heads = ["id", "experiment", "name", "status", "user", "started (UTC)", "duration", *keys]
+        experiments = len({r.experiment for r in self})
+        title = f"{len(self)} runs in {experiments} experiment{'s' * (experiments != 1)}"
+        if len(counts) > len(keys):
+            title += f"; {len(keys)} of {len(counts)} metrics shown"
+        return d.card(
+            Html(f"<strong>{d.esc(title)}</strong>"), d.table(heads, rows, total=len(self))
+        )
+
 
 class BestRun(_Model):
     """The winning run for a metric, with the value and step that won."""
@@ -159,6 +344,22 @@ class BestRun(_Model):
     step: int
     direction: Direction
 
+    def __repr__(self) -> str:
+        return d.one_line(
+            "BestRun",
+            f"{d.clip(self.metric, 30)}={d.num(self.value)} ({self.direction}, step {self.step})",
+            d.short_id(self.run.id),
+            f"{d.clip(self.run.experiment, 24)}/{d.clip(self.run.name or '-', 30)}",
+        )
+
+    def _repr_html_(self) -> str:
+        title = Html(
+            f"best <strong>{d.esc(self.metric)}</strong> = <strong>{d.esc(d.num(self.value))}"
+            f"</strong> ({d.esc(self.direction)}imum, step {self.step})"
+        )
+        run = Html(f"<div>{_run_title(self.run)}</div>")
+        return d.card(title, run, _run_facts(self.run), _metrics_and_tags(self.run))
+
 
 class Comparison(_Model):
     """Runs side by side: every param and metric by run id, and which params differ."""
@@ -167,6 +368,37 @@ class Comparison(_Model):
     params: dict[str, dict[str, ParamValue]]
     differing_params: list[str]
     metrics: dict[str, dict[str, float | None]]
+
+    def __repr__(self) -> str:
+        differing = ", ".join(self.differing_params[:3])
+        more = len(self.differing_params) - 3
+        return d.one_line(
+            "Comparison",
+            f"{len(self.runs)} runs",
+            " ".join(d.short_id(r.id)[:8] for r in self.runs[:4]),
+            f"differing: {differing}" + (f" +{more}" if more > 0 else ""),
+        )
+
+    def _repr_html_(self) -> str:
+        heads = [Html("")] + [
+            Html(f"{d.code(d.short_id(r.id))}<br>{d.esc(r.name or '')}") for r in self.runs
+        ]
+        differing = set(self.differing_params)
+        order = sorted(self.params, key=lambda k: (k not in differing, k))
+        rows: list[list[object]] = [
+            [Html(f"<strong>{d.esc(k)} ≠</strong>") if k in differing else d.esc(k)]
+            + [self.params[k].get(r.id) for r in self.runs]
+            for k in order
+        ]
+        rows += [
+            [Html(f"<em>{d.esc(k)}</em>")] + [self.metrics[k].get(r.id) for r in self.runs]
+            for k in sorted(self.metrics)
+        ]
+        title = (
+            f"{len(self.runs)} runs compared: {len(self.differing_params)} of "
+            f"{len(self.params)} params differ (≠), {len(self.metrics)} metrics (italic)"
+        )
+        return d.card(Html(f"<strong>{d.esc(title)}</strong>"), d.table(heads, rows))
 
 
 class Table(_Model):
