@@ -1,4 +1,4 @@
-"""Records in a notebook: ``_repr_html_`` shows what matters and escapes stored text; reprs stay short.
+"""Records in a notebook: ``_repr_html_`` shows what matters, escaped; reprs stay short.
 
 Every record comes from a real SQLite store written by the tracking client, the registry and a
 pipeline; the last test renders the HTML in Debian's Chromium.
@@ -82,9 +82,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         run_pipeline("etl", [load, train], EVIL, client=client)
     client.flush()
     try:
-        yield Seeded(
-            client, registry, good.id, other.id, failed.id, pipelines(client=client)[0].id
-        )
+        yield Seeded(client, registry, good.id, other.id, failed.id, pipelines(client=client)[0].id)
     finally:
         client.close()
 
@@ -155,7 +153,7 @@ def test_str_equality_and_serialisation_are_pydantics_as_before(seeded: Seeded) 
     assert Run.model_validate_json(run.model_dump_json()) == run
     assert run.model_copy() == run and run != run.model_copy(update={"note": None})
     with pytest.raises(ValidationError):
-        run.name = "renamed"  # type: ignore[misc]  # frozen: the assignment must be refused
+        run.name = "renamed"  # frozen: the assignment must be refused
 
 
 # run lists
