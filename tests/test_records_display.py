@@ -244,6 +244,8 @@ def test_a_sparkline_skips_nan_none_and_inf_and_still_draws_one_point() -> None:
     assert "<svg" not in display.sparkline([], []) and "no finite values" in display.sparkline(
         [0, 1], [math.nan, -math.inf]
     )
+    with pytest.raises(ValueError, match="3 steps but 2 values"):
+        display.sparkline([0, 1, 2], [1.0, 2.0])
     flat = _polyline_points(display.sparkline([0, 1, 2], [3.0, 3.0, 3.0], height=24))
     assert {y for _, y in flat} == {12.0}
 

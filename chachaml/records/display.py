@@ -214,20 +214,18 @@ def sparkline(
     point still shows as a dot; a series longer than :data:`SPARK_POINTS` keeps each bucket's
     minimum and maximum (and both ends) so spikes survive the thinning.
     """
-    points = [
-        (float(s), float(v))
-        for s, v in zip(steps, values, strict=False)
-        if v is not None and math.isfinite(v)
-    ]
-    if not points:
+    if len(steps) != len(values):
+        raise ValueError(f"{len(steps)} steps but {len(values)} values: a point needs both")
+    kept = [i for i, v in enumerate(values) if v is not None and -math.inf < v < math.inf]
+    if not kept:  # (the comparison is False for NaN too)
         return Html('<span style="color:#6e7781">no finite values</span>')
-    ys = [p[1] for p in points]
-    label = esc(f"{len(points)} points, last {num(ys[-1])}, min {num(min(ys))}, max {num(max(ys))}")
-    points = _thin(points, SPARK_POINTS)
+    ys = [float(values[i] or 0.0) for i in kept]  # never None here: kept skips it
+    y0, y_top = min(ys), max(ys)
+    label = esc(f"{len(ys)} points, last {num(ys[-1])}, min {num(y0)}, max {num(y_top)}")
+    points = [(float(steps[kept[j]]), ys[j]) for j in _thin(ys, SPARK_POINTS)]
     pad = 2.0
-    xs = [p[0] for p in points]
-    x0, x_span = min(xs), (max(xs) - min(xs)) or 1.0
-    y0, y_span = min(ys), max(ys) - min(ys)
+    x0, x_span = points[0][0], (points[-1][0] - points[0][0]) or 1.0  # steps ascend
+    y_span = y_top - y0
 
     def place(x: float, y: float) -> tuple[float, float]:
         px = pad + (x - x0) / x_span * (width - 2 * pad) if len(points) > 1 else width / 2
@@ -247,16 +245,17 @@ def sparkline(
     )
 
 
-def _thin(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
-    """At most ``limit`` points: each bucket keeps its min and max in order, plus both ends."""
-    if len(points) <= limit:
-        return points
+def _thin(ys: list[float], limit: int) -> list[int]:
+    """At most ``limit`` indices: each bucket's min and max in order, plus both ends."""
+    n = len(ys)
+    if n <= limit:
+        return list(range(n))
     buckets = (limit - 2) // 2
-    kept = [points[0]]
+    kept = [0]
     for b in range(buckets):
-        chunk = points[b * len(points) // buckets : (b + 1) * len(points) // buckets]
-        low = min(range(len(chunk)), key=lambda i: chunk[i][1])
-        high = max(range(len(chunk)), key=lambda i: chunk[i][1])
-        kept.extend(chunk[i] for i in sorted({low, high}))
-    kept.append(points[-1])
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        chunk = ys[lo:hi]
+        low, high = lo + chunk.index(min(chunk)), lo + chunk.index(max(chunk))
+        kept.extend(sorted({low, high}))
+    kept.append(n - 1)
     return kept
