@@ -15,16 +15,17 @@ import pytest
 from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
-from tests.fake_providers import FakeProvider, fake_provider
 from tests.fork_server import ServerFactory
-from tests.services import postgres_schema
+from tests.support.fake_providers import FakeProvider, fake_provider
+from tests.support.services import postgres_schema
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 REMOTE_TOKEN = "tester-remote-token"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
+    """Session-wide, so module-scoped async fixtures (seeded stores, clients) can share a loop."""
     return "asyncio"
 
 
@@ -40,6 +41,15 @@ def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store URL for the backend under test (its own PostgreSQL schema)."""
     yield from _fresh_store_url(request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like ``store_url``, but one store per module and backend: for read-only tests over a
+    seeded store, which then seed once instead of once per test."""
+    yield from _fresh_store_url(request.param, tmp_path_factory.mktemp("module-store"))
 
 
 @pytest.fixture(scope="session")

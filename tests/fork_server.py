@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.mcp_seed import free_port, wait_until_serving
+from tests.support.mcp_seed import free_port, wait_until_serving
 
 
 def _helper() -> None:

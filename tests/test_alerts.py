@@ -20,7 +20,7 @@ from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as ops
 from chachaml.tools.deliveries import drain_deliveries
 from chachaml.tools.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, Delivery, signature
-from tests.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
+from tests.support.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools.webhooks import Delivery
 from tests.conftest import make_settings
-from tests.webhook_receiver import HANG, Receiver, webhook_receiver
+from tests.support.webhook_receiver import HANG, Receiver, webhook_receiver
 
 
 @pytest.fixture

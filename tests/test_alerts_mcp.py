@@ -18,7 +18,7 @@ from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools.deliveries import drain_deliveries
 from chachaml.tools.webhooks import Delivery
-from tests.webhook_receiver import webhook_receiver
+from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.anyio
 

@@ -1,5 +1,5 @@
 """The chat loop end to end: the official SDKs against a loopback fake provider, real MCP tools
-over the seeded store of :mod:`tests.mcp_seed`, for both providers."""
+over the seeded store of :mod:`tests.support.mcp_seed`, for both providers."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import selected_tools
-from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
-from tests.mcp_seed import IRIS, MID, seeded_store
+from tests.support.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
+from tests.support.mcp_seed import IRIS, MID, seeded_store
 
 KEY = "sk-test-0123456789abcdef"
 NO_ENV = Settings(user="tester")
@@ -222,7 +222,7 @@ async def test_a_provider_that_does_not_answer_times_out(
 async def test_an_unreachable_provider_is_a_connection_error(
     server: MCPServer, provider: str
 ) -> None:
-    from tests.mcp_seed import free_port
+    from tests.support.mcp_seed import free_port
 
     with pytest.raises(ProviderError, match="could not reach") as caught:
         await aask(

@@ -18,8 +18,8 @@ from chachaml.server.app import create_app
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from tests.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
-from tests.mcp_seed import IRIS, seeded_store
+from tests.support.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
+from tests.support.mcp_seed import IRIS, seeded_store
 
 KEY = "sk-secret-key-never-logged-42"
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 from chachaml.cli import main
-from tests.fake_providers import Call, Fail, FakeProvider, Say, fake_provider
-from tests.mcp_seed import IRIS, seeded_store
+from tests.support.fake_providers import Call, Fail, FakeProvider, Say, fake_provider
+from tests.support.mcp_seed import IRIS, seeded_store
 
 
 @pytest.fixture

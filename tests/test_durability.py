@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from chachaml.client.client import Client
 from tests.conftest import make_settings
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +40,6 @@ def reader(tmp_path: Path) -> Client:
     return Client(
         f"sqlite:///{tmp_path / 'shared.db'}", str(tmp_path / "artifacts"), settings=make_settings()
     )
-
-
-def wait_for(predicate: object, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.05)
 
 
 def test_points_flushed_before_sigkill_survive(tmp_path: Path) -> None:
@@ -123,7 +115,7 @@ def test_a_process_killed_mid_run_leaves_the_run_killed(tmp_path: Path) -> None:
         assert client.get_run(run_id).status == "running"
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
-        wait_for(lambda: client.get_run(run_id).status == "killed")
+        wait_for(lambda: client.get_run(run_id).status == "killed", 15.0)
         assert [r.id for r in client.runs(status="killed")] == [run_id]
         assert client.runs(status="running") == []
     finally:

@@ -21,7 +21,7 @@ from chachaml.server.app import create_app
 from chachaml.server.errors import CODES
 from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
-from tests.mcp_seed import open_seeded
+from tests.support.mcp_seed import open_seeded
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1"

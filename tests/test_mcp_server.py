@@ -1,24 +1,26 @@
-"""The default catalogue end to end: in memory, over a real stdio subprocess, over real HTTP.
+"""The default catalogue end to end through the MCP SDK's in-memory client.
 
-Every test runs once per transport against the store of :mod:`tests.mcp_seed`.
+Every test runs against the store of :mod:`tests.support.mcp_seed`. The same tests run again,
+all over one connection per transport, over a real stdio subprocess and over real HTTP in
+:mod:`tests.e2e.test_mcp_transports` (``BEHAVIOURS`` below is that list).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS, SPECS
-from tests.mcp_seed import CHACHAML, IRIS, MID, NEW, OLD, seeded_store, serving
+from tests.support.mcp_seed import IRIS, MID, NEW, OLD, seeded_store
 
 Seeded = tuple[str, Path]
 
@@ -32,32 +34,16 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 
 
 @pytest.fixture(scope="module")
-def http_url(seeded: Seeded) -> Iterator[str]:
-    with serving(*seeded) as url:
-        yield url
-
-
-@pytest.fixture(params=["memory", "stdio", "http"])
-async def mcp(request: pytest.FixtureRequest, seeded: Seeded) -> AsyncIterator[Client]:
-    """A connected MCP client over the transport under test."""
+async def mcp(seeded: Seeded) -> AsyncIterator[Client]:
+    """One MCP client for the module, connected in memory to a server over the seeded store."""
     url, artifacts = seeded
-    if request.param == "memory":
-        store = await open_store(url)
-        try:
-            server = build_mcp(store, artifacts=open_artifact_store(str(artifacts)))
-            async with Client(server) as client:
-                yield client
-        finally:
-            await store.close()
-    elif request.param == "stdio":
-        params = StdioServerParameters(
-            command=CHACHAML, args=["mcp", "--store", url, "--artifacts", str(artifacts)]
-        )
-        async with Client(params) as client:
+    store = await open_store(url)
+    try:
+        server = build_mcp(store, artifacts=open_artifact_store(str(artifacts)))
+        async with Client(server) as client:
             yield client
-    else:
-        async with Client(request.getfixturevalue("http_url")) as client:
-            yield client
+    finally:
+        await store.close()
 
 
 def text(result: CallToolResult) -> str:
@@ -194,25 +180,23 @@ async def test_registry_reads_show_versions_stages_and_diffs(mcp: Client) -> Non
 
 
 @pytest.mark.anyio
-async def test_writes_tag_note_and_create_experiment(
-    mcp: Client, request: pytest.FixtureRequest
-) -> None:
-    transport = request.node.callspec.params["mcp"]
-    tags = await ok(mcp, "add_tag", run_id=NEW, key=f"seen-{transport}", value="yes")
-    assert tags["tags"][f"seen-{transport}"] == "yes"
-    assert (await ok(mcp, "get_tags", run_id=NEW))["tags"][f"seen-{transport}"] == "yes"
+async def test_writes_tag_note_and_create_experiment(mcp: Client) -> None:
+    suffix = uuid.uuid4().hex[:8]  # each connection writes names of its own
+    tags = await ok(mcp, "add_tag", run_id=NEW, key=f"seen-{suffix}", value="yes")
+    assert tags["tags"][f"seen-{suffix}"] == "yes"
+    assert (await ok(mcp, "get_tags", run_id=NEW))["tags"][f"seen-{suffix}"] == "yes"
 
-    await ok(mcp, "set_note", run_id=OLD, note=f"# Baseline\nnoted over {transport}")
-    assert (await ok(mcp, "get_run", run_id=OLD))["note"] == f"# Baseline\nnoted over {transport}"
+    await ok(mcp, "set_note", run_id=OLD, note=f"# Baseline\nnoted by {suffix}")
+    assert (await ok(mcp, "get_run", run_id=OLD))["note"] == f"# Baseline\nnoted by {suffix}"
 
-    created = await ok(mcp, "create_experiment", name=f"cifar-{transport}", owner="cy")
+    created = await ok(mcp, "create_experiment", name=f"cifar-{suffix}", owner="cy")
     assert (created["name"], created["owner"], created["run_count"]) == (
-        f"cifar-{transport}",
+        f"cifar-{suffix}",
         "cy",
         0,
     )
     names = [e["name"] for e in (await ok(mcp, "list_experiments"))["experiments"]]
-    assert f"cifar-{transport}" in names
+    assert f"cifar-{suffix}" in names
 
 
 BAD_ARGUMENTS: list[tuple[str, dict[str, Any], list[str]]] = [
@@ -271,3 +255,15 @@ async def test_unknown_runs_models_and_versions_are_tool_errors_saying_so(mcp: C
         if tool != "no_such_tool":
             assert "not found" in message or "no version" in message or "no " in message
     assert (await ok(mcp, "get_run", run_id=MID))["name"] == "wider"  # still serving
+
+
+BEHAVIOURS: list[Callable[[Client], Awaitable[None]]] = [
+    test_tools_list_is_exactly_the_default_16_with_schemas_and_annotations,
+    test_run_listings_filter_by_experiment_status_user_and_iso_dates,
+    test_get_run_compare_search_best_and_export_return_the_seeded_values,
+    test_datasets_tags_and_experiments_are_read_back,
+    test_registry_reads_show_versions_stages_and_diffs,
+    test_writes_tag_note_and_create_experiment,
+    test_bad_arguments_are_tool_errors_naming_the_field_and_what_is_allowed,
+    test_unknown_runs_models_and_versions_are_tool_errors_saying_so,
+]

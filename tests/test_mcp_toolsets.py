@@ -19,7 +19,7 @@ from chachaml.server.mcp.server import build_mcp
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS, parse_toolsets, selected_tools
-from tests.mcp_seed import CHACHAML, MID, OLD, PNG_1PX, seeded_store
+from tests.support.mcp_seed import CHACHAML, MID, OLD, PNG_1PX, seeded_store
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from chachaml.errors import Conflict
 from chachaml.store import open_store
 from chachaml.store.migrate import MigrationReport, as_sql_store, migrate
 from tests.conftest import make_settings
-from tests.services import postgres_schema
+from tests.support.services import postgres_schema
 
 pytestmark = pytest.mark.postgres
 

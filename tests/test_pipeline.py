@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,18 +22,15 @@ from chachaml.client.pipelines.pipeline import (
 )
 from chachaml.errors import InvalidInput
 from chachaml.records.pipelines import PipelineDetail, PipelineStep
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 WAIT = 10  # seconds: the bound of every wait on another step
 
 
 def poll(probe: Callable[[], T]) -> T:
-    """Call ``probe`` until it returns something truthy (bounded by ``WAIT`` seconds)."""
-    deadline = time.monotonic() + WAIT
-    while not (found := probe()):
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-    return found
+    """``probe``'s first truthy answer (bounded by ``WAIT`` seconds)."""
+    return wait_for(probe, WAIT, "another client to see the pipeline")
 
 
 def steps_by_name(detail: PipelineDetail) -> dict[str, PipelineStep]:
@@ -90,9 +86,8 @@ def test_a_diamond_runs_its_middle_branches_at_the_same_time(client: Client) -> 
 
     async def c(ctx: StepContext) -> str:
         c_started.set()
-        with anyio.fail_after(WAIT):
-            while not b_started.is_set():
-                await anyio.sleep(0.01)
+        started = await anyio.to_thread.run_sync(b_started.wait, WAIT)
+        assert started, "b never ran while c was running"
         return "c"
 
     diamond = Pipeline(

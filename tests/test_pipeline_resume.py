@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +25,7 @@ from chachaml.client.pipelines.pipeline import (
     run_pipeline,
 )
 from chachaml.errors import Conflict, InvalidInput
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 WAIT = 10
@@ -33,12 +33,8 @@ CALLS: list[str] = []
 
 
 def poll(probe: Callable[[], T]) -> T:
-    """Call ``probe`` until it returns something truthy (bounded by ``WAIT`` seconds)."""
-    deadline = time.monotonic() + WAIT
-    while not (found := probe()):
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-    return found
+    """``probe``'s first truthy answer (bounded by ``WAIT`` seconds)."""
+    return wait_for(probe, WAIT)
 
 
 # module-level steps: importable, so resume_pipeline(id) finds them by name

@@ -19,7 +19,7 @@ from chachaml.records.runs import NewRun, RunQuery
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
 from tests.conftest import make_settings
-from tests.services import postgres_schema
+from tests.support.services import postgres_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -175,7 +175,7 @@ def test_terminated_connections_are_replaced_and_no_acknowledged_point_is_lost(
 
     import asyncpg
 
-    from tests.services import POSTGRES_URL
+    from tests.support.services import POSTGRES_URL
 
     name = f"chachaml-drop-{uuid.uuid4().hex[:8]}"
     url = f"{pg_url}&application_name={name}"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chachaml.store import open_store
-from tests.mcp_seed import free_port, stderr_if_exited, wait_until_serving
+from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 
 TOKEN = "ada-remote-token"
 

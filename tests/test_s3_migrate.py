@@ -15,7 +15,7 @@ from chachaml.client.registry import Registry
 from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
 from chachaml.store.s3 import PART_SIZE
 from tests.conftest import make_settings
-from tests.s3_server import S3Server, moto_s3
+from tests.support.s3_server import S3Server, moto_s3
 
 
 @pytest.fixture(scope="module")

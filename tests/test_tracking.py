@@ -106,18 +106,25 @@ def test_current_run_is_per_thread(client: Client) -> None:
 def test_current_run_is_per_async_task(client: Client) -> None:
     ids: dict[str, str] = {}
 
-    async def job(name: str) -> None:
+    inside: list[str] = []
+
+    async def job(name: str, all_inside: anyio.Event) -> None:
         async with client.arun(experiment="async", name=name) as run:
-            await anyio.sleep(0.01)
+            inside.append(name)
+            if len(inside) == 3:
+                all_inside.set()
+            with anyio.fail_after(10):
+                await all_inside.wait()  # the three runs are open at the same time
             active = client.active_run()
             assert active is run
             run.log_metric("m", 1.0)
             ids[name] = run.id
 
     async def main() -> None:
+        all_inside = anyio.Event()
         async with anyio.create_task_group() as tg:
             for name in ("a", "b", "c"):
-                tg.start_soon(job, name)
+                tg.start_soon(job, name, all_inside)
 
     anyio.run(main)
     runs = {r.name: r for r in client.runs(experiment="async")}
@@ -381,17 +388,34 @@ def test_a_take_paused_mid_buffer_leaves_each_point_to_one_taker(tmp_path: Path)
             counted = first + next(i for i, line in enumerate(source) if "if n:" in line)
             other: list[int] = []
             other_done = threading.Event()
+            # the other taker either takes meanwhile (a bug) or waits for the lock (right):
+            # either way ``settled`` is set, so the pause lasts only as long as it must
+            settled = threading.Event()
+            lock = run._take_lock
+
+            class Watched:
+                def __enter__(self) -> None:
+                    if not lock.acquire(blocking=False):
+                        if threading.current_thread().name == "other-taker":
+                            settled.set()
+                        lock.acquire()
+
+                def __exit__(self, *exc: object) -> None:
+                    lock.release()
+
+            run._take_lock = Watched()  # type: ignore[assignment]
 
             def other_taker() -> None:
                 other.extend(c.count for c in run.take_chunks())
                 other_done.set()
+                settled.set()
 
             def pause_after_counting(frame: FrameType, event: str, arg: object) -> Any:
                 if frame.f_code is not ActiveRun.take_chunks.__code__:
                     return None
-                if event == "line" and frame.f_lineno == counted and not other_done.is_set():
-                    threading.Thread(target=other_taker).start()
-                    other_done.wait(timeout=1.0)  # taken meanwhile, or the taker waits its turn
+                if event == "line" and frame.f_lineno == counted and not settled.is_set():
+                    threading.Thread(target=other_taker, name="other-taker").start()
+                    assert settled.wait(timeout=5), "the other taker neither took nor waited"
                 return pause_after_counting
 
             sys.settrace(pause_after_counting)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -14,9 +15,10 @@ from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.app import create_app
 from chachaml.server.ui.charts import downsample
 from chachaml.server.ui.markdown import note_html
+from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
-from tests.mcp_seed import IRIS, MID, NEW, OLD, seed
+from tests.support.mcp_seed import IRIS, MID, NEW, OLD, seed
 
 pytestmark = pytest.mark.anyio
 PAGES = [
@@ -34,12 +36,33 @@ PAGES = [
 ]
 
 
-@pytest.fixture
-async def web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    await seed(store, tmp_path / "artifacts")
-    app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "artifacts")), user="bo")
+@asynccontextmanager
+async def seeded_web(store: Store, path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over ``store`` once seeded, as user bo, through an in-process client."""
+    await seed(store, path / "artifacts")
+    app = create_app(store, artifacts=open_artifact_store(str(path / "artifacts")), user="bo")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def web(
+    module_store_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One seeded store per backend for the module's read-only tests."""
+    store = await open_store(module_store_url)
+    try:
+        async with seeded_web(store, tmp_path_factory.mktemp("ui")) as client:
+            yield client
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def own_web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A seeded store of the test's own, for tests that add rows."""
+    async with seeded_web(store, tmp_path) as client:
         yield client
 
 
@@ -226,7 +249,7 @@ async def test_metric_series_json_and_full_csv(web: httpx.AsyncClient) -> None:
 
 
 async def test_long_series_are_downsampled_for_display(
-    store: Store, web: httpx.AsyncClient
+    store: Store, own_web: httpx.AsyncClient
 ) -> None:
     n = 100_000
     await store.create_run(
@@ -257,11 +280,11 @@ async def test_long_series_are_downsampled_for_display(
             )
         ]
     )
-    chart = (await web.get(f"/api/runs/{'e' * 32}")).json()["charts"][0]
+    chart = (await own_web.get(f"/api/runs/{'e' * 32}")).json()["charts"][0]
     assert chart["total"] == n and chart["downsampled"] is True
     assert len(chart["spec"]["data"]["values"]) <= 1000
     assert {p["value"] for p in chart["spec"]["data"]["values"]} >= {0.0, 976.0}
-    full = (await web.get(f"/api/runs/{'e' * 32}/metrics/loss?format=csv")).text
+    full = (await own_web.get(f"/api/runs/{'e' * 32}/metrics/loss?format=csv")).text
     assert len(full.splitlines()) == n + 1
 
 
@@ -346,7 +369,7 @@ async def test_pipelines_page_lists_and_rejects_bad_status(web: httpx.AsyncClien
 
 
 async def test_user_text_is_escaped_and_notes_are_sanitized(
-    store: Store, web: httpx.AsyncClient
+    store: Store, own_web: httpx.AsyncClient
 ) -> None:
     evil = "<img src=x onerror=alert(1)>"
     await store.create_run(
@@ -362,9 +385,9 @@ async def test_user_text_is_escaped_and_notes_are_sanitized(
     )
     await store.set_note("9" * 32, "<script>alert(1)</script> and $a<b$")
     for path in ("/runs", f"/runs/{'9' * 32}"):
-        page = (await web.get(path)).text
+        page = (await own_web.get(path)).text
         assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    detail = (await web.get(f"/runs/{'9' * 32}")).text
+    detail = (await own_web.get(f"/runs/{'9' * 32}")).text
     assert "<script>alert" not in detail and "&lt;script&gt;" in detail
 
 

@@ -14,7 +14,7 @@ from chachaml.server.app import create_app
 from chachaml.server.tokens import create_token
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
-from tests.mcp_seed import MID, seed
+from tests.support.mcp_seed import MID, seed
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1"

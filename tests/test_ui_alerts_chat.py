@@ -16,7 +16,7 @@ from chachaml.server.app import create_app
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
-from tests.mcp_seed import IRIS, NEW, seed
+from tests.support.mcp_seed import IRIS, NEW, seed
 
 pytestmark = pytest.mark.anyio
 HOOK = "https://hooks.example.com/services/T000/B000/secret-path"

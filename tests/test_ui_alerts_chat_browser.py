@@ -15,8 +15,8 @@ import anyio
 import pytest
 
 from chachaml.store import open_store
-from tests.fake_providers import Call, FakeProvider, Say, fake_provider
-from tests.mcp_seed import IRIS, NEW, seed, serving
+from tests.support.fake_providers import Call, FakeProvider, Say, fake_provider
+from tests.support.mcp_seed import IRIS, NEW, seed, serving
 from tests.test_ui_alerts_chat import seed_alerts
 from tests.test_ui_browser import SHOTS, _visit, chromium
 

@@ -18,8 +18,8 @@ import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
-from tests.mcp_seed import MID, OLD, seed, serving
-from tests.services import unavailable
+from tests.support.mcp_seed import MID, OLD, seed, serving
+from tests.support.services import unavailable
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

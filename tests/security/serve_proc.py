@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.mcp_seed import free_port, stderr_if_exited, wait_until_serving
+from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 
 
 class ServeProcess:

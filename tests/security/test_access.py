@@ -7,12 +7,11 @@ running so ``/mcp`` answers) over a seeded SQLite store.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -23,7 +22,8 @@ from chachaml.server.tokens import create_token, revoke_token
 from chachaml.store import Store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import OPT_IN_TOOLSETS
-from tests.mcp_seed import MID, open_seeded
+from tests.support.mcp_seed import MID, open_seeded
+from tests.support.waiting import await_for
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1:8080"
@@ -253,12 +253,6 @@ async def test_chat_refuses_cross_site_callers(store: Store, tmp_path: Path) -> 
 # -- finding 11: tokens can be listed and revoked, and a running server follows -------------
 
 
-async def wait_for(check: Callable[[], Any], seconds: float = 5.0) -> None:
-    with anyio.fail_after(seconds):
-        while not await check():
-            await anyio.sleep(0.05)
-
-
 async def test_a_running_server_follows_token_changes_without_a_restart(
     store: Store, tmp_path: Path
 ) -> None:
@@ -270,7 +264,7 @@ async def test_a_running_server_follows_token_changes_without_a_restart(
         async def anonymous_refused() -> bool:
             return (await web.post("/api/w/runs", json={})).status_code == 401
 
-        await wait_for(anonymous_refused)
+        await await_for(anonymous_refused, 5.0)
         headers = {"Authorization": f"Bearer {token}"}
         assert (await web.post("/api/w/runs", json={}, headers=headers)).status_code == 201
         await revoke_token(store, str(info.id))
@@ -278,7 +272,7 @@ async def test_a_running_server_follows_token_changes_without_a_restart(
         async def token_refused() -> bool:
             return (await web.post("/api/w/runs", json={}, headers=headers)).status_code == 401
 
-        await wait_for(token_refused)
+        await await_for(token_refused, 5.0)
     listed = await store.list_tokens()
     assert [(t.user, t.scope, t.revoked_at is not None) for t in listed] == [("ada", "write", True)]
     assert all(token not in repr(t) and t.hint == token[:12] for t in listed)

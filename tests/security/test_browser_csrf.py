@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.mcp_seed import free_port, seeded_store, serving
+from tests.support.mcp_seed import free_port, seeded_store, serving
 from tests.test_ui_browser import chromium
 
 ATTACK = """<!doctype html><html><body>

@@ -1,7 +1,7 @@
 """Finding 6 (outside the access layer): chat history is bounded and provider errors are scrubbed.
 
 ``POST /api/chat`` runs against the real web app, the official SDKs and the loopback fake
-provider of :mod:`tests.fake_providers`; the Python API (what ``chachaml chat`` calls) is
+provider of :mod:`tests.support.fake_providers`; the Python API (what ``chachaml chat`` calls) is
 checked against the same fake.
 """
 
@@ -26,8 +26,8 @@ from chachaml.server.app import create_app
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from tests.fake_providers import Fail, FakeProvider, Say
-from tests.mcp_seed import seeded_store
+from tests.support.fake_providers import Fail, FakeProvider, Say
+from tests.support.mcp_seed import seeded_store
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,6 @@ import re
 import socket
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,8 +26,9 @@ from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
-from tests.mcp_seed import free_port
 from tests.security.serve_proc import ServeProcess
+from tests.support.mcp_seed import free_port
+from tests.support.waiting import wait_for
 
 TOKEN = "alice-idempotency-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -214,13 +214,14 @@ def _retry_until_not_in_flight(
     first = http.post(path, content=raw, headers={"Idempotency-Key": key})
     assert first.status_code == 409, first.text
     assert "retry-after" in first.headers
-    deadline = time.monotonic() + 15
-    while True:
+
+    def taken_over() -> httpx.Response | None:
         reply = http.post(path, content=raw, headers={"Idempotency-Key": key})
-        if reply.status_code != 409:
-            return reply
-        assert time.monotonic() < deadline, "the in-flight key was never taken over"
-        time.sleep(0.05)
+        return None if reply.status_code == 409 else reply
+
+    reply = wait_for(taken_over, 15, "the in-flight key to be taken over")
+    assert reply is not None
+    return reply
 
 
 def test_an_in_flight_key_left_by_a_killed_server_is_taken_over_after_the_lease(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,8 @@ import httpx
 import pytest
 
 from chachaml.cli import main
-from tests.mcp_seed import CHACHAML, free_port, stderr_if_exited, wait_until_serving
+from tests.support.mcp_seed import CHACHAML, free_port, stderr_if_exited, wait_until_serving
+from tests.support.waiting import wait_for
 
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -71,10 +71,7 @@ def serve(url: str, tmp_path: Path, *extra: str) -> Iterator[tuple[str, list[str
 
 
 def wait_for_status(send: Callable[[], httpx.Response], status: int, why: str) -> None:
-    deadline = time.monotonic() + 10
-    while send().status_code != status:
-        assert time.monotonic() < deadline, why
-        time.sleep(0.1)
+    wait_for(lambda: send().status_code == status, 10, why)
 
 
 def test_a_running_server_switches_to_team_mode_and_back(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from chachaml.tools.deliveries import drain_deliveries, run_delivery_worker
 from chachaml.tools.webhooks import Delivery
 from tests.conftest import make_settings
 from tests.fork_server import ServerFactory
-from tests.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
+from tests.support.waiting import await_for
+from tests.support.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -51,13 +52,6 @@ LOCAL = Delivery(base_url="http://ui.test", timeout=0.5, attempts=3, backoff=0.0
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
-    """Poll ``check`` until it holds; fail after ``seconds``."""
-    with anyio.fail_after(seconds):
-        while not await check():
-            await anyio.sleep(0.02)
 
 
 async def new_run(store: Store, experiment: str = "mnist") -> str:
@@ -185,7 +179,7 @@ async def test_the_worker_delivers_to_a_live_receiver(store: Store, receiver: Re
     )
     async with worker(store):
         event = await fire(store)
-        await wait_for(lambda: _delivered(store))
+        await await_for(lambda: _delivered(store))
     (hit,) = receiver.received
     assert event.run_id is not None and event.run_id in hit.json["text"]
     stored = await history(store)
@@ -204,7 +198,7 @@ async def test_a_503_is_retried_with_growing_backoff_then_delivered(
     spaced = Delivery(timeout=0.5, attempts=3, backoff=0.3, allow_private=True)
     async with worker(store, spaced):
         await fire(store)
-        await wait_for(lambda: _delivered(store))
+        await await_for(lambda: _delivered(store))
     event = await history(store)
     assert event.delivery == "delivered"
     assert [(a.status_code, a.error) for a in event.attempts] == [
@@ -388,7 +382,7 @@ async def test_a_chachaml_mcp_process_delivers_the_queue(
         env=env,
     )
     try:
-        await wait_for(lambda: _delivered(store), seconds=30)
+        await await_for(lambda: _delivered(store), 30)
     finally:
         assert process.stdin is not None
         process.stdin.close()  # the client hangs up: the server exits
@@ -412,7 +406,7 @@ async def test_a_chachaml_serve_process_delivers_the_queue(
     )
     server.start()
     try:
-        await wait_for(lambda: _delivered(store), seconds=30)
+        await await_for(lambda: _delivered(store), 30)
     finally:
         server.stop()
     (hit,) = receiver.received

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -23,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chachaml.settings import S3Settings
-from tests.services import unavailable
+from tests.support.services import unavailable
+from tests.support.waiting import wait_for
 
 BUCKET = "chachaml-test"
 REGION = "us-east-1"
@@ -87,17 +87,23 @@ def _free_port() -> int:
         return port
 
 
+def _answers(endpoint: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        return True  # exited: stop waiting, the caller says why
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _wait_until_up(endpoint: str, process: subprocess.Popen[bytes], log: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # bounded polling until the server answers
-        if process.poll() is not None:
-            unavailable(f"moto_server exited with {process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-    unavailable(f"moto_server did not answer within 30s; see {log}")
+    try:
+        wait_for(lambda: _answers(endpoint, process), 30, "moto_server to answer")
+    except AssertionError:
+        unavailable(f"moto_server did not answer within 30s; see {log}")
+    if process.poll() is not None:
+        unavailable(f"moto_server exited with {process.returncode}; see {log}")
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.mcp_seed import free_port
+from tests.support.mcp_seed import free_port
+from tests.support.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -236,10 +236,8 @@ def fake_provider() -> Iterator[tuple[FakeProvider, str]]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "fake provider did not start"
-        time.sleep(0.01)
+    wait_for(lambda: server.started or not thread.is_alive(), 10, "the fake provider to start")
+    assert server.started, "the fake provider's server thread died"
     try:
         yield fake, f"http://127.0.0.1:{port}"
     finally:

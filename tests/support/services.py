@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import anyio
@@ -25,7 +26,7 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-async def _admin(sql: str) -> None:
+async def _execute(sql: str) -> None:
     conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
     try:
         await conn.execute(sql)
@@ -33,16 +34,23 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+def _admin(sql: str) -> None:
+    """Run ``sql`` on an event loop of its own thread: the calling thread may be inside a
+    module-scoped async fixture's loop, where ``anyio.run`` refuses to start another."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, _execute, sql).result()
+
+
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A fresh schema in the test database; yields a store URL that uses it, then drops it."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
     try:
-        anyio.run(_admin, f"CREATE SCHEMA {schema}")
+        _admin(f"CREATE SCHEMA {schema}")
     except (OSError, asyncpg.PostgresError) as exc:
         unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
     separator = "&" if "?" in POSTGRES_URL else "?"
     try:
         yield f"{POSTGRES_URL}{separator}search_path={schema}"
     finally:
-        anyio.run(_admin, f"DROP SCHEMA {schema} CASCADE")
+        _admin(f"DROP SCHEMA {schema} CASCADE")

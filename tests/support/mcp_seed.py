@@ -12,7 +12,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import registry as registry_ops
+from tests.support.waiting import wait_for
 
 CHACHAML = str(Path(sys.executable).with_name("chachaml"))
 OLD, MID, NEW, IRIS = "a" * 32, "b" * 32, "c" * 32, "d" * 32
@@ -199,17 +199,18 @@ def free_port() -> int:
 
 def wait_until_serving(base: str, exited: Callable[[], str | None]) -> None:
     """Poll ``base``/health until it answers; fail with ``exited()`` if the server died."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def up() -> bool:
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
+                return True
         except httpx.TransportError:
             pass
         died = exited()
         assert died is None, f"chachaml serve exited: {died}"
-        assert time.monotonic() < deadline, "chachaml serve did not start within 30 s"
-        time.sleep(0.02)
+        return False
+
+    wait_for(up, 30, "chachaml serve to answer /health")
 
 
 def stderr_if_exited(proc: subprocess.Popen[bytes]) -> str | None:

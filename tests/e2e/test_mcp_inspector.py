@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.mcp_seed import CHACHAML, IRIS, NEW, seeded_store, serving
-from tests.services import unavailable
+from tests.support.mcp_seed import CHACHAML, IRIS, NEW, seeded_store, serving
+from tests.support.services import unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "mcp-inspector"
 
 

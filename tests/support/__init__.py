@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: seeded stores, services, fake providers, receivers, waits."""
