@@ -22,8 +22,28 @@ from chachaml.tools.catalogue import DEFAULT_TOOLS, parse_toolsets, selected_too
 from tests.support.mcp_seed import CHACHAML, MID, OLD, PNG_1PX, seeded_store
 
 
+@pytest.fixture(scope="module")
+def seeded_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One seeded store for the module's read-only tests: (URL, artifact root)."""
+    import anyio
+
+    path = tmp_path_factory.mktemp("toolsets")
+    return anyio.run(seeded_store, path), path / "artifacts"
+
+
 @pytest.fixture
-async def seeded(tmp_path: Path) -> AsyncIterator[tuple[Store, Path]]:
+async def seeded(seeded_once: tuple[str, Path]) -> AsyncIterator[tuple[Store, Path]]:
+    url, artifacts = seeded_once
+    store = await open_store(url)
+    try:
+        yield store, artifacts
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def own_seeded(tmp_path: Path) -> AsyncIterator[tuple[Store, Path]]:
+    """A seeded store of the test's own, for a test that writes."""
     store = await open_store(await seeded_store(tmp_path))
     try:
         yield store, tmp_path / "artifacts"
@@ -146,8 +166,10 @@ async def test_artifacts_toolset_reads_text_tables_and_images(seeded: tuple[Stor
 
 
 @pytest.mark.anyio
-async def test_registry_toolset_promotes_and_notes_a_model(seeded: tuple[Store, Path]) -> None:
-    async with connect(seeded, toolsets=["registry"], user="agent") as client:
+async def test_registry_toolset_promotes_and_notes_a_model(
+    own_seeded: tuple[Store, Path],
+) -> None:
+    async with connect(own_seeded, toolsets=["registry"], user="agent") as client:
         promoted = await client.call_tool(
             "promote_model",
             {"model_name": "digits", "version": 1, "stage": "production", "reason": "rollback"},
@@ -196,18 +218,6 @@ async def test_prompts_analyse_an_experiment_and_compare_the_last_runs(
         last = await client.get_prompt("compare_last_runs", {"n": "3"})
         content = last.messages[0].content
         assert isinstance(content, TextContent) and "last 3 runs" in content.text
-
-
-def test_mcp_command_rejects_an_unknown_toolset_with_the_choices(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [CHACHAML, "mcp", "--store", f"sqlite:///{tmp_path / 'x.db'}", "--toolsets", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "unknown toolset 'nope'; choose from metrics, artifacts, registry" in result.stderr
-    assert result.stdout == ""
 
 
 def test_importing_chachaml_loads_neither_mcp_nor_starlette() -> None:

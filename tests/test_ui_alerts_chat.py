@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from chachaml.chat.models import DEFAULT_MODELS
 from chachaml.records.alerts import DeliveryAttempt, NewAlertEvent
 from chachaml.server.app import create_app
+from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
 from chachaml.tools import alerts as alert_ops
@@ -61,14 +61,22 @@ async def seed_alerts(store: Store) -> None:
     await store.record_delivery(event.id, ok, "delivered")
 
 
-@pytest.fixture
-async def web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    await seed(store, tmp_path / "artifacts")
-    await seed_alerts(store)
-    app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "artifacts")), user="bo")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        yield client
+@pytest.fixture(scope="module")
+async def web(
+    module_store_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One seeded store per backend: every test here only reads."""
+    path = tmp_path_factory.mktemp("alerts-chat")
+    store = await open_store(module_store_url)
+    try:
+        await seed(store, path / "artifacts")
+        await seed_alerts(store)
+        app = create_app(store, artifacts=open_artifact_store(str(path / "artifacts")), user="bo")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            yield client
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("path", ["/alerts", "/chat"])

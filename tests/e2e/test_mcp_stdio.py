@@ -56,3 +56,15 @@ def test_the_early_answer_is_what_the_sdk_itself_sends(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'x.db'}"
     expected = mcp_stdio.initialize_result("2025-11-25", chachaml.__version__, store)
     assert replies[0]["result"] == expected
+
+
+def test_mcp_command_rejects_an_unknown_toolset_with_the_choices(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CHACHAML, "mcp", "--store", f"sqlite:///{tmp_path / 'x.db'}", "--toolsets", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown toolset 'nope'; choose from metrics, artifacts, registry" in result.stderr
+    assert result.stdout == ""
