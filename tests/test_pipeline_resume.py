@@ -156,7 +156,7 @@ ml.run_pipeline("doomed", [first, hang, Step("last", lambda ctx: 1)])
 """
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_pipeline_whose_process_is_killed_reads_as_killed_and_resumes(
     client: Client, tmp_path: Path
 ) -> None:

@@ -198,7 +198,7 @@ PROMOTER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_concurrent_promotions_from_two_processes_leave_one_production_version(
     client: Client, registry: Registry, store_url: str, tmp_path: Path
 ) -> None:

@@ -301,7 +301,7 @@ LOADER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_iris_round_trip_through_a_fresh_process(
     client: Client, store_url: str, tmp_path: Path
 ) -> None:
@@ -322,7 +322,7 @@ def test_iris_round_trip_through_a_fresh_process(
     assert json.loads(out.stdout) == result.estimator.predict(X).tolist()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("script", "expected"),
     [

@@ -6,6 +6,7 @@ and ``chachaml serve`` over streamable HTTP, each over its own freshly seeded st
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.anyio
 async def test_every_behaviour_holds_over_a_stdio_subprocess(tmp_path: Path) -> None:
     url = await seeded_store(tmp_path)
     params = StdioServerParameters(
-        command=CHACHAML, args=["mcp", "--store", url, "--artifacts", str(tmp_path / "artifacts")]
+        command=CHACHAML,
+        args=["mcp", "--store", url, "--artifacts", str(tmp_path / "artifacts")],
+        env=dict(os.environ),  # the SDK passes a bare environment: keep PYTHONPATH and the rest
     )
     async with Client(params) as client:
         for behaviour in test_mcp_server.BEHAVIOURS:

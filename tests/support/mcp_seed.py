@@ -210,7 +210,7 @@ def wait_until_serving(base: str, exited: Callable[[], str | None]) -> None:
         assert died is None, f"chachaml serve exited: {died}"
         return False
 
-    wait_for(up, 30, "chachaml serve to answer /health")
+    wait_for(up, 60, "chachaml serve to answer /health")
 
 
 def stderr_if_exited(proc: subprocess.Popen[bytes]) -> str | None:

@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.e2e.test_ui_browser import chromium
 from tests.support.mcp_seed import free_port, seeded_store, serving
-from tests.test_ui_browser import chromium
 
 ATTACK = """<!doctype html><html><body>
 <form id="plant" method="post" enctype="text/plain" action="{target}/api/w/runs">

@@ -21,7 +21,7 @@ from chachaml.store.codec import make_chunk
 from tests.conftest import make_settings
 from tests.support.services import postgres_schema
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture

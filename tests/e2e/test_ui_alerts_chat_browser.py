@@ -15,10 +15,10 @@ import anyio
 import pytest
 
 from chachaml.store import open_store
+from tests.e2e.test_ui_browser import SHOTS, _visit, chromium
 from tests.support.fake_providers import Call, FakeProvider, Say, fake_provider
 from tests.support.mcp_seed import IRIS, NEW, seed, serving
 from tests.test_ui_alerts_chat import seed_alerts
-from tests.test_ui_browser import SHOTS, _visit, chromium
 
 KEY = "sk-browser-only-key"
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> done'
@@ -78,7 +78,6 @@ def _ask(page: Any, question: str, answers: int) -> Any:
     return reply
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("provider_name", ["anthropic", "openai"])
 def test_chat_answers_with_its_tool_calls_links_and_history(
     browser: Any, base_url: str, fake: FakeProvider, provider_name: str
@@ -118,7 +117,6 @@ def test_chat_answers_with_its_tool_calls_links_and_history(
         page.close()
 
 
-@pytest.mark.slow
 def test_a_hostile_chat_answer_renders_as_text(
     browser: Any, base_url: str, fake: FakeProvider
 ) -> None:
@@ -136,7 +134,6 @@ def test_a_hostile_chat_answer_renders_as_text(
         page.close()
 
 
-@pytest.mark.slow
 def test_a_provider_error_shows_in_the_conversation(
     browser: Any, base_url: str, fake: FakeProvider
 ) -> None:
@@ -153,7 +150,6 @@ def test_a_provider_error_shows_in_the_conversation(
         page.close()
 
 
-@pytest.mark.slow
 def test_alerts_page_shows_the_seeded_rule_and_event(browser: Any, base_url: str) -> None:
     page, errors = _visit(browser, f"{base_url}/alerts", "alerts")
     try:

@@ -31,7 +31,7 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 EVIL_ID, LONG_ID = "9" * 32, "e" * 32
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_NOTE = "<script>window.pwned = 1</script> Loss $\\mathcal{L} = \\sum_i x_i^2$"
@@ -168,7 +168,6 @@ PAGES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("shot", "path", "texts"), PAGES, ids=[p[0] for p in PAGES])
 def test_page_shows_its_content_and_charts_without_console_errors(
     browser: Any, base_url: str, shot: str, path: str, texts: list[str]
@@ -187,7 +186,6 @@ def test_page_shows_its_content_and_charts_without_console_errors(
         page.close()
 
 
-@pytest.mark.slow
 def test_run_charts_draw_and_switch_to_log_scale(browser: Any, base_url: str) -> None:
     page, errors = _visit(browser, f"{base_url}/runs/{MID}", "run-charts")
     try:
@@ -203,7 +201,6 @@ def test_run_charts_draw_and_switch_to_log_scale(browser: Any, base_url: str) ->
         page.close()
 
 
-@pytest.mark.slow
 def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> None:
     for path, shot in (("/runs", "hostile-runs"), (f"/runs/{EVIL_ID}", "hostile-run")):
         page, errors = _visit(browser, base_url + path, shot)
@@ -223,7 +220,6 @@ def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> 
         page.close()
 
 
-@pytest.mark.slow
 def test_adding_a_tag_through_the_form(browser: Any, base_url: str) -> None:
     page, errors = _visit(browser, f"{base_url}/runs/{OLD}", "run-tag-form")
     try:

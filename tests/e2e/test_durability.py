@@ -9,13 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from chachaml.client.client import Client
 from tests.conftest import make_settings
 from tests.support.waiting import wait_for
-
-pytestmark = pytest.mark.slow
 
 
 def spawn(script: str, tmp_path: Path, **env: str) -> subprocess.Popen[str]:
