@@ -16,12 +16,12 @@ cleanup() {
 trap cleanup EXIT
 
 store="$("$PYTHON" -c 'import sys, anyio, pathlib
-from tests.mcp_seed import seeded_store
+from tests.support.mcp_seed import seeded_store
 print(anyio.run(seeded_store, pathlib.Path(sys.argv[1])))' "$work")"
 # Twice: team mode (a token, sent with every request) and local mode (no token at all).
 fuzz() {  # fuzz MODE SECONDS
   local mode="$1" seconds="$2" port status=0
-  port="$("$PYTHON" -c 'from tests.mcp_seed import free_port; print(free_port())')"
+  port="$("$PYTHON" -c 'from tests.support.mcp_seed import free_port; print(free_port())')"
   local tokens="" header=()
   if [ "$mode" = team ]; then tokens="fuzzer:$token"; header=(--header "Authorization: Bearer $token"); fi
   CHACHAML_TOKENS="$tokens" "$PYTHON" -m chachaml.cli serve --store "$store" \

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image  # installed with matplotlib, a test dependency
 
-from tests.services import unavailable
+from tests.support.services import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "screenshot_ui.py"

@@ -23,7 +23,7 @@ from chachaml.errors import InvalidInput
 from chachaml.server.mcp import client_config as cc
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
-from tests.mcp_seed import open_seeded
+from tests.support.mcp_seed import open_seeded
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")
