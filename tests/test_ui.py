@@ -15,7 +15,7 @@ from chachaml.server.app import create_app
 from chachaml.server.ui.charts import downsample
 from chachaml.server.ui.markdown import note_html
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from tests.mcp_seed import IRIS, MID, NEW, OLD, seed
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,7 @@ PAGES = [
 
 
 @pytest.fixture
-async def web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def web(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await seed(store, tmp_path / "artifacts")
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "artifacts")), user="bo")
     transport = httpx.ASGITransport(app=app)
@@ -226,7 +226,7 @@ async def test_metric_series_json_and_full_csv(web: httpx.AsyncClient) -> None:
 
 
 async def test_long_series_are_downsampled_for_display(
-    store: Store, web: httpx.AsyncClient
+    store: ServerStore, web: httpx.AsyncClient
 ) -> None:
     n = 100_000
     await store.create_run(
@@ -346,7 +346,7 @@ async def test_pipelines_page_lists_and_rejects_bad_status(web: httpx.AsyncClien
 
 
 async def test_user_text_is_escaped_and_notes_are_sanitized(
-    store: Store, web: httpx.AsyncClient
+    store: ServerStore, web: httpx.AsyncClient
 ) -> None:
     evil = "<img src=x onerror=alert(1)>"
     await store.create_run(
