@@ -76,7 +76,7 @@ class Experiments:
         missing = list(set(ids) - self._names.keys())
         if missing:
             sql = f"SELECT id, name FROM experiments WHERE id IN ({marks(missing)})"
-            self._names.update((r["id"], r["name"]) for r in await db.fetchall(sql, missing))
+            self._names.update(await db.fetchall(sql, missing))  # (id, name) pairs
         return self._names
 
     async def create_experiment(

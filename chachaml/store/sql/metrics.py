@@ -77,12 +77,12 @@ async def latest_metrics(db: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, 
     """Each run's latest metric values by key (an empty map for a run without metrics)."""
     metrics: dict[str, dict[str, float | None]] = {rid: {} for rid in run_ids}
     for batch in in_batches(run_ids):
-        for row in await db.fetchall(
+        for rid, key, value in await db.fetchall(
             f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks(batch)})"
             " ORDER BY run_id, key",
             batch,
         ):
-            metrics[row["run_id"]][row["key"]] = row["last_value"]
+            metrics[rid][key] = value
     return metrics
 
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records.runs import BestRun, Dataset, Run, RunInfo, RunQuery, to_datetime
 from chachaml.store.sql.artifacts import Artifacts
-from chachaml.store.sql.database import Database, Row, Tx
+from chachaml.store.sql.database import Database, Row, Tx, columns
 from chachaml.store.sql.experiments import Experiments
 from chachaml.store.sql.metrics import Metrics, latest_metrics
 from chachaml.store.sql.rows import ALL_ROWS, decode_param, encode_param, in_batches, marks
@@ -64,30 +64,31 @@ _RUN_INFOS: TypeAdapter[list[RunInfo]] = TypeAdapter(list[RunInfo])
 
 def run_infos_from_rows(
     found: Sequence[Row],
+    c: Mapping[str, int],
     experiments: Mapping[int, str],
     tags: Mapping[str, dict[str, str]],
     metrics: Mapping[str, dict[str, float | None]],
 ) -> list[RunInfo]:
     """``RunInfo`` of rows of ``RUN_SELECT`` with experiment names (by id), tags and metrics.
 
-    Tags and metrics are keyed by run id. The rows are validated as one list, which costs a
-    third less than run by run.
+    ``c`` is the rows' :func:`~chachaml.store.sql.database.columns`. Tags and metrics are keyed
+    by run id. The rows are validated as one list, which costs a third less than run by run.
     """
     return _RUN_INFOS.validate_python(
         [
             {
-                "id": row["id"],
-                "experiment": experiments[row["experiment_id"]],
-                "name": row["name"],
-                "status": row["status"],
-                "created_by": row["created_by"],
-                "started_at": to_datetime(row["started_at"]),
-                "ended_at": to_datetime(row["ended_at"]),
-                "error": row["error"],
-                "parent_id": row["parent_id"],
-                "archived": bool(row["archived"]),
-                "tags": tags.get(row["id"], {}),
-                "metrics": metrics.get(row["id"], {}),
+                "id": row[c["id"]],
+                "experiment": experiments[row[c["experiment_id"]]],
+                "name": row[c["name"]],
+                "status": row[c["status"]],
+                "created_by": row[c["created_by"]],
+                "started_at": to_datetime(row[c["started_at"]]),
+                "ended_at": to_datetime(row[c["ended_at"]]),
+                "error": row[c["error"]],
+                "parent_id": row[c["parent_id"]],
+                "archived": bool(row[c["archived"]]),
+                "tags": tags.get(row[c["id"]], {}),
+                "metrics": metrics.get(row[c["id"]], {}),
             }
             for row in found
         ]
@@ -128,13 +129,14 @@ class RunQueries:
 
     async def run_infos(self, db: Tx, found: Sequence[Row]) -> list[RunInfo]:
         """``RunInfo`` of rows of ``_listing``: experiment names, tags and latest metrics."""
-        names = await self._experiments.names(db, [r["experiment_id"] for r in found])
+        c = columns(found)
+        names = await self._experiments.names(db, [r[c["experiment_id"]] for r in found])
         if self._extras is None:
-            tags, metrics = await self._run_extras(db, [r["id"] for r in found])
+            tags, metrics = await self._run_extras(db, [r[c["id"]] for r in found])
         else:  # by key, as on every backend
-            tags = {r["id"]: dict(sorted(r["tag_pairs"])) for r in found}
-            metrics = {r["id"]: dict(sorted(r["metric_pairs"])) for r in found}
-        return run_infos_from_rows(found, names, tags, metrics)
+            tags = {r[c["id"]]: dict(sorted(r[c["tag_pairs"]])) for r in found}
+            metrics = {r[c["id"]]: dict(sorted(r[c["metric_pairs"]])) for r in found}
+        return run_infos_from_rows(found, c, names, tags, metrics)
 
     @staticmethod
     async def _run_extras(
@@ -142,10 +144,10 @@ class RunQueries:
     ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, float | None]]]:
         tags: dict[str, dict[str, str]] = {rid: {} for rid in ids}
         for batch in in_batches(ids):
-            for row in await db.fetchall(
+            for rid, key, tag in await db.fetchall(
                 f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks(batch)})", batch
             ):
-                tags[row["run_id"]][row["key"]] = row["value"]
+                tags[rid][key] = tag
         return tags, await latest_metrics(db, ids)
 
     async def get_run(self, run_id: str) -> Run:

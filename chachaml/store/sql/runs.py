@@ -173,12 +173,12 @@ class Runs:
         async def body(db: Tx) -> dict[str, dict[str, ParamValue]]:
             out: dict[str, dict[str, ParamValue]] = {rid: {} for rid in run_ids}
             for batch in in_batches(list(run_ids)):
-                for row in await db.fetchall(
+                for rid, key, value in await db.fetchall(
                     "SELECT run_id, key, value FROM params"
                     f" WHERE run_id IN ({marks(batch)}) ORDER BY key",
                     batch,
                 ):
-                    out[row["run_id"]][row["key"]] = decode_param(row["value"])
+                    out[rid][key] = decode_param(value)
             return out
 
         return await self._db.query(body)
