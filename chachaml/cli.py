@@ -164,7 +164,7 @@ def cmd_migrate(args: argparse.Namespace, client: Client) -> int:
     import anyio
 
     from chachaml.store import open_store
-    from chachaml.store.migrate import as_sql_store, migrate
+    from chachaml.store.transfer import as_sql_store, migrate
 
     async def run() -> dict[str, int]:
         source = await open_store(args.source)
@@ -194,8 +194,8 @@ def cmd_artifacts(args: argparse.Namespace, client: Client) -> int:
     import anyio
 
     from chachaml.errors import InvalidInput
-    from chachaml.store.artifact_migrate import migrate_artifacts
     from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
+    from chachaml.store.artifacts.transfer import migrate_artifacts
 
     settings = client.settings
     source = open_artifact_store(args.source or settings.artifact_root, settings.s3)

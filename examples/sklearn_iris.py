@@ -47,7 +47,7 @@ def main() -> None:
     ml.set_model_note(MODEL, "# Iris classifier\nSpecies from sepal and petal sizes.")
 
     production = ml.load_model(MODEL)
-    # a forest holds trees, which load only when named as trusted (see chachaml.store.skops)
+    # a forest holds trees, which load only when named as trusted (chachaml.store.artifacts.skops)
     challenger = ml.load_model(MODEL, alias="challenger", trusted=["sklearn.tree._tree.Tree"])
     agree = (production.predict(X_test) == challenger.predict(X_test)).mean()
     print(f"baseline accuracy {baseline.metrics['accuracy']:.3f}")

@@ -14,7 +14,7 @@ import pytest
 
 from chachaml.client.client import Client
 from chachaml.settings import Settings
-from chachaml.store import Store, open_store
+from chachaml.store import ServerStore, open_store
 from tests.fork_server import ServerFactory
 from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.services import postgres_schema
@@ -74,7 +74,7 @@ def tracking_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
+async def store(store_url: str) -> AsyncIterator[ServerStore]:
     opened = await open_store(store_url)
     try:
         yield opened

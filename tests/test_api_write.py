@@ -14,7 +14,7 @@ from chachaml.server.access import AccessConfig
 from chachaml.server.api.routes import ApiConfig
 from chachaml.server.app import create_app
 from chachaml.server.tokens import create_token
-from chachaml.store import Store
+from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-async def api(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def api(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")),
                      api=ApiConfig(max_upload_bytes=1000),
                      access=AccessConfig(tokens=(("ada", TOKEN, "admin"),)))  # fmt: skip
@@ -40,7 +40,7 @@ async def _run(api: httpx.AsyncClient, **body: object) -> str:
 
 
 async def test_a_run_logged_over_http_holds_everything_sent(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api, name="r1", tags={"team": "x"}, params={"lr": 0.1})
     ok = {"ok": True}
@@ -69,7 +69,7 @@ async def test_a_run_logged_over_http_holds_everything_sent(
     assert run.datasets[0].n_rows == 150
 
 
-async def test_packed_series_round_trip_exactly(api: httpx.AsyncClient, store: Store) -> None:
+async def test_packed_series_round_trip_exactly(api: httpx.AsyncClient, store: ServerStore) -> None:
     rid = await _run(api)
 
     def b64(typecode: str, xs: list[float] | list[int]) -> str:
@@ -129,7 +129,7 @@ async def test_bodies_over_the_limit_are_refused_with_413(api: httpx.AsyncClient
 
 
 async def test_an_uploaded_artifact_is_stored_and_readable(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     files = {"file": ("model.json", b'{"w": 1}', "application/json")}
@@ -155,7 +155,9 @@ async def test_an_uploaded_artifact_is_stored_and_readable(
     assert r.status_code == 422
 
 
-async def test_objects_and_records_make_an_artifact(api: httpx.AsyncClient, store: Store) -> None:
+async def test_objects_and_records_make_an_artifact(
+    api: httpx.AsyncClient, store: ServerStore
+) -> None:
     rid = await _run(api)
     binary = {**AUTH, "Content-Type": "application/octet-stream"}
     obj = (await api.post("/api/w/objects", content=b"abc", headers=binary)).json()
@@ -192,7 +194,9 @@ async def test_experiments_are_created_with_the_caller_as_owner(api: httpx.Async
     assert r.json()["description"] == "d"
 
 
-async def test_tokens_and_scopes_decide_who_may_write(api: httpx.AsyncClient, store: Store) -> None:
+async def test_tokens_and_scopes_decide_who_may_write(
+    api: httpx.AsyncClient, store: ServerStore
+) -> None:
     assert (await api.post("/api/w/runs", json={})).status_code == 401
     bad = {"Authorization": "Bearer wrong-token"}
     assert (await api.post("/api/w/runs", json={}, headers=bad)).status_code == 401
@@ -208,7 +212,7 @@ async def test_tokens_and_scopes_decide_who_may_write(api: httpx.AsyncClient, st
     assert (await api.get(f"/api/store/runs/{r.json()['id']}", headers=AUTH)).status_code == 200
 
 
-async def test_with_tokens_reads_need_a_token_too(store: Store) -> None:
+async def test_with_tokens_reads_need_a_token_too(store: ServerStore) -> None:
     app = create_app(store, access=AccessConfig(tokens=(("ada", TOKEN),)))
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
@@ -216,7 +220,7 @@ async def test_with_tokens_reads_need_a_token_too(store: Store) -> None:
         assert (await c.get("/api/store/experiments", headers=AUTH)).status_code == 200
 
 
-async def test_local_mode_writes_take_the_user_header_or_the_body(store: Store) -> None:
+async def test_local_mode_writes_take_the_user_header_or_the_body(store: ServerStore) -> None:
     app = create_app(store)
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
@@ -231,7 +235,7 @@ async def test_local_mode_writes_take_the_user_header_or_the_body(store: Store) 
 
 
 async def test_a_retried_write_with_an_idempotency_key_happens_once(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     headers = {**AUTH, "Idempotency-Key": "k-1"}

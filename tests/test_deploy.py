@@ -12,7 +12,7 @@ import yaml
 from chachaml.cli import build_parser
 from chachaml.settings import Settings
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.s3 import S3ArtifactStore
+from chachaml.store.artifacts.s3 import S3ArtifactStore
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

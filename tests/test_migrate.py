@@ -21,7 +21,7 @@ from chachaml.client.pipelines.pipeline import (
 from chachaml.client.registry import Registry
 from chachaml.errors import Conflict
 from chachaml.store import open_store
-from chachaml.store.migrate import MigrationReport, as_sql_store, migrate
+from chachaml.store.transfer import MigrationReport, as_sql_store, migrate
 from tests.conftest import make_settings
 from tests.support.services import postgres_schema
 

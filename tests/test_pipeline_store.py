@@ -1,4 +1,4 @@
-"""The PipelineStore contract on every backend: transitions, conflicts, killed, listing."""
+"""Pipelines in the Store contract on every backend: transitions, conflicts, killed, listing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The RegistryStore contract, run against every backend in conftest.BACKENDS."""
+"""The registry part of the Store contract, run against every backend in conftest.BACKENDS."""
 
 from __future__ import annotations
 

@@ -17,7 +17,13 @@ from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
 from chachaml.settings import S3Settings, Settings
 from chachaml.store.artifacts import StoredObject, open_artifact_store
-from chachaml.store.s3 import CONCURRENCY, MIN_PART_SIZE, PART_SIZE, S3ArtifactStore, parse_s3_root
+from chachaml.store.artifacts.s3 import (
+    CONCURRENCY,
+    MIN_PART_SIZE,
+    PART_SIZE,
+    S3ArtifactStore,
+    parse_s3_root,
+)
 from tests.conftest import make_settings
 from tests.support.s3_server import BUCKET, S3Server, moto_s3
 

@@ -13,7 +13,7 @@ from chachaml.cli import main
 from chachaml.client.client import Client
 from chachaml.client.registry import Registry
 from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
-from chachaml.store.s3 import PART_SIZE
+from chachaml.store.artifacts.s3 import PART_SIZE
 from tests.conftest import make_settings
 from tests.support.s3_server import S3Server, moto_s3
 

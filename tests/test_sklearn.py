@@ -31,7 +31,7 @@ from chachaml.client.integrations.sklearn import (
 from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput
 from chachaml.records.runs import Table
-from chachaml.store.skops import dumps_estimator, loads_estimator
+from chachaml.store.artifacts.skops import dumps_estimator, loads_estimator
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from chachaml.store import open_store
-from chachaml.store.sql_driver import Tx
+from chachaml.store.sql.database import Tx
 from chachaml.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +34,7 @@ async def count_to(store: SQLiteStore, n: int) -> tuple[int, int]:
         ((count,),) = await db.fetchall(COUNT_TO, (n,))
         return int(count), threading.get_ident()
 
-    return await store._query(body)
+    return await store.database.query(body)
 
 
 async def test_a_quick_read_answers_on_the_event_loop(tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ from chachaml.records.runs import (
 )
 from chachaml.settings import Settings
 from chachaml.store.artifacts import sweep_unused
-from chachaml.store.serializers import decode
+from chachaml.store.artifacts.serializers import decode
+from chachaml.store.server_state import ServerStore
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
@@ -278,10 +279,13 @@ class Client:
         """Evaluate alert rules on a run that just ended; trouble is logged, never raised.
 
         A few store queries: webhooks of what fires are only queued, for a server's worker
-        or ``chachaml alerts deliver`` to send; the training process never calls them.
+        or ``chachaml alerts deliver`` to send; the training process never calls them. Over
+        a server (a store without server state) the server evaluates the runs it ends.
         """
         try:
             rt = self.runtime
+            if not isinstance(rt.store, ServerStore):
+                return
             delivery = Delivery.from_settings(self.settings)
             rt.call(alert_ops.evaluate_run, rt.store, run_id, delivery)
         except Exception as exc:
@@ -369,8 +373,8 @@ class Client:
     ) -> Any:
         """Load an artifact value (pickled ones only with ``allow_pickle=True``).
 
-        A skops model loads by :mod:`chachaml.store.skops`'s trust rule; ``trusted`` names types
-        beyond it (e.g. ``["sklearn.tree._tree.Tree"]`` for tree models).
+        A skops model loads by :mod:`chachaml.store.artifacts.skops`'s trust rule; ``trusted``
+        names types beyond it (e.g. ``["sklearn.tree._tree.Tree"]`` for tree models).
         """
         art, data = self._op(artifact_ops.read_bytes, self.runtime.artifacts, run_id, name)
         return decode(data, art.serializer, allow_pickle=allow_pickle, trusted=trusted)

@@ -25,7 +25,7 @@ from typing import Any
 from chachaml.client.bound import ClientBound
 from chachaml.errors import NoActiveRun
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, VersionDiff
-from chachaml.store.serializers import decode
+from chachaml.store.artifacts.serializers import decode
 from chachaml.tools import registry as ops
 
 

@@ -67,10 +67,10 @@ from chachaml.records.runs import (
     RunQuery,
 )
 from chachaml.store import Store, open_store
-from chachaml.store.api_protocol import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.artifacts import StoredObject, corrupt_object, uri_digest, verified
 from chachaml.store.codec import unpack_chunk
-from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
+from chachaml.store.protocol import PipelineEnd, StepEnd
+from chachaml.store.server_state import IdempotentReply, Scope, TokenInfo, TokenOwner
 
 T = TypeVar("T")
 ATTEMPTS = 4

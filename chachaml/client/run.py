@@ -23,8 +23,8 @@ from chachaml.errors import Conflict, InvalidInput, NoActiveRun
 from chachaml.records import validation
 from chachaml.records.runs import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
 from chachaml.records.validation import MAX_STEP
+from chachaml.store.artifacts.serializers import serializer_for
 from chachaml.store.codec import chunk_from_columns
-from chachaml.store.serializers import serializer_for
 from chachaml.tools import artifacts as artifact_ops
 
 if TYPE_CHECKING:

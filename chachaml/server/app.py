@@ -30,7 +30,7 @@ from chachaml.server.ui import ui_routes
 from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from chachaml.tools.deliveries import run_delivery_worker
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 def create_app(
-    store: Store,
+    store: ServerStore,
     *,
     artifacts: ArtifactStore | None = None,
     toolsets: Iterable[str] = (),

@@ -5,14 +5,14 @@ URL: ``postgresql://user:password@host:5432/database``, with optional query para
 ``search_path=schema``. Writes run in READ COMMITTED transactions (the shared SQL takes the
 row locks it needs) and are retried on serialization failures, deadlocks and lost
 connections; reads run statement by statement; metric chunks are ingested with COPY. Migrations take
-an advisory lock, so several ``chachaml serve`` processes can start at once. The SQL itself
-lives in :mod:`chachaml.store.sql_store`.
+an advisory lock, so several ``chachaml serve`` processes can start at once. This module is the
+:class:`~chachaml.store.sql.database.Database` seam for PostgreSQL; the SQL itself lives in the
+repositories of :mod:`chachaml.store.sql`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,10 +21,10 @@ import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from chachaml.errors import InvalidInput, SchemaTooNew, StoreUnavailable
-from chachaml.store.migrations.postgres import MIGRATIONS
-from chachaml.store.sql_driver import IntegrityViolation, Row, Tx, numbered
-from chachaml.store.sql_store import SQLStore
+from chachaml.errors import InvalidInput, StoreUnavailable
+from chachaml.store.migrations.runner import migrate
+from chachaml.store.sql.database import Dialect, IntegrityViolation, Row, Tx, numbered
+from chachaml.store.sql.store import SQLStore
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ def _rowcount(status: str) -> int:
 
 
 class PostgresTx:
-    """:class:`~chachaml.store.sql_driver.Tx` over an asyncpg connection."""
+    """:class:`~chachaml.store.sql.database.Tx` over an asyncpg connection (rows by name)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -108,21 +108,18 @@ class PostgresTx:
             raise IntegrityViolation(str(exc)) from exc
 
 
-class PostgresStore(SQLStore):
-    """A :class:`~chachaml.store.protocol.Store` on PostgreSQL. Open with :meth:`open`."""
+class PostgresDatabase:
+    """The :class:`~chachaml.store.sql.database.Database` of a PostgreSQL connection pool."""
 
-    LISTING_EXTRAS = (
-        "ARRAY(SELECT ROW(t.key, t.value) FROM tags t WHERE t.run_id = p.id),"
-        " ARRAY(SELECT ROW(m.key, m.last_value) FROM metric_summary m WHERE m.run_id = p.id)"
-    )
+    dialect: Dialect = "postgresql"
 
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:
-        super().__init__(redacted(url))
+        self.url = redacted(url)
         self._pool = pool
 
     @classmethod
-    async def open(cls, url: str) -> PostgresStore:
-        """Create the pool and apply pending migrations."""
+    async def open(cls, url: str) -> PostgresDatabase:
+        """Create the pool (no migration: see :meth:`PostgresStore.open`)."""
         dsn, min_size, max_size = pool_options(url)
         try:
             pool = await asyncpg.create_pool(
@@ -130,19 +127,13 @@ class PostgresStore(SQLStore):
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot connect to {redacted(url)}: {exc}") from exc
-        try:
-            async with pool.acquire() as conn:
-                await _migrate(conn)
-        except BaseException:
-            await pool.close()
-            raise
         return cls(url, pool)
 
     async def close(self) -> None:
         """Close the pool."""
         await self._pool.close()
 
-    async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one transaction, retrying conflicts and lost connections.
 
         A connection that died before COMMIT was sent (server restart, terminated backend)
@@ -175,7 +166,7 @@ class PostgresStore(SQLStore):
                 await anyio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+    async def query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` on a pooled connection, statement by statement (READ COMMITTED).
 
         No explicit transaction: BEGIN and COMMIT would double the round trips of a query,
@@ -198,29 +189,27 @@ async def _keep_session(conn: Connection) -> None:
     """
 
 
-async def _migrate(conn: Connection) -> None:
-    """Apply pending migrations under an advisory lock; refuse a newer schema."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-        )
-        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-        known = MIGRATIONS[-1].version
-        if current > known:
-            raise SchemaTooNew(
-                f"the database schema is version {current}, newer than this chachaml knows"
-                f" ({known}); upgrade chachaml to use this store"
-            )
-        for migration in MIGRATIONS:
-            if migration.version <= current:
-                continue
-            for statement in migration.statements:
-                await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
-                migration.version,
-                migration.name,
-                time.time(),
-            )
+async def _migrate(db: Tx) -> None:
+    """Apply pending migrations under an advisory lock held until the transaction ends."""
+    await db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+    await migrate(db, "postgresql")
+
+
+class PostgresStore(SQLStore):
+    """A :class:`~chachaml.store.server_state.ServerStore` on PostgreSQL.
+
+    Open with :meth:`open`; the SQL is the shared repositories', over a :class:`PostgresDatabase`.
+    """
+
+    database: PostgresDatabase
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        """Create the pool and apply pending migrations."""
+        database = await PostgresDatabase.open(url)
+        try:
+            await database.transact(_migrate)
+        except BaseException:
+            await database.close()
+            raise
+        return cls(database)

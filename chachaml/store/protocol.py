@@ -1,4 +1,9 @@
-"""The ``Store`` protocol: what every backend (SQLite, PostgreSQL) must do, and how.
+"""The ``Store`` protocol: what training code and every client need of storage.
+
+Experiments, runs and their data, the model registry, pipelines, and alert rules with their
+history. Every backend implements it: SQLite and PostgreSQL (as
+:class:`~chachaml.store.server_state.ServerStore`, which adds what only a server keeps) and
+the remote store over HTTP.
 
 Contract for implementers:
 
@@ -13,13 +18,65 @@ Contract for implementers:
 - A run whose status is ``running`` but whose heartbeat is older than its heartbeat
   timeout is reported as ``killed`` by every query, filters included.
 - Runs marked archived are left out of queries unless the query asks for them.
+
+Model registry:
+
+- Each write method is one transaction: it happens completely or not at all, and
+  concurrent writers (tasks, threads or processes) are serialised or isolated so the
+  invariants below hold whatever the interleaving.
+- At most one version of a model is in stage ``production``, enforced by the database
+  (a unique index), not only by code. Putting a version into ``production`` (by
+  registering or promoting it) archives the previous production version in the same
+  transaction, and both stage changes are recorded in the audit trail.
+- Every stage change (registration included, from ``None``) and every alias set, moved
+  or removed appends an audit event naming who, when, from what and to what.
+- Version numbers are 1, 2, 3, ... per model, assigned in the registering transaction.
+- A version copies its artifact's URI, hash and serializer when registered: later
+  re-logging of that artifact name does not change it.
+- A run that a version came from is never archived (``archive_runs`` skips it) and
+  cannot be deleted, so the version's artifact stays.
+- A model, version, alias, run or artifact that does not exist raises ``NotFound``
+  naming it and listing what does exist; registering from an archived run raises
+  ``Conflict``. A failed write changes nothing.
+- Versions are listed newest first; audit events oldest first.
+
+Pipelines:
+
+- A pipeline is created ``running`` with every step ``pending``, in one transaction, after
+  its run exists; its id is chosen by the caller. Steps keep their definition order
+  (``position``) and their dependencies as step names.
+- Each write is one transaction that checks the current status first, so a step only goes
+  ``pending`` → ``running`` → ``completed``/``failed``/``killed`` (``running`` again for a
+  retry), or ``pending`` → ``skipped``; a pipeline only ends once. A write against another
+  state raises ``Conflict`` naming the pipeline, the step and its state, and changes nothing.
+- A stored step result is JSON text chosen by the caller (``None``: nothing stored).
+- A pipeline stored as ``running`` whose run's heartbeat is older than its timeout (or whose
+  run ended or is gone) is reported as ``killed`` by every read and filter, and its
+  ``running`` steps as ``killed`` too.
+- Resuming resets the named steps to ``pending`` (clearing times, error, attempts, run and
+  result), points the pipeline at a new run, and counts the resume; a pipeline that is
+  live (running with a fresh heartbeat) or completed raises ``Conflict``.
+- A pipeline id or step name that does not exist raises ``NotFound`` naming it.
+- Lists are newest first.
+
+Alert rules:
+
+- A rule's name is unique: ``set_alert`` with a name that exists replaces that rule's
+  definition in place (same identity, same history, its ``created_*`` kept), never adds a
+  second rule; concurrent ``set_alert`` calls on one name leave exactly one rule.
+- Events are listed newest first. Deleting a rule deletes its events.
+- A rule or event that does not exist raises ``NotFound`` naming it (for rules, listing the
+  names that exist).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
+from chachaml.records.alerts import AlertEvent, AlertRule, NewAlert
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
     Artifact,
     ArtifactRecord,
@@ -36,14 +93,13 @@ from chachaml.records.runs import (
     RunInfo,
     RunQuery,
 )
-from chachaml.store.alert_protocol import AlertStore
-from chachaml.store.api_protocol import ApiStore
-from chachaml.store.pipeline_protocol import PipelineStore
-from chachaml.store.registry_protocol import RegistryStore
+
+StepEnd = Literal["completed", "failed", "skipped", "killed"]
+PipelineEnd = Literal["completed", "failed", "killed"]
 
 
-class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
-    """Async persistence for experiments, runs and their data, models, pipelines, alerts, tokens."""
+class Store(Protocol):
+    """Async persistence for experiments, runs and their data, models, pipelines, alert rules."""
 
     @property
     def url(self) -> str:
@@ -155,4 +211,126 @@ class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
 
     async def delete_archived(self) -> tuple[int, list[str]]:
         """Delete archived runs and their rows; returns how many, and artifact URIs now unused."""
+        ...
+
+    # model registry
+
+    async def register_model_version(self, new: NewModelVersion) -> ModelVersion:
+        """Add the next version of a model (creating the model) from an artifact of a run."""
+        ...
+
+    async def list_models(self) -> list[Model]:
+        """Every model, most recently updated first."""
+        ...
+
+    async def get_model(self, name: str) -> ModelDetail:
+        """A model with its versions, aliases, tags, note and audit trail."""
+        ...
+
+    async def list_model_versions(
+        self, name: str, stage: Stage | None = None
+    ) -> list[ModelVersion]:
+        """A model's versions (only those in ``stage`` if given), newest first."""
+        ...
+
+    async def get_model_version(self, name: str, version: int) -> ModelVersion:
+        """One version; ``NotFound`` listing the model's versions if absent."""
+        ...
+
+    async def promote_model_version(
+        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+    ) -> ModelVersion:
+        """Move a version to a stage (archiving the previous production version if needed).
+
+        Promoting a version to the stage it is in already changes nothing.
+        """
+        ...
+
+    async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
+        """Point an alias at a version (moving it if it pointed elsewhere)."""
+        ...
+
+    async def delete_model_alias(self, name: str, alias: str, user: str) -> None:
+        """Remove an alias; ``NotFound`` listing the model's aliases if absent."""
+        ...
+
+    async def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Set (or overwrite) tags on a model."""
+        ...
+
+    async def set_model_version_tags(
+        self, name: str, version: int, tags: Mapping[str, str]
+    ) -> None:
+        """Set (or overwrite) tags on a model version."""
+        ...
+
+    async def set_model_note(self, name: str, note: str) -> None:
+        """Replace the model's markdown note."""
+        ...
+
+    # pipelines
+
+    async def create_pipeline(self, new: NewPipeline) -> None:
+        """Record a running pipeline with its steps pending; ``Conflict`` if the id exists."""
+        ...
+
+    async def start_pipeline_step(
+        self, pipeline_id: str, step: str, run_id: str, attempt: int, started_at: float
+    ) -> None:
+        """Mark a pending or running step running, in attempt ``attempt`` on run ``run_id``."""
+        ...
+
+    async def end_pipeline_step(
+        self,
+        pipeline_id: str,
+        step: str,
+        status: StepEnd,
+        ended_at: float,
+        error: str | None = None,
+        result: str | None = None,
+    ) -> None:
+        """End a running step (``skipped``: a pending one), with its error or JSON result."""
+        ...
+
+    async def end_pipeline(
+        self, pipeline_id: str, status: PipelineEnd, error: str | None, ended_at: float
+    ) -> None:
+        """Mark a running pipeline ended."""
+        ...
+
+    async def resume_pipeline(
+        self, pipeline_id: str, run_id: str, rerun: Sequence[str], at: float
+    ) -> PipelineDetail:
+        """Reset the ``rerun`` steps to pending and mark the pipeline running on ``run_id``."""
+        ...
+
+    async def list_pipelines(
+        self, name: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[PipelineInfo]:
+        """Pipelines, newest first, narrowed by name and (computed) status."""
+        ...
+
+    async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
+        """A pipeline with its steps; ``NotFound`` naming the id if absent."""
+        ...
+
+    # alert rules and their history
+    async def set_alert(self, new: NewAlert) -> AlertRule:
+        """Create the rule, or replace the definition of the rule with its name."""
+        ...
+
+    async def list_alerts(self) -> list[AlertRule]:
+        """Every rule, by name."""
+        ...
+
+    async def get_alert(self, name: str) -> AlertRule:
+        """One rule; ``NotFound`` listing the rules if absent."""
+        ...
+
+    async def delete_alert(self, name: str) -> None:
+        """Delete a rule and its events; ``NotFound`` listing the rules if absent."""
+        ...
+
+    async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Events of one rule (of every rule when ``name`` is ``None``), newest first."""
         ...

@@ -3,7 +3,8 @@
 WAL journal, a busy timeout and foreign keys are set on every connection; migrations are
 applied on open inside a write transaction so concurrent openers never race. Several
 processes may share one database file: writes wait for the lock (and are retried), reads
-never block writes. The SQL itself lives in :mod:`chachaml.store.sql_store`.
+never block writes. This module is the :class:`~chachaml.store.sql.database.Database` seam
+for SQLite; the SQL itself lives in the repositories of :mod:`chachaml.store.sql`.
 
 A transaction costs one thread hand-off, not one per statement: every connection is a plain
 ``sqlite3`` connection, and the body of a write transaction or of a read (a coroutine that
@@ -32,10 +33,10 @@ from typing import Any, TypeVar
 
 import anyio
 
-from chachaml.errors import InvalidInput, SchemaTooNew, StoreUnavailable
-from chachaml.store.migrations.sqlite import MIGRATIONS
-from chachaml.store.sql_driver import IntegrityViolation, Row, Tx
-from chachaml.store.sql_store import SQLStore
+from chachaml.errors import InvalidInput, StoreUnavailable
+from chachaml.store.migrations.runner import migrate
+from chachaml.store.sql.database import Dialect, IntegrityViolation, Row, Tx
+from chachaml.store.sql.store import SQLStore
 
 T = TypeVar("T")
 
@@ -63,7 +64,7 @@ def _is_locked(exc: BaseException) -> bool:
 
 
 class SyncSQLiteTx:
-    """:class:`~chachaml.store.sql_driver.Tx` over a plain ``sqlite3`` connection.
+    """:class:`~chachaml.store.sql.database.Tx` over a plain ``sqlite3`` connection.
 
     Its coroutines never suspend, so a body using only them runs to completion in one
     ``send`` (see :func:`run_to_completion`).
@@ -111,10 +112,14 @@ def run_to_completion(awaitable: Awaitable[T]) -> T:
 
 
 def _connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
-    """A connection any one thread at a time may use, with the busy timeout and pragmas."""
+    """A connection any one thread at a time may use, with the busy timeout and pragmas.
+
+    Its rows are ``sqlite3.Row``: the repositories read columns by name.
+    """
     db = sqlite3.connect(
         path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
     )
+    db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
@@ -148,8 +153,10 @@ def _is_interrupted(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "interrupted" in str(exc)
 
 
-class SQLiteStore(SQLStore):
-    """A :class:`~chachaml.store.protocol.Store` on one SQLite file. Open with :meth:`open`."""
+class SQLiteDatabase:
+    """The :class:`~chachaml.store.sql.database.Database` of one SQLite file."""
+
+    dialect: Dialect = "sqlite"
 
     def __init__(
         self,
@@ -158,7 +165,7 @@ class SQLiteStore(SQLStore):
         readers: list[sqlite3.Connection],
         inline: sqlite3.Connection | None = None,
     ) -> None:
-        super().__init__(url)
+        self.url = url
         self._writer = writer
         self._write_lock = anyio.Lock()
         self._readers = readers
@@ -170,14 +177,13 @@ class SQLiteStore(SQLStore):
             inline.set_progress_handler(self._deadline, PROGRESS_EVERY)
 
     @classmethod
-    async def open(cls, url: str) -> SQLiteStore:
-        """Connect, switch to WAL, apply pending migrations and return the store."""
+    async def open(cls, url: str) -> SQLiteDatabase:
+        """Connect and switch to WAL (no migration: see :meth:`SQLiteStore.open`)."""
         path = path_from_url(url)
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
             writer = await anyio.to_thread.run_sync(_connect_writer, path)
-            await anyio.to_thread.run_sync(_migrate, writer)
             readers = (
                 [await anyio.to_thread.run_sync(_connect, path) for _ in range(READERS)]
                 if path != ":memory:"
@@ -220,7 +226,7 @@ class SQLiteStore(SQLStore):
                     db.execute("ROLLBACK")
             raise
 
-    async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, retrying when the file is busy."""
         async with self._write_lock:
             for attempt in range(WRITE_RETRIES):
@@ -253,7 +259,7 @@ class SQLiteStore(SQLStore):
             if db.in_transaction:
                 db.execute("COMMIT")
 
-    async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+    async def query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one read transaction.
 
         On the event loop when it is quick (see the module's docstring), else on a free
@@ -276,31 +282,21 @@ class SQLiteStore(SQLStore):
                 self._free.append(db)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Apply pending migrations; refuse a database newer than this code."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        (current,) = db.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-        known = MIGRATIONS[-1].version
-        if current > known:
-            raise SchemaTooNew(
-                f"the database schema is version {current}, newer than this chachaml knows"
-                f" ({known}); upgrade chachaml to use this store"
-            )
-        for migration in MIGRATIONS:
-            if migration.version <= current:
-                continue
-            for statement in migration.statements:
-                db.execute(statement)
-            db.execute(
-                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, time.time()),
-            )
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+class SQLiteStore(SQLStore):
+    """A :class:`~chachaml.store.server_state.ServerStore` on one SQLite file.
+
+    Open with :meth:`open`; the SQL is the shared repositories', over a :class:`SQLiteDatabase`.
+    """
+
+    database: SQLiteDatabase
+
+    @classmethod
+    async def open(cls, url: str) -> SQLiteStore:
+        """Connect, switch to WAL, apply pending migrations and return the store."""
+        database = await SQLiteDatabase.open(url)
+        try:
+            await database.transact(lambda db: migrate(db, "sqlite"))
+        except BaseException:
+            await database.close()
+            raise
+        return cls(database)

@@ -28,6 +28,7 @@ from chachaml.records import validation as v
 from chachaml.records.alerts import Alert, AlertEvent, AlertKind, AlertRule, NewAlert, NewAlertEvent
 from chachaml.records.runs import RunInfo, RunQuery, to_datetime
 from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from chachaml.tools.webhooks import ALLOW_PRIVATE_ENV, Delivery, condition, payload, refused_target
 
 log = logging.getLogger("chachaml")
@@ -268,7 +269,7 @@ async def _judge(store: Store, rule: AlertRule, run: RunInfo, now: float) -> New
     )
 
 
-async def _stale_events(store: Store, rule: AlertRule, now: float) -> list[NewAlertEvent]:
+async def _stale_events(store: ServerStore, rule: AlertRule, now: float) -> list[NewAlertEvent]:
     assert rule.window_seconds is not None
     cutoff = now - rule.window_seconds
     webhook = rule.webhook_url is not None
@@ -310,7 +311,7 @@ async def _stale_events(store: Store, rule: AlertRule, now: float) -> list[NewAl
 
 
 async def _fire(
-    store: Store, rule: AlertRule, found: Sequence[NewAlertEvent], delivery: Delivery
+    store: ServerStore, rule: AlertRule, found: Sequence[NewAlertEvent], delivery: Delivery
 ) -> list[AlertEvent]:
     """Record each firing; one with a webhook queues its body (sent later by a worker)."""
     fired: list[AlertEvent] = []
@@ -324,7 +325,7 @@ async def _fire(
 
 
 async def evaluate_run(
-    store: Store, run_id: str, delivery: Delivery | None = None, *, now: float | None = None
+    store: ServerStore, run_id: str, delivery: Delivery | None = None, *, now: float | None = None
 ) -> list[AlertEvent]:
     """Evaluate the metric rules (threshold and drop) against one run's latest values.
 
@@ -351,7 +352,7 @@ async def evaluate_run(
 
 
 async def check_alerts(
-    store: Store,
+    store: ServerStore,
     delivery: Delivery | None = None,
     *,
     now: float | None = None,

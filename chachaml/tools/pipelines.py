@@ -19,8 +19,7 @@ from chachaml.records.pipelines import (
     PipelineDetail,
     PipelineInfo,
 )
-from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import PipelineEnd, StepEnd, Store
 
 MAX_RESULT_BYTES = 1_000_000
 

@@ -40,9 +40,9 @@ from chachaml.client.integrations.sklearn import SKOPS_CONTENT_TYPE
 from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput
 from chachaml.server.mcp.server import build_mcp
-from chachaml.store import open_store, skops
-from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.skops import loads_estimator
+from chachaml.store import open_store
+from chachaml.store.artifacts import open_artifact_store, skops
+from chachaml.store.artifacts.skops import loads_estimator
 from chachaml.tools import artifacts as artifact_ops
 from tests.conftest import make_settings
 

@@ -22,7 +22,7 @@ import httpx
 from chachaml.records.runs import Dataset, MetricChunk, NewRun, Table
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import registry as registry_ops
 from tests.support.waiting import wait_for
@@ -57,7 +57,7 @@ def _chunk(run_id: str, key: str, values: list[float], start: float) -> MetricCh
 
 
 async def _run(
-    store: Store,
+    store: ServerStore,
     run_id: str,
     experiment: str,
     name: str,
@@ -86,7 +86,7 @@ async def _run(
     await store.end_run(run_id, "failed" if error else "completed", error, start + 600)
 
 
-async def seed(store: Store, artifact_root: Path) -> None:
+async def seed(store: ServerStore, artifact_root: Path) -> None:
     """Fill an empty store with the runs, artifacts and model described above."""
     artifacts = open_artifact_store(str(artifact_root))
     await store.create_experiment("mnist", "handwritten digits", "ana")
@@ -172,7 +172,7 @@ async def seed(store: Store, artifact_root: Path) -> None:
 
 
 @asynccontextmanager
-async def open_seeded(path: Path) -> AsyncIterator[Store]:
+async def open_seeded(path: Path) -> AsyncIterator[ServerStore]:
     """A seeded SQLite store under ``path`` (``seeded.db``), open for the block."""
     store = await open_store(f"sqlite:///{path / 'seeded.db'}")
     try:

@@ -4,7 +4,7 @@ Install with ``pip install 'chachaml[sklearn]'``. Each function logs to the curr
 client (the default client unless ``client=`` is given); without a current run it starts one
 for the call. Fitted estimators are stored as the ``model`` artifact in skops format.
 
-Loading follows :mod:`chachaml.store.skops`' trust rule: types, never functions; tree
+Loading follows :mod:`chachaml.store.artifacts.skops`' trust rule: types, never functions; tree
 models need ``trusted=["sklearn.tree._tree.Tree"]``. ``serializer="pickle"`` is there for
 estimators skops cannot store; such models then only load with ``allow_pickle=True``.
 """
@@ -48,7 +48,7 @@ from chachaml.client.run import ActiveRun
 from chachaml.records import validation
 from chachaml.records.registry import ModelVersion
 from chachaml.records.runs import ParamValue
-from chachaml.store.skops import (
+from chachaml.store.artifacts.skops import (
     dumps_estimator,
 )
 from chachaml.tools import artifacts as artifact_ops

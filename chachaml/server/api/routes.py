@@ -22,7 +22,7 @@ from chachaml.server.api.endpoint import Endpoint
 from chachaml.server.api.openapi import build_document
 from chachaml.server.errors import EXCEPTION_HANDLERS
 from chachaml.settings import Settings
-from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from chachaml.tools.webhooks import Delivery
 
 ENDPOINTS: tuple[Endpoint, ...] = (*api_write.api.endpoints, *api_store.api.endpoints)
@@ -69,7 +69,7 @@ class ApiOptions:
     settings: Settings
     insecure: bool = False
 
-    async def config(self, store: Store, host: str) -> ApiConfig:
+    async def config(self, store: ServerStore, host: str) -> ApiConfig:
         """The API config for a server on ``host``; ``InvalidInput`` for an unsafe setup.
 
         A non-loopback server is in team mode (every request needs a token); without any

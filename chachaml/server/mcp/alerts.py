@@ -11,6 +11,7 @@ from chachaml.records.alerts import Alert, AlertEvent
 from chachaml.server.mcp import render
 from chachaml.server.mcp.runs import ToolFn, answer
 from chachaml.store.protocol import Store
+from chachaml.store.server_state import require_server_state
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools.deliveries import wake
 from chachaml.tools.webhooks import Delivery, condition
@@ -83,7 +84,8 @@ def alert_tools(store: Store, delivery: Delivery) -> list[ToolFn]:
         Webhooks are sent by the server's delivery worker (see alert_history for their status).
         Example: {}.
         """
-        fired = await alert_ops.check_alerts(store, delivery)
+        server_store = require_server_state(store, "evaluating alerts")
+        fired = await alert_ops.check_alerts(server_store, delivery)
         if any(e.delivery == "pending" for e in fired):
             wake()
         return answer(AlertEvents(events=fired), events_text(fired, "No alert fired."))

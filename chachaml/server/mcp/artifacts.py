@@ -16,8 +16,8 @@ from chachaml.records.runs import Artifact, Table
 from chachaml.server.mcp import render
 from chachaml.server.mcp.runs import RunId, ToolFn, answer
 from chachaml.store.artifacts import ArtifactStore
+from chachaml.store.artifacts.serializers import decode
 from chachaml.store.protocol import Store
-from chachaml.store.serializers import decode
 from chachaml.tools import artifacts as artifact_ops
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")

@@ -1,4 +1,9 @@
-"""Numbered schema migrations, one module per SQL dialect."""
+"""Numbered schema migrations, one module per SQL dialect, applied by one runner.
+
+Each dialect's ``MIGRATIONS`` is a tuple of :class:`Migration` (append new ones; never edit
+one that has shipped); :func:`chachaml.store.migrations.runner.migrate` applies the pending
+ones inside the write transaction it is given and records each in ``schema_version``.
+"""
 
 from __future__ import annotations
 

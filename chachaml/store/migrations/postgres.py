@@ -1,7 +1,7 @@
 """PostgreSQL schema migrations: the SQLite schema in PostgreSQL's dialect.
 
 Append new ones; never edit one that has shipped. Keep the tables, columns and constraints
-in step with :mod:`chachaml.store.migrations.sqlite`: the SQL in :mod:`chachaml.store.sql_store`
+in step with :mod:`chachaml.store.migrations.sqlite`: the SQL in :mod:`chachaml.store.sql`
 runs unchanged on both.
 """
 

@@ -1,4 +1,4 @@
-"""The model registry in portable SQL: a mixin of :class:`~chachaml.store.sql_store.SQLStore`.
+"""The model registry: models, versions, stages, aliases, tags, notes and their history.
 
 Every write is one transaction that first updates the model's row: that row lock makes
 concurrent registrations and promotions of one model (even from other processes, on either
@@ -9,8 +9,8 @@ backs the one-production-version rule.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from chachaml.errors import Conflict, NotFound
 from chachaml.records.registry import (
@@ -22,31 +22,46 @@ from chachaml.records.registry import (
     StageChange,
 )
 from chachaml.records.runs import to_datetime
-from chachaml.store import rows
-from chachaml.store.sql_driver import Row, Tx
-
-T = TypeVar("T")
+from chachaml.store.sql.database import Database, Tx
+from chachaml.store.sql.metrics import latest_metrics
+from chachaml.store.sql.rows import require_run
 
 VERSION_SELECT = """
-    SELECT v.model_id, m.name, v.version, v.stage, v.run_id, v.artifact, v.artifact_uri,
+    SELECT v.model_id, m.name AS model, v.version, v.stage, v.run_id, v.artifact, v.artifact_uri,
            v.sha256, v.serializer, v.content_type, v.size, v.description, v.created_by,
            v.created_at, v.stage_changed_at
     FROM model_versions v JOIN models m ON m.id = v.model_id
 """
 MODEL_SELECT = """
     SELECT m.id, m.name, m.created_by, m.created_at, m.updated_at,
-           (SELECT count(*) FROM model_versions v WHERE v.model_id = m.id),
-           (SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id),
+           (SELECT count(*) FROM model_versions v WHERE v.model_id = m.id) AS version_count,
+           (SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id)
+             AS latest_version,
            (SELECT v.version FROM model_versions v
-             WHERE v.model_id = m.id AND v.stage = 'production'),
+             WHERE v.model_id = m.id AND v.stage = 'production') AS production_version,
            m.note
     FROM models m
 """
 EVENT_SELECT = """
-    SELECT m.name, e.kind, e.version, e.alias, e.old_value, e.new_value, e.changed_by, e.at,
-           e.reason
+    SELECT m.name AS model, e.kind, e.version, e.alias, e.old_value, e.new_value, e.changed_by,
+           e.at, e.reason
     FROM model_events e JOIN models m ON m.id = e.model_id
 """
+# the columns of VERSION_SELECT that a ModelVersion takes as they are
+VERSION_COLUMNS = (
+    "model",
+    "version",
+    "stage",
+    "run_id",
+    "artifact",
+    "artifact_uri",
+    "sha256",
+    "serializer",
+    "content_type",
+    "size",
+    "description",
+    "created_by",
+)
 SHOWN_NAMES = 20
 
 
@@ -55,29 +70,21 @@ def _listing(names: Sequence[object]) -> str:
     return shown + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")
 
 
-class SQLRegistry:
-    """The :class:`~chachaml.store.registry_protocol.RegistryStore` methods of SQLStore."""
+class Registry:
+    """Registered models, their versions, aliases, tags, notes and audit trail."""
 
-    if TYPE_CHECKING:  # provided by SQLStore
-
-        async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
-
-        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
-
-        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-        @staticmethod
-        async def _require_run(db: Tx, run_id: str) -> str: ...
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     # lookups inside a transaction or snapshot
 
     async def _model_id(self, db: Tx, name: str) -> int:
         found = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
         if found:
-            return int(found[0][0])
+            return int(found[0]["id"])
         known = await db.fetchall("SELECT name FROM models ORDER BY name")
         raise NotFound(
-            f"model {name!r} not found (registered models: {_listing([k[0] for k in known])})"
+            f"model {name!r} not found (registered models: {_listing([k['name'] for k in known])})"
         )
 
     async def _stage_of(self, db: Tx, model_id: int, name: str, version: int) -> str:
@@ -86,7 +93,7 @@ class SQLRegistry:
             (model_id, version),
         )
         if found:
-            stage: str = found[0][0]
+            stage: str = found[0]["stage"]
             return stage
         versions = await db.fetchall(
             "SELECT version FROM model_versions WHERE model_id = ? ORDER BY version",
@@ -94,7 +101,7 @@ class SQLRegistry:
         )
         raise NotFound(
             f"model {name!r} has no version {version}"
-            f" (its versions: {_listing([v[0] for v in versions])})"
+            f" (its versions: {_listing([v['version'] for v in versions])})"
         )
 
     async def _event(
@@ -136,7 +143,7 @@ class SQLRegistry:
                 " WHERE model_id = ? AND stage = 'production' AND version != ?",
                 (model_id, version),
             )
-            for (previous,) in holders:
+            for previous in [h["version"] for h in holders]:
                 await db.execute(
                     "UPDATE model_versions SET stage = 'archived', stage_changed_at = ?"
                     " WHERE model_id = ? AND version = ?",
@@ -165,7 +172,7 @@ class SQLRegistry:
         found = await db.fetchall(
             VERSION_SELECT + where + " ORDER BY v.model_id, v.version DESC", params
         )
-        model_ids = sorted({r[0] for r in found})
+        model_ids = sorted({r["model_id"] for r in found})
         aliases: dict[tuple[int, int], list[str]] = {}
         tags: dict[tuple[int, int], dict[str, str]] = {}
         for mid in model_ids:
@@ -179,26 +186,15 @@ class SQLRegistry:
                 (mid,),
             ):
                 tags.setdefault((mid, version), {})[key] = value
-        metrics = await rows.latest_metrics(db, sorted({r[4] for r in found}))
+        metrics = await latest_metrics(db, sorted({r["run_id"] for r in found}))
         return [
             ModelVersion(
-                model=r[1],
-                version=r[2],
-                stage=r[3],
-                run_id=r[4],
-                artifact=r[5],
-                artifact_uri=r[6],
-                sha256=r[7],
-                serializer=r[8],
-                content_type=r[9],
-                size=r[10],
-                description=r[11],
-                created_by=r[12],
-                created_at=to_datetime(r[13]),
-                stage_changed_at=to_datetime(r[14]),
-                aliases=aliases.get((r[0], r[2]), []),
-                tags=tags.get((r[0], r[2]), {}),
-                metrics=metrics[r[4]],
+                **{c: r[c] for c in VERSION_COLUMNS},
+                created_at=to_datetime(r["created_at"]),
+                stage_changed_at=to_datetime(r["stage_changed_at"]),
+                aliases=aliases.get((r["model_id"], r["version"]), []),
+                tags=tags.get((r["model_id"], r["version"]), {}),
+                metrics=metrics[r["run_id"]],
             )
             for r in found
         ]
@@ -212,23 +208,23 @@ class SQLRegistry:
         for r in found:
             alias_rows = await db.fetchall(
                 "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
-                (r[0],),
+                (r["id"],),
             )
             tag_rows = await db.fetchall(
-                "SELECT key, value FROM model_tags WHERE model_id = ? ORDER BY key", (r[0],)
+                "SELECT key, value FROM model_tags WHERE model_id = ? ORDER BY key", (r["id"],)
             )
             model = Model(
-                name=r[1],
-                created_by=r[2],
-                created_at=to_datetime(r[3]),
-                updated_at=to_datetime(r[4]),
-                version_count=r[5],
-                latest_version=r[6],
-                production_version=r[7],
-                aliases={a: v for a, v in alias_rows},
-                tags={k: v for k, v in tag_rows},
+                name=r["name"],
+                created_by=r["created_by"],
+                created_at=to_datetime(r["created_at"]),
+                updated_at=to_datetime(r["updated_at"]),
+                version_count=r["version_count"],
+                latest_version=r["latest_version"],
+                production_version=r["production_version"],
+                aliases={a["alias"]: a["version"] for a in alias_rows},
+                tags={t["key"]: t["value"] for t in tag_rows},
             )
-            out.append((model, r[8]))
+            out.append((model, r["note"]))
         return out
 
     async def list_models(self) -> list[Model]:
@@ -237,7 +233,7 @@ class SQLRegistry:
         async def body(db: Tx) -> list[Model]:
             return [model for model, _ in await self._models(db, "", ())]
 
-        return await self._query(body)
+        return await self._db.query(body)
 
     async def get_model(self, name: str) -> ModelDetail:
         """A model with versions, aliases, tags, note and audit trail."""
@@ -251,21 +247,21 @@ class SQLRegistry:
             )
             history = [
                 StageChange(
-                    model=e[0],
-                    kind=e[1],
-                    version=e[2],
-                    alias=e[3],
-                    old=e[4],
-                    new=e[5],
-                    user=e[6],
-                    at=to_datetime(e[7]),
-                    reason=e[8],
+                    model=e["model"],
+                    kind=e["kind"],
+                    version=e["version"],
+                    alias=e["alias"],
+                    old=e["old_value"],
+                    new=e["new_value"],
+                    user=e["changed_by"],
+                    at=to_datetime(e["at"]),
+                    reason=e["reason"],
                 )
                 for e in events
             ]
             return ModelDetail(**model.model_dump(), note=note, versions=versions, history=history)
 
-        return await self._query(body)
+        return await self._db.query(body)
 
     async def list_model_versions(
         self, name: str, stage: Stage | None = None
@@ -280,7 +276,7 @@ class SQLRegistry:
                 db, " WHERE v.model_id = ? AND v.stage = ?", (model_id, stage)
             )
 
-        return await self._query(body)
+        return await self._db.query(body)
 
     async def get_model_version(self, name: str, version: int) -> ModelVersion:
         """One version of a model."""
@@ -293,7 +289,7 @@ class SQLRegistry:
             )
             return found
 
-        return await self._query(body)
+        return await self._db.query(body)
 
     # writes
 
@@ -301,22 +297,20 @@ class SQLRegistry:
         """Register the next version of a model from an artifact of a run."""
 
         async def body(db: Tx) -> int:
-            await self._require_run(db, new.run_id)
-            ((archived,),) = await db.fetchall(
-                "SELECT archived FROM runs WHERE id = ?", (new.run_id,)
-            )
-            if archived:
+            await require_run(db, new.run_id)
+            (run,) = await db.fetchall("SELECT archived FROM runs WHERE id = ?", (new.run_id,))
+            if run["archived"]:
                 raise Conflict(f"run {new.run_id!r} is archived; register a model from a live run")
             arts = await db.fetchall(
                 "SELECT name, content_type, serializer, size, sha256, uri FROM artifacts"
                 " WHERE run_id = ? ORDER BY name",
                 (new.run_id,),
             )
-            art = next((a for a in arts if a[0] == new.artifact), None)
+            art = next((a for a in arts if a["name"] == new.artifact), None)
             if art is None:
                 raise NotFound(
                     f"run {new.run_id!r} has no artifact {new.artifact!r}"
-                    f" (its artifacts: {_listing([a[0] for a in arts])})"
+                    f" (its artifacts: {_listing([a['name'] for a in arts])})"
                 )
             now = time.time()
             await db.execute(
@@ -326,10 +320,11 @@ class SQLRegistry:
             )
             model_id = await self._model_id(db, new.model)
             await self._touch(db, model_id)  # locks the model row until commit
-            ((latest,),) = await db.fetchall(
-                "SELECT max(version) FROM model_versions WHERE model_id = ?", (model_id,)
+            (latest,) = await db.fetchall(
+                "SELECT max(version) AS version FROM model_versions WHERE model_id = ?",
+                (model_id,),
             )
-            version = (latest or 0) + 1
+            version = (latest["version"] or 0) + 1
             await db.execute(
                 "INSERT INTO model_versions (model_id, version, run_id, artifact, artifact_uri,"
                 " sha256, serializer, content_type, size, stage, description, created_by,"
@@ -339,12 +334,12 @@ class SQLRegistry:
                     model_id,
                     version,
                     new.run_id,
-                    art[0],
-                    art[5],
-                    art[4],
-                    art[2],
-                    art[1],
-                    art[3],
+                    art["name"],
+                    art["uri"],
+                    art["sha256"],
+                    art["serializer"],
+                    art["content_type"],
+                    art["size"],
                     new.description,
                     new.created_by,
                     now,
@@ -361,7 +356,7 @@ class SQLRegistry:
             )
             return version
 
-        version = await self._transact(body)
+        version = await self._db.transact(body)
         return await self.get_model_version(new.model, version)
 
     async def promote_model_version(
@@ -377,7 +372,7 @@ class SQLRegistry:
                 return
             await self._set_stage(db, model_id, version, current, stage, user, reason)
 
-        await self._transact(body)
+        await self._db.transact(body)
         return await self.get_model_version(name, version)
 
     async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
@@ -391,7 +386,7 @@ class SQLRegistry:
                 "SELECT version FROM model_aliases WHERE model_id = ? AND alias = ?",
                 (model_id, alias),
             )
-            old = found[0][0] if found else None
+            old = found[0]["version"] if found else None
             if old == version:
                 return
             await db.execute(
@@ -412,7 +407,7 @@ class SQLRegistry:
                 alias=alias,
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def delete_model_alias(self, name: str, alias: str, user: str) -> None:
         """Remove an alias."""
@@ -424,18 +419,18 @@ class SQLRegistry:
                 "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
                 (model_id,),
             )
-            old = next((v for a, v in found if a == alias), None)
+            old = next((f["version"] for f in found if f["alias"] == alias), None)
             if old is None:
                 raise NotFound(
                     f"model {name!r} has no alias {alias!r}"
-                    f" (its aliases: {_listing([a for a, _ in found])})"
+                    f" (its aliases: {_listing([f['alias'] for f in found])})"
                 )
             await db.execute(
                 "DELETE FROM model_aliases WHERE model_id = ? AND alias = ?", (model_id, alias)
             )
             await self._event(db, model_id, "alias", old, str(old), None, user, alias=alias)
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
         """Set tags on a model."""
@@ -449,7 +444,7 @@ class SQLRegistry:
                 [(model_id, k, val) for k, val in tags.items()],
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def set_model_version_tags(
         self, name: str, version: int, tags: Mapping[str, str]
@@ -467,7 +462,7 @@ class SQLRegistry:
                 [(model_id, version, k, val) for k, val in tags.items()],
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def set_model_note(self, name: str, note: str) -> None:
         """Replace a model's markdown note."""
@@ -477,4 +472,4 @@ class SQLRegistry:
             await self._touch(db, model_id)  # locks the model row until commit
             await db.execute("UPDATE models SET note = ? WHERE id = ?", (note, model_id))
 
-        await self._transact(body)
+        await self._db.transact(body)

@@ -1,4 +1,4 @@
-"""Pipelines in portable SQL: a mixin of :class:`~chachaml.store.sql_store.SQLStore`.
+"""Pipelines and their steps, each moved only along the transitions its contract allows.
 
 Every write reads the row it changes first inside its transaction and updates it only from
 the state the contract allows, so a late or repeated write raises ``Conflict`` instead of
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from chachaml.errors import Conflict, NotFound
 from chachaml.records.pipelines import (
@@ -21,13 +21,10 @@ from chachaml.records.pipelines import (
     PipelineStep,
 )
 from chachaml.records.runs import to_datetime
-from chachaml.store import rows
-from chachaml.store.pipeline_protocol import PipelineEnd, StepEnd
-from chachaml.store.sql_driver import IntegrityViolation, Row, Tx
+from chachaml.store.protocol import PipelineEnd, StepEnd
+from chachaml.store.sql.database import Database, IntegrityViolation, Row, Tx
+from chachaml.store.sql.rows import ALL_ROWS, in_batches, marks, require_run
 
-T = TypeVar("T")
-
-ALL_ROWS = 2**62
 # A running pipeline is dead when its run ended, vanished or stopped sending heartbeats.
 PIPELINE_STATUS_SQL = (
     "CASE WHEN p.status = 'running' AND (r.id IS NULL OR r.status != 'running'"
@@ -37,7 +34,7 @@ PIPELINE_STATUS_SQL = (
 PIPELINE_SELECT = (
     "SELECT p.id, p.name, p.description, "
     + PIPELINE_STATUS_SQL
-    + ", p.run_id, p.created_by, p.started_at, p.ended_at, p.error, p.max_parallel,"
+    + " AS status, p.run_id, p.created_by, p.started_at, p.ended_at, p.error, p.max_parallel,"
     " p.resumes FROM pipelines p LEFT JOIN runs r ON r.id = p.run_id"
 )
 STEP_SELECT = (
@@ -59,68 +56,60 @@ def _step_status(stored: str, pipeline_status: str) -> str:
 
 def _info(row: Row, counts: dict[str, int]) -> PipelineInfo:
     return PipelineInfo(
-        id=row[0],
-        name=row[1],
-        description=row[2],
-        status=row[3],
-        run_id=row[4],
-        created_by=row[5],
-        started_at=to_datetime(row[6]),
-        ended_at=to_datetime(row[7]),
-        error=row[8],
-        max_parallel=row[9],
-        resumes=row[10],
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        status=row["status"],
+        run_id=row["run_id"],
+        created_by=row["created_by"],
+        started_at=to_datetime(row["started_at"]),
+        ended_at=to_datetime(row["ended_at"]),
+        error=row["error"],
+        max_parallel=row["max_parallel"],
+        resumes=row["resumes"],
         step_counts=counts,
     )
 
 
 def _step(row: Row, pipeline_status: str) -> PipelineStep:
-    stored = row[9] is not None
+    stored = row["result"] is not None
     return PipelineStep(
-        name=row[0],
-        position=row[1],
-        depends_on=json.loads(row[2]),
-        status=_step_status(row[3], pipeline_status),  # type: ignore[arg-type]
-        started_at=to_datetime(row[4]),
-        ended_at=to_datetime(row[5]),
-        error=row[6],
-        attempts=row[7],
-        run_id=row[8],
+        name=row["name"],
+        position=row["position"],
+        depends_on=json.loads(row["depends_on"]),
+        status=_step_status(row["status"], pipeline_status),  # type: ignore[arg-type]
+        started_at=to_datetime(row["started_at"]),
+        ended_at=to_datetime(row["ended_at"]),
+        error=row["error"],
+        attempts=row["attempts"],
+        run_id=row["run_id"],
         result_stored=stored,
-        result=json.loads(row[9]) if stored else None,
-        target=row[10],
-        retries=row[11],
-        backoff=row[12],
-        timeout=row[13],
+        result=json.loads(row["result"]) if stored else None,
+        target=row["target"],
+        retries=row["retries"],
+        backoff=row["backoff"],
+        timeout=row["timeout"],
     )
 
 
-class SQLPipelines:
-    """The :class:`~chachaml.store.pipeline_protocol.PipelineStore` methods of SQLStore."""
+class Pipelines:
+    """Pipelines and their steps."""
 
-    if TYPE_CHECKING:  # provided by SQLStore
-
-        async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
-
-        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
-
-        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-        @staticmethod
-        async def _require_run(db: Tx, run_id: str) -> str: ...
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     # lookups inside a transaction or snapshot
 
     @staticmethod
     async def _pipeline_status(db: Tx, pipeline_id: str, now: float) -> str:
         found = await db.fetchall(
-            f"SELECT {PIPELINE_STATUS_SQL} FROM pipelines p LEFT JOIN runs r ON r.id = p.run_id"
-            " WHERE p.id = ?",
+            f"SELECT {PIPELINE_STATUS_SQL} AS status"
+            " FROM pipelines p LEFT JOIN runs r ON r.id = p.run_id WHERE p.id = ?",
             (now, pipeline_id),
         )
         if not found:
             raise NotFound(f"pipeline {pipeline_id!r} not found")
-        status: str = found[0][0]
+        status: str = found[0]["status"]
         return status
 
     @staticmethod
@@ -130,7 +119,7 @@ class SQLPipelines:
             (pipeline_id, step),
         )
         if found:
-            status: str = found[0][0]
+            status: str = found[0]["status"]
             return status
         names = await db.fetchall(
             "SELECT name FROM pipeline_steps WHERE pipeline_id = ? ORDER BY position",
@@ -138,18 +127,17 @@ class SQLPipelines:
         )
         if not names:
             raise NotFound(f"pipeline {pipeline_id!r} not found")
-        listed = ", ".join(n[0] for n in names)
+        listed = ", ".join(n["name"] for n in names)
         raise NotFound(f"pipeline {pipeline_id!r} has no step {step!r} (its steps: {listed})")
 
     @staticmethod
     async def _counts(db: Tx, infos: Sequence[Row]) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {r[0]: {} for r in infos}
-        status_of = {r[0]: r[3] for r in infos}
-        for batch in rows.in_batches(list(out)):
-            marks = ",".join("?" * len(batch))
+        out: dict[str, dict[str, int]] = {r["id"]: {} for r in infos}
+        status_of = {r["id"]: r["status"] for r in infos}
+        for batch in in_batches(list(out)):
             for pid, status, n in await db.fetchall(
                 "SELECT pipeline_id, status, count(*) FROM pipeline_steps"
-                f" WHERE pipeline_id IN ({marks}) GROUP BY pipeline_id, status",
+                f" WHERE pipeline_id IN ({marks(batch)}) GROUP BY pipeline_id, status",
                 batch,
             ):
                 shown = _step_status(status, status_of[pid])
@@ -162,7 +150,7 @@ class SQLPipelines:
         """Record a running pipeline and its pending steps."""
 
         async def body(db: Tx) -> None:
-            await self._require_run(db, new.run_id)
+            await require_run(db, new.run_id)
             try:
                 await db.execute(
                     "INSERT INTO pipelines (id, name, description, run_id, status, created_by,"
@@ -197,7 +185,7 @@ class SQLPipelines:
                 ],
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def _move_step(
         self, db: Tx, pipeline_id: str, step: str, to: str, sql: str, params: Sequence[Any]
@@ -218,7 +206,7 @@ class SQLPipelines:
         """Mark a step running on a run (each attempt has its own run)."""
 
         async def body(db: Tx) -> None:
-            await self._require_run(db, run_id)
+            await require_run(db, run_id)
             await self._move_step(
                 db,
                 pipeline_id,
@@ -229,7 +217,7 @@ class SQLPipelines:
                 (run_id, attempt, started_at),
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def end_pipeline_step(
         self,
@@ -252,7 +240,7 @@ class SQLPipelines:
                 (status, ended_at, error, result),
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def end_pipeline(
         self, pipeline_id: str, status: PipelineEnd, error: str | None, ended_at: float
@@ -263,14 +251,14 @@ class SQLPipelines:
             found = await db.fetchall("SELECT status FROM pipelines WHERE id = ?", (pipeline_id,))
             if not found:
                 raise NotFound(f"pipeline {pipeline_id!r} not found")
-            if found[0][0] != "running":
-                raise Conflict(f"pipeline {pipeline_id!r} has already ended ({found[0][0]})")
+            if found[0]["status"] != "running":
+                raise Conflict(f"pipeline {pipeline_id!r} has already ended ({found[0]['status']})")
             await db.execute(
                 "UPDATE pipelines SET status = ?, error = ?, ended_at = ? WHERE id = ?",
                 (status, error, ended_at, pipeline_id),
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def resume_pipeline(
         self, pipeline_id: str, run_id: str, rerun: Sequence[str], at: float
@@ -278,7 +266,7 @@ class SQLPipelines:
         """Reset steps to pending and put the pipeline back to running on a new run."""
 
         async def body(db: Tx) -> None:
-            await self._require_run(db, run_id)
+            await require_run(db, run_id)
             # lock the pipeline row first, so two resumes of one pipeline run one after the other
             await db.execute("UPDATE pipelines SET resumes = resumes WHERE id = ?", (pipeline_id,))
             status = await self._pipeline_status(db, pipeline_id, at)
@@ -301,7 +289,7 @@ class SQLPipelines:
                 (run_id, at, pipeline_id),
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
         return await self.get_pipeline(pipeline_id)
 
     # reads
@@ -326,9 +314,9 @@ class SQLPipelines:
         async def body(db: Tx) -> list[PipelineInfo]:
             found = await db.fetchall(sql, params)
             counts = await self._counts(db, found)
-            return [_info(r, counts[r[0]]) for r in found]
+            return [_info(r, counts[r["id"]]) for r in found]
 
-        return await self._query(body)
+        return await self._db.query(body)
 
     async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
         """A pipeline with its steps in definition order."""
@@ -345,6 +333,8 @@ class SQLPipelines:
             )
             row = found[0]
             info = _info(row, counts[pipeline_id])
-            return PipelineDetail(**info.model_dump(), steps=[_step(s, row[3]) for s in steps])
+            return PipelineDetail(
+                **info.model_dump(), steps=[_step(s, row["status"]) for s in steps]
+            )
 
-        return await self._query(body)
+        return await self._db.query(body)

@@ -3,8 +3,9 @@
 Automatic choices are safe ones: ``bytes`` as they are, numpy arrays as ``.npy`` (never with
 pickled objects), JSON-able values as JSON. Anything else needs an explicitly named serializer,
 and ``pickle`` artifacts are only ever loaded with ``allow_pickle=True``. ``skops`` artifacts
-(fitted scikit-learn estimators) load through :func:`chachaml.store.skops.loads_estimator` and its
-one trust rule, with ``trusted`` naming any type beyond it.
+(fitted scikit-learn estimators) load through
+:func:`chachaml.store.artifacts.skops.loads_estimator` and its one trust rule, with ``trusted``
+naming any type beyond it.
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ def _dump_skops(value: Any) -> bytes:
         raise InvalidInput(
             "the skops serializer needs scikit-learn and skops: pip install 'chachaml[sklearn]'"
         ) from None
-    from chachaml.store.skops import dumps_estimator
+    from chachaml.store.artifacts.skops import dumps_estimator
 
     return dumps_estimator(value)
 
 
 def load_skops(data: bytes, trusted: Sequence[str] = ()) -> Any:
-    """A fitted estimator from skops bytes, by :func:`~chachaml.store.skops.loads_estimator`."""
+    """A fitted estimator from skops bytes, by :func:`.skops.loads_estimator`."""
     try:
         import skops.io  # noqa: F401  (present, or the message below)
     except ImportError:
@@ -96,7 +97,7 @@ def load_skops(data: bytes, trusted: Sequence[str] = ()) -> Any:
             "this artifact is a skops model; loading it needs scikit-learn and skops:"
             " pip install 'chachaml[sklearn]'"
         ) from None
-    from chachaml.store.skops import loads_estimator
+    from chachaml.store.artifacts.skops import loads_estimator
 
     return loads_estimator(data, trusted)
 

@@ -7,6 +7,10 @@ target transaction and skipped when the target already has it, so an interrupted
 resumes without duplicating rows. Experiments, models and alerts are matched by name, so ids
 may differ between the stores. At the end every copied run, model, pipeline and alert is
 counted again on both sides.
+
+Rows are copied as they are stored, through each store's
+:class:`~chachaml.store.sql.database.Database` (PostgreSQL ingests child rows with COPY);
+the objects an artifact root holds are copied by :mod:`chachaml.store.artifacts.transfer`.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chachaml.errors import Conflict, InvalidInput
-from chachaml.store.sql_driver import Row, Tx
-from chachaml.store.sql_store import SQLStore
+from chachaml.store.sql.database import Row, Tx, fetch
+from chachaml.store.sql.store import SQLStore
 
 RUN_COLUMNS = (
     "id, name, status, created_by, started_at, ended_at, heartbeat_at, heartbeat_timeout,"
@@ -86,14 +90,24 @@ class MigrationReport:
         self.copied[table] = self.copied.get(table, 0) + n
 
 
+def _names(columns: str) -> list[str]:
+    return [c.strip() for c in columns.split(",")]
+
+
+def _values(row: Row, columns: str) -> list[Any]:
+    """A row's values of ``columns``, by name, in their order."""
+    return [row[c] for c in _names(columns)]
+
+
 def _insert_sql(table: str, columns: str) -> str:
-    marks = ", ".join("?" * len(columns.split(",")))
+    marks = ", ".join("?" * len(_names(columns)))
     return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
 
 
 async def _count(db: Tx, sql: str, params: Sequence[Any] = ()) -> int:
-    ((n,),) = await db.fetchall(sql, params)
-    return int(n)
+    """The ``n`` a ``SELECT count(*) AS n`` query answers."""
+    (found,) = await db.fetchall(sql, params)
+    return int(found["n"])
 
 
 async def is_empty(store: SQLStore) -> bool:
@@ -101,11 +115,11 @@ async def is_empty(store: SQLStore) -> bool:
 
     async def read(db: Tx) -> bool:
         for table in ("experiments", "runs", "models", "alerts"):
-            if await _count(db, f"SELECT count(*) FROM {table}"):
+            if await _count(db, f"SELECT count(*) AS n FROM {table}"):
                 return False
         return True
 
-    return await store._query(read)
+    return await store.database.query(read)
 
 
 async def migrate(
@@ -130,16 +144,16 @@ async def migrate(
 
     async def names(db: Tx) -> list[list[str]]:
         return [
-            [r[0] for r in await db.fetchall(sql)]
+            [r["key"] for r in await db.fetchall(sql)]
             for sql in (
-                "SELECT id FROM runs ORDER BY started_at, id",
-                "SELECT name FROM models ORDER BY id",
-                "SELECT id FROM pipelines ORDER BY started_at, id",
-                "SELECT name FROM alerts ORDER BY id",
+                "SELECT id AS key FROM runs ORDER BY started_at, id",
+                "SELECT name AS key FROM models ORDER BY id",
+                "SELECT id AS key FROM pipelines ORDER BY started_at, id",
+                "SELECT name AS key FROM alerts ORDER BY id",
             )
         ]
 
-    run_ids, model_names, pipeline_ids, alert_names = await source._query(names)
+    run_ids, model_names, pipeline_ids, alert_names = await source.database.query(names)
     for start in range(0, len(run_ids), batch):
         for run_id in run_ids[start : start + batch]:
             if not await _copy_run(source, target, run_id, report):
@@ -170,34 +184,32 @@ async def _is_resume(source: SQLStore, target: SQLStore) -> bool:
 
     async def keys(db: Tx) -> list[set[str]]:
         return [
-            {r[0] for r in await db.fetchall(sql)}
+            {r["key"] for r in await db.fetchall(sql)}
             for sql in (
-                "SELECT id FROM runs",
-                "SELECT name FROM models",
-                "SELECT id FROM pipelines",
-                "SELECT name FROM alerts",
+                "SELECT id AS key FROM runs",
+                "SELECT name AS key FROM models",
+                "SELECT id AS key FROM pipelines",
+                "SELECT name AS key FROM alerts",
             )
         ]
 
-    held, copied_from = await target._query(keys), await source._query(keys)
+    held, copied_from = await target.database.query(keys), await source.database.query(keys)
     return all(mine <= theirs for mine, theirs in zip(held, copied_from, strict=True))
 
 
 async def _copy_experiments(source: SQLStore, target: SQLStore, report: MigrationReport) -> None:
-    exps = await source._fetch(
-        "SELECT name, description, owner, created_at FROM experiments ORDER BY id"
-    )
+    columns = "name, description, owner, created_at"
+    exps = await fetch(source.database, f"SELECT {columns} FROM experiments ORDER BY id")
 
     async def body(db: Tx) -> None:
-        for name, description, owner, created_at in exps:
+        for exp in exps:
             added = await db.execute(
-                "INSERT INTO experiments (name, description, owner, created_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                (name, description, owner, created_at),
+                _insert_sql("experiments", columns) + " ON CONFLICT (name) DO NOTHING",
+                _values(exp, columns),
             )
             report.add("experiments", added)
 
-    await target._transact(body)
+    await target.database.transact(body)
 
 
 async def _children(db: Tx, key_column: str, key: Any) -> dict[str, list[Row]]:
@@ -216,50 +228,64 @@ async def _copy_run(
 
     async def read(db: Tx) -> tuple[Row, dict[str, list[Row]]]:
         (found,) = await db.fetchall(
-            f"SELECT e.name, {', '.join('r.' + c.strip() for c in RUN_COLUMNS.split(','))}"
+            f"SELECT e.name AS experiment, {', '.join('r.' + c for c in _names(RUN_COLUMNS))}"
             " FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?",
             (run_id,),
         )
         return found, await _children(db, "run_id", run_id)
 
-    (experiment, *run), children = await source._query(read)
+    run, children = await source.database.query(read)
+    values = {c: run[c] for c in _names(RUN_COLUMNS)}
+    values["parent_id"] = None  # linked once every run is there
 
     async def body(db: Tx) -> bool:
-        if await _count(db, "SELECT count(*) FROM runs WHERE id = ?", (run_id,)):
+        if await _count(db, "SELECT count(*) AS n FROM runs WHERE id = ?", (run_id,)):
             return False
-        ((exp_id,),) = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (experiment,))
-        values = list(run)
-        values[9] = None  # parent_id: linked once every run is there
-        await db.execute(_insert_sql("runs", "experiment_id, " + RUN_COLUMNS), [exp_id, *values])
+        (exp,) = await db.fetchall(
+            "SELECT id FROM experiments WHERE name = ?", (run["experiment"],)
+        )
+        await db.execute(
+            _insert_sql("runs", "experiment_id, " + RUN_COLUMNS), [exp["id"], *values.values()]
+        )
         for table, columns, _ in RUN_CHILDREN:
-            rows = children[table]
-            if rows:
-                await db.insert_rows(
-                    table,
-                    ["run_id", *(c.strip() for c in columns.split(","))],
-                    [(run_id, *r) for r in rows],
-                )
-                report.add(table, len(rows))
+            await _insert_children(db, table, "run_id", run_id, columns, children[table], report)
         report.add("runs", 1)
         return True
 
-    copied: bool = await target._transact(body)
+    copied: bool = await target.database.transact(body)
     return copied
 
 
+async def _insert_children(
+    db: Tx,
+    table: str,
+    key_column: str,
+    key: Any,
+    columns: str,
+    rows: Sequence[Row],
+    report: MigrationReport,
+) -> None:
+    """Insert a parent's child rows in bulk (COPY on PostgreSQL) under the parent's new key."""
+    if rows:
+        await db.insert_rows(
+            table, [key_column, *_names(columns)], [(key, *_values(r, columns)) for r in rows]
+        )
+        report.add(table, len(rows))
+
+
 async def _link_parents(source: SQLStore, target: SQLStore, run_ids: Sequence[str]) -> None:
-    links = await source._fetch(
-        "SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL ORDER BY id"
+    links = await fetch(
+        source.database, "SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL ORDER BY id"
     )
     wanted = set(run_ids)
 
     async def body(db: Tx) -> None:
         await db.executemany(
             "UPDATE runs SET parent_id = ? WHERE id = ? AND parent_id IS NULL",
-            [(parent, child) for child, parent in links if child in wanted],
+            [(link["parent_id"], link["id"]) for link in links if link["id"] in wanted],
         )
 
-    await target._transact(body)
+    await target.database.transact(body)
 
 
 async def _copy_model(
@@ -271,9 +297,12 @@ async def _copy_model(
             "SELECT id, note, created_by, created_at, updated_at FROM models WHERE name = ?",
             (name,),
         )
-        return found, await _children(db, "model_id", found[0])
+        return found, await _children(db, "model_id", found["id"])
 
-    (_, note, created_by, created_at, updated_at), children = await source._query(read)
+    model, children = await source.database.query(read)
+
+    def identity(versions: Sequence[Row]) -> list[tuple[Any, ...]]:
+        return [(v["version"], v["run_id"], v["sha256"]) for v in versions]
 
     async def body(db: Tx) -> bool:
         existing = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
@@ -281,10 +310,9 @@ async def _copy_model(
             versions = await db.fetchall(
                 "SELECT version, run_id, sha256 FROM model_versions WHERE model_id = ?"
                 " ORDER BY version",
-                (existing[0][0],),
+                (existing[0]["id"],),
             )
-            mine = [(r[0], r[1], r[4]) for r in children["model_versions"]]
-            if [tuple(v) for v in versions] != mine:
+            if identity(versions) != identity(children["model_versions"]):
                 raise Conflict(
                     f"model {name!r} exists in both stores with different versions;"
                     " rename it in one of them before merging"
@@ -293,22 +321,17 @@ async def _copy_model(
         await db.execute(
             "INSERT INTO models (name, note, created_by, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (name, note, created_by, created_at, updated_at),
+            (name, *_values(model, "note, created_by, created_at, updated_at")),
         )
-        ((new_id,),) = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
+        (new,) = await db.fetchall("SELECT id FROM models WHERE name = ?", (name,))
         for table, columns, _ in MODEL_CHILDREN:
-            rows = children[table]
-            if rows:
-                await db.insert_rows(
-                    table,
-                    ["model_id", *(c.strip() for c in columns.split(","))],
-                    [(new_id, *r) for r in rows],
-                )
-                report.add(table, len(rows))
+            await _insert_children(
+                db, table, "model_id", new["id"], columns, children[table], report
+            )
         report.add("models", 1)
         return True
 
-    copied: bool = await target._transact(body)
+    copied: bool = await target.database.transact(body)
     return copied
 
 
@@ -326,21 +349,23 @@ async def _copy_pipeline(
         )
         return pipe, steps
 
-    pipe, steps = await source._query(read)
+    pipe, steps = await source.database.query(read)
 
     async def body(db: Tx) -> bool:
-        if await _count(db, "SELECT count(*) FROM pipelines WHERE id = ?", (pipeline_id,)):
+        if await _count(db, "SELECT count(*) AS n FROM pipelines WHERE id = ?", (pipeline_id,)):
             return False
-        await db.execute(_insert_sql("pipelines", PIPELINE_COLUMNS), pipe)
+        await db.execute(
+            _insert_sql("pipelines", PIPELINE_COLUMNS), _values(pipe, PIPELINE_COLUMNS)
+        )
         await db.executemany(
             _insert_sql("pipeline_steps", "pipeline_id, " + STEP_COLUMNS),
-            [(pipeline_id, *s) for s in steps],
+            [(pipeline_id, *_values(s, STEP_COLUMNS)) for s in steps],
         )
         report.add("pipelines", 1)
         report.add("pipeline_steps", len(steps))
         return True
 
-    copied: bool = await target._transact(body)
+    copied: bool = await target.database.transact(body)
     return copied
 
 
@@ -354,38 +379,36 @@ async def _copy_alert(
         )
         events = await db.fetchall(
             f"SELECT {ALERT_EVENT_COLUMNS} FROM alert_events WHERE alert_id = ? ORDER BY id",
-            (found[0],),
+            (found["id"],),
         )
         return found, events
 
-    (_, *rule), events = await source._query(read)
+    rule, events = await source.database.query(read)
 
     async def body(db: Tx) -> bool:
         existing = await db.fetchall("SELECT id FROM alerts WHERE name = ?", (name,))
         if existing:
             subjects = await db.fetchall(
                 "SELECT subject FROM alert_events WHERE alert_id = ? ORDER BY id",
-                (existing[0][0],),
+                (existing[0]["id"],),
             )
-            if [s[0] for s in subjects] != [e[0] for e in events]:
+            if [s["subject"] for s in subjects] != [e["subject"] for e in events]:
                 raise Conflict(
                     f"alert {name!r} exists in both stores with different histories;"
                     " rename or delete it in one of them before merging"
                 )
             return False
-        await db.execute(_insert_sql("alerts", ALERT_COLUMNS), rule)
-        ((new_id,),) = await db.fetchall("SELECT id FROM alerts WHERE name = ?", (name,))
-        if events:
-            await db.insert_rows(
-                "alert_events",
-                ["alert_id", *(c.strip() for c in ALERT_EVENT_COLUMNS.split(","))],
-                [(new_id, *e) for e in events],
-            )
+        await db.execute(_insert_sql("alerts", ALERT_COLUMNS), _values(rule, ALERT_COLUMNS))
+        (new,) = await db.fetchall("SELECT id FROM alerts WHERE name = ?", (name,))
+        await _insert_children(
+            db, "alert_events", "alert_id", new["id"], ALERT_EVENT_COLUMNS, events, report
+        )
         report.add("alerts", 1)
-        report.add("alert_events", len(events))
+        if not events:
+            report.add("alert_events", 0)
         return True
 
-    copied: bool = await target._transact(body)
+    copied: bool = await target.database.transact(body)
     return copied
 
 
@@ -403,17 +426,17 @@ async def _tally(
             ids = run_ids[start : start + 500]
             marks = ", ".join("?" * len(ids))
             counts["runs"] = counts.get("runs", 0) + await _count(
-                db, f"SELECT count(*) FROM runs WHERE id IN ({marks})", ids
+                db, f"SELECT count(*) AS n FROM runs WHERE id IN ({marks})", ids
             )
             for table, _, _ in RUN_CHILDREN:
                 counts[table] = counts.get(table, 0) + await _count(
-                    db, f"SELECT count(*) FROM {table} WHERE run_id IN ({marks})", ids
+                    db, f"SELECT count(*) AS n FROM {table} WHERE run_id IN ({marks})", ids
                 )
         for name in models:
             for table, _, _ in MODEL_CHILDREN:
                 counts[table] = counts.get(table, 0) + await _count(
                     db,
-                    f"SELECT count(*) FROM {table} t JOIN models m ON m.id = t.model_id"
+                    f"SELECT count(*) AS n FROM {table} t JOIN models m ON m.id = t.model_id"
                     " WHERE m.name = ?",
                     (name,),
                 )
@@ -422,20 +445,20 @@ async def _tally(
             marks = ", ".join("?" * len(ids))
             for table, column in (("pipelines", "id"), ("pipeline_steps", "pipeline_id")):
                 counts[table] = counts.get(table, 0) + await _count(
-                    db, f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", ids
+                    db, f"SELECT count(*) AS n FROM {table} WHERE {column} IN ({marks})", ids
                 )
         for name in alerts:
             counts["alerts"] = counts.get("alerts", 0) + await _count(
-                db, "SELECT count(*) FROM alerts WHERE name = ?", (name,)
+                db, "SELECT count(*) AS n FROM alerts WHERE name = ?", (name,)
             )
             counts["alert_events"] = counts.get("alert_events", 0) + await _count(
                 db,
-                "SELECT count(*) FROM alert_events ev JOIN alerts a ON a.id = ev.alert_id"
+                "SELECT count(*) AS n FROM alert_events ev JOIN alerts a ON a.id = ev.alert_id"
                 " WHERE a.name = ?",
                 (name,),
             )
 
-    await store._query(read)
+    await store.database.query(read)
     return counts
 
 

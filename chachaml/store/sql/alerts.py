@@ -1,14 +1,9 @@
-"""Alert rules and events in portable SQL: a mixin of :class:`~chachaml.store.sql_store.SQLStore`.
+"""Alert rules, their events, and the reads that evaluating a rule needs.
 
 ``fire_alert`` first updates the rule's row: that row lock makes concurrent evaluations of
 one rule (tasks or processes, on either backend) decide one after the other, so cooldowns
-hold; the unique index on ``(alert_id, subject)`` backs "at most once per subject".
-
-Webhook deliveries are queued in ``webhook_deliveries`` in the transaction that records the
-event. ``claim_deliveries`` hands due rows to one worker: PostgreSQL locks them with
-``FOR UPDATE SKIP LOCKED`` (replicas never claim the same row), SQLite has one writer; the
-claim pushes ``next_attempt_at`` out by a lease, so a worker that dies mid-send leaves its
-rows to be claimed again once the lease ends.
+hold; the unique index on ``(alert_id, subject)`` backs "at most once per subject". An event
+for a rule with a webhook queues its delivery (:mod:`deliveries`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from chachaml.errors import NotFound
@@ -25,17 +19,13 @@ from chachaml.records.alerts import (
     AlertEvent,
     AlertRule,
     DeliveryAttempt,
-    DeliveryStatus,
     NewAlert,
     NewAlertEvent,
-    PendingDelivery,
     SilentRun,
     StaleExperiment,
 )
 from chachaml.records.runs import to_datetime
-from chachaml.store.sql_driver import Row, Tx
-
-T = TypeVar("T")
+from chachaml.store.sql.database import Database, Row, Tx, fetch
 
 RULE_FIELDS = (
     "kind",
@@ -58,8 +48,9 @@ RULE_SELECT = (
 )
 # an event's delivery status is its queued delivery's, when it has one
 EVENT_SELECT = """
-    SELECT ev.id, a.name, a.kind, ev.subject, ev.run_id, ev.experiment, ev.value, ev.threshold,
-           ev.baseline, ev.message, ev.fired_at, coalesce(d.status, ev.delivery), ev.attempts
+    SELECT ev.id, a.name AS alert, a.kind, ev.subject, ev.run_id, ev.experiment, ev.value,
+           ev.threshold, ev.baseline, ev.message, ev.fired_at,
+           coalesce(d.status, ev.delivery) AS delivery, ev.attempts
     FROM alert_events ev JOIN alerts a ON a.id = ev.alert_id
     LEFT JOIN webhook_deliveries d ON d.event_id = ev.id
 """
@@ -79,17 +70,16 @@ def webhook_host(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.hostname}/…"
 
 
-def _rule(row: Sequence[Any]) -> AlertRule:
-    fields = dict(zip(RULE_FIELDS, row[1:13], strict=True))
+def _rule(row: Row) -> AlertRule:
     return AlertRule(
-        name=row[0],
-        **fields,
-        webhook=webhook_host(fields["webhook_url"]),
-        signed=fields["secret"] is not None,
-        created_by=row[13],
-        created_at=to_datetime(row[14]),
-        updated_at=to_datetime(row[15]),
-        last_fired_at=to_datetime(row[16]),
+        name=row["name"],
+        **{f: row[f] for f in RULE_FIELDS},
+        webhook=webhook_host(row["webhook_url"]),
+        signed=row["secret"] is not None,
+        created_by=row["created_by"],
+        created_at=to_datetime(row["created_at"]),
+        updated_at=to_datetime(row["updated_at"]),
+        last_fired_at=to_datetime(row["last_fired_at"]),
     )
 
 
@@ -108,46 +98,43 @@ def _attempt(raw: dict[str, Any]) -> DeliveryAttempt:
     return DeliveryAttempt.model_validate({**raw, "error": _error_kind(raw.get("error"))})
 
 
-def _event(row: Sequence[Any]) -> AlertEvent:
+EVENT_COLUMNS = (
+    "id",
+    "alert",
+    "kind",
+    "subject",
+    "run_id",
+    "experiment",
+    "value",
+    "threshold",
+    "baseline",
+    "message",
+    "delivery",
+)
+
+
+def _event(row: Row) -> AlertEvent:
     return AlertEvent(
-        id=row[0],
-        alert=row[1],
-        kind=row[2],
-        subject=row[3],
-        run_id=row[4],
-        experiment=row[5],
-        value=row[6],
-        threshold=row[7],
-        baseline=row[8],
-        message=row[9],
-        fired_at=to_datetime(row[10]),
-        delivery=row[11],
-        attempts=[_attempt(a) for a in json.loads(row[12])],
+        **{c: row[c] for c in EVENT_COLUMNS},
+        fired_at=to_datetime(row["fired_at"]),
+        attempts=[_attempt(a) for a in json.loads(row["attempts"])],
     )
 
 
-class SQLAlerts:
-    """The :class:`~chachaml.store.alert_protocol.AlertStore` methods of SQLStore."""
+class Alerts:
+    """Alert rules, the events they fire, and what evaluating them reads."""
 
-    if TYPE_CHECKING:  # provided by SQLStore
-
-        async def _transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
-
-        async def _query(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...
-
-        async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-        @property
-        def url(self) -> str:
-            """The store's URL (``sqlite:`` or PostgreSQL)."""
-            ...
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     @staticmethod
-    async def _alert_row(db: Tx, name: str) -> Sequence[Any]:
+    async def _alert_row(db: Tx, name: str) -> Row:
         found = await db.fetchall(RULE_SELECT + " WHERE name = ?", (name,))
         if found:
             return found[0]
-        known = ", ".join(r[0] for r in await db.fetchall("SELECT name FROM alerts ORDER BY name"))
+        known = ", ".join(
+            r["name"] for r in await db.fetchall("SELECT name FROM alerts ORDER BY name")
+        )
         raise NotFound(f"alert {name!r} not found (alerts: {known or 'none'})")
 
     async def set_alert(self, new: NewAlert) -> AlertRule:
@@ -167,16 +154,16 @@ class SQLAlerts:
                 [new.name, *values, new.created_by, now, now],
             )
 
-        await self._transact(body)
+        await self._db.transact(body)
         return await self.get_alert(new.name)
 
     async def list_alerts(self) -> list[AlertRule]:
         """Every rule, by name."""
-        return [_rule(r) for r in await self._fetch(RULE_SELECT + " ORDER BY name")]
+        return [_rule(r) for r in await fetch(self._db, RULE_SELECT + " ORDER BY name")]
 
     async def get_alert(self, name: str) -> AlertRule:
         """One rule by name."""
-        return _rule(await self._query(lambda db: self._alert_row(db, name)))
+        return _rule(await self._db.query(lambda db: self._alert_row(db, name)))
 
     async def delete_alert(self, name: str) -> None:
         """Delete a rule and (by cascade) its events."""
@@ -185,7 +172,7 @@ class SQLAlerts:
             await self._alert_row(db, name)
             await db.execute("DELETE FROM alerts WHERE name = ?", (name,))
 
-        await self._transact(body)
+        await self._db.transact(body)
 
     async def fire_alert(self, name: str, event: NewAlertEvent) -> AlertEvent | None:
         """Record a firing unless already fired for the subject or within the cooldown."""
@@ -195,11 +182,13 @@ class SQLAlerts:
             await db.execute(  # locks the rule's row until commit
                 "UPDATE alerts SET last_fired_at = last_fired_at WHERE name = ?", (name,)
             )
-            ((alert_id, cooldown, last, url),) = await db.fetchall(
+            (rule,) = await db.fetchall(
                 "SELECT id, cooldown_seconds, last_fired_at, webhook_url FROM alerts"
                 " WHERE name = ?",
                 (name,),
             )
+            alert_id, cooldown = rule["id"], rule["cooldown_seconds"]
+            last, url = rule["last_fired_at"], rule["webhook_url"]
             if last is not None and cooldown > 0 and event.fired_at < last + cooldown:
                 return None
             if await db.fetchall(
@@ -229,10 +218,11 @@ class SQLAlerts:
                 " AND (last_fired_at IS NULL OR last_fired_at < ?)",
                 (event.fired_at, alert_id, event.fired_at),
             )
-            ((event_id,),) = await db.fetchall(
+            (fired,) = await db.fetchall(
                 "SELECT id FROM alert_events WHERE alert_id = ? AND subject = ?",
                 (alert_id, event.subject),
             )
+            event_id = fired["id"]
             if event.webhook and url is not None:
                 body = event.payload if event.payload is not None else {"text": event.message}
                 now = time.time()
@@ -244,90 +234,10 @@ class SQLAlerts:
                 )
             return int(event_id)
 
-        event_id = await self._transact(body)
+        event_id = await self._db.transact(body)
         if event_id is None:
             return None
-        return _event((await self._fetch(EVENT_SELECT + " WHERE ev.id = ?", (event_id,)))[0])
-
-    async def record_delivery(
-        self,
-        event_id: int,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-        retry_at: float | None = None,
-    ) -> None:
-        """Append an attempt to an event's JSON list and set its (and its queue row's) status."""
-
-        async def body(db: Tx) -> None:
-            changed = await db.execute(  # locks the event's row until commit
-                "UPDATE alert_events SET delivery = ? WHERE id = ?", (status, event_id)
-            )
-            if not changed:
-                raise NotFound(f"alert event {event_id} not found")
-            ((raw,),) = await db.fetchall(
-                "SELECT attempts FROM alert_events WHERE id = ?", (event_id,)
-            )
-            attempts = [*json.loads(raw), attempt.model_dump(mode="json")]
-            await db.execute(
-                "UPDATE alert_events SET attempts = ? WHERE id = ?",
-                (json.dumps(attempts), event_id),
-            )
-            await db.execute(
-                "UPDATE webhook_deliveries SET status = ?, last_status = ?, last_error = ?,"
-                " next_attempt_at = coalesce(?, next_attempt_at), updated_at = ?"
-                " WHERE event_id = ?",
-                (status if status != "none" else "failed", attempt.status_code, attempt.error,
-                 retry_at, time.time(), event_id),
-            )  # fmt: skip
-
-        await self._transact(body)
-
-    async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int
-    ) -> list[PendingDelivery]:
-        """Claim up to ``limit`` pending deliveries due at ``now`` until ``lease_until``."""
-        lock = "" if self.url.startswith("sqlite") else " FOR UPDATE SKIP LOCKED"
-
-        async def body(db: Tx) -> list[Row]:
-            due = await db.fetchall(
-                "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?" + lock,
-                (now, limit),
-            )
-            if not due:
-                return []
-            ids = [r[0] for r in due]
-            marks = ", ".join("?" * len(ids))
-            await db.execute(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?,"
-                f" updated_at = ? WHERE id IN ({marks})",
-                (lease_until, now, *ids),
-            )
-            return await db.fetchall(
-                "SELECT d.event_id, d.alert, d.url, d.payload, a.secret, d.attempts"
-                " FROM webhook_deliveries d JOIN alert_events ev ON ev.id = d.event_id"
-                f" JOIN alerts a ON a.id = ev.alert_id WHERE d.id IN ({marks}) ORDER BY d.id",
-                ids,
-            )
-
-        return [
-            PendingDelivery(
-                event_id=event_id,
-                alert=alert,
-                url=url,
-                payload=json.loads(payload),
-                secret=secret,
-                attempt=attempt,
-            )
-            for event_id, alert, url, payload, secret, attempt in await self._transact(body)
-        ]
-
-    async def pending_deliveries(self) -> tuple[int, float | None]:
-        """How many deliveries are pending, and when the earliest is due."""
-        ((count, due),) = await self._fetch(
-            "SELECT count(*), min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
-        )
-        return int(count), None if due is None else float(due)
+        return _event((await fetch(self._db, EVENT_SELECT + " WHERE ev.id = ?", (event_id,)))[0])
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events of one rule, or of all, newest first."""
@@ -343,7 +253,7 @@ class SQLAlerts:
                 (name, limit),
             )
 
-        return [_event(r) for r in await self._query(body)]
+        return [_event(r) for r in await self._db.query(body)]
 
     async def stale_experiments(
         self, experiment: str | None, cutoff: float
@@ -353,28 +263,31 @@ class SQLAlerts:
             SELECT e.name, e.created_at,
                    (SELECT r.id FROM runs r WHERE r.experiment_id = e.id
                      AND r.status = 'completed' AND r.archived = 0
-                     ORDER BY r.ended_at DESC, r.id LIMIT 1),
+                     ORDER BY r.ended_at DESC, r.id LIMIT 1) AS last_run_id,
                    (SELECT max(r.ended_at) FROM runs r WHERE r.experiment_id = e.id
-                     AND r.status = 'completed' AND r.archived = 0)
+                     AND r.status = 'completed' AND r.archived = 0) AS last_completed_at
             FROM experiments e
         """
         args: list[Any] = []
         if experiment is not None:
             sql += " WHERE e.name = ?"
             args.append(experiment)
-        found = await self._fetch(sql + " ORDER BY e.name", args)
+        found = await fetch(self._db, sql + " ORDER BY e.name", args)
         return [
             StaleExperiment(
-                experiment=name, last_run_id=run_id, last_completed_at=to_datetime(ended)
+                experiment=r["name"],
+                last_run_id=r["last_run_id"],
+                last_completed_at=to_datetime(r["last_completed_at"]),
             )
-            for name, created, run_id, ended in found
-            if (ended if ended is not None else created) < cutoff
+            for r in found
+            if (r["last_completed_at"] if r["last_completed_at"] is not None else r["created_at"])
+            < cutoff
         ]
 
     async def silent_runs(self, experiment: str | None, cutoff: float) -> list[SilentRun]:
         """Runs never ended whose latest metric point (or start) is before ``cutoff``."""
         sql = (
-            f"SELECT r.id, e.name, {LAST_ACTIVITY} FROM runs r"
+            f"SELECT r.id, e.name, {LAST_ACTIVITY} AS last_activity FROM runs r"
             " JOIN experiments e ON e.id = r.experiment_id"
             f" WHERE r.status = 'running' AND r.archived = 0 AND {LAST_ACTIVITY} < ?"
         )
@@ -382,8 +295,10 @@ class SQLAlerts:
         if experiment is not None:
             sql += " AND e.name = ?"
             args.append(experiment)
-        found = await self._fetch(sql + " ORDER BY r.started_at, r.id", args)
+        found = await fetch(self._db, sql + " ORDER BY r.started_at, r.id", args)
         return [
-            SilentRun(run_id=rid, experiment=exp, last_activity=to_datetime(at))
-            for rid, exp, at in found
+            SilentRun(
+                run_id=r["id"], experiment=r["name"], last_activity=to_datetime(r["last_activity"])
+            )
+            for r in found
         ]

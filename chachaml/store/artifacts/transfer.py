@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from chachaml.store.artifacts import ArtifactStore, LocalArtifactStore
+from chachaml.store.artifacts.local import LocalArtifactStore
+from chachaml.store.artifacts.protocol import ArtifactStore
 
 Progress = Callable[[str, int, int], None]
 WORKERS = 4

@@ -32,7 +32,7 @@ from obstore.store import S3Store
 
 from chachaml.errors import ChachamlError, InvalidInput, NotFound, StoreUnavailable
 from chachaml.settings import S3Settings
-from chachaml.store.artifacts import CHUNK, StoredObject, object_uri, uri_digest, verified
+from chachaml.store.artifacts.protocol import CHUNK, StoredObject, object_uri, uri_digest, verified
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config

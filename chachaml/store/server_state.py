@@ -1,0 +1,203 @@
+"""The ``ServerStore`` protocol: what only a server's database keeps, beside the ``Store``.
+
+API tokens, idempotency keys, the webhook delivery queue, and the internals of evaluating
+alert rules (recording a firing, the reads that decide one). SQLite and PostgreSQL implement
+it; a client of a server (the remote store) does not: the server keeps this state.
+
+Contract for implementers (on top of the ``Store`` contract):
+
+- Tokens are stored only as hashes (``token_hash``, a hex sha256) with a short ``hint`` (the
+  first characters, enough to tell tokens apart in a listing); ``find_token`` looks one up by
+  hash and returns ``None`` for an unknown or revoked hash. A hash is unique. A revoked token
+  stays listed (with its revocation time) and never answers again; ``has_tokens`` counts only
+  tokens that are not revoked.
+- Idempotency keys are scoped to a user. ``claim_idempotency_key`` is one transaction that
+  either records a new in-flight claim (and returns ``None``) or returns the row already there,
+  so two requests with one key (any tasks, processes or replicas) never both run; the row
+  says whether the first request finished (``status`` > 0, with the response body) or is
+  still in flight (``status`` 0). An in-flight claim older than the ``lease`` (its server
+  died mid-request) is taken over atomically: of racing claims exactly one gets ``None``.
+  ``release_idempotency_key`` deletes an in-flight claim whose request failed, so a retry
+  can run.
+
+Alert evaluation and webhook deliveries:
+
+- ``fire_alert`` is the only way an event is recorded and is one transaction that first
+  locks the rule's row, so that whatever the interleaving of tasks, threads or processes:
+  a rule fires at most once per subject (a unique index backs this), and not again within
+  its cooldown of its last firing. It returns ``None`` when it records nothing.
+- ``fire_alert`` of an event with ``webhook`` set, for a rule with a webhook URL, queues one
+  delivery (``event.payload`` as the body) in the same transaction: no event is left without
+  its delivery, and none is delivered twice by construction of the queue below.
+- ``claim_deliveries`` hands each due pending delivery to one caller only, whatever the
+  number of processes or replicas (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), counting the try
+  and leasing the row until ``lease_until`` (a caller that dies leaves it to be claimed
+  again then). The queue survives restarts: it is a table.
+- ``record_delivery`` appends one attempt to an event's list and sets its delivery status
+  (and its queued delivery's: ``pending`` again at ``retry_at``, or final); attempts are kept
+  in the order recorded. Attempts hold an error kind, never a receiver's answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from chachaml.errors import StoreUnavailable
+from chachaml.records.alerts import (
+    AlertEvent,
+    DeliveryAttempt,
+    DeliveryStatus,
+    NewAlertEvent,
+    PendingDelivery,
+    SilentRun,
+    StaleExperiment,
+)
+from chachaml.store.protocol import Store
+
+Scope = Literal["read", "write", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
+RANK: dict[Scope, int] = {"read": 1, "write": 2, "admin": 3}
+
+
+def allows(granted: Scope, needed: Scope) -> bool:
+    """Whether a grant covers a need: admin covers write, write covers read."""
+    return RANK[granted] >= RANK[needed]
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """Who a token belongs to, and what it may do."""
+
+    user: str
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as ``chachaml token list`` shows it: never the token, only its hint."""
+
+    id: int
+    user: str
+    scope: Scope
+    hint: str
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class IdempotentReply:
+    """What is stored under an idempotency key: the request's hash and, once done, its reply."""
+
+    request_hash: str
+    status: int
+    body: str | None
+
+    @property
+    def in_flight(self) -> bool:
+        """The first request with this key has not finished."""
+        return self.status == 0
+
+
+@runtime_checkable
+class ServerStore(Store, Protocol):
+    """A ``Store`` that also keeps API tokens, idempotency keys, deliveries and alert firings."""
+
+    # API tokens
+    async def create_token(self, user: str, scope: Scope, token_hash: str, hint: str = "") -> int:
+        """Record a token (by hash) for a user with a scope; returns its id."""
+        ...
+
+    async def find_token(self, token_hash: str) -> TokenOwner | None:
+        """The owner of a token hash, or ``None`` (unknown or revoked)."""
+        ...
+
+    async def has_tokens(self) -> bool:
+        """Whether any token that is not revoked exists."""
+        ...
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every token, revoked ones included, oldest first."""
+        ...
+
+    async def revoke_token(self, token_id: int) -> TokenInfo:
+        """Revoke a token by id (again is harmless); ``NotFound`` for an unknown id."""
+        ...
+
+    # idempotency keys
+    async def claim_idempotency_key(
+        self, user: str, key: str, request_hash: str, lease: float = 60.0
+    ) -> IdempotentReply | None:
+        """Claim a key, or take over a claim older than ``lease`` seconds.
+
+        ``None`` when claimed now, else what is stored.
+        """
+        ...
+
+    async def finish_idempotency_key(self, user: str, key: str, status: int, body: str) -> None:
+        """Store the reply of the request that claimed the key."""
+        ...
+
+    async def release_idempotency_key(self, user: str, key: str) -> None:
+        """Drop an in-flight claim (its request failed and may be retried)."""
+        ...
+
+    # alert evaluation
+    async def fire_alert(self, name: str, event: NewAlertEvent) -> AlertEvent | None:
+        """Record a firing unless the rule fired for this subject already or is cooling down.
+
+        The event's delivery status starts ``pending`` when ``event.webhook`` is true, else
+        ``none``.
+        """
+        ...
+
+    async def stale_experiments(
+        self, experiment: str | None, cutoff: float
+    ) -> list[StaleExperiment]:
+        """Experiments (all, or the one named) with no run completed at or after ``cutoff``.
+
+        An experiment with no completed run at all counts only if created before ``cutoff``.
+        """
+        ...
+
+    async def silent_runs(self, experiment: str | None, cutoff: float) -> list[SilentRun]:
+        """Unarchived runs never ended whose latest metric point (or start) is before ``cutoff``."""
+        ...
+
+    # webhook deliveries
+    async def record_delivery(
+        self,
+        event_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
+    ) -> None:
+        """Append a delivery attempt to an event and set its delivery status.
+
+        With ``status`` ``pending``, ``retry_at`` (epoch seconds) is when the next try is due.
+        """
+        ...
+
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int
+    ) -> list[PendingDelivery]:
+        """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``."""
+        ...
+
+    async def pending_deliveries(self) -> tuple[int, float | None]:
+        """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
+        ...
+
+
+def require_server_state(store: Store, what: str) -> ServerStore:
+    """``store`` as a :class:`ServerStore`, or ``StoreUnavailable`` saying ``what`` needs one.
+
+    A client of a server (the remote store) keeps no server state: the server it talks to
+    does that work (it evaluates alerts on the runs it ends, for one).
+    """
+    if isinstance(store, ServerStore):
+        return store
+    raise StoreUnavailable(
+        f"{what} needs the database itself, not a client of a server ({store.url}); the server"
+        " does it, or point CHACHAML_STORE at the database"
+    )

@@ -1,0 +1,109 @@
+"""The webhook delivery queue: a table, so it survives restarts and is shared by replicas.
+
+Deliveries are queued in ``webhook_deliveries`` by the transaction that records their alert
+event (:mod:`alerts`). ``claim_deliveries`` hands due rows to one worker: PostgreSQL locks
+them with ``FOR UPDATE SKIP LOCKED`` (replicas never claim the same row), SQLite has one
+writer; the claim pushes ``next_attempt_at`` out by a lease, so a worker that dies mid-send
+leaves its rows to be claimed again once the lease ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from chachaml.errors import NotFound
+from chachaml.records.alerts import DeliveryAttempt, DeliveryStatus, PendingDelivery
+from chachaml.store.sql.database import Database, Row, Tx, fetch
+from chachaml.store.sql.rows import marks
+
+SKIP_LOCKED = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+
+
+class Deliveries:
+    """Queued webhook deliveries and the attempts recorded on their events."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def record_delivery(
+        self,
+        event_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
+    ) -> None:
+        """Append an attempt to an event's JSON list and set its (and its queue row's) status."""
+
+        async def body(db: Tx) -> None:
+            changed = await db.execute(  # locks the event's row until commit
+                "UPDATE alert_events SET delivery = ? WHERE id = ?", (status, event_id)
+            )
+            if not changed:
+                raise NotFound(f"alert event {event_id} not found")
+            (event,) = await db.fetchall(
+                "SELECT attempts FROM alert_events WHERE id = ?", (event_id,)
+            )
+            attempts = [*json.loads(event["attempts"]), attempt.model_dump(mode="json")]
+            await db.execute(
+                "UPDATE alert_events SET attempts = ? WHERE id = ?",
+                (json.dumps(attempts), event_id),
+            )
+            await db.execute(
+                "UPDATE webhook_deliveries SET status = ?, last_status = ?, last_error = ?,"
+                " next_attempt_at = coalesce(?, next_attempt_at), updated_at = ?"
+                " WHERE event_id = ?",
+                (status if status != "none" else "failed", attempt.status_code, attempt.error,
+                 retry_at, time.time(), event_id),
+            )  # fmt: skip
+
+        await self._db.transact(body)
+
+    async def claim_deliveries(
+        self, now: float, lease_until: float, limit: int
+    ) -> list[PendingDelivery]:
+        """Claim up to ``limit`` pending deliveries due at ``now`` until ``lease_until``."""
+        lock = SKIP_LOCKED[self._db.dialect]
+
+        async def body(db: Tx) -> list[Row]:
+            due = await db.fetchall(
+                "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?" + lock,
+                (now, limit),
+            )
+            if not due:
+                return []
+            ids = [r["id"] for r in due]
+            await db.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?,"
+                f" updated_at = ? WHERE id IN ({marks(ids)})",
+                (lease_until, now, *ids),
+            )
+            return await db.fetchall(
+                "SELECT d.event_id, d.alert, d.url, d.payload, a.secret, d.attempts"
+                " FROM webhook_deliveries d JOIN alert_events ev ON ev.id = d.event_id"
+                f" JOIN alerts a ON a.id = ev.alert_id WHERE d.id IN ({marks(ids)}) ORDER BY d.id",
+                ids,
+            )
+
+        return [
+            PendingDelivery(
+                event_id=r["event_id"],
+                alert=r["alert"],
+                url=r["url"],
+                payload=json.loads(r["payload"]),
+                secret=r["secret"],
+                attempt=r["attempts"],
+            )
+            for r in await self._db.transact(body)
+        ]
+
+    async def pending_deliveries(self) -> tuple[int, float | None]:
+        """How many deliveries are pending, and when the earliest is due."""
+        (found,) = await fetch(
+            self._db,
+            "SELECT count(*) AS n, min(next_attempt_at) AS due FROM webhook_deliveries"
+            " WHERE status = 'pending'",
+        )
+        due = found["due"]
+        return int(found["n"]), None if due is None else float(due)

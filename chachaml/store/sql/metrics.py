@@ -1,0 +1,179 @@
+"""Metrics: packed chunks of points, and a summary row per (run, key) kept in step with them.
+
+A chunk holds many points of one metric as packed arrays (:mod:`chachaml.store.codec`), so
+a point costs a few bytes and ingest one row per chunk; the summary (latest value, range,
+count) is upserted in the same transaction, so listings and ``best_run`` never scan points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from chachaml.errors import NotFound
+from chachaml.records.runs import MetricChunk, MetricSeries, MetricSummary, to_datetime
+from chachaml.store.codec import unpack_chunk
+from chachaml.store.sql.database import Database, Row, Tx
+from chachaml.store.sql.rows import in_batches, marks, require_run
+
+SUMMARY_SELECT = (
+    "SELECT key, last_value, last_step, last_time, min_value, max_value, count FROM metric_summary"
+)
+UPSERT_SUMMARY = """INSERT INTO metric_summary AS s
+   (run_id, key, last_value, last_step, last_time, min_value, max_value, count)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+   ON CONFLICT (run_id, key) DO UPDATE SET
+     last_value = CASE WHEN excluded.last_step >= s.last_step
+                  THEN excluded.last_value ELSE s.last_value END,
+     last_time = CASE WHEN excluded.last_step >= s.last_step
+                 THEN excluded.last_time ELSE s.last_time END,
+     last_step = CASE WHEN excluded.last_step >= s.last_step
+                 THEN excluded.last_step ELSE s.last_step END,
+     min_value = CASE WHEN s.min_value IS NULL OR excluded.min_value < s.min_value
+                 THEN excluded.min_value ELSE s.min_value END,
+     max_value = CASE WHEN s.max_value IS NULL OR excluded.max_value > s.max_value
+                 THEN excluded.max_value ELSE s.max_value END,
+     count = s.count + excluded.count"""
+
+
+def summary_from_row(row: Row) -> MetricSummary:
+    """A summary from a row of ``SUMMARY_SELECT``."""
+    return MetricSummary(
+        key=row["key"],
+        last=row["last_value"],
+        step=row["last_step"],
+        timestamp=to_datetime(row["last_time"]),
+        min=row["min_value"],
+        max=row["max_value"],
+        count=row["count"],
+    )
+
+
+def series_from_chunks(run_id: str, key: str, chunks: Iterable[Row]) -> MetricSeries:
+    """Concatenate stored chunks (``steps, vals, times``) into one series ordered by step."""
+    steps: list[int] = []
+    values: list[float] = []
+    times: list[float] = []
+    for chunk in chunks:
+        s, v, t = unpack_chunk(chunk["steps"], chunk["vals"], chunk["times"])
+        steps.extend(s)
+        values.extend(v)
+        times.extend(t)
+    if any(steps[i] > steps[i + 1] for i in range(len(steps) - 1)):
+        order = sorted(range(len(steps)), key=lambda i: (steps[i], times[i]))
+        steps = [steps[i] for i in order]
+        values = [values[i] for i in order]
+        times = [times[i] for i in order]
+    return MetricSeries(
+        run_id=run_id,
+        key=key,
+        steps=steps,
+        values=[None if math.isnan(v) else v for v in values],
+        timestamps=times,
+    )
+
+
+async def latest_metrics(db: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Each run's latest metric values by key (an empty map for a run without metrics)."""
+    metrics: dict[str, dict[str, float | None]] = {rid: {} for rid in run_ids}
+    for batch in in_batches(run_ids):
+        for rid, key, value in await db.fetchall(
+            f"SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN ({marks(batch)})"
+            " ORDER BY run_id, key",
+            batch,
+        ):
+            metrics[rid][key] = value
+    return metrics
+
+
+class Metrics:
+    """Metric chunks and summaries."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def log_metrics(self, chunks: Sequence[MetricChunk]) -> None:
+        """Insert chunks and upsert each (run, key) summary in one transaction.
+
+        Chunks carrying a ``batch`` id are skipped when their run already holds that batch:
+        the id is recorded in the same transaction as the points, so a batch sent again
+        after a lost reply or a crash is stored once (the primary key settles races).
+        """
+        if not chunks:
+            return
+
+        async def body(db: Tx) -> None:
+            for run_id in {c.run_id for c in chunks}:
+                await require_run(db, run_id)
+            stored: set[tuple[str, str]] = set()
+            for run_id, batch in {(c.run_id, c.batch) for c in chunks if c.batch is not None}:
+                if not await db.execute(
+                    "INSERT INTO metric_batches (run_id, batch) VALUES (?, ?)"
+                    " ON CONFLICT (run_id, batch) DO NOTHING",
+                    (run_id, batch),
+                ):
+                    stored.add((run_id, batch))
+            fresh = [c for c in chunks if (c.run_id, c.batch) not in stored]
+            if not fresh:
+                return
+            await db.insert_rows(
+                "metric_chunks",
+                ("run_id", "key", "count", "steps", "vals", "times"),
+                [(c.run_id, c.key, c.count, c.steps, c.values, c.timestamps) for c in fresh],
+            )
+            await db.executemany(
+                UPSERT_SUMMARY,
+                [
+                    (
+                        c.run_id,
+                        c.key,
+                        c.last_value,
+                        c.last_step,
+                        c.last_time,
+                        c.min_value,
+                        c.max_value,
+                        c.count,
+                    )
+                    for c in fresh
+                ],
+            )
+
+        await self._db.transact(body)
+
+    @staticmethod
+    async def summaries_in(db: Tx, run_id: str) -> dict[str, MetricSummary]:
+        """Each metric's summary for one run, inside a read."""
+        found = await db.fetchall(SUMMARY_SELECT + " WHERE run_id = ? ORDER BY key", (run_id,))
+        return {r["key"]: summary_from_row(r) for r in found}
+
+    async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
+        """Each metric's summary for one run."""
+
+        async def body(db: Tx) -> dict[str, MetricSummary]:
+            await require_run(db, run_id)
+            return await self.summaries_in(db, run_id)
+
+        return await self._db.query(body)
+
+    async def metric_history(self, run_id: str, key: str) -> MetricSeries:
+        """All points of one metric."""
+
+        async def body(db: Tx) -> tuple[list[Row], list[Row]]:
+            await require_run(db, run_id)
+            chunks = await db.fetchall(
+                "SELECT steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ?"
+                " ORDER BY id",
+                (run_id, key),
+            )
+            if chunks:
+                return chunks, []
+            keys = await db.fetchall(
+                "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
+            )
+            return chunks, keys
+
+        chunks, keys = await self._db.query(body)
+        if not chunks:
+            logged = ", ".join(k["key"] for k in keys) or "none"
+            raise NotFound(f"run {run_id!r} has no metric {key!r} (logged metrics: {logged})")
+        return series_from_chunks(run_id, key, chunks)

@@ -1,0 +1,43 @@
+"""Small encodings and lookups every repository shares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from chachaml.errors import NotFound
+from chachaml.records.runs import ParamValue
+from chachaml.store.sql.database import Tx
+
+ALL_ROWS = 2**62  # LIMIT for "no limit" that both dialects accept
+
+
+def encode_param(value: ParamValue) -> str:
+    """Params are stored as JSON so ``1``, ``1.0``, ``"1"`` and ``True`` stay distinct."""
+    return json.dumps(value, sort_keys=True)
+
+
+def decode_param(raw: str) -> ParamValue:
+    """The inverse of :func:`encode_param`."""
+    value: ParamValue = json.loads(raw)
+    return value
+
+
+def in_batches(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    """Split ids into batches small enough for an ``IN (...)`` list."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def marks(items: Sequence[object]) -> str:
+    """``?, ?, ...``: one placeholder per item, for an ``IN (...)`` list."""
+    return ",".join("?" * len(items))
+
+
+async def require_run(db: Tx, run_id: str) -> str:
+    """The stored status of a run; ``NotFound`` naming it if there is no such run."""
+    found = await db.fetchall("SELECT status FROM runs WHERE id = ?", (run_id,))
+    if not found:
+        raise NotFound(f"run {run_id!r} not found")
+    status: str = found[0]["status"]
+    return status

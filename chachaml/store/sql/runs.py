@@ -1,0 +1,217 @@
+"""Runs: their creation and end, heartbeats, params, tags, notes, datasets, and cleanup.
+
+Reading runs back (listings, ``best_run``, one run in full) is :mod:`run_queries`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chachaml.errors import Conflict
+from chachaml.records.runs import Dataset, EndStatus, NewRun, ParamValue
+from chachaml.store.sql.artifacts import unused_in
+from chachaml.store.sql.database import Database, IntegrityViolation, Tx
+from chachaml.store.sql.experiments import Experiments
+from chachaml.store.sql.rows import decode_param, encode_param, in_batches, marks, require_run
+
+
+class Runs:
+    """Run writes and cleanup."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create_run(self, run: NewRun) -> None:
+        """Insert a new running run."""
+
+        async def body(db: Tx) -> None:
+            exp_id = await Experiments.ensure(db, run.experiment)
+            if run.parent_id is not None:
+                await require_run(db, run.parent_id)
+            try:
+                await db.execute(
+                    "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at,"
+                    " heartbeat_at, heartbeat_timeout, parent_id, environment)"
+                    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                    (
+                        run.id,
+                        exp_id,
+                        run.name,
+                        run.created_by,
+                        run.started_at,
+                        run.started_at,
+                        run.heartbeat_timeout,
+                        run.parent_id,
+                        json.dumps(run.environment, default=str),
+                    ),
+                )
+            except IntegrityViolation as exc:
+                raise Conflict(f"run {run.id!r} already exists") from exc
+            if run.tags:
+                await db.executemany(
+                    "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
+                    [(run.id, k, v, run.created_by, run.started_at) for k, v in run.tags.items()],
+                )
+
+        await self._db.transact(body)
+
+    async def end_run(
+        self, run_id: str, status: EndStatus, error: str | None, ended_at: float
+    ) -> None:
+        """Mark a running run as ended."""
+
+        async def body(db: Tx) -> None:
+            current = await require_run(db, run_id)
+            if current != "running":
+                raise Conflict(f"run {run_id!r} has already ended ({current})")
+            await db.execute(
+                "UPDATE runs SET status = ?, error = ?, ended_at = ?, heartbeat_at = ?"
+                " WHERE id = ?",
+                (status, error, ended_at, ended_at, run_id),
+            )
+
+        await self._db.transact(body)
+
+    async def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
+        """Refresh the heartbeat of running runs."""
+        if not run_ids:
+            return
+
+        async def body(db: Tx) -> None:
+            await db.executemany(
+                "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
+                [(at, rid) for rid in run_ids],
+            )
+
+        await self._db.transact(body)
+
+    async def log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
+        """Record params, refusing to change an existing value."""
+        encoded = {k: encode_param(v) for k, v in params.items()}
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            keys = list(encoded)
+            existing = {
+                r["key"]: r["value"]
+                for r in await db.fetchall(
+                    f"SELECT key, value FROM params WHERE run_id = ? AND key IN ({marks(keys)})",
+                    [run_id, *keys],
+                )
+            }
+            for key, stored in existing.items():
+                if stored != encoded[key]:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id!r} is already {stored}; params are"
+                        f" immutable, cannot change it to {encoded[key]}"
+                    )
+            await db.executemany(
+                "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)",
+                [(run_id, k, v) for k, v in encoded.items() if k not in existing],
+            )
+
+        if encoded:
+            await self._db.transact(body)
+
+    async def set_tags(self, run_id: str, tags: Mapping[str, str], user: str | None = None) -> None:
+        """Set tags, overwriting earlier values; who and when are kept beside each."""
+        now = time.time()
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            await db.executemany(
+                "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value,"
+                " set_by = excluded.set_by, set_at = excluded.set_at",
+                [(run_id, k, v, user, now) for k, v in tags.items()],
+            )
+
+        if tags:
+            await self._db.transact(body)
+
+    async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
+        """Replace the run's note; who and when are kept beside it."""
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            await db.execute(
+                "UPDATE runs SET note = ?, note_by = ?, note_at = ? WHERE id = ?",
+                (note, user, time.time(), run_id),
+            )
+
+        await self._db.transact(body)
+
+    async def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        """Attach a dataset record."""
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            await db.execute(
+                "INSERT INTO datasets (run_id, role, name, n_rows, n_cols, features, source,"
+                " digest, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    dataset.role,
+                    dataset.name,
+                    dataset.n_rows,
+                    dataset.n_cols,
+                    json.dumps(dataset.features),
+                    dataset.source,
+                    dataset.digest,
+                    json.dumps(dataset.extra, default=str),
+                ),
+            )
+
+        await self._db.transact(body)
+
+    async def run_params(self, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
+        """Params of several runs."""
+
+        async def body(db: Tx) -> dict[str, dict[str, ParamValue]]:
+            out: dict[str, dict[str, ParamValue]] = {rid: {} for rid in run_ids}
+            for batch in in_batches(list(run_ids)):
+                for rid, key, value in await db.fetchall(
+                    "SELECT run_id, key, value FROM params"
+                    f" WHERE run_id IN ({marks(batch)}) ORDER BY key",
+                    batch,
+                ):
+                    out[rid][key] = decode_param(value)
+            return out
+
+        return await self._db.query(body)
+
+    async def archive_runs(self, started_before: float, experiment: str | None) -> int:
+        """Archive ended runs older than a time."""
+
+        async def body(db: Tx) -> int:
+            sql = (
+                "UPDATE runs SET archived = 1 WHERE archived = 0 AND status != 'running'"
+                " AND started_at < ?"
+            )
+            args: list[Any] = [started_before]
+            if experiment is not None:
+                sql += " AND experiment_id = (SELECT id FROM experiments WHERE name = ?)"
+                args.append(experiment)
+            return await db.execute(sql, args)
+
+        return await self._db.transact(body)
+
+    async def delete_archived(self) -> tuple[int, list[str]]:
+        """Delete archived runs; return how many and the artifact URIs nothing references now."""
+
+        async def body(db: Tx) -> tuple[int, list[str]]:
+            uris = await db.fetchall(
+                "SELECT DISTINCT uri FROM artifacts WHERE run_id IN"
+                " (SELECT id FROM runs WHERE archived = 1)",
+            )
+            await db.execute(
+                "UPDATE runs SET parent_id = NULL WHERE parent_id IN"
+                " (SELECT id FROM runs WHERE archived = 1)"
+            )
+            deleted = await db.execute("DELETE FROM runs WHERE archived = 1")
+            return deleted, await unused_in(db, [r["uri"] for r in uris])
+
+        return await self._db.transact(body)
