@@ -1,14 +1,27 @@
-"""Shared fixtures: every store and API test runs once per backend in ``BACKENDS``.
+"""Shared fixtures: every store and API test runs once per backend.
 
-Modules whose ``client`` tests should also run over HTTP override ``store_url`` with
-``tracking_store_url``, which adds ``remote``: a fresh ``chachaml serve`` per test over a
-fresh SQLite file, reached with a token of the user ``tester``.
+``backend`` is ``sqlite``, ``postgres`` and, for the tests that say so, ``remote``: the
+remote store (:class:`~chachaml.client.remote.RemoteStore`) talking to a server app in this
+process over a fresh SQLite file (:mod:`tests.remote_server`), through ``httpx.ASGITransport``.
+Remote runs are added to
+
+- the ``Store`` contract tests (modules marked ``contract``) that use ``store``, except those
+  marked ``server_store`` (ServerStore-only methods: tokens, idempotency keys, alert firing,
+  the webhook queue) and those that ask for ``store_url`` itself (they open more connections
+  to the same database);
+- tests that use ``tracking_store_url`` (modules whose ``client`` tests also run over HTTP
+  override ``store_url`` with it): the client reaches the server of ``remote_server``, a
+  team-mode server where the user ``tester`` holds an admin token.
+
+``tests/test_remote_tracking.py`` keeps one real ``chachaml serve`` over a socket.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,14 +32,43 @@ from tests.fork_server import ServerFactory
 from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.services import postgres_schema
 
+if TYPE_CHECKING:
+    from tests.remote_server import InProcessServer
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 REMOTE_TOKEN = "tester-remote-token"
+REMOTE_URL = "http://127.0.0.1"  # tests.remote_server.BASE_URL (imported lazily: the server)
+
+
+def _over_remote(metafunc: pytest.Metafunc) -> bool:
+    """Whether a test also runs over the in-process remote store (see the module's docstring)."""
+    if "tracking_store_url" in metafunc.fixturenames:
+        return True
+    marked = metafunc.definition.get_closest_marker
+    if marked("contract") is None or marked("server_store") is not None:
+        return False
+    asked = inspect.signature(metafunc.function).parameters
+    return "store" in asked and "store_url" not in asked
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend`` (and so ``store_url``, ``store``) over the backends that apply."""
+    if "backend" in metafunc.fixturenames:
+        params = [*BACKENDS, "remote"] if _over_remote(metafunc) else BACKENDS
+        metafunc.parametrize("backend", params, indirect=True)
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """Session-wide, so module-scoped async fixtures (seeded stores, clients) can share a loop."""
     return "asyncio"
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test: ``sqlite``, ``postgres`` or ``remote``."""
+    name: str = request.param
+    return name
 
 
 def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
@@ -37,10 +79,11 @@ def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store URL for the backend under test (its own PostgreSQL schema)."""
-    yield from _fresh_store_url(request.param, tmp_path)
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL for the backend under test (its own PostgreSQL schema)."""
+    assert backend != "remote", "a remote store has no database URL: use store or client"
+    yield from _fresh_store_url(backend, tmp_path)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -54,6 +97,7 @@ def module_store_url(
 
 @pytest.fixture(scope="session")
 def server_factory() -> Iterator[ServerFactory]:
+    """Real ``chachaml serve`` processes, for the tests that need a socket (webhooks, curl)."""
     factory = ServerFactory()
     try:
         yield factory
@@ -61,21 +105,37 @@ def server_factory() -> Iterator[ServerFactory]:
         factory.close()
 
 
-@pytest.fixture(params=[*BACKENDS, "remote"])
-def tracking_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """``store_url``'s backends, plus ``remote``: the URL of a fresh server on 127.0.0.1."""
-    if request.param != "remote":
-        yield from _fresh_store_url(request.param, tmp_path)
-        return
-    factory: ServerFactory = request.getfixturevalue("server_factory")
-    db = f"sqlite:///{tmp_path / 'server.db'}"
-    with factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}:admin") as url:
-        yield url
+@pytest.fixture
+def remote_server(tmp_path: Path) -> InProcessServer:
+    """A team-mode server app in this process over a fresh SQLite file (``tester``: admin)."""
+    from tests.remote_server import InProcessServer
+
+    tokens = (("tester", REMOTE_TOKEN, "admin"),)
+    return InProcessServer(tmp_path / "server.db", tmp_path / "artifacts", tokens)
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(store_url)
+def tracking_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """``store_url``'s backends, plus ``remote``: the URL of ``remote_server``."""
+    if backend == "remote":
+        yield REMOTE_URL
+        return
+    yield from _fresh_store_url(backend, tmp_path)
+
+
+@pytest.fixture
+async def store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Store]:
+    """An open, empty store: a database, or a remote store over a local-mode server app."""
+    if backend == "remote":
+        from chachaml.client.remote import RemoteStore
+        from tests.remote_server import InProcessServer
+
+        server = InProcessServer(tmp_path / "server.db", tmp_path / "server-artifacts")
+        opened: Store = await RemoteStore.open(REMOTE_URL, transport=server)
+    else:
+        opened = await open_store(request.getfixturevalue("store_url"))
     try:
         yield opened
     finally:
@@ -89,10 +149,12 @@ def make_settings(**changes: object) -> Settings:
 
 
 @pytest.fixture
-def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
-    token = REMOTE_TOKEN if store_url.startswith("http://") else None
-    settings = make_settings(token=token)
-    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings)
+def client(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Client]:
+    remote = store_url == REMOTE_URL
+    transport = request.getfixturevalue("remote_server") if remote else None
+    settings = make_settings(token=REMOTE_TOKEN if remote else None)
+    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings,
+               transport=transport)  # fmt: skip
     try:
         yield c
     finally:

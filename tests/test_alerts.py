@@ -15,7 +15,7 @@ from chachaml.records.alerts import AlertEvent
 from chachaml.records.registry import NewModelVersion
 from chachaml.records.runs import ArtifactRecord, NewRun
 from chachaml.settings import Settings
-from chachaml.store import Store
+from chachaml.store import ServerStore
 from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as ops
 from chachaml.tools.deliveries import drain_deliveries
@@ -36,7 +36,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def add_run(
-    store: Store,
+    store: ServerStore,
     metrics: dict[str, float],
     *,
     experiment: str = "mnist",
@@ -61,11 +61,11 @@ async def add_run(
     return run_id
 
 
-async def set_rule(store: Store, name: str = "acc-low", **kwargs: Any) -> None:
+async def set_rule(store: ServerStore, name: str = "acc-low", **kwargs: Any) -> None:
     await ops.set_alert(store, ops.build_rule(name, "tester", **kwargs), allow_private=True)
 
 
-async def delivered(store: Store, delivery: Delivery = FAST) -> AlertEvent:
+async def delivered(store: ServerStore, delivery: Delivery = FAST) -> AlertEvent:
     """Run the queue's delivery (as a server's worker would); the one event, as stored now."""
     await drain_deliveries(store, delivery)
     (event,) = await ops.alert_history(store)
@@ -73,7 +73,7 @@ async def delivered(store: Store, delivery: Delivery = FAST) -> AlertEvent:
 
 
 async def test_threshold_rule_fires_once_for_a_bad_run_and_never_for_a_good_one(
-    store: Store, receiver: Receiver
+    store: ServerStore, receiver: Receiver
 ) -> None:
     await set_rule(
         store,
@@ -114,7 +114,7 @@ async def test_threshold_rule_fires_once_for_a_bad_run_and_never_for_a_good_one(
     assert stored == event
 
 
-async def test_rules_compare_the_latest_value_not_the_best(store: Store) -> None:
+async def test_rules_compare_the_latest_value_not_the_best(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8)
     run_id = await add_run(store, {"accuracy": 0.95}, end=False)
     await store.log_metrics([make_chunk(run_id, "accuracy", [(1, 0.6, time.time())])])
@@ -122,7 +122,7 @@ async def test_rules_compare_the_latest_value_not_the_best(store: Store) -> None
     assert event.value == 0.6 and event.delivery == "none"
 
 
-async def test_each_threshold_op(store: Store) -> None:
+async def test_each_threshold_op(store: ServerStore) -> None:
     run_id = await add_run(store, {"loss": 2.0})
     fires = {">": 1.0, ">=": 2.0, "<": 3.0, "<=": 2.0, "=": 2.0}
     quiet = {">": 2.0, ">=": 2.5, "<": 2.0, "<=": 1.5, "=": 2.5}
@@ -134,13 +134,15 @@ async def test_each_threshold_op(store: Store) -> None:
     assert sorted(e.alert for e in fired) == [f"fires-{i}" for i in range(5)]
 
 
-async def test_a_rule_for_one_experiment_ignores_the_others(store: Store) -> None:
+async def test_a_rule_for_one_experiment_ignores_the_others(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, experiment="mnist")
     elsewhere = await add_run(store, {"accuracy": 0.1}, experiment="cifar")
     assert await ops.evaluate_run(store, elsewhere, FAST) == []
 
 
-async def test_drop_against_the_mean_of_the_last_runs(store: Store, receiver: Receiver) -> None:
+async def test_drop_against_the_mean_of_the_last_runs(
+    store: ServerStore, receiver: Receiver
+) -> None:
     t0 = time.time() - 1000
     for i, acc in enumerate([0.5, 0.9, 0.92, 0.88]):  # the oldest falls outside the last 3
         await add_run(store, {"accuracy": acc}, started=t0 + i)
@@ -166,7 +168,7 @@ async def test_drop_against_the_mean_of_the_last_runs(store: Store, receiver: Re
     assert "Baseline" in fields and "drops more than 10%" in fields
 
 
-async def test_drop_against_the_production_models_source_run(store: Store) -> None:
+async def test_drop_against_the_production_models_source_run(store: ServerStore) -> None:
     source = await add_run(store, {"accuracy": 0.9})
     await store.add_artifact(
         ArtifactRecord(
@@ -198,14 +200,14 @@ async def test_drop_against_the_production_models_source_run(store: Store) -> No
     assert event.baseline == 0.9 and "production version 1 of mnist-cnn" in event.message
 
 
-async def test_a_rule_whose_baseline_model_is_missing_is_skipped(store: Store) -> None:
+async def test_a_rule_whose_baseline_model_is_missing_is_skipped(store: ServerStore) -> None:
     await set_rule(store, "gone", metric_key="accuracy", drop_pct=5, baseline_model="nope")
     await set_rule(store, "works", metric_key="accuracy", op="<", threshold=1.0)
     run_id = await add_run(store, {"accuracy": 0.5})
     assert [e.alert for e in await ops.evaluate_run(store, run_id, FAST)] == ["works"]
 
 
-async def test_cooldown_holds_back_other_runs_until_it_passes(store: Store) -> None:
+async def test_cooldown_holds_back_other_runs_until_it_passes(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, cooldown_minutes=10)
     first = await add_run(store, {"accuracy": 0.1})
     second = await add_run(store, {"accuracy": 0.2})
@@ -220,7 +222,7 @@ async def test_cooldown_holds_back_other_runs_until_it_passes(store: Store) -> N
     )
 
 
-async def test_setting_a_rule_again_replaces_it_and_keeps_its_history(store: Store) -> None:
+async def test_setting_a_rule_again_replaces_it_and_keeps_its_history(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8)
     run_id = await add_run(store, {"accuracy": 0.5})
     assert len(await ops.evaluate_run(store, run_id, FAST)) == 1
@@ -233,7 +235,9 @@ async def test_setting_a_rule_again_replaces_it_and_keeps_its_history(store: Sto
     assert len(await ops.alert_history(store, "acc-low")) == 1
 
 
-async def test_a_500_then_a_200_is_retried_and_recorded(store: Store, receiver: Receiver) -> None:
+async def test_a_500_then_a_200_is_retried_and_recorded(
+    store: ServerStore, receiver: Receiver
+) -> None:
     receiver.script[:] = [500, 200]
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, webhook_url=receiver.url)
     run_id = await add_run(store, {"accuracy": 0.5})
@@ -247,7 +251,7 @@ async def test_a_500_then_a_200_is_retried_and_recorded(store: Store, receiver: 
 
 
 async def test_a_hanging_webhook_times_out_and_is_recorded(
-    store: Store, receiver: Receiver
+    store: ServerStore, receiver: Receiver
 ) -> None:
     receiver.script[:] = [HANG, HANG]
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, webhook_url=receiver.url)
@@ -262,7 +266,7 @@ async def test_a_hanging_webhook_times_out_and_is_recorded(
     assert all(a.status_code is None and a.seconds < 1 for a in event.attempts)
 
 
-async def test_a_refused_connection_is_retried_then_recorded_as_failed(store: Store) -> None:
+async def test_a_refused_connection_is_retried_then_recorded_as_failed(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, webhook_url=refused_url())
     run_id = await add_run(store, {"accuracy": 0.5})
     await ops.evaluate_run(store, run_id, FAST)
@@ -273,7 +277,7 @@ async def test_a_refused_connection_is_retried_then_recorded_as_failed(store: St
     assert stored.delivery == "failed" and len(stored.attempts) == 3
 
 
-async def test_a_client_error_is_not_retried(store: Store, receiver: Receiver) -> None:
+async def test_a_client_error_is_not_retried(store: ServerStore, receiver: Receiver) -> None:
     receiver.script[:] = [404]
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, webhook_url=receiver.url)
     run_id = await add_run(store, {"accuracy": 0.5})
@@ -283,7 +287,9 @@ async def test_a_client_error_is_not_retried(store: Store, receiver: Receiver) -
     assert [(a.status_code, a.error) for a in event.attempts] == [(404, "http 404")]
 
 
-async def test_signed_deliveries_verify_at_the_receiver(store: Store, receiver: Receiver) -> None:
+async def test_signed_deliveries_verify_at_the_receiver(
+    store: ServerStore, receiver: Receiver
+) -> None:
     await set_rule(
         store,
         metric_key="accuracy",
@@ -305,7 +311,7 @@ async def test_signed_deliveries_verify_at_the_receiver(store: Store, receiver: 
 
 
 async def test_an_experiment_without_a_completed_run_fires_once_per_quiet_spell(
-    store: Store,
+    store: ServerStore,
 ) -> None:
     now = time.time()
     await set_rule(store, "quiet", experiment="mnist", no_completed_run_hours=24)
@@ -321,7 +327,7 @@ async def test_an_experiment_without_a_completed_run_fires_once_per_quiet_spell(
     assert again.run_id == newer
 
 
-async def test_a_silent_running_run_fires_once(store: Store, receiver: Receiver) -> None:
+async def test_a_silent_running_run_fires_once(store: ServerStore, receiver: Receiver) -> None:
     now = time.time()
     await set_rule(store, "stuck", silent_minutes=30, webhook_url=receiver.url)
     stuck = await add_run(store, {"loss": 1.0}, started=now, end=False)
@@ -334,7 +340,7 @@ async def test_a_silent_running_run_fires_once(store: Store, receiver: Receiver)
     assert "a running run silent for 30 min" in str(receiver.received[0].json["blocks"])
 
 
-async def test_check_alerts_evaluates_recent_runs_for_metric_rules(store: Store) -> None:
+async def test_check_alerts_evaluates_recent_runs_for_metric_rules(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8)
     now = time.time()
     await add_run(store, {"accuracy": 0.5}, started=now - 10 * 24 * 3600)  # outside lookback
@@ -343,7 +349,7 @@ async def test_check_alerts_evaluates_recent_runs_for_metric_rules(store: Store)
     assert event.run_id == recent
 
 
-async def test_deleting_a_rule_deletes_its_history(store: Store) -> None:
+async def test_deleting_a_rule_deletes_its_history(store: ServerStore) -> None:
     await set_rule(store, metric_key="accuracy", op="<", threshold=0.8)
     await ops.evaluate_run(store, await add_run(store, {"accuracy": 0.5}), FAST)
     await ops.delete_alert(store, "acc-low")
@@ -352,7 +358,7 @@ async def test_deleting_a_rule_deletes_its_history(store: Store) -> None:
         await ops.delete_alert(store, "acc-low")
 
 
-async def test_unknown_alerts_are_not_found(store: Store) -> None:
+async def test_unknown_alerts_are_not_found(store: ServerStore) -> None:
     with pytest.raises(NotFound, match="nope"):
         await ops.alert_history(store, "nope")
     with pytest.raises(NotFound, match="nope"):

@@ -12,7 +12,7 @@ from mcp_types import TextContent
 
 from chachaml.records.runs import NewRun
 from chachaml.server.mcp.server import build_mcp
-from chachaml.store import Store
+from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as alert_ops
@@ -31,7 +31,7 @@ def text_of(content: list[object]) -> str:
     return block.text
 
 
-async def bad_run(store: Store) -> str:
+async def bad_run(store: ServerStore) -> str:
     run_id = uuid.uuid4().hex
     now = time.time()
     await store.create_run(
@@ -50,7 +50,7 @@ async def bad_run(store: Store) -> str:
 
 
 async def test_agents_list_rules_check_them_and_read_what_fired(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     run_id = await bad_run(store)
     delivery = Delivery(base_url="https://ml.example.com", timeout=1, attempts=1,
@@ -99,7 +99,7 @@ async def test_agents_list_rules_check_them_and_read_what_fired(
 
 
 async def test_the_alerts_toolset_is_opt_in_and_read_only_drops_check_alerts(
-    store: Store,
+    store: ServerStore,
 ) -> None:
     async with MCPClient(build_mcp(store)) as mcp:
         assert not {t.name for t in (await mcp.list_tools()).tools} & TOOLS

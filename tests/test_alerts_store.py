@@ -12,11 +12,11 @@ import pytest
 from chachaml.errors import Conflict, NotFound
 from chachaml.records.alerts import DeliveryAttempt, NewAlert, NewAlertEvent
 from chachaml.records.runs import NewRun, to_datetime
-from chachaml.store import Store, open_store
+from chachaml.store import ServerStore, Store, open_store
 from chachaml.store.codec import make_chunk
 from chachaml.store.migrate import as_sql_store, migrate
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 
 
 def rule(name: str = "acc-low", cooldown: float = 0.0, **changes: object) -> NewAlert:
@@ -86,7 +86,7 @@ async def test_a_rule_fires_once_per_subject_whatever_the_interleaving(store_url
         await stores[0].set_alert(rule())
         fired: list[int] = []
 
-        async def fire(s: Store) -> None:
+        async def fire(s: ServerStore) -> None:
             found = await s.fire_alert("acc-low", event("run-1", time.time()))
             if found is not None:
                 fired.append(found.id)
@@ -102,7 +102,8 @@ async def test_a_rule_fires_once_per_subject_whatever_the_interleaving(store_url
             await s.close()
 
 
-async def test_cooldown_counts_from_the_last_firing(store: Store) -> None:
+@pytest.mark.server_store
+async def test_cooldown_counts_from_the_last_firing(store: ServerStore) -> None:
     await store.set_alert(rule(cooldown=600))
     now = time.time()
     assert await store.fire_alert("acc-low", event("a", now)) is not None
@@ -113,7 +114,8 @@ async def test_cooldown_counts_from_the_last_firing(store: Store) -> None:
     assert [e.subject for e in await store.alert_events()] == ["b", "a"]
 
 
-async def test_deliveries_append_attempts_in_order(store: Store) -> None:
+@pytest.mark.server_store
+async def test_deliveries_append_attempts_in_order(store: ServerStore) -> None:
     await store.set_alert(rule(webhook_url="https://hooks.test/x"))
     fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
     assert fired is not None and fired.delivery == "pending" and fired.attempts == []
@@ -129,8 +131,9 @@ async def test_deliveries_append_attempts_in_order(store: Store) -> None:
         await store.record_delivery(999_999, tries[0], "failed")
 
 
+@pytest.mark.server_store
 async def test_a_queued_delivery_is_claimed_by_one_caller_until_its_lease_ends(
-    store: Store,
+    store: ServerStore,
 ) -> None:
     await store.set_alert(rule(webhook_url="https://hooks.test/x", secret="k"))
     body = {"text": "acc-low fired"}
@@ -160,14 +163,16 @@ async def test_a_queued_delivery_is_claimed_by_one_caller_until_its_lease_ends(
     assert stored.delivery == "delivered" and stored.attempts == [failed, ok]
 
 
-async def test_events_without_a_webhook_queue_nothing(store: Store) -> None:
+@pytest.mark.server_store
+async def test_events_without_a_webhook_queue_nothing(store: ServerStore) -> None:
     await store.set_alert(rule())
     await store.fire_alert("acc-low", event("a", time.time(), webhook=True))  # rule has no URL
     assert await store.pending_deliveries() == (0, None)
     assert await store.claim_deliveries(time.time(), time.time() + 60, 10) == []
 
 
-async def test_error_bodies_recorded_by_older_versions_are_not_shown(store: Store) -> None:
+@pytest.mark.server_store
+async def test_error_bodies_recorded_by_older_versions_are_not_shown(store: ServerStore) -> None:
     await store.set_alert(rule(webhook_url="https://hooks.test/x"))
     fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
     assert fired is not None
@@ -178,7 +183,8 @@ async def test_error_bodies_recorded_by_older_versions_are_not_shown(store: Stor
     assert [a.error for a in stored.attempts] == ["http 500", "ConnectError"]
 
 
-async def test_events_list_newest_first_per_rule_and_limited(store: Store) -> None:
+@pytest.mark.server_store
+async def test_events_list_newest_first_per_rule_and_limited(store: ServerStore) -> None:
     await store.set_alert(rule("one"))
     await store.set_alert(rule("two"))
     for i in range(3):
@@ -189,7 +195,8 @@ async def test_events_list_newest_first_per_rule_and_limited(store: Store) -> No
     assert [e.alert for e in await store.alert_events()][-1] == "two"
 
 
-async def test_deleting_a_rule_deletes_its_events(store: Store) -> None:
+@pytest.mark.server_store
+async def test_deleting_a_rule_deletes_its_events(store: ServerStore) -> None:
     await store.set_alert(rule())
     await store.fire_alert("acc-low", event("a", 1.0))
     await store.delete_alert("acc-low")
@@ -198,7 +205,8 @@ async def test_deleting_a_rule_deletes_its_events(store: Store) -> None:
         await store.delete_alert("acc-low")
 
 
-async def test_unknown_rules_raise_not_found_listing_the_rules(store: Store) -> None:
+@pytest.mark.server_store
+async def test_unknown_rules_raise_not_found_listing_the_rules(store: ServerStore) -> None:
     await store.set_alert(rule())
     for call in (
         store.get_alert("nope"),
@@ -209,7 +217,8 @@ async def test_unknown_rules_raise_not_found_listing_the_rules(store: Store) -> 
             await call
 
 
-async def test_stale_experiments_by_last_completed_run(store: Store) -> None:
+@pytest.mark.server_store
+async def test_stale_experiments_by_last_completed_run(store: ServerStore) -> None:
     now = time.time()
     done = await new_run(store, now - 7200)
     await store.end_run(done, "completed", None, now - 7000)
@@ -224,7 +233,8 @@ async def test_stale_experiments_by_last_completed_run(store: Store) -> None:
     assert never.last_run_id is None and never.last_completed_at is None
 
 
-async def test_silent_runs_by_latest_metric_point(store: Store) -> None:
+@pytest.mark.server_store
+async def test_silent_runs_by_latest_metric_point(store: ServerStore) -> None:
     now = time.time()
     quiet = await new_run(store, now - 3600)
     busy = await new_run(store, now - 3600)
@@ -238,7 +248,10 @@ async def test_silent_runs_by_latest_metric_point(store: Store) -> None:
     assert {s.run_id for s in await store.silent_runs("mnist", now)} == {quiet, busy}
 
 
-async def test_migration_copies_rules_with_their_events_once(store: Store, tmp_path: Path) -> None:
+@pytest.mark.server_store
+async def test_migration_copies_rules_with_their_events_once(
+    store: ServerStore, tmp_path: Path
+) -> None:
     await store.set_alert(rule(webhook_url="https://hooks.test/x", secret="k", cooldown=60))
     await store.set_alert(rule("quiet", kind="no_completed_run", window_seconds=3600.0))
     fired = await store.fire_alert("acc-low", event("a", 100.0, webhook=True))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from chachaml.store import Store
+from chachaml.store import ServerStore
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_token_is_found_by_its_hash_with_its_user_and_scope(store: Store) -> None:
+async def test_a_token_is_found_by_its_hash_with_its_user_and_scope(store: ServerStore) -> None:
     assert not await store.has_tokens()
     await store.create_token("ada", "write", "a" * 64)
     assert await store.has_tokens()
@@ -19,7 +19,7 @@ async def test_a_token_is_found_by_its_hash_with_its_user_and_scope(store: Store
     assert await store.find_token("b" * 64) is None
 
 
-async def test_only_one_of_racing_claims_on_a_key_wins(store: Store) -> None:
+async def test_only_one_of_racing_claims_on_a_key_wins(store: ServerStore) -> None:
     results: list[object] = []
 
     async def claim() -> None:
@@ -32,7 +32,7 @@ async def test_only_one_of_racing_claims_on_a_key_wins(store: Store) -> None:
     assert all(r.in_flight for r in results if r is not None)  # type: ignore[attr-defined]
 
 
-async def test_a_finished_claim_returns_the_stored_reply(store: Store) -> None:
+async def test_a_finished_claim_returns_the_stored_reply(store: ServerStore) -> None:
     assert await store.claim_idempotency_key("ada", "k1", "h") is None
     await store.finish_idempotency_key("ada", "k1", 201, '{"id": "r1"}')
     reply = await store.claim_idempotency_key("ada", "k1", "h")
@@ -41,7 +41,7 @@ async def test_a_finished_claim_returns_the_stored_reply(store: Store) -> None:
     assert await store.claim_idempotency_key("bob", "k1", "h") is None  # keys are per user
 
 
-async def test_a_released_claim_can_be_claimed_again(store: Store) -> None:
+async def test_a_released_claim_can_be_claimed_again(store: ServerStore) -> None:
     assert await store.claim_idempotency_key("ada", "k1", "h") is None
     await store.release_idempotency_key("ada", "k1")
     assert await store.claim_idempotency_key("ada", "k1", "h") is None

@@ -14,7 +14,7 @@ from chachaml.server.access import AccessConfig
 from chachaml.server.api.routes import ApiConfig
 from chachaml.server.app import create_app
 from chachaml.server.tokens import create_token
-from chachaml.store import Store
+from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-async def api(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def api(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")),
                      api=ApiConfig(max_upload_bytes=1000),
                      access=AccessConfig(tokens=(("ada", TOKEN, "admin"),)))  # fmt: skip
@@ -40,7 +40,7 @@ async def _run(api: httpx.AsyncClient, **body: object) -> str:
 
 
 async def test_a_run_logged_over_http_holds_everything_sent(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api, name="r1", tags={"team": "x"}, params={"lr": 0.1})
     ok = {"ok": True}
@@ -69,7 +69,7 @@ async def test_a_run_logged_over_http_holds_everything_sent(
     assert run.datasets[0].n_rows == 150
 
 
-async def test_packed_series_round_trip_exactly(api: httpx.AsyncClient, store: Store) -> None:
+async def test_packed_series_round_trip_exactly(api: httpx.AsyncClient, store: ServerStore) -> None:
     rid = await _run(api)
 
     def b64(typecode: str, xs: list[float] | list[int]) -> str:
@@ -129,7 +129,7 @@ async def test_bodies_over_the_limit_are_refused_with_413(api: httpx.AsyncClient
 
 
 async def test_an_uploaded_artifact_is_stored_and_readable(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     files = {"file": ("model.json", b'{"w": 1}', "application/json")}
@@ -142,7 +142,7 @@ async def test_an_uploaded_artifact_is_stored_and_readable(
         8,
         "application/json",
     )
-    r = await api.get(f"/api/store/objects/{art['uri']}", headers=AUTH)
+    r = await api.get(f"/api/store/v1/objects/{art['uri']}", headers=AUTH)
     assert r.content == b'{"w": 1}'
     r = await api.post(f"/api/w/runs/{rid}/artifacts", files={"other": ("a", b"1")}, headers=AUTH)
     assert r.status_code == 422
@@ -155,7 +155,9 @@ async def test_an_uploaded_artifact_is_stored_and_readable(
     assert r.status_code == 422
 
 
-async def test_objects_and_records_make_an_artifact(api: httpx.AsyncClient, store: Store) -> None:
+async def test_objects_and_records_make_an_artifact(
+    api: httpx.AsyncClient, store: ServerStore
+) -> None:
     rid = await _run(api)
     binary = {**AUTH, "Content-Type": "application/octet-stream"}
     obj = (await api.post("/api/w/objects", content=b"abc", headers=binary)).json()
@@ -188,11 +190,13 @@ async def test_models_register_and_promote_as_the_token_user(api: httpx.AsyncCli
 async def test_experiments_are_created_with_the_caller_as_owner(api: httpx.AsyncClient) -> None:
     r = await api.post("/api/w/experiments", json={"name": "exp", "description": "d"}, headers=AUTH)
     assert r.status_code == 201 and r.json()["owner"] == "ada"
-    r = await api.get("/api/store/experiments/exp", headers=AUTH)
+    r = await api.get("/api/store/v1/experiments/exp", headers=AUTH)
     assert r.json()["description"] == "d"
 
 
-async def test_tokens_and_scopes_decide_who_may_write(api: httpx.AsyncClient, store: Store) -> None:
+async def test_tokens_and_scopes_decide_who_may_write(
+    api: httpx.AsyncClient, store: ServerStore
+) -> None:
     assert (await api.post("/api/w/runs", json={})).status_code == 401
     bad = {"Authorization": "Bearer wrong-token"}
     assert (await api.post("/api/w/runs", json={}, headers=bad)).status_code == 401
@@ -204,19 +208,19 @@ async def test_tokens_and_scopes_decide_who_may_write(api: httpx.AsyncClient, st
     writer, _ = await create_token(store, "wes")
     r = await api.post("/api/w/runs", json={}, headers={"Authorization": f"Bearer {writer}"})
     assert r.status_code == 201 and r.json()["created_by"] == "wes"
-    assert (await api.get(f"/api/store/runs/{r.json()['id']}")).status_code == 401
-    assert (await api.get(f"/api/store/runs/{r.json()['id']}", headers=AUTH)).status_code == 200
+    assert (await api.get(f"/api/store/v1/runs/{r.json()['id']}")).status_code == 401
+    assert (await api.get(f"/api/store/v1/runs/{r.json()['id']}", headers=AUTH)).status_code == 200
 
 
-async def test_with_tokens_reads_need_a_token_too(store: Store) -> None:
+async def test_with_tokens_reads_need_a_token_too(store: ServerStore) -> None:
     app = create_app(store, access=AccessConfig(tokens=(("ada", TOKEN),)))
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-        assert (await c.get("/api/store/experiments")).status_code == 401
-        assert (await c.get("/api/store/experiments", headers=AUTH)).status_code == 200
+        assert (await c.get("/api/store/v1/experiments")).status_code == 401
+        assert (await c.get("/api/store/v1/experiments", headers=AUTH)).status_code == 200
 
 
-async def test_local_mode_writes_take_the_user_header_or_the_body(store: Store) -> None:
+async def test_local_mode_writes_take_the_user_header_or_the_body(store: ServerStore) -> None:
     app = create_app(store)
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
@@ -231,7 +235,7 @@ async def test_local_mode_writes_take_the_user_header_or_the_body(store: Store) 
 
 
 async def test_a_retried_write_with_an_idempotency_key_happens_once(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     headers = {**AUTH, "Idempotency-Key": "k-1"}
@@ -256,29 +260,29 @@ async def test_heartbeat_and_store_reads_answer(api: httpx.AsyncClient) -> None:
     assert (await api.post("/api/w/heartbeat", json={"run_ids": [rid]}, headers=AUTH)).json() == {
         "ok": True
     }
-    assert (await api.get(f"/api/store/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
-    runs = (await api.post("/api/store/runs/query", json={"experiment": "e"}, headers=AUTH)).json()[
+    assert (await api.get(f"/api/store/v1/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
+    runs = (await api.post("/api/store/v1/runs/query", json={"experiment": "e"}, headers=AUTH)).json()[
         "runs"
     ]
     assert [r["id"] for r in runs] == [rid]
-    assert (await api.post("/api/store/runs/count", json={}, headers=AUTH)).json() == {"count": 1}
-    params = (await api.post("/api/store/params", json={"run_ids": [rid]}, headers=AUTH)).json()
+    assert (await api.post("/api/store/v1/runs/count", json={}, headers=AUTH)).json() == {"count": 1}
+    params = (await api.post("/api/store/v1/params", json={"run_ids": [rid]}, headers=AUTH)).json()
     assert params == {"params": {rid: {"p": 1}}}
-    assert (await api.get(f"/api/store/runs/{rid}/metrics", headers=AUTH)).json()["acc"][
+    assert (await api.get(f"/api/store/v1/runs/{rid}/metrics", headers=AUTH)).json()["acc"][
         "last"
     ] == 0.5
-    assert (await api.get(f"/api/store/runs/{rid}/metrics/acc", headers=AUTH)).json()["values"] == [
+    assert (await api.get(f"/api/store/v1/runs/{rid}/metrics/acc", headers=AUTH)).json()["values"] == [
         0.5
     ]
-    assert (await api.get(f"/api/store/runs/{rid}/artifacts", headers=AUTH)).json() == {
+    assert (await api.get(f"/api/store/v1/runs/{rid}/artifacts", headers=AUTH)).json() == {
         "artifacts": []
     }
-    assert (await api.get(f"/api/store/runs/{rid}/artifacts/x", headers=AUTH)).status_code == 404
-    assert (await api.get("/api/store/objects/not-a-uri", headers=AUTH)).status_code == 422
-    assert len((await api.get("/api/store/experiments", headers=AUTH)).json()) == 1
-    assert (await api.get("/api/store/models", headers=AUTH)).json() == []
-    assert (await api.get("/api/store/models/none", headers=AUTH)).status_code == 404
-    assert (await api.get("/api/store/models/none/versions/1", headers=AUTH)).status_code == 404
+    assert (await api.get(f"/api/store/v1/runs/{rid}/artifacts/x", headers=AUTH)).status_code == 404
+    assert (await api.get("/api/store/v1/objects/not-a-uri", headers=AUTH)).status_code == 422
+    assert len((await api.get("/api/store/v1/experiments", headers=AUTH)).json()) == 1
+    assert (await api.get("/api/store/v1/models", headers=AUTH)).json() == []
+    assert (await api.get("/api/store/v1/models/none", headers=AUTH)).status_code == 404
+    assert (await api.get("/api/store/v1/models/none/versions/1", headers=AUTH)).status_code == 404
 
 
 FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
@@ -294,7 +298,7 @@ FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
         "/api/w/runs/{rid}/metrics",
         b'{"series": [{"key": "a", "steps": "\\u00d3", "values": "", "timestamps": ""}]}',
     ),
-    ("/api/store/runs/query", b'{"offset": -50803578349519435797499290748715008}'),
+    ("/api/store/v1/runs/query", b'{"offset": -50803578349519435797499290748715008}'),
     ("/api/w/runs/{rid}/metrics", b'{"": 1.0}'),
     # metric batches skip the scan for long integers: their model bounds the step itself
     (
@@ -319,7 +323,7 @@ async def test_inputs_found_by_fuzzing_are_422s(
 
 
 async def test_an_out_of_range_model_version_is_a_422(api: httpx.AsyncClient) -> None:
-    r = await api.get("/api/store/models/m/versions/76087608923383093474099200", headers=AUTH)
+    r = await api.get("/api/store/v1/models/m/versions/76087608923383093474099200", headers=AUTH)
     assert r.status_code == 422, r.text
     r = await api.post("/api/w/models/m/versions/76087608923383093474099200/promote",
                        json={"stage": "staging"}, headers=AUTH)  # fmt: skip
@@ -332,7 +336,7 @@ async def test_archive_and_delete_archived_over_http(api: httpx.AsyncClient) -> 
     r = await api.post("/api/w/archive", json={"started_before": 9e9}, headers=AUTH)
     assert r.json() == {"count": 1}
     assert (await api.post("/api/w/archived/delete", json={}, headers=AUTH)).json() == {"count": 1}
-    assert (await api.get(f"/api/store/runs/{rid}", headers=AUTH)).status_code == 404
+    assert (await api.get(f"/api/store/v1/runs/{rid}", headers=AUTH)).status_code == 404
     assert (
         await api.post("/api/w/archive", json={"started_before": 1}, headers={})
     ).status_code == 401

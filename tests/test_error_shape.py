@@ -19,7 +19,7 @@ from starlette.routing import Route
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
 from chachaml.server.errors import CODES
-from chachaml.store import Store
+from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 from tests.support.mcp_seed import open_seeded
 
@@ -29,12 +29,14 @@ MISSING = {"run_id": "f" * 32, "name": "no-such", "version": "99", "v1": "98", "
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def store(tmp_path: Path) -> AsyncIterator[ServerStore]:
     async with open_seeded(tmp_path) as opened:
         yield opened
 
 
-def _api_routes(store: Store, tmp_path: Path, access: AccessConfig) -> tuple[Any, list[Route]]:
+def _api_routes(
+    store: ServerStore, tmp_path: Path, access: AccessConfig
+) -> tuple[Any, list[Route]]:
     app = create_app(
         store, artifacts=open_artifact_store(str(tmp_path / "artifacts")), access=access
     )
@@ -55,7 +57,9 @@ def _check(answer: httpx.Response) -> None:
     assert set(error) <= {"status", "code", "message", "fields"}
 
 
-async def test_every_api_route_answers_errors_in_one_envelope(store: Store, tmp_path: Path) -> None:
+async def test_every_api_route_answers_errors_in_one_envelope(
+    store: ServerStore, tmp_path: Path
+) -> None:
     app, routes = _api_routes(store, tmp_path, AccessConfig())
     checked = 0
     transport = httpx.ASGITransport(app)
@@ -74,7 +78,7 @@ async def test_every_api_route_answers_errors_in_one_envelope(store: Store, tmp_
 
 
 async def test_access_errors_use_the_same_envelope_on_every_api_route(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     app, routes = _api_routes(store, tmp_path, AccessConfig(tokens=(("ada", "ada-token-1"),)))
     transport = httpx.ASGITransport(app)
@@ -87,7 +91,7 @@ async def test_access_errors_use_the_same_envelope_on_every_api_route(
 
 
 async def test_a_conflict_is_409_on_the_ui_twins_as_on_the_api(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     from chachaml.errors import Conflict
     from chachaml.server.ui.common import guarded

@@ -9,11 +9,11 @@ import pytest
 
 from chachaml.server.app import create_app
 from chachaml.settings import S3Settings
-from chachaml.store import Store, open_store
+from chachaml.store import ServerStore, open_store
 from chachaml.store.artifacts import ArtifactStore, LocalArtifactStore, open_artifact_store
 
 
-async def get(store: Store, artifacts: ArtifactStore, path: str) -> httpx.Response:
+async def get(store: ServerStore, artifacts: ArtifactStore, path: str) -> httpx.Response:
     app = create_app(store, artifacts=artifacts)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
@@ -21,13 +21,15 @@ async def get(store: Store, artifacts: ArtifactStore, path: str) -> httpx.Respon
 
 
 @pytest.mark.anyio
-async def test_healthz_says_the_process_is_up(store: Store, tmp_path: Path) -> None:
+async def test_healthz_says_the_process_is_up(store: ServerStore, tmp_path: Path) -> None:
     response = await get(store, LocalArtifactStore(tmp_path), "/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
 @pytest.mark.anyio
-async def test_readyz_checks_the_store_and_the_artifact_store(store: Store, tmp_path: Path) -> None:
+async def test_readyz_checks_the_store_and_the_artifact_store(
+    store: ServerStore, tmp_path: Path
+) -> None:
     response = await get(store, LocalArtifactStore(tmp_path / "artifacts"), "/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"store": "ok", "artifacts": "ok"}}
@@ -35,7 +37,7 @@ async def test_readyz_checks_the_store_and_the_artifact_store(store: Store, tmp_
 
 @pytest.mark.anyio
 async def test_readyz_is_503_with_the_reason_when_the_bucket_is_unreachable(
-    store: Store,
+    store: ServerStore,
 ) -> None:
     settings = S3Settings(endpoint="http://127.0.0.1:9", access_key_id="k", secret_access_key="s")
     nowhere = open_artifact_store("s3://bucket/x", settings)

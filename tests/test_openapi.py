@@ -9,12 +9,14 @@ from starlette.routing import Route
 
 from chachaml.server.api.openapi import openapi_path
 from chachaml.server.app import create_app
-from chachaml.store import Store
+from chachaml.store import ServerStore
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_document_is_valid_openapi_3_1_and_lists_every_api_route(store: Store) -> None:
+async def test_the_document_is_valid_openapi_3_1_and_lists_every_api_route(
+    store: ServerStore,
+) -> None:
     app = create_app(store)
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:

@@ -95,5 +95,5 @@ def test_curl_style_requests_against_the_real_server(server: str) -> None:
         run_id = c.post("/api/w/runs", json={"experiment": "curl"}).json()["id"]
         assert c.post(f"/api/w/runs/{run_id}/metrics", json={"acc": 0.9}).json() == {"points": 1}
         assert c.post(f"/api/w/runs/{run_id}/end", json={}).status_code == 200
-        assert c.get(f"/api/store/runs/{run_id}").json()["metrics"] == {"acc": 0.9}
+        assert c.get(f"/api/store/v1/runs/{run_id}").json()["metrics"] == {"acc": 0.9}
         assert c.get("/api/openapi.json").json()["openapi"] == "3.1.0"

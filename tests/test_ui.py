@@ -17,7 +17,7 @@ from chachaml.server.ui.charts import downsample
 from chachaml.server.ui.markdown import note_html
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 from tests.support.mcp_seed import IRIS, MID, NEW, OLD, seed
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +37,7 @@ PAGES = [
 
 
 @asynccontextmanager
-async def seeded_web(store: Store, path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def seeded_web(store: ServerStore, path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The app over ``store`` once seeded, as user bo, through an in-process client."""
     await seed(store, path / "artifacts")
     app = create_app(store, artifacts=open_artifact_store(str(path / "artifacts")), user="bo")
@@ -60,7 +60,7 @@ async def web(
 
 
 @pytest.fixture
-async def own_web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def own_web(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A seeded store of the test's own, for tests that add rows."""
     async with seeded_web(store, tmp_path) as client:
         yield client
@@ -249,7 +249,7 @@ async def test_metric_series_json_and_full_csv(web: httpx.AsyncClient) -> None:
 
 
 async def test_long_series_are_downsampled_for_display(
-    store: Store, own_web: httpx.AsyncClient
+    store: ServerStore, own_web: httpx.AsyncClient
 ) -> None:
     n = 100_000
     await store.create_run(
@@ -369,7 +369,7 @@ async def test_pipelines_page_lists_and_rejects_bad_status(web: httpx.AsyncClien
 
 
 async def test_user_text_is_escaped_and_notes_are_sanitized(
-    store: Store, own_web: httpx.AsyncClient
+    store: ServerStore, own_web: httpx.AsyncClient
 ) -> None:
     evil = "<img src=x onerror=alert(1)>"
     await store.create_run(

@@ -13,7 +13,7 @@ from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
 from chachaml.server.tokens import create_token
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 from tests.support.mcp_seed import MID, seed
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +28,7 @@ ACTIONS: list[tuple[str, dict[str, Any]]] = [
 
 
 async def _client(
-    store: Store, tmp_path: Path, access: AccessConfig
+    store: ServerStore, tmp_path: Path, access: AccessConfig
 ) -> AsyncIterator[httpx.AsyncClient]:
     await seed(store, tmp_path / "artifacts")
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "artifacts")),
@@ -39,14 +39,14 @@ async def _client(
 
 
 @pytest.fixture
-async def web(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def web(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """No tokens configured: writes are open (as on a loopback server)."""
     async for client in _client(store, tmp_path, AccessConfig(local_user="bo")):
         yield client
 
 
 @pytest.fixture
-async def guarded(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def guarded(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A static write token for ada; the store holds a read token (see ``reader``)."""
     async for client in _client(store, tmp_path, AccessConfig(tokens=(("ada", TOKEN),))):
         yield client
@@ -136,7 +136,7 @@ async def test_bodies_must_be_json(
 
 @pytest.mark.parametrize(("path", "body"), ACTIONS)
 async def test_configured_tokens_are_required(
-    guarded: httpx.AsyncClient, store: Store, path: str, body: dict[str, Any]
+    guarded: httpx.AsyncClient, store: ServerStore, path: str, body: dict[str, Any]
 ) -> None:
     answer = await guarded.post(path, json=body, headers=SAME)
     assert answer.status_code == 401 and "Bearer" in _message(answer)

@@ -14,7 +14,7 @@ from chachaml.records.alerts import DeliveryAttempt, NewAlertEvent
 from chachaml.server.app import create_app
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 from chachaml.tools import alerts as alert_ops
 from tests.support.mcp_seed import IRIS, NEW, seed
 
@@ -24,7 +24,7 @@ EVIL_RULE = "<img src=x onerror=alert(1)>"
 FIRED_AT = datetime(2025, 3, 6, 12, 0, tzinfo=UTC).timestamp()
 
 
-async def seed_alerts(store: Store) -> None:
+async def seed_alerts(store: ServerStore) -> None:
     """Rule ``acc-low`` (signed webhook) fired for run NEW, delivered on the second attempt;
     a staleness rule with a hostile name that never fired."""
     rule = alert_ops.build_rule(

@@ -41,7 +41,7 @@ from chachaml.server.errors import ApiError, envelope
 from chachaml.server.tokens import hash_token
 from chachaml.store.api_protocol import SCOPES, TokenOwner, allows
 from chachaml.store.api_protocol import Scope as TokenScope
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 
 Mode = Literal["local", "team"]
 PRINCIPAL = "chachaml.principal"
@@ -136,7 +136,7 @@ class AccessPolicy:
     state, while a token created or revoked takes effect within that time.
     """
 
-    def __init__(self, config: AccessConfig, store: Store) -> None:
+    def __init__(self, config: AccessConfig, store: ServerStore) -> None:
         self.config = config
         self._store = store
         self._static = {

@@ -30,7 +30,7 @@ from chachaml.server.ui import ui_routes
 from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 from chachaml.tools.deliveries import run_delivery_worker
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 def create_app(
-    store: Store,
+    store: ServerStore,
     *,
     artifacts: ArtifactStore | None = None,
     toolsets: Iterable[str] = (),
@@ -103,7 +103,7 @@ def create_app(
     app.state.ui_user = user
     app.state.access = policy
     app.state.artifacts = artifacts
-    install_api(app, api)  # /api/w, /api/store, /api/openapi.json, error envelope
+    install_api(app, api)  # /api/w, /api/store/v1, /api/openapi.json, error envelope
     return app
 
 

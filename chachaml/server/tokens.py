@@ -14,7 +14,7 @@ import secrets
 
 from chachaml.errors import InvalidInput
 from chachaml.store.api_protocol import SCOPES, Scope, TokenInfo
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 
 TOKEN_PREFIX = "chml_"
 HINT_LENGTH = 12
@@ -32,7 +32,9 @@ def _scope(scope: str) -> Scope:
     raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
 
 
-async def create_token(store: Store, user: str, scope: str = "write") -> tuple[str, TokenInfo]:
+async def create_token(
+    store: ServerStore, user: str, scope: str = "write"
+) -> tuple[str, TokenInfo]:
     """Create a token for a user; returns it (shown once, only its hash is stored) and its row."""
     if not isinstance(user, str) or not user.strip() or ":" in user or "," in user:
         raise InvalidInput(f"user must be a non-empty name without ':' or ',', got {user!r}")
@@ -47,12 +49,12 @@ async def create_token(store: Store, user: str, scope: str = "write") -> tuple[s
     return token, info
 
 
-async def list_tokens(store: Store) -> list[TokenInfo]:
+async def list_tokens(store: ServerStore) -> list[TokenInfo]:
     """Every token of the store, revoked ones included."""
     return await store.list_tokens()
 
 
-async def revoke_token(store: Store, token: str) -> TokenInfo:
+async def revoke_token(store: ServerStore, token: str) -> TokenInfo:
     """Revoke a token named by its id, its hint, or the token itself."""
     tokens = await store.list_tokens()
     text = token.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chachaml.errors import InvalidInput
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore, Store
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -18,7 +18,7 @@ def sqlite_path(url: str) -> Path | None:
     return None if path == ":memory:" else Path(path).expanduser().absolute()
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str) -> ServerStore:
     """Open the database a URL names: ``sqlite:///path.db`` or ``postgresql://...``.
 
     A server's ``http(s)://`` URL is not storage but a client of a server:
@@ -50,4 +50,4 @@ async def open_store(url: str) -> Store:
     )
 
 
-__all__ = ["Store", "open_store", "sqlite_path"]
+__all__ = ["ServerStore", "Store", "open_store", "sqlite_path"]

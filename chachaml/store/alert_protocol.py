@@ -26,7 +26,7 @@ Contract for implementers (on top of the ``Store`` contract):
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chachaml.records.alerts import (
     AlertEvent,
@@ -60,6 +60,17 @@ class AlertStore(Protocol):
         """Delete a rule and its events; ``NotFound`` listing the rules if absent."""
         ...
 
+    async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Events of one rule (of every rule when ``name`` is ``None``), newest first."""
+        ...
+
+
+class AlertServerStore(Protocol):
+    """Alert internals only a server's own store has: firing, the webhook queue, staleness.
+
+    A remote client asks the server to evaluate its rules instead (``RemoteStore.check_alerts``).
+    """
+
     async def fire_alert(self, name: str, event: NewAlertEvent) -> AlertEvent | None:
         """Record a firing unless the rule fired for this subject already or is cooling down.
 
@@ -91,10 +102,6 @@ class AlertStore(Protocol):
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
         ...
 
-    async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
-        """Events of one rule (of every rule when ``name`` is ``None``), newest first."""
-        ...
-
     async def stale_experiments(
         self, experiment: str | None, cutoff: float
     ) -> list[StaleExperiment]:
@@ -106,4 +113,20 @@ class AlertStore(Protocol):
 
     async def silent_runs(self, experiment: str | None, cutoff: float) -> list[SilentRun]:
         """Unarchived runs never ended whose latest metric point (or start) is before ``cutoff``."""
+        ...
+
+
+@runtime_checkable
+class ServerEvaluatedAlerts(Protocol):
+    """A store whose server evaluates the alert rules: a remote store.
+
+    A :class:`~chachaml.client.remote.RemoteStore` has no :class:`AlertServerStore` methods:
+    its server fires rules itself when metrics arrive and runs end, and evaluates every rule
+    on request.
+    """
+
+    async def check_alerts(
+        self, now: float | None = None, lookback_hours: float | None = None
+    ) -> list[AlertEvent]:
+        """Have the server evaluate every rule now; the events fired (webhooks queued)."""
         ...

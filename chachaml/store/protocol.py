@@ -18,7 +18,7 @@ Contract for implementers:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chachaml.records.runs import (
     Artifact,
@@ -36,14 +36,18 @@ from chachaml.records.runs import (
     RunInfo,
     RunQuery,
 )
-from chachaml.store.alert_protocol import AlertStore
+from chachaml.store.alert_protocol import AlertServerStore, AlertStore
 from chachaml.store.api_protocol import ApiStore
 from chachaml.store.pipeline_protocol import PipelineStore
 from chachaml.store.registry_protocol import RegistryStore
 
 
-class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
-    """Async persistence for experiments, runs and their data, models, pipelines, alerts, tokens."""
+class Store(RegistryStore, PipelineStore, AlertStore, Protocol):
+    """Async persistence for experiments, runs and their data, models, pipelines, alert rules.
+
+    What training code and every operation in ``chachaml.tools`` may ask of any store: a
+    database, or a server over HTTP (:class:`~chachaml.client.remote.RemoteStore`).
+    """
 
     @property
     def url(self) -> str:
@@ -154,5 +158,18 @@ class Store(RegistryStore, PipelineStore, AlertStore, ApiStore, Protocol):
         ...
 
     async def delete_archived(self) -> tuple[int, list[str]]:
-        """Delete archived runs and their rows; returns how many, and artifact URIs now unused."""
+        """Delete archived runs and their rows; returns how many, and artifact URIs now unused.
+
+        The caller sweeps those URIs' files (:func:`~chachaml.store.artifacts.sweep_unused`);
+        a remote store returns none, as its server has swept them already.
+        """
         ...
+
+
+@runtime_checkable
+class ServerStore(Store, AlertServerStore, ApiStore, Protocol):
+    """A database a server runs on: the ``Store`` plus the server's own state.
+
+    Tokens, idempotency keys, alert firing and the webhook delivery queue: state a remote
+    client never touches directly.
+    """

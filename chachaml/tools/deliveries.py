@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from chachaml.records.alerts import DeliveryStatus, PendingDelivery
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 from chachaml.tools.webhooks import Delivery, retryable, send
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def wake() -> None:
 
 
 async def _deliver(
-    store: Store, http: httpx.AsyncClient, item: PendingDelivery, delivery: Delivery
+    store: ServerStore, http: httpx.AsyncClient, item: PendingDelivery, delivery: Delivery
 ) -> str:
     attempt = await send(http, item, delivery)
     retry_at: float | None = None
@@ -87,7 +87,7 @@ def http_client(delivery: Delivery) -> httpx.AsyncClient:
 
 
 async def deliver_due(
-    store: Store,
+    store: ServerStore,
     delivery: Delivery,
     *,
     http: httpx.AsyncClient | None = None,
@@ -108,7 +108,7 @@ async def deliver_due(
 
 
 async def _send_all(
-    store: Store, http: httpx.AsyncClient, claimed: list[PendingDelivery], delivery: Delivery
+    store: ServerStore, http: httpx.AsyncClient, claimed: list[PendingDelivery], delivery: Delivery
 ) -> list[str]:
     statuses: list[str] = []
 
@@ -128,7 +128,7 @@ def retry_budget(delivery: Delivery) -> float:
 
 
 async def drain_deliveries(
-    store: Store, delivery: Delivery, *, wait: float | None = None
+    store: ServerStore, delivery: Delivery, *, wait: float | None = None
 ) -> DrainReport:
     """Deliver everything due, and the retries that come due within ``wait`` seconds.
 
@@ -169,7 +169,7 @@ async def _pause(seconds: float, waker: _Waker, stop: anyio.Event | None) -> Non
 
 
 async def run_delivery_worker(
-    store: Store,
+    store: ServerStore,
     delivery: Delivery,
     *,
     stop: anyio.Event | None = None,

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
 from chachaml.server.tokens import create_token, revoke_token
-from chachaml.store import Store
+from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import OPT_IN_TOOLSETS
 from tests.support.mcp_seed import MID, open_seeded
@@ -34,14 +34,14 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", **JSON}
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def store(tmp_path: Path) -> AsyncIterator[ServerStore]:
     async with open_seeded(tmp_path) as opened:
         yield opened
 
 
 @asynccontextmanager
 async def serving(
-    store: Store, tmp_path: Path, access: AccessConfig
+    store: ServerStore, tmp_path: Path, access: AccessConfig
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         store,
@@ -72,7 +72,9 @@ def tool_text(answer: httpx.Response) -> tuple[bool, str]:
 # -- finding 2: a page of another origin cannot write to a local server ----------------------
 
 
-async def test_a_cross_site_text_plain_post_cannot_write(store: Store, tmp_path: Path) -> None:
+async def test_a_cross_site_text_plain_post_cannot_write(
+    store: ServerStore, tmp_path: Path
+) -> None:
     async with serving(store, tmp_path, AccessConfig()) as web:
         evil = {"Origin": "http://127.0.0.1:9999", "Content-Type": "text/plain"}
         for path, body in [
@@ -93,14 +95,14 @@ async def test_a_cross_site_text_plain_post_cannot_write(store: Store, tmp_path:
     assert all(r.experiment != "planted" for r in await _runs(store))
 
 
-async def _runs(store: Store) -> list[Any]:
+async def _runs(store: ServerStore) -> list[Any]:
     from chachaml.tools import runs as run_ops
 
     return list(await run_ops.list_runs(store, limit=100))
 
 
 async def test_a_same_origin_write_and_a_non_browser_write_pass(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     async with serving(store, tmp_path, AccessConfig(local_user="kim")) as web:
         same = await web.post("/api/w/runs", json={}, headers={"Origin": BASE})
@@ -113,10 +115,10 @@ async def test_a_same_origin_write_and_a_non_browser_write_pass(
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/runs", "/api/export", "/api/store/experiments", "/runs", "/mcp"]
+    "path", ["/api/runs", "/api/export", "/api/store/v1/experiments", "/runs", "/mcp"]
 )
 async def test_a_rebound_host_is_refused_everywhere(
-    store: Store, tmp_path: Path, path: str
+    store: ServerStore, tmp_path: Path, path: str
 ) -> None:
     async with serving(store, tmp_path, AccessConfig()) as web:
         answer = await web.get(path, headers={"Host": "evil.example:8080"})
@@ -128,7 +130,7 @@ async def test_a_rebound_host_is_refused_everywhere(
 
 
 async def test_configured_public_hosts_and_loopback_names_are_accepted(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     access = AccessConfig(allowed_hosts=("ml.internal",))
     async with serving(store, tmp_path, access) as web:
@@ -140,7 +142,7 @@ async def test_configured_public_hosts_and_loopback_names_are_accepted(
 
 
 async def test_team_mode_refuses_anonymous_reads_on_every_surface(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     access = AccessConfig(tokens=(("ada", TOKEN),))
     async with serving(store, tmp_path, access) as web:
@@ -150,7 +152,7 @@ async def test_team_mode_refuses_anonymous_reads_on_every_surface(
             "/api/export",
             "/api/export?format=csv",
             f"/api/artifacts/{MID}/model",
-            f"/api/store/runs/{MID}",
+            f"/api/store/v1/runs/{MID}",
             "/api/models",
         ]:
             answer = await web.get(path)
@@ -180,7 +182,7 @@ async def test_team_mode_refuses_anonymous_reads_on_every_surface(
     ],
 )
 async def test_mcp_over_http_needs_a_write_token_to_write(
-    store: Store, tmp_path: Path, tool: str, arguments: dict[str, Any]
+    store: ServerStore, tmp_path: Path, tool: str, arguments: dict[str, Any]
 ) -> None:
     reader, _ = await create_token(store, "rita", "read")
     access = AccessConfig(bind="0.0.0.0")  # a team server: the store's tokens decide
@@ -193,7 +195,9 @@ async def test_mcp_over_http_needs_a_write_token_to_write(
         assert failed and "write scope" in text, text
 
 
-async def test_mcp_writes_are_attributed_to_the_tokens_user(store: Store, tmp_path: Path) -> None:
+async def test_mcp_writes_are_attributed_to_the_tokens_user(
+    store: ServerStore, tmp_path: Path
+) -> None:
     writer, _ = await create_token(store, "wes", "write")
     async with serving(store, tmp_path, AccessConfig(bind="0.0.0.0")) as web:
         call = mcp_call(
@@ -209,11 +213,11 @@ async def test_mcp_writes_are_attributed_to_the_tokens_user(store: Store, tmp_pa
     assert mine == ["wes"]
 
 
-async def test_public_reads_open_reads_only(store: Store, tmp_path: Path) -> None:
+async def test_public_reads_open_reads_only(store: ServerStore, tmp_path: Path) -> None:
     access = AccessConfig(tokens=(("ada", TOKEN),), public_reads=True)
     async with serving(store, tmp_path, access) as web:
         assert (await web.get("/api/runs")).status_code == 200
-        assert (await web.post("/api/store/runs/query", json={})).status_code == 200
+        assert (await web.post("/api/store/v1/runs/query", json={})).status_code == 200
         read = await web.post(
             "/mcp", json=mcp_call("get_run", {"run_id": MID}), headers=MCP_HEADERS
         )
@@ -227,7 +231,7 @@ async def test_public_reads_open_reads_only(store: Store, tmp_path: Path) -> Non
         assert chat.status_code == 401  # the server's provider key is never spent anonymously
 
 
-async def test_admin_scope_is_needed_to_delete(store: Store, tmp_path: Path) -> None:
+async def test_admin_scope_is_needed_to_delete(store: ServerStore, tmp_path: Path) -> None:
     writer, _ = await create_token(store, "wes", "write")
     admin, _ = await create_token(store, "root", "admin")
     async with serving(store, tmp_path, AccessConfig()) as web:
@@ -241,7 +245,7 @@ async def test_admin_scope_is_needed_to_delete(store: Store, tmp_path: Path) -> 
 # -- finding 6: chat answers same-origin callers only in local mode --------------------------
 
 
-async def test_chat_refuses_cross_site_callers(store: Store, tmp_path: Path) -> None:
+async def test_chat_refuses_cross_site_callers(store: ServerStore, tmp_path: Path) -> None:
     async with serving(store, tmp_path, AccessConfig()) as web:
         body = json.dumps({"question": "spend the key"})
         plain = {"Origin": "http://127.0.0.1:9999", "Content-Type": "text/plain"}
@@ -254,7 +258,7 @@ async def test_chat_refuses_cross_site_callers(store: Store, tmp_path: Path) -> 
 
 
 async def test_a_running_server_follows_token_changes_without_a_restart(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     access = AccessConfig(refresh_seconds=0.2)
     async with serving(store, tmp_path, access) as web:
@@ -282,7 +286,7 @@ async def test_a_running_server_follows_token_changes_without_a_restart(
 
 
 async def test_a_browser_signs_in_and_its_writes_need_the_csrf_header(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     async with serving(store, tmp_path, AccessConfig(tokens=(("ada", TOKEN),))) as web:
         form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
@@ -333,7 +337,7 @@ def _every_route(app: Starlette) -> list[tuple[str, str]]:
 
 
 async def test_team_mode_refuses_anonymous_callers_on_every_route(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     app = create_app(
         store,
@@ -358,7 +362,9 @@ async def test_team_mode_refuses_anonymous_callers_on_every_route(
 # -- finding 12 (last item): a note records who set it, whatever the surface -----------------
 
 
-async def test_notes_record_who_set_them_on_every_surface(store: Store, tmp_path: Path) -> None:
+async def test_notes_record_who_set_them_on_every_surface(
+    store: ServerStore, tmp_path: Path
+) -> None:
     from chachaml.tools import runs as run_ops
 
     writer, _ = await create_token(store, "wes", "write")
@@ -377,7 +383,9 @@ async def test_notes_record_who_set_them_on_every_surface(store: Store, tmp_path
         assert "Set by olga" in page.text
 
 
-async def test_tags_record_who_set_them_on_every_surface(store: Store, tmp_path: Path) -> None:
+async def test_tags_record_who_set_them_on_every_surface(
+    store: ServerStore, tmp_path: Path
+) -> None:
     from chachaml.tools import runs as run_ops
 
     writer, _ = await create_token(store, "wes", "write")
@@ -398,7 +406,7 @@ async def test_tags_record_who_set_them_on_every_surface(store: Store, tmp_path:
 
 
 async def test_a_signed_in_browser_sees_who_it_is_and_can_sign_out(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     async with serving(store, tmp_path, AccessConfig(tokens=(("ada", TOKEN),))) as web:
         form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}

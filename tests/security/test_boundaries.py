@@ -29,7 +29,7 @@ from chachaml.records import validation
 from chachaml.records.runs import NewRun
 from chachaml.server.app import create_app
 from chachaml.server.mcp.server import build_mcp
-from chachaml.store import Store, open_store
+from chachaml.store import ServerStore, open_store
 from chachaml.store.artifacts import LocalArtifactStore, open_artifact_store
 from chachaml.store.sqlite import SQLiteStore
 from chachaml.tools import alerts as alert_ops
@@ -48,7 +48,7 @@ OCTETS = "application/octet-stream"
 
 
 @pytest.fixture
-async def api(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def api(store: ServerStore, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in memory over ``store``, as a local ``chachaml serve`` runs it."""
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")))
     transport = httpx.ASGITransport(app, raise_app_exceptions=False)
@@ -88,15 +88,15 @@ def _is_422(r: httpx.Response, *words: str) -> None:
         ("{run}/end", {"status": "failed", "error": NUL}),
         ("/api/w/experiments", {"name": "x", "description": NUL}),
         ("/api/w/experiments", {"name": "x", "owner": NUL}),
-        ("/api/store/runs/query", {"experiment": NUL}),
-        ("/api/store/runs/query", {"created_by": NUL}),
-        ("/api/store/runs/query", {"tags": {"a": NUL}}),
-        ("/api/store/runs/query", {"params": {"a": NUL}}),
-        ("/api/store/runs/count", {"experiment": NUL}),
+        ("/api/store/v1/runs/query", {"experiment": NUL}),
+        ("/api/store/v1/runs/query", {"created_by": NUL}),
+        ("/api/store/v1/runs/query", {"tags": {"a": NUL}}),
+        ("/api/store/v1/runs/query", {"params": {"a": NUL}}),
+        ("/api/store/v1/runs/count", {"experiment": NUL}),
     ],
 )
 async def test_nul_in_any_text_of_a_json_body_is_a_422(
-    api: httpx.AsyncClient, store: Store, path: str, body: dict[str, Any]
+    api: httpx.AsyncClient, store: ServerStore, path: str, body: dict[str, Any]
 ) -> None:
     rid = await _run(api)
     r = await api.post(path.replace("{run}", f"/api/w/runs/{rid}"), json=body, headers=AUTH)
@@ -126,7 +126,7 @@ async def test_nul_in_a_path_segment_or_filter_of_the_ui_is_a_422(
     _is_422(r, "NUL")
 
 
-async def test_the_python_api_refuses_nul_text_on_both_backends(store: Store) -> None:
+async def test_the_python_api_refuses_nul_text_on_both_backends(store: ServerStore) -> None:
     await store.create_run(_new_run("r1"))
     for attempt in (
         lambda: run_ops.set_note(store, "r1", NUL),
@@ -181,10 +181,10 @@ async def test_a_negative_limit_or_offset_on_a_run_query_is_a_422(
     api: httpx.AsyncClient, body: dict[str, int], word: str
 ) -> None:
     await _run(api)
-    _is_422(await api.post("/api/store/runs/query", json=body, headers=AUTH), word)
+    _is_422(await api.post("/api/store/v1/runs/query", json=body, headers=AUTH), word)
 
 
-async def test_the_tools_refuse_a_negative_offset(store: Store) -> None:
+async def test_the_tools_refuse_a_negative_offset(store: ServerStore) -> None:
     with pytest.raises(InvalidInput, match="offset"):
         await run_ops.list_runs(store, offset=-1)
 
@@ -192,7 +192,7 @@ async def test_the_tools_refuse_a_negative_offset(store: Store) -> None:
 # 3. length limits --------------------------------------------------------------------------
 
 
-async def test_notes_descriptions_tags_and_params_have_length_limits(store: Store) -> None:
+async def test_notes_descriptions_tags_and_params_have_length_limits(store: ServerStore) -> None:
     await store.create_run(_new_run("r1"))
     with pytest.raises(InvalidInput, match="100000"):
         await run_ops.set_note(store, "r1", "x" * 100_001)
@@ -250,7 +250,7 @@ async def test_mcp_set_note_over_the_limit_is_a_tool_error(store_url: str, tmp_p
 
 
 async def test_a_default_step_after_the_last_int64_step_is_a_422_not_a_500(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     last = {"metrics": [{"key": "x", "value": 1.0, "step": 2**63 - 1}]}
@@ -283,12 +283,12 @@ def test_the_python_client_refuses_a_step_past_the_last_int64(
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "1969-12-31T23:59:59+00:00"])
 async def test_a_time_before_1970_is_a_422(api: httpx.AsyncClient, field: str, when: str) -> None:
     await _run(api)
-    r = await api.post("/api/store/runs/query", json={field: when}, headers=AUTH)
+    r = await api.post("/api/store/v1/runs/query", json={field: when}, headers=AUTH)
     _is_422(r, field)
     _is_422(await api.get(f"/api/runs?{field}={when.replace('+', '%2B')}"), field)
 
 
-async def test_the_tools_refuse_times_before_1970(store: Store) -> None:
+async def test_the_tools_refuse_times_before_1970(store: ServerStore) -> None:
     with pytest.raises(InvalidInput, match="1970"):
         await run_ops.list_runs(store, since="0001-01-01T00:00:00")
     with pytest.raises(InvalidInput, match="1970"):
@@ -309,7 +309,7 @@ async def test_the_tools_refuse_times_before_1970(store: Store) -> None:
     ],
 )
 async def test_metric_values_must_be_numbers_over_http(
-    api: httpx.AsyncClient, store: Store, body: dict[str, Any]
+    api: httpx.AsyncClient, store: ServerStore, body: dict[str, Any]
 ) -> None:
     rid = await _run(api)
     _is_422(await api.post(f"/api/w/runs/{rid}/metrics", json=body, headers=AUTH))
@@ -333,7 +333,9 @@ async def test_a_heartbeat_timeout_must_be_finite_positive_and_at_most_a_week(
     _is_422(r, "heartbeat_timeout")
 
 
-async def test_a_run_cannot_end_before_it_started(api: httpx.AsyncClient, store: Store) -> None:
+async def test_a_run_cannot_end_before_it_started(
+    api: httpx.AsyncClient, store: ServerStore
+) -> None:
     started = time.time() - 100
     rid = await _run(api, started_at=started)
     r = await api.post(
@@ -414,7 +416,7 @@ async def test_an_experiment_named_with_a_slash_has_a_page_and_json_twin(
 
 
 async def test_a_missing_artifact_file_is_a_404_without_the_artifact_root(
-    api: httpx.AsyncClient, store: Store, tmp_path: Path
+    api: httpx.AsyncClient, store: ServerStore, tmp_path: Path
 ) -> None:
     rid = await _run(api)
     files = {"file": ("model.bin", b"weights", "application/octet-stream")}
@@ -437,7 +439,7 @@ async def test_a_missing_artifact_file_is_a_404_without_the_artifact_root(
 
 
 async def test_an_artifact_record_for_an_object_never_uploaded_is_a_422(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     digest = "ab" * 32
@@ -462,7 +464,7 @@ async def test_an_artifact_record_for_an_object_never_uploaded_is_a_422(
 
 
 async def test_the_archive_sweep_keeps_a_file_logged_again_after_the_delete(
-    store: Store, tmp_path: Path
+    store: ServerStore, tmp_path: Path
 ) -> None:
     artifacts = open_artifact_store(str(tmp_path / "a"))
     await store.create_run(_new_run("old"))
@@ -497,16 +499,16 @@ async def test_the_archive_sweep_keeps_a_file_logged_again_after_the_delete(
 @pytest.mark.parametrize(
     ("method", "path", "body", "param"),
     [
-        ("GET", "/api/store/runs/ab%00c", None, "run_id"),
-        ("GET", "/api/store/runs/ab%00c/metrics", None, "run_id"),
-        ("GET", "/api/store/runs/{run}/metrics/a%00b", None, "key"),
-        ("GET", "/api/store/runs/{run}/series/a%00b", None, "key"),
-        ("GET", "/api/store/runs/ab%00c/artifacts", None, "run_id"),
-        ("GET", "/api/store/runs/{run}/artifacts/a%00b", None, "name"),
-        ("GET", "/api/store/experiments/a%00b", None, "name"),
-        ("GET", "/api/store/models/a%00b", None, "name"),
-        ("GET", "/api/store/models/a%00b/versions/1", None, "name"),
-        ("GET", "/api/store/objects/objects/ab/c%00d", None, "uri"),
+        ("GET", "/api/store/v1/runs/ab%00c", None, "run_id"),
+        ("GET", "/api/store/v1/runs/ab%00c/metrics", None, "run_id"),
+        ("GET", "/api/store/v1/runs/{run}/metrics/a%00b", None, "key"),
+        ("GET", "/api/store/v1/runs/{run}/series/a%00b", None, "key"),
+        ("GET", "/api/store/v1/runs/ab%00c/artifacts", None, "run_id"),
+        ("GET", "/api/store/v1/runs/{run}/artifacts/a%00b", None, "name"),
+        ("GET", "/api/store/v1/experiments/a%00b", None, "name"),
+        ("GET", "/api/store/v1/models/a%00b", None, "name"),
+        ("GET", "/api/store/v1/models/a%00b/versions/1", None, "name"),
+        ("GET", "/api/store/v1/objects/objects/ab/c%00d", None, "uri"),
         ("POST", "/api/w/models/a%00b/versions/1/promote", {"stage": "staging"}, "name"),
         ("POST", "/api/w/runs/ab%00c/tags", {"k": "v"}, "run_id"),
         ("POST", "/api/w/runs/ab%00c/note", {"note": "n"}, "run_id"),
@@ -570,7 +572,7 @@ DATASET_LONG: list[tuple[dict[str, Any], str]] = [
 
 @pytest.mark.parametrize("body", DATASET_NUL)
 async def test_a_dataset_with_nul_is_a_422_over_http(
-    api: httpx.AsyncClient, store: Store, body: dict[str, Any]
+    api: httpx.AsyncClient, store: ServerStore, body: dict[str, Any]
 ) -> None:
     rid = await _run(api)
     r = await api.post(f"/api/w/runs/{rid}/datasets", json=body, headers=AUTH)
@@ -580,7 +582,7 @@ async def test_a_dataset_with_nul_is_a_422_over_http(
 
 @pytest.mark.parametrize(("body", "limit"), DATASET_LONG)
 async def test_a_dataset_over_a_length_limit_is_a_422_naming_it(
-    api: httpx.AsyncClient, store: Store, body: dict[str, Any], limit: str
+    api: httpx.AsyncClient, store: ServerStore, body: dict[str, Any], limit: str
 ) -> None:
     rid = await _run(api)
     r = await api.post(f"/api/w/runs/{rid}/datasets", json=body, headers=AUTH)
@@ -617,7 +619,7 @@ def test_the_python_log_dataset_refuses_nul_and_overlong_fields(
 # 15. the registry refuses NUL and overlong text through Python, MCP and HTTP alike --------------
 
 
-async def _model(store: Store, tmp_path: Path) -> None:
+async def _model(store: ServerStore, tmp_path: Path) -> None:
     """A run ``r1`` with an artifact ``model`` registered as version 1 of model ``m``."""
     artifacts = open_artifact_store(str(tmp_path / "a"))
     await store.create_run(_new_run("r1"))
@@ -627,7 +629,7 @@ async def _model(store: Store, tmp_path: Path) -> None:
     await registry_ops.register_model(store, "m", "r1", "model", "ada")
 
 
-async def test_the_registry_operations_refuse_nul_text(store: Store, tmp_path: Path) -> None:
+async def test_the_registry_operations_refuse_nul_text(store: ServerStore, tmp_path: Path) -> None:
     await _model(store, tmp_path)
     for attempt in (
         lambda: registry_ops.register_model(store, "m", "r1", "model", "ada", description=NUL),
@@ -646,7 +648,7 @@ async def test_the_registry_operations_refuse_nul_text(store: Store, tmp_path: P
     assert model.note in (None, "") and not model.tags and not model.versions[0].tags
 
 
-async def test_the_registry_operations_cap_text_lengths(store: Store, tmp_path: Path) -> None:
+async def test_the_registry_operations_cap_text_lengths(store: ServerStore, tmp_path: Path) -> None:
     await _model(store, tmp_path)
     long = "x" * 100_001
     for attempt in (
@@ -715,7 +717,7 @@ async def test_mcp_registry_and_pipeline_tools_answer_nul_with_a_tool_error_nami
 
 
 async def test_http_registry_writes_refuse_nul_the_same_way(
-    api: httpx.AsyncClient, store: Store
+    api: httpx.AsyncClient, store: ServerStore
 ) -> None:
     rid = await _run(api)
     files = {"file": ("model.bin", b"weights", OCTETS)}
@@ -758,7 +760,7 @@ def test_end_run_with_a_nul_or_overlong_error_still_ends_the_run(
 # 17. pipelines and alerts refuse NUL before the store sees it -----------------------------------
 
 
-async def test_pipeline_and_alert_operations_refuse_nul_text(store: Store) -> None:
+async def test_pipeline_and_alert_operations_refuse_nul_text(store: ServerStore) -> None:
     with pytest.raises(InvalidInput, match="NUL"):
         await pipeline_ops.get_pipeline(store, NUL)
     for url, secret in (("https://example.com/a\x00b", None), ("https://example.com/h", NUL)):

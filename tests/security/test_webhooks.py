@@ -28,7 +28,7 @@ from chachaml.client.client import Client
 from chachaml.errors import InvalidInput
 from chachaml.records.alerts import AlertEvent, NewAlert
 from chachaml.records.runs import NewRun
-from chachaml.store import Store, open_store
+from chachaml.store import ServerStore, open_store
 from chachaml.store.codec import make_chunk
 from chachaml.store.migrate import as_sql_store
 from chachaml.tools import alerts as ops
@@ -54,7 +54,7 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-async def new_run(store: Store, experiment: str = "mnist") -> str:
+async def new_run(store: ServerStore, experiment: str = "mnist") -> str:
     run_id = uuid.uuid4().hex
     await store.create_run(
         NewRun(
@@ -69,7 +69,7 @@ async def new_run(store: Store, experiment: str = "mnist") -> str:
     return run_id
 
 
-async def raw_rule(store: Store, url: str, name: str = "acc-low", **extra: Any) -> None:
+async def raw_rule(store: ServerStore, url: str, name: str = "acc-low", **extra: Any) -> None:
     """A rule written to the store directly, as an old version (or another process) might."""
     await store.set_alert(
         NewAlert(
@@ -85,7 +85,7 @@ async def raw_rule(store: Store, url: str, name: str = "acc-low", **extra: Any) 
     )
 
 
-async def fire(store: Store, delivery: Delivery = LOCAL, value: float = 0.5) -> AlertEvent:
+async def fire(store: ServerStore, delivery: Delivery = LOCAL, value: float = 0.5) -> AlertEvent:
     """A bad run, evaluated: the one event it fires (queued, not delivered)."""
     run_id = await new_run(store)
     await store.log_metrics([make_chunk(run_id, "accuracy", [(0, value, time.time())])])
@@ -93,13 +93,13 @@ async def fire(store: Store, delivery: Delivery = LOCAL, value: float = 0.5) -> 
     return event
 
 
-async def history(store: Store, name: str = "acc-low") -> AlertEvent:
+async def history(store: ServerStore, name: str = "acc-low") -> AlertEvent:
     (event,) = await ops.alert_history(store, name)
     return event
 
 
 @asynccontextmanager
-async def worker(store: Store, delivery: Delivery = LOCAL) -> AsyncIterator[None]:
+async def worker(store: ServerStore, delivery: Delivery = LOCAL) -> AsyncIterator[None]:
     """The delivery worker, running in the background until the block ends."""
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
@@ -114,7 +114,7 @@ async def worker(store: Store, delivery: Delivery = LOCAL) -> AsyncIterator[None
 
 
 async def test_the_metrics_post_that_fires_an_alert_does_not_wait_for_a_dead_webhook(
-    store: Store, store_url: str, tmp_path: Path, receiver: Receiver, server_factory: ServerFactory
+    store: ServerStore, store_url: str, tmp_path: Path, receiver: Receiver, server_factory: ServerFactory
 ) -> None:
     receiver.script[:] = [HANG] * 10  # accepts the connection, never answers
     await raw_rule(store, receiver.url)
@@ -164,7 +164,7 @@ async def test_end_run_only_enqueues_and_the_training_process_never_calls_the_we
         await store.close()
 
 
-async def test_the_worker_delivers_to_a_live_receiver(store: Store, receiver: Receiver) -> None:
+async def test_the_worker_delivers_to_a_live_receiver(store: ServerStore, receiver: Receiver) -> None:
     await ops.set_alert(
         store,
         ops.build_rule(
@@ -186,12 +186,12 @@ async def test_the_worker_delivers_to_a_live_receiver(store: Store, receiver: Re
     assert [(a.status_code, a.error) for a in stored.attempts] == [(200, None)]
 
 
-async def _delivered(store: Store) -> bool:
+async def _delivered(store: ServerStore) -> bool:
     return (await history(store)).delivery in ("delivered", "failed")
 
 
 async def test_a_503_is_retried_with_growing_backoff_then_delivered(
-    store: Store, receiver: Receiver
+    store: ServerStore, receiver: Receiver
 ) -> None:
     receiver.script[:] = [503, 503, 200]
     await raw_rule(store, receiver.url)
@@ -255,7 +255,7 @@ async def test_two_workers_on_one_database_never_send_twice(
             await s.close()
 
 
-async def test_a_dead_port_fails_after_the_attempts_with_an_error_kind(store: Store) -> None:
+async def test_a_dead_port_fails_after_the_attempts_with_an_error_kind(store: ServerStore) -> None:
     await raw_rule(store, refused_url())
     await fire(store)
     report = await drain_deliveries(store, LOCAL)
@@ -286,7 +286,7 @@ async def test_a_dead_port_fails_after_the_attempts_with_an_error_kind(store: St
         "http://100.64.0.1/hook",
     ],
 )
-async def test_private_targets_are_refused_when_the_rule_is_set(store: Store, url: str) -> None:
+async def test_private_targets_are_refused_when_the_rule_is_set(store: ServerStore, url: str) -> None:
     rule = ops.build_rule("hook", "tester", silent_minutes=5, webhook_url=url)
     with pytest.raises(InvalidInput, match=r"alert 'hook'.*CHACHAML_WEBHOOK_ALLOW_PRIVATE"):
         await ops.set_alert(store, rule)
@@ -313,7 +313,7 @@ async def test_the_python_api_refuses_private_targets_unless_the_setting_allows(
 
 
 async def test_a_name_resolving_to_loopback_is_refused_at_delivery(
-    store: Store, receiver: Receiver
+    store: ServerStore, receiver: Receiver
 ) -> None:
     port = urlsplit(receiver.url).port
     await raw_rule(store, f"http://localhost:{port}/hook")  # stored before the check existed
@@ -344,7 +344,7 @@ def test_the_allow_private_setting_comes_from_the_environment() -> None:
 
 
 async def test_error_bodies_are_never_stored_nor_shown(
-    store: Store, receiver: Receiver, store_url: str
+    store: ServerStore, receiver: Receiver, store_url: str
 ) -> None:
     leak = b"internal error: db password=hunter2-SECRET at 10.0.0.5"
     receiver.script[:] = [(500, leak), (502, leak), (404, leak)]
@@ -367,7 +367,7 @@ async def test_error_bodies_are_never_stored_nor_shown(
 
 
 async def test_a_chachaml_mcp_process_delivers_the_queue(
-    store: Store, store_url: str, receiver: Receiver
+    store: ServerStore, store_url: str, receiver: Receiver
 ) -> None:
     await raw_rule(store, receiver.url)
     event = await fire(store)
@@ -395,7 +395,7 @@ async def test_a_chachaml_mcp_process_delivers_the_queue(
 
 
 async def test_a_chachaml_serve_process_delivers_the_queue(
-    store: Store, store_url: str, receiver: Receiver, tmp_path: Path
+    store: ServerStore, store_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     from tests.security.serve_proc import ServeProcess
 

@@ -22,7 +22,7 @@ import httpx
 from chachaml.records.runs import Dataset, MetricChunk, NewRun, Table
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore, Store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import registry as registry_ops
 from tests.support.waiting import wait_for
@@ -172,7 +172,7 @@ async def seed(store: Store, artifact_root: Path) -> None:
 
 
 @asynccontextmanager
-async def open_seeded(path: Path) -> AsyncIterator[Store]:
+async def open_seeded(path: Path) -> AsyncIterator[ServerStore]:
     """A seeded SQLite store under ``path`` (``seeded.db``), open for the block."""
     store = await open_store(f"sqlite:///{path / 'seeded.db'}")
     try:

@@ -39,7 +39,7 @@ from chachaml.records.validation import NUL_MESSAGE
 from chachaml.server.access import require
 from chachaml.server.errors import ApiError, envelope, from_validation
 from chachaml.store.api_protocol import Scope
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_JSON_BYTES = 1 << 20  # a JSON body's default cap; bulk routes declare their own
@@ -61,7 +61,7 @@ class Call:
     """One request as a handler sees it: the store, the caller and the validated body."""
 
     request: Request
-    store: Store
+    store: ServerStore
     user: str
     body: Any = None
     idempotency_key: str | None = None
@@ -279,7 +279,7 @@ async def _parse(ep: Endpoint, raw: bytes) -> Any:
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         ep = methods[request.method if request.method != "HEAD" else "GET"]
-        store: Store = request.app.state.store
+        store: ServerStore = request.app.state.store
         user = require(request, ep.scope).user  # the access layer found the caller
         declared = MEDIA_TYPES.get(ep.body_kind)
         if declared is not None and request.method == "POST":

@@ -1,6 +1,7 @@
 """The HTTP API wired into an app.
 
-Write endpoints, store reads, the OpenAPI document and the one JSON error envelope. Who may
+Write endpoints (runs, registry, pipelines, alert rules), the versioned store reads, the
+OpenAPI document and the one JSON error envelope. Who may
 call them is the access layer's business (:mod:`chachaml.server.access`).
 """
 
@@ -16,16 +17,20 @@ from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
 from chachaml.server.access import AccessConfig, is_loopback
+from chachaml.server.api import alerts as api_alerts
+from chachaml.server.api import pipelines as api_pipelines
+from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
 from chachaml.server.api import write as api_write
 from chachaml.server.api.endpoint import Endpoint
 from chachaml.server.api.openapi import build_document
 from chachaml.server.errors import EXCEPTION_HANDLERS
 from chachaml.settings import Settings
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore
 from chachaml.tools.webhooks import Delivery
 
-ENDPOINTS: tuple[Endpoint, ...] = (*api_write.api.endpoints, *api_store.api.endpoints)
+APIS = (api_write.api, api_registry.api, api_pipelines.api, api_alerts.api, api_store.api)
+ENDPOINTS: tuple[Endpoint, ...] = tuple(ep for api in APIS for ep in api.endpoints)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ async def openapi(request: Request) -> JSONResponse:
 def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     """Add the API's routes (ahead of the others), state and error handlers to an app."""
     cfg = config or ApiConfig()
-    routes = [*api_write.api.routes(), *api_store.api.routes(), Route("/api/openapi.json", openapi)]
+    routes = [*(r for api in APIS for r in api.routes()), Route("/api/openapi.json", openapi)]
     app.router.routes[:0] = routes
     for kind, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(kind, handler)
@@ -69,7 +74,7 @@ class ApiOptions:
     settings: Settings
     insecure: bool = False
 
-    async def config(self, store: Store, host: str) -> ApiConfig:
+    async def config(self, store: ServerStore, host: str) -> ApiConfig:
         """The API config for a server on ``host``; ``InvalidInput`` for an unsafe setup.
 
         A non-loopback server is in team mode (every request needs a token); without any

@@ -28,7 +28,7 @@ from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
 from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
-from chachaml.store.protocol import Store
+from chachaml.store.protocol import ServerStore, Store
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
@@ -169,7 +169,8 @@ async def serve_stdio(
 ) -> None:
     """Open the store and speak MCP on the claimed stdio ``wire`` until the client hangs up.
 
-    Alert webhooks queued meanwhile are sent by a delivery worker alongside.
+    Alert webhooks queued meanwhile are sent by a delivery worker alongside (over a database;
+    a server reached over HTTP sends its own).
     """
     import anyio
 
@@ -186,7 +187,8 @@ async def serve_stdio(
             delivery=delivery,
         )
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
+            if isinstance(store, ServerStore):  # a remote store's server delivers its own
+                tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
             await wire.serve(server)
             tasks.cancel_scope.cancel()
     finally:
