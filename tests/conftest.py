@@ -11,7 +11,8 @@ Remote runs are added to
   to the same database);
 - tests that use ``tracking_store_url`` (modules whose ``client`` tests also run over HTTP
   override ``store_url`` with it): the client reaches the server of ``remote_server``, a
-  team-mode server where the user ``tester`` holds an admin token.
+  team-mode server where the user ``tester`` holds an admin token; except those marked
+  ``database_url`` (they hand the URL to another process or open the database directly).
 
 ``tests/test_remote_tracking.py`` keeps one real ``chachaml serve`` over a socket.
 """
@@ -42,9 +43,11 @@ REMOTE_URL = "http://127.0.0.1"  # tests.remote_server.BASE_URL (imported lazily
 
 def _over_remote(metafunc: pytest.Metafunc) -> bool:
     """Whether a test also runs over the in-process remote store (see the module's docstring)."""
+    marked = metafunc.definition.get_closest_marker
+    if marked("database_url") is not None:
+        return False
     if "tracking_store_url" in metafunc.fixturenames:
         return True
-    marked = metafunc.definition.get_closest_marker
     if marked("contract") is None or marked("server_store") is not None:
         return False
     asked = inspect.signature(metafunc.function).parameters
@@ -114,6 +117,14 @@ def remote_server(tmp_path: Path) -> InProcessServer:
     return InProcessServer(tmp_path / "server.db", tmp_path / "artifacts", tokens)
 
 
+def remote_transport(request: pytest.FixtureRequest, url: str) -> InProcessServer | None:
+    """The in-process server a ``client``-style URL reaches (``None`` for a database URL)."""
+    if url != REMOTE_URL:
+        return None
+    server: InProcessServer = request.getfixturevalue("remote_server")
+    return server
+
+
 @pytest.fixture
 def tracking_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """``store_url``'s backends, plus ``remote``: the URL of ``remote_server``."""
@@ -150,9 +161,8 @@ def make_settings(**changes: object) -> Settings:
 
 @pytest.fixture
 def client(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Client]:
-    remote = store_url == REMOTE_URL
-    transport = request.getfixturevalue("remote_server") if remote else None
-    settings = make_settings(token=REMOTE_TOKEN if remote else None)
+    transport = remote_transport(request, store_url)
+    settings = make_settings(token=REMOTE_TOKEN if transport is not None else None)
     c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings,
                transport=transport)  # fmt: skip
     try:

@@ -261,19 +261,21 @@ async def test_heartbeat_and_store_reads_answer(api: httpx.AsyncClient) -> None:
         "ok": True
     }
     assert (await api.get(f"/api/store/v1/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
-    runs = (await api.post("/api/store/v1/runs/query", json={"experiment": "e"}, headers=AUTH)).json()[
-        "runs"
-    ]
+    runs = (
+        await api.post("/api/store/v1/runs/query", json={"experiment": "e"}, headers=AUTH)
+    ).json()["runs"]
     assert [r["id"] for r in runs] == [rid]
-    assert (await api.post("/api/store/v1/runs/count", json={}, headers=AUTH)).json() == {"count": 1}
+    assert (await api.post("/api/store/v1/runs/count", json={}, headers=AUTH)).json() == {
+        "count": 1
+    }
     params = (await api.post("/api/store/v1/params", json={"run_ids": [rid]}, headers=AUTH)).json()
     assert params == {"params": {rid: {"p": 1}}}
     assert (await api.get(f"/api/store/v1/runs/{rid}/metrics", headers=AUTH)).json()["acc"][
         "last"
     ] == 0.5
-    assert (await api.get(f"/api/store/v1/runs/{rid}/metrics/acc", headers=AUTH)).json()["values"] == [
-        0.5
-    ]
+    assert (await api.get(f"/api/store/v1/runs/{rid}/metrics/acc", headers=AUTH)).json()[
+        "values"
+    ] == [0.5]
     assert (await api.get(f"/api/store/v1/runs/{rid}/artifacts", headers=AUTH)).json() == {
         "artifacts": []
     }
