@@ -18,7 +18,7 @@ Contract for implementers:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard
 
 from chachaml.records.runs import (
     Artifact,
@@ -166,10 +166,20 @@ class Store(RegistryStore, PipelineStore, AlertStore, Protocol):
         ...
 
 
-@runtime_checkable
 class ServerStore(Store, AlertServerStore, ApiStore, Protocol):
     """A database a server runs on: the ``Store`` plus the server's own state.
 
     Tokens, idempotency keys, alert firing and the webhook delivery queue: state a remote
     client never touches directly.
     """
+
+
+def is_server_store(store: Store) -> TypeGuard[ServerStore]:
+    """Whether a store is a database a server can run on, rather than a remote store.
+
+    One attribute, not ``isinstance`` against the protocol: a runtime protocol check walks
+    all of its sixty-odd members (milliseconds), and this runs on every metric batch a server
+    receives. The ``ServerStore`` methods come together: a database has them all, a remote
+    store none.
+    """
+    return callable(getattr(store, "fire_alert", None))

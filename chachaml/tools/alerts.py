@@ -28,7 +28,7 @@ from chachaml.records import validation as v
 from chachaml.records.alerts import Alert, AlertEvent, AlertKind, AlertRule, NewAlert, NewAlertEvent
 from chachaml.records.runs import RunInfo, RunQuery, to_datetime
 from chachaml.store.alert_protocol import ServerEvaluatedAlerts
-from chachaml.store.protocol import ServerStore, Store
+from chachaml.store.protocol import ServerStore, Store, is_server_store
 from chachaml.tools.webhooks import ALLOW_PRIVATE_ENV, Delivery, condition, payload, refused_target
 
 log = logging.getLogger("chachaml")
@@ -372,7 +372,7 @@ async def evaluate_run(
     A store whose server evaluates the rules (a remote store) fires nothing here: its server
     did when the run's metrics arrived and when it ended.
     """
-    if not isinstance(store, ServerStore):
+    if not is_server_store(store):
         return []
     rules = [r for r in await store.list_alerts() if r.kind in ("threshold", "drop")]
     if not rules:
@@ -404,7 +404,7 @@ async def check_alerts(
     the clock (``now``, epoch seconds, defaults to the current time). A remote store has its
     server evaluate them (one request), with the server's webhook settings.
     """
-    if not isinstance(store, ServerStore):
+    if not is_server_store(store):
         if isinstance(store, ServerEvaluatedAlerts):
             return await store.check_alerts(now, lookback_hours)
         raise InvalidInput(f"the store at {store.url} cannot evaluate alert rules")

@@ -28,7 +28,7 @@ from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
 from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
-from chachaml.store.protocol import ServerStore, Store
+from chachaml.store.protocol import Store, is_server_store
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
@@ -187,7 +187,7 @@ async def serve_stdio(
             delivery=delivery,
         )
         async with anyio.create_task_group() as tasks:
-            if isinstance(store, ServerStore):  # a remote store's server delivers its own
+            if is_server_store(store):  # a remote store's server delivers its own
                 tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
             await wire.serve(server)
             tasks.cancel_scope.cancel()
