@@ -83,10 +83,19 @@ def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL for the backend under test (its own PostgreSQL schema)."""
-    assert backend != "remote", "a remote store has no database URL: use store or client"
+def db_url(backend: str, tmp_path: Path) -> Iterator[str | None]:
+    """The database of ``store`` and ``store_url``; ``None`` for the remote store."""
+    if backend == "remote":
+        yield None
+        return
     yield from _fresh_store_url(backend, tmp_path)
+
+
+@pytest.fixture
+def store_url(db_url: str | None) -> str:
+    """A fresh, empty database URL for the backend under test (its own PostgreSQL schema)."""
+    assert db_url is not None, "a remote store has no database URL: use store or client"
+    return db_url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -135,18 +144,16 @@ def tracking_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def store(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Store]:
+async def store(db_url: str | None, tmp_path: Path) -> AsyncIterator[Store]:
     """An open, empty store: a database, or a remote store over a local-mode server app."""
-    if backend == "remote":
+    if db_url is None:
         from chachaml.client.remote import RemoteStore
         from tests.remote_server import InProcessServer
 
         server = InProcessServer(tmp_path / "server.db", tmp_path / "server-artifacts")
         opened: Store = await RemoteStore.open(REMOTE_URL, transport=server)
     else:
-        opened = await open_store(request.getfixturevalue("store_url"))
+        opened = await open_store(db_url)
     try:
         yield opened
     finally:
