@@ -28,8 +28,8 @@ from chachaml.client.remote import RemoteStore
 from chachaml.errors import Forbidden, NotFound, Unauthorized
 from chachaml.store import open_store
 from tests.conftest import make_settings
-from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 from tests.remote_server import BASE_URL, InProcessServer
+from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 
 TOKEN = "ada-remote-token"
 READER = "rita-read-token"

@@ -114,7 +114,11 @@ async def worker(store: ServerStore, delivery: Delivery = LOCAL) -> AsyncIterato
 
 
 async def test_the_metrics_post_that_fires_an_alert_does_not_wait_for_a_dead_webhook(
-    store: ServerStore, store_url: str, tmp_path: Path, receiver: Receiver, server_factory: ServerFactory
+    store: ServerStore,
+    store_url: str,
+    tmp_path: Path,
+    receiver: Receiver,
+    server_factory: ServerFactory,
 ) -> None:
     receiver.script[:] = [HANG] * 10  # accepts the connection, never answers
     await raw_rule(store, receiver.url)
@@ -164,7 +168,9 @@ async def test_end_run_only_enqueues_and_the_training_process_never_calls_the_we
         await store.close()
 
 
-async def test_the_worker_delivers_to_a_live_receiver(store: ServerStore, receiver: Receiver) -> None:
+async def test_the_worker_delivers_to_a_live_receiver(
+    store: ServerStore, receiver: Receiver
+) -> None:
     await ops.set_alert(
         store,
         ops.build_rule(
@@ -286,7 +292,9 @@ async def test_a_dead_port_fails_after_the_attempts_with_an_error_kind(store: Se
         "http://100.64.0.1/hook",
     ],
 )
-async def test_private_targets_are_refused_when_the_rule_is_set(store: ServerStore, url: str) -> None:
+async def test_private_targets_are_refused_when_the_rule_is_set(
+    store: ServerStore, url: str
+) -> None:
     rule = ops.build_rule("hook", "tester", silent_minutes=5, webhook_url=url)
     with pytest.raises(InvalidInput, match=r"alert 'hook'.*CHACHAML_WEBHOOK_ALLOW_PRIVATE"):
         await ops.set_alert(store, rule)
