@@ -83,7 +83,7 @@ def push(url: str, payloads: list[bytes], points: int) -> float:
             response = http.post(path, content=body, headers={"Idempotency-Key": uuid.uuid4().hex})
             response.raise_for_status()
         took = time.perf_counter() - began
-        count = http.get(f"/api/store/runs/{run_id}/metrics").json()["loss"]["count"]
+        count = http.get(f"/api/store/v1/runs/{run_id}/metrics").json()["loss"]["count"]
     if count != points:
         raise RuntimeError(f"run {run_id} holds {count} points, not {points}")
     return took

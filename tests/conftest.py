@@ -1,32 +1,77 @@
-"""Shared fixtures: every store and API test runs once per backend in ``BACKENDS``.
+"""Shared fixtures: every store and API test runs once per backend.
 
-Modules whose ``client`` tests should also run over HTTP override ``store_url`` with
-``tracking_store_url``, which adds ``remote``: a fresh ``chachaml serve`` per test over a
-fresh SQLite file, reached with a token of the user ``tester``.
+``backend`` is ``sqlite``, ``postgres`` and, for the tests that say so, ``remote``: the
+remote store (:class:`~chachaml.client.remote.RemoteStore`) talking to a server app in this
+process over a fresh SQLite file (:mod:`tests.remote_server`), through ``httpx.ASGITransport``.
+Remote runs are added to
+
+- the ``Store`` contract tests (modules marked ``contract``) that use ``store``, except those
+  marked ``server_store`` (ServerStore-only methods: tokens, idempotency keys, alert firing,
+  the webhook queue) and those that ask for ``store_url`` itself (they open more connections
+  to the same database);
+- tests that use ``tracking_store_url`` (modules whose ``client`` tests also run over HTTP
+  override ``store_url`` with it): the client reaches the server of ``remote_server``, a
+  team-mode server where the user ``tester`` holds an admin token; except those marked
+  ``database_url`` (they hand the URL to another process or open the database directly).
+
+``tests/test_remote_tracking.py`` keeps one real ``chachaml serve`` over a socket.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from chachaml.client.client import Client
 from chachaml.settings import Settings
-from chachaml.store import ServerStore, open_store
+from chachaml.store import Store, open_store
 from tests.fork_server import ServerFactory
 from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.services import postgres_schema
 
+if TYPE_CHECKING:
+    from tests.remote_server import InProcessServer
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 REMOTE_TOKEN = "tester-remote-token"
+REMOTE_URL = "http://127.0.0.1"  # tests.remote_server.BASE_URL (imported lazily: the server)
+
+
+def _over_remote(metafunc: pytest.Metafunc) -> bool:
+    """Whether a test also runs over the in-process remote store (see the module's docstring)."""
+    marked = metafunc.definition.get_closest_marker
+    if marked("database_url") is not None:
+        return False
+    if "tracking_store_url" in metafunc.fixturenames:
+        return True
+    if marked("contract") is None or marked("server_store") is not None:
+        return False
+    asked = inspect.signature(metafunc.function).parameters
+    return "store" in asked and "store_url" not in asked
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend`` (and so ``store_url``, ``store``) over the backends that apply."""
+    if "backend" in metafunc.fixturenames:
+        params = [*BACKENDS, "remote"] if _over_remote(metafunc) else BACKENDS
+        metafunc.parametrize("backend", params, indirect=True)
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """Session-wide, so module-scoped async fixtures (seeded stores, clients) can share a loop."""
     return "asyncio"
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test: ``sqlite``, ``postgres`` or ``remote``."""
+    name: str = request.param
+    return name
 
 
 def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
@@ -37,10 +82,20 @@ def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store URL for the backend under test (its own PostgreSQL schema)."""
-    yield from _fresh_store_url(request.param, tmp_path)
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str | None]:
+    """The database of ``store`` and ``store_url``; ``None`` for the remote store."""
+    if backend == "remote":
+        yield None
+        return
+    yield from _fresh_store_url(backend, tmp_path)
+
+
+@pytest.fixture
+def store_url(db_url: str | None) -> str:
+    """A fresh, empty database URL for the backend under test (its own PostgreSQL schema)."""
+    assert db_url is not None, "a remote store has no database URL: use store or client"
+    return db_url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -54,6 +109,7 @@ def module_store_url(
 
 @pytest.fixture(scope="session")
 def server_factory() -> Iterator[ServerFactory]:
+    """Real ``chachaml serve`` processes, for the tests that need a socket (webhooks, curl)."""
     factory = ServerFactory()
     try:
         yield factory
@@ -61,21 +117,43 @@ def server_factory() -> Iterator[ServerFactory]:
         factory.close()
 
 
-@pytest.fixture(params=[*BACKENDS, "remote"])
-def tracking_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """``store_url``'s backends, plus ``remote``: the URL of a fresh server on 127.0.0.1."""
-    if request.param != "remote":
-        yield from _fresh_store_url(request.param, tmp_path)
-        return
-    factory: ServerFactory = request.getfixturevalue("server_factory")
-    db = f"sqlite:///{tmp_path / 'server.db'}"
-    with factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}:admin") as url:
-        yield url
+@pytest.fixture
+def remote_server(tmp_path: Path) -> InProcessServer:
+    """A team-mode server app in this process over a fresh SQLite file (``tester``: admin)."""
+    from tests.remote_server import InProcessServer
+
+    tokens = (("tester", REMOTE_TOKEN, "admin"),)
+    return InProcessServer(tmp_path / "server.db", tmp_path / "artifacts", tokens)
+
+
+def remote_transport(request: pytest.FixtureRequest, url: str) -> InProcessServer | None:
+    """The in-process server a ``client``-style URL reaches (``None`` for a database URL)."""
+    if url != REMOTE_URL:
+        return None
+    server: InProcessServer = request.getfixturevalue("remote_server")
+    return server
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[ServerStore]:
-    opened = await open_store(store_url)
+def tracking_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """``store_url``'s backends, plus ``remote``: the URL of ``remote_server``."""
+    if backend == "remote":
+        yield REMOTE_URL
+        return
+    yield from _fresh_store_url(backend, tmp_path)
+
+
+@pytest.fixture
+async def store(db_url: str | None, tmp_path: Path) -> AsyncIterator[Store]:
+    """An open, empty store: a database, or a remote store over a local-mode server app."""
+    if db_url is None:
+        from chachaml.client.remote import RemoteStore
+        from tests.remote_server import InProcessServer
+
+        server = InProcessServer(tmp_path / "server.db", tmp_path / "server-artifacts")
+        opened: Store = await RemoteStore.open(REMOTE_URL, transport=server)
+    else:
+        opened = await open_store(db_url)
     try:
         yield opened
     finally:
@@ -89,10 +167,11 @@ def make_settings(**changes: object) -> Settings:
 
 
 @pytest.fixture
-def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
-    token = REMOTE_TOKEN if store_url.startswith("http://") else None
-    settings = make_settings(token=token)
-    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings)
+def client(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Client]:
+    transport = remote_transport(request, store_url)
+    settings = make_settings(token=REMOTE_TOKEN if transport is not None else None)
+    c = Client(store=store_url, artifacts=str(tmp_path / "artifacts"), settings=settings,
+               transport=transport)  # fmt: skip
     try:
         yield c
     finally:

@@ -30,6 +30,12 @@ FAST = Delivery(base_url="http://ui.test", timeout=0.5, attempts=3, backoff=0.01
 
 
 @pytest.fixture
+def store_url(tracking_store_url: str) -> str:
+    """This module's ``client`` tests also run against a server (in this process)."""
+    return tracking_store_url
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r

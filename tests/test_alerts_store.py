@@ -16,7 +16,7 @@ from chachaml.store import ServerStore, open_store
 from chachaml.store.codec import make_chunk
 from chachaml.store.transfer import as_sql_store, migrate
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 
 
 def rule(name: str = "acc-low", cooldown: float = 0.0, **changes: object) -> NewAlert:
@@ -102,6 +102,7 @@ async def test_a_rule_fires_once_per_subject_whatever_the_interleaving(store_url
             await s.close()
 
 
+@pytest.mark.server_store
 async def test_cooldown_counts_from_the_last_firing(store: ServerStore) -> None:
     await store.set_alert(rule(cooldown=600))
     now = time.time()
@@ -113,6 +114,7 @@ async def test_cooldown_counts_from_the_last_firing(store: ServerStore) -> None:
     assert [e.subject for e in await store.alert_events()] == ["b", "a"]
 
 
+@pytest.mark.server_store
 async def test_deliveries_append_attempts_in_order(store: ServerStore) -> None:
     await store.set_alert(rule(webhook_url="https://hooks.test/x"))
     fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
@@ -129,6 +131,7 @@ async def test_deliveries_append_attempts_in_order(store: ServerStore) -> None:
         await store.record_delivery(999_999, tries[0], "failed")
 
 
+@pytest.mark.server_store
 async def test_a_queued_delivery_is_claimed_by_one_caller_until_its_lease_ends(
     store: ServerStore,
 ) -> None:
@@ -160,6 +163,7 @@ async def test_a_queued_delivery_is_claimed_by_one_caller_until_its_lease_ends(
     assert stored.delivery == "delivered" and stored.attempts == [failed, ok]
 
 
+@pytest.mark.server_store
 async def test_events_without_a_webhook_queue_nothing(store: ServerStore) -> None:
     await store.set_alert(rule())
     await store.fire_alert("acc-low", event("a", time.time(), webhook=True))  # rule has no URL
@@ -167,6 +171,7 @@ async def test_events_without_a_webhook_queue_nothing(store: ServerStore) -> Non
     assert await store.claim_deliveries(time.time(), time.time() + 60, 10) == []
 
 
+@pytest.mark.server_store
 async def test_error_bodies_recorded_by_older_versions_are_not_shown(store: ServerStore) -> None:
     await store.set_alert(rule(webhook_url="https://hooks.test/x"))
     fired = await store.fire_alert("acc-low", event("a", time.time(), webhook=True))
@@ -178,6 +183,7 @@ async def test_error_bodies_recorded_by_older_versions_are_not_shown(store: Serv
     assert [a.error for a in stored.attempts] == ["http 500", "ConnectError"]
 
 
+@pytest.mark.server_store
 async def test_events_list_newest_first_per_rule_and_limited(store: ServerStore) -> None:
     await store.set_alert(rule("one"))
     await store.set_alert(rule("two"))
@@ -189,6 +195,7 @@ async def test_events_list_newest_first_per_rule_and_limited(store: ServerStore)
     assert [e.alert for e in await store.alert_events()][-1] == "two"
 
 
+@pytest.mark.server_store
 async def test_deleting_a_rule_deletes_its_events(store: ServerStore) -> None:
     await store.set_alert(rule())
     await store.fire_alert("acc-low", event("a", 1.0))
@@ -198,6 +205,7 @@ async def test_deleting_a_rule_deletes_its_events(store: ServerStore) -> None:
         await store.delete_alert("acc-low")
 
 
+@pytest.mark.server_store
 async def test_unknown_rules_raise_not_found_listing_the_rules(store: ServerStore) -> None:
     await store.set_alert(rule())
     for call in (
@@ -209,6 +217,7 @@ async def test_unknown_rules_raise_not_found_listing_the_rules(store: ServerStor
             await call
 
 
+@pytest.mark.server_store
 async def test_stale_experiments_by_last_completed_run(store: ServerStore) -> None:
     now = time.time()
     done = await new_run(store, now - 7200)
@@ -224,6 +233,7 @@ async def test_stale_experiments_by_last_completed_run(store: ServerStore) -> No
     assert never.last_run_id is None and never.last_completed_at is None
 
 
+@pytest.mark.server_store
 async def test_silent_runs_by_latest_metric_point(store: ServerStore) -> None:
     now = time.time()
     quiet = await new_run(store, now - 3600)
@@ -238,6 +248,7 @@ async def test_silent_runs_by_latest_metric_point(store: ServerStore) -> None:
     assert {s.run_id for s in await store.silent_runs("mnist", now)} == {quiet, busy}
 
 
+@pytest.mark.server_store
 async def test_migration_copies_rules_with_their_events_once(
     store: ServerStore, tmp_path: Path
 ) -> None:

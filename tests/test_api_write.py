@@ -142,7 +142,7 @@ async def test_an_uploaded_artifact_is_stored_and_readable(
         8,
         "application/json",
     )
-    r = await api.get(f"/api/store/objects/{art['uri']}", headers=AUTH)
+    r = await api.get(f"/api/store/v1/objects/{art['uri']}", headers=AUTH)
     assert r.content == b'{"w": 1}'
     r = await api.post(f"/api/w/runs/{rid}/artifacts", files={"other": ("a", b"1")}, headers=AUTH)
     assert r.status_code == 422
@@ -190,7 +190,7 @@ async def test_models_register_and_promote_as_the_token_user(api: httpx.AsyncCli
 async def test_experiments_are_created_with_the_caller_as_owner(api: httpx.AsyncClient) -> None:
     r = await api.post("/api/w/experiments", json={"name": "exp", "description": "d"}, headers=AUTH)
     assert r.status_code == 201 and r.json()["owner"] == "ada"
-    r = await api.get("/api/store/experiments/exp", headers=AUTH)
+    r = await api.get("/api/store/v1/experiments/exp", headers=AUTH)
     assert r.json()["description"] == "d"
 
 
@@ -208,16 +208,16 @@ async def test_tokens_and_scopes_decide_who_may_write(
     writer, _ = await create_token(store, "wes")
     r = await api.post("/api/w/runs", json={}, headers={"Authorization": f"Bearer {writer}"})
     assert r.status_code == 201 and r.json()["created_by"] == "wes"
-    assert (await api.get(f"/api/store/runs/{r.json()['id']}")).status_code == 401
-    assert (await api.get(f"/api/store/runs/{r.json()['id']}", headers=AUTH)).status_code == 200
+    assert (await api.get(f"/api/store/v1/runs/{r.json()['id']}")).status_code == 401
+    assert (await api.get(f"/api/store/v1/runs/{r.json()['id']}", headers=AUTH)).status_code == 200
 
 
 async def test_with_tokens_reads_need_a_token_too(store: ServerStore) -> None:
     app = create_app(store, access=AccessConfig(tokens=(("ada", TOKEN),)))
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-        assert (await c.get("/api/store/experiments")).status_code == 401
-        assert (await c.get("/api/store/experiments", headers=AUTH)).status_code == 200
+        assert (await c.get("/api/store/v1/experiments")).status_code == 401
+        assert (await c.get("/api/store/v1/experiments", headers=AUTH)).status_code == 200
 
 
 async def test_local_mode_writes_take_the_user_header_or_the_body(store: ServerStore) -> None:
@@ -260,29 +260,31 @@ async def test_heartbeat_and_store_reads_answer(api: httpx.AsyncClient) -> None:
     assert (await api.post("/api/w/heartbeat", json={"run_ids": [rid]}, headers=AUTH)).json() == {
         "ok": True
     }
-    assert (await api.get(f"/api/store/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
-    runs = (await api.post("/api/store/runs/query", json={"experiment": "e"}, headers=AUTH)).json()[
-        "runs"
-    ]
+    assert (await api.get(f"/api/store/v1/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
+    runs = (
+        await api.post("/api/store/v1/runs/query", json={"experiment": "e"}, headers=AUTH)
+    ).json()["runs"]
     assert [r["id"] for r in runs] == [rid]
-    assert (await api.post("/api/store/runs/count", json={}, headers=AUTH)).json() == {"count": 1}
-    params = (await api.post("/api/store/params", json={"run_ids": [rid]}, headers=AUTH)).json()
+    assert (await api.post("/api/store/v1/runs/count", json={}, headers=AUTH)).json() == {
+        "count": 1
+    }
+    params = (await api.post("/api/store/v1/params", json={"run_ids": [rid]}, headers=AUTH)).json()
     assert params == {"params": {rid: {"p": 1}}}
-    assert (await api.get(f"/api/store/runs/{rid}/metrics", headers=AUTH)).json()["acc"][
+    assert (await api.get(f"/api/store/v1/runs/{rid}/metrics", headers=AUTH)).json()["acc"][
         "last"
     ] == 0.5
-    assert (await api.get(f"/api/store/runs/{rid}/metrics/acc", headers=AUTH)).json()["values"] == [
-        0.5
-    ]
-    assert (await api.get(f"/api/store/runs/{rid}/artifacts", headers=AUTH)).json() == {
+    assert (await api.get(f"/api/store/v1/runs/{rid}/metrics/acc", headers=AUTH)).json()[
+        "values"
+    ] == [0.5]
+    assert (await api.get(f"/api/store/v1/runs/{rid}/artifacts", headers=AUTH)).json() == {
         "artifacts": []
     }
-    assert (await api.get(f"/api/store/runs/{rid}/artifacts/x", headers=AUTH)).status_code == 404
-    assert (await api.get("/api/store/objects/not-a-uri", headers=AUTH)).status_code == 422
-    assert len((await api.get("/api/store/experiments", headers=AUTH)).json()) == 1
-    assert (await api.get("/api/store/models", headers=AUTH)).json() == []
-    assert (await api.get("/api/store/models/none", headers=AUTH)).status_code == 404
-    assert (await api.get("/api/store/models/none/versions/1", headers=AUTH)).status_code == 404
+    assert (await api.get(f"/api/store/v1/runs/{rid}/artifacts/x", headers=AUTH)).status_code == 404
+    assert (await api.get("/api/store/v1/objects/not-a-uri", headers=AUTH)).status_code == 422
+    assert len((await api.get("/api/store/v1/experiments", headers=AUTH)).json()) == 1
+    assert (await api.get("/api/store/v1/models", headers=AUTH)).json() == []
+    assert (await api.get("/api/store/v1/models/none", headers=AUTH)).status_code == 404
+    assert (await api.get("/api/store/v1/models/none/versions/1", headers=AUTH)).status_code == 404
 
 
 FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
@@ -298,7 +300,7 @@ FUZZED = [  # inputs schemathesis found answered with a 500, now each a 422
         "/api/w/runs/{rid}/metrics",
         b'{"series": [{"key": "a", "steps": "\\u00d3", "values": "", "timestamps": ""}]}',
     ),
-    ("/api/store/runs/query", b'{"offset": -50803578349519435797499290748715008}'),
+    ("/api/store/v1/runs/query", b'{"offset": -50803578349519435797499290748715008}'),
     ("/api/w/runs/{rid}/metrics", b'{"": 1.0}'),
     # metric batches skip the scan for long integers: their model bounds the step itself
     (
@@ -323,7 +325,7 @@ async def test_inputs_found_by_fuzzing_are_422s(
 
 
 async def test_an_out_of_range_model_version_is_a_422(api: httpx.AsyncClient) -> None:
-    r = await api.get("/api/store/models/m/versions/76087608923383093474099200", headers=AUTH)
+    r = await api.get("/api/store/v1/models/m/versions/76087608923383093474099200", headers=AUTH)
     assert r.status_code == 422, r.text
     r = await api.post("/api/w/models/m/versions/76087608923383093474099200/promote",
                        json={"stage": "staging"}, headers=AUTH)  # fmt: skip
@@ -336,7 +338,7 @@ async def test_archive_and_delete_archived_over_http(api: httpx.AsyncClient) -> 
     r = await api.post("/api/w/archive", json={"started_before": 9e9}, headers=AUTH)
     assert r.json() == {"count": 1}
     assert (await api.post("/api/w/archived/delete", json={}, headers=AUTH)).json() == {"count": 1}
-    assert (await api.get(f"/api/store/runs/{rid}", headers=AUTH)).status_code == 404
+    assert (await api.get(f"/api/store/v1/runs/{rid}", headers=AUTH)).status_code == 404
     assert (
         await api.post("/api/w/archive", json={"started_before": 1}, headers={})
     ).status_code == 401

@@ -52,7 +52,7 @@ def test_the_readme_curl_requests_log_a_run(server: str, tmp_path: Path) -> None
                 response = http.post(url, files=files)
             assert response.is_success, (argv, response.text)
             run_id = run_id or response.json()["id"]
-        run = http.get(f"{server}/api/store/runs/{run_id}").json()
+        run = http.get(f"{server}/api/store/v1/runs/{run_id}").json()
     assert (run["status"], run["created_by"]) == ("completed", "tester")
     assert run["params"] == {"lr": 0.1, "depth": 3}
     assert run["metrics"] == {"accuracy": 0.94, "loss": 0.3}
@@ -68,7 +68,7 @@ def test_the_readme_stdlib_snippet_logs_a_run(server: str) -> None:
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
     auth = {"Authorization": f"Bearer {REMOTE_TOKEN}"}
-    run = httpx.get(f"{server}/api/store/runs/{run_id}", headers=auth).json()
+    run = httpx.get(f"{server}/api/store/v1/runs/{run_id}", headers=auth).json()
     assert (run["status"], run["created_by"], run["experiment"]) == ("completed", "tester", "iris")
     assert run["params"] == {"lr": 0.1, "depth": 3}
     assert run["metric_summaries"]["loss"]["count"] == 100

@@ -22,10 +22,17 @@ from chachaml.client.pipelines.pipeline import (
 )
 from chachaml.errors import InvalidInput
 from chachaml.records.pipelines import PipelineDetail, PipelineStep
+from tests.conftest import remote_transport
 from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 WAIT = 10  # seconds: the bound of every wait on another step
+
+
+@pytest.fixture
+def store_url(tracking_store_url: str) -> str:
+    """This module's ``client`` tests also run against a server (in this process)."""
+    return tracking_store_url
 
 
 def poll(probe: Callable[[], T]) -> T:
@@ -241,10 +248,13 @@ def test_steps_that_outlive_their_timeout_fail(client: Client) -> None:
         assert client.get_run(step.run_id or "").status == "failed"
 
 
-def test_live_status_is_visible_from_another_client(client: Client) -> None:
+def test_live_status_is_visible_from_another_client(
+    client: Client, request: pytest.FixtureRequest
+) -> None:
     release = threading.Event()
     outcome: list[Any] = []
-    other = Client(client.settings.store_url, settings=client.settings)
+    url = client.settings.store_url
+    other = Client(url, settings=client.settings, transport=remote_transport(request, url))
 
     def gate(ctx: StepContext) -> str:
         assert release.wait(WAIT)

@@ -13,7 +13,7 @@ from chachaml.records.runs import NewRun
 from chachaml.store import Store
 from chachaml.tools import pipelines as ops
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 
 
 async def new_run(store: Store, *, started: float | None = None, timeout: float = 60) -> str:

@@ -17,7 +17,13 @@ from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput, NoActiveRun, NotFound, StoreUnavailable
 from chachaml.store import open_store
 from chachaml.tools import registry as ops
-from tests.conftest import make_settings
+from tests.conftest import REMOTE_TOKEN, make_settings, remote_transport
+
+
+@pytest.fixture
+def store_url(tracking_store_url: str) -> str:
+    """This module's ``client`` tests also run against a server (in this process)."""
+    return tracking_store_url
 
 
 @pytest.fixture
@@ -143,10 +149,17 @@ def test_bad_promotion_arguments_are_named(
 
 
 def test_concurrent_promotions_from_threads_leave_one_production_version(
-    store_url: str, tmp_path: Path
+    store_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    transport = remote_transport(request, store_url)
+    token = None if transport is None else REMOTE_TOKEN
     clients = [
-        Client(store=store_url, artifacts=str(tmp_path / "a"), settings=make_settings())
+        Client(
+            store=store_url,
+            artifacts=str(tmp_path / "a"),
+            settings=make_settings(token=token),
+            transport=transport,
+        )
         for _ in range(6)
     ]
     try:
@@ -199,6 +212,7 @@ PROMOTER = textwrap.dedent(
 
 
 @pytest.mark.e2e
+@pytest.mark.database_url
 def test_concurrent_promotions_from_two_processes_leave_one_production_version(
     client: Client, registry: Registry, store_url: str, tmp_path: Path
 ) -> None:
@@ -397,6 +411,7 @@ def test_diff_versions_reports_params_metrics_artifact_and_datasets(
 
 
 @pytest.mark.anyio
+@pytest.mark.database_url
 async def test_operations_resolve_versions_for_every_client(
     client: Client, registry: Registry, store_url: str
 ) -> None:

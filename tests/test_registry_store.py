@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import anyio
@@ -11,12 +12,15 @@ from chachaml.errors import Conflict, NotFound
 from chachaml.records.registry import NewModelVersion, Stage
 from chachaml.records.runs import ArtifactRecord, NewRun
 from chachaml.store import Store, open_store
+from chachaml.store.artifacts import object_uri
 from chachaml.store.codec import make_chunk
+from tests.remote_server import stored_object
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 
 
 async def make_run(store: Store, run_id: str, artifacts: dict[str, str] | None = None) -> None:
+    """A run with artifacts (name to content)."""
     await store.create_run(
         NewRun(
             id=run_id,
@@ -27,20 +31,25 @@ async def make_run(store: Store, run_id: str, artifacts: dict[str, str] | None =
             heartbeat_timeout=60.0,
         )
     )
-    for name, sha in (artifacts or {"model": "a" * 64}).items():
-        await add_artifact(store, run_id, name, sha)
+    for name, content in (artifacts or {"model": "a"}).items():
+        await add_artifact(store, run_id, name, content)
 
 
-async def add_artifact(store: Store, run_id: str, name: str, sha: str) -> None:
+def digest(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+async def add_artifact(store: Store, run_id: str, name: str, content: str) -> None:
+    obj = await stored_object(store, content.encode())
     await store.add_artifact(
         ArtifactRecord(
             run_id=run_id,
             name=name,
             content_type="application/octet-stream",
             serializer="bytes",
-            size=3,
-            sha256=sha,
-            uri=f"objects/{sha[:2]}/{sha[2:]}",
+            size=obj.size,
+            sha256=obj.sha256,
+            uri=obj.uri,
             created_at=time.time(),
         )
     )
@@ -69,7 +78,7 @@ async def production_versions(store: Store, model: str = "m") -> list[int]:
 
 
 async def test_versions_are_numbered_from_one_and_copy_the_artifact(store: Store) -> None:
-    await make_run(store, "r1", {"model": "a" * 64})
+    await make_run(store, "r1", {"model": "a"})
     first = await store.register_model_version(
         NewModelVersion(
             model="m",
@@ -81,7 +90,7 @@ async def test_versions_are_numbered_from_one_and_copy_the_artifact(store: Store
         )
     )
     assert (first.model, first.version, first.stage, first.run_id) == ("m", 1, "none", "r1")
-    assert (first.sha256, first.artifact_uri) == ("a" * 64, "objects/aa/" + "a" * 62)
+    assert (first.sha256, first.artifact_uri) == (digest("a"), object_uri(digest("a")))
     assert (first.description, first.created_by, first.tags) == (
         "baseline",
         "alice",
@@ -91,10 +100,10 @@ async def test_versions_are_numbered_from_one_and_copy_the_artifact(store: Store
 
 
 async def test_relogging_an_artifact_does_not_change_a_registered_version(store: Store) -> None:
-    await make_run(store, "r1", {"model": "a" * 64})
+    await make_run(store, "r1", {"model": "a"})
     await register(store, "r1")
-    await add_artifact(store, "r1", "model", "b" * 64)
-    assert (await store.get_model_version("m", 1)).sha256 == "a" * 64
+    await add_artifact(store, "r1", "model", "b")
+    assert (await store.get_model_version("m", 1)).sha256 == digest("a")
 
 
 async def test_versions_carry_the_source_runs_latest_metrics(store: Store) -> None:
@@ -106,7 +115,7 @@ async def test_versions_carry_the_source_runs_latest_metrics(store: Store) -> No
 
 
 async def test_registering_a_missing_artifact_lists_the_runs_artifacts(store: Store) -> None:
-    await make_run(store, "r1", {"weights": "a" * 64, "config": "b" * 64})
+    await make_run(store, "r1", {"weights": "a", "config": "b"})
     with pytest.raises(NotFound, match=r"no artifact 'model' \(its artifacts: config, weights\)"):
         await register(store, "r1")
     assert await store.list_models() == []

@@ -1,4 +1,9 @@
-"""Remote tracking end to end: a real ``chachaml serve`` on 127.0.0.1 and real HTTP clients."""
+"""Training code against a server: the remote store through the client, in process and for real.
+
+One smoke test starts a real ``chachaml serve`` and logs from a separate Python process over
+a socket with a token; the others reach the same app in this process through
+``httpx.ASGITransport`` (:mod:`tests.remote_server`), as the contract suite does.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +19,20 @@ import anyio
 import httpx
 import pytest
 
+from chachaml.client.alerts import Alerts
+from chachaml.client.client import Client
+from chachaml.client.pipelines.pipeline import Pipeline, PipelineFailed
+from chachaml.client.pipelines.runner import StepContext
+from chachaml.client.registry import Registry
+from chachaml.client.remote import RemoteStore
+from chachaml.errors import Forbidden, NotFound, Unauthorized
 from chachaml.store import open_store
+from tests.conftest import make_settings
+from tests.remote_server import BASE_URL, InProcessServer
 from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 
 TOKEN = "ada-remote-token"
+READER = "rita-read-token"
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -25,10 +41,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(store_url: str, tmp_path: Path) -> Iterator[str]:
-    """A chachaml server over the store under test; yields its base URL."""
+def server(tmp_path: Path) -> Iterator[str]:
+    """A real ``chachaml serve`` over a SQLite file; yields its base URL."""
     port = free_port()
-    env = _env(CHACHAML_TOKENS=f"ada:{TOKEN}", CHACHAML_STORE=store_url,
+    env = _env(CHACHAML_TOKENS=f"ada:{TOKEN}", CHACHAML_STORE=f"sqlite:///{tmp_path / 's.db'}",
                CHACHAML_ARTIFACTS=str(tmp_path / "artifacts"))  # fmt: skip
     cmd = [sys.executable, "-m", "chachaml.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -57,10 +73,10 @@ print(ml.best_run("loss", "remote", direction="min").run.id)
 """
 
 
-def test_a_run_logged_from_python_over_http_lands_in_the_store(server: str, store_url: str) -> None:
+def test_a_run_logged_from_python_over_http_lands_in_the_store(server: str, tmp_path: Path) -> None:
     env = _env(CHACHAML_STORE=server, CHACHAML_TOKEN=TOKEN, CHACHA_USER="someone-else")
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT)], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     run_id, last, weights, best = done.stdout.split("\n")[:4]
     assert float(last) == pytest.approx(1 / 2000)
@@ -68,7 +84,7 @@ def test_a_run_logged_from_python_over_http_lands_in_the_store(server: str, stor
     assert best == run_id
 
     async def check() -> None:
-        store = await open_store(store_url)
+        store = await open_store(f"sqlite:///{tmp_path / 's.db'}")
         try:
             run = await store.get_run(run_id)
             assert (run.status, run.created_by, run.params) == ("completed", "ada", {"lr": 0.1})
@@ -81,19 +97,131 @@ def test_a_run_logged_from_python_over_http_lands_in_the_store(server: str, stor
     anyio.run(check)
 
 
-def test_a_wrong_token_fails_at_start_run_with_a_clear_message(server: str) -> None:
-    env = _env(CHACHAML_STORE=server, CHACHAML_TOKEN="not-the-token")
-    script = "import chachaml as ml\nml.start_run('x')"
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
-    assert done.returncode != 0 and "refused the token" in done.stderr
+@pytest.fixture
+def team(tmp_path: Path) -> InProcessServer:
+    """A team-mode server app in this process: ``ada`` writes, ``rita`` only reads."""
+    tokens = (("ada", TOKEN, "write"), ("rita", READER, "read"))
+    return InProcessServer(tmp_path / "team.db", tmp_path / "artifacts", tokens)
 
 
-def test_curl_style_requests_against_the_real_server(server: str) -> None:
+def _client(team: InProcessServer, tmp_path: Path, token: str) -> Client:
+    settings = make_settings(token=token)
+    return Client(BASE_URL, str(tmp_path / "a"), settings=settings, transport=team)
+
+
+def test_a_wrong_token_fails_at_start_run_with_a_clear_message(
+    team: InProcessServer, tmp_path: Path
+) -> None:
+    client = _client(team, tmp_path, "not-the-token")
+    try:
+        with pytest.raises(Unauthorized, match="refused the token"):
+            client.start_run("x")
+    finally:
+        client.close()
+
+
+def test_a_read_token_reads_but_cannot_define_alert_rules(
+    team: InProcessServer, tmp_path: Path
+) -> None:
+    writer, reader = _client(team, tmp_path, TOKEN), _client(team, tmp_path, READER)
+    try:
+        Alerts(writer).set_alert("low", metric_key="acc", op="<", threshold=0.5)
+        assert [a.name for a in Alerts(reader).alerts()] == ["low"]
+        with pytest.raises(Forbidden, match="read scope"):
+            Alerts(reader).set_alert("other", metric_key="acc", op="<", threshold=0.5)
+        with pytest.raises(Forbidden, match="read scope"):
+            Alerts(reader).delete_alert("low")
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_registry_aliases_tags_and_notes_work_over_http(
+    team: InProcessServer, tmp_path: Path
+) -> None:
+    client = _client(team, tmp_path, TOKEN)
+    registry = Registry(client)
+    try:
+        with client.run(experiment="reg") as run:
+            client.log_artifact("model", {"w": 1})
+        registry.register_model("clf", "model", run.id)
+        assert registry.set_alias("clf", "champion", 1).aliases == ["champion"]
+        assert registry.set_model_tag("clf", "team", "vision") == {"team": "vision"}
+        assert registry.set_model_version_tag("clf", 1, "data", "v2") == {"data": "v2"}
+        assert registry.set_model_note("clf", "# the classifier").note == "# the classifier"
+        model = registry.model("clf")
+        assert (model.aliases, model.tags) == ({"champion": 1}, {"team": "vision"})
+        version = registry.model_version("clf", alias="champion")
+        assert (version.version, version.tags, version.created_by) == (1, {"data": "v2"}, "ada")
+        registry.delete_alias("clf", "champion")
+        with pytest.raises(NotFound, match="no alias 'champion'"):
+            registry.model_version("clf", alias="champion")
+    finally:
+        client.close()
+
+
+def test_a_pipeline_runs_and_resumes_over_http(team: InProcessServer, tmp_path: Path) -> None:
+    client = _client(team, tmp_path, TOKEN)
+    calls: list[str] = []
+
+    def extract(ctx: StepContext) -> int:
+        return 3
+
+    def load(ctx: StepContext) -> int:
+        calls.append("load")
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+        return int(ctx.prev_result) * 2
+
+    try:
+        pipe = Pipeline("etl", [extract, load], client=client)
+        with pytest.raises(PipelineFailed, match="disk full") as failed:
+            pipe.run()
+        again = pipe.resume(failed.value.pipeline_id)
+        assert again.results["load"] == 6
+        stored = again.detail
+        assert (stored.status, stored.created_by, stored.resumes) == ("completed", "ada", 1)
+        listed = client.runtime.call(client.runtime.store.list_pipelines, "etl", None, None)
+        assert [p.id for p in listed] == [failed.value.pipeline_id]
+    finally:
+        client.close()
+
+
+def test_alerts_are_defined_by_the_client_and_evaluated_by_the_server(
+    team: InProcessServer, tmp_path: Path
+) -> None:
+    client = _client(team, tmp_path, TOKEN)
+    alerts = Alerts(client)
+    try:
+        alerts.set_alert("acc-low", metric_key="acc", op="<", threshold=0.8, experiment="m")
+        alerts.set_alert("quiet", no_completed_run_hours=1, experiment="q")
+        with client.run(experiment="m") as run:
+            client.log_metric("acc", 0.5)
+        (fired,) = alerts.alert_history("acc-low")  # the server evaluated the ended run
+        assert (fired.run_id, fired.value) == (run.id, 0.5)
+        with client.run(experiment="q") as old:
+            pass
+        assert alerts.check_alerts() == []  # nothing is stale yet, and acc-low fired already
+        later = time.time() + 7200  # the server judges staleness by the clock it is given
+        remote = client.runtime.store
+        assert isinstance(remote, RemoteStore)
+        found = client.runtime.call(remote.check_alerts, later, None)
+        assert [(e.alert, e.run_id) for e in found] == [("quiet", old.id)]
+        assert [a.name for a in alerts.alerts()] == ["acc-low", "quiet"]
+        alerts.delete_alert("quiet")
+        with pytest.raises(NotFound, match="alert 'quiet' not found"):
+            alerts.alert_history("quiet")
+    finally:
+        client.close()
+
+
+@pytest.mark.anyio
+async def test_curl_style_requests_against_the_in_process_server(team: InProcessServer) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=server, headers=auth) as c:
-        run_id = c.post("/api/w/runs", json={"experiment": "curl"}).json()["id"]
-        assert c.post(f"/api/w/runs/{run_id}/metrics", json={"acc": 0.9}).json() == {"points": 1}
-        assert c.post(f"/api/w/runs/{run_id}/end", json={}).status_code == 200
-        assert c.get(f"/api/store/runs/{run_id}").json()["metrics"] == {"acc": 0.9}
-        assert c.get("/api/openapi.json").json()["openapi"] == "3.1.0"
+    async with httpx.AsyncClient(transport=team, base_url=BASE_URL, headers=auth) as c:
+        run_id = (await c.post("/api/w/runs", json={"experiment": "curl"})).json()["id"]
+        logged = await c.post(f"/api/w/runs/{run_id}/metrics", json={"acc": 0.9})
+        assert logged.json() == {"points": 1}
+        assert (await c.post(f"/api/w/runs/{run_id}/end", json={})).status_code == 200
+        assert (await c.get(f"/api/store/v1/runs/{run_id}")).json()["metrics"] == {"acc": 0.9}
+        assert (await c.get("/api/openapi.json")).json()["openapi"] == "3.1.0"

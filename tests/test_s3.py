@@ -16,7 +16,7 @@ from chachaml.client.client import Client
 from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
 from chachaml.settings import S3Settings, Settings
-from chachaml.store.artifacts import StoredObject, open_artifact_store
+from chachaml.store.artifacts import DeletableObjects, StoredObject, open_artifact_store
 from chachaml.store.artifacts.s3 import (
     CONCURRENCY,
     MIN_PART_SIZE,
@@ -138,7 +138,9 @@ def test_a_missing_object_is_not_found(s3: S3Server, s3_client: Client, tmp_path
     assert list(tmp_path.iterdir()) == []
     with s3_client.run(experiment="s3") as run:
         art = run.log_artifact("data", b"soon gone")
-    s3_client.runtime.call(s3_client.runtime.artifacts.delete, art.uri)
+    objects = s3_client.runtime.artifacts
+    assert isinstance(objects, DeletableObjects)
+    s3_client.runtime.call(objects.delete, art.uri)
     with pytest.raises(NotFound, match="is missing"):
         s3_client.load_artifact(run.id, "data")
 

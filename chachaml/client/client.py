@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import anyio
 
@@ -49,12 +49,15 @@ from chachaml.records.runs import (
 from chachaml.settings import Settings
 from chachaml.store.artifacts import sweep_unused
 from chachaml.store.artifacts.serializers import decode
-from chachaml.store.server_state import ServerStore
+from chachaml.store.server_state import is_server_store
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.webhooks import Delivery
+
+if TYPE_CHECKING:
+    import httpx
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,7 +119,11 @@ def _git_commit(start: Path) -> str | None:
 
 
 class Client:
-    """A tracking client bound to one store and artifact root (configuration is lazy)."""
+    """A tracking client bound to one store and artifact root (configuration is lazy).
+
+    ``transport`` reaches an ``http://`` store through something other than the network:
+    ``httpx.ASGITransport(app)`` runs a server app in this process (as the tests do).
+    """
 
     def __init__(
         self,
@@ -125,10 +132,12 @@ class Client:
         *,
         user: str | None = None,
         settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         base = settings if settings is not None else Settings.from_env()
         self.settings = base.with_overrides(store_url=store, artifact_root=artifacts, user=user)
         self._runtime: Runtime | None = None
+        self._transport = transport
         self._start_lock = threading.Lock()
         self._current: ContextVar[ActiveRun | None] = ContextVar("chachaml_run", default=None)
         self._atexit_registered = False
@@ -143,7 +152,7 @@ class Client:
             return rt
         with self._start_lock:
             if self._runtime is None or self._runtime.pid != os.getpid():
-                fresh = Runtime(self.settings)
+                fresh = Runtime(self.settings, self._transport)
                 fresh.start()
                 self._runtime = fresh
                 if not self._atexit_registered:
@@ -284,7 +293,7 @@ class Client:
         """
         try:
             rt = self.runtime
-            if not isinstance(rt.store, ServerStore):
+            if not is_server_store(rt.store):
                 return
             delivery = Delivery.from_settings(self.settings)
             rt.call(alert_ops.evaluate_run, rt.store, run_id, delivery)

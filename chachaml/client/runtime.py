@@ -29,6 +29,8 @@ from chachaml.store import Store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 
 if TYPE_CHECKING:
+    import httpx
+
     from chachaml.client.run import ActiveRun
 
 T = TypeVar("T")
@@ -48,8 +50,11 @@ def _artifact_store(settings: Settings, store: Store) -> ArtifactStore:
 class Runtime:
     """An open store on a background loop, plus the metric flusher and heartbeats."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
+        self._transport = transport  # a server app in this process instead of the network
         self.pid = os.getpid()
         self.active: dict[str, ActiveRun] = {}
         self._portal: BlockingPortal | None = None
@@ -77,7 +82,7 @@ class Runtime:
                 from chachaml.client.remote import open_any_store  # httpx only when used
 
                 self._store = await open_any_store(
-                    self.settings.store_url, token=self.settings.token
+                    self.settings.store_url, token=self.settings.token, transport=self._transport
                 )
                 self._artifacts = _artifact_store(self.settings, self._store)
                 self._loop = asyncio.get_running_loop()

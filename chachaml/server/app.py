@@ -103,7 +103,7 @@ def create_app(
     app.state.ui_user = user
     app.state.access = policy
     app.state.artifacts = artifacts
-    install_api(app, api)  # /api/w, /api/store, /api/openapi.json, error envelope
+    install_api(app, api)  # /api/w, /api/store/v1, /api/openapi.json, error envelope
     return app
 
 

@@ -72,7 +72,7 @@ Alert rules:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from chachaml.records.alerts import AlertEvent, AlertRule, NewAlert
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
@@ -333,4 +333,20 @@ class Store(Protocol):
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events of one rule (of every rule when ``name`` is ``None``), newest first."""
+        ...
+
+
+@runtime_checkable
+class ServerEvaluatedAlerts(Protocol):
+    """A store whose server evaluates the alert rules: a remote store.
+
+    A :class:`~chachaml.client.remote.RemoteStore` has no
+    :class:`~chachaml.store.server_state.ServerStore` methods: its server fires rules itself
+    when metrics arrive and runs end, and evaluates every rule on request.
+    """
+
+    async def check_alerts(
+        self, now: float | None = None, lookback_hours: float | None = None
+    ) -> list[AlertEvent]:
+        """Have the server evaluate every rule now; the events fired (webhooks queued)."""
         ...

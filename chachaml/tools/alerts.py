@@ -27,8 +27,8 @@ from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.alerts import Alert, AlertEvent, AlertKind, AlertRule, NewAlert, NewAlertEvent
 from chachaml.records.runs import RunInfo, RunQuery, to_datetime
-from chachaml.store.protocol import Store
-from chachaml.store.server_state import ServerStore
+from chachaml.store.protocol import ServerEvaluatedAlerts, Store
+from chachaml.store.server_state import ServerStore, is_server_store
 from chachaml.tools.webhooks import ALLOW_PRIVATE_ENV, Delivery, condition, payload, refused_target
 
 log = logging.getLogger("chachaml")
@@ -150,6 +150,41 @@ def build_rule(
         created_by=v.name(user, "user"),
         **rule,  # type: ignore[arg-type]
     )
+
+
+def check_rule(new: NewAlert) -> NewAlert:
+    """A rule that arrived whole (over HTTP) checked as :func:`build_rule` checks arguments.
+
+    Its windows and cooldown are kept to the second as given, not converted to hours or
+    minutes and back.
+    """
+    window = new.window_seconds
+    if window is not None and new.kind not in ("no_completed_run", "silent_run"):
+        raise InvalidInput(f"a {new.kind} alert has no window; leave window_seconds out")
+    if window is None and new.kind in ("no_completed_run", "silent_run"):
+        raise InvalidInput(f"a {new.kind} alert needs window_seconds")
+    hours = window / 3600 if window is not None and new.kind == "no_completed_run" else None
+    minutes = window / 60 if window is not None and new.kind == "silent_run" else None
+    checked = build_rule(
+        new.name,
+        new.created_by,
+        metric_key=new.metric_key,
+        op=new.op,
+        threshold=new.threshold,
+        experiment=new.experiment,
+        webhook_url=new.webhook_url,
+        drop_pct=new.drop_pct,
+        baseline_model=new.baseline_model,
+        baseline_runs=new.baseline_runs,
+        no_completed_run_hours=hours,
+        silent_minutes=minutes,
+        cooldown_minutes=new.cooldown_seconds / 60,
+        secret=new.secret,
+    )
+    if checked.kind != new.kind:
+        raise InvalidInput(f"kind is {new.kind!r} but the fields given make a {checked.kind} alert")
+    exact = {"window_seconds": window, "cooldown_seconds": new.cooldown_seconds}
+    return checked.model_copy(update=exact)
 
 
 # rules
@@ -325,7 +360,7 @@ async def _fire(
 
 
 async def evaluate_run(
-    store: ServerStore, run_id: str, delivery: Delivery | None = None, *, now: float | None = None
+    store: Store, run_id: str, delivery: Delivery | None = None, *, now: float | None = None
 ) -> list[AlertEvent]:
     """Evaluate the metric rules (threshold and drop) against one run's latest values.
 
@@ -333,7 +368,12 @@ async def evaluate_run(
     ``delivery`` only gives the run links' base URL. A rule that cannot be evaluated (its
     baseline model is gone, say) is logged and skipped; only store failures raise. Call it
     when a run ends or new metrics arrive: it costs a few queries, no network.
+
+    A store whose server evaluates the rules (a remote store) fires nothing here: its server
+    did when the run's metrics arrived and when it ended.
     """
+    if not is_server_store(store):
+        return []
     rules = [r for r in await store.list_alerts() if r.kind in ("threshold", "drop")]
     if not rules:
         return []
@@ -352,7 +392,7 @@ async def evaluate_run(
 
 
 async def check_alerts(
-    store: ServerStore,
+    store: Store,
     delivery: Delivery | None = None,
     *,
     now: float | None = None,
@@ -361,8 +401,13 @@ async def check_alerts(
     """Evaluate every rule now and return the events fired (webhooks queued, not yet sent).
 
     Metric rules look at the runs started in the last ``lookback_hours``; staleness rules at
-    the clock (``now``, epoch seconds, defaults to the current time).
+    the clock (``now``, epoch seconds, defaults to the current time). A remote store has its
+    server evaluate them (one request), with the server's webhook settings.
     """
+    if not is_server_store(store):
+        if isinstance(store, ServerEvaluatedAlerts):
+            return await store.check_alerts(now, lookback_hours)
+        raise InvalidInput(f"the store at {store.url} cannot evaluate alert rules")
     when = time.time() if now is None else v.finite(now, "now")
     since = to_datetime(when) - timedelta(hours=_positive(lookback_hours, "lookback_hours"))
     how = delivery or Delivery()

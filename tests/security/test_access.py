@@ -115,7 +115,7 @@ async def test_a_same_origin_write_and_a_non_browser_write_pass(
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/runs", "/api/export", "/api/store/experiments", "/runs", "/mcp"]
+    "path", ["/api/runs", "/api/export", "/api/store/v1/experiments", "/runs", "/mcp"]
 )
 async def test_a_rebound_host_is_refused_everywhere(
     store: ServerStore, tmp_path: Path, path: str
@@ -152,7 +152,7 @@ async def test_team_mode_refuses_anonymous_reads_on_every_surface(
             "/api/export",
             "/api/export?format=csv",
             f"/api/artifacts/{MID}/model",
-            f"/api/store/runs/{MID}",
+            f"/api/store/v1/runs/{MID}",
             "/api/models",
         ]:
             answer = await web.get(path)
@@ -217,7 +217,7 @@ async def test_public_reads_open_reads_only(store: ServerStore, tmp_path: Path) 
     access = AccessConfig(tokens=(("ada", TOKEN),), public_reads=True)
     async with serving(store, tmp_path, access) as web:
         assert (await web.get("/api/runs")).status_code == 200
-        assert (await web.post("/api/store/runs/query", json={})).status_code == 200
+        assert (await web.post("/api/store/v1/runs/query", json={})).status_code == 200
         read = await web.post(
             "/mcp", json=mcp_call("get_run", {"run_id": MID}), headers=MCP_HEADERS
         )

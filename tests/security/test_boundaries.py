@@ -88,11 +88,11 @@ def _is_422(r: httpx.Response, *words: str) -> None:
         ("{run}/end", {"status": "failed", "error": NUL}),
         ("/api/w/experiments", {"name": "x", "description": NUL}),
         ("/api/w/experiments", {"name": "x", "owner": NUL}),
-        ("/api/store/runs/query", {"experiment": NUL}),
-        ("/api/store/runs/query", {"created_by": NUL}),
-        ("/api/store/runs/query", {"tags": {"a": NUL}}),
-        ("/api/store/runs/query", {"params": {"a": NUL}}),
-        ("/api/store/runs/count", {"experiment": NUL}),
+        ("/api/store/v1/runs/query", {"experiment": NUL}),
+        ("/api/store/v1/runs/query", {"created_by": NUL}),
+        ("/api/store/v1/runs/query", {"tags": {"a": NUL}}),
+        ("/api/store/v1/runs/query", {"params": {"a": NUL}}),
+        ("/api/store/v1/runs/count", {"experiment": NUL}),
     ],
 )
 async def test_nul_in_any_text_of_a_json_body_is_a_422(
@@ -181,7 +181,7 @@ async def test_a_negative_limit_or_offset_on_a_run_query_is_a_422(
     api: httpx.AsyncClient, body: dict[str, int], word: str
 ) -> None:
     await _run(api)
-    _is_422(await api.post("/api/store/runs/query", json=body, headers=AUTH), word)
+    _is_422(await api.post("/api/store/v1/runs/query", json=body, headers=AUTH), word)
 
 
 async def test_the_tools_refuse_a_negative_offset(store: ServerStore) -> None:
@@ -283,7 +283,7 @@ def test_the_python_client_refuses_a_step_past_the_last_int64(
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "1969-12-31T23:59:59+00:00"])
 async def test_a_time_before_1970_is_a_422(api: httpx.AsyncClient, field: str, when: str) -> None:
     await _run(api)
-    r = await api.post("/api/store/runs/query", json={field: when}, headers=AUTH)
+    r = await api.post("/api/store/v1/runs/query", json={field: when}, headers=AUTH)
     _is_422(r, field)
     _is_422(await api.get(f"/api/runs?{field}={when.replace('+', '%2B')}"), field)
 
@@ -499,16 +499,16 @@ async def test_the_archive_sweep_keeps_a_file_logged_again_after_the_delete(
 @pytest.mark.parametrize(
     ("method", "path", "body", "param"),
     [
-        ("GET", "/api/store/runs/ab%00c", None, "run_id"),
-        ("GET", "/api/store/runs/ab%00c/metrics", None, "run_id"),
-        ("GET", "/api/store/runs/{run}/metrics/a%00b", None, "key"),
-        ("GET", "/api/store/runs/{run}/series/a%00b", None, "key"),
-        ("GET", "/api/store/runs/ab%00c/artifacts", None, "run_id"),
-        ("GET", "/api/store/runs/{run}/artifacts/a%00b", None, "name"),
-        ("GET", "/api/store/experiments/a%00b", None, "name"),
-        ("GET", "/api/store/models/a%00b", None, "name"),
-        ("GET", "/api/store/models/a%00b/versions/1", None, "name"),
-        ("GET", "/api/store/objects/objects/ab/c%00d", None, "uri"),
+        ("GET", "/api/store/v1/runs/ab%00c", None, "run_id"),
+        ("GET", "/api/store/v1/runs/ab%00c/metrics", None, "run_id"),
+        ("GET", "/api/store/v1/runs/{run}/metrics/a%00b", None, "key"),
+        ("GET", "/api/store/v1/runs/{run}/series/a%00b", None, "key"),
+        ("GET", "/api/store/v1/runs/ab%00c/artifacts", None, "run_id"),
+        ("GET", "/api/store/v1/runs/{run}/artifacts/a%00b", None, "name"),
+        ("GET", "/api/store/v1/experiments/a%00b", None, "name"),
+        ("GET", "/api/store/v1/models/a%00b", None, "name"),
+        ("GET", "/api/store/v1/models/a%00b/versions/1", None, "name"),
+        ("GET", "/api/store/v1/objects/objects/ab/c%00d", None, "uri"),
         ("POST", "/api/w/models/a%00b/versions/1/promote", {"stage": "staging"}, "name"),
         ("POST", "/api/w/runs/ab%00c/tags", {"k": "v"}, "run_id"),
         ("POST", "/api/w/runs/ab%00c/note", {"note": "n"}, "run_id"),

@@ -150,7 +150,7 @@ def test_concurrent_downloads_of_a_large_artifact_do_not_grow_memory(
             stored = http.post(f"/api/w/runs/{run_id}/artifacts", files={"file": ("w.bin", f)})
         assert stored.status_code == 201, stored.text
         uri = stored.json()["uri"]
-        urls = [f"/api/artifacts/{run_id}/w.bin", f"/api/store/objects/{uri}"] * 2
+        urls = [f"/api/artifacts/{run_id}/w.bin", f"/api/store/v1/objects/{uri}"] * 2
 
         def download(url: str) -> Callable[[], str]:
             def go() -> str:

@@ -184,8 +184,9 @@ def build_document(
         "info": {
             "title": "chachaml",
             "version": version,
-            "description": "Experiment tracking and model registry: the JSON read API and the"
-            " write API under /api/w/. Writes need a bearer token with write scope.",
+            "description": "Experiment tracking and model registry: the JSON read API, the"
+            " store API under /api/store/v1/ (what a remote Python client reads; versioned) and"
+            " the write API under /api/w/. Writes need a bearer token with write scope.",
         },
         "paths": dict(sorted(paths.items())),
         "components": {

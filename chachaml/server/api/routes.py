@@ -1,6 +1,7 @@
 """The HTTP API wired into an app.
 
-Write endpoints, store reads, the OpenAPI document and the one JSON error envelope. Who may
+Write endpoints (runs, registry, pipelines, alert rules), the versioned store reads, the
+OpenAPI document and the one JSON error envelope. Who may
 call them is the access layer's business (:mod:`chachaml.server.access`).
 """
 
@@ -16,6 +17,9 @@ from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
 from chachaml.server.access import AccessConfig, is_loopback
+from chachaml.server.api import alerts as api_alerts
+from chachaml.server.api import pipelines as api_pipelines
+from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
 from chachaml.server.api import write as api_write
 from chachaml.server.api.endpoint import Endpoint
@@ -25,7 +29,8 @@ from chachaml.settings import Settings
 from chachaml.store.server_state import ServerStore
 from chachaml.tools.webhooks import Delivery
 
-ENDPOINTS: tuple[Endpoint, ...] = (*api_write.api.endpoints, *api_store.api.endpoints)
+APIS = (api_write.api, api_registry.api, api_pipelines.api, api_alerts.api, api_store.api)
+ENDPOINTS: tuple[Endpoint, ...] = tuple(ep for api in APIS for ep in api.endpoints)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ async def openapi(request: Request) -> JSONResponse:
 def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     """Add the API's routes (ahead of the others), state and error handlers to an app."""
     cfg = config or ApiConfig()
-    routes = [*api_write.api.routes(), *api_store.api.routes(), Route("/api/openapi.json", openapi)]
+    routes = [*(r for api in APIS for r in api.routes()), Route("/api/openapi.json", openapi)]
     app.router.routes[:0] = routes
     for kind, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(kind, handler)

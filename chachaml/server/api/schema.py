@@ -54,7 +54,11 @@ class CreateRun(_Body):
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     parent_id: Short | None = None
-    id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="letters, digits, '_' and '-' (safe in a URL path); clients use 32 hex digits",
+    )
     started_at: Time | None = None
     environment: Json = Field(default_factory=dict)
     heartbeat_timeout: float = Field(
@@ -229,3 +233,21 @@ class ArtifactList(BaseModel):
     """A run's artifacts."""
 
     artifacts: list[Artifact]
+
+
+class ObjectRef(_Body):
+    """A stored object as its record names it: content-addressed URI, sha256 and size."""
+
+    uri: str = Field(max_length=200)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0, lt=2**63)
+
+
+class Contained(BaseModel):
+    """Whether the object is stored, complete."""
+
+    stored: bool
+
+
+class Body(_Body):
+    """A request body of the newer modules: an unknown field is a 422, not silently dropped."""

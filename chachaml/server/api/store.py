@@ -1,10 +1,15 @@
-"""Store reads over HTTP under ``/api/store/``: what the remote Python client needs.
+"""The store read API, version 1, under ``/api/store/v1/``: what a remote Python client reads.
 
 With ``CHACHAML_STORE=http://host:8080`` the tracking client's
-:class:`~chachaml.client.remote.RemoteStore` answers the ``Store`` protocol's reads here, so the
-client's queries (``runs``, ``best_run``, ``compare_runs``, ``load_artifact``, the registry's
-reads) run the same operations as against a local store. Reads need a token when the server
-protects reads.
+:class:`~chachaml.client.remote.RemoteStore` reads here (and writes through ``/api/w/``), so
+the client's queries (``runs``, ``best_run``, ``compare_runs``, ``load_artifact``, the
+registry's reads) run the same operations as against a local store. The paths and bodies are
+a wire schema of their own, declared with pydantic models and published in the OpenAPI
+document; ``v1`` is in the path so that a later incompatible change is a ``v2`` served beside
+it, not a silent break of clients already deployed in training jobs. Pipelines and alert
+rules are read from their own modules (:mod:`~chachaml.server.api.pipelines`,
+:mod:`~chachaml.server.api.alerts`) under the same prefix. Reads need a token when the
+server protects reads.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from chachaml.records.runs import Artifact, Experiment, MetricSeries, MetricSumm
 from chachaml.server.api import schema as m
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.errors import ApiError
-from chachaml.store.artifacts import ArtifactStore, uri_digest
+from chachaml.store.artifacts import ArtifactStore, StoredObject, uri_digest
 from chachaml.store.codec import pack_columns
 from chachaml.tools import registry as registry_ops
 
 api = Api()
-RUN = "/api/store/runs/{run_id}"
+PREFIX = "/api/store/v1"
+RUN = PREFIX + "/runs/{run_id}"
 ERR = (401, 403, 404)
 
 
@@ -34,21 +40,21 @@ async def get_run(call: Call) -> Run:
     return await call.store.get_run(call.path("run_id"))
 
 
-@api.route("POST", "/api/store/runs/query", scope="read", body=RunQuery, response=m.RunList,
+@api.route("POST", PREFIX + "/runs/query", scope="read", body=RunQuery, response=m.RunList,
            errors=ERR)  # fmt: skip
 async def query_runs(call: Call) -> m.RunList:
     """Runs matching a query (the store's ``RunQuery``)."""
     return m.RunList(runs=await call.store.query_runs(call.body))
 
 
-@api.route("POST", "/api/store/runs/count", scope="read", body=RunQuery, response=m.Count,
+@api.route("POST", PREFIX + "/runs/count", scope="read", body=RunQuery, response=m.Count,
            errors=ERR)  # fmt: skip
 async def count_runs(call: Call) -> m.Count:
     """How many runs match a query."""
     return m.Count(count=await call.store.count_runs(call.body))
 
 
-@api.route("POST", "/api/store/params", scope="read", body=m.RunIds, response=m.ParamsByRun,
+@api.route("POST", PREFIX + "/params", scope="read", body=m.RunIds, response=m.ParamsByRun,
            errors=ERR)  # fmt: skip
 async def run_params(call: Call) -> m.ParamsByRun:
     """Params of several runs."""
@@ -89,48 +95,64 @@ async def get_artifact(call: Call) -> Artifact:
     return await call.store.get_artifact(call.path("run_id"), call.path("name"))
 
 
-@api.route("GET", "/api/store/objects/{uri:path}", scope="read", binary_response=True,
+@api.route("POST", PREFIX + "/objects/contains", scope="read", body=m.ObjectRef,
+           response=m.Contained, errors=(401, 403, 422))  # fmt: skip
+async def contains_object(call: Call) -> m.Contained:
+    """Whether an object is stored, complete, under its hash (before uploading it again)."""
+    body: m.ObjectRef = call.body
+    if uri_digest(body.uri) != body.sha256:
+        raise ApiError(422, f"uri {body.uri!r} does not name the object with sha256 {body.sha256}")
+    obj = StoredObject(body.uri, body.sha256, body.size)
+    return m.Contained(stored=await _artifact_store(call).contains(obj))
+
+
+def _artifact_store(call: Call) -> ArtifactStore:
+    artifacts: ArtifactStore | None = call.request.app.state.artifacts
+    if artifacts is None:
+        raise ApiError(503, "this server has no artifact store")
+    return artifacts
+
+
+@api.route("GET", PREFIX + "/objects/{uri:path}", scope="read", binary_response=True,
            errors=(*ERR, 422))  # fmt: skip
 async def get_object(call: Call) -> StreamingResponse:
     """The bytes of a stored object (``objects/ab/cdef...``), streamed block by block."""
     uri = call.path("uri")
     uri_digest(uri)
-    artifacts: ArtifactStore | None = call.request.app.state.artifacts
-    if artifacts is None:
-        raise ApiError(503, "this server has no artifact store")
+    artifacts = _artifact_store(call)
     # NotFound before the first byte. The reader checks the hash against its record
     # (RemoteStore's load_artifact does): a transfer cut short here would hide the cause.
     blocks = await artifacts.open_stream(uri, verify=False)
     return StreamingResponse(blocks, media_type="application/octet-stream")
 
 
-@api.route("GET", "/api/store/experiments", scope="read", response=list[Experiment],
+@api.route("GET", PREFIX + "/experiments", scope="read", response=list[Experiment],
            errors=(401, 403))  # fmt: skip
 async def list_experiments(call: Call) -> list[Experiment]:
     """Every experiment, most recently active first."""
     return await call.store.list_experiments()
 
 
-@api.route("GET", "/api/store/experiments/{name:path}", scope="read", response=Experiment,
+@api.route("GET", PREFIX + "/experiments/{name:path}", scope="read", response=Experiment,
            errors=ERR)  # fmt: skip
 async def get_experiment(call: Call) -> Experiment:
     """One experiment."""
     return await call.store.get_experiment(call.path("name"))
 
 
-@api.route("GET", "/api/store/models", scope="read", response=list[Model], errors=(401, 403))
+@api.route("GET", PREFIX + "/models", scope="read", response=list[Model], errors=(401, 403))
 async def list_models(call: Call) -> list[Model]:
     """Every registered model."""
     return await call.store.list_models()
 
 
-@api.route("GET", "/api/store/models/{name}", scope="read", response=ModelDetail, errors=ERR)
+@api.route("GET", PREFIX + "/models/{name}", scope="read", response=ModelDetail, errors=ERR)
 async def get_model(call: Call) -> ModelDetail:
     """A model with its versions, note and history."""
     return await call.store.get_model(call.path("name"))
 
 
-@api.route("GET", "/api/store/models/{name}/versions/{version:int}", scope="read",
+@api.route("GET", PREFIX + "/models/{name}/versions/{version:int}", scope="read",
            response=ModelVersion, errors=(*ERR, 422))  # fmt: skip
 async def get_model_version(call: Call) -> ModelVersion:
     """One model version."""

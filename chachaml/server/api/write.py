@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from chachaml.errors import InvalidInput
+from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.registry import ModelVersion
 from chachaml.records.runs import (
@@ -415,7 +415,12 @@ async def delete_archived(call: Call) -> m.Count:
 async def create_experiment(call: Call) -> Experiment:
     """Create an experiment, or update the description and owner of an existing one."""
     body: m.CreateExperiment = call.body
-    owner = body.owner if body.owner is not None else call.user
+    owner = body.owner
+    if owner is None:  # a new experiment belongs to its creator; an update keeps its owner
+        try:
+            await call.store.get_experiment(body.name)
+        except NotFound:
+            owner = call.user
     return await experiment_ops.create_experiment(call.store, body.name, body.description, owner)
 
 

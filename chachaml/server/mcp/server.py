@@ -29,7 +29,7 @@ from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
 from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
-from chachaml.store.server_state import ServerStore
+from chachaml.store.server_state import is_server_store
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
@@ -170,8 +170,8 @@ async def serve_stdio(
 ) -> None:
     """Open the store and speak MCP on the claimed stdio ``wire`` until the client hangs up.
 
-    Alert webhooks queued meanwhile are sent by a delivery worker alongside, when the store
-    is the database itself (over a server, the server's worker sends them).
+    Alert webhooks queued meanwhile are sent by a delivery worker alongside (over a database;
+    a server reached over HTTP sends its own).
     """
     import anyio
 
@@ -188,7 +188,7 @@ async def serve_stdio(
             delivery=delivery,
         )
         async with anyio.create_task_group() as tasks:
-            if isinstance(store, ServerStore):
+            if is_server_store(store):  # a remote store's server delivers its own
                 tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
             await wire.serve(server)
             tasks.cancel_scope.cancel()

@@ -104,9 +104,9 @@ class ArtifactStore(Protocol):
     URIs are relative (``objects/ab/cdef...``), so the same database records work on any
     artifact root. ``put_*`` return the object's URI, sha256 and size, and skip the upload
     when the object is already there; ``get_bytes``/``copy_to`` raise ``NotFound`` for a URI
-    that has no object and ``StoreUnavailable`` when the bytes do not match their hash;
-    ``delete`` ignores missing objects. Storage that cannot be reached (or refuses the
-    credentials) raises ``StoreUnavailable`` saying which.
+    that has no object and ``StoreUnavailable`` when the bytes do not match their hash.
+    Storage that cannot be reached (or refuses the credentials) raises ``StoreUnavailable``
+    saying which. Deleting is :class:`DeletableObjects`' (``delete`` ignores missing objects).
     """
 
     @property
@@ -139,16 +139,25 @@ class ArtifactStore(Protocol):
         """
         ...
 
-    async def delete(self, uri: str) -> None:
-        """Remove an object if it exists."""
-        ...
-
     async def contains(self, obj: StoredObject) -> bool:
         """Whether the object is stored, complete, under its hash."""
         ...
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` unless objects can be stored and read right now."""
+        ...
+
+
+@runtime_checkable
+class DeletableObjects(Protocol):
+    """An artifact store whose objects this process may delete (a folder, a bucket).
+
+    Not a server's (:class:`~chachaml.client.remote.HttpArtifactStore`): objects are shared by
+    content, and only the server can check that no record references one before it goes.
+    """
+
+    async def delete(self, uri: str) -> None:
+        """Remove an object if it exists."""
         ...
 
 
@@ -168,7 +177,7 @@ async def sweep_unused(store: object, artifacts: ArtifactStore, uris: Sequence[s
     another run may log identical bytes and reference the same object. Each URI is checked
     again right before its file goes; a store that cannot say keeps every file.
     """
-    if not isinstance(store, UriReferences):
+    if not isinstance(store, UriReferences) or not isinstance(artifacts, DeletableObjects):
         return 0
     deleted = 0
     for uri in uris:

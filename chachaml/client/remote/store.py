@@ -1,0 +1,458 @@
+"""``RemoteStore``: every method of the ``Store`` protocol as a request to a chachaml server.
+
+Reads go to the versioned store API (``/api/store/v1/``), writes to the write API
+(``/api/w/``); both are a wire schema of their own (see the server's OpenAPI document), so
+this class translates between it and the Python protocol. What a call names as its author
+(``user``, ``created_by``) is sent along but only a server in local mode honours it: in team
+mode the token's user is the author, whoever the client says it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel
+
+from chachaml.client.remote.artifacts import HttpArtifactStore
+from chachaml.client.remote.connection import Connection
+from chachaml.errors import InvalidInput
+from chachaml.records.alerts import Alert, AlertEvent, AlertRule, NewAlert
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
+from chachaml.records.runs import (
+    Artifact,
+    ArtifactRecord,
+    BestRun,
+    Dataset,
+    EndStatus,
+    Experiment,
+    MetricChunk,
+    MetricSeries,
+    MetricSummary,
+    NewRun,
+    ParamValue,
+    Run,
+    RunInfo,
+    RunQuery,
+)
+from chachaml.store.codec import unpack_chunk
+from chachaml.store.protocol import PipelineEnd, StepEnd
+
+READ = "/api/store/v1"
+RUN = "/api/w/runs/"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _q(part: str) -> str:
+    """One path segment, ``/`` included."""
+    return quote(part, safe="")
+
+
+class _Alerts(BaseModel):
+    alerts: list[Alert]
+
+
+class _Events(BaseModel):
+    events: list[AlertEvent]
+
+
+class _Pipelines(BaseModel):
+    pipelines: list[PipelineInfo]
+
+
+def _rule(alert: Alert) -> AlertRule:
+    """A rule as the server shows it: its webhook URL and secret are never read back."""
+    return AlertRule(**alert.model_dump())
+
+
+class RemoteStore:
+    """A :class:`~chachaml.store.protocol.Store` that talks to a chachaml server.
+
+    ``transport`` replaces the network (``httpx.ASGITransport(app)``: a server app in the
+    same process, as the tests run it).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._conn = Connection(url, token, timeout=timeout, transport=transport)
+        self.artifacts = HttpArtifactStore(self._conn)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> RemoteStore:
+        """Connect and check the server answers (``StoreUnavailable`` otherwise)."""
+        store = cls(url, token, transport=transport)
+        try:
+            await store._conn.request("GET", "/health")
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+        return self._conn.url
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._conn.close()
+
+    # experiments
+
+    async def create_experiment(
+        self, name: str, description: str | None = None, owner: str | None = None
+    ) -> Experiment:
+        """Create or update an experiment."""
+        body = {"name": name, "description": description, "owner": owner}
+        result: Experiment = await self._conn.post("/api/w/experiments", body, Experiment)
+        return result
+
+    async def get_experiment(self, name: str) -> Experiment:
+        """One experiment."""
+        result: Experiment = await self._conn.get(f"{READ}/experiments/{quote(name)}", Experiment)
+        return result
+
+    async def list_experiments(self) -> list[Experiment]:
+        """Every experiment."""
+        result: list[Experiment] = await self._conn.get(f"{READ}/experiments", list[Experiment])
+        return result
+
+    # runs: writes
+
+    async def create_run(self, run: NewRun) -> None:
+        """Start a run (a server with tokens attributes it to the token's user)."""
+        body = run.model_dump(exclude={"experiment"}) | {"experiment": run.experiment}
+        await self._conn.post("/api/w/runs", body)
+
+    async def end_run(
+        self, run_id: str, status: EndStatus, error: str | None, ended_at: float
+    ) -> None:
+        """End a run (the server evaluates the alert rules on it)."""
+        body = {"status": status, "error": error, "ended_at": ended_at}
+        await self._conn.post(f"{RUN}{quote(run_id)}/end", body)
+
+    async def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
+        """Keep runs alive (the server stamps its own time)."""
+        if run_ids:
+            await self._conn.post("/api/w/heartbeat", {"run_ids": list(run_ids)})
+
+    async def log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
+        """Record params."""
+        await self._conn.post(f"{RUN}{quote(run_id)}/params", dict(params))
+
+    async def set_tags(self, run_id: str, tags: Mapping[str, str], user: str | None = None) -> None:
+        """Set tags."""
+        await self._conn.post(f"{RUN}{quote(run_id)}/tags", dict(tags), user=user)
+
+    async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
+        """Replace the note."""
+        await self._conn.post(f"{RUN}{quote(run_id)}/note", {"note": note}, user=user)
+
+    async def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        """Attach a dataset."""
+        await self._conn.post(f"{RUN}{quote(run_id)}/datasets", dataset.model_dump())
+
+    async def log_metrics(self, chunks: Sequence[MetricChunk]) -> None:
+        """Send each run's chunks as one request of packed series, runs concurrently.
+
+        The idempotency key of a run's request derives from the chunks' batch id, so the
+        same batch sent again (a later flush after a failure) carries the same key, and the
+        server, which records the batch id with the points, never stores a point twice.
+        """
+        by_run: dict[str, list[dict[str, str]]] = {}
+        batches: dict[str, str | None] = {}
+        for c in chunks:
+            by_run.setdefault(c.run_id, []).append(
+                {
+                    "key": c.key,
+                    "steps": base64.b64encode(c.steps).decode(),
+                    "values": base64.b64encode(c.values).decode(),
+                    "timestamps": base64.b64encode(c.timestamps).decode(),
+                }
+            )
+            batches.setdefault(c.run_id, c.batch)
+        failures: list[Exception] = []
+
+        async def send(run_id: str, series: list[dict[str, str]]) -> None:
+            batch = batches[run_id]
+            key = None if batch is None else f"metrics-{batch}-{_short_hash(run_id)}"
+            try:
+                await self._conn.post(f"{RUN}{quote(run_id)}/metrics", {"series": series},
+                                      key=key)  # fmt: skip
+            except Exception as exc:  # reported below as one ChachamlError, not a group
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for run_id, series in by_run.items():
+                tg.start_soon(send, run_id, series)
+        if failures:
+            raise failures[0]
+
+    async def add_artifact(self, record: ArtifactRecord) -> None:
+        """Record an artifact whose bytes were uploaded through :class:`HttpArtifactStore`."""
+        body = record.model_dump(exclude={"run_id", "created_at"})
+        await self._conn.post(f"{RUN}{quote(record.run_id)}/artifact-records", body)
+
+    # runs: reads
+
+    async def get_run(self, run_id: str) -> Run:
+        """Everything about a run."""
+        result: Run = await self._conn.get(f"{READ}/runs/{quote(run_id)}", Run)
+        return result
+
+    async def query_runs(self, query: RunQuery) -> list[RunInfo]:
+        """Runs matching a query."""
+        response = await self._conn.request("POST", f"{READ}/runs/query",
+                                            json=query.model_dump(mode="json"))  # fmt: skip
+        return [RunInfo.model_validate(r) for r in response.json()["runs"]]
+
+    async def best_run(self, query: RunQuery) -> BestRun | None:
+        """The first run of a metric-ordered query, with the metric's latest value and step."""
+        key = query.order_by_metric
+        if key is None:
+            raise InvalidInput("best_run needs a query ordered by a metric")
+        found = await self.query_runs(query.model_copy(update={"limit": 1, "offset": 0}))
+        if not found:
+            return None
+        summary = (await self.metric_summaries(found[0].id))[key]
+        assert summary.last is not None
+        return BestRun(
+            run=found[0], metric=key, value=summary.last, step=summary.step,
+            direction=query.direction,
+        )  # fmt: skip
+
+    async def count_runs(self, query: RunQuery) -> int:
+        """How many runs match."""
+        response = await self._conn.request("POST", f"{READ}/runs/count",
+                                            json=query.model_dump(mode="json"))  # fmt: skip
+        count: int = response.json()["count"]
+        return count
+
+    async def run_params(self, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
+        """Params of several runs."""
+        body = {"run_ids": list(run_ids)}
+        response = await self._conn.request("POST", f"{READ}/params", json=body)
+        params: dict[str, dict[str, ParamValue]] = response.json()["params"]
+        return params
+
+    async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
+        """Each metric's summary."""
+        path = f"{READ}/runs/{quote(run_id)}/metrics"
+        result: dict[str, MetricSummary] = await self._conn.get(path, dict[str, MetricSummary])
+        return result
+
+    async def metric_history(self, run_id: str, key: str) -> MetricSeries:
+        """Every point of a metric, fetched packed so that infinities survive."""
+        path = f"{READ}/runs/{quote(run_id)}/series/{_q(key)}"
+        packed = (await self._conn.request("GET", path)).json()
+        raw = (base64.b64decode(packed[k]) for k in ("steps", "values", "timestamps"))
+        steps, values, times = unpack_chunk(*raw)
+        return MetricSeries(run_id=run_id, key=packed["key"], steps=list(steps),
+                            values=[None if math.isnan(x) else x for x in values],
+                            timestamps=list(times))  # fmt: skip
+
+    async def get_artifact(self, run_id: str, name: str) -> Artifact:
+        """One artifact record."""
+        path = f"{READ}/runs/{quote(run_id)}/artifacts/{quote(name)}"
+        result: Artifact = await self._conn.get(path, Artifact)
+        return result
+
+    async def list_artifacts(self, run_id: str) -> list[Artifact]:
+        """A run's artifacts."""
+        response = await self._conn.request("GET", f"{READ}/runs/{quote(run_id)}/artifacts")
+        return [Artifact.model_validate(a) for a in response.json()["artifacts"]]
+
+    # cleanup
+
+    async def archive_runs(self, started_before: float, experiment: str | None) -> int:
+        """Archive ended runs started before a time."""
+        body = {"started_before": started_before, "experiment": experiment}
+        count: int = (await self._conn.request("POST", "/api/w/archive", json=body)).json()["count"]
+        return count
+
+    async def delete_archived(self) -> tuple[int, list[str]]:
+        """Delete archived runs; the server deletes their unused files, so no URIs return."""
+        response = await self._conn.request("POST", "/api/w/archived/delete", json={})
+        count: int = response.json()["count"]
+        return count, []
+
+    # registry
+
+    async def register_model_version(self, new: NewModelVersion) -> ModelVersion:
+        """Register a version."""
+        body = new.model_dump(exclude={"model", "created_by"}) | {"name": new.model}
+        result: ModelVersion = await self._conn.post("/api/w/models", body, ModelVersion,
+                                                     user=new.created_by)  # fmt: skip
+        return result
+
+    async def list_models(self) -> list[Model]:
+        """Every model."""
+        result: list[Model] = await self._conn.get(f"{READ}/models", list[Model])
+        return result
+
+    async def get_model(self, name: str) -> ModelDetail:
+        """A model in full."""
+        result: ModelDetail = await self._conn.get(f"{READ}/models/{_q(name)}", ModelDetail)
+        return result
+
+    async def list_model_versions(
+        self, name: str, stage: Stage | None = None
+    ) -> list[ModelVersion]:
+        """A model's versions, newest first, optionally of one stage."""
+        versions = (await self.get_model(name)).versions
+        return [v for v in versions if stage is None or v.stage == stage]
+
+    async def get_model_version(self, name: str, version: int) -> ModelVersion:
+        """One version."""
+        path = f"{READ}/models/{_q(name)}/versions/{version}"
+        result: ModelVersion = await self._conn.get(path, ModelVersion)
+        return result
+
+    async def promote_model_version(
+        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+    ) -> ModelVersion:
+        """Move a version to a stage."""
+        path = f"/api/w/models/{_q(name)}/versions/{version}/promote"
+        body = {"stage": stage, "reason": reason}
+        result: ModelVersion = await self._conn.post(path, body, ModelVersion, user=user)
+        return result
+
+    async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
+        """Point an alias at a version."""
+        body = {"alias": alias, "version": version}
+        await self._conn.post(f"/api/w/models/{_q(name)}/aliases", body, user=user)
+
+    async def delete_model_alias(self, name: str, alias: str, user: str) -> None:
+        """Remove an alias."""
+        path = f"/api/w/models/{_q(name)}/aliases/{_q(alias)}/delete"
+        await self._conn.post(path, {}, user=user)
+
+    async def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a model."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/tags", dict(tags))
+
+    async def set_model_version_tags(
+        self, name: str, version: int, tags: Mapping[str, str]
+    ) -> None:
+        """Set tags on a model version."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/versions/{version}/tags", dict(tags))
+
+    async def set_model_note(self, name: str, note: str) -> None:
+        """Replace a model's note."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/note", {"note": note})
+
+    # pipelines
+
+    async def create_pipeline(self, new: NewPipeline) -> None:
+        """Record a pipeline starting, its steps pending."""
+        body = new.model_dump(mode="json", exclude={"created_by"})
+        await self._conn.post("/api/w/pipelines", body, user=new.created_by)
+
+    async def start_pipeline_step(
+        self, pipeline_id: str, step: str, run_id: str, attempt: int, started_at: float
+    ) -> None:
+        """Mark a step running."""
+        body = {"step": step, "run_id": run_id, "attempt": attempt, "started_at": started_at}
+        await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/steps/start", body)
+
+    async def end_pipeline_step(
+        self,
+        pipeline_id: str,
+        step: str,
+        status: StepEnd,
+        ended_at: float,
+        error: str | None = None,
+        result: str | None = None,
+    ) -> None:
+        """End a step."""
+        body = {"step": step, "status": status, "ended_at": ended_at, "error": error,
+                "result": result}  # fmt: skip
+        await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/steps/end", body)
+
+    async def end_pipeline(
+        self, pipeline_id: str, status: PipelineEnd, error: str | None, ended_at: float
+    ) -> None:
+        """Mark a pipeline ended."""
+        body = {"status": status, "error": error, "ended_at": ended_at}
+        await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/end", body)
+
+    async def resume_pipeline(
+        self, pipeline_id: str, run_id: str, rerun: Sequence[str], at: float
+    ) -> PipelineDetail:
+        """Put a pipeline back to running on a new run."""
+        body = {"run_id": run_id, "rerun": list(rerun), "at": at}
+        path = f"/api/w/pipelines/{_q(pipeline_id)}/resume"
+        detail: PipelineDetail = await self._conn.post(path, body, PipelineDetail)
+        return detail
+
+    async def list_pipelines(
+        self, name: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[PipelineInfo]:
+        """Pipelines, newest first."""
+        body = {"name": name, "status": status, "limit": limit}
+        found: _Pipelines = await self._conn.post(f"{READ}/pipelines/query", body, _Pipelines)
+        return found.pipelines
+
+    async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
+        """A pipeline with its steps."""
+        path = f"{READ}/pipelines/{_q(pipeline_id)}"
+        detail: PipelineDetail = await self._conn.get(path, PipelineDetail)
+        return detail
+
+    # alert rules: the server evaluates them
+
+    async def set_alert(self, new: NewAlert) -> AlertRule:
+        """Create or replace a rule (its webhook URL and secret are not read back)."""
+        body = new.model_dump(mode="json", exclude={"created_by"})
+        alert: Alert = await self._conn.post("/api/w/alerts", body, Alert, user=new.created_by)
+        return _rule(alert)
+
+    async def list_alerts(self) -> list[AlertRule]:
+        """Every rule, by name."""
+        found: _Alerts = await self._conn.get(f"{READ}/alerts", _Alerts)
+        return [_rule(a) for a in found.alerts]
+
+    async def get_alert(self, name: str) -> AlertRule:
+        """One rule."""
+        return _rule(await self._conn.get(f"{READ}/alerts/{_q(name)}", Alert))
+
+    async def delete_alert(self, name: str) -> None:
+        """Delete a rule and its events."""
+        await self._conn.post("/api/w/alerts/delete", {"name": name})
+
+    async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Events of one rule (or every rule), newest first."""
+        body = {"alert": name, "limit": limit}
+        found: _Events = await self._conn.post(f"{READ}/alerts/events", body, _Events)
+        return found.events
+
+    async def check_alerts(
+        self, now: float | None = None, lookback_hours: float | None = None
+    ) -> list[AlertEvent]:
+        """Have the server evaluate every rule now; the events fired (webhooks queued there)."""
+        body: dict[str, float] = {} if now is None else {"now": now}
+        if lookback_hours is not None:
+            body["lookback_hours"] = lookback_hours
+        found: _Events = await self._conn.post("/api/w/alerts/check", body, _Events)
+        return found.events
