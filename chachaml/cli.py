@@ -401,7 +401,7 @@ def cmd_alerts(args: argparse.Namespace, client: Client) -> int:
     from chachaml.tools.deliveries import drain_deliveries
     from chachaml.tools.webhooks import Delivery
 
-    report = client._op(drain_deliveries, Delivery.from_settings(client.settings))
+    report = client.op(drain_deliveries, Delivery.from_settings(client.settings))
     print(
         f"webhooks: {report.delivered} delivered, {report.failed} failed,"
         f" {report.pending} still pending"
