@@ -102,7 +102,7 @@ def cmd_best(args: argparse.Namespace, client: Client) -> int:
     if best is None:
         from chachaml.tools.experiments import why_no_runs
 
-        why = client._op(why_no_runs, args.experiment)
+        why = client.op(why_no_runs, args.experiment)
         print(f"no run has logged {args.metric!r}" + (f": {why}" if why else ""))
         return 1
     print(
