@@ -102,7 +102,7 @@ def cmd_best(args: argparse.Namespace, client: Client) -> int:
     if best is None:
         from chachaml.tools.experiments import why_no_runs
 
-        why = client._op(why_no_runs, args.experiment)
+        why = client.op(why_no_runs, args.experiment)
         print(f"no run has logged {args.metric!r}" + (f": {why}" if why else ""))
         return 1
     print(
@@ -401,7 +401,7 @@ def cmd_alerts(args: argparse.Namespace, client: Client) -> int:
     from chachaml.tools.deliveries import drain_deliveries
     from chachaml.tools.webhooks import Delivery
 
-    report = client._op(drain_deliveries, Delivery.from_settings(client.settings))
+    report = client.op(drain_deliveries, Delivery.from_settings(client.settings))
     print(
         f"webhooks: {report.delivered} delivered, {report.failed} failed,"
         f" {report.pending} still pending"

@@ -41,6 +41,20 @@ def test_the_readme_registry_listing_is_a_function(tmp_path: object) -> None:
     client = chachaml.Client(store=f"sqlite:///{tmp_path}/m.db", artifacts=f"{tmp_path}/a")
     try:
         assert chachaml.Registry(client).models() == []
+        assert client.registry.models() == [] and client.registry.client is client
+    finally:
+        client.close()
+
+
+def test_a_clients_registry_alerts_and_pipelines_act_on_that_client(tmp_path: object) -> None:
+    client = chachaml.Client(store=f"sqlite:///{tmp_path}/m.db", artifacts=f"{tmp_path}/a")
+    try:
+        assert client.alerts.alerts() == [] and client.alerts.client is client
+        done = client.pipelines.run_pipeline("etl", [lambda ctx: 1])
+        assert client.pipelines.pipeline(done.id).status == "completed"
+        assert [p.id for p in client.pipelines.pipelines()] == [done.id]
+        assert client.get_run(done.run_id).experiment == "etl"
+        assert chachaml.default_client().settings.store_url != client.settings.store_url
     finally:
         client.close()
 

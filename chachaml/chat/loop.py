@@ -9,13 +9,10 @@ loop stops with :class:`~chachaml.chat.errors.IterationLimitReached` after
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-import anyio
 from pydantic import ValidationError
 
 from chachaml.chat.adapter import Connection, Conversation, open_conversation
@@ -33,6 +30,7 @@ from chachaml.chat.models import (
     ToolRequest,
     conversation_size_error,
 )
+from chachaml.client import bridge
 from chachaml.errors import InvalidInput, import_extra
 from chachaml.settings import Settings
 
@@ -279,9 +277,4 @@ def ask(
         finally:
             await opened.close()
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(main)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(anyio.run, main).result()
+    return bridge.run(main, thread_name="chachaml-chat")

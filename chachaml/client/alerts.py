@@ -67,24 +67,24 @@ class Alerts(ClientBound):
             cooldown_minutes=cooldown_minutes,
             secret=secret,
         )
-        return client._op(ops.set_alert, new, allow_private=client.settings.webhook_allow_private)
+        return client.op(ops.set_alert, new, allow_private=client.settings.webhook_allow_private)
 
     def alerts(self) -> list[Alert]:
         """Every rule, by name (webhooks shown by host only)."""
-        return self.client._op(ops.list_alerts)
+        return self.client.op(ops.list_alerts)
 
     def delete_alert(self, name: str) -> None:
         """Delete a rule and its history; ``NotFound`` listing the rules if absent."""
-        self.client._op(ops.delete_alert, name)
+        self.client.op(ops.delete_alert, name)
 
     def check_alerts(self) -> list[AlertEvent]:
         """Evaluate every rule now; returns the events fired, their webhooks queued."""
         client = self.client
-        return client._op(ops.check_alerts, Delivery.from_settings(client.settings))
+        return client.op(ops.check_alerts, Delivery.from_settings(client.settings))
 
     def alert_history(self, name: str | None = None, limit: int = 50) -> list[AlertEvent]:
         """What a rule (or every rule) fired, newest first, with each delivery attempt."""
-        return self.client._op(ops.alert_history, name, limit)
+        return self.client.op(ops.alert_history, name, limit)
 
 
 _default = Alerts()

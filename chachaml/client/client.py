@@ -13,21 +13,19 @@ import functools
 import inspect
 import logging
 import os
-import platform
-import socket
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-import anyio
-
+from chachaml.client import bridge
+from chachaml.client.alerts import Alerts
+from chachaml.client.environment import static_environment
+from chachaml.client.pipelines.pipeline import Pipelines
+from chachaml.client.registry import Registry
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.client.runtime import Runtime
 from chachaml.errors import InvalidInput, NoActiveRun
@@ -41,20 +39,15 @@ from chachaml.records.runs import (
     EndStatus,
     Experiment,
     MetricSeries,
-    NewRun,
     ParamValue,
     Run,
     RunInfo,
 )
 from chachaml.settings import Settings
-from chachaml.store.artifacts import sweep_unused
 from chachaml.store.artifacts.serializers import decode
-from chachaml.store.server_state import is_server_store
-from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
-from chachaml.tools.webhooks import Delivery
 
 if TYPE_CHECKING:
     import httpx
@@ -68,61 +61,15 @@ log = logging.getLogger("chachaml")
 DEFAULT_EXPERIMENT = "default"
 _UNSET: Any = object()
 
-_unhandled: list[BaseException] = []
-
-
-def _record_unhandled(
-    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
-) -> None:
-    _unhandled.append(exc)
-    _previous_hook(kind, exc, tb)
-
-
-_previous_hook = sys.excepthook
-
-
-@functools.cache
-def _static_environment() -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "hostname": socket.gethostname(),
-        "argv": sys.argv[:8],
-    }
-    git_head = _git_commit(Path.cwd())
-    if git_head:
-        env["git_commit"] = git_head
-    return env
-
-
-def _git_commit(start: Path) -> str | None:
-    """The commit checked out in the git work tree around ``start``, read from ``.git``."""
-    for folder in (start, *start.parents):
-        head = folder / ".git" / "HEAD"
-        if head.is_file():
-            try:
-                ref = head.read_text().strip()
-                if not ref.startswith("ref: "):
-                    return ref
-                target = folder / ".git" / ref[5:]
-                if target.is_file():
-                    return target.read_text().strip()
-                packed = folder / ".git" / "packed-refs"
-                if packed.is_file():
-                    for line in packed.read_text().splitlines():
-                        if line.endswith(" " + ref[5:]):
-                            return line.split(" ", 1)[0]
-            except OSError:
-                return None
-            return None
-    return None
-
 
 class Client:
     """A tracking client bound to one store and artifact root (configuration is lazy).
 
     ``transport`` reaches an ``http://`` store through something other than the network:
     ``httpx.ASGITransport(app)`` runs a server app in this process (as the tests do).
+
+    ``client.registry``, ``client.alerts`` and ``client.pipelines`` are those APIs bound to
+    this client; :meth:`op` runs any operation of :mod:`chachaml.tools` on its store.
     """
 
     def __init__(
@@ -140,7 +87,24 @@ class Client:
         self._transport = transport
         self._start_lock = threading.Lock()
         self._current: ContextVar[ActiveRun | None] = ContextVar("chachaml_run", default=None)
-        self._atexit_registered = False
+        self._hooked = False
+        self._unhandled: BaseException | None = None
+        self._previous_hook = sys.excepthook
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        """The model registry API, bound to this client."""
+        return Registry(self)
+
+    @functools.cached_property
+    def alerts(self) -> Alerts:
+        """The alerts API, bound to this client."""
+        return Alerts(self)
+
+    @functools.cached_property
+    def pipelines(self) -> Pipelines:
+        """The pipelines API, bound to this client."""
+        return Pipelines(self)
 
     # configuration and lifecycle
 
@@ -155,14 +119,19 @@ class Client:
                 fresh = Runtime(self.settings, self._transport)
                 fresh.start()
                 self._runtime = fresh
-                if not self._atexit_registered:
+                if not self._hooked:  # runs left open end at exit, failed after a crash
+                    self._hooked = True
                     atexit.register(self._at_exit)
-                    self._atexit_registered = True
-                    global _previous_hook
-                    if sys.excepthook is not _record_unhandled:
-                        _previous_hook = sys.excepthook
-                        sys.excepthook = _record_unhandled
+                    self._previous_hook = sys.excepthook
+                    sys.excepthook = self._record_unhandled
             return self._runtime
+
+    def _record_unhandled(
+        self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        """``sys.excepthook``: remember the exception that ends the program, then chain."""
+        self._unhandled = exc
+        self._previous_hook(kind, exc, tb)
 
     def use_store(self, url: str | None = None, artifacts: str | None = None) -> None:
         """Point this client at another store URL and/or artifact root."""
@@ -188,28 +157,24 @@ class Client:
         rt = self._runtime
         if rt is None or rt.pid != os.getpid():
             return
-        error = error_text(_unhandled[-1]) if _unhandled else None
+        error = error_text(self._unhandled) if self._unhandled is not None else None
         for run in list(rt.active.values()):
             with contextlib.suppress(Exception):
                 run.end("failed" if error else "completed", error)
         with contextlib.suppress(Exception):
             rt.close()
 
-    def _op(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run an operation on the store, after storing this process's buffered points.
+    def op(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``fn(store, *args, **kwargs)``: an operation of :mod:`chachaml.tools` on this store.
 
-        Draining first gives read-your-writes: a query sees every point logged before it.
+        Runs after this process's buffered points are stored, so a query sees every point
+        logged before it (read-your-writes).
         """
-        rt = self.runtime
-        bound: Callable[[], Awaitable[T]] = functools.partial(fn, rt.store, *args, **kwargs)
-        result: T = rt.call(rt.after_drain, bound)
-        return result
+        return self.runtime.op(fn, *args, **kwargs)
 
-    async def _aop(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        rt = self.runtime
-        bound: Callable[[], Awaitable[T]] = functools.partial(fn, rt.store, *args, **kwargs)
-        result: T = await rt.acall(rt.after_drain, bound)
-        return result
+    async def aop(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Async twin of :meth:`op` (the caller's event loop is not blocked)."""
+        return await self.runtime.aop(fn, *args, **kwargs)
 
     def current_user(self) -> str:
         """Who runs are attributed to: ``CHACHA_USER``, else the OS user."""
@@ -236,69 +201,30 @@ class Client:
             parent_run, parent_id = parent, parent.id
         else:
             parent_id = None if parent is None else validation.run_id(parent)
-        exp = validation.name(
-            experiment
-            if experiment is not None
-            else (parent_run.experiment if parent_run else DEFAULT_EXPERIMENT),
-            "experiment",
-        )
-        if name is not None:
-            name = validation.name(name, "run name")
-        clean_tags = validation.tags(tags or {})
-        clean_params = validation.params(params or {})
-        rt = self.runtime
-        hb = self.settings.heartbeat_seconds
-        new = NewRun(
-            id=uuid.uuid4().hex,
-            experiment=exp,
-            name=name,
+        exp = experiment
+        if exp is None:
+            exp = parent_run.experiment if parent_run else DEFAULT_EXPERIMENT
+        params = validation.params(params or {})  # all checked before the store is opened
+        new = run_ops.new_run(
+            exp,
+            name,
             created_by=self.settings.user,
-            started_at=time.time(),
             parent_id=parent_id,
-            tags=clean_tags,
-            environment={**_static_environment(), "pid": os.getpid()},
-            heartbeat_timeout=3 * hb + 2,
+            tags=tags,
+            environment={**static_environment(), "pid": os.getpid()},
+            heartbeat_timeout=3 * self.settings.heartbeat_seconds + 2,
         )
-        rt.call(rt.store.create_run, new)
-        run = ActiveRun(self, new.id, exp, name, current, parent_id, new.started_at)
+        rt = self.runtime
+        clean = rt.call(run_ops.start_run, rt.store, new, params, rt.delivery)
+        run = ActiveRun(
+            rt, self._current, new.id, new.experiment, new.name, current, parent_id,
+            new.started_at, clean,
+        )  # fmt: skip
         rt.active[run.id] = run
         self._current.set(run)
-        if clean_params:
-            try:
-                run.log_params(clean_params)
-            except BaseException as exc:
-                run.end("failed", error_text(exc))
-                raise
         return run
 
     run = start_run
-
-    def finish(self, run: ActiveRun, status: EndStatus, error: str | None) -> None:
-        """Store a run's buffered points and record its end (called by ``ActiveRun.end``)."""
-        rt = self.runtime
-        try:
-            rt.call(rt.drain)
-            rt.call(rt.store.end_run, run.id, status, error, time.time())
-        finally:
-            rt.active.pop(run.id, None)
-            self.restore_current(run)
-        self._evaluate_alerts(run.id)
-
-    def _evaluate_alerts(self, run_id: str) -> None:
-        """Evaluate alert rules on a run that just ended; trouble is logged, never raised.
-
-        A few store queries: webhooks of what fires are only queued, for a server's worker
-        or ``chachaml alerts deliver`` to send; the training process never calls them. Over
-        a server (a store without server state) the server evaluates the runs it ends.
-        """
-        try:
-            rt = self.runtime
-            if not is_server_store(rt.store):
-                return
-            delivery = Delivery.from_settings(self.settings)
-            rt.call(alert_ops.evaluate_run, rt.store, run_id, delivery)
-        except Exception as exc:
-            log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
 
     def end_run(self, status: EndStatus = "completed", error: str | None = None) -> None:
         """End the current run."""
@@ -369,11 +295,11 @@ class Client:
 
     def add_tag(self, run_id: str, key: str, value: str) -> dict[str, str]:
         """Set a tag on any run, running or ended; returns its tags."""
-        return self._op(run_ops.add_tag, run_id, key, value, self.settings.user)
+        return self.op(run_ops.add_tag, run_id, key, value, self.settings.user)
 
     def set_note(self, run_id: str, markdown: str) -> None:
         """Replace a run's markdown note."""
-        self._op(run_ops.set_note, run_id, markdown, self.settings.user)
+        self.op(run_ops.set_note, run_id, markdown, self.settings.user)
 
     # artifacts
 
@@ -385,13 +311,13 @@ class Client:
         A skops model loads by :mod:`chachaml.store.artifacts.skops`'s trust rule; ``trusted``
         names types beyond it (e.g. ``["sklearn.tree._tree.Tree"]`` for tree models).
         """
-        art, data = self._op(artifact_ops.read_bytes, self.runtime.artifacts, run_id, name)
+        art, data = self.op(artifact_ops.read_bytes, self.runtime.artifacts, run_id, name)
         return decode(data, art.serializer, allow_pickle=allow_pickle, trusted=trusted)
 
     def list_artifacts(self, run_id: str | None = None) -> list[Artifact]:
         """A run's artifacts (the current run's by default)."""
         rid = run_id if run_id is not None else self._require_run().id
-        return self._op(artifact_ops.list_artifacts, rid)
+        return self.op(artifact_ops.list_artifacts, rid)
 
     # queries
 
@@ -405,7 +331,7 @@ class Client:
         limit: int | None = 100,
     ) -> list[RunInfo]:
         """Runs, newest first; ``since``/``until`` take ISO dates, datetimes or dates."""
-        return self._op(
+        return self.op(
             run_ops.list_runs,
             experiment=experiment,
             status=status,
@@ -417,7 +343,7 @@ class Client:
 
     def get_run(self, run_id: str) -> Run:
         """Everything about one run; ``NotFound`` naming the id if it does not exist."""
-        return self._op(run_ops.get_run, run_id)
+        return self.op(run_ops.get_run, run_id)
 
     def last_run(self, experiment: str | None = None) -> Run | None:
         """The most recently started run (of an experiment), in full."""
@@ -439,7 +365,7 @@ class Client:
         limit: int | None = 100,
     ) -> list[RunInfo]:
         """Runs whose latest metric values pass thresholds (``op`` one of > >= < <= =)."""
-        return self._op(
+        return self.op(
             run_ops.search_runs,
             experiment=experiment,
             metric_key=metric_key,
@@ -463,7 +389,7 @@ class Client:
         until: object = None,
     ) -> BestRun | None:
         """The run with the best latest value of ``metric``, with that value and its step."""
-        return self._op(
+        return self.op(
             run_ops.best_run,
             metric,
             experiment=experiment,
@@ -474,27 +400,27 @@ class Client:
 
     def compare_runs(self, run_ids: Sequence[str]) -> Comparison:
         """Params (with the differing ones) and latest metrics of 2 or more runs."""
-        return self._op(run_ops.compare_runs, run_ids)
+        return self.op(run_ops.compare_runs, run_ids)
 
     def export_runs(
         self, experiment: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Every run as a flat record (``params.*``, ``metrics.*``, ``tags.*``), not truncated."""
-        return self._op(run_ops.export_runs, experiment=experiment, limit=limit)
+        return self.op(run_ops.export_runs, experiment=experiment, limit=limit)
 
     def metric_history(self, run_id: str, key: str) -> MetricSeries:
         """Every point of a metric of a run, ordered by step."""
-        return self._op(run_ops.metric_history, run_id, key)
+        return self.op(run_ops.metric_history, run_id, key)
 
     def experiments(self) -> list[Experiment]:
         """Every experiment, most recently active first."""
-        return self._op(experiment_ops.list_experiments)
+        return self.op(experiment_ops.list_experiments)
 
     def create_experiment(
         self, name: str, description: str | None = None, owner: str | None = None
     ) -> Experiment:
         """Create an experiment (or update the description and owner of an existing one)."""
-        return self._op(experiment_ops.create_experiment, name, description, owner)
+        return self.op(experiment_ops.create_experiment, name, description, owner)
 
     def my_runs(self, **filters: Any) -> list[RunInfo]:
         """Runs created by the current user."""
@@ -525,21 +451,11 @@ class Client:
 
     def archive_runs(self, older_than_days: float, experiment: str | None = None) -> int:
         """Archive ended runs started more than ``older_than_days`` ago; returns how many."""
-        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
-            raise InvalidInput(f"older_than_days must be a number, got {older_than_days!r}")
-        if older_than_days < 0:
-            raise InvalidInput(f"older_than_days must be >= 0, got {older_than_days!r}")
-        cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
-        rt = self.runtime
-        return rt.call(rt.store.archive_runs, cutoff.timestamp(), experiment)
+        return self.op(run_ops.archive_runs, run_ops.days_ago(older_than_days), experiment)
 
     def delete_archived(self) -> int:
         """Delete archived runs with their rows and now-unused artifact files; returns how many."""
-        rt = self.runtime
-        deleted, uris = rt.call(rt.store.delete_archived)
-        if uris:  # each file is checked again right before it goes (see sweep_unused)
-            rt.call(sweep_unused, rt.store, rt.artifacts, uris)
-        return deleted
+        return self.op(run_ops.delete_archived, self.runtime.artifacts)
 
     # decorators
 
@@ -612,7 +528,7 @@ class Client:
     ) -> ActiveRun:
         """Start a run without blocking the event loop; it becomes current in this task."""
         start = functools.partial(self.start_run, experiment, name, tags=tags, params=params)
-        run = await anyio.to_thread.run_sync(start)
+        run = await bridge.to_thread(start)
         self._current.set(run)
         return run
 
@@ -635,31 +551,25 @@ class Client:
 
     async def aget_run(self, run_id: str) -> Run:
         """Async twin of :meth:`get_run`."""
-        return await self._aop(run_ops.get_run, run_id)
+        return await self.aop(run_ops.get_run, run_id)
 
     async def aruns(self, **filters: Any) -> list[RunInfo]:
         """Async twin of :meth:`runs`."""
-        return await self._aop(run_ops.list_runs, **filters)
+        return await self.aop(run_ops.list_runs, **filters)
 
     async def asearch_runs(self, **filters: Any) -> list[RunInfo]:
         """Async twin of :meth:`search_runs`."""
-        return await self._aop(run_ops.search_runs, **filters)
+        return await self.aop(run_ops.search_runs, **filters)
 
     async def abest_run(
         self, metric: str, experiment: str | None = None, direction: Direction = "max"
     ) -> BestRun | None:
         """Async twin of :meth:`best_run`."""
-        return await self._aop(run_ops.best_run, metric, experiment=experiment, direction=direction)
+        return await self.aop(run_ops.best_run, metric, experiment=experiment, direction=direction)
 
     async def acompare_runs(self, run_ids: Sequence[str]) -> Comparison:
         """Async twin of :meth:`compare_runs`."""
-        return await self._aop(run_ops.compare_runs, run_ids)
-
-    def restore_current(self, run: ActiveRun) -> None:
-        """After ``run`` ended: make its parent current again in this thread or task."""
-        if self._current.get() is run:
-            parent = run.parent
-            self._current.set(parent if parent is not None and not parent.ended else None)
+        return await self.aop(run_ops.compare_runs, run_ids)
 
 
 class _AsyncRunContext:

@@ -61,7 +61,7 @@ class Registry(ClientBound):
                     "register_model needs run_id=... or an active run whose artifact to register"
                 )
             run_id = active.id
-        return client._op(
+        return client.op(
             ops.register_model,
             name,
             run_id,
@@ -81,17 +81,17 @@ class Registry(ClientBound):
         transaction; a version that does not exist raises ``NotFound`` and changes nothing.
         """
         client = self.client
-        return client._op(ops.promote, name, version, stage, client.current_user(), reason)
+        return client.op(ops.promote, name, version, stage, client.current_user(), reason)
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point an alias such as ``champion`` at a version (moving it if needed)."""
         client = self.client
-        return client._op(ops.set_alias, name, alias, version, client.current_user())
+        return client.op(ops.set_alias, name, alias, version, client.current_user())
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias."""
         client = self.client
-        client._op(ops.delete_alias, name, alias, client.current_user())
+        client.op(ops.delete_alias, name, alias, client.current_user())
 
     def model_version(
         self,
@@ -101,7 +101,7 @@ class Registry(ClientBound):
         alias: str | None = None,
     ) -> ModelVersion:
         """One version by number, alias or stage (the production version by default)."""
-        return self.client._op(ops.get_model_version, name, version, stage, alias)
+        return self.client.op(ops.get_model_version, name, version, stage, alias)
 
     def load_model(
         self,
@@ -119,40 +119,40 @@ class Registry(ClientBound):
         """
         client = self.client
         by_stage = stage if version is None and alias is None else None
-        found, data = client._op(
+        found, data = client.op(
             ops.read_model, client.runtime.artifacts, name, version, by_stage, alias
         )
         return decode_model(found, data, allow_pickle=allow_pickle, trusted=trusted)
 
     def models(self) -> list[Model]:
         """Every registered model, most recently updated first."""
-        return self.client._op(ops.list_models)
+        return self.client.op(ops.list_models)
 
     def model(self, name: str) -> ModelDetail:
         """A model with its versions, aliases, tags, note and stage/alias history."""
-        return self.client._op(ops.get_model, name)
+        return self.client.op(ops.get_model, name)
 
     def model_versions(self, name: str, stage: str | None = None) -> list[ModelVersion]:
         """A model's versions, newest first: stage, source run, its metrics, who, when."""
-        return self.client._op(ops.model_versions, name, stage)
+        return self.client.op(ops.model_versions, name, stage)
 
     def set_model_note(self, name: str, markdown: str) -> ModelDetail:
         """Replace a model's markdown note."""
-        return self.client._op(ops.set_model_note, name, markdown)
+        return self.client.op(ops.set_model_note, name, markdown)
 
     def diff_versions(self, name: str, v1: int, v2: int) -> VersionDiff:
         """Params changed, metric deltas, artifact change and dataset changes between versions."""
-        return self.client._op(ops.diff_versions, name, v1, v2)
+        return self.client.op(ops.diff_versions, name, v1, v2)
 
     def set_model_tag(self, name: str, key: str, value: str) -> dict[str, str]:
         """Set a tag on a model; returns its tags."""
-        return self.client._op(ops.set_model_tags, name, {key: value})
+        return self.client.op(ops.set_model_tags, name, {key: value})
 
     def set_model_version_tag(
         self, name: str, version: int, key: str, value: str
     ) -> dict[str, str]:
         """Set a tag on a model version; returns its tags."""
-        return self.client._op(ops.set_model_version_tags, name, version, {key: value})
+        return self.client.op(ops.set_model_version_tags, name, version, {key: value})
 
 
 _default = Registry()

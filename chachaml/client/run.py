@@ -8,17 +8,17 @@ them into chunks. When the buffer holds ``max_pending_points`` the caller waits 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from threading import Lock, get_ident
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from pydantic import ValidationError
 
+from chachaml.client import bridge
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun
 from chachaml.records import validation
 from chachaml.records.runs import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
@@ -26,9 +26,13 @@ from chachaml.records.validation import MAX_STEP
 from chachaml.store.artifacts.serializers import serializer_for
 from chachaml.store.codec import chunk_from_columns
 from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tools.runs import END_STATUSES, error_text
 
 if TYPE_CHECKING:
-    from chachaml.client.client import Client
+    from chachaml.client.runtime import Runtime
+
+__all__ = ["ActiveRun", "describe_dataset", "error_text"]
 
 _now = time.time
 
@@ -50,30 +54,27 @@ class _Series:
         self.next_step = 0
 
 
-END_STATUSES: tuple[str, ...] = ("completed", "failed", "killed")
 _ENDED: dict[str, _Series] = {}  # an ended run's series: always empty, so logging raises
 
 
-def error_text(exc: BaseException) -> str:
-    """``Type: message`` of an exception, as a failed run records it.
-
-    Made storable whatever the message: NUL spelled out, cut to the stores' text limit.
-    """
-    return validation.storable("".join(traceback.format_exception_only(type(exc), exc)).strip())
-
-
 class ActiveRun:
-    """A run in progress. Use it as a context manager, or end it with :meth:`end`."""
+    """A run in progress. Use it as a context manager, or end it with :meth:`end`.
+
+    It talks to its client's runtime (which lists it among the active runs while it runs)
+    and, when it ends, makes its parent current again in the client's ``current`` variable.
+    """
 
     def __init__(
         self,
-        client: Client,
+        runtime: Runtime,
+        current: ContextVar[ActiveRun | None],
         run_id: str,
         experiment: str,
         name: str | None,
         parent: ActiveRun | None,
         parent_id: str | None,
         started_at: float,
+        params: Mapping[str, ParamValue] | None = None,
     ) -> None:
         self.id = run_id
         self.experiment = experiment
@@ -83,16 +84,17 @@ class ActiveRun:
         self.ended = False
         self.status: str = "running"
         self._parent = parent
-        self._client = client
+        self._runtime = runtime
+        self._current = current
         self._lock = Lock()
         self._take_lock = Lock()  # the logging thread and the flusher may both take
         self._series: dict[str, _Series] = {}
         self._others: dict[tuple[int, str], _Series] = {}
         self._pending = 0
-        settings = client.settings
+        settings = runtime.settings
         self._flush_points = settings.flush_points
         self._max_pending = max(settings.max_pending_points, settings.flush_points)
-        self._params: dict[str, ParamValue] = {}
+        self._params: dict[str, ParamValue] = dict(params or {})
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} {self.experiment}/{self.name} {self.status}>"
@@ -159,7 +161,7 @@ class ActiveRun:
     def _buffer_full(self) -> None:
         # Pack here, in the logging thread: it holds the GIL already, so packing costs a
         # fraction of a microsecond per point instead of a GIL tug-of-war with the flusher.
-        runtime = self._client.runtime
+        runtime = self._runtime
         if runtime.submit(self.take_chunks()) >= self._max_pending:
             runtime.drain_blocking()  # back-pressure: wait until the store has caught up
         else:
@@ -203,8 +205,8 @@ class ActiveRun:
                     f"param {key!r} of run {self.id!r} is already {self._params[key]!r}; params"
                     f" are immutable, cannot change it to {value!r}"
                 )
-        rt = self._client.runtime
-        rt.call(rt.store.log_params, self.id, clean)
+        rt = self._runtime
+        rt.call(run_ops.log_params, rt.store, self.id, clean)
         self._params.update(clean)
 
     def log_tag(self, key: str, value: str) -> None:
@@ -213,12 +215,12 @@ class ActiveRun:
 
     def log_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags."""
-        rt = self._client.runtime
-        rt.call(rt.store.set_tags, self.id, validation.tags(tags), self._client.settings.user)
+        rt = self._runtime
+        rt.call(run_ops.set_tags, rt.store, self.id, tags, rt.settings.user)
 
     def set_note(self, markdown: str) -> None:
         """Replace this run's markdown note."""
-        self._client.set_note(self.id, markdown)
+        self._runtime.op(run_ops.set_note, self.id, markdown, self._runtime.settings.user)
 
     def log_dataset(
         self,
@@ -237,15 +239,14 @@ class ActiveRun:
         dataset = describe_dataset(
             role, name, n_rows, n_cols, features, source, digest, data, extra
         )
-        rt = self._client.runtime
-        rt.call(rt.store.log_dataset, self.id, dataset)
-        return dataset
+        rt = self._runtime
+        return rt.call(run_ops.log_dataset, rt.store, self.id, dataset)
 
     def log_artifact(self, name: str, value: Any, *, serializer: str | None = None) -> Artifact:
         """Store a value: bytes as is, numpy arrays as .npy, JSON-able values as JSON."""
         chosen = serializer_for(value, serializer)
         data = chosen.dump(value)
-        rt = self._client.runtime
+        rt = self._runtime
         return rt.call(
             partial(
                 artifact_ops.put_bytes,
@@ -261,7 +262,7 @@ class ActiveRun:
 
     def log_file(self, name: str, path: str | Path) -> Artifact:
         """Store a local file (streamed, hashed)."""
-        rt = self._client.runtime
+        rt = self._runtime
         return rt.call(partial(artifact_ops.put_file, rt.store, rt.artifacts, self.id, name, path))
 
     def log_table(
@@ -275,19 +276,20 @@ class ActiveRun:
 
     def list_artifacts(self) -> list[Artifact]:
         """This run's artifacts."""
-        return self._client.list_artifacts(self.id)
+        return self._runtime.op(artifact_ops.list_artifacts, self.id)
 
     def info(self) -> Run:
         """Everything stored about this run so far, buffered metric points included."""
-        return self._client.get_run(self.id)
+        return self._runtime.op(run_ops.get_run, self.id)
 
     # ending
 
     def end(self, status: EndStatus = "completed", error: str | None = None) -> None:
-        """Store buffered points, then mark the run ended. Ending twice does nothing.
+        """Store buffered points, then end the run (:func:`chachaml.tools.runs.end_run`).
 
-        The error text is made storable (NUL spelled out, cut to 100,000 characters) and
-        the arguments are checked before the run counts as ended, so it can always end.
+        Ending twice does nothing. The error text is made storable (NUL spelled out, cut to
+        100,000 characters) and the arguments are checked before the run counts as ended, so
+        it can always end. Afterwards its parent (if still running) is current again.
         """
         if status not in END_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
@@ -297,7 +299,23 @@ class ActiveRun:
                 return
             self.ended = True
             self.status = status
-        self._client.finish(self, status, error)
+        rt = self._runtime
+        try:
+            rt.op(run_ops.end_run, self.id, status, error, delivery=rt.delivery)
+        finally:
+            rt.active.pop(self.id, None)
+            self.restore_current()
+
+    async def aend(self, status: EndStatus = "completed", error: str | None = None) -> None:
+        """Async twin of :meth:`end`: off the event loop, then its parent current in this task."""
+        await bridge.to_thread(self.end, status, error)
+        self.restore_current()
+
+    def restore_current(self) -> None:
+        """If this run is current (in this thread or task), make its running parent current."""
+        if self._current.get() is self:
+            parent = self._parent
+            self._current.set(parent if parent is not None and not parent.ended else None)
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -324,8 +342,8 @@ class ActiveRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await anyio.to_thread.run_sync(self.__exit__, exc_type, exc, tb)
-        self._client.restore_current(self)
+        await bridge.to_thread(self.__exit__, exc_type, exc, tb)
+        self.restore_current()
 
 
 def describe_dataset(

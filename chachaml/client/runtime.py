@@ -1,32 +1,35 @@
 """The background event loop that the synchronous tracking API runs on.
 
-One daemon thread runs an anyio event loop holding the open ``Store`` and ``ArtifactStore``;
-synchronous callers reach it through a ``BlockingPortal``. A single background task flushes
-buffered metric points (on a timer, or when a buffer fills) and sends run heartbeats.
-Storage trouble in the background is retried and reported at ``flush()``/``end_run``, never
-thrown into the training loop.
+One daemon thread (a :class:`~chachaml.client.bridge.LoopThread`) runs an event loop holding
+the open ``Store`` and ``ArtifactStore``; synchronous callers hand it operations. A single
+background task flushes buffered metric points (on a timer, or when a buffer fills) and sends
+run heartbeats. Storage trouble in the background is retried and reported at
+``flush()``/``end_run``, never thrown into the training loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal
 
+from chachaml.client.bridge import LoopThread
 from chachaml.errors import StoreUnavailable
 from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import Store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
+from chachaml.tools import metrics as metric_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tools.webhooks import Delivery
 
 if TYPE_CHECKING:
     import httpx
@@ -57,8 +60,7 @@ class Runtime:
         self._transport = transport  # a server app in this process instead of the network
         self.pid = os.getpid()
         self.active: dict[str, ActiveRun] = {}
-        self._portal: BlockingPortal | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = LoopThread("chachaml-runtime")
         self._store: Store | None = None
         self._artifacts: ArtifactStore | None = None
         self._wake: anyio.Event | None = None
@@ -67,66 +69,41 @@ class Runtime:
         self._packed: list[MetricChunk] = []
         self._packed_points = 0
         self._last_error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
 
     # lifecycle
 
     def start(self) -> None:
         """Start the loop thread and open the stores; raises what opening raised."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
 
-        async def main() -> None:
-            try:
-                from chachaml.client.remote import open_any_store  # httpx only when used
+        async def setup() -> None:
+            from chachaml.client.remote import open_any_store  # httpx only when used
 
-                self._store = await open_any_store(
-                    self.settings.store_url, token=self.settings.token, transport=self._transport
-                )
-                self._artifacts = _artifact_store(self.settings, self._store)
-                self._loop = asyncio.get_running_loop()
-                self._wake = anyio.Event()
-                self._drain_lock = anyio.Lock()
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                return
-            try:
-                async with BlockingPortal() as portal, anyio.create_task_group() as tg:
-                    self._portal = portal
-                    tg.start_soon(self._background)
-                    ready.set()
-                    await portal.sleep_until_stopped()
-                    tg.cancel_scope.cancel()
-            finally:
-                await self._store.close()
+            self._store = await open_any_store(
+                self.settings.store_url, token=self.settings.token, transport=self._transport
+            )
+            self._artifacts = _artifact_store(self.settings, self._store)
+            self._wake = anyio.Event()
+            self._drain_lock = anyio.Lock()
 
-        self._thread = threading.Thread(
-            target=anyio.run, args=(main,), name="chachaml-runtime", daemon=True
-        )
-        self._thread.start()
-        ready.wait()
-        if failure:
-            raise failure[0]
+        async def teardown() -> None:
+            await self.store.close()
+
+        self._thread.start(setup, self._background, teardown)
 
     def close(self) -> None:
         """Flush what is buffered, stop the loop and close the store."""
-        if self._closed or self._portal is None:
-            return
-        self._closed = True
-        try:
-            self._portal.call(self.drain)
-        finally:
-            self._portal.call(self._portal.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=10)
+        self._thread.stop(self.drain)
 
     @property
     def store(self) -> Store:
         """The open store (only valid on the runtime's loop)."""
         assert self._store is not None
         return self._store
+
+    @functools.cached_property
+    def delivery(self) -> Delivery:
+        """How alerts fired here link back (webhooks are only queued, never sent from here)."""
+        return Delivery.from_settings(self.settings)
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -136,19 +113,32 @@ class Runtime:
 
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a coroutine function on the runtime loop and wait for its result."""
-        if self._portal is None or self._closed:
-            raise StoreUnavailable("the chachaml runtime is closed")
-        return self._portal.call(fn, *args)
+        return self._thread.call(fn, *args)
 
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """The async twin of :meth:`call`, usable from any other event loop."""
-        return await anyio.to_thread.run_sync(lambda: self.call(fn, *args))
+        return await self._thread.acall(fn, *args)
+
+    def op(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``fn(store, *args, **kwargs)``, an operation, after storing the buffered points.
+
+        Draining first gives read-your-writes: a query sees every point logged before it.
+        """
+        bound: Callable[[], Awaitable[T]] = partial(fn, self.store, *args, **kwargs)
+        result: T = self.call(self.after_drain, bound)
+        return result
+
+    async def aop(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """The async twin of :meth:`op`."""
+        bound: Callable[[], Awaitable[T]] = partial(fn, self.store, *args, **kwargs)
+        result: T = await self.acall(self.after_drain, bound)
+        return result
 
     # metric flushing
 
     def wake(self) -> None:
         """Ask the flusher to run now (callable from any thread)."""
-        loop, event = self._loop, self._wake
+        loop, event = self._thread.loop, self._wake
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
 
@@ -178,7 +168,7 @@ class Runtime:
                 batch = uuid.uuid4().hex
                 self._unsent.append([dataclasses.replace(c, batch=batch) for c in chunks])
             while self._unsent:
-                await self.store.log_metrics(self._unsent[0])
+                await metric_ops.log_metrics(self.store, self._unsent[0])
                 del self._unsent[0]
 
     async def after_drain(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -194,7 +184,7 @@ class Runtime:
                 self.call(self.drain)
                 return
             except StoreUnavailable as exc:  # storage trouble: the points are kept; wait, retry
-                if self._closed:
+                if not self._thread.running:
                     raise
                 log.warning("chachaml: storing metrics failed (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
@@ -215,7 +205,7 @@ class Runtime:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + beat_every
                     ids = [r.id for r in self.active.values() if not r.ended]
-                    await self.store.heartbeat(ids, time.time())
+                    await run_ops.heartbeat(self.store, ids)
                 self._last_error = None
                 delay = min(interval, beat_every)
             except Exception as exc:

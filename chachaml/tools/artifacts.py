@@ -10,7 +10,12 @@ from pathlib import Path
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
 from chachaml.records import validation as v
 from chachaml.records.runs import Artifact, ArtifactRecord
-from chachaml.store.artifacts import ArtifactStore, StoredObject, validate_artifact_name
+from chachaml.store.artifacts import (
+    ArtifactStore,
+    StoredObject,
+    uri_digest,
+    validate_artifact_name,
+)
 from chachaml.store.protocol import Store
 
 
@@ -50,17 +55,49 @@ async def put_bytes(
 
 
 async def put_file(
-    store: Store, artifacts: ArtifactStore, run_id: str, name: str, path: str | Path
+    store: Store,
+    artifacts: ArtifactStore,
+    run_id: str,
+    name: str,
+    path: str | Path,
+    *,
+    content_type: str | None = None,
 ) -> Artifact:
-    """Store a local file as an artifact, streaming it."""
+    """Store a local file as an artifact, streaming it (its type guessed from the name)."""
     rid, safe = v.run_id(run_id), validate_artifact_name(name)
     src = Path(path)
     if not src.is_file():
         raise InvalidInput(f"log_file: {str(src)!r} is not a file")
     await store.get_run(rid)
     obj = await artifacts.put_file(src)
-    content_type = mimetypes.guess_type(safe)[0] or "application/octet-stream"
-    return await _record(store, rid, safe, obj, content_type, "file")
+    guessed = mimetypes.guess_type(safe)[0] or "application/octet-stream"
+    return await _record(store, rid, safe, obj, content_type or guessed, "file")
+
+
+async def record_object(
+    store: Store,
+    artifacts: ArtifactStore,
+    run_id: str,
+    name: str,
+    obj: StoredObject,
+    *,
+    content_type: str = "application/octet-stream",
+    serializer: str = "file",
+) -> Artifact:
+    """Record an artifact of a run from an object already in the artifact store.
+
+    The object's URI must name its sha256, and the artifact store must hold it (uploaded
+    first), else ``InvalidInput``; an artifact of that name is replaced.
+    """
+    rid, safe = v.run_id(run_id), validate_artifact_name(name)
+    if uri_digest(obj.uri) != obj.sha256:
+        raise InvalidInput(f"uri {obj.uri!r} does not name the object with sha256 {obj.sha256}")
+    if not await artifacts.contains(obj):
+        raise InvalidInput(
+            f"artifact {safe!r} of run {rid!r}: no object of {obj.size} bytes with sha256"
+            f" {obj.sha256} was uploaded; POST the bytes to /api/w/objects first"
+        )
+    return await _record(store, rid, safe, obj, content_type, serializer)
 
 
 async def read_bytes(

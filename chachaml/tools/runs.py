@@ -1,25 +1,48 @@
-"""Run queries: list, get, search, best, compare, export, metric history."""
+"""Run operations: the writes (start, end, params, tags, notes, datasets, archive) and reads.
+
+The reads are list, get, search, best, compare, export and metric history. Every surface (the
+tracking client, the HTTP write API, MCP tools, UI actions) writes through these functions, so
+a run is built, checked and ended one way. Metric points have their own module
+(:mod:`chachaml.tools.metrics`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import contextlib
+import logging
+import math
+import time
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chachaml.errors import InvalidInput
+from chachaml.errors import InvalidInput, StoreUnavailable
 from chachaml.records import validation as v
+from chachaml.records.alerts import AlertEvent
 from chachaml.records.runs import (
     BestRun,
     Comparison,
+    Dataset,
     Direction,
+    EndStatus,
     MetricCondition,
     MetricSeries,
+    NewRun,
     ParamValue,
     Run,
     RunInfo,
     RunQuery,
+    to_datetime,
 )
+from chachaml.store.artifacts import ArtifactStore, sweep_unused
 from chachaml.store.protocol import Store
+from chachaml.tools import alerts as alert_ops
+from chachaml.tools import deliveries
+from chachaml.tools.webhooks import Delivery
+
+log = logging.getLogger("chachaml")
 
 MAX_COMPARE = 50
 
@@ -240,6 +263,177 @@ async def metric_history(store: Store, run_id: str, key: str) -> MetricSeries:
     return await store.metric_history(v.run_id(run_id), v.key(key, "metric key"))
 
 
+# writes
+
+END_STATUSES: tuple[str, ...] = ("completed", "failed", "killed")
+DEFAULT_HEARTBEAT_TIMEOUT = 3600.0
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, as a failed run records it.
+
+    Made storable whatever the message: NUL spelled out, cut to the stores' text limit.
+    """
+    return v.storable("".join(traceback.format_exception_only(type(exc), exc)).strip())
+
+
+def new_run(
+    experiment: str,
+    name: str | None = None,
+    *,
+    created_by: str,
+    run_id: str | None = None,
+    started_at: float | None = None,
+    parent_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    environment: Mapping[str, Any] | None = None,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+) -> NewRun:
+    """A checked :class:`NewRun` (a fresh id, started now, unless given); no I/O.
+
+    Separate from :func:`start_run` so that a client refuses bad input before it opens a store.
+    """
+    return NewRun(
+        id=uuid.uuid4().hex if run_id is None else run_id,
+        experiment=v.name(experiment, "experiment"),
+        name=None if name is None else v.name(name, "run name"),
+        created_by=created_by,
+        started_at=time.time() if started_at is None else started_at,
+        parent_id=None if parent_id is None else v.run_id(parent_id),
+        tags=v.tags(tags or {}),
+        environment=dict(environment or {}),
+        heartbeat_timeout=heartbeat_timeout,
+    )
+
+
+async def start_run(
+    store: Store,
+    new: NewRun,
+    params: Mapping[str, Any] | None = None,
+    delivery: Delivery | None = None,
+) -> dict[str, ParamValue]:
+    """Create a running run (from :func:`new_run`) with its first params; returns them checked.
+
+    Params are checked before the run exists; if storing them fails, the run is ended failed
+    (best effort) and the error raised, so no run is left running that nobody will end.
+    """
+    clean = v.params(params or {})
+    await store.create_run(new)
+    if clean:
+        try:
+            await store.log_params(new.id, clean)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await end_run(store, new.id, "failed", error_text(exc), delivery=delivery)
+            raise
+    return clean
+
+
+async def log_params(store: Store, run_id: str, params: Mapping[str, Any]) -> dict[str, ParamValue]:
+    """Record params (immutable: the same value again is fine, another is ``Conflict``)."""
+    clean = v.params(params)
+    await store.log_params(v.run_id(run_id), clean)
+    return clean
+
+
+async def set_tags(
+    store: Store, run_id: str, tags: Mapping[str, Any], user: str | None = None
+) -> None:
+    """Set (or overwrite) tags on a run, running or ended, as ``user``."""
+    await store.set_tags(v.run_id(run_id), v.tags(tags), user)
+
+
+async def log_dataset(store: Store, run_id: str, dataset: Dataset) -> Dataset:
+    """Attach a dataset description (role, name, shape, features, source, digest) to a run."""
+    await store.log_dataset(v.run_id(run_id), dataset)
+    return dataset
+
+
+async def heartbeat(store: Store, run_ids: Sequence[str], at: float | None = None) -> None:
+    """Mark running runs alive at ``at`` (now); one silent past its timeout reads killed."""
+    await store.heartbeat([v.run_id(r) for r in run_ids], time.time() if at is None else at)
+
+
+async def end_run(
+    store: Store,
+    run_id: str,
+    status: EndStatus = "completed",
+    error: str | None = None,
+    ended_at: float | None = None,
+    *,
+    delivery: Delivery | None = None,
+) -> list[AlertEvent]:
+    """End a running run, then do what follows a run's end; returns the alerts that fired.
+
+    ``Conflict`` if it had already ended; an ``ended_at`` (the caller's clock) before the
+    run's start is refused. The error text is made storable, never refused. What follows:
+    the metric alert rules are evaluated (their webhooks queued and this process's delivery
+    workers woken); that never fails the end, trouble is logged.
+    """
+    if status not in END_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
+    rid = v.run_id(run_id)
+    error = v.storable_error(error)
+    if ended_at is not None:  # the caller's clock: a run never ends before it started
+        started = (await store.get_run(rid)).started_at  # to the microsecond
+        if to_datetime(ended_at) < started:
+            raise InvalidInput(
+                f"ended_at ({to_datetime(ended_at).isoformat()}) is before run"
+                f" {rid!r} started ({started.isoformat()})"
+            )
+    await store.end_run(rid, status, error, time.time() if ended_at is None else ended_at)
+    return await evaluate_alerts(store, rid, delivery)
+
+
+async def evaluate_alerts(
+    store: Store, run_id: str, delivery: Delivery | None = None
+) -> list[AlertEvent]:
+    """Evaluate the metric rules on a run that changed: a few queries, no network.
+
+    Webhooks of what fires are only queued (this process's delivery workers are woken to send
+    them), so a write never waits on a webhook; alerts never fail the write either.
+    """
+    try:
+        fired = await alert_ops.evaluate_run(store, run_id, delivery)
+    except Exception as exc:
+        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
+        return []
+    if any(e.delivery == "pending" for e in fired):
+        deliveries.wake()
+    return fired
+
+
+def days_ago(older_than_days: float) -> float:
+    """The epoch time ``older_than_days`` days before now (a non-negative number)."""
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
+        raise InvalidInput(f"older_than_days must be a number, got {older_than_days!r}")
+    if older_than_days < 0:
+        raise InvalidInput(f"older_than_days must be >= 0, got {older_than_days!r}")
+    return (datetime.now(UTC) - timedelta(days=older_than_days)).timestamp()
+
+
+async def archive_runs(store: Store, started_before: float, experiment: str | None = None) -> int:
+    """Archive ended runs started before ``started_before`` (epoch seconds); returns how many."""
+    if not isinstance(started_before, int | float) or not math.isfinite(started_before):
+        raise InvalidInput(f"started_before must be epoch seconds, got {started_before!r}")
+    return await store.archive_runs(started_before, v.filter_text(experiment, "experiment"))
+
+
+async def delete_archived(store: Store, artifacts: ArtifactStore | None) -> int:
+    """Delete archived runs with their rows, then the artifact files no other run or model uses.
+
+    Returns how many runs went. Each file is checked again right before it goes (see
+    ``sweep_unused``); without an artifact store to delete them from, ``StoreUnavailable``
+    once the rows are gone.
+    """
+    deleted, uris = await store.delete_archived()
+    if uris:
+        if artifacts is None:
+            raise StoreUnavailable("this server has no artifact store")
+        await sweep_unused(store, artifacts, uris)
+    return deleted
+
+
 async def get_tags(store: Store, run_id: str) -> dict[str, str]:
     """A run's tags."""
     return (await store.get_run(v.run_id(run_id))).tags
@@ -250,7 +444,7 @@ async def add_tag(
 ) -> dict[str, str]:
     """Set one tag on a run (running or ended); returns the run's tags."""
     rid = v.run_id(run_id)
-    await store.set_tags(rid, v.tags({key: value}), user)
+    await set_tags(store, rid, {key: value}, user)
     return await get_tags(store, rid)
 
 

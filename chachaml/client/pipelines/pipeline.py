@@ -27,21 +27,19 @@ Use these names as ``chachaml.*`` (``ml.Pipeline``, ``ml.run_pipeline``, ...).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
 import importlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
-from chachaml.client.bound import resolve_client
+from chachaml.client import bridge
+from chachaml.client.bound import ClientBound, resolve_client
 from chachaml.client.pipelines.runner import Execution, Step, StepContext, Update
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
@@ -186,33 +184,6 @@ def import_target(target: str) -> Any:
     return found
 
 
-def _blocking(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine function to the end from synchronous code (also inside a notebook)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(fn)
-    # this thread runs an event loop already (Jupyter): use another, keeping the context
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(1, thread_name_prefix="chachaml-pipeline") as pool:
-        return pool.submit(lambda: context.run(_run_detached, fn)).result()
-
-
-def _run_detached(fn: Callable[[], Awaitable[T]]) -> T:
-    """``anyio.run`` in a copied context that still says an event loop is running."""
-    try:
-        import sniffio
-    except ImportError:  # without sniffio, anyio looks at the thread's own loop only
-        return anyio.run(fn)
-    sniffio.current_async_library_cvar.set(None)  # the copy's marker is not this thread's
-    return anyio.run(fn)
-
-
-async def _end_run(client: Client, run: ActiveRun, status: EndStatus, error: str | None) -> None:
-    await anyio.to_thread.run_sync(run.end, status, error)
-    client.restore_current(run)
-
-
 async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution) -> PipelineResult:
     """Run the execution, then end the pipeline and its run with the outcome."""
     pid = execution.pipeline_id
@@ -222,20 +193,20 @@ async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution
         status: EndStatus = "failed" if isinstance(exc, Exception) else "killed"
         with anyio.CancelScope(shield=True):
             with contextlib.suppress(Exception):
-                await client._aop(ops.end_pipeline, pid, status, error_text(exc), time.time())
-            await _end_run(client, run, status, error_text(exc))
+                await client.aop(ops.end_pipeline, pid, status, error_text(exc), time.time())
+            await run.aend(status, error_text(exc))
         raise
     if execution.failures:
         step, (step_run, cause) = next(iter(execution.failures.items()))
         error = f"step {step!r} failed: {error_text(cause)}"
-        await client._aop(ops.end_pipeline, pid, "failed", error, time.time())
-        await _end_run(client, run, "failed", error)
+        await client.aop(ops.end_pipeline, pid, "failed", error, time.time())
+        await run.aend("failed", error)
         raise PipelineFailed(
             pid, name, step, step_run, error_text(cause), list(execution.failures)
         ) from cause
-    await client._aop(ops.end_pipeline, pid, "completed", None, time.time())
-    await _end_run(client, run, "completed", None)
-    detail = await client._aop(ops.get_pipeline, pid)
+    await client.aop(ops.end_pipeline, pid, "completed", None, time.time())
+    await run.aend("completed", None)
+    detail = await client.aop(ops.get_pipeline, pid)
     return PipelineResult(pid, run.id, dict(execution.results), detail)
 
 
@@ -265,7 +236,7 @@ async def _resume(
     definitions: Callable[[PipelineDetail, set[str]], dict[str, Step]],
     on_update: Update | None,
 ) -> PipelineResult:
-    detail = await client._aop(ops.get_pipeline, pipeline_id)
+    detail = await client.aop(ops.get_pipeline, pipeline_id)
     if detail.status in ("running", "completed"):
         raise Conflict(
             f"pipeline {detail.name!r} ({pipeline_id}) is {detail.status}; only a failed or"
@@ -280,12 +251,12 @@ async def _resume(
     tags = {PIPELINE_TAG: pipeline_id, RESUME_TAG: detail.resumes + 1}
     run = await client.astart_run(experiment, detail.name, tags=tags)
     try:
-        detail = await client._aop(
+        detail = await client.aop(
             ops.resume_pipeline, pipeline_id, run.id, sorted(rerun), time.time()
         )
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await _end_run(client, run, "failed", error_text(exc))
+            await run.aend("failed", error_text(exc))
         raise
     execution = Execution(
         client,
@@ -382,7 +353,7 @@ class Pipeline:
         ``client`` overrides the definition's. Raises :class:`PipelineFailed` when a step
         failed, after recording everything.
         """
-        return _blocking(partial(self.arun, on_update=on_update, client=client))
+        return bridge.run(partial(self.arun, on_update=on_update, client=client))
 
     async def arun(
         self, *, on_update: Update | None = None, client: Client | None = None
@@ -415,10 +386,10 @@ class Pipeline:
             ],
         )
         try:
-            await client._aop(ops.create_pipeline, new)
+            await client.aop(ops.create_pipeline, new)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await _end_run(client, run, "failed", error_text(exc))
+                await run.aend("failed", error_text(exc))
             raise
         steps = {s.name: s for s in self._steps}
         execution = Execution(client, pid, steps, deps, set(deps), {}, self.max_parallel, on_update)
@@ -428,7 +399,7 @@ class Pipeline:
         self, pipeline_id: str, *, on_update: Update | None = None, client: Client | None = None
     ) -> PipelineResult:
         """Re-run the failed, skipped or killed steps of an earlier run of this pipeline."""
-        return _blocking(partial(self.aresume, pipeline_id, on_update=on_update, client=client))
+        return bridge.run(partial(self.aresume, pipeline_id, on_update=on_update, client=client))
 
     async def aresume(
         self, pipeline_id: str, *, on_update: Update | None = None, client: Client | None = None
@@ -505,7 +476,7 @@ def resume_pipeline(
         definition = Pipeline("resume", steps, client=client)
         return definition.resume(pipeline_id, on_update=on_update)
     chosen = resolve_client(client)
-    return _blocking(partial(_resume, chosen, pipeline_id, _stored_definitions, on_update))
+    return bridge.run(partial(_resume, chosen, pipeline_id, _stored_definitions, on_update))
 
 
 def pipelines(
@@ -516,18 +487,57 @@ def pipelines(
     client: Client | None = None,
 ) -> list[PipelineInfo]:
     """Pipelines, newest first, with step counts by status; narrowed by name and status."""
-    return resolve_client(client)._op(ops.list_pipelines, name, status, limit)
+    return resolve_client(client).op(ops.list_pipelines, name, status, limit)
 
 
 def pipeline(pipeline_id: str, *, client: Client | None = None) -> PipelineDetail:
     """A pipeline with its steps: dependencies, status, times, attempts, runs and results."""
-    return resolve_client(client)._op(ops.get_pipeline, pipeline_id)
+    return resolve_client(client).op(ops.get_pipeline, pipeline_id)
+
+
+class Pipelines(ClientBound):
+    """The pipelines API bound to a client (the default client when none is given)."""
+
+    def run_pipeline(
+        self,
+        name: str,
+        steps: Sequence[Step | Callable[..., Any]],
+        description: str | None = None,
+        max_parallel: int = DEFAULT_MAX_PARALLEL,
+        *,
+        experiment: str | None = None,
+        on_update: Update | None = None,
+    ) -> PipelineResult:
+        """Run steps as a pipeline once (see :func:`run_pipeline`)."""
+        return run_pipeline(name, steps, description, max_parallel, experiment=experiment,
+                            client=self.client, on_update=on_update)  # fmt: skip
+
+    def resume_pipeline(
+        self,
+        pipeline_id: str,
+        steps: Sequence[Step | Callable[..., Any]] | None = None,
+        *,
+        on_update: Update | None = None,
+    ) -> PipelineResult:
+        """Re-run what did not complete (see :func:`resume_pipeline`)."""
+        return resume_pipeline(pipeline_id, steps, client=self.client, on_update=on_update)
+
+    def pipelines(
+        self, name: str | None = None, status: str | None = None, limit: int | None = 50
+    ) -> list[PipelineInfo]:
+        """Pipelines, newest first (see :func:`pipelines`)."""
+        return pipelines(name, status, limit, client=self.client)
+
+    def pipeline(self, pipeline_id: str) -> PipelineDetail:
+        """A pipeline with its steps (see :func:`pipeline`)."""
+        return pipeline(pipeline_id, client=self.client)
 
 
 __all__ = [
     "Pipeline",
     "PipelineFailed",
     "PipelineResult",
+    "Pipelines",
     "Step",
     "StepContext",
     "pipeline",

@@ -182,7 +182,7 @@ class Execution:
                 skipped.append(name)
                 queue += dependents[name]
         reason = f"skipped: step {failed!r} failed"
-        await self.client._aop(ops.skip_steps, self.pipeline_id, skipped, reason, time.time())
+        await self.client.aop(ops.skip_steps, self.pipeline_id, skipped, reason, time.time())
         for name in skipped:
             self._notify(name, "skipped")
 
@@ -199,11 +199,11 @@ class Execution:
                     try:
                         value = await self._call(step, run, attempt)
                     except Exception as exc:
-                        await self._end_run(run, "failed", error_text(exc))
+                        await run.aend("failed", error_text(exc))
                         if attempt <= step.retries:
                             continue
                         self.failures[name] = (run.id, exc)
-                        await self.client._aop(
+                        await self.client.aop(
                             ops.end_step,
                             self.pipeline_id,
                             name,
@@ -213,10 +213,10 @@ class Execution:
                         )
                         self._notify(name, "failed")
                         break
-                    await self._end_run(run, "completed", None)
+                    await run.aend("completed", None)
                     self.results[name] = value
                     result = ops.encode_result(value)
-                    await self.client._aop(
+                    await self.client.aop(
                         ops.end_step, self.pipeline_id, name, "completed", time.time(), None, result
                     )
                     self._notify(name, "completed")
@@ -224,8 +224,8 @@ class Execution:
             except BaseException as exc:  # cancelled (Ctrl-C), or the store failed
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     if run is not None and not run.ended:
-                        await self._end_run(run, "killed", error_text(exc))
-                    await self.client._aop(
+                        await run.aend("killed", error_text(exc))
+                    await self.client.aop(
                         ops.end_step, self.pipeline_id, name, "killed", time.time(), error_text(exc)
                     )
                     self._notify(name, "killed")
@@ -236,13 +236,13 @@ class Execution:
         tags = {PIPELINE_TAG: self.pipeline_id, STEP_TAG: step.name, ATTEMPT_TAG: attempt}
         run = await self.client.astart_run(None, step.name, tags=tags)  # child of the pipeline's
         try:
-            await self.client._aop(
+            await self.client.aop(
                 ops.start_step, self.pipeline_id, step.name, run.id, attempt, started
             )
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 status: EndStatus = "failed" if isinstance(exc, Exception) else "killed"
-                await self._end_run(run, status, error_text(exc))
+                await run.aend(status, error_text(exc))
             raise
         self._notify(step.name, "running")
         return run
@@ -263,10 +263,6 @@ class Execution:
                 value = await value
             return value
         raise TimeoutError(f"step {step.name!r} timed out after {step.timeout:g} s")
-
-    async def _end_run(self, run: ActiveRun, status: EndStatus, error: str | None) -> None:
-        await anyio.to_thread.run_sync(run.end, status, error)
-        self.client.restore_current(run)
 
 
 def is_async(fn: Callable[..., Any]) -> bool:

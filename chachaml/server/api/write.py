@@ -9,12 +9,7 @@ user is who a new run, model version or promotion is attributed to.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import logging
-import math
 import tempfile
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,38 +23,21 @@ from starlette.formparsers import MultiPartException
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.registry import ModelVersion
-from chachaml.records.runs import (
-    Artifact,
-    ArtifactRecord,
-    Dataset,
-    Experiment,
-    MetricChunk,
-    MetricSummary,
-    NewRun,
-    to_datetime,
-)
+from chachaml.records.runs import Artifact, Dataset, Experiment, MetricChunk
 from chachaml.server.access import principal_of
 from chachaml.server.api import schema as m
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.errors import ApiError
-from chachaml.store.artifacts import (
-    ArtifactStore,
-    StoredObject,
-    sweep_unused,
-    uri_digest,
-    validate_artifact_name,
-)
+from chachaml.store.artifacts import ArtifactStore, StoredObject, validate_artifact_name
 from chachaml.store.codec import make_chunk, unpack_chunk
-from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
-from chachaml.tools import deliveries
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.webhooks import Delivery
 
 T = TypeVar("T")
-log = logging.getLogger("chachaml")
 api = Api()
 MAX_BATCH = 16 << 20  # a metric batch's body: the Python client sends far less per request
 SLICE = 2_000  # points validated per call in a big batch
@@ -91,21 +69,18 @@ async def create_run(call: Call) -> m.RunCreated:
     user = call.user
     if body.created_by and principal_of(call.request).via == "local":
         user = body.created_by  # local mode trusts the client's user; a token's user wins
-    tags, params = v.tags(body.tags), v.params(body.params)
-    new = NewRun(
-        id=body.id or uuid.uuid4().hex,
-        experiment=v.name(body.experiment, "experiment"),
-        name=None if body.name is None else v.name(body.name, "run name"),
+    new = run_ops.new_run(
+        body.experiment,
+        body.name,
         created_by=user,
-        started_at=time.time() if body.started_at is None else body.started_at,
-        parent_id=None if body.parent_id is None else v.run_id(body.parent_id),
-        tags=tags,
+        run_id=body.id,
+        started_at=body.started_at,
+        parent_id=body.parent_id,
+        tags=body.tags,
         environment=body.environment,
         heartbeat_timeout=body.heartbeat_timeout,
     )
-    await call.store.create_run(new)
-    if params:
-        await call.store.log_params(new.id, params)
+    await run_ops.start_run(call.store, new, body.params, _delivery(call))
     return m.RunCreated(id=new.id, created_by=user)
 
 
@@ -114,7 +89,7 @@ async def create_run(call: Call) -> m.RunCreated:
 async def log_params(call: Call) -> m.Ok:
     """Record params; the same value again is fine, a different one is a 409."""
     params: m.Params = call.body
-    await call.store.log_params(v.run_id(call.path("run_id")), v.params(params.root))
+    await run_ops.log_params(call.store, call.path("run_id"), params.root)
     return m.Ok()
 
 
@@ -139,8 +114,8 @@ def _series_chunk(run_id: str, series: m.PackedSeries) -> MetricChunk:
 
 
 async def _point_chunks(call: Call, run_id: str, points: list[m.MetricPoint]) -> list[MetricChunk]:
-    summaries = await call.store.metric_summaries(run_id) if points else {}
-    return await _off_loop(len(points), _pack_points, run_id, points, summaries)
+    summaries = await metric_ops.next_steps(call.store, run_id) if points else {}
+    return await _off_loop(len(points), metric_ops.pack_points, run_id, points, summaries)
 
 
 async def _off_loop(weight: int, fn: Callable[..., T], *args: Any) -> T:
@@ -150,46 +125,9 @@ async def _off_loop(weight: int, fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args)
 
 
-def _pack_points(
-    run_id: str, points: list[m.MetricPoint], summaries: dict[str, MetricSummary]
-) -> list[MetricChunk]:
-    by_key: dict[str, list[tuple[int, float, float]]] = {}
-    next_step = {k: s.step + 1 for k, s in summaries.items()}
-    now = time.time()
-    keys: dict[str, str] = {}  # each distinct key validated once
-    for p in points:
-        key = keys.get(p.key) or keys.setdefault(p.key, v.key(p.key, "metric key"))
-        step = p.step if p.step is not None else next_step.get(key, 0)
-        if step > v.MAX_STEP:  # only a default step after the last int64 one gets here
-            raise v.overflow(key, step - 1)
-        next_step[key] = max(next_step.get(key, 0), step + 1)
-        value = math.nan if p.value is None else p.value
-        by_key.setdefault(key, []).append(
-            (step, value, now if p.timestamp is None else p.timestamp)
-        )
-    return [make_chunk(run_id, k, pts) for k, pts in by_key.items()]
-
-
-async def _evaluate_alerts(call: Call, run_id: str) -> None:
-    """Evaluate the metric rules on a run that changed: a few queries, no network.
-
-    Webhooks of what fires are only queued (this server's delivery worker is woken to send
-    them), so the request never waits on a webhook; alerts never fail the write either.
-    """
-    try:
-        delivery: Delivery = call.request.app.state.delivery
-        fired = await alert_ops.evaluate_run(call.store, run_id, delivery)
-        if any(e.delivery == "pending" for e in fired):
-            deliveries.wake()
-    except Exception as exc:
-        log.warning("chachaml: evaluating alerts for run %s failed: %s", run_id, exc)
-
-
-async def _store_metrics(call: Call, run_id: str, chunks: list[MetricChunk]) -> m.MetricsLogged:
-    if chunks:
-        await call.store.log_metrics(chunks)
-        await _evaluate_alerts(call, run_id)
-    return m.MetricsLogged(points=sum(c.count for c in chunks))
+def _delivery(call: Call) -> Delivery:
+    delivery: Delivery = call.request.app.state.delivery
+    return delivery
 
 
 def _validate_batch(data: Any) -> m.MetricBatch | m.MetricValues:
@@ -232,7 +170,7 @@ def _slice_error(exc: ValidationError, name: str, start: int) -> ApiError:
 async def log_metrics(call: Call) -> m.MetricsLogged:
     """Log metrics: ``{"accuracy": 0.94}`` or a batch ``{"metrics": [...], "series": [...]}``."""
     run_id = v.run_id(call.path("run_id"))
-    await call.store.get_run(run_id)
+    await run_ops.get_run(call.store, run_id)
     body: m.MetricBatch | m.MetricValues = call.body
     if isinstance(body, m.MetricValues):
         points = [m.MetricPoint(key=k, value=val) for k, val in body.root.items()]
@@ -241,16 +179,17 @@ async def log_metrics(call: Call) -> m.MetricsLogged:
         size = sum(len(s.steps) for s in body.series)
         chunks = await _off_loop(size, lambda: [_series_chunk(run_id, s) for s in body.series])
         chunks += await _point_chunks(call, run_id, body.metrics)
-    if call.batch is not None:  # a retry of this key, even after a crash, stores nothing new
-        chunks = [dataclasses.replace(c, batch=call.batch) for c in chunks]
-    return await _store_metrics(call, run_id, chunks)
+    stored = await metric_ops.log_run_metrics(
+        call.store, run_id, chunks, batch=call.batch, delivery=_delivery(call)
+    )
+    return m.MetricsLogged(points=stored)
 
 
 @api.route("POST", RUN + "/tags", scope="write", body=m.Tags, response=m.Tags, errors=ERR)
 async def set_tags(call: Call) -> m.Tags:
     """Set tags on a run (running or ended); returns all its tags."""
-    run_id, tags = v.run_id(call.path("run_id")), v.tags(call.body.root)
-    await call.store.set_tags(run_id, tags, call.user)
+    run_id = call.path("run_id")
+    await run_ops.set_tags(call.store, run_id, call.body.root, call.user)
     return m.Tags(await run_ops.get_tags(call.store, run_id))
 
 
@@ -264,7 +203,7 @@ async def set_note(call: Call) -> m.Ok:
 @api.route("POST", RUN + "/datasets", scope="write", body=Dataset, response=m.Ok, errors=ERR)
 async def log_dataset(call: Call) -> m.Ok:
     """Attach a dataset description (role, name, shape, features, source, digest)."""
-    await call.store.log_dataset(v.run_id(call.path("run_id")), call.body)
+    await run_ops.log_dataset(call.store, call.path("run_id"), call.body)
     return m.Ok()
 
 
@@ -273,17 +212,8 @@ async def log_dataset(call: Call) -> m.Ok:
 async def end_run(call: Call) -> m.Ok:
     """End a running run (completed, failed or killed); ending it twice is a 409."""
     body: m.EndRun = call.body
-    run_id = v.run_id(call.path("run_id"))
-    if body.ended_at is not None:  # the client's clock: a run never ends before it started
-        started = (await call.store.get_run(run_id)).started_at  # to the microsecond
-        if to_datetime(body.ended_at) < started:
-            raise InvalidInput(
-                f"ended_at ({to_datetime(body.ended_at).isoformat()}) is before run"
-                f" {run_id!r} started ({started.isoformat()})"
-            )
-    ended = time.time() if body.ended_at is None else body.ended_at
-    await call.store.end_run(run_id, body.status, body.error, ended)
-    await _evaluate_alerts(call, run_id)
+    await run_ops.end_run(call.store, call.path("run_id"), body.status, body.error,
+                          body.ended_at, delivery=_delivery(call))  # fmt: skip
     return m.Ok()
 
 
@@ -291,7 +221,7 @@ async def end_run(call: Call) -> m.Ok:
            errors=(401, 403, 422))  # fmt: skip
 async def heartbeat(call: Call) -> m.Ok:
     """Mark running runs alive now (a run silent past its heartbeat timeout reads killed)."""
-    await call.store.heartbeat([v.run_id(r) for r in call.body.run_ids], time.time())
+    await run_ops.heartbeat(call.store, call.body.run_ids)
     return m.Ok()
 
 
@@ -333,20 +263,14 @@ async def _spool(call: Call) -> tuple[Path, str | None, dict[str, str]]:
 async def upload_artifact(call: Call) -> Artifact:
     """Upload a file as an artifact (multipart: ``file``, optional ``name``), streamed."""
     run_id = v.run_id(call.path("run_id"))
-    await call.store.get_run(run_id)
+    await run_ops.get_run(call.store, run_id)
     path, filename, fields = await _spool(call)
     try:
         name = validate_artifact_name(fields.get("name") or filename or "")
-        art = await artifact_ops.put_file(call.store, _artifacts(call), run_id, name, path)
+        return await artifact_ops.put_file(call.store, _artifacts(call), run_id, name, path,
+                                           content_type=fields["content_type"] or None)  # fmt: skip
     finally:
         path.unlink(missing_ok=True)
-    if fields["content_type"] and fields["content_type"] != art.content_type:
-        record = ArtifactRecord(**art.model_dump(exclude={"created_at", "content_type"}),
-                                run_id=run_id, content_type=fields["content_type"],
-                                created_at=art.created_at.timestamp())  # fmt: skip
-        await call.store.add_artifact(record)
-        art = await call.store.get_artifact(run_id, name)
-    return art
 
 
 @api.route("POST", "/api/w/objects", scope="write", body_kind="binary",
@@ -378,18 +302,10 @@ async def upload_object(call: Call) -> m.StoredObjectOut:
 async def record_artifact(call: Call) -> Artifact:
     """Record an artifact of a run from an uploaded object (replacing one of that name)."""
     body: m.ArtifactRecordIn = call.body
-    run_id, name = v.run_id(call.path("run_id")), validate_artifact_name(body.name)
-    if uri_digest(body.uri) != body.sha256:
-        raise InvalidInput(f"uri {body.uri!r} does not name the object with sha256 {body.sha256}")
-    if not await _artifacts(call).contains(StoredObject(body.uri, body.sha256, body.size)):
-        raise InvalidInput(
-            f"artifact {name!r} of run {run_id!r}: no object of {body.size} bytes with sha256"
-            f" {body.sha256} was uploaded; POST the bytes to /api/w/objects first"
-        )
-    record = ArtifactRecord(run_id=run_id, created_at=time.time(),
-                            **body.model_dump(exclude={"name"}), name=name)  # fmt: skip
-    await call.store.add_artifact(record)
-    return await call.store.get_artifact(run_id, name)
+    obj = StoredObject(body.uri, body.sha256, body.size)
+    return await artifact_ops.record_object(call.store, _artifacts(call), call.path("run_id"),
+                                            body.name, obj, content_type=body.content_type,
+                                            serializer=body.serializer)  # fmt: skip
 
 
 @api.route("POST", "/api/w/archive", scope="write", body=m.Archive, response=m.Count,
@@ -397,17 +313,16 @@ async def record_artifact(call: Call) -> Artifact:
 async def archive_runs(call: Call) -> m.Count:
     """Archive ended runs started before ``started_before``; returns how many."""
     body: m.Archive = call.body
-    return m.Count(count=await call.store.archive_runs(body.started_before, body.experiment))
+    return m.Count(count=await run_ops.archive_runs(call.store, body.started_before,
+                                                    body.experiment))  # fmt: skip
 
 
 @api.route("POST", "/api/w/archived/delete", scope="admin", body=m.DeleteArchived,
            response=m.Count, errors=(401, 403, 422))  # fmt: skip
 async def delete_archived(call: Call) -> m.Count:
     """Delete archived runs and the artifact files no other run or model uses; how many runs."""
-    deleted, uris = await call.store.delete_archived()
-    if uris:  # each file is checked again right before it goes (see sweep_unused)
-        await sweep_unused(call.store, _artifacts(call), uris)
-    return m.Count(count=deleted)
+    artifacts: ArtifactStore | None = call.request.app.state.artifacts
+    return m.Count(count=await run_ops.delete_archived(call.store, artifacts))
 
 
 @api.route("POST", "/api/w/experiments", scope="write", body=m.CreateExperiment,
