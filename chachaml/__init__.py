@@ -17,7 +17,10 @@ from chachaml.client.alerts import (
     alerts,
     check_alerts,
     delete_alert,
-    set_alert,
+    set_drop_alert,
+    set_silent_alert,
+    set_stale_alert,
+    set_threshold_alert,
 )
 from chachaml.client.client import Client
 from chachaml.client.pipelines.pipeline import (
@@ -69,6 +72,7 @@ from chachaml.records.runs import (
     MetricSummary,
     Run,
     RunInfo,
+    Runs,
     Table,
 )
 from chachaml.settings import Settings
@@ -86,13 +90,13 @@ log_metric = _default.log_metric
 log_metrics = _default.log_metrics
 log_param = _default.log_param
 log_params = _default.log_params
-log_tag = _default.log_tag
-log_tags = _default.log_tags
+set_tag = _default.set_tag
+set_tags = _default.set_tags
 log_dataset = _default.log_dataset
 log_artifact = _default.log_artifact
 log_file = _default.log_file
 log_table = _default.log_table
-add_tag = _default.add_tag
+set_run_tag = _default.set_run_tag
 set_note = _default.set_note
 load_artifact = _default.load_artifact
 list_artifacts = _default.list_artifacts
@@ -154,6 +158,7 @@ __all__ = [
     "Registry",
     "Run",
     "RunInfo",
+    "Runs",
     "SchemaTooNew",
     "Settings",
     "Step",
@@ -164,7 +169,6 @@ __all__ = [
     "abest_run",
     "acompare_runs",
     "active_run",
-    "add_tag",
     "aflush",
     "aget_run",
     "alert_history",
@@ -202,8 +206,6 @@ __all__ = [
     "log_param",
     "log_params",
     "log_table",
-    "log_tag",
-    "log_tags",
     "metric_history",
     "model",
     "model_version",
@@ -220,12 +222,18 @@ __all__ = [
     "run_pipeline",
     "runs",
     "search_runs",
-    "set_alert",
     "set_alias",
+    "set_drop_alert",
     "set_model_note",
     "set_model_tag",
     "set_model_version_tag",
     "set_note",
+    "set_run_tag",
+    "set_silent_alert",
+    "set_stale_alert",
+    "set_tag",
+    "set_tags",
+    "set_threshold_alert",
     "start_run",
     "tracked",
     "use_store",

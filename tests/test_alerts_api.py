@@ -57,7 +57,9 @@ def test_a_run_that_ends_bad_fires_once_and_a_good_one_never(
     client: Client, receiver: Receiver
 ) -> None:
     api = Alerts(client)
-    api.set_alert("acc-low", "accuracy", "<", 0.8, experiment="mnist", webhook_url=receiver.url)
+    api.set_threshold_alert(
+        "acc-low", "accuracy", "<", 0.8, experiment="mnist", webhook_url=receiver.url
+    )
     bad, _ = bad_then_good(client)
     assert receiver.received == []  # the training process only queues
     (queued,) = api.alert_history("acc-low")
@@ -79,7 +81,7 @@ def test_a_hanging_webhook_never_fails_the_run(
     settings = make_settings(alert_timeout=0.3, alert_attempts=2, webhook_allow_private=True)
     client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=settings)
     try:
-        Alerts(client).set_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
+        Alerts(client).set_threshold_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
         started = time.monotonic()
         with client.run("mnist") as run:
             client.log_metric("accuracy", 0.1)
@@ -97,7 +99,7 @@ def test_a_webhook_answering_500_is_retried_and_the_failure_recorded(
     client: Client, receiver: Receiver
 ) -> None:
     receiver.script[:] = [500, 500, 500]
-    Alerts(client).set_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
+    Alerts(client).set_threshold_alert("low", "accuracy", "<", 0.8, webhook_url=receiver.url)
     with client.run("mnist") as run:
         client.log_metric("accuracy", 0.1)
     assert client.get_run(run.id).status == "completed"
@@ -123,7 +125,7 @@ def test_trouble_while_evaluating_is_logged_and_the_run_still_ends(
 
 def test_a_run_that_fails_is_evaluated_too(client: Client) -> None:
     api = Alerts(client)
-    api.set_alert("loss-high", "loss", ">", 10)
+    api.set_threshold_alert("loss-high", "loss", ">", 10)
     with pytest.raises(ValueError, match="diverged"), client.run("mnist") as run:
         client.log_metric("loss", 1e6)
         raise ValueError("diverged")
@@ -133,9 +135,11 @@ def test_a_run_that_fails_is_evaluated_too(client: Client) -> None:
 
 def test_rules_are_listed_replaced_by_name_and_deleted(client: Client) -> None:
     api = Alerts(client)
-    api.set_alert("acc-low", "accuracy", "<", 0.8, webhook_url="https://hooks.test/T/B/token")
-    replaced = api.set_alert("acc-low", "accuracy", "<=", 0.7, cooldown_minutes=5)
-    stale = api.set_alert("quiet", experiment="mnist", no_completed_run_hours=24)
+    api.set_threshold_alert(
+        "acc-low", "accuracy", "<", 0.8, webhook_url="https://hooks.test/T/B/token"
+    )
+    replaced = api.set_threshold_alert("acc-low", "accuracy", "<=", 0.7, cooldown_minutes=5)
+    stale = api.set_stale_alert("quiet", experiment="mnist", no_completed_run_hours=24)
     assert api.alerts() == [replaced, stale]
     assert (replaced.op, replaced.threshold, replaced.webhook) == ("<=", 0.7, None)
     assert replaced.cooldown_seconds == 300 and replaced.created_by == "tester"
@@ -150,7 +154,9 @@ def test_rules_are_listed_replaced_by_name_and_deleted(client: Client) -> None:
 
 def test_listed_webhooks_show_only_their_host(client: Client) -> None:
     api = Alerts(client)
-    shown = api.set_alert("low", "accuracy", "<", 0.8, webhook_url="https://hooks.test/T/B/token")
+    shown = api.set_threshold_alert(
+        "low", "accuracy", "<", 0.8, webhook_url="https://hooks.test/T/B/token"
+    )
     assert shown.webhook == "https://hooks.test/…"
     assert "token" not in api.alerts()[0].model_dump_json()
 
@@ -158,16 +164,24 @@ def test_listed_webhooks_show_only_their_host(client: Client) -> None:
 def test_bad_rules_are_refused_at_set_alert(client: Client) -> None:
     api = Alerts(client)
     with pytest.raises(InvalidInput, match="http:// or https://"):
-        api.set_alert("low", "accuracy", "<", 0.8, webhook_url="file:///etc/passwd")
+        api.set_threshold_alert("low", "accuracy", "<", 0.8, webhook_url="file:///etc/passwd")
     with pytest.raises(InvalidInput, match="op must be one of"):
-        api.set_alert("low", "accuracy", "<>", 0.8)
+        api.set_threshold_alert("low", "accuracy", "<>", 0.8)
     assert api.alerts() == []
 
 
 def test_the_module_level_alert_functions_use_the_default_client() -> None:
     import chachaml.client.alerts as alerts_module
 
-    for name in ("set_alert", "delete_alert", "check_alerts", "alert_history"):
+    for name in (
+        "set_threshold_alert",
+        "set_drop_alert",
+        "set_stale_alert",
+        "set_silent_alert",
+        "delete_alert",
+        "check_alerts",
+        "alert_history",
+    ):
         bound = getattr(chachaml, name)
         assert isinstance(bound.__self__, Alerts)
         assert bound.__self__.client is chachaml.default_client()

@@ -24,7 +24,7 @@ def test_every_exported_name_exists() -> None:
 def test_tracking_api_names_are_exported() -> None:
     expected = {
         "run", "start_run", "end_run", "active_run", "log_param", "log_params", "log_metric",
-        "log_metrics", "log_tag", "log_tags", "add_tag", "set_note", "log_dataset",
+        "log_metrics", "set_tag", "set_tags", "set_run_tag", "set_note", "log_dataset",
         "log_artifact", "log_file", "log_table", "load_artifact", "list_artifacts", "runs",
         "get_run", "last_run", "search_runs", "best_run", "compare_runs", "export_runs",
         "experiments", "create_experiment", "metric_history", "tracked", "batched_metrics",
@@ -67,3 +67,56 @@ def test_import_does_not_pull_in_servers_or_provider_sdks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_the_verb_table_holds(tmp_path: object) -> None:
+    """``log_*`` appends to the current run, ``set_*`` overwrites, and the async twins take
+    the same arguments as their sync forms; listings are ``Runs`` (a list that renders)."""
+    import inspect
+
+    from chachaml.client.client import Client
+
+    for name in ("runs", "search_runs", "best_run"):
+        sync, twin = getattr(Client, name), getattr(Client, f"a{name}")
+        assert list(inspect.signature(sync).parameters) == list(
+            inspect.signature(twin).parameters
+        ), name
+    client = chachaml.Client(store=f"sqlite:///{tmp_path}/v.db", artifacts=f"{tmp_path}/a")
+    try:
+        with client.run("verbs") as run:
+            client.set_tag("stage", "a")
+            client.set_tags({"stage": "b"})  # overwrites
+            client.log_metric("acc", 0.5)
+        client.set_run_tag(run.id, "stage", "c")
+        assert client.get_run(run.id).tags["stage"] == "c"
+        listing = client.runs()
+        assert isinstance(listing, chachaml.Runs) and listing == [client.runs()[0]]
+        found = client.search_runs("acc", ">", 0.4)
+        assert isinstance(found, chachaml.Runs) and [r.id for r in found] == [run.id]
+        assert client.my_runs(experiment="verbs")[0].id == run.id
+    finally:
+        client.close()
+
+
+def test_each_kind_of_alert_has_its_own_function_with_only_its_arguments(
+    tmp_path: object,
+) -> None:
+    client = chachaml.Client(store=f"sqlite:///{tmp_path}/a.db", artifacts=f"{tmp_path}/a")
+    try:
+        api = client.alerts
+        low = api.set_threshold_alert("low", "acc", "<", 0.8, experiment="mnist")
+        drop = api.set_drop_alert("drop", "acc", 10, baseline_runs=3)
+        stale = api.set_stale_alert("stale", 24, experiment="mnist")
+        silent = api.set_silent_alert("silent", 30, cooldown_minutes=5)
+        assert [a.kind for a in (low, drop, stale, silent)] == [
+            "threshold", "drop", "no_completed_run", "silent_run",
+        ]  # fmt: skip
+        assert (low.metric_key, low.op, low.threshold) == ("acc", "<", 0.8)
+        assert drop.drop_pct == 10 and drop.baseline_runs == 3
+        assert sorted(a.name for a in api.alerts()) == ["drop", "low", "silent", "stale"]
+        import inspect
+
+        assert "drop_pct" not in inspect.signature(api.set_threshold_alert).parameters
+        assert "op" not in inspect.signature(api.set_silent_alert).parameters
+    finally:
+        client.close()

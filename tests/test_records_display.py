@@ -57,7 +57,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         for step, value in enumerate(LOSS):
             client.log_metric("loss", value, step=step)
         client.log_metric("accuracy", 0.9075)
-        client.log_tag("html", EVIL)
+        client.set_tag("html", EVIL)
         client.log_dataset("train", name=EVIL, n_rows=60000, n_cols=784)
         client.log_artifact("model", {"w": [1, 2, 3]})
         registry.register_model("digits", description=EVIL, tags={"team": EVIL})

@@ -63,7 +63,7 @@ import chachaml as ml
 with ml.run("remote", name="r1", params={"lr": 0.1}) as run:
     for step in range(2000):
         ml.log_metric("loss", 1.0 / (step + 1), step=step)
-    ml.log_tag("where", "far")
+    ml.set_tag("where", "far")
     ml.log_artifact("weights", {"w": [1, 2, 3]})
     ml.flush()
     print(run.id)
@@ -125,10 +125,10 @@ def test_a_read_token_reads_but_cannot_define_alert_rules(
 ) -> None:
     writer, reader = _client(team, tmp_path, TOKEN), _client(team, tmp_path, READER)
     try:
-        Alerts(writer).set_alert("low", metric_key="acc", op="<", threshold=0.5)
+        Alerts(writer).set_threshold_alert("low", metric="acc", op="<", threshold=0.5)
         assert [a.name for a in Alerts(reader).alerts()] == ["low"]
         with pytest.raises(Forbidden, match="read scope"):
-            Alerts(reader).set_alert("other", metric_key="acc", op="<", threshold=0.5)
+            Alerts(reader).set_threshold_alert("other", metric="acc", op="<", threshold=0.5)
         with pytest.raises(Forbidden, match="read scope"):
             Alerts(reader).delete_alert("low")
     finally:
@@ -193,8 +193,8 @@ def test_alerts_are_defined_by_the_client_and_evaluated_by_the_server(
     client = _client(team, tmp_path, TOKEN)
     alerts = Alerts(client)
     try:
-        alerts.set_alert("acc-low", metric_key="acc", op="<", threshold=0.8, experiment="m")
-        alerts.set_alert("quiet", no_completed_run_hours=1, experiment="q")
+        alerts.set_threshold_alert("acc-low", metric="acc", op="<", threshold=0.8, experiment="m")
+        alerts.set_stale_alert("quiet", no_completed_run_hours=1, experiment="q")
         with client.run(experiment="m") as run:
             client.log_metric("acc", 0.5)
         (fired,) = alerts.alert_history("acc-low")  # the server evaluated the ended run

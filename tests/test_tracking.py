@@ -34,7 +34,7 @@ def test_run_context_completes_and_records_everything(client: Client) -> None:
         client.log_params({"lr": 0.01, "epochs": 3})
         for epoch in range(3):
             client.log_metric("loss", 1.0 / (epoch + 1))
-        client.log_tag("stage", "dev")
+        client.set_tag("stage", "dev")
     assert client.active_run() is None
     stored = client.get_run(run.id)
     assert stored.status == "completed"
@@ -194,12 +194,12 @@ def test_numpy_scalars_are_accepted_as_values_and_steps(client: Client) -> None:
 def test_tags_and_notes_can_be_set_after_a_run_ended(client: Client) -> None:
     with client.run(experiment="e") as run:
         pass
-    assert client.add_tag(run.id, "reviewed", "yes") == {"reviewed": "yes"}
+    assert client.set_run_tag(run.id, "reviewed", "yes") == {"reviewed": "yes"}
     client.set_note(run.id, "## Result\n$e^{i\\pi} + 1 = 0$")
     stored = client.get_run(run.id)
     assert stored.note == "## Result\n$e^{i\\pi} + 1 = 0$"
     with pytest.raises(NotFound, match="missing-run"):
-        client.add_tag("missing-run", "k", "v")
+        client.set_run_tag("missing-run", "k", "v")
     with pytest.raises(NotFound, match="missing-run"):
         client.set_note("missing-run", "x")
 

@@ -1,16 +1,20 @@
 """Alerts from Python: rules on runs' latest metrics and on silence, delivered to webhooks.
 
-``chachaml.set_alert(...)`` and friends act through the default client; ``Alerts(client)``
+``chachaml.set_threshold_alert(...)`` and the other kinds (``set_drop_alert``,
+``set_stale_alert``, ``set_silent_alert``: one function per kind of rule, each with only its
+own arguments) act through the default client; ``Alerts(client)``
 binds the same API to another :class:`~chachaml.Client`. Rules are evaluated automatically
 when a run ends (never failing the run: trouble is logged) and on demand by
 :func:`check_alerts`, which also evaluates the staleness rules. Webhooks are queued, never
 sent from here: a server (``chachaml serve``) sends them, or ``chachaml alerts deliver``::
 
-    ml.set_alert("acc-low", metric_key="accuracy", op="<", threshold=0.8,
-                 experiment="mnist", webhook_url="https://hooks.slack.com/services/...")
+    ml.set_threshold_alert("acc-low", "accuracy", "<", 0.8, experiment="mnist",
+                           webhook_url="https://hooks.slack.com/services/...")
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from chachaml.client.bound import ClientBound
 from chachaml.records.alerts import Alert, AlertEvent
@@ -21,51 +25,114 @@ from chachaml.tools.webhooks import Delivery
 class Alerts(ClientBound):
     """The alerts API bound to a client (the default client when none is given)."""
 
-    def set_alert(
+    def set_threshold_alert(
         self,
         name: str,
-        metric_key: str | None = None,
-        op: str | None = None,
-        threshold: float | None = None,
+        metric: str,
+        op: str,
+        threshold: float,
+        *,
         experiment: str | None = None,
         webhook_url: str | None = None,
-        *,
-        drop_pct: float | None = None,
-        baseline_model: str | None = None,
-        baseline_runs: int | None = None,
-        no_completed_run_hours: float | None = None,
-        silent_minutes: float | None = None,
         cooldown_minutes: float = 0.0,
         secret: str | None = None,
     ) -> Alert:
-        """Create a rule, or replace the rule with this name; returns it.
+        """Fire when a run's latest ``metric`` compares with ``threshold`` by ``op``.
 
-        Give exactly one of: ``op`` and ``threshold`` (a run's latest ``metric_key`` value
-        compared with ``> >= < <= =``); ``drop_pct`` (the latest value more than that many
-        percent below the production version of ``baseline_model``, or else the mean of the
-        last ``baseline_runs`` completed runs, 5 by default); ``no_completed_run_hours`` (an
-        experiment, or any, without a completed run that long); ``silent_minutes`` (a run
-        that has not ended and has logged nothing that long). ``experiment`` narrows the rule;
-        it fires at most once per run and not again within ``cooldown_minutes``.
-        ``webhook_url`` must be http(s) on a public address (loopback and private ones need
-        ``CHACHAML_WEBHOOK_ALLOW_PRIVATE=true``); with ``secret`` each delivery is HMAC-signed.
+        ``op`` is one of ``> >= < <= =``. Creates the rule, or replaces the rule with this
+        name (its history stays); returns it. The arguments every kind shares: ``experiment``
+        narrows the rule; it fires at most once per run and not again within
+        ``cooldown_minutes``; ``webhook_url`` must be http(s) on a public address (loopback
+        and private ones need ``CHACHAML_WEBHOOK_ALLOW_PRIVATE=true``); with ``secret`` each
+        delivery is HMAC-signed.
         """
+        return self._set(
+            name, experiment, webhook_url, cooldown_minutes, secret,
+            metric_key=metric, op=op, threshold=threshold,
+        )  # fmt: skip
+
+    def set_drop_alert(
+        self,
+        name: str,
+        metric: str,
+        drop_pct: float,
+        *,
+        baseline_model: str | None = None,
+        baseline_runs: int | None = None,
+        experiment: str | None = None,
+        webhook_url: str | None = None,
+        cooldown_minutes: float = 0.0,
+        secret: str | None = None,
+    ) -> Alert:
+        """Fire when a run's latest ``metric`` is more than ``drop_pct`` percent below a baseline.
+
+        The baseline is the production version of ``baseline_model``, or else the mean of
+        the last ``baseline_runs`` completed runs (5 by default). The shared arguments are as
+        for :meth:`set_threshold_alert`.
+        """
+        return self._set(
+            name, experiment, webhook_url, cooldown_minutes, secret, metric_key=metric,
+            drop_pct=drop_pct, baseline_model=baseline_model, baseline_runs=baseline_runs,
+        )  # fmt: skip
+
+    def set_stale_alert(
+        self,
+        name: str,
+        no_completed_run_hours: float,
+        *,
+        experiment: str | None = None,
+        webhook_url: str | None = None,
+        cooldown_minutes: float = 0.0,
+        secret: str | None = None,
+    ) -> Alert:
+        """Fire when an experiment (or any) has had no completed run for that many hours.
+
+        Evaluated by :meth:`check_alerts` (a server runs it); shared arguments as for
+        :meth:`set_threshold_alert`.
+        """
+        return self._set(
+            name, experiment, webhook_url, cooldown_minutes, secret,
+            no_completed_run_hours=no_completed_run_hours,
+        )  # fmt: skip
+
+    def set_silent_alert(
+        self,
+        name: str,
+        silent_minutes: float,
+        *,
+        experiment: str | None = None,
+        webhook_url: str | None = None,
+        cooldown_minutes: float = 0.0,
+        secret: str | None = None,
+    ) -> Alert:
+        """Fire when a run that has not ended has logged nothing for ``silent_minutes``.
+
+        Evaluated by :meth:`check_alerts`; shared arguments as for :meth:`set_threshold_alert`.
+        """
+        return self._set(
+            name, experiment, webhook_url, cooldown_minutes, secret,
+            silent_minutes=silent_minutes,
+        )  # fmt: skip
+
+    def _set(
+        self,
+        name: str,
+        experiment: str | None,
+        webhook_url: str | None,
+        cooldown_minutes: float,
+        secret: str | None,
+        **kind: Any,
+    ) -> Alert:
+        """Build, check and store a rule of one kind (``kind`` holds that kind's fields)."""
         client = self.client
         new = ops.build_rule(
             name,
             client.current_user(),
-            metric_key=metric_key,
-            op=op,
-            threshold=threshold,
             experiment=experiment,
             webhook_url=webhook_url,
-            drop_pct=drop_pct,
-            baseline_model=baseline_model,
-            baseline_runs=baseline_runs,
-            no_completed_run_hours=no_completed_run_hours,
-            silent_minutes=silent_minutes,
             cooldown_minutes=cooldown_minutes,
             secret=secret,
+            **kind,
         )
         return client.op(ops.set_alert, new, allow_private=client.settings.webhook_allow_private)
 
@@ -89,7 +156,10 @@ class Alerts(ClientBound):
 
 _default = Alerts()
 
-set_alert = _default.set_alert
+set_threshold_alert = _default.set_threshold_alert
+set_drop_alert = _default.set_drop_alert
+set_stale_alert = _default.set_stale_alert
+set_silent_alert = _default.set_silent_alert
 alerts = _default.alerts
 delete_alert = _default.delete_alert
 check_alerts = _default.check_alerts
@@ -103,5 +173,8 @@ __all__ = [
     "alerts",
     "check_alerts",
     "delete_alert",
-    "set_alert",
+    "set_drop_alert",
+    "set_silent_alert",
+    "set_stale_alert",
+    "set_threshold_alert",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import inspect
 import logging
 import os
 import sys
@@ -26,8 +25,9 @@ from chachaml.client.alerts import Alerts
 from chachaml.client.environment import static_environment
 from chachaml.client.pipelines.pipeline import Pipelines
 from chachaml.client.registry import Registry
-from chachaml.client.run import ActiveRun, error_text
+from chachaml.client.run import ActiveRun, AsyncRunContext, error_text
 from chachaml.client.runtime import Runtime
+from chachaml.client.tracked import tracked_call
 from chachaml.errors import InvalidInput, NoActiveRun
 from chachaml.records import validation
 from chachaml.records.runs import (
@@ -41,7 +41,7 @@ from chachaml.records.runs import (
     MetricSeries,
     ParamValue,
     Run,
-    RunInfo,
+    Runs,
 )
 from chachaml.settings import Settings
 from chachaml.store.artifacts.serializers import decode
@@ -265,13 +265,13 @@ class Client:
         """Record params on the current run."""
         self._require_run().log_params(params)
 
-    def log_tag(self, key: str, value: str) -> None:
+    def set_tag(self, key: str, value: str) -> None:
         """Set a tag on the current run."""
-        self._require_run().log_tag(key, value)
+        self._require_run().set_tag(key, value)
 
-    def log_tags(self, tags: Mapping[str, Any]) -> None:
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags on the current run."""
-        self._require_run().log_tags(tags)
+        self._require_run().set_tags(tags)
 
     def log_dataset(self, role: str = "train", **fields: Any) -> Dataset:
         """Record a dataset on the current run (see ``ActiveRun.log_dataset``)."""
@@ -293,7 +293,7 @@ class Client:
 
     # writes on any run
 
-    def add_tag(self, run_id: str, key: str, value: str) -> dict[str, str]:
+    def set_run_tag(self, run_id: str, key: str, value: str) -> dict[str, str]:
         """Set a tag on any run, running or ended; returns its tags."""
         return self.op(run_ops.add_tag, run_id, key, value, self.settings.user)
 
@@ -329,16 +329,18 @@ class Client:
         since: object = None,
         until: object = None,
         limit: int | None = 100,
-    ) -> list[RunInfo]:
+    ) -> Runs:
         """Runs, newest first; ``since``/``until`` take ISO dates, datetimes or dates."""
-        return self.op(
-            run_ops.list_runs,
-            experiment=experiment,
-            status=status,
-            created_by=created_by,
-            since=since,
-            until=until,
-            limit=limit,
+        return Runs(
+            self.op(
+                run_ops.list_runs,
+                experiment=experiment,
+                status=status,
+                created_by=created_by,
+                since=since,
+                until=until,
+                limit=limit,
+            )
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -352,9 +354,9 @@ class Client:
 
     def search_runs(
         self,
-        metric_key: str | None = None,
+        metric: str | None = None,
         op: str | None = None,
-        metric_value: float | None = None,
+        value: float | None = None,
         *,
         experiment: str | None = None,
         where: Sequence[tuple[str, str, float]] = (),
@@ -363,20 +365,22 @@ class Client:
         since: object = None,
         until: object = None,
         limit: int | None = 100,
-    ) -> list[RunInfo]:
-        """Runs whose latest metric values pass thresholds (``op`` one of > >= < <= =)."""
-        return self.op(
-            run_ops.search_runs,
-            experiment=experiment,
-            metric_key=metric_key,
-            op=op,
-            metric_value=metric_value,
-            where=where,
-            params=params,
-            tags=tags,
-            since=since,
-            until=until,
-            limit=limit,
+    ) -> Runs:
+        """Runs whose latest ``metric`` passes ``op value`` (> >= < <= =); ``where`` adds more."""
+        return Runs(
+            self.op(
+                run_ops.search_runs,
+                experiment=experiment,
+                metric_key=metric,
+                op=op,
+                metric_value=value,
+                where=where,
+                params=params,
+                tags=tags,
+                since=since,
+                until=until,
+                limit=limit,
+            )
         )
 
     def best_run(
@@ -422,9 +426,17 @@ class Client:
         """Create an experiment (or update the description and owner of an existing one)."""
         return self.op(experiment_ops.create_experiment, name, description, owner)
 
-    def my_runs(self, **filters: Any) -> list[RunInfo]:
-        """Runs created by the current user."""
-        return self.runs(created_by=self.current_user(), **filters)
+    def my_runs(
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        since: object = None,
+        until: object = None,
+        limit: int | None = 100,
+    ) -> Runs:
+        """Runs created by the current user, newest first."""
+        me = self.current_user()
+        return self.runs(experiment, status, me, since, until, limit)
 
     def my_last_run(self) -> Run | None:
         """The current user's most recent run, in full."""
@@ -481,38 +493,7 @@ class Client:
         """
 
         def decorate(func: Callable[P, R]) -> Callable[P, R]:
-            run_name = name or func.__name__
-            signature = inspect.signature(func)
-
-            def call_params(args: Any, kwargs: Any) -> dict[str, ParamValue]:
-                try:
-                    bound = signature.bind(*args, **kwargs)
-                except TypeError:
-                    return {}
-                bound.apply_defaults()
-                return {
-                    k: v
-                    for k, v in bound.arguments.items()
-                    if (v is None or isinstance(v, bool | int | float))
-                    or (isinstance(v, str) and len(v) <= 500)
-                }
-
-            if inspect.iscoroutinefunction(func):
-
-                @functools.wraps(func)
-                async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                    params = call_params(args, kwargs)
-                    async with await self.astart_run(experiment, run_name, params=params):
-                        return await func(*args, **kwargs)
-
-                return async_wrapper  # type: ignore[return-value]
-
-            @functools.wraps(func)
-            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                with self.start_run(experiment, run_name, params=call_params(args, kwargs)):
-                    return func(*args, **kwargs)
-
-            return wrapper
+            return tracked_call(self, func, experiment, name or func.__name__)
 
         return decorate(fn) if fn is not None else decorate
 
@@ -539,9 +520,9 @@ class Client:
         *,
         tags: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> _AsyncRunContext:
+    ) -> AsyncRunContext:
         """``async with ml.arun(...) as run:`` — a run started and ended off the event loop."""
-        return _AsyncRunContext(self, experiment, name, tags, params)
+        return AsyncRunContext(self, experiment, name, tags, params)
 
     async def aflush(self) -> None:
         """Async twin of :meth:`flush`."""
@@ -553,48 +534,59 @@ class Client:
         """Async twin of :meth:`get_run`."""
         return await self.aop(run_ops.get_run, run_id)
 
-    async def aruns(self, **filters: Any) -> list[RunInfo]:
-        """Async twin of :meth:`runs`."""
-        return await self.aop(run_ops.list_runs, **filters)
+    async def aruns(
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        created_by: str | None = None,
+        since: object = None,
+        until: object = None,
+        limit: int | None = 100,
+    ) -> Runs:
+        """Async twin of :meth:`runs` (the same arguments)."""
+        found = await self.aop(
+            run_ops.list_runs, experiment, status, created_by, since=since, until=until,
+            limit=limit,
+        )  # fmt: skip
+        return Runs(found)
 
-    async def asearch_runs(self, **filters: Any) -> list[RunInfo]:
-        """Async twin of :meth:`search_runs`."""
-        return await self.aop(run_ops.search_runs, **filters)
+    async def asearch_runs(
+        self,
+        metric: str | None = None,
+        op: str | None = None,
+        value: float | None = None,
+        *,
+        experiment: str | None = None,
+        where: Sequence[tuple[str, str, float]] = (),
+        params: dict[str, ParamValue] | None = None,
+        tags: dict[str, str] | None = None,
+        since: object = None,
+        until: object = None,
+        limit: int | None = 100,
+    ) -> Runs:
+        """Async twin of :meth:`search_runs` (the same arguments)."""
+        found = await self.aop(
+            run_ops.search_runs, experiment=experiment, metric_key=metric, op=op,
+            metric_value=value, where=where, params=params, tags=tags, since=since,
+            until=until, limit=limit,
+        )  # fmt: skip
+        return Runs(found)
 
     async def abest_run(
-        self, metric: str, experiment: str | None = None, direction: Direction = "max"
+        self,
+        metric: str,
+        experiment: str | None = None,
+        direction: Direction = "max",
+        *,
+        since: object = None,
+        until: object = None,
     ) -> BestRun | None:
-        """Async twin of :meth:`best_run`."""
-        return await self.aop(run_ops.best_run, metric, experiment=experiment, direction=direction)
+        """Async twin of :meth:`best_run` (the same arguments)."""
+        return await self.aop(
+            run_ops.best_run, metric, experiment=experiment, direction=direction, since=since,
+            until=until,
+        )  # fmt: skip
 
     async def acompare_runs(self, run_ids: Sequence[str]) -> Comparison:
         """Async twin of :meth:`compare_runs`."""
         return await self.aop(run_ops.compare_runs, run_ids)
-
-
-class _AsyncRunContext:
-    def __init__(
-        self,
-        client: Client,
-        experiment: str | None,
-        name: str | None,
-        tags: Mapping[str, Any] | None,
-        params: Mapping[str, Any] | None,
-    ) -> None:
-        self._client = client
-        self._args = (experiment, name, tags, params)
-        self._run: ActiveRun | None = None
-
-    async def __aenter__(self) -> ActiveRun:
-        experiment, name, tags, params = self._args
-        self._run = await self._client.astart_run(experiment, name, tags=tags, params=params)
-        return self._run
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._run is not None
-        await self._run.__aexit__(exc_type, exc, tb)

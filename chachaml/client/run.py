@@ -30,6 +30,7 @@ from chachaml.tools import runs as run_ops
 from chachaml.tools.runs import END_STATUSES, error_text
 
 if TYPE_CHECKING:
+    from chachaml.client.client import Client
     from chachaml.client.runtime import Runtime
 
 __all__ = ["ActiveRun", "describe_dataset", "error_text"]
@@ -209,11 +210,11 @@ class ActiveRun:
         rt.call(run_ops.log_params, rt.store, self.id, clean)
         self._params.update(clean)
 
-    def log_tag(self, key: str, value: str) -> None:
+    def set_tag(self, key: str, value: str) -> None:
         """Set a tag (tags may change)."""
-        self.log_tags({key: value})
+        self.set_tags({key: value})
 
-    def log_tags(self, tags: Mapping[str, Any]) -> None:
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags."""
         rt = self._runtime
         rt.call(run_ops.set_tags, rt.store, self.id, tags, rt.settings.user)
@@ -391,3 +392,33 @@ def describe_dataset(
         )
     except ValidationError as exc:  # NUL or an oversized field: the model says which
         raise validation.refused(exc) from None
+
+
+class AsyncRunContext:
+    """``async with client.arun(...) as run:``: a run started and ended off the event loop."""
+
+    def __init__(
+        self,
+        client: Client,
+        experiment: str | None,
+        name: str | None,
+        tags: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> None:
+        self._client = client
+        self._args = (experiment, name, tags, params)
+        self._run: ActiveRun | None = None
+
+    async def __aenter__(self) -> ActiveRun:
+        experiment, name, tags, params = self._args
+        self._run = await self._client.astart_run(experiment, name, tags=tags, params=params)
+        return self._run
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._run is not None
+        await self._run.__aexit__(exc_type, exc, tb)

@@ -146,7 +146,9 @@ async def test_end_run_only_enqueues_and_the_training_process_never_calls_the_we
     settings = make_settings(webhook_allow_private=True)
     client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=settings)
     try:
-        Alerts(client).set_alert("acc-low", "accuracy", "<", 0.8, webhook_url=receiver.url)
+        Alerts(client).set_threshold_alert(
+            "acc-low", "accuracy", "<", 0.8, webhook_url=receiver.url
+        )
         with client.run("mnist") as run:
             client.log_metric("accuracy", 0.5)
             started = time.monotonic()
@@ -313,10 +315,12 @@ async def test_the_python_api_refuses_private_targets_unless_the_setting_allows(
         try:
             api = Alerts(client)
             if allow:
-                assert api.set_alert("low", silent_minutes=5, webhook_url="http://10.0.0.7/h")
+                assert api.set_silent_alert(
+                    "low", silent_minutes=5, webhook_url="http://10.0.0.7/h"
+                )
             else:
                 with pytest.raises(InvalidInput, match="alert 'low'"):
-                    api.set_alert("low", silent_minutes=5, webhook_url="http://10.0.0.7/h")
+                    api.set_silent_alert("low", silent_minutes=5, webhook_url="http://10.0.0.7/h")
         finally:
             client.close()
 
