@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import chachaml
-from chachaml.cli import cmd_alerts
+from chachaml.cli.stores import cmd_alerts
 from chachaml.client.alerts import Alerts
 from chachaml.client.client import Client
 from chachaml.errors import InvalidInput, NotFound

@@ -357,3 +357,23 @@ async def anyio_to_thread(fn: Callable[[], T]) -> T:
     import anyio.to_thread
 
     return await anyio.to_thread.run_sync(fn)
+
+
+def test_long_copies_show_progress_on_a_terminal_and_nothing_in_a_log() -> None:
+    import io
+
+    from chachaml.cli.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    drawn, logged = Terminal(), io.StringIO()
+    with Progress(drawn) as bars:
+        for done in range(0, 11):
+            bars("runs", done, 10)
+        bars("models", 3, 3)
+    assert "runs" in drawn.getvalue() and "10/10" in drawn.getvalue() and "3/3" in drawn.getvalue()
+    with Progress(logged) as quiet:
+        quiet("runs", 5, 10)
+    assert logged.getvalue() == ""
