@@ -19,7 +19,8 @@ from mcp_types import TextContent
 import chachaml as ml
 from chachaml.cli import build_parser, main
 from chachaml.client.client import Client
-from chachaml.errors import InvalidInput
+from chachaml.errors import InvalidInput, NotFound
+from chachaml.records.runs import NewRun
 from chachaml.server.mcp import client_config as cc
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
@@ -377,3 +378,49 @@ def test_long_copies_show_progress_on_a_terminal_and_nothing_in_a_log() -> None:
     with Progress(logged) as quiet:
         quiet("runs", 5, 10)
     assert logged.getvalue() == ""
+
+
+async def test_a_copied_id_prefix_works_on_every_surface(tmp_path: Path) -> None:
+    import httpx
+
+    from chachaml.server.app import create_app
+    from chachaml.store.artifacts import open_artifact_store
+    from chachaml.tools import runs as run_ops
+
+    url = f"sqlite:///{tmp_path / 'ids.db'}"
+    client = Client(store=url, artifacts=str(tmp_path / "a"))
+    try:
+        with client.run("ids") as run:
+            client.log_metric("acc", 0.5)
+        assert client.get_run(run.id[:12]).id == run.id  # Python API
+        client.set_run_tag(run.id[:8], "seen", "yes")
+        assert client.metric_history(run.id[:10], "acc").values == [0.5]
+    finally:
+        client.close()
+    assert main(["show", run.id[:12], "--store", url]) == 0  # CLI
+    store = await open_store(url)
+    try:
+        async with MCPClient(build_mcp(store)) as mcp:  # MCP
+            found = await mcp.call_tool("get_run", {"run_id": run.id[:12]})
+            assert not found.is_error and (found.structured_content or {})["id"] == run.id
+        app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "a")), user="me")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as web:
+            page = await web.get(f"/runs/{run.id[:12]}")  # UI
+            assert page.status_code == 200 and run.id in page.text
+            twin = await web.get(f"/api/runs/{run.id[:12]}")  # its JSON twin
+            assert twin.status_code == 200 and run.id in twin.text
+        # two runs sharing a prefix: an error listing both, never a guess
+        for suffix in ("0" * 24, "1" * 24):
+            await store.create_run(
+                NewRun(id="abcdef01" + suffix, experiment="ids", name=None, created_by="me",
+                       started_at=1.0, heartbeat_timeout=30.0)
+            )  # fmt: skip
+        with pytest.raises(InvalidInput, match="'abcdef01' is ambiguous: it starts abcdef01"):
+            await run_ops.get_run(store, "abcdef01")
+        with pytest.raises(NotFound):
+            await run_ops.get_run(store, "fedcba98")  # no such prefix: not found, as before
+        with pytest.raises(NotFound):
+            await run_ops.get_run(store, "abc")  # too short to be a prefix
+    finally:
+        await store.close()

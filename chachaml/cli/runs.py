@@ -60,12 +60,7 @@ def cmd_runs(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_show(args: argparse.Namespace, client: Client) -> int:
     """Show one run in full, as JSON."""
-    run_id = args.run_id
-    if len(run_id) < 32:  # a short id as the runs table prints it
-        matches = [r.id for r in client.runs(limit=None) if r.id.startswith(run_id)]
-        if len(matches) == 1:
-            run_id = matches[0]
-    print(client.get_run(run_id).model_dump_json(indent=2))
+    print(client.get_run(args.run_id).model_dump_json(indent=2))  # the short id works too
     return 0
 
 

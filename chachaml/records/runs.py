@@ -428,6 +428,7 @@ class RunQuery(_Model):
     params: dict[str, ParamValue] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     parent_id: str | None = None
+    id_prefix: str | None = None  # runs whose id starts with this (a copied short id)
     include_archived: bool = False
     only_archived: bool = False
     order_by: RunOrder = "started"  # a run field to sort by; order_by_metric takes precedence

@@ -17,6 +17,7 @@ from chachaml.store.artifacts import (
     validate_artifact_name,
 )
 from chachaml.store.protocol import Store
+from chachaml.tools.runs import resolve_run_id
 
 
 async def _record(
@@ -104,7 +105,8 @@ async def read_bytes(
     store: Store, artifacts: ArtifactStore, run_id: str, name: str
 ) -> tuple[Artifact, bytes]:
     """An artifact's record and its bytes, checked against the recorded sha256."""
-    art = await store.get_artifact(v.run_id(run_id), validate_artifact_name(name))
+    rid = await resolve_run_id(store, run_id)
+    art = await store.get_artifact(rid, validate_artifact_name(name))
     try:
         data = await artifacts.get_bytes(art.uri)
     except NotFound:  # said in the caller's terms: no storage path or object URI
@@ -118,4 +120,4 @@ async def read_bytes(
 
 async def list_artifacts(store: Store, run_id: str) -> list[Artifact]:
     """A run's artifacts."""
-    return await store.list_artifacts(v.run_id(run_id))
+    return await store.list_artifacts(await resolve_run_id(store, run_id))

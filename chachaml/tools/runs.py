@@ -92,9 +92,33 @@ async def list_runs(
     return await store.query_runs(query)
 
 
+MIN_PREFIX = 8  # shorter prefixes match too much to be what someone meant
+FULL_ID = 32
+
+
+async def resolve_run_id(store: Store, run_id: str) -> str:
+    """The run id a copied prefix (8+ characters, as ``chachaml runs`` prints 12) names.
+
+    A full id, or a string that is no prefix of any run, comes back as it is (the call then
+    says "not found" in its own terms); a prefix of several runs is ``InvalidInput`` listing
+    them, so a person or an agent can pick one. Every operation that names a run takes one.
+    """
+    rid = v.run_id(run_id)
+    if len(rid) >= FULL_ID or len(rid) < MIN_PREFIX:
+        return rid
+    query = RunQuery(id_prefix=rid, include_archived=True, limit=6, order_by="started")
+    found = [r.id for r in await store.query_runs(query)]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise InvalidInput(f"run id prefix {rid!r} is ambiguous: it starts {listed}")
+    return rid
+
+
 async def get_run(store: Store, run_id: str) -> Run:
-    """One run in full."""
-    return await store.get_run(v.run_id(run_id))
+    """One run in full (``run_id`` may be a unique prefix of 8 or more characters)."""
+    return await store.get_run(await resolve_run_id(store, run_id))
 
 
 def conditions_for(
@@ -199,7 +223,7 @@ async def compare_runs(store: Store, run_ids: Sequence[str]) -> Comparison:
         raise InvalidInput("compare_runs needs a list of at least 2 run ids")
     if len(run_ids) > MAX_COMPARE:
         raise InvalidInput(f"compare_runs takes at most {MAX_COMPARE} runs, got {len(run_ids)}")
-    ids = list(dict.fromkeys(v.run_id(r) for r in run_ids))
+    ids = list(dict.fromkeys([await resolve_run_id(store, r) for r in run_ids]))
     runs = [await store.get_run(rid) for rid in ids]
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in r.metrics})
@@ -260,7 +284,8 @@ async def export_runs(
 
 async def metric_history(store: Store, run_id: str, key: str) -> MetricSeries:
     """Every point of one metric of a run, ordered by step."""
-    return await store.metric_history(v.run_id(run_id), v.key(key, "metric key"))
+    rid = await resolve_run_id(store, run_id)
+    return await store.metric_history(rid, v.key(key, "metric key"))
 
 
 # writes
@@ -436,14 +461,14 @@ async def delete_archived(store: Store, artifacts: ArtifactStore | None) -> int:
 
 async def get_tags(store: Store, run_id: str) -> dict[str, str]:
     """A run's tags."""
-    return (await store.get_run(v.run_id(run_id))).tags
+    return (await get_run(store, run_id)).tags
 
 
 async def add_tag(
     store: Store, run_id: str, key: str, value: str, user: str | None = None
 ) -> dict[str, str]:
     """Set one tag on a run (running or ended); returns the run's tags."""
-    rid = v.run_id(run_id)
+    rid = await resolve_run_id(store, run_id)
     await set_tags(store, rid, {key: value}, user)
     return await get_tags(store, rid)
 
@@ -452,4 +477,5 @@ async def set_note(store: Store, run_id: str, note: str, user: str | None = None
     """Replace a run's markdown note (at most 100,000 characters, no NUL), as ``user``."""
     if not isinstance(note, str):
         raise InvalidInput(f"note must be a string of markdown, got {type(note).__name__}")
-    await store.set_note(v.run_id(run_id), v.text(note, "note"), user)
+    rid = await resolve_run_id(store, run_id)
+    await store.set_note(rid, v.text(note, "note"), user)

@@ -169,8 +169,7 @@ def _slice_error(exc: ValidationError, name: str, start: int) -> ApiError:
            validate=_validate_batch)  # fmt: skip
 async def log_metrics(call: Call) -> m.MetricsLogged:
     """Log metrics: ``{"accuracy": 0.94}`` or a batch ``{"metrics": [...], "series": [...]}``."""
-    run_id = v.run_id(call.path("run_id"))
-    await run_ops.get_run(call.store, run_id)
+    run_id = (await run_ops.get_run(call.store, call.path("run_id"))).id  # a prefix too
     body: m.MetricBatch | m.MetricValues = call.body
     if isinstance(body, m.MetricValues):
         points = [m.MetricPoint(key=k, value=val) for k, val in body.root.items()]
@@ -262,8 +261,7 @@ async def _spool(call: Call) -> tuple[Path, str | None, dict[str, str]]:
            status=201, errors=(*ERR, 413, 415))  # fmt: skip
 async def upload_artifact(call: Call) -> Artifact:
     """Upload a file as an artifact (multipart: ``file``, optional ``name``), streamed."""
-    run_id = v.run_id(call.path("run_id"))
-    await run_ops.get_run(call.store, run_id)
+    run_id = (await run_ops.get_run(call.store, call.path("run_id"))).id  # a prefix too
     path, filename, fields = await _spool(call)
     try:
         name = validate_artifact_name(fields.get("name") or filename or "")

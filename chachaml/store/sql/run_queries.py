@@ -242,6 +242,10 @@ class RunQueries:
             if value is not None:
                 where.append(column)
                 params.append(value)
+        if query.id_prefix is not None:
+            # substr, not LIKE: ids may hold "_", and a collation may order a range oddly
+            where.append("substr(r.id, 1, ?) = ?")
+            params += [len(query.id_prefix), query.id_prefix]
         for cond in query.metric_conditions:
             op = OP_SQL[cond.op]
             if cond.key == query.order_by_metric:
