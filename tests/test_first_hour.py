@@ -424,3 +424,41 @@ async def test_a_copied_id_prefix_works_on_every_surface(tmp_path: Path) -> None
             await run_ops.get_run(store, "abc")  # too short to be a prefix
     finally:
         await store.close()
+
+
+async def test_a_misspelt_metric_or_a_pipeline_name_gets_a_hint(tmp_path: Path) -> None:
+    from chachaml.client.pipelines.pipeline import run_pipeline
+    from chachaml.tools import pipelines as pipeline_ops
+
+    async with open_seeded(tmp_path) as store, MCPClient(build_mcp(store)) as mcp:
+        text = _text(await mcp.call_tool("best_run", {"metric": "acq"}))
+        assert text.endswith("(all runs): did you mean 'acc'?"), text
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    client = Client(store=url, artifacts=str(tmp_path / "a"))
+    try:
+        done = await anyio_to_thread(lambda: run_pipeline("nightly", [_one], client=client))
+    finally:
+        client.close()
+    opened = await open_store(url)
+    try:
+        with pytest.raises(NotFound, match=f"that is a pipeline name; .*{done.id}"):
+            await pipeline_ops.get_pipeline(opened, "nightly")
+    finally:
+        await opened.close()
+
+
+@pytest.mark.postgres
+def test_migrating_to_a_postgres_schema_that_does_not_exist_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.services import POSTGRES_URL
+
+    source = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["demo", "--runs", "1", "--store", source, "--artifacts", str(tmp_path)]) == 0
+    capsys.readouterr()
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    target = f"{POSTGRES_URL}{sep}options=-csearch_path%3Dno_such_schema_here"
+    assert main(["migrate", "--from", source, "--to", target]) == 2
+    err = capsys.readouterr().err
+    assert "cannot prepare the store" in err and "create the schema" in err
+    assert "Traceback" not in err

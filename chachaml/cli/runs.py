@@ -84,9 +84,9 @@ def cmd_best(args: argparse.Namespace, client: Client) -> int:
     """Print the best run for a metric."""
     best = client.best_run(args.metric, args.experiment, "min" if args.min else "max")
     if best is None:
-        from chachaml.tools.experiments import why_no_runs
+        from chachaml.tools.experiments import why_no_metric
 
-        why = client.op(why_no_runs, args.experiment)
+        why = client.op(why_no_metric, args.metric, args.experiment)
         print(f"no run has logged {args.metric!r}" + (f": {why}" if why else ""))
         return 1
     print(

@@ -209,6 +209,13 @@ class PostgresStore(SQLStore):
         database = await PostgresDatabase.open(url)
         try:
             await database.transact(_migrate)
+        except asyncpg.PostgresError as exc:
+            # e.g. a search_path naming a schema that does not exist: say which store and why
+            await database.close()
+            raise StoreUnavailable(
+                f"cannot prepare the store {redacted(url)}: {exc}"
+                " (create the schema or database first, or fix the URL)"
+            ) from None
         except BaseException:
             await database.close()
             raise

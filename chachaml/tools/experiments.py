@@ -48,3 +48,20 @@ async def why_no_runs(store: Store, experiment: str | None = None) -> str | None
     if await store.count_runs(RunQuery(include_archived=True)) == 0:
         return f"the store {redact_url(store.url)} holds no runs yet"
     return None
+
+
+async def why_no_metric(store: Store, metric: str, experiment: str | None = None) -> str | None:
+    """Why no run has logged ``metric``: the store or experiment, else a near metric name.
+
+    The names come from the latest values of the newest 200 runs (of the experiment), which
+    is where a misspelt metric's right name is.
+    """
+    why = await why_no_runs(store, experiment)
+    if why is not None:
+        return why
+    recent = await store.query_runs(RunQuery(experiment=experiment, limit=200))
+    known = sorted({k for r in recent for k in r.metrics})
+    close = difflib.get_close_matches(metric, known, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {', '.join(repr(c) for c in close)}?"
+    return None

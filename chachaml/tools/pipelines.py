@@ -75,6 +75,13 @@ async def get_pipeline(store: Store, pipeline_id: str) -> PipelineDetail:
         try:
             run = await store.get_run(checked)
         except (NotFound, InvalidInput):
+            named = await store.list_pipelines(checked, None, 5)
+            if named:  # a pipeline's name given where its id belongs
+                ids = ", ".join(p.id for p in named)
+                raise NotFound(
+                    f"pipeline {checked!r} not found: that is a pipeline name; its runs' ids,"
+                    f" newest first: {ids}"
+                ) from None
             raise NotFound(f"pipeline {checked!r} not found") from None
         owner = run.tags.get(PIPELINE_TAG)
         if owner is None:

@@ -274,8 +274,8 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
         )
         scope = _scope(experiment=experiment, since=since, until=until)
         text = render.best_text(best, metric, scope)
-        if best is None and (why := await experiment_ops.why_no_runs(store, experiment)):
-            text = f"{text[:-1]}: {why}."
+        if best is None and (why := await experiment_ops.why_no_metric(store, metric, experiment)):
+            text = f"{text[:-1]}: {why}" + ("" if why.endswith("?") else ".")
         return answer(BestRunAnswer(best=best), text)
 
     async def add_tag(
