@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -415,3 +416,18 @@ def test_delivery_settings_come_from_the_environment() -> None:
         4,
     )
     assert Delivery.from_settings(Settings.from_env({})).base_url == "http://127.0.0.1:8080"
+
+
+async def test_a_lookback_past_1970_checks_every_run_instead_of_failing(tmp_path: Path) -> None:
+    from chachaml.store import open_store
+    from chachaml.tools import alerts as alert_ops
+    from chachaml.tools.webhooks import Delivery
+
+    store = await open_store(f"sqlite:///{tmp_path / 'l.db'}")
+    try:
+        rule = alert_ops.build_rule("low", "me", metric_key="acc", op="<", threshold=0.5)
+        await alert_ops.set_alert(store, rule)
+        fired = await alert_ops.check_alerts(store, Delivery(), lookback_hours=767_739.17)
+        assert fired == []  # found in the fuzzing: a 500 before
+    finally:
+        await store.close()

@@ -409,7 +409,9 @@ async def check_alerts(
             return await store.check_alerts(now, lookback_hours)
         raise InvalidInput(f"the store at {store.url} cannot evaluate alert rules")
     when = time.time() if now is None else v.finite(now, "now")
-    since = to_datetime(when) - timedelta(hours=_positive(lookback_hours, "lookback_hours"))
+    hours = _positive(lookback_hours, "lookback_hours")
+    # a lookback past 1970 means every run: no stored run started before the epoch
+    since = max(to_datetime(when) - timedelta(hours=min(hours, 1e7)), to_datetime(0.0))
     how = delivery or Delivery()
     rules = await store.list_alerts()
     runs: list[RunInfo] = []
