@@ -10,7 +10,7 @@
 # Usage: scripts/newcomer_check.sh [inspector-binary]   (CI runs it after the tests)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-inspector="${1:-$root/.ci/node/node_modules/.bin/mcp-inspector}"
+inspector="$(realpath "${1:-$root/.ci/node/node_modules/.bin/mcp-inspector}")"  # it cds away
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
