@@ -9,11 +9,11 @@ tool error of one sentence per argument: which argument, what was given, what is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import CallToolResult, TextContent
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -22,8 +22,8 @@ from pydantic_core import ErrorDetails
 class ArgumentCheck:
     """Refuse a ``tools/call`` whose arguments the tool would not accept, saying why."""
 
-    def __init__(self, tools: Mapping[str, Callable[..., Any]]) -> None:
-        self._meta: dict[str, FuncMetadata] = {n: func_metadata(fn) for n, fn in tools.items()}
+    def __init__(self, tools: Mapping[str, FuncMetadata]) -> None:
+        self._meta = dict(tools)  # each tool's argument model, as the SDK built it
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext

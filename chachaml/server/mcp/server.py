@@ -23,6 +23,7 @@ from chachaml.server.mcp.arguments import ArgumentCheck
 from chachaml.server.mcp.artifacts import artifact_tools
 from chachaml.server.mcp.metrics import metric_tools
 from chachaml.server.mcp.pipelines import pipeline_tools
+from chachaml.server.mcp.registration import bound_tool
 from chachaml.server.mcp.registry import registry_tools
 from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
@@ -78,24 +79,28 @@ def build_mcp(
     wanted = selected_tools(toolsets, read_only=read_only)
     tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
     by_name = {fn.__name__: fn for fn in tools}
+    registered = [
+        bound_tool(
+            reported(by_name[name]),
+            title=SPECS[name].title,
+            description=inspect.cleandoc(by_name[name].__doc__ or ""),
+            annotations=_annotations(name),
+        )
+        for name in wanted
+    ]
     server: MCPServer = MCPServer(
         NAME,
         title=NAME,
         instructions=instructions(store.url),
         version=__version__,
         log_level="WARNING",
+        tools=registered,
         middleware=[
             CallerMiddleware(user),  # who each call acts as; writes check it
-            ArgumentCheck({name: by_name[name] for name in wanted}),  # errors an agent can act on
+            # errors an agent can act on, checked against the argument models built above
+            ArgumentCheck({tool.name: tool.fn_metadata for tool in registered}),
         ],
     )
-    for name in wanted:
-        server.add_tool(
-            reported(by_name[name]),
-            title=SPECS[name].title,
-            description=inspect.cleandoc(by_name[name].__doc__ or ""),
-            annotations=_annotations(name),
-        )
     _add_resources(server, store)
     _add_prompts(server)
     return server
