@@ -215,7 +215,7 @@ class EnvVar:
     meaning: str
 
 
-#: Every variable chachaml reads, in one place (``tests/test_settings.py`` keeps this, the
+#: Every variable chachaml reads, in one place (``tests/test_environment.py`` keeps this, the
 #: code and the README's table equal; ``python -m chachaml.settings`` prints the table).
 ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(("CHACHAML_STORE",), "`sqlite:///./chachaml.db` (image: `sqlite:////data/chachaml.db`)",

@@ -2,7 +2,8 @@
 
 ``backend`` is ``sqlite``, ``postgres`` and, for the tests that say so, ``remote``: the
 remote store (:class:`~chachaml.client.remote.RemoteStore`) talking to a server app in this
-process over a fresh SQLite file (:mod:`tests.remote_server`), through ``httpx.ASGITransport``.
+process over a fresh SQLite file (:mod:`tests.support.remote_server`), through
+``httpx.ASGITransport``.
 Remote runs are added to
 
 - the ``Store`` contract tests (modules marked ``contract``) that use ``store``, except those
@@ -14,7 +15,7 @@ Remote runs are added to
   team-mode server where the user ``tester`` holds an admin token; except those marked
   ``database_url`` (they hand the URL to another process or open the database directly).
 
-``tests/test_remote_tracking.py`` keeps one real ``chachaml serve`` over a socket.
+``tests/client/remote/test_tracking.py`` keeps one real ``chachaml serve`` over a socket.
 """
 
 from __future__ import annotations
@@ -29,16 +30,17 @@ import pytest
 from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
-from tests.fork_server import ServerFactory
 from tests.support.fake_providers import FakeProvider, fake_provider
+from tests.support.fork_server import ServerFactory
 from tests.support.services import postgres_schema
 
 if TYPE_CHECKING:
-    from tests.remote_server import InProcessServer
+    from tests.support.remote_server import InProcessServer
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 REMOTE_TOKEN = "tester-remote-token"
-REMOTE_URL = "http://127.0.0.1"  # tests.remote_server.BASE_URL (imported lazily: the server)
+# tests.support.remote_server.BASE_URL (imported lazily: the server)
+REMOTE_URL = "http://127.0.0.1"
 
 
 def _over_remote(metafunc: pytest.Metafunc) -> bool:
@@ -120,7 +122,7 @@ def server_factory() -> Iterator[ServerFactory]:
 @pytest.fixture
 def remote_server(tmp_path: Path) -> InProcessServer:
     """A team-mode server app in this process over a fresh SQLite file (``tester``: admin)."""
-    from tests.remote_server import InProcessServer
+    from tests.support.remote_server import InProcessServer
 
     tokens = (("tester", REMOTE_TOKEN, "admin"),)
     return InProcessServer(tmp_path / "server.db", tmp_path / "artifacts", tokens)
@@ -148,7 +150,7 @@ async def store(db_url: str | None, tmp_path: Path) -> AsyncIterator[Store]:
     """An open, empty store: a database, or a remote store over a local-mode server app."""
     if db_url is None:
         from chachaml.client.remote import RemoteStore
-        from tests.remote_server import InProcessServer
+        from tests.support.remote_server import InProcessServer
 
         server = InProcessServer(tmp_path / "server.db", tmp_path / "server-artifacts")
         opened: Store = await RemoteStore.open(REMOTE_URL, transport=server)

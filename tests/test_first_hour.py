@@ -201,7 +201,7 @@ async def test_the_printed_stdio_config_starts_a_server_an_sdk_client_uses(
 
 
 def test_mcp_config_for_a_team_server_carries_the_token_header(tmp_path: Path) -> None:
-    from tests.security.serve_proc import ServeProcess
+    from tests.support.serve_proc import ServeProcess
 
     server = ServeProcess(
         f"sqlite:///{tmp_path / 'team.db'}", tmp_path / "a", {"CHACHAML_TOKENS": "ana:tok-ana-1234"}

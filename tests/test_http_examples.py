@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import REMOTE_TOKEN
-from tests.fork_server import ServerFactory
+from tests.support.fork_server import ServerFactory
 from tests.test_docs import SERVER_EXAMPLE, code_blocks
 
 README_URL = "http://127.0.0.1:8080"

@@ -1,4 +1,4 @@
-"""The tree stays readable: no module over 600 lines, one import name per layer."""
+"""The tree stays readable: no module over 600 lines, one import name per layer, tests mirror it."""
 
 from __future__ import annotations
 
@@ -24,3 +24,30 @@ def test_the_top_level_holds_only_the_public_modules_and_the_layers() -> None:
         "errors.py", "settings.py", "cli", "records", "store", "tools", "client", "server",
         "chat",
     }  # fmt: skip
+
+
+#: Repository-level checks (docs, packaging, the tree itself): the only tests at the top.
+REPOSITORY_CHECKS = {
+    "test_deploy.py", "test_docs.py", "test_docs_screenshot.py", "test_environment.py",
+    "test_first_hour.py", "test_http_examples.py", "test_layout.py", "test_public_api.py",
+}  # fmt: skip
+
+
+def test_the_tests_mirror_the_package_tree() -> None:
+    """tests/server/mcp/ tests chachaml/server/mcp/, tests/bench/ tests bench/; support/ holds
+    helpers and e2e/ everything with real processes, sockets or a browser."""
+    tests = ROOT / "tests"
+    folders = {p.parent.relative_to(tests) for p in tests.rglob("*.py")} - {Path()}
+    strays = sorted(
+        str(f)
+        for f in folders
+        if f.parts[0] not in {"support", "e2e"}
+        and not (ROOT / ("" if f.parts[0] == "bench" else "chachaml") / f).is_dir()
+    )
+    assert strays == [], f"no package folder for tests/{strays}: move them under their layer"
+    packages = sorted(str(f) for f in folders if not (tests / f / "__init__.py").is_file())
+    assert packages == [], f"add __init__.py to tests/{packages} (duplicate basenames need it)"
+    top = {p.name for p in tests.glob("test_*.py")}
+    assert top <= REPOSITORY_CHECKS, f"move {sorted(top - REPOSITORY_CHECKS)} under its layer"
+    helpers = sorted(p.name for p in (tests / "support").rglob("test_*.py"))
+    assert helpers == [], f"tests/support holds helpers, not tests: {helpers}"

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.e2e.test_ui_browser import chromium
+from tests.support.browser import chromium
 from tests.support.mcp_seed import free_port, seeded_store, serving
 
 ATTACK = """<!doctype html><html><body>

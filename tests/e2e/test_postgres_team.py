@@ -18,9 +18,9 @@ from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools.catalogue import DEFAULT_TOOLS
 from tests.conftest import make_settings
+from tests.support.client_seed import seed
 from tests.support.mcp_seed import serving
 from tests.support.services import postgres_schema
-from tests.test_migrate import seed
 
 pytestmark = pytest.mark.postgres
 

@@ -15,10 +15,10 @@ import anyio
 import pytest
 
 from chachaml.store import open_store
-from tests.e2e.test_ui_browser import SHOTS, _visit, chromium
+from tests.support.alerts_seed import seed_alerts
+from tests.support.browser import SHOTS, chromium, visit
 from tests.support.fake_providers import Call, FakeProvider, Say, fake_provider
 from tests.support.mcp_seed import IRIS, NEW, seed, serving
-from tests.test_ui_alerts_chat import seed_alerts
 
 KEY = "sk-browser-only-key"
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> done'
@@ -87,7 +87,7 @@ def test_chat_answers_with_its_tool_calls_links_and_history(
         Say(lambda seen: f"The best iris run is {IRIS} (acc 0.97); digits v2 is in production."),
         Say(lambda seen: "You asked: " + seen.texts[0][1]),
     )
-    page, errors = _visit(browser, f"{base_url}/chat", f"chat-{provider_name}")
+    page, errors = visit(browser, f"{base_url}/chat", f"chat-{provider_name}")
     try:
         page.select_option("#chat-provider", provider_name)
         page.fill("#chat-key", KEY)
@@ -121,7 +121,7 @@ def test_a_hostile_chat_answer_renders_as_text(
     browser: Any, base_url: str, fake: FakeProvider
 ) -> None:
     fake.play(Say(lambda seen: HOSTILE))
-    page, errors = _visit(browser, f"{base_url}/chat", "chat-hostile")
+    page, errors = visit(browser, f"{base_url}/chat", "chat-hostile")
     try:
         page.fill("#chat-key", KEY)
         reply = _ask(page, "Say something nasty", 1)
@@ -138,7 +138,7 @@ def test_a_provider_error_shows_in_the_conversation(
     browser: Any, base_url: str, fake: FakeProvider
 ) -> None:
     fake.play()
-    page, errors = _visit(browser, f"{base_url}/chat", "chat-no-key")
+    page, errors = visit(browser, f"{base_url}/chat", "chat-no-key")
     try:
         page.evaluate("sessionStorage.clear()")
         page.fill("#chat-key", "")
@@ -151,7 +151,7 @@ def test_a_provider_error_shows_in_the_conversation(
 
 
 def test_alerts_page_shows_the_seeded_rule_and_event(browser: Any, base_url: str) -> None:
-    page, errors = _visit(browser, f"{base_url}/alerts", "alerts")
+    page, errors = visit(browser, f"{base_url}/alerts", "alerts")
     try:
         rules = page.locator("table.alert-rules").inner_text()
         for text in ("acc-low", "threshold", "acc < 0.5", "mnist", "hooks.example.com", "yes"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,9 @@ import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
+from tests.support.browser import SHOTS, chromium, visit
 from tests.support.mcp_seed import MID, OLD, seed, serving
-from tests.support.services import unavailable
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 EVIL_ID, LONG_ID = "9" * 32, "e" * 32
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_NOTE = "<script>window.pwned = 1</script> Loss $\\mathcal{L} = \\sum_i x_i^2$"
@@ -98,58 +86,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield mcp_url.removesuffix("/mcp")
 
 
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium through Playwright (skipped without them, required in CI)."""
-    if not CHROMIUM.exists():
-        unavailable(f"Debian's chromium is not installed at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed")
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture(scope="module")
 def browser(base_url: str) -> Iterator[Any]:
     """Chromium, started after the store is seeded (Playwright's sync API holds the loop)."""
     with chromium() as launched:
         yield launched
-
-
-def _visit(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:
-    """Open ``url`` in a fresh page; returns the page and the console errors seen."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "request",
-        lambda req: (
-            errors.append(f"off-host request {req.url}")
-            if not req.url.startswith(url.split("/", 3)[0] + "//" + url.split("/", 3)[2])
-            and not req.url.startswith(("data:", "blob:"))
-            else None
-        ),
-    )
-
-    def on_dialog(dialog: Any) -> None:
-        errors.append(f"dialog opened: {dialog.message}")
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.goto(url, wait_until="networkidle")
-    charts = page.locator(".chart")
-    for i in range(charts.count()):
-        charts.nth(i).locator("canvas, svg").first.wait_for(state="attached", timeout=10_000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
-    return page, errors
 
 
 PAGES = [
@@ -172,7 +113,7 @@ PAGES = [
 def test_page_shows_its_content_and_charts_without_console_errors(
     browser: Any, base_url: str, shot: str, path: str, texts: list[str]
 ) -> None:
-    page, errors = _visit(browser, base_url + path, shot)
+    page, errors = visit(browser, base_url + path, shot)
     try:
         body = page.inner_text("body")
         for text in texts:
@@ -187,7 +128,7 @@ def test_page_shows_its_content_and_charts_without_console_errors(
 
 
 def test_run_charts_draw_and_switch_to_log_scale(browser: Any, base_url: str) -> None:
-    page, errors = _visit(browser, f"{base_url}/runs/{MID}", "run-charts")
+    page, errors = visit(browser, f"{base_url}/runs/{MID}", "run-charts")
     try:
         assert page.locator(".chart canvas").count() == 2
         page.locator("input.log-toggle").first.check()
@@ -203,7 +144,7 @@ def test_run_charts_draw_and_switch_to_log_scale(browser: Any, base_url: str) ->
 
 def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> None:
     for path, shot in (("/runs", "hostile-runs"), (f"/runs/{EVIL_ID}", "hostile-run")):
-        page, errors = _visit(browser, base_url + path, shot)
+        page, errors = visit(browser, base_url + path, shot)
         try:
             assert EVIL_NAME in page.inner_text("body")
             assert page.locator("main img[src='x']").count() == 0
@@ -211,7 +152,7 @@ def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> 
             assert errors == []
         finally:
             page.close()
-    page, _ = _visit(browser, f"{base_url}/runs/{EVIL_ID}", "hostile-note")
+    page, _ = visit(browser, f"{base_url}/runs/{EVIL_ID}", "hostile-note")
     try:
         note = page.locator(".note")
         assert "<script>window.pwned = 1</script>" in note.inner_text()
@@ -221,7 +162,7 @@ def test_hostile_names_and_notes_render_as_text(browser: Any, base_url: str) -> 
 
 
 def test_adding_a_tag_through_the_form(browser: Any, base_url: str) -> None:
-    page, errors = _visit(browser, f"{base_url}/runs/{OLD}", "run-tag-form")
+    page, errors = visit(browser, f"{base_url}/runs/{OLD}", "run-tag-form")
     try:
         form = page.locator("#tag-form")
         form.locator("input[name=key]").fill("checked-by")

@@ -14,7 +14,7 @@ from chachaml.records.runs import ArtifactRecord, NewRun
 from chachaml.store import Store, open_store
 from chachaml.store.artifacts import object_uri
 from chachaml.store.codec import make_chunk
-from tests.remote_server import stored_object
+from tests.support.remote_server import stored_object
 
 pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 

@@ -81,7 +81,7 @@ def test_a_provider_error_is_one_line_on_stderr(
 
 
 def test_the_readme_chat_example_runs(fake: FakeProvider, tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Chat with your ML data", 1)[1]
     example = re.findall(r"```py\n(.*?)```", section, flags=re.S)[0]
     best_iris(fake)

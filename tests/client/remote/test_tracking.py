@@ -2,7 +2,7 @@
 
 One smoke test starts a real ``chachaml serve`` and logs from a separate Python process over
 a socket with a token; the others reach the same app in this process through
-``httpx.ASGITransport`` (:mod:`tests.remote_server`), as the contract suite does.
+``httpx.ASGITransport`` (:mod:`tests.support.remote_server`), as the contract suite does.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from chachaml.client.remote import RemoteStore
 from chachaml.errors import Forbidden, NotFound, Unauthorized
 from chachaml.store import open_store
 from tests.conftest import make_settings
-from tests.remote_server import BASE_URL, InProcessServer
 from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
+from tests.support.remote_server import BASE_URL, InProcessServer
 
 TOKEN = "ada-remote-token"
 READER = "rita-read-token"

@@ -26,8 +26,8 @@ from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
-from tests.security.serve_proc import ServeProcess
 from tests.support.mcp_seed import free_port
+from tests.support.serve_proc import ServeProcess
 from tests.support.waiting import wait_for
 
 TOKEN = "alice-idempotency-token"

@@ -21,7 +21,7 @@ from chachaml.records.runs import (
 )
 from chachaml.store import Store
 from chachaml.store.codec import make_chunk
-from tests.remote_server import stored_object
+from tests.support.remote_server import stored_object
 
 pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.security.serve_proc import ServeProcess
+from tests.support.serve_proc import ServeProcess
 
 TOKEN = "bob-limits-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

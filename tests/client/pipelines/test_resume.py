@@ -1,13 +1,11 @@
-"""Reusable definitions, resume, killed pipelines (process killed or cancelled), event loops."""
+"""Reusable definitions, resume, cancelled pipelines read as killed, event loops.
+
+A pipeline whose process is killed: :mod:`tests.e2e.test_pipelines`.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -139,61 +137,6 @@ def test_prev_result_with_several_dependencies_is_refused(client: Client) -> Non
     ]
     with pytest.raises(PipelineFailed, match=r"prev_result is ambiguous; use ctx\.results"):
         run_pipeline("ambiguous", steps, client=client)
-
-
-SCRIPT = """
-import threading
-import chachaml as ml
-from chachaml.client.pipelines.pipeline import Step
-
-def first(ctx):
-    return {"rows": 3}
-
-def hang(ctx):
-    threading.Event().wait(60)
-
-ml.run_pipeline("doomed", [first, hang, Step("last", lambda ctx: 1)])
-"""
-
-
-@pytest.mark.e2e
-def test_a_pipeline_whose_process_is_killed_reads_as_killed_and_resumes(
-    client: Client, tmp_path: Path
-) -> None:
-    script = tmp_path / "doomed.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    env = {
-        **os.environ,
-        "CHACHAML_STORE": client.settings.store_url,
-        "CHACHAML_ARTIFACTS": str(tmp_path / "artifacts"),
-        "CHACHAML_HEARTBEAT_SECONDS": "0.2",
-    }
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path)
-    try:
-        (found,) = poll(
-            lambda: [
-                p
-                for p in pipelines(name="doomed", client=client)
-                if p.step_counts.get("running") == 1 and p.step_counts.get("completed") == 1
-            ]
-        )
-    finally:
-        proc.kill()
-        proc.wait(WAIT)
-
-    poll(lambda: pipeline(found.id, client=client).status == "killed")
-    detail = pipeline(found.id, client=client)
-    assert [s.status for s in detail.steps] == ["completed", "killed", "pending"]
-    assert client.get_run(detail.run_id or "").status == "killed"
-    poll(lambda: client.get_run(detail.steps[1].run_id or "").status == "killed")
-
-    result = resume_pipeline(
-        found.id,
-        [Step("first", print), Step("hang", lambda c: c.prev_result["rows"]), Step("last", print)],
-        client=client,
-    )
-    assert result.results == {"first": {"rows": 3}, "hang": 3, "last": None}
-    assert result.detail.status == "completed"
 
 
 @pytest.mark.anyio

@@ -234,7 +234,7 @@ def test_claude_desktop_example_launches_the_installed_mcp_command() -> None:
     import json
     import shutil
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]
     config = json.loads((root / "claude_desktop_config.example.json").read_text())
     server = config["mcpServers"]["chachaml"]
     assert server["args"][0] == "mcp"

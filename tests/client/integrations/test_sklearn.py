@@ -1,13 +1,10 @@
-"""The sklearn integration: tracked fit/predict/evaluate, safe files, the registry round trip."""
+"""The sklearn integration: tracked fit/predict/evaluate, safe files, the registry round trip.
+
+A model loaded in a fresh process and the examples run: :mod:`tests.e2e.test_sklearn`.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +29,6 @@ from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput
 from chachaml.records.runs import Table
 from chachaml.store.artifacts.skops import dumps_estimator, loads_estimator
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Doubler(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -283,66 +278,3 @@ def test_pickled_estimators_need_allow_pickle(client: Client) -> None:
         Registry(client).load_model("lin")
     model = Registry(client).load_model("lin", allow_pickle=True)
     assert model.predict([[2.0]]).tolist() == pytest.approx([4.0])
-
-
-LOADER = textwrap.dedent(
-    """
-    import json, sys
-    from sklearn.datasets import load_iris
-    from chachaml.client.registry import Registry
-    from chachaml.client.client import Client
-
-    client = Client(store=sys.argv[1], artifacts=sys.argv[2])
-    model = Registry(client).load_model("iris")
-    X, _ = load_iris(return_X_y=True, as_frame=True)
-    print(json.dumps(model.predict(X).tolist()))
-    client.close()
-    """
-)
-
-
-@pytest.mark.e2e
-def test_iris_round_trip_through_a_fresh_process(
-    client: Client, store_url: str, tmp_path: Path
-) -> None:
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    result = train_and_evaluate(
-        LogisticRegression(max_iter=500), X, y, X, y, register_as="iris", client=client
-    )
-    assert result.version is not None
-    Registry(client).promote("iris", result.version.version, "production")
-    client.close()
-    out = subprocess.run(
-        [sys.executable, "-c", LOADER, store_url, str(tmp_path / "artifacts")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    assert json.loads(out.stdout) == result.estimator.predict(X).tolist()
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    ("script", "expected"),
-    [
-        ("sklearn_iris.py", "production and challenger agree"),
-        ("sklearn_regression.py", "version 1 (production)"),
-    ],
-)
-def test_examples_run(tmp_path: Path, script: str, expected: str) -> None:
-    env = {
-        **os.environ,
-        "CHACHAML_STORE": f"sqlite:///{tmp_path / 'examples.db'}",
-        "CHACHAML_ARTIFACTS": str(tmp_path / "artifacts"),
-    }
-    out = subprocess.run(
-        [sys.executable, "-W", "error", str(ROOT / "examples" / script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert expected in out.stdout

@@ -26,7 +26,7 @@ from chachaml.records.pipelines import PipelineDetail
 from chachaml.records.registry import ModelDetail, VersionDiff
 from chachaml.records.runs import Comparison, MetricSeries, Run, RunInfo, Runs
 from tests.conftest import make_settings
-from tests.e2e.test_ui_browser import chromium
+from tests.support.browser import chromium
 
 EVIL = "<script>window.pwned = 1</script>"
 ESCAPED = "&lt;script&gt;window.pwned = 1&lt;/script&gt;"

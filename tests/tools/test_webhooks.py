@@ -36,7 +36,7 @@ from chachaml.tools import alerts as ops
 from chachaml.tools.deliveries import drain_deliveries, run_delivery_worker
 from chachaml.tools.webhooks import Delivery
 from tests.conftest import make_settings
-from tests.fork_server import ServerFactory
+from tests.support.fork_server import ServerFactory
 from tests.support.waiting import await_for
 from tests.support.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
 
@@ -410,7 +410,7 @@ async def test_a_chachaml_mcp_process_delivers_the_queue(
 async def test_a_chachaml_serve_process_delivers_the_queue(
     store: ServerStore, store_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    from tests.security.serve_proc import ServeProcess
+    from tests.support.serve_proc import ServeProcess
 
     await raw_rule(store, receiver.url)
     event = await fire(store)
