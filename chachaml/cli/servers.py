@@ -74,6 +74,7 @@ def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
     from chachaml.server.mcp.stdio import EarlyStdio
 
     settings = client.settings
+    toolsets = _toolsets(args)  # a bad name is refused before stdio is claimed
     _announce_new_store(settings.store_url)
     # claims stdio and answers initialize before the SDK loads
     wire = EarlyStdio(version=__version__, store_url=settings.store_url)
@@ -88,7 +89,7 @@ def cmd_mcp(args: argparse.Namespace, client: Client) -> int:
             wire,
             settings.store_url,
             settings.artifact_root,
-            toolsets=_toolsets(args),
+            toolsets=toolsets,
             read_only=args.read_only,
             user=settings.user,
             s3=settings.s3,
