@@ -22,7 +22,7 @@ from bench.processes import chachaml_serve
 from bench.runner import Benchmark, Context, main_one
 from bench.seed import run_id
 from bench.targets import TARGETS
-from bench.timing import step
+from bench.timing import step, warm_up
 
 NAME = "mcp_http"
 TOKEN = "bench-mcp-http-token"
@@ -33,11 +33,6 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("list_runs", {"limit": 20}),
 ]
 MODES = {"local": ("", {}), "team": (f"bench:{TOKEN}", {"Authorization": f"Bearer {TOKEN}"})}
-
-
-def warm_up(calls: int) -> int:
-    """Untimed calls before ``calls`` timed ones."""
-    return min(WARM_UP, calls)
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ def time_calls(url: str, headers: dict[str, str], calls: int) -> dict[str, list[
     times: dict[str, list[float]] = {name: [] for name, _ in CASES}
     base = {"Accept": "application/json, text/event-stream", **headers}
     with httpx.Client(base_url=url, headers=base, timeout=30) as http:
-        for i in range(calls + warm_up(calls)):
+        for i in range(calls + warm_up(calls, WARM_UP)):
             for name, arguments in CASES:
                 body = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
                         "params": {"name": name, "arguments": arguments}}  # fmt: skip
@@ -71,7 +66,7 @@ def time_calls(url: str, headers: dict[str, str], calls: int) -> dict[str, list[
                 result = answer.json().get("result", {})
                 if answer.status_code != 200 or result.get("isError"):
                     raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:200]}")
-                if i >= warm_up(calls):
+                if i >= warm_up(calls, WARM_UP):
                     times[name].append(elapsed)
     return times
 

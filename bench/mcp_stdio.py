@@ -29,7 +29,7 @@ from bench.figures import Figure
 from bench.processes import child_env, module_command
 from bench.runner import Benchmark, Context, main_one
 from bench.targets import TARGETS
-from bench.timing import percentile, step
+from bench.timing import percentile, step, warm_up
 from chachaml.server.mcp.runs import RunList  # in the module: the SDK resolves annotations here
 from chachaml.server.mcp.stdio import EarlyStdio
 
@@ -43,11 +43,6 @@ CASES: list[tuple[str, dict[str, object]]] = [
     ("best_run", {"metric": "accuracy"}),
     ("best_run", {"metric": "loss", "direction": "min", "experiment": "exp-7"}),
 ]
-
-
-def warm_up(calls: int) -> int:
-    """Untimed calls before ``calls`` timed ones."""
-    return min(WARM_UP, calls)
 
 
 @dataclass(frozen=True)
@@ -130,14 +125,14 @@ async def raw_calls(url: str, calls: int) -> list[list[float]]:
     next_id = 1
     for tool, args in CASES:
         samples = []
-        for _ in range(calls + warm_up(calls)):
+        for _ in range(calls + warm_up(calls, WARM_UP)):
             message = {"jsonrpc": "2.0", "id": next_id, "method": "tools/call",
                        "params": {"name": tool, "arguments": args}}  # fmt: skip
             start = time.perf_counter()
             await call(message)
             samples.append(time.perf_counter() - start)
             next_id += 1
-        results.append(samples[warm_up(calls) :])
+        results.append(samples[warm_up(calls, WARM_UP) :])
     await proc.aclose()
     return results
 
@@ -148,10 +143,10 @@ async def sdk_calls(url: str, calls: int) -> list[list[float]]:
     async with Client(server_params(url), mode="legacy") as client:
         for tool, args in CASES:
             samples = []
-            for i in range(calls + warm_up(calls)):
+            for i in range(calls + warm_up(calls, WARM_UP)):
                 start = time.perf_counter()
                 result = await client.call_tool(tool, args)
-                if i >= warm_up(calls):
+                if i >= warm_up(calls, WARM_UP):
                     samples.append(time.perf_counter() - start)
                 if result.is_error:
                     raise RuntimeError(f"{tool}: {result.content}")

@@ -13,6 +13,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def warm_up(calls: int, most: int) -> int:
+    """Untimed calls before ``calls`` timed ones: ``most``, fewer when few calls are timed."""
+    return min(most, calls)
+
+
 def percentile(samples: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) of the samples, nearest rank."""
     ordered = sorted(samples)
