@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from chachaml.chat.adapter import Connection, Conversation, open_conversation
 from chachaml.chat.errors import ChatError, IterationLimitReached, MissingApiKey
 from chachaml.chat.models import (
     DEFAULT_MODELS,
@@ -30,6 +29,7 @@ from chachaml.chat.models import (
     ToolRequest,
     conversation_size_error,
 )
+from chachaml.chat.providers.conversation import Connection, Conversation, open_conversation
 from chachaml.client import bridge
 from chachaml.errors import InvalidInput, import_extra
 from chachaml.settings import Settings

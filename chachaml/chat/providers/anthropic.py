@@ -17,14 +17,14 @@ from anthropic.types import (
 )
 from anthropic.types import Message as AnthropicMessage
 
-from chachaml.chat.adapter import Connection, provider_errors
 from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
+from chachaml.chat.providers.conversation import Connection, provider_errors
 
 MAX_TOKENS = 4096
 
 
 class AnthropicConversation:
-    """A :class:`~chachaml.chat.adapter.Conversation` over ``anthropic.AsyncAnthropic``."""
+    """A provider ``Conversation`` over ``anthropic.AsyncAnthropic``."""
 
     def __init__(
         self,

@@ -17,8 +17,8 @@ from openai.types.chat import (
     ChatCompletionToolParam,
 )
 
-from chachaml.chat.adapter import Connection, provider_errors
 from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
+from chachaml.chat.providers.conversation import Connection, provider_errors
 
 
 def _arguments(raw: str) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def _arguments(raw: str) -> dict[str, Any]:
 
 
 class OpenAIConversation:
-    """A :class:`~chachaml.chat.adapter.Conversation` over ``openai.AsyncOpenAI``."""
+    """A provider ``Conversation`` over ``openai.AsyncOpenAI``."""
 
     def __init__(
         self,

@@ -60,10 +60,10 @@ def open_conversation(
 ) -> Conversation:
     """A conversation with the provider ``conn`` names (its SDK is imported here)."""
     if conn.provider == "anthropic":
-        from chachaml.chat.anthropic_adapter import AnthropicConversation
+        from chachaml.chat.providers.anthropic import AnthropicConversation
 
         return AnthropicConversation(conn, system, history, question, tools)
-    from chachaml.chat.openai_adapter import OpenAIConversation
+    from chachaml.chat.providers.openai import OpenAIConversation
 
     return OpenAIConversation(conn, system, history, question, tools)
 
