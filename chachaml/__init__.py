@@ -23,6 +23,7 @@ from chachaml.client.alerts import (
     set_threshold_alert,
 )
 from chachaml.client.client import Client
+from chachaml.client.default import default_client
 from chachaml.client.pipelines.pipeline import (
     Pipeline,
     PipelineFailed,
@@ -79,7 +80,7 @@ from chachaml.settings import Settings
 
 __version__ = "0.1.0"
 
-_default = Client()
+_default = default_client()
 
 use_store = _default.use_store
 run = _default.run
@@ -126,11 +127,6 @@ aruns = _default.aruns
 asearch_runs = _default.asearch_runs
 abest_run = _default.abest_run
 acompare_runs = _default.acompare_runs
-
-
-def default_client() -> Client:
-    """The client behind the module-level functions."""
-    return _default
 
 
 __all__ = [

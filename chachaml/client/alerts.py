@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chachaml.client.bound import ClientBound
+from chachaml.client.default import ClientBound
 from chachaml.records.alerts import Alert, AlertEvent
 from chachaml.tools import alerts as ops
 from chachaml.tools.webhooks import Delivery

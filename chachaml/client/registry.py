@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chachaml.client.bound import ClientBound
+from chachaml.client.default import ClientBound
 from chachaml.errors import NoActiveRun
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, VersionDiff
 from chachaml.store.artifacts.serializers import decode

@@ -41,8 +41,8 @@ except ImportError as exc:
         " pip install 'chachaml[sklearn]'"
     ) from None
 
-from chachaml.client.bound import resolve_client
 from chachaml.client.client import Client
+from chachaml.client.default import resolve_client
 from chachaml.client.registry import Registry
 from chachaml.client.run import ActiveRun
 from chachaml.records import validation

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 
 from chachaml.client import bridge
-from chachaml.client.bound import ClientBound, resolve_client
+from chachaml.client.default import ClientBound, resolve_client
 from chachaml.client.pipelines.runner import Execution, Step, StepContext, Update
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
