@@ -15,7 +15,7 @@ Remote runs are added to
   team-mode server where the user ``tester`` holds an admin token; except those marked
   ``database_url`` (they hand the URL to another process or open the database directly).
 
-``tests/client/remote/test_tracking.py`` keeps one real ``chachaml serve`` over a socket.
+``tests/e2e/test_remote_socket.py`` keeps one real ``chachaml serve`` over a socket.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from tests.support.fake_providers import FakeProvider, fake_provider
-from tests.support.fork_server import ServerFactory
 from tests.support.services import postgres_schema
 
 if TYPE_CHECKING:
@@ -115,16 +114,6 @@ def module_store_url(
     """Like ``store_url``, but one store per module and backend: for read-only tests over a
     seeded store, which then seed once instead of once per test."""
     yield from _fresh_store_url(request.param, tmp_path_factory.mktemp("module-store"))
-
-
-@pytest.fixture(scope="session")
-def server_factory() -> Iterator[ServerFactory]:
-    """Real ``chachaml serve`` processes, for the tests that need a socket (webhooks, curl)."""
-    factory = ServerFactory()
-    try:
-        yield factory
-    finally:
-        factory.close()
 
 
 @pytest.fixture

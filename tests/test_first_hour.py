@@ -1,13 +1,14 @@
-"""The first hour: stores not created by accident, one CLI grammar, MCP client configs that
-start, and MCP answers that say when the store is empty or an experiment is mistyped."""
+"""The first hour: stores not created by accident, one CLI grammar, MCP client configs, and MCP
+answers that say when the store is empty or an experiment is mistyped.
+
+The configs that start real servers are in :mod:`tests.e2e.test_mcp_setup`, the missing extras
+(each in a fresh interpreter) in :mod:`tests.e2e.test_imports`."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -138,19 +139,6 @@ async def test_a_mistyped_experiment_gets_did_you_mean(tmp_path: Path) -> None:
         assert "there is no experiment 'zzzzqqq'" in text and "did you mean" not in text
 
 
-def test_serving_a_new_store_says_so_on_stderr(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'new.db'}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "chachaml.cli", "mcp", "--store", url],
-        input=b"",
-        capture_output=True,
-        timeout=60,
-    )
-    assert f"{tmp_path / 'new.db'} does not exist yet; serving a new, empty store there" in (
-        proc.stderr.decode()
-    )
-
-
 @pytest.mark.parametrize("client", cc.CLIENTS)
 def test_mcp_config_names_absolute_paths(
     client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -169,59 +157,6 @@ def test_mcp_config_names_absolute_paths(
         parsed = json.loads(out)
         command = (parsed.get("mcpServers") or parsed["servers"])["chachaml"]["command"]
     assert Path(command).is_absolute() and os.access(command, os.X_OK), command
-
-
-async def test_the_printed_stdio_config_starts_a_server_an_sdk_client_uses(
-    tmp_path: Path,
-) -> None:
-    from mcp.client.stdio import StdioServerParameters
-
-    async with open_seeded(tmp_path):
-        pass  # seeds tmp_path/seeded.db; the configured server reads it
-    seeded = next(tmp_path.glob("*.db"))
-    out = subprocess.run(
-        [cc.executable(), "mcp", "config", "--client", "claude-desktop", "--store",
-         f"sqlite:///{seeded}"],
-        capture_output=True, check=True, timeout=60, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    ).stdout  # fmt: skip
-    entry = json.loads(out)["mcpServers"]["chachaml"]
-    params = StdioServerParameters(
-        command=entry["command"],
-        args=entry["args"],
-        env={"PYTHONPATH": os.pathsep.join(sys.path)},
-        cwd="/",  # a client starts the server from its own folder: paths must not depend on it
-    )
-    async with MCPClient(params) as mcp:
-        tools = await mcp.list_tools()
-        assert len(tools.tools) == 16
-        listing = await mcp.call_tool("list_runs", {"limit": 1})
-        assert listing.structured_content is not None
-        assert listing.structured_content["runs"], _text(listing)
-
-
-def test_mcp_config_for_a_team_server_carries_the_token_header(tmp_path: Path) -> None:
-    from tests.support.serve_proc import ServeProcess
-
-    server = ServeProcess(
-        f"sqlite:///{tmp_path / 'team.db'}", tmp_path / "a", {"CHACHAML_TOKENS": "ana:tok-ana-1234"}
-    )
-    server.start()
-    try:
-        assert cc.needs_token(cc.mcp_url(server.url))
-        text = cc.http_config("vscode", cc.mcp_url(server.url), "tok-ana-1234")
-        entry = json.loads(text)["servers"]["chachaml"]
-        assert entry == {
-            "type": "http",
-            "url": f"{server.url}/mcp",
-            "headers": {"Authorization": "Bearer tok-ana-1234"},
-        }
-        code = cc.http_config("claude-code", cc.mcp_url(server.url), "tok-ana-1234")
-        assert shlex.split(code)[-1] == "--header=Authorization: Bearer tok-ana-1234"
-    finally:
-        server.stop()
-    with pytest.raises(InvalidInput, match="no chachaml server answers"):
-        cc.needs_token(cc.mcp_url(server.url))
 
 
 async def test_mcp_argument_errors_name_the_argument_the_value_and_what_is_allowed(
@@ -270,58 +205,6 @@ async def test_tools_that_overwrite_are_annotated_destructive(tmp_path: Path) ->
         assert annotations.read_only_hint is False
     listing = tools["list_runs"].annotations
     assert listing is not None and listing.read_only_hint is True
-
-
-def _without(modules: list[str], code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter where ``modules`` cannot be imported."""
-    block = "; ".join(f"sys.modules[{m!r}] = None" for m in modules)
-    return subprocess.run(
-        [sys.executable, "-c", f"import sys; {block}\n{code}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k"},
-    )
-
-
-@pytest.mark.parametrize(
-    ("modules", "code", "expected"),
-    [
-        (
-            ["anthropic"],
-            "from chachaml.cli import main; sys.exit(main(['chat', 'hi', '--store',"
-            " 'sqlite:///x.db']))",
-            "chachaml: chat with anthropic needs anthropic, which is not installed:"
-            " pip install 'chachaml[chat]'",
-        ),
-        (
-            ["openai"],
-            "from chachaml.cli import main; sys.exit(main(['chat', 'hi', '--provider', 'openai',"
-            " '--store', 'sqlite:///x.db']))",
-            "pip install 'chachaml[chat]'",
-        ),
-        (
-            ["sklearn"],
-            "import chachaml.client.integrations.sklearn",
-            "chachaml's scikit-learn integration needs sklearn, which is not installed:"
-            " pip install 'chachaml[sklearn]'",
-        ),
-        (
-            ["matplotlib"],
-            "from chachaml.server.mcp.metrics import _plot_png; _plot_png(None, False)",
-            "plot_metrics needs matplotlib, which is not installed: pip install 'chachaml[plot]'",
-        ),
-    ],
-)
-def test_a_missing_extra_is_one_line_naming_the_install(
-    modules: list[str], code: str, expected: str, tmp_path: Path
-) -> None:
-    done = _without(modules, code, tmp_path)
-    assert done.returncode != 0
-    assert expected in done.stderr, done.stderr
-    if "cli import main" in code:  # the command line prints the line alone, no traceback
-        assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr
 
 
 async def test_get_pipeline_given_a_run_id_names_the_pipeline_to_ask_for(tmp_path: Path) -> None:

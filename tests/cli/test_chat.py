@@ -1,40 +1,25 @@
-"""``chachaml chat "question"`` and the README's chat example, against a fake provider."""
+"""``chachaml chat "question"`` against a fake provider.
+
+The README's chat example, run as a process, is in :mod:`tests.e2e.test_readme_examples`.
+"""
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from chachaml.cli import main
-from tests.support.fake_providers import Call, Fail, FakeProvider, Say, fake_provider
-from tests.support.mcp_seed import IRIS, seeded_store
+from tests.support.chat_cli import best_iris, chat_environment
+from tests.support.fake_providers import Fail, FakeProvider, Say
+from tests.support.mcp_seed import IRIS
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeProvider]:
-    url = anyio.run(seeded_store, tmp_path)
-    monkeypatch.setenv("CHACHAML_STORE", url)
-    monkeypatch.setenv("CHACHAML_ARTIFACTS", str(tmp_path / "artifacts"))
-    with fake_provider() as (served, base):
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-cli-anthropic")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", base)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-openai")
-        monkeypatch.setenv("OPENAI_BASE_URL", f"{base}/v1")
-        yield served
-
-
-def best_iris(fake: FakeProvider) -> None:
-    fake.play(
-        Call([("best_run", {"metric": "acc", "experiment": "iris"})]),
-        Say(lambda seen: "Best: " + seen.results[0].content),
-    )
+    yield from chat_environment(monkeypatch, tmp_path)
 
 
 def test_chat_prints_the_answer_then_the_tool_calls(
@@ -78,15 +63,3 @@ def test_a_provider_error_is_one_line_on_stderr(
     err = capsys.readouterr().err
     assert err.startswith("chachaml: Anthropic rejected the API key (HTTP 401)")
     assert "sk-cli" not in err and len(fake.seen) == 1  # a bad key is not retried
-
-
-def test_the_readme_chat_example_runs(fake: FakeProvider, tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("## Chat with your ML data", 1)[1]
-    example = re.findall(r"```py\n(.*?)```", section, flags=re.S)[0]
-    best_iris(fake)
-    result = subprocess.run(
-        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert IRIS in result.stdout and "best_run {'metric': 'acc'" in result.stdout

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.fork_server import ServerFactory
 
 HERE = Path(__file__).parent
 
@@ -16,3 +19,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def server_factory() -> Iterator[ServerFactory]:
+    """Real ``chachaml serve`` processes, for the tests that need a socket (webhooks, curl)."""
+    factory = ServerFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()

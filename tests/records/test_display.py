@@ -1,7 +1,8 @@
 """Records in a notebook: ``_repr_html_`` shows what matters, escaped; reprs stay short.
 
 Every record comes from a real SQLite store written by the tracking client, the registry and a
-pipeline; the last test renders the HTML in Debian's Chromium.
+pipeline (:mod:`tests.support.display_seed`); :mod:`tests.e2e.test_notebook_browser` renders the
+HTML in Debian's Chromium.
 """
 
 from __future__ import annotations
@@ -11,80 +12,25 @@ import math
 import pickle
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from chachaml.client.client import Client
-from chachaml.client.pipelines.pipeline import PipelineFailed, pipeline, pipelines, run_pipeline
-from chachaml.client.registry import Registry
+from chachaml.client.pipelines.pipeline import pipeline, pipelines
 from chachaml.records import display
 from chachaml.records.pipelines import PipelineDetail
 from chachaml.records.registry import ModelDetail, VersionDiff
 from chachaml.records.runs import Comparison, MetricSeries, Run, RunInfo, Runs
-from tests.conftest import make_settings
-from tests.support.browser import chromium
+from tests.support.display_seed import EVIL, Seeded, seeded_display
 
-EVIL = "<script>window.pwned = 1</script>"
 ESCAPED = "&lt;script&gt;window.pwned = 1&lt;/script&gt;"
-LOSS = [1.0, 0.5, float("nan"), 0.25, 0.2, 0.1]  # a NaN point is stored and must be skipped
-
-
-@dataclass
-class Seeded:
-    client: Client
-    registry: Registry
-    good: str  # a completed run with params, metrics, tags, note, dataset, artifact
-    other: str  # a second completed run with different params
-    failed: str  # a run that raised
-    pipeline_id: str
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    path = tmp_path_factory.mktemp("display")
-    client = Client(
-        store=f"sqlite:///{path / 'display.db'}",
-        artifacts=str(path / "artifacts"),
-        settings=make_settings(),
-    )
-    registry = Registry(client)
-    with client.start_run("mnist", name=EVIL) as good:
-        client.log_params({"lr": 0.1, "optimizer": EVIL, "depth": 3})
-        for step, value in enumerate(LOSS):
-            client.log_metric("loss", value, step=step)
-        client.log_metric("accuracy", 0.9075)
-        client.set_tag("html", EVIL)
-        client.log_dataset("train", name=EVIL, n_rows=60000, n_cols=784)
-        client.log_artifact("model", {"w": [1, 2, 3]})
-        registry.register_model("digits", description=EVIL, tags={"team": EVIL})
-    client.set_note(good.id, f"# Notes\n{EVIL}")
-    with client.start_run("mnist", name="wider") as other:
-        client.log_params({"lr": 0.01, "optimizer": EVIL, "depth": 5})
-        client.log_metrics({"loss": 0.08, "accuracy": 0.93})
-        client.log_artifact("model", {"w": [4, 5, 6]})
-        registry.register_model("digits", stage="production")
-    registry.set_alias("digits", "champion", 2)
-    registry.set_model_note("digits", EVIL)
-    with pytest.raises(RuntimeError), client.start_run("mnist", name="crash") as failed:
-        raise RuntimeError(EVIL)
-
-    def load(ctx: object) -> list[int]:
-        return [1, 2]
-
-    def train(ctx: object) -> None:
-        raise ValueError(EVIL)
-
-    with pytest.raises(PipelineFailed):
-        run_pipeline("etl", [load, train], EVIL, client=client)
-    client.flush()
-    try:
-        yield Seeded(client, registry, good.id, other.id, failed.id, pipelines(client=client)[0].id)
-    finally:
-        client.close()
+    with seeded_display(tmp_path_factory.mktemp("display")) as records:
+        yield records
 
 
 def _run_infos(n: int, metrics: int = 2) -> Runs:
@@ -338,44 +284,3 @@ def test_numbers_durations_and_sizes_read_like_the_cli() -> None:
 def test_every_table_cell_escapes_text_unless_it_is_html_built_here() -> None:
     html = display.table([EVIL], [[EVIL, display.Html("<b>ok</b>"), {"k": EVIL}, [EVIL]]])
     assert "<script" not in html and html.count(ESCAPED) == 4 and "<b>ok</b>" in html
-
-
-# a real browser
-
-
-def test_the_notebook_html_renders_in_chromium_as_tables_and_an_svg(
-    seeded: Seeded, tmp_path: Path
-) -> None:
-    client = seeded.client
-    parts = [
-        Runs(client.runs(experiment="mnist"))._repr_html_(),
-        client.get_run(seeded.good)._repr_html_(),
-        client.compare_runs([seeded.good, seeded.other])._repr_html_(),
-        client.metric_history(seeded.good, "loss")._repr_html_(),
-    ]
-    page_file = tmp_path / "notebook.html"
-    page_file.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'></head><body>"
-        + "<hr>".join(parts)
-        + "</body></html>",
-        encoding="utf-8",
-    )
-    with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(page_file.as_uri())
-        assert page.locator("div.chachaml").count() == 4
-        assert page.locator("div.chachaml").nth(0).locator("tbody > tr").count() == 3
-        assert page.locator("table").count() >= 4 and page.locator("script").count() == 0
-        assert page.evaluate("window.pwned") is None
-        assert page.get_by_text(EVIL, exact=True).count() >= 2  # shown as text, not run
-        svg = page.locator("svg")
-        assert svg.count() == 1 and svg.locator("polyline").count() == 1
-        box = svg.bounding_box()
-        assert box is not None and (box["width"], box["height"]) == (240, 48)
-        points = svg.locator("polyline").evaluate("el => el.points.numberOfItems")
-        assert points == 5
-        assert errors == []
-        page.close()

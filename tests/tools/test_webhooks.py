@@ -4,99 +4,42 @@ Delivery runs from the ``webhook_deliveries`` queue, by a worker in the server (
 ``chachaml alerts deliver``), never inside an ingest request or the training process.
 Targets on loopback/private ranges are refused unless allowed; error bodies are never stored.
 Every webhook here is real: a receiver on 127.0.0.1, a server that never answers, a dead port.
+A ``chachaml serve`` or ``chachaml mcp`` process delivering the queue, and the metrics POST to a
+real server, are in :mod:`tests.e2e.test_webhook_delivery`.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 import pytest
 
 from chachaml.client.alerts import Alerts
 from chachaml.client.client import Client
 from chachaml.errors import InvalidInput
-from chachaml.records.alerts import AlertEvent, NewAlert
-from chachaml.records.runs import NewRun
 from chachaml.store import ServerStore, open_store
-from chachaml.store.codec import make_chunk
 from chachaml.store.sql.database import fetch
 from chachaml.store.transfer import as_sql_store
 from chachaml.tools import alerts as ops
 from chachaml.tools.deliveries import drain_deliveries, run_delivery_worker
 from chachaml.tools.webhooks import Delivery
 from tests.conftest import make_settings
-from tests.support.fork_server import ServerFactory
+from tests.support.alert_firing import LOCAL, delivered, fire, history, raw_rule
 from tests.support.waiting import await_for
-from tests.support.webhook_receiver import HANG, Receiver, refused_url, webhook_receiver
+from tests.support.webhook_receiver import Receiver, refused_url, webhook_receiver
 
 pytestmark = pytest.mark.anyio
-
-TOKEN = "ada-secret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# the receivers run on 127.0.0.1: these tests allow private targets explicitly
-LOCAL = Delivery(base_url="http://ui.test", timeout=0.5, attempts=3, backoff=0.05,
-                 allow_private=True)  # fmt: skip
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r
-
-
-async def new_run(store: ServerStore, experiment: str = "mnist") -> str:
-    run_id = uuid.uuid4().hex
-    await store.create_run(
-        NewRun(
-            id=run_id,
-            experiment=experiment,
-            name=None,
-            created_by="tester",
-            started_at=time.time(),
-            heartbeat_timeout=3600.0,
-        )
-    )
-    return run_id
-
-
-async def raw_rule(store: ServerStore, url: str, name: str = "acc-low", **extra: Any) -> None:
-    """A rule written to the store directly, as an old version (or another process) might."""
-    await store.set_alert(
-        NewAlert(
-            name=name,
-            kind="threshold",
-            metric_key="accuracy",
-            op="<",
-            threshold=0.8,
-            webhook_url=url,
-            created_by="tester",
-            **extra,
-        )
-    )
-
-
-async def fire(store: ServerStore, delivery: Delivery = LOCAL, value: float = 0.5) -> AlertEvent:
-    """A bad run, evaluated: the one event it fires (queued, not delivered)."""
-    run_id = await new_run(store)
-    await store.log_metrics([make_chunk(run_id, "accuracy", [(0, value, time.time())])])
-    (event,) = await ops.evaluate_run(store, run_id, delivery)
-    return event
-
-
-async def history(store: ServerStore, name: str = "acc-low") -> AlertEvent:
-    (event,) = await ops.alert_history(store, name)
-    return event
 
 
 @asynccontextmanager
@@ -112,32 +55,6 @@ async def worker(store: ServerStore, delivery: Delivery = LOCAL) -> AsyncIterato
 
 
 # finding 10: nothing waits on a webhook
-
-
-async def test_the_metrics_post_that_fires_an_alert_does_not_wait_for_a_dead_webhook(
-    store: ServerStore,
-    store_url: str,
-    tmp_path: Path,
-    receiver: Receiver,
-    server_factory: ServerFactory,
-) -> None:
-    receiver.script[:] = [HANG] * 10  # accepts the connection, never answers
-    await raw_rule(store, receiver.url)
-    run_id = await new_run(store)
-    serving = server_factory.serve(store_url, tmp_path / "artifacts", f"ada:{TOKEN}")
-    with serving as base:  # a real `chachaml serve` process over the same database
-        async with httpx.AsyncClient(base_url=base) as http:
-            started = time.monotonic()
-            answer = await http.post(
-                f"/api/w/runs/{run_id}/metrics", json={"accuracy": 0.5}, headers=AUTH, timeout=30
-            )
-            took = time.monotonic() - started
-        assert answer.status_code == 200, answer.text
-        assert took < 1.0, f"the metrics POST took {took:.1f} s"
-        event = await history(store)
-        assert event.run_id == run_id and event.delivery != "delivered"
-        # the server's own worker (if any) refuses the loopback target by default
-        assert receiver.received == []
 
 
 async def test_end_run_only_enqueues_and_the_training_process_never_calls_the_webhook(
@@ -188,15 +105,11 @@ async def test_the_worker_delivers_to_a_live_receiver(
     )
     async with worker(store):
         event = await fire(store)
-        await await_for(lambda: _delivered(store))
+        await await_for(lambda: delivered(store))
     (hit,) = receiver.received
     assert event.run_id is not None and event.run_id in hit.json["text"]
     stored = await history(store)
     assert [(a.status_code, a.error) for a in stored.attempts] == [(200, None)]
-
-
-async def _delivered(store: ServerStore) -> bool:
-    return (await history(store)).delivery in ("delivered", "failed")
 
 
 async def test_a_503_is_retried_with_growing_backoff_then_delivered(
@@ -207,7 +120,7 @@ async def test_a_503_is_retried_with_growing_backoff_then_delivered(
     spaced = Delivery(timeout=0.5, attempts=3, backoff=0.3, allow_private=True)
     async with worker(store, spaced):
         await fire(store)
-        await await_for(lambda: _delivered(store))
+        await await_for(lambda: delivered(store))
     event = await history(store)
     assert event.delivery == "delivered"
     assert [(a.status_code, a.error) for a in event.attempts] == [
@@ -377,50 +290,3 @@ async def test_error_bodies_are_never_stored_nor_shown(
     for table in ("alert_events", "webhook_deliveries"):
         rows = [tuple(r) for r in await fetch(sql.database, f"SELECT * FROM {table}")]
         assert rows and "hunter2" not in repr(rows)
-
-
-async def test_a_chachaml_mcp_process_delivers_the_queue(
-    store: ServerStore, store_url: str, receiver: Receiver
-) -> None:
-    await raw_rule(store, receiver.url)
-    event = await fire(store)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHACHAML_", "CHACHA_"))}
-    env["CHACHAML_WEBHOOK_ALLOW_PRIVATE"] = "true"
-    chachaml = str(Path(sys.executable).with_name("chachaml"))
-    process = subprocess.Popen(
-        [chachaml, "mcp", "--store", store_url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        await await_for(lambda: _delivered(store), 30)
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()  # the client hangs up: the server exits
-        process.wait(timeout=30)
-        assert process.stderr is not None
-        process.stderr.close()
-    (hit,) = receiver.received
-    assert event.run_id is not None and event.run_id in hit.json["text"]
-    assert (await history(store)).delivery == "delivered"
-
-
-async def test_a_chachaml_serve_process_delivers_the_queue(
-    store: ServerStore, store_url: str, receiver: Receiver, tmp_path: Path
-) -> None:
-    from tests.support.serve_proc import ServeProcess
-
-    await raw_rule(store, receiver.url)
-    event = await fire(store)
-    server = ServeProcess(
-        store_url, tmp_path / "artifacts", {"CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true"}
-    )
-    server.start()
-    try:
-        await await_for(lambda: _delivered(store), 30)
-    finally:
-        server.stop()
-    (hit,) = receiver.received
-    assert event.run_id is not None and event.run_id in hit.json["text"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -218,16 +216,6 @@ async def test_prompts_analyse_an_experiment_and_compare_the_last_runs(
         last = await client.get_prompt("compare_last_runs", {"n": "3"})
         content = last.messages[0].content
         assert isinstance(content, TextContent) and "last 3 runs" in content.text
-
-
-def test_importing_chachaml_loads_neither_mcp_nor_starlette() -> None:
-    code = (
-        "import sys, chachaml, chachaml.cli\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
-        " {'mcp', 'mcp_types', 'starlette', 'uvicorn'}))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "[]", result.stderr
 
 
 def test_claude_desktop_example_launches_the_installed_mcp_command() -> None:

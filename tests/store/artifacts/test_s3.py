@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,16 +247,6 @@ def test_s3_settings_come_from_chachaml_then_aws_variables() -> None:
     assert ours.session_token is None and ours.checksum is False
     with pytest.raises(ValueError, match="CHACHAML_S3_CHECKSUM"):
         Settings.from_env({"CHACHAML_S3_CHECKSUM": "maybe"})
-
-
-def test_the_s3_library_loads_only_for_an_s3_root() -> None:
-    code = (
-        "import sys, chachaml; from chachaml.store.artifacts import open_artifact_store; "
-        "open_artifact_store('./artifacts'); print('obstore' in sys.modules); "
-        "open_artifact_store('s3://bucket/prefix'); print('obstore' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
 
 
 def test_a_failed_credential_lookup_says_no_credentials_were_given() -> None:
