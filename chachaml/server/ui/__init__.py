@@ -9,7 +9,19 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chachaml.server.ui import actions, alerts, artifacts, chat, explore, registry, runs
+from chachaml.server.ui import (
+    actions,
+    alerts,
+    artifacts,
+    chat,
+    compare,
+    experiments,
+    pipelines,
+    registry,
+    run,
+    runs,
+    search,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -24,10 +36,14 @@ def ui_routes() -> list[BaseRoute]:
     return [
         Route("/", home),
         *runs.routes(),
+        *run.routes(),
         *actions.routes(),
         *artifacts.routes(),
-        *explore.routes(),
+        *experiments.routes(),
+        *search.routes(),
+        *compare.routes(),
         *registry.routes(),
+        *pipelines.routes(),
         *alerts.routes(),
         *chat.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

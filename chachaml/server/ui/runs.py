@@ -1,4 +1,4 @@
-"""The Runs dashboard, its CSV export, the run detail page and a metric's series."""
+"""The Runs dashboard and its CSV export."""
 
 from __future__ import annotations
 
@@ -7,27 +7,22 @@ import io
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from chachaml.errors import InvalidInput
 from chachaml.records.runs import RUN_ORDERS, RUN_STATUSES, RunInfo
 from chachaml.server.mcp.render import metric_columns
-from chachaml.server.ui.artifacts import artifact_rows
-from chachaml.server.ui.charts import DISPLAY_POINTS, run_chart, series_points
 from chachaml.server.ui.common import (
     SECURITY_HEADERS,
     choice_param,
     date_param,
     guarded,
     int_param,
-    jsonable,
-    path_param,
     store_of,
     text_param,
     twin,
 )
-from chachaml.server.ui.markdown import note_html
 from chachaml.tools import runs as run_ops
 
 PAGE_SIZES = (25, 50, 100)
@@ -125,54 +120,9 @@ async def export_csv(request: Request) -> Response:
     )
 
 
-async def run_page(request: Request) -> dict[str, Any]:
-    """One run: params, latest metrics, a chart per metric, tags, note, datasets, artifacts."""
-    store = store_of(request)
-    run = await run_ops.get_run(store, path_param(request, "run_id"))
-    charts = []
-    for key in sorted(run.metric_summaries)[:MAX_CHARTS]:
-        points = series_points(await run_ops.metric_history(store, run.id, key))
-        charts.append(
-            {
-                **{k: v for k, v in points.items() if k not in ("steps", "values")},
-                "spec": run_chart(points),
-            }
-        )
-    return {
-        "run": {**run.model_dump(mode="json"), "duration_seconds": run.duration_seconds},
-        "note_html": note_html(run.note),
-        "charts": charts,
-        "charts_cut": max(0, len(run.metric_summaries) - MAX_CHARTS),
-        "artifacts": artifact_rows(run.id, run.artifacts),
-    }
-
-
-@guarded
-async def metric_series(request: Request) -> Response:
-    """One metric of a run: downsampled points as JSON, or every point as CSV."""
-    series = await run_ops.metric_history(
-        store_of(request), path_param(request, "run_id"), path_param(request, "key")
-    )
-    if choice_param(request, "format", ("json", "csv"), "json") == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["step", "value", "timestamp"])
-        writer.writerows(zip(series.steps, series.values, series.timestamps, strict=True))
-        name = f"{series.run_id}-{series.key}.csv".replace('"', "")
-        return Response(
-            out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
-        )
-    points = int_param(request, "points", DISPLAY_POINTS, 2, 100_000)
-    return JSONResponse(jsonable(series_points(series, points)), headers=SECURITY_HEADERS)
-
-
 def routes() -> list[Route]:
     """The Runs pages and endpoints."""
     return [
         *twin("/runs", runs_page, "runs.html"),
         Route("/api/export", export_csv),
-        Route("/api/runs/{run_id}/metrics/{key:path}", metric_series),
-        *twin("/runs/{run_id}", run_page, "run.html"),
     ]

@@ -11,7 +11,7 @@ import pytest
 from chachaml.client.client import Client
 from chachaml.client.pipelines.pipeline import Step, run_pipeline
 from chachaml.server.app import create_app
-from chachaml.server.ui.registry import NODE_W, step_graph
+from chachaml.server.ui.pipelines import NODE_W, step_graph
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 
