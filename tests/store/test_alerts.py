@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import anyio
@@ -11,10 +10,11 @@ import pytest
 
 from chachaml.errors import Conflict, NotFound
 from chachaml.records.alerts import DeliveryAttempt, NewAlert, NewAlertEvent
-from chachaml.records.runs import NewRun, to_datetime
+from chachaml.records.runs import to_datetime
 from chachaml.store import ServerStore, open_store
 from chachaml.store.codec import make_chunk
 from chachaml.store.transfer import as_sql_store, migrate
+from tests.support.alert_firing import new_run
 
 pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 
@@ -41,21 +41,6 @@ def event(subject: str, at: float, webhook: bool = False) -> NewAlertEvent:
         fired_at=at,
         webhook=webhook,
     )
-
-
-async def new_run(store: ServerStore, started: float, experiment: str = "mnist") -> str:
-    run_id = uuid.uuid4().hex
-    await store.create_run(
-        NewRun(
-            id=run_id,
-            experiment=experiment,
-            name=None,
-            created_by="tester",
-            started_at=started,
-            heartbeat_timeout=3600.0,
-        )
-    )
-    return run_id
 
 
 async def test_setting_a_name_twice_replaces_the_rule(store: ServerStore) -> None:

@@ -21,7 +21,10 @@ LOCAL = Delivery(base_url="http://ui.test", timeout=0.5, attempts=3, backoff=0.0
                  allow_private=True)  # fmt: skip
 
 
-async def new_run(store: ServerStore, experiment: str = "mnist") -> str:
+async def new_run(
+    store: ServerStore, started: float | None = None, experiment: str = "mnist"
+) -> str:
+    """A running run (started now unless ``started``) with a long heartbeat timeout."""
     run_id = uuid.uuid4().hex
     await store.create_run(
         NewRun(
@@ -29,7 +32,7 @@ async def new_run(store: ServerStore, experiment: str = "mnist") -> str:
             experiment=experiment,
             name=None,
             created_by="tester",
-            started_at=time.time(),
+            started_at=time.time() if started is None else started,
             heartbeat_timeout=3600.0,
         )
     )
