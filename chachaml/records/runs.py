@@ -212,6 +212,9 @@ class Run(RunInfo):
     artifacts: list[Artifact] = Field(default_factory=list)
     environment: dict[str, Any] = Field(default_factory=dict)
     children: list[str] = Field(default_factory=list)
+    # Liveness: a running run silent past heartbeat_at + heartbeat_timeout reads killed.
+    heartbeat_at: datetime | None = None
+    heartbeat_timeout: float | None = None
 
     def _repr_html_(self) -> str:
         parts = [_run_facts(self)]

@@ -288,6 +288,18 @@ async def metric_history(store: Store, run_id: str, key: str) -> MetricSeries:
     return await store.metric_history(rid, v.key(key, "metric key"))
 
 
+async def child_runs(store: Store, parent_id: str, limit: int = 200) -> list[RunInfo]:
+    """The runs started under ``parent_id`` (pipeline steps, sweep trials), oldest first."""
+    query = RunQuery(
+        parent_id=v.run_id(parent_id),
+        include_archived=True,
+        order_by="started",
+        direction="min",
+        limit=v.limit(limit, 1000),
+    )
+    return await store.query_runs(query)
+
+
 # writes
 
 END_STATUSES: tuple[str, ...] = ("completed", "failed", "killed")

@@ -1,13 +1,17 @@
-"""Vega-Lite specs for metric curves, and server-side downsampling for long series.
+"""Metric series for the charts: server-side downsampling of a step range, and Vega-Lite specs.
 
 A browser draws a few thousand points without effort; a 100,000-point series is cut to
 ``max_points`` by keeping each bucket's lowest and highest value (in step order), so spikes
-survive. The full series stays downloadable as CSV.
+survive. Downsampling applies to the requested step range only, so a chart zoomed in fetches
+the finer points of what it shows. NaN and infinite points are never drawn as values: they
+come back on their own (``nonfinite``) so the chart can mark where they occur. The full
+series stays downloadable as CSV. The browser side is ``static/charts.js``.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,42 +21,97 @@ DISPLAY_POINTS = 1000
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _bucket_extremes(values: Sequence[float | None], idx: list[int], max_points: int) -> list[int]:
+    """At most ``max_points`` of the indices ``idx``: per bucket, its min and max in order."""
+    if len(idx) <= max_points:
+        return idx
+    buckets = max(1, max_points // 2)
+    size = len(idx) / buckets
+    out: list[int] = []
+    for b in range(buckets):
+        chunk = idx[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        vals = [values[i] for i in chunk]
+        low, high = vals.index(min(vals)), vals.index(max(vals))  # type: ignore[type-var]
+        out += [chunk[low]] if low == high else [chunk[min(low, high)], chunk[max(low, high)]]
+    return out
+
+
+def keep_indices(
+    values: Sequence[float | None], max_points: int, lo: int = 0, hi: int | None = None
+) -> list[int]:
+    """Indices (in ``lo..hi``) of at most ``max_points`` finite values: per bucket, min and max."""
+    hi = len(values) if hi is None else hi
+    return _bucket_extremes(values, [i for i in range(lo, hi) if _finite(values[i])], max_points)
+
+
 def downsample(
     steps: Sequence[int], values: Sequence[float | None], max_points: int
 ) -> tuple[list[int], list[float]]:
     """At most ``max_points`` finite points: per bucket, the min and max in step order."""
-    pts = [(s, v) for s, v in zip(steps, values, strict=True) if v is not None and math.isfinite(v)]
-    if len(pts) <= max_points:
-        return [s for s, _ in pts], [v for _, v in pts]
-    buckets = max(1, max_points // 2)
-    size = len(pts) / buckets
-    out: list[tuple[int, float]] = []
-    for b in range(buckets):
-        chunk = pts[int(b * size) : int((b + 1) * size)]
-        if not chunk:
-            continue
-        lo = min(range(len(chunk)), key=lambda i: chunk[i][1])
-        hi = max(range(len(chunk)), key=lambda i: chunk[i][1])
-        out += [chunk[i] for i in sorted({lo, hi})]
-    return [s for s, _ in out], [v for _, v in out]
+    kept = keep_indices(values, max_points)
+    return [steps[i] for i in kept], [values[i] for i in kept]  # type: ignore[misc]
 
 
-def series_points(series: MetricSeries, max_points: int = DISPLAY_POINTS) -> dict[str, Any]:
-    """A series as the page and API show it: the points drawn and how many there are in all."""
-    steps, values = downsample(series.steps, series.values, max_points)
+def _nonfinite_label(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "NaN"
+    return "inf" if value > 0 else "-inf"
+
+
+def series_points(
+    series: MetricSeries,
+    max_points: int = DISPLAY_POINTS,
+    *,
+    min_step: int | None = None,
+    max_step: int | None = None,
+    after_step: int | None = None,
+) -> dict[str, Any]:
+    """A series as the charts get it: the points drawn in a step range, and counts.
+
+    ``min_step``/``max_step`` bound the range (inclusive); ``after_step`` keeps only steps
+    after it (live polling). ``total`` counts every point, ``in_range`` those in the range,
+    ``shown`` those returned; NaN/inf points of the range are listed under ``nonfinite``.
+    """
+    steps, values, times = series.steps, series.values, series.timestamps
+    first = min_step
+    if after_step is not None:
+        first = after_step + 1 if first is None else max(first, after_step + 1)
+    lo = 0 if first is None else bisect_left(steps, first)
+    hi = len(steps) if max_step is None else bisect_right(steps, max_step)
+    hi = max(lo, hi)
+    finite = [i for i in range(lo, hi) if _finite(values[i])]
+    bad = [i for i in range(lo, hi) if not _finite(values[i])] if len(finite) < hi - lo else []
+    kept = _bucket_extremes(values, finite, max_points)
     return {
         "run_id": series.run_id,
         "key": series.key,
-        "total": len(series.steps),
-        "shown": len(steps),
-        "downsampled": len(steps) < len(series.steps),
-        "steps": steps,
-        "values": values,
+        "total": len(steps),
+        "in_range": hi - lo,
+        "shown": len(kept),
+        "downsampled": len(kept) < len(finite),
+        "first_step": steps[0] if steps else None,
+        "last_step": steps[-1] if steps else None,
+        "steps": [steps[i] for i in kept],
+        "values": [values[i] for i in kept],
+        "times": [times[i] for i in kept],
+        "nonfinite": [
+            {"step": steps[i], "value": _nonfinite_label(values[i]), "time": times[i]}
+            for i in bad[:max_points]
+        ],
     }
 
 
 def line_spec(key: str, rows: list[dict[str, Any]], color: str | None = None) -> dict[str, Any]:
-    """A Vega-Lite line chart of ``rows`` (``step``, ``value`` and optionally ``color``)."""
+    """A Vega-Lite line chart of ``rows`` (``step``, ``value`` and optionally ``color``).
+
+    ``static/charts.js`` adds the hover rule, tooltips and x zoom when it draws one.
+    """
     encoding: dict[str, Any] = {
         "x": {"field": "step", "type": "quantitative", "title": "step"},
         "y": {"field": "value", "type": "quantitative", "title": key, "scale": {"zero": False}},
@@ -88,3 +147,12 @@ def overlay_chart(key: str, curves: list[tuple[str, dict[str, Any]]]) -> dict[st
         for s, v in zip(pts["steps"], pts["values"], strict=True)
     ]
     return line_spec(key, rows, color="run")
+
+
+def metric_groups(summaries: dict[str, Any]) -> list[dict[str, Any]]:
+    """Metric keys grouped by their ``prefix/`` (keys without one under ``""``), sorted."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(summaries):
+        prefix = key.split("/", 1)[0] if "/" in key else ""
+        groups.setdefault(prefix, []).append(key)
+    return [{"prefix": p, "keys": groups[p]} for p in sorted(groups)]

@@ -163,7 +163,8 @@ class RunQueries:
                 "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,)
             )
             (extra,) = await db.fetchall(
-                "SELECT note, note_by, note_at, environment FROM runs WHERE id = ?", (run_id,)
+                "SELECT note, note_by, note_at, environment, heartbeat_at, heartbeat_timeout"
+                " FROM runs WHERE id = ?", (run_id,)
             )
             tag_by = await db.fetchall(
                 "SELECT key, set_by FROM tags WHERE run_id = ? AND set_by IS NOT NULL",
@@ -189,6 +190,8 @@ class RunQueries:
                 artifacts=await Artifacts.of_run(db, run_id),
                 environment=json.loads(extra["environment"]),
                 children=[c["id"] for c in children],
+                heartbeat_at=extra["heartbeat_at"],
+                heartbeat_timeout=extra["heartbeat_timeout"],
             )
 
         return await self._db.query(body)

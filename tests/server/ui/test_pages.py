@@ -198,9 +198,9 @@ async def test_run_detail_has_params_metrics_charts_note_and_artifacts(
     data = (await web.get(f"/api/runs/{MID}")).json()
     assert data["run"]["params"] == {"lr": 0.01, "depth": 4}
     assert data["run"]["metrics"]["acc"] == 0.92
-    assert [c["key"] for c in data["charts"]] == ["acc", "loss"]
-    spec = data["charts"][0]["spec"]
-    assert spec["mark"]["type"] == "line" and len(spec["data"]["values"]) == 3
+    assert [m["key"] for m in data["metrics"]] == ["acc", "loss"]
+    assert data["metrics"][0]["count"] == 3
+    assert data["metrics"][0]["series_url"] == f"/api/runs/{MID}/metrics/acc"
     assert data["note_html"] == "<p>Promising: lower lr helps.</p>\n"
     names = {a["name"]: a for a in data["artifacts"]}
     assert set(names) == {"model.bin", "notes.txt", "recall", "curve.png"}
@@ -280,10 +280,9 @@ async def test_long_series_are_downsampled_for_display(
             )
         ]
     )
-    chart = (await own_web.get(f"/api/runs/{'e' * 32}")).json()["charts"][0]
+    chart = (await own_web.get(f"/api/runs/{'e' * 32}/metrics/loss")).json()
     assert chart["total"] == n and chart["downsampled"] is True
-    assert len(chart["spec"]["data"]["values"]) <= 1000
-    assert {p["value"] for p in chart["spec"]["data"]["values"]} >= {0.0, 976.0}
+    assert len(chart["values"]) <= 1000 and set(chart["values"]) >= {0.0, 976.0}
     full = (await own_web.get(f"/api/runs/{'e' * 32}/metrics/loss?format=csv")).text
     assert len(full.splitlines()) == n + 1
 
