@@ -62,7 +62,8 @@ def visit(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:
     page.on("dialog", on_dialog)
     page.goto(url, wait_until="networkidle")
     charts = page.locator(".chart")
-    for i in range(charts.count()):
+    for i in range(charts.count()):  # drawn lazily: scroll each into view first
+        charts.nth(i).scroll_into_view_if_needed()
         charts.nth(i).locator("canvas, svg").first.wait_for(state="attached", timeout=10_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)

@@ -173,6 +173,7 @@
     const previous = views.get(el.id);
     if (previous) previous.finalize();
     ema(chart.rows, settings.smoothing);
+    chart.badLayer = chart.bad.length > 0; // the "bad" data set exists only with its layer
     return vegaEmbed(el, buildSpec(chart), {
       renderer: "canvas",
       ast: true,
@@ -192,9 +193,7 @@
       wrapper.setAttribute("aria-label", label(chart));
       const summary = el.querySelector("summary");
       if (summary) summary.setAttribute("aria-label", `chart actions for ${chart.title}`);
-      result.view.addEventListener("wheel", () => zoomed(chart));
-      result.view.addEventListener("pointerup", () => zoomed(chart));
-      result.view.addEventListener("dblclick", () => zoomed(chart));
+      result.view.addSignalListener("zoom", () => zoomed(chart));
       el.dataset.rendered = "1";
     }).catch((err) => {
       el.textContent = "Chart failed: " + err.message;
@@ -309,7 +308,32 @@
     return embed(chart);
   }
 
+  // The metrics added to a chart, each with a button that takes it off again.
+  function chips(chart) {
+    const fig = chart.el.closest("figure");
+    const controls = fig && fig.querySelector(".chart-controls");
+    if (!controls) return;
+    let box = controls.querySelector(".chart-series");
+    if (!box) {
+      box = document.createElement("span");
+      box.className = "chart-series";
+      controls.prepend(box);
+    }
+    box.replaceChildren();
+    for (const s of chart.series.slice(1)) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "chart-series-remove";
+      button.dataset.chart = chart.el.id;
+      button.dataset.key = s.key;
+      button.setAttribute("aria-label", `remove ${s.key} from this chart`);
+      button.textContent = "× " + s.key;
+      box.append(button);
+    }
+  }
+
   function redraw(chart) {
+    chips(chart);
     ema(chart.rows, settings.smoothing);
     chart.zoomed = false;
     const reset = document.querySelector(`button.chart-reset[data-chart="${chart.el.id}"]`);
@@ -355,12 +379,11 @@
       added = true;
     }
     if (!added) return false;
-    if (chart.bad.length && !view.data("bad").length) return embed(chart).then(() => true);
+    if (chart.bad.length && !chart.badLayer) return embed(chart).then(() => true);
     ema(chart.rows, settings.smoothing);
     withX(chart, chart.rows);
-    withX(chart, chart.bad);
     view.change("points", vega.changeset().remove(() => true).insert(chart.rows));
-    view.change("bad", vega.changeset().remove(() => true).insert(chart.bad));
+    if (chart.badLayer) view.change("bad", vega.changeset().remove(() => true).insert(withX(chart, chart.bad)));
     await view.runAsync();
     if (!chart.zoomed) chart.fullDomain = view.scale("x").domain().slice();
     const wrapper = chart.el.querySelector(".chart-wrapper");
@@ -449,6 +472,8 @@
       }
     });
     document.addEventListener("click", (event) => {
+      const remove = event.target.closest && event.target.closest("button.chart-series-remove");
+      if (remove) removeSeries(remove.dataset.chart, remove.dataset.key);
       const button = event.target.closest && event.target.closest("button.chart-reset[data-chart]");
       if (!button) return;
       const chart = charts.get(button.dataset.chart);
@@ -456,7 +481,9 @@
     });
   }
 
-  window.ChachaCharts = { observe, draw, refresh, addSeries, removeSeries, setX, setSmoothing, views, state, settings, ema };
+  window.ChachaCharts = {
+    observe, draw, refresh, addSeries, removeSeries, setX, setSmoothing, views, state, settings, ema, buildSpec,
+  };
 
   document.addEventListener("DOMContentLoaded", () => {
     readSettings();

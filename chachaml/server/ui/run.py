@@ -113,9 +113,7 @@ async def run_page(request: Request) -> dict[str, Any]:
             for c in children
         ],
         "compare_choices": [
-            {"id": r.id, "name": r.name, "status": r.status}
-            for r in others
-            if r.id != run.id
+            {"id": r.id, "name": r.name, "status": r.status} for r in others if r.id != run.id
         ][:COMPARE_CHOICES],
         "artifacts": artifact_rows(run.id, run.artifacts),
     }

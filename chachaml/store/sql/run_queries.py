@@ -164,7 +164,8 @@ class RunQueries:
             )
             (extra,) = await db.fetchall(
                 "SELECT note, note_by, note_at, environment, heartbeat_at, heartbeat_timeout"
-                " FROM runs WHERE id = ?", (run_id,)
+                " FROM runs WHERE id = ?",
+                (run_id,),
             )
             tag_by = await db.fetchall(
                 "SELECT key, set_by FROM tags WHERE run_id = ? AND set_by IS NOT NULL",
