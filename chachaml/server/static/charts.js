@@ -5,6 +5,7 @@
 //   <div class="chart" data-spec='{vega-lite line spec}'>   a static spec (rows step/value[/run])
 //   <div class="chart" data-series="/api/runs/ID/metrics/KEY" data-key="KEY" data-started="EPOCH">
 //       a run's metric, fetched when visible; zooming in fetches the finer points of the range
+//       (data-series may also be a JSON list of {key, url, label}: several series in one chart)
 //   ChachaCharts.observe(root)          draw the charts under root when they become visible
 //   ChachaCharts.addSeries(id, key, url)  overlay another metric on chart `id`
 //   ChachaCharts.refresh(id)            fetch the points logged since the last one (live pages)
@@ -58,7 +59,7 @@
   }
 
   function withX(chart, rows) {
-    const t0 = chart.started || Math.min(...chart.rows.map((r) => r.time).filter((t) => t != null), Infinity);
+    const t0 = chart.started || chart.rows.reduce((lo, r) => (r.time != null && r.time < lo ? r.time : lo), Infinity);
     for (const r of rows) {
       if (r.time != null) r.date = r.time * 1000;
       if (settings.x === "wall" && r.time != null) r.x = r.time * 1000;
@@ -161,10 +162,14 @@
   // --- drawing -----------------------------------------------------------------------------
 
   function label(chart) {
-    const last = chart.rows.length ? chart.rows[chart.rows.length - 1] : null;
-    const names = chart.series.map((s) => s.key).join(", ");
-    const latest = last ? `, latest ${Number(last.value).toPrecision(4)} at step ${last.step}` : "";
     const bad = chart.bad.length ? `, ${chart.bad.length} NaN or infinite points marked` : "";
+    if (!chart.series.length) {
+      const runs = [...new Set(chart.rows.map((r) => r.series))].filter((n) => n !== chart.title);
+      return `Line chart of ${chart.title}` + (runs.length ? ` for ${runs.join(", ")}` : "");
+    }
+    const last = chart.rows.filter((r) => r.series === chart.series[0].label).pop();
+    const names = chart.series.map((s) => s.label).join(", ");
+    const latest = last ? `, latest ${Number(last.value).toPrecision(4)} at step ${last.step}` : "";
     return `Line chart of ${names}${latest}${bad}`;
   }
 
@@ -241,8 +246,8 @@
     const fetched = await Promise.all(chart.series.map((s) => fetchSeries(s.url, `min_step=${range[0]}&max_step=${range[1]}`)));
     if (!fetched.every(Boolean)) return;
     chart.series.forEach((s, i) => {
-      const fine = seriesRows(fetched[i], s.key);
-      const outside = chart.rows.filter((r) => r.series === s.key && (r.step < range[0] || r.step > range[1]));
+      const fine = seriesRows(fetched[i], s.label);
+      const outside = chart.rows.filter((r) => r.series === s.label && (r.step < range[0] || r.step > range[1]));
       s.finer = fine.rows.concat(outside).sort((a, b) => a.step - b.step);
       s.shown = fetched[i].shown;
     });
@@ -266,7 +271,7 @@
     chart.series.forEach((s, i) => {
       const data = loaded[i];
       if (!data) return;
-      const { rows, bad } = seriesRows(data, s.key);
+      const { rows, bad } = seriesRows(data, s.label);
       Object.assign(s, { downsampled: data.downsampled, shown: data.shown, total: data.total, lastStep: data.last_step });
       chart.rows.push(...rows);
       chart.bad.push(...bad);
@@ -292,11 +297,16 @@
   }
 
   function seriesChart(el) {
+    // data-series: one URL (the metric data-key), or a JSON list of {key, url, label}
+    // (e.g. one metric of several runs, labelled by run).
     const key = el.dataset.key;
+    const raw = el.dataset.series;
+    const series = raw.startsWith("[")
+      ? JSON.parse(raw).map((s) => ({ key: s.key || key, url: s.url, label: s.label || s.key || key }))
+      : [{ key, url: raw, label: key }];
     return {
-      el, title: key, rows: [], bad: [], logScale: false, hasTime: false,
-      started: Number(el.dataset.started) || null,
-      series: [{ key, url: el.dataset.series }],
+      el, title: key || series[0].key, rows: [], bad: [], logScale: false, hasTime: false,
+      started: Number(el.dataset.started) || null, series,
     };
   }
 
@@ -371,7 +381,7 @@
     for (const s of chart.series) {
       const data = await fetchSeries(s.url, `after_step=${s.lastStep == null ? -1 : s.lastStep}`);
       if (!data || !data.steps.length && !(data.nonfinite || []).length) continue;
-      const { rows, bad } = seriesRows(data, s.key);
+      const { rows, bad } = seriesRows(data, s.label);
       chart.rows.push(...rows);
       chart.bad.push(...bad);
       s.lastStep = data.last_step;
@@ -394,7 +404,7 @@
   function addSeries(id, key, url) {
     const chart = charts.get(id);
     if (!chart || !chart.series.length || chart.series.some((s) => s.key === key)) return null;
-    chart.series.push({ key, url });
+    chart.series.push({ key, url, label: key });
     return redraw(chart);
   }
 

@@ -196,7 +196,11 @@
           if (!data.live) {
             running = false;
             clearInterval(tick);
-            if (elapsed) elapsed.textContent = duration(data.elapsed_seconds);
+            if (elapsed) {
+              elapsed.textContent = duration(data.elapsed_seconds);
+              const term = elapsed.previousElementSibling;
+              if (term && term.tagName === "DT") term.textContent = "duration";
+            }
             live.dataset.live = "0";
             live.dataset.status = data.run.status;
             return;
