@@ -82,7 +82,9 @@
 
   function figure(m, started) {
     const id = nextId();
-    const fig = el("figure", { class: "chart-box metric", "data-key": m.key, "data-count": String(m.count) });
+    const fig = el("figure", {
+      class: m.count === 1 ? "chart-box metric single" : "chart-box metric", "data-key": m.key, "data-count": String(m.count),
+    });
     fig.append(el("figcaption", { class: "chart-title" }, m.key));
     fig.append(m.count === 1 ? valueP(m, id) : chartDiv(m, id, started));
     const controls = el("div", { class: "chart-controls" });
@@ -150,6 +152,7 @@
       const single = fig.querySelector(".metric-value");
       if (single && m.count > 1) {
         single.replaceWith(chartDiv(m, single.dataset.chartId, started));
+        fig.classList.remove("single");
         fig.dataset.count = String(m.count);
         ChachaCharts.observe(fig);
         continue;
