@@ -96,6 +96,19 @@ def browser(base_url: str) -> Iterator[Any]:
         yield launched
 
 
+def until(page: Any, script: str, timeout: int = 5_000) -> Any:
+    """Poll ``script`` in the page until it is truthy (Playwright's wait_for_function polls
+    through eval, which the page's CSP refuses)."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        found = page.evaluate(script)
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} ms: {script}")
+        page.wait_for_timeout(50)
+
+
 class Opened:
     """A page with its console errors and CSP violations collected."""
 
@@ -112,8 +125,10 @@ class Opened:
         box = self.page.locator(f'.chart[data-key="{key}"]')
         box.scroll_into_view_if_needed()
         chart_id: str = box.get_attribute("id")
-        self.page.wait_for_function(
-            f"document.getElementById('{chart_id}').dataset.rendered === '1'", timeout=10_000
+        until(
+            self.page,
+            f"document.getElementById('{chart_id}').dataset.rendered === '1'",
+            timeout=10_000,
         )
         return chart_id
 
@@ -164,19 +179,21 @@ def test_wheel_zoom_narrows_x_fetches_finer_points_and_reset_restores(
         for _ in range(6):
             page.mouse.wheel(0, -300)
     assert "max_step=" in finer.value.url
-    page.wait_for_function(
-        f"(() => {{ const d = ChachaCharts.views.get('{chart_id}').scale('x').domain();"
-        f" return d[1] - d[0] < {(full[1] - full[0]) * 0.8}; }})()",
+    until(
+        page,
+        f"() => {{ const d = ChachaCharts.views.get('{chart_id}').scale('x').domain();"
+        f" return d[1] - d[0] < {(full[1] - full[0]) * 0.8}; }}",
         timeout=5_000,
     )
-    page.wait_for_function(f"ChachaCharts.state('{chart_id}').zoomed === true", timeout=5_000)
+    until(page, f"ChachaCharts.state('{chart_id}').zoomed === true", timeout=5_000)
     page.locator(f"#{chart_id}").locator("xpath=..").get_by_text("in view").wait_for(timeout=5_000)
     reset = page.locator(f'button.chart-reset[data-chart="{chart_id}"]')
     reset.click()
-    page.wait_for_function(
-        f"(() => {{ const d = ChachaCharts.views && ChachaCharts.views.get('{chart_id}');"
+    until(
+        page,
+        f"() => {{ const d = ChachaCharts.views && ChachaCharts.views.get('{chart_id}');"
         f" if (!d) return false; const x = d.scale('x').domain().map(Number);"
-        f" return x[0] === {full[0]} && x[1] === {full[1]}; }})()",
+        f" return x[0] === {full[0]} && x[1] === {full[1]}; }}",
         timeout=5_000,
     )
     assert reset.is_hidden()
@@ -189,20 +206,19 @@ def test_smoothing_draws_a_smoothed_line(browser: Any, base_url: str) -> None:
     chart_id = opened.chart("loss")
     before = page.evaluate(f"document.querySelector('#{chart_id} canvas').toDataURL()")
     page.locator("input[data-chart-smooth]").fill("0.9")
-    page.wait_for_function(
-        f"(() => {{ const v = ChachaCharts.views.get('{chart_id}');"
+    until(
+        page,
+        f"() => {{ const v = ChachaCharts.views.get('{chart_id}');"
         " const rows = v.data('points'); return rows.length > 5 &&"
-        " Math.abs(rows[10].smooth - rows[10].value) > 1e-6; })()",
+        " Math.abs(rows[10].smooth - rows[10].value) > 1e-6; }",
         timeout=5_000,
     )
-    page.wait_for_function(
-        f"document.querySelector('#{chart_id}').dataset.rendered === '1'", timeout=5_000
-    )
+    until(page, f"document.querySelector('#{chart_id}').dataset.rendered === '1'", timeout=5_000)
     after = page.evaluate(f"document.querySelector('#{chart_id} canvas').toDataURL()")
     assert after != before
     assert page.locator("#smooth-value").inner_text() == "0.90"
     page.locator("input[data-chart-smooth]").fill("0")  # the setting is kept per browser
-    page.wait_for_function("ChachaCharts.settings.smoothing === 0", timeout=5_000)
+    until(page, "ChachaCharts.settings.smoothing === 0", timeout=5_000)
     opened.clean("charts-smoothing")
 
 
@@ -230,7 +246,7 @@ def test_a_running_run_page_shows_new_points_without_reloading(browser: Any, bas
     body = {"metrics": [{"key": "acc", "value": 0.99, "step": 20}, {"key": "fresh", "value": 1.0}]}
     answer = httpx.post(f"{base_url}/api/w/runs/{LIVE}/metrics", json=body, timeout=10)
     assert answer.status_code < 300, answer.text
-    page.wait_for_function(f"ChachaCharts.state('{chart_id}').lastStep === 20", timeout=5_000)
+    until(page, f"ChachaCharts.state('{chart_id}').lastStep === 20", timeout=5_000)
     assert page.evaluate(f"ChachaCharts.state('{chart_id}').points") == 21
     row = page.locator('#metric-summary tr[data-key="acc"] td[data-f="step"]')
     assert row.inner_text() == "20"
@@ -256,14 +272,16 @@ def test_metrics_share_a_chart_and_the_x_axis_switches_to_time(browser: Any, bas
     chart_id = opened.chart("loss")
     page.locator(f'input.chart-add[data-chart="{chart_id}"]').fill("acc")
     page.locator(f'input.chart-add[data-chart="{chart_id}"]').dispatch_event("change")
-    page.wait_for_function(
+    until(
+        page,
         f"ChachaCharts.state('{chart_id}').series.join() === 'loss,acc'"
         f" && ChachaCharts.state('{chart_id}').points > 40",
         timeout=5_000,
     )
     page.locator('button.chart-series-remove[data-key="acc"]').wait_for(timeout=5_000)
     page.select_option("select[data-chart-x]", "wall")
-    page.wait_for_function(
+    until(
+        page,
         f"ChachaCharts.views.get('{chart_id}') &&"
         f" ChachaCharts.views.get('{chart_id}').scale('x').type === 'time'",
         timeout=5_000,
@@ -272,5 +290,5 @@ def test_metrics_share_a_chart_and_the_x_axis_switches_to_time(browser: Any, bas
     page.reload(wait_until="networkidle")
     assert page.locator("select[data-chart-x]").input_value() == "wall"
     page.select_option("select[data-chart-x]", "step")  # the choice is kept per browser
-    page.wait_for_function("ChachaCharts.settings.x === 'step'", timeout=5_000)
+    until(page, "ChachaCharts.settings.x === 'step'", timeout=5_000)
     opened.clean("charts-overlay")
