@@ -81,8 +81,10 @@
     const xType = m === "wall" ? "temporal" : "quantitative";
     const xTitle = { step: "step", relative: "time since start (s)", wall: "time" }[m];
     const x = { field: "x", type: xType, title: xTitle };
+    if (m === "step") x.axis = { tickMinStep: 1 };
     const yScale = chart.logScale ? { type: "log" } : { zero: false };
-    const y = { field: "value", type: "quantitative", title: multi ? null : chart.title, scale: yScale };
+    const metrics = chart.series.length > 1; // several metrics: the legend names them
+    const y = { field: "value", type: "quantitative", title: metrics ? null : chart.title, scale: yScale };
     const color = {
       field: "series",
       type: "nominal",
