@@ -25,10 +25,16 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _bucket_extremes(values: Sequence[float | None], idx: list[int], max_points: int) -> list[int]:
-    """At most ``max_points`` of the indices ``idx``: per bucket, its min and max in order."""
+def _bucket_extremes(
+    values: Sequence[float | None], idx: Sequence[int], max_points: int
+) -> list[int]:
+    """At most ``max_points`` of the indices ``idx``: per bucket, its min and max in order.
+
+    ``idx`` is a ``range`` when every value in it is finite: buckets are then list slices,
+    scanned at C speed (a 1M-point series in milliseconds, not a second).
+    """
     if len(idx) <= max_points:
-        return idx
+        return list(idx)
     buckets = max(1, max_points // 2)
     size = len(idx) / buckets
     out: list[int] = []
@@ -36,18 +42,36 @@ def _bucket_extremes(values: Sequence[float | None], idx: list[int], max_points:
         chunk = idx[int(b * size) : int((b + 1) * size)]
         if not chunk:
             continue
-        vals = [values[i] for i in chunk]
+        if isinstance(chunk, range):
+            vals = values[chunk.start : chunk.stop]
+        else:
+            vals = [values[i] for i in chunk]
         low, high = vals.index(min(vals)), vals.index(max(vals))  # type: ignore[type-var]
         out += [chunk[low]] if low == high else [chunk[min(low, high)], chunk[max(low, high)]]
     return out
+
+
+def _split(values: Sequence[float | None], lo: int, hi: int) -> tuple[Sequence[int], list[int]]:
+    """The indices in ``lo..hi`` of finite values (a ``range`` if all are) and of the others."""
+    part = values[lo:hi]
+    try:
+        flags = list(map(math.isfinite, part))  # type: ignore[arg-type]
+    except TypeError:  # a None (a NaN stored as NULL)
+        flags = [_finite(v) for v in part]
+    if False not in flags:
+        return range(lo, hi), []
+    return (
+        [lo + i for i, ok in enumerate(flags) if ok],
+        [lo + i for i, ok in enumerate(flags) if not ok],
+    )
 
 
 def keep_indices(
     values: Sequence[float | None], max_points: int, lo: int = 0, hi: int | None = None
 ) -> list[int]:
     """Indices (in ``lo..hi``) of at most ``max_points`` finite values: per bucket, min and max."""
-    hi = len(values) if hi is None else hi
-    return _bucket_extremes(values, [i for i in range(lo, hi) if _finite(values[i])], max_points)
+    finite, _ = _split(values, lo, len(values) if hi is None else hi)
+    return _bucket_extremes(values, finite, max_points)
 
 
 def downsample(
@@ -85,8 +109,7 @@ def series_points(
     lo = 0 if first is None else bisect_left(steps, first)
     hi = len(steps) if max_step is None else bisect_right(steps, max_step)
     hi = max(lo, hi)
-    finite = [i for i in range(lo, hi) if _finite(values[i])]
-    bad = [i for i in range(lo, hi) if not _finite(values[i])] if len(finite) < hi - lo else []
+    finite, bad = _split(values, lo, hi)
     kept = _bucket_extremes(values, finite, max_points)
     return {
         "run_id": series.run_id,
