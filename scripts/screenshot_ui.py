@@ -175,8 +175,10 @@ def shoot(base: str, run_id: str, out: Path) -> list[Path]:
             for name, path, whole in shots:
                 page.goto(base + path, wait_until="networkidle")
                 charts = page.locator(".chart")
-                for i in range(charts.count()):  # wait until every chart has drawn
+                for i in range(charts.count()):  # charts draw once scrolled into view
+                    charts.nth(i).scroll_into_view_if_needed()
                     charts.nth(i).locator("canvas, svg").first.wait_for(timeout=10_000)
+                page.evaluate("window.scrollTo(0, 0)")
                 target = out / name
                 page.screenshot(path=str(target), full_page=whole)
                 written.append(target)
