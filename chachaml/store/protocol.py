@@ -188,6 +188,10 @@ class Store(Protocol):
         """Params of several runs at once, by run id."""
         ...
 
+    async def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many unarchived child runs each of these runs has (none: absent)."""
+        ...
+
     async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         """Latest value, step and range of each metric of a run."""
         ...
