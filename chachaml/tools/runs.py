@@ -14,6 +14,7 @@ import math
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,6 +187,48 @@ async def search_runs(
 async def count_runs(store: Store, query: RunQuery) -> int:
     """How many runs a query matches (for "N more" notes)."""
     return await store.count_runs(query)
+
+
+async def query_runs(store: Store, query: RunQuery) -> list[RunInfo]:
+    """Runs matching a query its caller built from checked parts (the Runs table)."""
+    return await store.query_runs(query)
+
+
+async def child_counts(store: Store, parent_ids: Sequence[str]) -> dict[str, int]:
+    """How many child runs (pipeline steps, sweep trials) each run has; none: absent."""
+    return await store.child_counts(parent_ids) if parent_ids else {}
+
+
+async def run_params(store: Store, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
+    """Params of several runs (a listing's param columns), by run id."""
+    return await store.run_params(run_ids) if run_ids else {}
+
+
+KEY_SAMPLE = 200
+
+
+async def run_keys(store: Store, query: RunQuery, sample: int = KEY_SAMPLE) -> dict[str, list[str]]:
+    """Metric, param and tag keys of the newest runs a query matches, most common first.
+
+    Child runs count too, and neither paging nor sorting changes the sample, so a table
+    built from it keeps its columns from page to page.
+    """
+    newest = query.model_copy(
+        update={"limit": sample, "offset": 0, "order_by": "started", "direction": "max",
+                "order_by_metric": None, "order_by_param": None, "top_level": False}
+    )  # fmt: skip
+    runs = await store.query_runs(newest)
+    params = await run_params(store, [r.id for r in runs])
+
+    def ranked(maps: Sequence[Mapping[str, object]]) -> list[str]:
+        counts = Counter(k for m in maps for k in m)
+        return sorted(counts, key=lambda k: (-counts[k], k))
+
+    return {
+        "metrics": ranked([r.metrics for r in runs]),
+        "params": ranked(list(params.values())),
+        "tags": ranked([r.tags for r in runs]),
+    }
 
 
 async def best_run(

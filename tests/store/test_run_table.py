@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chachaml.records.runs import NewRun, RunQuery
+from chachaml.records.runs import NewRun, ParamValue, RunQuery
 from chachaml.store import Store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.contract]
@@ -68,7 +68,14 @@ async def test_name_and_experiment_substrings_ignore_case_and_wildcards(store: S
 
 
 async def test_order_by_a_param_puts_numbers_in_numeric_order_then_text(store: Store) -> None:
-    values = {"r1": 10, "r2": 9.5, "r3": "adam", "r4": -1, "r5": "sgd", "r6": 1e-05}
+    values: dict[str, ParamValue] = {
+        "r1": 10,
+        "r2": 9.5,
+        "r3": "adam",
+        "r4": -1,
+        "r5": "sgd",
+        "r6": 1e-05,
+    }
     for run_id, value in values.items():
         await store.create_run(new_run(run_id))
         await store.log_params(run_id, {"lr": value})
