@@ -442,6 +442,8 @@ class RunQuery(_Model):
     direction: Direction = "max"  # max: newest, largest or Z first; min: the reverse
     limit: int | None = Field(default=100, ge=1, le=1_000_000)  # None: every run
     offset: int = Field(default=0, ge=0, le=2**62)
+    # count_runs stops counting here (a table says "10,000+" rather than join every run)
+    count_up_to: int | None = Field(default=None, ge=1, le=1_000_000_000)
 
     @field_validator("since", "until")
     @classmethod

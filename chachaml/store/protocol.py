@@ -181,7 +181,7 @@ class Store(Protocol):
         ...
 
     async def count_runs(self, query: RunQuery) -> int:
-        """How many runs match the query, ignoring limit and offset."""
+        """How many runs match the query, ignoring limit and offset (at most ``count_up_to``)."""
         ...
 
     async def run_params(self, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:

@@ -47,6 +47,8 @@ async def test_top_level_runs_count_their_children_and_list_them_by_parent(store
     assert await found(store, top_level=True) == ["lone", "p2", "p1"]
     assert await store.count_runs(RunQuery(top_level=True)) == 3
     assert await store.count_runs(RunQuery()) == 7
+    assert await store.count_runs(RunQuery(count_up_to=4)) == 4
+    assert await store.count_runs(RunQuery(top_level=True, count_up_to=40)) == 3
     assert await store.child_counts(["p1", "p2", "lone", "nope"]) == {"p1": 3, "p2": 1}
     assert await store.child_counts([]) == {}
     kids = await found(store, parent_ids=["p1", "p2"], order_by="started", direction="min")

@@ -47,6 +47,7 @@ DEFAULT_METRIC_COLUMNS = 6
 CHILD_ROWS = 25  # a parent shows this many children; the rest are a link away
 LIVE_POLL_SECONDS = 3
 MAX_OFFSET = 10_000_000
+COUNT_CAP = 10_000
 
 
 def run_row(run: RunInfo) -> dict[str, Any]:
@@ -117,14 +118,24 @@ async def runs_page(request: Request) -> dict[str, Any]:
     order = sort_fields(sort)
     query = base_query(form, request.app.state.ui_user)
     ordered = query.model_copy(update={**order, "direction": direction})
-    total = await run_ops.count_runs(store, ordered)
+    # plain filters are counted exactly from an index; joins and searches up to a cap
+    costly = bool(
+        ordered.order_by_metric or ordered.order_by_param or query.metric_conditions
+        or query.params or query.tags or query.name_contains
+    )  # fmt: skip
+    cap = COUNT_CAP + 1 if costly else None
+    total = await run_ops.count_runs(store, ordered.model_copy(update={"count_up_to": cap}))
+    capped = cap is not None and total >= cap
+    total = min(total, COUNT_CAP) if capped else total
     pages = max(1, math.ceil(total / limit))
     offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     if request.query_params.get("page", "").strip():
         offset = (int_param(request, "page", 1, 1, MAX_OFFSET) - 1) * limit
-    offset = min(offset, (pages - 1) * limit)
-    page = ordered.model_copy(update={"limit": limit, "offset": offset})
-    shown = await run_ops.query_runs(store, page)
+    if not capped:
+        offset = min(offset, (pages - 1) * limit)
+    page = ordered.model_copy(update={"limit": limit + 1, "offset": offset})
+    found = await run_ops.query_runs(store, page)
+    shown = found[:limit]
     cols = (
         _with_sorted(form.cols, sort)
         if form.cols is not None
@@ -154,9 +165,10 @@ async def runs_page(request: Request) -> dict[str, Any]:
         "limit": limit,
         "offset": offset,
         "total": total,
+        "total_capped": capped,  # more runs match than were counted: "10,000+"
         "page": offset // limit + 1,
         "pages": pages,
-        "more": offset + len(shown) < total,
+        "more": len(found) > limit,
         "columns": [c.as_json() for c in cols],
         "cols_chosen": form.cols is not None,
         "runs": rows,
@@ -182,6 +194,7 @@ def _error_page(request: Request, message: str) -> dict[str, Any]:
         "limit": 50,
         "offset": 0,
         "total": 0,
+        "total_capped": False,
         "page": 1,
         "pages": 1,
         "more": False,

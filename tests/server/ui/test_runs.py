@@ -229,3 +229,19 @@ async def test_search_redirects_to_the_runs_filter(web: httpx.AsyncClient) -> No
     bad = await web.get(api.headers["location"])
     assert bad.status_code == 422 and "character" in bad.json()["error"]["message"]
     assert (await web.get("/search")).headers["location"] == "/runs"
+
+
+async def test_a_costly_count_stops_at_a_cap_and_says_so(
+    web: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chachaml.server.ui import runs as runs_ui
+
+    monkeypatch.setattr(runs_ui, "COUNT_CAP", 2)
+    data = (await web.get("/api/runs?sort=metrics.acc&limit=1")).json()
+    assert (data["total"], data["total_capped"], data["more"]) == (2, True, True)
+    far = (await web.get("/api/runs?sort=metrics.acc&limit=1&offset=3")).json()
+    assert [r["id"] for r in far["runs"]] == [NEW]  # pages past the cap still open
+    page = (await web.get("/runs?sort=metrics.acc&limit=1")).text
+    assert "of 2+ runs" in page and 'rel="last"' not in page
+    plain = (await web.get("/api/runs?limit=1")).json()
+    assert (plain["total"], plain["total_capped"]) == (5, False)  # plain filters: exact
