@@ -178,7 +178,7 @@
         const value = (run[kind] || {})[rest.join(".")];
         const text = cell(value);
         if (td.textContent !== text) td.textContent = text;
-        td.classList.toggle("num", typeof value === "number");
+        td.classList.toggle("num", typeof value === "number" || kind === "metrics");
       }
     }
   }

@@ -232,8 +232,24 @@ async def run_keys(request: Request) -> Response:
         query = RunQuery(limit=None)
     store = store_of(request)
     keys = await run_ops.run_keys(store, query)
-    experiments = [e.name for e in await experiment_ops.list_experiments(store)]
-    return JSONResponse({**keys, "experiments": experiments}, headers=SECURITY_HEADERS)
+    return JSONResponse(
+        {**keys, "experiments": await _experiment_names(request)}, headers=SECURITY_HEADERS
+    )
+
+
+NAMES_SECONDS = 30.0
+
+
+async def _experiment_names(request: Request) -> list[str]:
+    """Experiment names for the picker, kept for a while: listing them counts every run."""
+    state = request.app.state
+    kept = getattr(state, "runs_experiment_names", None)
+    if kept is not None and time.monotonic() - kept[0] < NAMES_SECONDS:
+        names: list[str] = kept[1]
+        return names
+    names = [e.name for e in await experiment_ops.list_experiments(store_of(request))]
+    state.runs_experiment_names = (time.monotonic(), names)
+    return names
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
