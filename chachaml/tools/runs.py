@@ -293,16 +293,20 @@ async def export_runs(
 ) -> list[dict[str, Any]]:
     """Flat records, one per run: run fields, then ``params.*``, ``metrics.*``, ``tags.*``."""
     start, end = _period(since, until)
-    runs = await store.query_runs(
-        RunQuery(
-            experiment=v.filter_text(experiment, "experiment"),
-            status=v.status(status),  # type: ignore[arg-type]
-            created_by=v.filter_text(created_by, "created_by"),
-            since=start,
-            until=end,
-            limit=limit if limit is None else v.limit(limit, None),
-        )
+    query = RunQuery(
+        experiment=v.filter_text(experiment, "experiment"),
+        status=v.status(status),  # type: ignore[arg-type]
+        created_by=v.filter_text(created_by, "created_by"),
+        since=start,
+        until=end,
+        limit=limit if limit is None else v.limit(limit, None),
     )
+    return await export_query(store, query)
+
+
+async def export_query(store: Store, query: RunQuery) -> list[dict[str, Any]]:
+    """:func:`export_runs` of a query its caller built (the Runs table's filter)."""
+    runs = await store.query_runs(query)
     params = await store.run_params([r.id for r in runs])
     records: list[dict[str, Any]] = []
     for r in runs:

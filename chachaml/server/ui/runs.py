@@ -270,14 +270,9 @@ def csv_cell(value: object) -> object:
 async def export_csv(request: Request) -> Response:
     """Every run the Runs filters match, as CSV (run fields, params, metrics, tags)."""
     form = read_form(request)
-    records = await run_ops.export_runs(
-        store_of(request),
-        experiment=form.experiment,
-        status=form.status,
-        created_by=request.app.state.ui_user if form.mine else form.user,
-        since=form.since,
-        until=form.until,
-    )
+    query = base_query(form, request.app.state.ui_user)  # every match, children too
+    query = query.model_copy(update={"top_level": False, "limit": None})
+    records = await run_ops.export_query(store_of(request), query)
     columns: list[str] = []
     for record in records:
         columns += [k for k in record if k not in columns]

@@ -245,3 +245,14 @@ async def test_a_costly_count_stops_at_a_cap_and_says_so(
     assert "of 2+ runs" in page and 'rel="last"' not in page
     plain = (await web.get("/api/runs?limit=1")).json()
     assert (plain["total"], plain["total_capped"]) == (5, False)  # plain filters: exact
+
+
+async def test_export_follows_the_filter_expression_and_lists_children(
+    web: httpx.AsyncClient,
+) -> None:
+    answer = await web.get(f"/api/export?q={quote('params.lr = 0.01 and acc > 0.5')}")
+    assert answer.status_code == 200
+    assert [line.split(",")[0] for line in answer.text.splitlines()[1:]] == [MID]
+    sweep = (await web.get("/api/export?experiment=sweeps")).text.splitlines()
+    assert len(sweep) == 1 + 4  # the parent and its trials
+    assert (await web.get("/api/export?q=acc%3E%3E1")).status_code == 422
