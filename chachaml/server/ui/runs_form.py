@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
 from chachaml.records.runs import RUN_ORDERS, RUN_STATUSES, RunQuery
 from chachaml.server.ui.common import date_param, text_param
-from chachaml.tools.run_filter import RunFilter, parse_filter
+from chachaml.tools.run_filter import MAX_LENGTH, RunFilter, parse_filter
 
 KINDS = ("metrics", "params", "tags")
 MAX_COLUMNS = 30
@@ -90,7 +91,7 @@ def read_form(request: Request) -> RunsForm:
     status = text_param(request, "status")
     if status is not None and status not in RUN_STATUSES:
         raise InvalidInput(f"query parameter 'status' must be one of {', '.join(RUN_STATUSES)}")
-    q = request.query_params.get("q", "")
+    q = text_param(request, "q", MAX_LENGTH) or ""
     name = text_param(request, "name")
     nest_raw = request.query_params.get("nest", "")
     if nest_raw not in ("", "0", "1"):
@@ -145,7 +146,10 @@ def base_query(form: RunsForm, ui_user: str) -> RunQuery:
     if since is not None and until is not None and since >= until:
         message = f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
         raise (FilterError if flt.since or flt.until else InvalidInput)(message)
-    return _query(form, flt, ui_user if form.mine else form.user, since, until)
+    try:
+        return _query(form, flt, ui_user if form.mine else form.user, since, until)
+    except ValidationError as exc:  # e.g. NUL in a quoted value
+        raise FilterError(str(v.refused(exc))) from None
 
 
 def _query(
