@@ -431,14 +431,22 @@ class RunQuery(_Model):
     params: dict[str, ParamValue] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     parent_id: str | None = None
+    parent_ids: list[str] = Field(default_factory=list, max_length=1000)  # children of any
+    top_level: bool = False  # only runs without a parent (child runs nest under theirs)
+    name_contains: str | None = None  # the name holds this text, whatever its case
+    # the experiment of this exact name, else every experiment whose name holds this text
+    experiment_contains: str | None = None
     id_prefix: str | None = None  # runs whose id starts with this (a copied short id)
     include_archived: bool = False
     only_archived: bool = False
     order_by: RunOrder = "started"  # a run field to sort by; order_by_metric takes precedence
     order_by_metric: str | None = None
+    order_by_param: str | None = None  # only runs with the param: numbers first, then text
     direction: Direction = "max"  # max: newest, largest or Z first; min: the reverse
     limit: int | None = Field(default=100, ge=1, le=1_000_000)  # None: every run
     offset: int = Field(default=0, ge=0, le=2**62)
+    # count_runs stops counting here (a table says "10,000+" rather than join every run)
+    count_up_to: int | None = Field(default=None, ge=1, le=1_000_000_000)
 
     @field_validator("since", "until")
     @classmethod
@@ -459,6 +467,8 @@ class RunQuery(_Model):
     def _no_nul(self) -> RunQuery:
         """Text filters without NUL, which PostgreSQL cannot compare (the same on SQLite)."""
         texts = [self.experiment, self.created_by, self.parent_id, self.order_by_metric]
+        texts += [self.name_contains, self.experiment_contains, self.order_by_param]
+        texts += self.parent_ids
         texts += [c.key for c in self.metric_conditions]
         texts += [*self.tags, *self.tags.values(), *self.params]
         texts += [x for x in self.params.values() if isinstance(x, str)]

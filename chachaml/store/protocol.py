@@ -181,11 +181,15 @@ class Store(Protocol):
         ...
 
     async def count_runs(self, query: RunQuery) -> int:
-        """How many runs match the query, ignoring limit and offset."""
+        """How many runs match the query, ignoring limit and offset (at most ``count_up_to``)."""
         ...
 
     async def run_params(self, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
         """Params of several runs at once, by run id."""
+        ...
+
+    async def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many unarchived child runs each of these runs has (none: absent)."""
         ...
 
     async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:

@@ -14,6 +14,7 @@ import math
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,6 +189,48 @@ async def count_runs(store: Store, query: RunQuery) -> int:
     return await store.count_runs(query)
 
 
+async def query_runs(store: Store, query: RunQuery) -> list[RunInfo]:
+    """Runs matching a query its caller built from checked parts (the Runs table)."""
+    return await store.query_runs(query)
+
+
+async def child_counts(store: Store, parent_ids: Sequence[str]) -> dict[str, int]:
+    """How many child runs (pipeline steps, sweep trials) each run has; none: absent."""
+    return await store.child_counts(parent_ids) if parent_ids else {}
+
+
+async def run_params(store: Store, run_ids: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
+    """Params of several runs (a listing's param columns), by run id."""
+    return await store.run_params(run_ids) if run_ids else {}
+
+
+KEY_SAMPLE = 200
+
+
+async def run_keys(store: Store, query: RunQuery, sample: int = KEY_SAMPLE) -> dict[str, list[str]]:
+    """Metric, param and tag keys of the newest runs a query matches, most common first.
+
+    Child runs count too, and neither paging nor sorting changes the sample, so a table
+    built from it keeps its columns from page to page.
+    """
+    newest = query.model_copy(
+        update={"limit": sample, "offset": 0, "order_by": "started", "direction": "max",
+                "order_by_metric": None, "order_by_param": None, "top_level": False}
+    )  # fmt: skip
+    runs = await store.query_runs(newest)
+    params = await run_params(store, [r.id for r in runs])
+
+    def ranked(maps: Sequence[Mapping[str, object]]) -> list[str]:
+        counts = Counter(k for m in maps for k in m)
+        return sorted(counts, key=lambda k: (-counts[k], k))
+
+    return {
+        "metrics": ranked([r.metrics for r in runs]),
+        "params": ranked(list(params.values())),
+        "tags": ranked([r.tags for r in runs]),
+    }
+
+
 async def best_run(
     store: Store,
     metric: str,
@@ -250,16 +293,20 @@ async def export_runs(
 ) -> list[dict[str, Any]]:
     """Flat records, one per run: run fields, then ``params.*``, ``metrics.*``, ``tags.*``."""
     start, end = _period(since, until)
-    runs = await store.query_runs(
-        RunQuery(
-            experiment=v.filter_text(experiment, "experiment"),
-            status=v.status(status),  # type: ignore[arg-type]
-            created_by=v.filter_text(created_by, "created_by"),
-            since=start,
-            until=end,
-            limit=limit if limit is None else v.limit(limit, None),
-        )
+    query = RunQuery(
+        experiment=v.filter_text(experiment, "experiment"),
+        status=v.status(status),  # type: ignore[arg-type]
+        created_by=v.filter_text(created_by, "created_by"),
+        since=start,
+        until=end,
+        limit=limit if limit is None else v.limit(limit, None),
     )
+    return await export_query(store, query)
+
+
+async def export_query(store: Store, query: RunQuery) -> list[dict[str, Any]]:
+    """:func:`export_runs` of a query its caller built (the Runs table's filter)."""
+    runs = await store.query_runs(query)
     params = await store.run_params([r.id for r in runs])
     records: list[dict[str, Any]] = []
     for r in runs:

@@ -99,7 +99,7 @@ PAGES = [
     ("artifacts", f"/runs/{MID}/artifacts", ["trained on 4 GPUs", "recall", "0.99"]),
     ("experiments", "/experiments?metric=acc", ["mnist", "handwritten digits", "0.92"]),
     ("experiment", "/experiments/mnist?metric=acc", ["Experiment mnist", "Best acc"]),
-    ("search", "/search?where=acc%3E0.5&param=lr%3D0.01", ["Search runs", "wider", "Compare"]),
+    ("search", "/search?where=acc%3E0.5&param=lr%3D0.01", ["Runs", "wider", "Compare selected"]),
     ("compare", f"/compare?ids={OLD},{MID}", ["Compare runs", "baseline", "wider", "lr"]),
     ("models", "/models", ["digits", "v2"]),
     ("model", "/models/digits", ["Model digits", "production", "staging", "History"]),

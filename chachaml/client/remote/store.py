@@ -223,8 +223,8 @@ class RemoteStore:
 
     async def query_runs(self, query: RunQuery) -> list[RunInfo]:
         """Runs matching a query."""
-        response = await self._conn.request("POST", f"{READ}/runs/query",
-                                            json=query.model_dump(mode="json"))  # fmt: skip
+        body = query.model_dump(mode="json", exclude_defaults=True)  # an older server reads it
+        response = await self._conn.request("POST", f"{READ}/runs/query", json=body)
         return [RunInfo.model_validate(r) for r in response.json()["runs"]]
 
     async def best_run(self, query: RunQuery) -> BestRun | None:
@@ -244,8 +244,8 @@ class RemoteStore:
 
     async def count_runs(self, query: RunQuery) -> int:
         """How many runs match."""
-        response = await self._conn.request("POST", f"{READ}/runs/count",
-                                            json=query.model_dump(mode="json"))  # fmt: skip
+        body = query.model_dump(mode="json", exclude_defaults=True)
+        response = await self._conn.request("POST", f"{READ}/runs/count", json=body)
         count: int = response.json()["count"]
         return count
 
@@ -255,6 +255,13 @@ class RemoteStore:
         response = await self._conn.request("POST", f"{READ}/params", json=body)
         params: dict[str, dict[str, ParamValue]] = response.json()["params"]
         return params
+
+    async def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many unarchived child runs each of these runs has (none: absent)."""
+        body = {"run_ids": list(parent_ids)}
+        response = await self._conn.request("POST", f"{READ}/runs/child-counts", json=body)
+        counts: dict[str, int] = response.json()["counts"]
+        return counts
 
     async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         """Each metric's summary."""

@@ -229,6 +229,12 @@ class ParamsByRun(BaseModel):
     params: dict[str, dict[str, ParamValue]]
 
 
+class ChildCounts(BaseModel):
+    """How many child runs each run has, by run id (runs without any are absent)."""
+
+    counts: dict[str, int]
+
+
 class ArtifactList(BaseModel):
     """A run's artifacts."""
 

@@ -61,6 +61,13 @@ async def run_params(call: Call) -> m.ParamsByRun:
     return m.ParamsByRun(params=await call.store.run_params(call.body.run_ids))
 
 
+@api.route("POST", PREFIX + "/runs/child-counts", scope="read", body=m.RunIds,
+           response=m.ChildCounts, errors=ERR)  # fmt: skip
+async def child_counts(call: Call) -> m.ChildCounts:
+    """How many child runs each of several runs has."""
+    return m.ChildCounts(counts=await call.store.child_counts(call.body.run_ids))
+
+
 @api.route("GET", RUN + "/metrics", scope="read", response=dict[str, MetricSummary], errors=ERR)
 async def metric_summaries(call: Call) -> dict[str, MetricSummary]:
     """Latest value, step and range of each metric of a run."""

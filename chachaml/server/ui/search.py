@@ -1,103 +1,69 @@
-"""Search: runs by metric conditions, params and tags; pick some to compare."""
+"""Search: now a view of the Runs table, which takes one filter expression.
+
+Old links and bookmarks (``/search?where=acc>=0.9&param=lr=0.01&tag=team=ml``) land on the
+Runs page with the same search written as its filter (``metrics.acc >= 0.9 and params.lr =
+0.01 and tags.team = "ml"``), flat rather than nested; ``/api/search`` lands on its twin.
+Whatever was typed is carried over as written, so a mistake shows on the Runs page beside it.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from chachaml.errors import InvalidInput
-from chachaml.records.runs import OPS, ParamValue
-from chachaml.server.mcp.render import metric_columns
-from chachaml.server.ui.common import (
-    store_of,
-    text_param,
-    twin,
-)
-from chachaml.server.ui.runs import run_row
-from chachaml.tools import runs as run_ops
-
-MAX_CONDITIONS = 10
-_CONDITION = re.compile(r"^\s*([^<>=\s]+)\s*(>=|<=|>|<|=)\s*(\S+)\s*$")
+_CONDITION = re.compile(r"^\s*([^<>=\s]+)\s*(.*)$")
 _PAIR = re.compile(r"^\s*([^=\s]+)\s*=\s*(.*?)\s*$")
 
 
-def _value(text: str) -> ParamValue:
-    """A param value typed as JSON when it parses as a JSON scalar, else the text."""
+def _quoted(text: str) -> str:
+    return json.dumps(text)
+
+
+def _param(value: str) -> str:
+    """A param value as the old form meant it: JSON scalars as typed, other text quoted."""
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(value)
     except ValueError:
-        return text
-    return parsed if isinstance(parsed, str | int | float | bool) else text
+        return _quoted(value)
+    return value if isinstance(parsed, int | float | bool | str) else _quoted(value)
 
 
-def _conditions(request: Request) -> list[tuple[str, str, float]]:
-    out = []
+def expression(request: Request) -> str:
+    """The old Search form's fields as one filter expression (empty fields dropped)."""
+    parts = []
     for raw in request.query_params.getlist("where"):
-        if not raw.strip():
-            continue
         match = _CONDITION.match(raw)
-        if match is None:
-            raise InvalidInput(
-                f"condition {raw!r} must look like metric>=0.9 (ops: {', '.join(OPS)})"
-            )
-        key, op, text = match.groups()
-        try:
-            out.append((key, op, float(text)))
-        except ValueError:
-            raise InvalidInput(f"condition {raw!r}: {text!r} is not a number") from None
-    if len(out) > MAX_CONDITIONS:
-        raise InvalidInput(f"at most {MAX_CONDITIONS} metric conditions")
-    return out
+        if raw.strip() and match is not None:
+            parts.append(f"metrics.{match.group(1)} {match.group(2).strip()}".strip())
+    for name, prefix in (("param", "params"), ("tag", "tags")):
+        for raw in request.query_params.getlist(name):
+            pair = _PAIR.match(raw)
+            if pair is None:
+                if raw.strip():
+                    parts.append(f"{prefix}.{raw.strip()}")  # left for the filter to explain
+                continue
+            value = _param(pair.group(2)) if name == "param" else _quoted(pair.group(2))
+            parts.append(f"{prefix}.{pair.group(1)} = {value}")
+    return " and ".join(parts)
 
 
-def _pairs(request: Request, name: str) -> dict[str, str]:
-    out = {}
-    for raw in request.query_params.getlist(name):
-        if not raw.strip():
-            continue
-        match = _PAIR.match(raw)
-        if match is None:
-            raise InvalidInput(f"{name} filter {raw!r} must look like key=value")
-        out[match.group(1)] = match.group(2)
-    return out
-
-
-async def search_page(request: Request) -> dict[str, Any]:
-    """Runs passing every metric condition, param and tag filter; pick some to compare."""
-    where = _conditions(request)
-    params = {k: _value(v) for k, v in _pairs(request, "param").items()}
-    tags = _pairs(request, "tag")
-    experiment = text_param(request, "experiment")
-    asked = bool(where or params or tags or experiment)
-    runs = (
-        await run_ops.search_runs(
-            store_of(request),
-            experiment=experiment,
-            where=where,
-            params=params,
-            tags=tags,
-            limit=100,
-        )
-        if asked
-        else []
-    )
-    keys = list(dict.fromkeys([c[0] for c in where] + metric_columns([r.metrics for r in runs])))
-    return {
-        "asked": asked,
-        "experiment": experiment,
-        "where": [f"{k}{op}{val:g}" for k, op, val in where],
-        "params": params,
-        "tags": tags,
-        "runs": [run_row(r) for r in runs],
-        "metric_keys": keys,
-        "ops": list(OPS),
-    }
+async def search(request: Request) -> Response:
+    """The Runs page (or its JSON twin) with the search as its filter expression."""
+    query = [("q", expression(request))]
+    experiment = request.query_params.get("experiment", "").strip()
+    if experiment:
+        query.append(("experiment", experiment))
+    target = "/api/runs" if request.url.path.startswith("/api/") else "/runs"
+    if query[0][1] or experiment:
+        target += "?" + urlencode([*query, ("nest", "0")])
+    return RedirectResponse(target, status_code=303)
 
 
 def routes() -> list[Route]:
-    """The Search page."""
-    return [*twin("/search", search_page, "search.html")]
+    """The Search page, which redirects to the Runs table."""
+    return [Route("/search", search), Route("/api/search", search)]

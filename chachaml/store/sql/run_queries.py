@@ -46,6 +46,18 @@ RUN_ORDER_SQL = {
     "user": "r.created_by {d}, r.started_at DESC, r.id DESC",
     "duration": "r.ended_at IS NULL, r.ended_at - r.started_at {d}, r.started_at DESC, r.id DESC",
 }
+# A param sorts as a number when its JSON is one (numbers first, either way), else as text.
+# DOUBLE PRECISION is a type name both dialects know; the length bound keeps a huge integer
+# from overflowing PostgreSQL's cast.
+_NUMERIC = (
+    "(substr(ps.value, 1, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+    " AND ps.value <> '-Infinity' AND length(ps.value) <= 30)"
+)
+PARAM_ORDER_SQL = (
+    f"CASE WHEN {_NUMERIC} THEN 0 ELSE 1 END,"
+    f" CASE WHEN {_NUMERIC} THEN CAST(ps.value AS DOUBLE PRECISION) END {{d}},"
+    " ps.value {d}, r.started_at DESC, r.id DESC"
+)
 OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 # Two select-list columns, over a listing's rows as ``p``, that carry each run's tags and
 # latest metrics as arrays of (key, value) in the listing's own statement: one network
@@ -58,6 +70,13 @@ LISTING_EXTRAS = {
         " AS metric_pairs"
     ),
 }
+
+
+def like_pattern(text: str) -> str:
+    """A case-insensitive substring pattern for ``LIKE ... ESCAPE '!'`` (wildcards literal)."""
+    escaped = text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
 
 _RUN_INFOS: TypeAdapter[list[RunInfo]] = TypeAdapter(list[RunInfo])
 
@@ -198,27 +217,45 @@ class RunQueries:
         return await self._db.query(body)
 
     async def _filter(
-        self, db: Tx, query: RunQuery, now: float
+        self, db: Tx, query: RunQuery, now: float, *, counting: bool = False
     ) -> tuple[str, str, list[Any]] | None:
-        """A run query's JOIN and WHERE clauses and their parameters; ``None`` if none match."""
+        """A run query's JOIN and WHERE clauses and their parameters; ``None`` if none match.
+
+        ``counting``: for ``count_runs``, which reads top-level runs from their index.
+        """
         where: list[str] = []
         params: list[Any] = []
-        join = ""
+        join, join_params = "", list[Any]()  # the JOIN's parameters come first in the SQL
         experiment_id = None
         if query.experiment is not None:
             experiment_id = await self._experiments.id_of(db, query.experiment)
             if experiment_id is None:
                 return None
+        if query.experiment_contains is not None:  # an exact name wins (a picked name)
+            exact = await self._experiments.id_of(db, query.experiment_contains)
+            if exact is not None and experiment_id not in (None, exact):
+                return None
+            if exact is not None:
+                experiment_id = exact
+            else:
+                where.append(
+                    "r.experiment_id IN (SELECT e.id FROM experiments e"
+                    " WHERE lower(e.name) LIKE ? ESCAPE '!')"
+                )
+                params.append(like_pattern(query.experiment_contains))
         if query.order_by_metric is not None:
             join = " JOIN metric_summary ms ON ms.run_id = r.id AND ms.key = ?"
-            params.append(query.order_by_metric)
+            join_params.append(query.order_by_metric)
             if (
                 experiment_id is not None
             ):  # the run's: lets the (key, experiment, value) index drive
                 join += " AND ms.experiment_id = ?"
-                params.append(experiment_id)
+                join_params.append(experiment_id)
             where.append("ms.last_value IS NOT NULL")
-        elif experiment_id is not None:
+        elif query.order_by_param is not None:
+            join = " JOIN params ps ON ps.run_id = r.id AND ps.key = ?"
+            join_params.append(query.order_by_param)
+        if experiment_id is not None and query.order_by_metric is None:
             where.append("r.experiment_id = ?")
             params.append(experiment_id)
         if query.only_archived:
@@ -246,6 +283,18 @@ class RunQueries:
             if value is not None:
                 where.append(column)
                 params.append(value)
+        if query.parent_ids:
+            where.append(f"r.parent_id IN ({marks(query.parent_ids)})")
+            params += query.parent_ids
+        if query.top_level and (counting or query.order_by == "started"):
+            where.append("r.parent_id IS NULL")  # runs_top_started: in order, or to count
+        elif query.top_level:
+            # the same test, worded so that a full sort (by name, duration...) reads the table
+            # in one scan rather than row by row through the partial index (twice as slow)
+            where.append("coalesce(r.parent_id, '') = ''")
+        if query.name_contains is not None:
+            where.append("lower(r.name) LIKE ? ESCAPE '!'")
+            params.append(like_pattern(query.name_contains))
         if query.id_prefix is not None:
             # substr, not LIKE: ids may hold "_", and a collation may order a range oddly
             where.append("substr(r.id, 1, ?) = ?")
@@ -273,7 +322,7 @@ class RunQueries:
             )
             params += [key, tag]
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        return join, clause, params
+        return join, clause, join_params + params
 
     async def _select_rows(self, db: Tx, query: RunQuery) -> list[Row]:
         """Rows of ``RUN_SELECT``; ordered by a metric, with ``best_value`` and ``best_step``."""
@@ -290,6 +339,10 @@ class RunQueries:
                 " FROM runs r",
                 ", ms.last_value AS best_value, ms.last_step AS best_step FROM runs r",
                 1,
+            )
+        elif query.order_by_param is not None:
+            order = " ORDER BY " + PARAM_ORDER_SQL.format(
+                d="DESC" if query.direction == "max" else "ASC"
             )
         else:
             order = " ORDER BY " + RUN_ORDER_SQL[query.order_by].format(
@@ -338,11 +391,31 @@ class RunQueries:
         """How many runs match, ignoring limit and offset."""
 
         async def body(db: Tx) -> int:
-            clauses = await self._filter(db, query, time.time())
+            clauses = await self._filter(db, query, time.time(), counting=True)
             if clauses is None:
                 return 0
             join, clause, params = clauses
-            found = await db.fetchall("SELECT count(*) AS n FROM runs r" + join + clause, params)
+            sql = "SELECT count(*) AS n FROM runs r" + join + clause
+            if query.count_up_to is not None:
+                sql = f"SELECT count(*) AS n FROM (SELECT 1 AS one FROM runs r{join}{clause}"
+                sql += f" LIMIT {int(query.count_up_to)}) capped"
+            found = await db.fetchall(sql, params)
             return int(found[0]["n"])
+
+        return await self._db.query(body)
+
+    async def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many unarchived child runs each of these runs has (runs without any: absent)."""
+
+        async def body(db: Tx) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for batch in in_batches(list(dict.fromkeys(parent_ids))):
+                found = await db.fetchall(
+                    "SELECT parent_id, count(*) AS n FROM runs"
+                    f" WHERE parent_id IN ({marks(batch)}) AND archived = 0 GROUP BY parent_id",
+                    batch,
+                )
+                out.update((str(row[0]), int(row[1])) for row in found)
+            return out
 
         return await self._db.query(body)

@@ -163,6 +163,10 @@ class SQLStore:
         """Params of several runs at once, by run id."""
         return await self.runs.run_params(run_ids)
 
+    async def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many unarchived child runs each of these runs has (none: absent)."""
+        return await self.run_queries.child_counts(parent_ids)
+
     async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         """Latest value, step and range of each metric of a run."""
         return await self.metrics.metric_summaries(run_id)

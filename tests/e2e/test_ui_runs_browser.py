@@ -1,0 +1,234 @@
+"""The Runs table in a real browser (Chromium through Playwright, against ``chachaml serve``).
+
+A param column is added from the picker and survives paging; a sweep's trials nest under it
+and expand; two ticked runs open the comparison; a typo in the filter shows its error and
+keeps the text; a running run's row updates in place while the filter keeps what is typed.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from chachaml.records.runs import MetricChunk, NewRun
+from chachaml.store import Store, open_store
+from tests.support.browser import chromium, visit
+from tests.support.mcp_seed import MID, OLD, seed, serving
+
+SWEEP, LIVE = "5" * 32, "4" * 32
+TRIALS = [f"{i}" * 32 for i in (6, 7, 8)]
+
+
+def chunk(run_id: str, key: str, value: float, step: int) -> MetricChunk:
+    now = time.time()
+    return MetricChunk(
+        run_id=run_id, key=key, count=1, steps=struct.pack("<q", step),
+        values=struct.pack("<d", value), timestamps=struct.pack("<d", now), last_value=value,
+        last_step=step, last_time=now, min_value=value, max_value=value,
+    )  # fmt: skip
+
+
+async def _seed(path: Path) -> str:
+    url = f"sqlite:///{path / 'runs.db'}"
+    store = await open_store(url)
+    try:
+        await seed(store, path / "artifacts")
+        t0 = time.time() - 600
+        await store.create_run(
+            NewRun(id=SWEEP, experiment="sweeps", name="lr sweep", created_by="bo",
+                   started_at=t0, heartbeat_timeout=3600.0)
+        )  # fmt: skip
+        for i, trial in enumerate(TRIALS):
+            await store.create_run(NewRun(id=trial, experiment="sweeps", name=f"trial-{i}",
+                                          created_by="bo", started_at=t0 + 1 + i,
+                                          parent_id=SWEEP, heartbeat_timeout=3600.0))  # fmt: skip
+            await store.log_params(trial, {"lr": [0.3, 0.03, 0.003][i]})
+            await store.end_run(trial, "completed", None, t0 + 10 + i)
+        await store.end_run(SWEEP, "completed", None, t0 + 20)
+        await store.create_run(NewRun(id=LIVE, experiment="mnist", name="live-one",
+                                      created_by="bo", started_at=time.time(),
+                                      heartbeat_timeout=3600.0))  # fmt: skip
+        await store.log_params(LIVE, {"lr": 0.05})
+        await store.log_metrics([chunk(LIVE, "acc", 0.25, 0)])
+    finally:
+        await store.close()
+    return url
+
+
+def in_thread(url: str, work: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
+    """Write to the served store from a thread of its own (Playwright holds this one's loop)."""
+
+    async def body() -> None:
+        store = await open_store(url)
+        try:
+            await work(store)
+        finally:
+            await store.close()
+
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            anyio.run(body)
+        except BaseException as exc:  # reported in the test's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=30)
+    assert not failures, failures
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    path = tmp_path_factory.mktemp("runs-browser")
+    url = anyio.run(_seed, path)
+    with serving(url, path / "artifacts") as mcp_url:
+        yield mcp_url.removesuffix("/mcp"), url
+
+
+@pytest.fixture(scope="module")
+def browser(served: tuple[str, str]) -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
+
+
+def headers(page: Any) -> list[str]:
+    return [t.strip(" ▲▼") for t in page.locator("table.runs thead th").all_inner_texts()]
+
+
+def test_a_param_column_is_added_from_the_picker_and_survives_paging(
+    browser: Any, served: tuple[str, str]
+) -> None:
+    base, _ = served
+    page, errors = visit(browser, f"{base}/runs?limit=2&nest=0", "runs-columns")
+    try:
+        assert "params.lr" not in headers(page)
+        page.locator("#col-picker summary").click()
+        choice = page.locator('#col-picker .col-more input[value="params.lr"]')
+        choice.wait_for(state="visible", timeout=10_000)  # listed from /api/runs/keys
+        choice.check()
+        with page.expect_navigation(wait_until="networkidle"):
+            page.locator("#col-form button[type=submit]").click()
+        assert "params.lr" in headers(page) and "cols=" in page.url
+        first = page.locator('table.runs tbody td[data-col="params.lr"]').all_inner_texts()
+        with page.expect_navigation(wait_until="networkidle"):
+            page.locator('.pager a[rel="next"]').click()
+        assert "params.lr" in headers(page) and "offset=2" in page.url
+        second = page.locator('table.runs tbody td[data-col="params.lr"]').all_inner_texts()
+        assert len(first) == len(second) == 2 and first != second
+        assert "of 9 runs" in page.inner_text("main")
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_child_runs_nest_under_their_parent_and_expand(
+    browser: Any, served: tuple[str, str]
+) -> None:
+    base, _ = served
+    page, errors = visit(browser, f"{base}/runs", "runs-nested")
+    try:
+        kids = page.locator(f'tr[data-parent="{SWEEP}"]')
+        assert kids.count() == 3 and not kids.first.is_visible()
+        toggle = page.locator(f'a.kids[data-toggle="{SWEEP}"]')
+        assert toggle.inner_text().strip() == "▸ 3"
+        toggle.click()
+        kids.nth(2).wait_for(state="visible", timeout=5_000)
+        assert toggle.get_attribute("aria-expanded") == "true"
+        assert "trial-0" in page.locator("table.runs").inner_text()
+        assert page.url.removeprefix(base) == "/runs"  # expanded in place, no navigation
+        toggle.click()
+        kids.first.wait_for(state="hidden", timeout=5_000)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_ticking_two_runs_and_pressing_compare_opens_the_comparison(
+    browser: Any, served: tuple[str, str]
+) -> None:
+    base, _ = served
+    page, errors = visit(browser, f"{base}/runs", "runs-compare")
+    try:
+        page.locator(f'input[name=ids][value="{OLD}"]').check()
+        page.locator("#compare-button").click()
+        note = page.locator(".table-actions .muted")
+        assert "(1 ticked)" in note.inner_text()  # one is not enough: stays on the page
+        page.locator(f'input[name=ids][value="{MID}"]').check()
+        with page.expect_navigation(wait_until="networkidle"):
+            page.locator("#compare-button").click()
+        assert "/compare?" in page.url and OLD in page.url and MID in page.url
+        body = page.inner_text("main")
+        assert "baseline" in body and "wider" in body
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_a_typo_in_the_filter_shows_the_error_and_keeps_the_text(
+    browser: Any, served: tuple[str, str]
+) -> None:
+    base, _ = served
+    page, errors = visit(browser, f"{base}/runs", "runs-filter-typo")
+    try:
+        box = page.locator("#runs-q")
+        box.fill("acc>>0.9")
+        with page.expect_navigation(wait_until="networkidle"):
+            box.press("Enter")
+        error = page.locator("#runs-q-error")
+        assert error.is_visible() and "at character 5" in error.inner_text()
+        assert page.locator("#runs-q").input_value() == "acc>>0.9"
+        assert page.locator("#runs-q").get_attribute("aria-invalid") == "true"
+        assert "Error 422" not in page.inner_text("body")
+        errors[:] = [e for e in errors if "422" not in e]  # the page itself answers 422
+        box = page.locator("#runs-q")
+        box.fill("metrics.acc > 0.9")
+        with page.expect_navigation(wait_until="networkidle"):
+            box.press("Enter")
+        assert "svm" in page.inner_text("main") and "baseline" not in page.inner_text("main")
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_a_running_row_updates_in_place_while_the_filter_keeps_its_text(
+    browser: Any, served: tuple[str, str]
+) -> None:
+    base, store_url = served
+    page, errors = visit(browser, f"{base}/runs", "runs-live")
+    try:
+        row = page.locator(f'tr[data-run="{LIVE}"]')
+        assert row.locator('td[data-col="status"]').inner_text() == "running"
+        assert row.locator('td[data-col="metrics.acc"]').inner_text() == "0.25"
+        assert page.locator("#runs-live").is_visible()
+        page.evaluate("window.notReloaded = true")
+        page.locator("#runs-q").fill("metrics.acc > 0.")  # typed, not sent
+
+        async def finish(store: Store) -> None:
+            await store.log_metrics([chunk(LIVE, "acc", 0.77, 1)])
+            await store.end_run(LIVE, "completed", None, time.time())
+
+        in_thread(store_url, finish)
+        page.wait_for_function(
+            f"""() => {{
+                const row = document.querySelector('tr[data-run="{LIVE}"]');
+                return row.querySelector('td[data-col="metrics.acc"]').textContent === "0.77"
+                    && row.querySelector('td[data-col="status"]').innerText.trim() === "completed";
+            }}""",
+            timeout=15_000,
+        )
+        assert page.evaluate("window.notReloaded") is True
+        assert page.locator("#runs-q").input_value() == "metrics.acc > 0."
+        assert row.locator(".badge").get_attribute("class") == "badge status-completed"
+        page.locator("#runs-live").wait_for(state="hidden", timeout=10_000)  # polling stops
+        assert errors == []
+    finally:
+        page.close()
