@@ -324,10 +324,8 @@ async def test_compare_flags_differing_params_and_overlays_curves(web: httpx.Asy
     assert 'class="differs"' in (await web.get(f"/compare?ids={OLD},{MID}")).text
 
 
-@pytest.mark.parametrize(
-    "ids", [OLD, ",".join([OLD] * 1), ",".join(f"{i:032x}" for i in range(11))]
-)
-async def test_compare_needs_2_to_10_runs(web: httpx.AsyncClient, ids: str) -> None:
+async def test_compare_takes_at_most_10_runs(web: httpx.AsyncClient) -> None:
+    ids = ",".join(f"{i:032x}" for i in range(11))  # fewer than 2: see tests/server/ui/test_compare.py
     assert (await web.get(f"/api/compare?ids={ids}")).status_code == 422
 
 
