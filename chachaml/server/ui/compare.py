@@ -59,14 +59,16 @@ def _pick(run: Any) -> dict[str, Any]:
 
 
 async def _candidates(store: Store, q: str | None, chosen: list[str]) -> list[dict[str, Any]]:
-    """Runs to add: an id (or 8+ character prefix), an experiment's runs, or newest runs
-    whose name or experiment contains ``q``."""
+    """Runs to add: ``q`` as an id or prefix, an experiment's name, or part of a name.
+
+    Names are looked for among the newest ``CANDIDATE_SCAN`` runs.
+    """
     found: dict[str, dict[str, Any]] = {}
     needle = (q or "").lower()
     if q and re.fullmatch(r"[0-9a-fA-F]{8,}", q):
         with suppress(ChachamlError):
-            run = await run_ops.get_run(store, q.lower())
-            found[run.id] = _pick(run)
+            one = await run_ops.get_run(store, q.lower())
+            found[one.id] = _pick(one)
     if q:
         with suppress(ChachamlError):
             for run in await run_ops.list_runs(store, experiment=q, limit=CANDIDATES_SHOWN):
@@ -115,9 +117,13 @@ def _scatter(
     """The scatter's axes (``x``: any param or metric, ``y``: a metric) and its spec."""
     if not metrics:
         return None
-    xs = {f"param:{k}": v for k, v in params.items()} | {f"metric:{k}": v for k, v in metrics.items()}
+    xs = {f"param:{k}": v for k, v in params.items()} | {
+        f"metric:{k}": v for k, v in metrics.items()
+    }
     ys = {f"metric:{k}": v for k, v in metrics.items()}
-    numeric = [k for k in differing if all(isinstance(v, int | float) for v in params[k] if v is not None)]
+    numeric = [
+        k for k in differing if all(isinstance(v, int | float) for v in params[k] if v is not None)
+    ]
     default_x = next(iter([*numeric, *differing, *params]), None)
     x = request.query_params.get("x") or ""
     x = x if x in xs else (f"param:{default_x}" if default_x else next(iter(xs)))
@@ -138,9 +144,8 @@ async def compare_page(request: Request) -> dict[str, Any]:
     data = await _picker(request)
     ids: list[str] = data["ids"]
     if len(ids) < 2:
-        data["message"] = (
-            f"Pick 2 to {MAX_COMPARE_UI} runs to compare: find them below"
-            + (" (1 picked so far)." if ids else ".")
+        data["message"] = f"Pick 2 to {MAX_COMPARE_UI} runs to compare: find them below" + (
+            " (1 picked so far)." if ids else "."
         )
         return data
     if len(ids) > MAX_COMPARE_UI:
@@ -160,9 +165,13 @@ async def compare_page(request: Request) -> dict[str, Any]:
             series = await run_ops.metric_history(store, rid, key)
             curves.append((labels[rid], series_points(series, 1000 // len(ids) * 2)))
         charts.append({"key": key, "spec": recolor(overlay_chart(key, curves), order)})
-    params = {k: [by_run.get(r) for r in ids] for k, by_run in comparison.params.items()}
-    metrics = {k: [by_run.get(r) for r in ids] for k, by_run in comparison.metrics.items()}
-    dims = [(k, params[k]) for k in comparison.differing_params]
+    params: dict[str, list[object]] = {
+        k: [by_run.get(r) for r in ids] for k, by_run in comparison.params.items()
+    }
+    metrics: dict[str, list[object]] = {
+        k: [by_run.get(r) for r in ids] for k, by_run in comparison.metrics.items()
+    }
+    dims: list[tuple[str, list[object]]] = [(k, params[k]) for k in comparison.differing_params]
     dims += [(f"{k} (metric)" if k in params else k, v) for k, v in metrics.items()]
     data.update(
         ids=ids,

@@ -55,7 +55,7 @@ def _number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _axis(values: list[object]) -> tuple[list[float | None], list[tuple[float, str]]] | None:
+def _axis(values: Sequence[object]) -> tuple[list[float | None], list[tuple[float, str]]] | None:
     """Each value placed on 0..1 and the axis's labels; ``None`` when nothing to draw.
 
     Numbers spread from their minimum to their maximum, anything else (an optimizer's
@@ -78,7 +78,7 @@ def _axis(values: list[object]) -> tuple[list[float | None], list[tuple[float, s
 
 
 def parallel_spec(
-    labels: Sequence[str], dims: Sequence[tuple[str, list[object]]]
+    labels: Sequence[str], dims: Sequence[tuple[str, Sequence[object]]]
 ) -> dict[str, Any] | None:
     """Parallel coordinates: an axis per param or metric (values per run), a line per run."""
     rows: list[dict[str, Any]] = []
@@ -98,16 +98,24 @@ def parallel_spec(
         ticks += [{"axis": name, "y": y, "text": text} for y, text in labels_at]
     if len(names) < 2:
         return None
-    x = {"field": "axis", "type": "nominal", "sort": names, "title": None,
-         "axis": {"labelAngle": -20, "labelLimit": 180, "domain": False}}  # fmt: skip
+    x = {
+        "field": "axis",
+        "type": "nominal",
+        "sort": names,
+        "title": None,
+        "axis": {"labelAngle": -20, "labelLimit": 180, "domain": False},
+    }
     y = {"field": "y", "type": "quantitative", "axis": None, "scale": {"domain": [0, 1]}}
     return {
         "$schema": SCHEMA,
         "width": "container",
         "height": 280,
         "layer": [
-            {"data": {"values": [{"axis": n} for n in names]}, "mark": {"type": "rule", "color": "#8c959f"},
-             "encoding": {"x": x}},  # fmt: skip
+            {
+                "data": {"values": [{"axis": n} for n in names]},
+                "mark": {"type": "rule", "color": "#8c959f"},
+                "encoding": {"x": x},
+            },
             {
                 "data": {"values": rows},
                 "mark": {"type": "line", "point": True, "strokeWidth": 2},
@@ -124,14 +132,17 @@ def parallel_spec(
                     ],
                 },
             },
-            {"data": {"values": ticks}, "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10},
-             "encoding": {"x": x, "y": y, "text": {"field": "text"}}},  # fmt: skip
+            {
+                "data": {"values": ticks},
+                "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10},
+                "encoding": {"x": x, "y": y, "text": {"field": "text"}},
+            },
         ],
     }
 
 
 def scatter_spec(
-    labels: Sequence[str], x_key: str, xs: list[object], y_key: str, ys: list[object]
+    labels: Sequence[str], x_key: str, xs: Sequence[object], y_key: str, ys: Sequence[object]
 ) -> dict[str, Any] | None:
     """One point per run: a param or metric across, a metric up, in the run's colour."""
     numeric = all(_number(x) is not None for x in xs if x is not None)
@@ -187,8 +198,12 @@ def timeline_spec(metric: str, direction: str, points: list[dict[str, Any]]) -> 
                 "mark": {"type": "line", "interpolate": "step-after", "color": "#59a14f"},
                 "encoding": {
                     "x": time_x,
-                    "y": {"field": "best", "type": "quantitative", "title": metric,
-                          "scale": {"zero": False}},  # fmt: skip
+                    "y": {
+                        "field": "best",
+                        "type": "quantitative",
+                        "title": metric,
+                        "scale": {"zero": False},
+                    },
                 },
             },
             {
@@ -200,8 +215,12 @@ def timeline_spec(metric: str, direction: str, points: list[dict[str, Any]]) -> 
                         {"field": "run", "type": "nominal"},
                         {"field": "started", "type": "temporal", "format": "%Y-%m-%d %H:%M"},
                         {"field": "value", "type": "quantitative", "format": ".4g"},
-                        {"field": "best", "type": "quantitative", "format": ".4g",
-                         "title": "best so far"},  # fmt: skip
+                        {
+                            "field": "best",
+                            "type": "quantitative",
+                            "format": ".4g",
+                            "title": "best so far",
+                        },
                     ],
                 },
             },

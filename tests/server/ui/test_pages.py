@@ -325,7 +325,7 @@ async def test_compare_flags_differing_params_and_overlays_curves(web: httpx.Asy
 
 
 async def test_compare_takes_at_most_10_runs(web: httpx.AsyncClient) -> None:
-    ids = ",".join(f"{i:032x}" for i in range(11))  # fewer than 2: see tests/server/ui/test_compare.py
+    ids = ",".join(f"{i:032x}" for i in range(11))  # fewer than 2: see test_compare.py
     assert (await web.get(f"/api/compare?ids={ids}")).status_code == 422
 
 
