@@ -1,4 +1,4 @@
-"""The UI's writes: tag a run, edit its note, promote a model version.
+"""The UI's writes: tag a run, edit its note, promote a model version, set or remove an alias.
 
 Each is a JSON POST (415 otherwise, which a cross-site HTML form cannot send). The access
 layer has already refused other origins and, in team mode, callers without a write token or a
@@ -50,6 +50,21 @@ class PromoteIn(BaseModel):
     reason: str | None = None
 
 
+class AliasIn(BaseModel):
+    """An alias to point at a version."""
+
+    model_config = ConfigDict(extra="forbid")
+    alias: str
+    version: int
+
+
+class AliasOut(BaseModel):
+    """An alias to remove."""
+
+    model_config = ConfigDict(extra="forbid")
+    alias: str
+
+
 async def _accept(request: Request, model: type[Body]) -> tuple[str, Body]:
     """The checks every UI write shares; returns the caller and the validated body."""
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -90,10 +105,28 @@ async def promote(request: Request) -> Response:
     return _json({"version": version.model_dump(mode="json")})
 
 
+async def set_alias(request: Request) -> Response:
+    """Point an alias at a version (moving it from another) as the caller."""
+    user, body = await _accept(request, AliasIn)
+    version = await registry_ops.set_alias(store_of(request), path_param(request, "name"),
+                                           body.alias, body.version, user)  # fmt: skip
+    return _json({"version": version.model_dump(mode="json")})
+
+
+async def delete_alias(request: Request) -> Response:
+    """Remove an alias as the caller; answers with the model's remaining aliases."""
+    user, body = await _accept(request, AliasOut)
+    store, name = store_of(request), path_param(request, "name")
+    await registry_ops.delete_alias(store, name, body.alias, user)
+    return _json({"aliases": (await registry_ops.get_model(store, name)).aliases})
+
+
 def routes() -> list[Route]:
-    """The UI's write endpoints (POST only)."""
+    """The UI's write endpoints (POST only); model names may hold ``/``."""
     return [
         Route("/runs/{run_id}/tags", add_tag, methods=["POST"]),
         Route("/runs/{run_id}/note", set_note, methods=["POST"]),
-        Route("/models/{name}/promote", promote, methods=["POST"]),
+        Route("/models/{name:path}/promote", promote, methods=["POST"]),
+        Route("/models/{name:path}/aliases", set_alias, methods=["POST"]),
+        Route("/models/{name:path}/aliases/delete", delete_alias, methods=["POST"]),
     ]
