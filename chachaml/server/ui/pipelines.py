@@ -1,35 +1,66 @@
-"""The Pipelines pages: every pipeline, and one pipeline's steps as a graph and a table."""
+"""The Pipelines pages: every pipeline, and one pipeline's steps as a graph and a table.
+
+Each node of the graph links to its step's run (or its table row before it has one) and
+carries its full name; every attempt of a retried step is linked (attempt runs are child
+runs tagged with the pipeline and step). Under a killed pipeline, steps that never started
+read "not run" instead of "pending" forever. The pages reload themselves only while a
+pipeline runs.
+"""
 
 from __future__ import annotations
 
+import textwrap
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
-from chachaml.records.pipelines import PIPELINE_STATUSES
+from chachaml.records.pipelines import PIPELINE_STATUSES, PIPELINE_TAG, PipelineDetail
 from chachaml.server.ui.common import int_param, path_param, store_of, text_param, twin
+from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
+from chachaml.tools import runs as run_ops
+
+# The tags the pipeline runner puts on each attempt's run (chachaml.client.pipelines.runner)
+STEP_TAG = "chachaml.step"
+ATTEMPT_TAG = "chachaml.attempt"
+NODE_W, MAX_NODE_W, NODE_H, GAP_X, GAP_Y = 160, 300, 34, 60, 22
+CHAR_W, LINE_H, MAX_LINES = 7, 15, 3  # 12 px text: about 7 px a character
+LIVE_SECONDS = 2
+NOT_RUN = "not run"
 
 
 async def pipelines_page(request: Request) -> dict[str, Any]:
-    """Pipelines newest first, with step counts by status."""
+    """Pipelines newest first, with step counts by status; reloads while one runs."""
     status = text_param(request, "status")
     limit = int_param(request, "limit", 50, 1, 500)
     found = await pipeline_ops.list_pipelines(store_of(request), status=status, limit=limit)
     return {
         "status": status,
         "statuses": list(PIPELINE_STATUSES),
-        "pipelines": [p.model_dump(mode="json") for p in found],
+        "pipelines": [
+            {**p.model_dump(mode="json"), "duration_seconds": p.duration_seconds} for p in found
+        ],
+        "refresh_seconds": LIVE_SECONDS if any(p.status == "running" for p in found) else None,
     }
 
 
-NODE_W, NODE_H, GAP_X, GAP_Y = 160, 34, 60, 22
-LIVE_SECONDS = 2
+def _label(name: str, width: int) -> list[str]:
+    """A step name in lines that fit a node ``width`` wide (the last cut with "…")."""
+    per_line = max(8, (width - 16) // CHAR_W)
+    lines = textwrap.wrap(name, per_line, break_long_words=True, break_on_hyphens=True) or [""]
+    if len(lines) > MAX_LINES:
+        lines = [*lines[: MAX_LINES - 1], lines[MAX_LINES - 1][: per_line - 1] + "…"]
+    return lines
 
 
 def step_graph(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """A layered drawing of the step DAG: a column per dependency depth, edges between boxes."""
+    """A layered drawing of the step DAG: a column per dependency depth, edges between boxes.
+
+    Nodes widen (up to ``MAX_NODE_W``) and wrap to fit the longest name; each keeps its
+    full name for a ``<title>`` and the link to its run (``href``).
+    """
     depth: dict[str, int] = {}
 
     def level(name: str, seen: frozenset[str] = frozenset()) -> int:
@@ -39,19 +70,32 @@ def step_graph(steps: list[dict[str, Any]]) -> dict[str, Any]:
         return depth[name]
 
     by_name = {s["name"]: s for s in steps}
+    longest = max((len(s["name"]) for s in steps), default=0)
+    width = min(MAX_NODE_W, max(NODE_W, 16 + CHAR_W * longest))
+    labels = {s["name"]: _label(s["name"], width) for s in steps}
+    lines = max((len(v) for v in labels.values()), default=1)
+    height = max(NODE_H, 10 + LINE_H * (lines + 1))
     rows: dict[int, int] = {}
     nodes: dict[str, dict[str, Any]] = {}
-    for step in steps:
+    for i, step in enumerate(steps):
         column = level(step["name"])
         row = rows[column] = rows.get(column, -1) + 1
-        x, y = 10 + column * (NODE_W + GAP_X), 10 + row * (NODE_H + GAP_Y)
-        nodes[step["name"]] = {"name": step["name"], "status": step["status"], "x": x, "y": y}
+        x, y = 10 + column * (width + GAP_X), 10 + row * (height + GAP_Y)
+        nodes[step["name"]] = {
+            "name": step["name"],
+            "lines": labels[step["name"]],
+            "status": step.get("shown_status", step["status"]),
+            "status_class": step.get("status_class", step["status"]),
+            "href": f"/runs/{step['run_id']}" if step.get("run_id") else f"#step-{i + 1}",
+            "x": x,
+            "y": y,
+        }
     edges = [
         {
-            "x1": nodes[dep]["x"] + NODE_W,
-            "y1": nodes[dep]["y"] + NODE_H // 2,
+            "x1": nodes[dep]["x"] + width,
+            "y1": nodes[dep]["y"] + height // 2,
             "x2": node["x"],
-            "y2": node["y"] + NODE_H // 2,
+            "y2": node["y"] + height // 2,
         }
         for step in steps
         for dep in step["depends_on"]
@@ -59,26 +103,73 @@ def step_graph(steps: list[dict[str, Any]]) -> dict[str, Any]:
         for node in (nodes[step["name"]],)
     ]
     return {
-        "width": 20 + (max(depth.values(), default=0) + 1) * (NODE_W + GAP_X) - GAP_X,
-        "height": 20 + max(rows.values(), default=0) * (NODE_H + GAP_Y) + NODE_H,
-        "node_width": NODE_W,
-        "node_height": NODE_H,
+        "width": 20 + (max(depth.values(), default=0) + 1) * (width + GAP_X) - GAP_X,
+        "height": 20 + max(rows.values(), default=0) * (height + GAP_Y) + height,
+        "node_width": width,
+        "node_height": height,
+        "line_height": LINE_H,
         "nodes": list(nodes.values()),
         "edges": edges,
     }
 
 
+async def _attempts(store: Store, pipeline_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every attempt's run of each step, first attempt first."""
+    found = await run_ops.search_runs(store, tags={PIPELINE_TAG: pipeline_id}, limit=None)
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for run in found:
+        step = run.tags.get(STEP_TAG)
+        if step is None:
+            continue  # the pipeline's own run
+        number = run.tags.get(ATTEMPT_TAG, "")
+        by_step.setdefault(step, []).append(
+            {
+                "attempt": int(number) if number.isdigit() else None,
+                "run_id": run.id,
+                "status": run.status,
+                "started_at": run.started_at,
+            }
+        )
+    for runs in by_step.values():
+        runs.sort(key=lambda a: (a["attempt"] or 0, a["started_at"]))
+    return by_step
+
+
+def _steps(found: PipelineDetail, attempts: dict[str, list[dict[str, Any]]]) -> list[Any]:
+    """Steps as the page shows them: duration (or time so far), attempts, shown status."""
+    now = time.time()
+    stopped = found.status in ("killed", "failed", "completed")
+    out = []
+    for step in found.steps:
+        row = step.model_dump(mode="json")
+        seconds = step.duration_seconds
+        if seconds is None and step.started_at is not None and step.status == "running":
+            seconds = max(0.0, now - step.started_at.timestamp())
+        row["duration_seconds"] = seconds
+        row["attempt_runs"] = attempts.get(step.name, [])
+        row["shown_status"], row["status_class"] = step.status, step.status
+        if step.status == "pending" and stopped:
+            row["shown_status"] = f"{NOT_RUN} (pipeline {found.status})"
+            row["status_class"] = "notrun"
+        out.append(row)
+    return out
+
+
 async def pipeline_page(request: Request) -> dict[str, Any]:
-    """A pipeline, its step graph, and each step's dependencies, status, timing and run.
+    """A pipeline, its step graph, and each step's dependencies, status, timing and runs.
 
     The page reloads itself every few seconds while the pipeline is still going.
     """
-    found = await pipeline_ops.get_pipeline(store_of(request), path_param(request, "pipeline_id"))
+    store = store_of(request)
+    found = await pipeline_ops.get_pipeline(store, path_param(request, "pipeline_id"))
+    steps = _steps(found, await _attempts(store, found.id))
     data = found.model_dump(mode="json")
-    live = data["status"] in ("pending", "running")
+    data["steps"] = steps
+    data["duration_seconds"] = found.duration_seconds
+    live = found.status == "running"
     return {
         "pipeline": data,
-        "graph": step_graph(data["steps"]),
+        "graph": step_graph(steps),
         "refresh_seconds": LIVE_SECONDS if live else None,
     }
 
