@@ -73,7 +73,8 @@ async def _candidates(store: Store, q: str | None, chosen: list[str]) -> list[di
         with suppress(ChachamlError):
             for run in await run_ops.list_runs(store, experiment=q, limit=CANDIDATES_SHOWN):
                 found.setdefault(run.id, _pick(run))
-    for run in await run_ops.list_runs(store, limit=CANDIDATE_SCAN):
+    scan = CANDIDATE_SCAN if needle else CANDIDATES_SHOWN + len(chosen)
+    for run in await run_ops.list_runs(store, limit=scan):
         if len(found) >= CANDIDATES_SHOWN + len(chosen):
             break
         if not needle or needle in (run.name or "").lower() or needle in run.experiment.lower():

@@ -32,7 +32,7 @@ from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
 
 PAGE_SIZES = (25, 50, 100)
-CHART_RUNS = 2000  # the chart shows the metric of this many newest runs
+CHART_RUNS = 1000  # the chart shows the metric of this many newest runs
 
 
 def experiment_href(name: str) -> str:

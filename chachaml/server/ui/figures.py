@@ -168,8 +168,8 @@ def scatter_spec(
             "color": color_scale(labels),
             "tooltip": [
                 {"field": "run", "type": "nominal"},
-                {"field": "x", "title": x_key},
-                {"field": "y", "title": y_key, "format": ".4g"},
+                {"field": "x", "type": x["type"], "title": x_key},
+                {"field": "y", "type": "quantitative", "title": y_key, "format": ".4g"},
             ],
         },
     }

@@ -1,0 +1,226 @@
+"""The Compare, Registry and Pipelines pages in a real browser (issue 18): the legend names
+runs in full in their table colours, the best value is marked, identical params hide, the
+picker adds a run, production asks for confirmation in the page, DAG nodes are links, and
+the new charts draw without a console error."""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from chachaml.records.pipelines import PIPELINE_TAG, NewPipeline, NewPipelineStep
+from chachaml.records.runs import MetricChunk, NewRun
+from chachaml.store import open_store
+from chachaml.store.protocol import Store
+from chachaml.tools import pipelines as pipeline_ops
+from tests.support.browser import chromium, visit
+from tests.support.mcp_seed import MID, NEW, OLD, seed, serving
+
+LONG_ID = "5" * 32
+LONG_NAME = "resnet50-lr0.003-batch256-cosine-warmup5-label-smoothing0.1-seed42"
+PID, PRUN, STEP_RUN = "7" * 32, "8" * 32, "6" * 32
+T0 = 1_745_000_000.0
+
+
+def _one(run_id: str, key: str, value: float) -> MetricChunk:
+    return MetricChunk(
+        run_id=run_id, key=key, count=1, steps=struct.pack("<q", 0),
+        values=struct.pack("<d", value), timestamps=struct.pack("<d", T0), last_value=value,
+        last_step=0, last_time=T0, min_value=value, max_value=value,
+    )  # fmt: skip
+
+
+async def _seed(path: Path) -> str:
+    url = f"sqlite:///{path / 'pages.db'}"
+    store = await open_store(url)
+    try:
+        await seed(store, path / "artifacts")
+        await store.create_run(
+            NewRun(id=LONG_ID, experiment="mnist", name=LONG_NAME, created_by="ana",
+                   started_at=T0, heartbeat_timeout=60.0)
+        )  # fmt: skip
+        await store.log_params(LONG_ID, {"lr": 0.003, "depth": 4})
+        await store.log_metrics([_one(LONG_ID, "acc", 0.85), _one(LONG_ID, "loss", 0.45)])
+        await store.end_run(LONG_ID, "completed", None, T0 + 60)
+        await _pipeline(store)
+    finally:
+        await store.close()
+    return url
+
+
+async def _pipeline(store: Store) -> None:
+    """A killed two-step pipeline: its first step ran on ``STEP_RUN``, the second never."""
+    first = "load-the-raw-shards-from-object-storage"
+    tags = {PIPELINE_TAG: PID}
+    await store.create_run(
+        NewRun(id=PRUN, experiment="etl", name="etl", created_by="ana", started_at=T0,
+               heartbeat_timeout=60.0, tags=tags)
+    )  # fmt: skip
+    steps = [NewPipelineStep(name=first), NewPipelineStep(name="fit", depends_on=[first])]
+    await pipeline_ops.create_pipeline(
+        store,
+        NewPipeline(id=PID, name="etl", run_id=PRUN, created_by="ana", started_at=T0,
+                    max_parallel=1, steps=steps),
+    )  # fmt: skip
+    step_tags = {**tags, "chachaml.step": first, "chachaml.attempt": "1"}
+    await store.create_run(
+        NewRun(id=STEP_RUN, experiment="etl", name=first, created_by="ana", started_at=T0 + 1,
+               heartbeat_timeout=60.0, parent_id=PRUN, tags=step_tags)
+    )  # fmt: skip
+    await pipeline_ops.start_step(store, PID, first, STEP_RUN, 1, T0 + 1)
+    await store.end_run(STEP_RUN, "completed", None, T0 + 5)
+    await pipeline_ops.end_step(store, PID, first, "completed", T0 + 5)
+    await pipeline_ops.end_pipeline(store, PID, "killed", "interrupted", T0 + 6)
+    await store.end_run(PRUN, "killed", "interrupted", T0 + 6)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("pages-browser")
+    url = anyio.run(_seed, path)
+    with serving(url, path / "artifacts") as mcp_url:
+        yield mcp_url.removesuffix("/mcp")
+
+
+@pytest.fixture(scope="module")
+def browser(base_url: str) -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
+
+
+def _charts_drawn(page: Any) -> None:
+    charts = page.locator(".chart")
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        page.wait_for_function(
+            "el => el.dataset.rendered", arg=chart.element_handle(), timeout=10_000
+        )
+        assert chart.get_attribute("data-rendered") == "1", chart.inner_text()
+
+
+def test_compare_of_three_runs_names_them_in_full_and_marks_the_best(
+    browser: Any, base_url: str
+) -> None:
+    page, errors = visit(browser, f"{base_url}/compare?ids={OLD},{MID},{LONG_ID}", "compare-3")
+    try:
+        legend = page.locator(".run-legend")
+        for name in ("baseline", "wider", LONG_NAME):
+            assert name in legend.inner_text()
+        item = legend.locator("li").nth(2)
+        assert item.locator("a").inner_text() == LONG_NAME and item.is_visible()
+        swatch = item.locator(".swatch").evaluate("el => getComputedStyle(el).backgroundColor")
+        head = page.locator("th.run-head").nth(2)
+        assert head.evaluate("el => getComputedStyle(el).borderTopColor") == swatch
+        assert swatch == "rgb(225, 87, 89)"  # the third colour, also the charts' third
+        acc = page.locator("tr.metric-row", has=page.locator("th", has_text="acc"))
+        assert acc.locator("td.best").inner_text().startswith("0.92")
+        loss = page.locator("tr.metric-row", has=page.locator("th", has_text="loss"))
+        assert loss.locator("td.best").inner_text().startswith("0.3")  # lower is better
+        loss.locator("button.direction-toggle").click()
+        assert loss.locator("td.best").inner_text().startswith("0.6")
+        assert "higher is better" in loss.locator("button.direction-toggle").inner_text()
+        _charts_drawn(page)
+        assert page.locator("#parallel canvas, #parallel svg").count() >= 1
+        assert page.locator("#scatter canvas, #scatter svg").count() >= 1
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_hide_identical_params(browser: Any, base_url: str) -> None:
+    page, errors = visit(browser, f"{base_url}/compare?ids={MID},{NEW}", "compare-hide")
+    try:
+        shared = page.locator("tr.same", has=page.locator("th", has_text="lr"))
+        differing = page.locator("tr.differs", has=page.locator("th", has_text="depth"))
+        assert shared.is_visible() and differing.is_visible()
+        page.locator("#hide-same").check()
+        shared.wait_for(state="hidden", timeout=5_000)
+        assert differing.is_visible() and "same=hide" in page.url
+        page.reload(wait_until="networkidle")  # the URL keeps the choice
+        assert page.locator("#hide-same").is_checked() and not shared.is_visible()
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_picking_a_run_in_the_picker_adds_it(browser: Any, base_url: str) -> None:
+    page, errors = visit(browser, f"{base_url}/compare?ids={OLD}", "compare-picker")
+    try:
+        assert "Pick 2 to 10 runs" in page.inner_text("main")
+        page.get_by_label("find runs to add").fill("wider")
+        with page.expect_navigation(wait_until="networkidle"):
+            page.get_by_role("button", name="Find").click()
+        with page.expect_navigation(wait_until="networkidle"):
+            page.get_by_role("link", name="add wider to the comparison").click()
+        assert re.search(f"ids={OLD}(%2C|,){MID}", page.url)
+        assert page.locator("th.run-head").count() == 2
+        assert "wider" in page.locator("th.run-head").nth(1).inner_text()
+        _charts_drawn(page)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def _stages(page: Any, base_url: str) -> dict[int, str]:
+    data = page.request.get(f"{base_url}/api/models/digits").json()
+    return {v["version"]: v["stage"] for v in data["model"]["versions"]}
+
+
+def test_promoting_to_production_needs_the_confirm_step(browser: Any, base_url: str) -> None:
+    page, errors = visit(browser, f"{base_url}/models/digits", "model-promote")
+    try:
+        form = page.locator("#promote-form")
+        form.locator("select[name=version]").select_option("1")
+        form.locator("select[name=stage]").select_option("production")
+        form.get_by_role("button", name="Promote", exact=True).click()
+        confirm = page.get_by_role("button", name="Confirm promote to production")
+        confirm.wait_for(state="visible", timeout=5_000)
+        assert "v2 leaves production" in page.locator("#promote-confirm").inner_text()
+        assert _stages(page, base_url)[1] == "staging"  # nothing sent yet
+        page.get_by_role("button", name="Cancel").click()
+        assert not confirm.is_visible() and _stages(page, base_url)[1] == "staging"
+        form.get_by_role("button", name="Promote", exact=True).click()
+        with page.expect_navigation(wait_until="networkidle"):
+            confirm.click()
+        assert _stages(page, base_url) == {1: "production", 2: "archived"}
+        history = page.locator("table").last.inner_text()
+        assert "staging → production" in history
+        assert errors == []  # no window.confirm dialog either
+    finally:
+        page.close()
+
+
+def test_a_pipeline_node_is_a_link_to_its_run(browser: Any, base_url: str) -> None:
+    page, errors = visit(browser, f"{base_url}/pipelines/{PID}", "pipeline-links")
+    try:
+        node = page.locator(f'svg.pipeline-graph a[href="/runs/{STEP_RUN}"]')
+        assert node.count() == 1
+        assert "load-the-raw-shards-from-object-storage" in node.locator("title").inner_text()
+        assert page.locator("svg.pipeline-graph line[marker-end]").count() == 1
+        assert "not run (pipeline killed)" in page.inner_text("main")
+        with page.expect_navigation(wait_until="networkidle"):
+            node.locator("rect").click()
+        assert page.url.endswith(f"/runs/{STEP_RUN}")
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_the_experiment_page_sorts_and_charts(browser: Any, base_url: str) -> None:
+    page, errors = visit(browser, f"{base_url}/experiments/mnist?metric=acc", "experiment")
+    try:
+        _charts_drawn(page)
+        assert page.locator("#experiment-timeline canvas, #experiment-timeline svg").count() >= 1
+        with page.expect_navigation(wait_until="networkidle"):
+            page.locator("table.runs thead a", has_text="acc").click()
+        first = page.locator("table.runs tbody tr").first.inner_text()
+        assert "wider" in first and "of 4" in page.inner_text(".pager")
+        assert errors == []
+    finally:
+        page.close()
