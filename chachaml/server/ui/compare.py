@@ -61,17 +61,23 @@ def _pick(run: Any) -> dict[str, Any]:
 async def _candidates(store: Store, q: str | None, chosen: list[str]) -> list[dict[str, Any]]:
     """Runs to add: ``q`` as an id or prefix, an experiment's name, or part of a name.
 
-    Names are looked for among the newest ``CANDIDATE_SCAN`` runs.
+    Names are looked for among the newest ``CANDIDATE_SCAN`` runs. Without ``q``, the first
+    picked run's experiment comes first (the run page's "compare with..." lands here).
     """
     found: dict[str, dict[str, Any]] = {}
     needle = (q or "").lower()
+    experiment = q
     if q and re.fullmatch(r"[0-9a-fA-F]{8,}", q):
         with suppress(ChachamlError):
             one = await run_ops.get_run(store, q.lower())
             found[one.id] = _pick(one)
-    if q:
+    if not q and chosen:
         with suppress(ChachamlError):
-            for run in await run_ops.list_runs(store, experiment=q, limit=CANDIDATES_SHOWN):
+            experiment = (await run_ops.get_run(store, chosen[0])).experiment
+    if experiment:
+        with suppress(ChachamlError):
+            limit = CANDIDATES_SHOWN + len(chosen)
+            for run in await run_ops.list_runs(store, experiment=experiment, limit=limit):
                 found.setdefault(run.id, _pick(run))
     scan = CANDIDATE_SCAN if needle else CANDIDATES_SHOWN + len(chosen)
     for run in await run_ops.list_runs(store, limit=scan):

@@ -73,7 +73,8 @@ async def test_fewer_than_two_runs_is_the_picker_and_a_message(
     data = (await web.get(f"/api/compare?ids={ids}")).json()
     assert data["runs"] == [] and data["message"]
     if ids:  # the one picked run is not offered again, and adding one keeps it in the URL
-        assert OLD not in [c["id"] for c in data["candidates"]]
+        offered = [c["id"] for c in data["candidates"]]
+        assert OLD not in offered and offered[:2] == [NEW, MID]  # its experiment's first
         assert all(c["add_href"].startswith(f"/compare?ids={OLD}%2C") for c in data["candidates"])
 
 
