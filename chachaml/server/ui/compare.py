@@ -30,7 +30,7 @@ from chachaml.server.ui.common import (
     store_of,
     text_param,
 )
-from chachaml.server.ui.figures import parallel_spec, recolor, scatter_spec
+from chachaml.server.ui.figures import color_index, parallel_spec, recolor, scatter_spec
 from chachaml.server.ui.goals import best_indices, better_direction
 from chachaml.server.ui.runs import run_row
 from chachaml.store.protocol import Store
@@ -162,6 +162,7 @@ async def compare_page(request: Request) -> dict[str, Any]:
     ids = [r.id for r in comparison.runs]  # prefixes resolved
     labels = {r.id: f"{r.name or r.id[:8]} ({r.id[:6]})" for r in comparison.runs}
     order = [labels[r] for r in ids]
+    colors = color_index(order)
     same = "hide" if data["hide_same"] else None
     charts = []
     for key in comparison.metrics:
@@ -186,10 +187,10 @@ async def compare_page(request: Request) -> dict[str, Any]:
             {
                 **run_row(r),
                 "label": labels[r.id],
-                "color": i,
+                "color": colors[labels[r.id]],
                 "remove_href": compare_href([x for x in ids if x != r.id], q=data["q"], same=same),
             }
-            for i, r in enumerate(comparison.runs)
+            for r in comparison.runs
         ],
         params=[
             {"key": k, "cells": cells, "differs": k in comparison.differing_params}

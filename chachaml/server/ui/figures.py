@@ -14,29 +14,37 @@ from typing import Any
 from chachaml.server.ui.charts import SCHEMA
 
 # One colour per compared run, the same in charts, table headers and legend (app.css
-# .run-c0 ... .run-c9 holds the same list: the CSP forbids inline styles).
+# .run-c0 ... .run-c9 holds the same list: the CSP forbids inline styles). It is Vega's own
+# "tableau10" and runs take colours in the order of their labels, as Vega's default nominal
+# scale does: a chart drawn without this module's explicit scale still agrees.
 PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#79706e",
+    "#4c78a8",
+    "#f58518",
+    "#e45756",
+    "#72b7b2",
+    "#54a24b",
+    "#eeca3b",
+    "#b279a2",
+    "#ff9da6",
+    "#9d755d",
+    "#bab0ac",
 )
 MAX_AXES = 14
 
 
+def color_index(labels: Sequence[str]) -> dict[str, int]:
+    """Each run label's palette position: labels in sorted order, like Vega's nominal scale."""
+    return {label: i for i, label in enumerate(sorted(labels))}
+
+
 def color_scale(labels: Sequence[str]) -> dict[str, Any]:
     """A colour encoding mapping each run label to its palette colour, with no legend."""
+    ordered = sorted(labels)
     return {
         "field": "run",
         "type": "nominal",
         "title": "run",
-        "scale": {"domain": list(labels), "range": list(PALETTE[: len(labels)])},
+        "scale": {"domain": ordered, "range": list(PALETTE[: len(ordered)])},
         "legend": None,
     }
 

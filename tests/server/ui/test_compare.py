@@ -119,16 +119,19 @@ async def test_best_value_per_metric_row_follows_the_name(web: httpx.AsyncClient
 async def test_one_colour_per_run_in_headers_legend_and_charts(web: httpx.AsyncClient) -> None:
     data = (await web.get(f"/api/compare?ids={OLD},{MID},{NEW}")).json()
     labels = [r["label"] for r in data["runs"]]
-    assert [r["color"] for r in data["runs"]] == [0, 1, 2]
+    # colours go by label order, as Vega's default scale would give them: baseline, deeper, wider
+    assert [r["color"] for r in data["runs"]] == [0, 2, 1]
     for chart in data["charts"]:
         color = chart["spec"]["encoding"]["color"]
-        assert color["scale"] == {"domain": labels, "range": list(PALETTE[:3])}
+        assert color["scale"] == {"domain": sorted(labels), "range": list(PALETTE[:3])}
         assert color["legend"] is None  # the page's legend, below the charts, names them
+    assert PALETTE[:2] == ("#4c78a8", "#f58518")  # Vega's tableau10
     page = (await web.get(f"/compare?ids={OLD},{MID},{NEW}")).text
     legend = page[page.index('class="run-legend"') :]
-    for i, name in enumerate(("baseline", "wider", "deeper")):
+    for i, name in ((0, "baseline"), (2, "wider"), (1, "deeper")):
         assert f'run-head run-c{i}"' in page
-        assert f'swatch run-c{i}"' in legend and name in legend
+        assert f'swatch run-c{i}" aria-hidden="true"></span><a href="/runs/' in legend
+        assert name in legend
 
 
 async def test_identical_params_can_be_hidden(web: httpx.AsyncClient) -> None:
@@ -144,6 +147,10 @@ async def test_identical_params_can_be_hidden(web: httpx.AsyncClient) -> None:
 
 async def test_parallel_coordinates_and_scatter_with_chosen_axes(web: httpx.AsyncClient) -> None:
     data = (await web.get(f"/api/compare?ids={OLD},{MID},{NEW}")).json()
+    assert (
+        'class="chart figure-chart" id="parallel" data-vega='
+        in (await web.get(f"/compare?ids={OLD},{MID},{NEW}")).text
+    )
     axes = data["parallel"]["layer"][0]["data"]["values"]
     assert [a["axis"] for a in axes] == ["depth", "lr", "acc", "loss"]
     lines = data["parallel"]["layer"][1]["data"]["values"]
