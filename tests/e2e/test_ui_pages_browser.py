@@ -202,7 +202,7 @@ def test_a_pipeline_node_is_a_link_to_its_run(browser: Any, base_url: str) -> No
     try:
         node = page.locator(f'svg.pipeline-graph a[href="/runs/{STEP_RUN}"]')
         assert node.count() == 1
-        assert "load-the-raw-shards-from-object-storage" in node.locator("title").inner_text()
+        assert "load-the-raw-shards-from-object-storage" in node.locator("title").text_content()
         assert page.locator("svg.pipeline-graph line[marker-end]").count() == 1
         assert "not run (pipeline killed)" in page.inner_text("main")
         with page.expect_navigation(wait_until="networkidle"):

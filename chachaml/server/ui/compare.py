@@ -103,6 +103,7 @@ async def _picker(request: Request) -> dict[str, Any]:
         "hide_same": same is not None,
         "max_runs": MAX_COMPARE_UI,
         "candidates": candidates,
+        "picked": [],
         "message": None,
         "error": None,
         "runs": [],
@@ -151,6 +152,11 @@ async def compare_page(request: Request) -> dict[str, Any]:
     data = await _picker(request)
     ids: list[str] = data["ids"]
     if len(ids) < 2:
+        store = store_of(request)
+        for rid in ids:
+            with suppress(ChachamlError):
+                one = _pick(await run_ops.get_run(store, rid))
+                data["picked"].append({**one, "remove_href": compare_href([], q=data["q"])})
         data["message"] = f"Pick 2 to {MAX_COMPARE_UI} runs to compare: find them below" + (
             " (1 picked so far)." if ids else "."
         )

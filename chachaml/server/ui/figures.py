@@ -30,6 +30,7 @@ PALETTE = (
     "#bab0ac",
 )
 MAX_AXES = 14
+PAD = 14  # pixels between the plot's edge and the outermost points, which would be cut
 
 
 def color_index(labels: Sequence[str]) -> dict[str, int]:
@@ -163,7 +164,7 @@ def scatter_spec(
         return None
     x: dict[str, Any] = {"field": "x", "type": "nominal", "title": x_key}
     if numeric:
-        x = {**x, "type": "quantitative", "scale": {"zero": False}}
+        x = {**x, "type": "quantitative", "scale": {"zero": False, "padding": PAD}}
     return {
         "$schema": SCHEMA,
         "width": "container",
@@ -172,7 +173,12 @@ def scatter_spec(
         "mark": {"type": "point", "filled": True, "size": 110},
         "encoding": {
             "x": x,
-            "y": {"field": "y", "type": "quantitative", "title": y_key, "scale": {"zero": False}},
+            "y": {
+                "field": "y",
+                "type": "quantitative",
+                "title": y_key,
+                "scale": {"zero": False, "padding": PAD},
+            },
             "color": color_scale(labels),
             "tooltip": [
                 {"field": "run", "type": "nominal"},
@@ -195,7 +201,13 @@ def timeline_spec(metric: str, direction: str, points: list[dict[str, Any]]) -> 
         if best is None or (value > best if direction == "max" else value < best):
             best = value
         rows.append({**p, "best": best})
-    time_x = {"field": "started", "type": "temporal", "title": "run start"}
+    time_x = {
+        "field": "started",
+        "type": "temporal",
+        "title": "run start",
+        "scale": {"padding": PAD},
+    }
+    value_y = {"type": "quantitative", "title": metric, "scale": {"zero": False, "padding": PAD}}
     return {
         "$schema": SCHEMA,
         "width": "container",
@@ -206,19 +218,14 @@ def timeline_spec(metric: str, direction: str, points: list[dict[str, Any]]) -> 
                 "mark": {"type": "line", "interpolate": "step-after", "color": "#59a14f"},
                 "encoding": {
                     "x": time_x,
-                    "y": {
-                        "field": "best",
-                        "type": "quantitative",
-                        "title": metric,
-                        "scale": {"zero": False},
-                    },
+                    "y": {**value_y, "field": "best"},
                 },
             },
             {
-                "mark": {"type": "point", "filled": True, "color": "#4e79a7"},
+                "mark": {"type": "point", "filled": True, "color": "#4c78a8", "size": 60},
                 "encoding": {
                     "x": time_x,
-                    "y": {"field": "value", "type": "quantitative", "title": metric},
+                    "y": {**value_y, "field": "value"},
                     "tooltip": [
                         {"field": "run", "type": "nominal"},
                         {"field": "started", "type": "temporal", "format": "%Y-%m-%d %H:%M"},

@@ -75,6 +75,8 @@ async def test_fewer_than_two_runs_is_the_picker_and_a_message(
     if ids:  # the one picked run is not offered again, and adding one keeps it in the URL
         offered = [c["id"] for c in data["candidates"]]
         assert OLD not in offered and offered[:2] == [NEW, MID]  # its experiment's first
+        assert [r["name"] for r in data["picked"]] == ["baseline"]
+        assert f'Picked: <a href="/runs/{OLD}">baseline</a>' in page.text
         assert all(c["add_href"].startswith(f"/compare?ids={OLD}%2C") for c in data["candidates"])
 
 
