@@ -206,6 +206,7 @@ def timeline_spec(metric: str, direction: str, points: list[dict[str, Any]]) -> 
         "type": "temporal",
         "title": "run start",
         "scale": {"padding": PAD},
+        "axis": {"format": "%b %d %H:%M", "labelOverlap": True},  # 24-hour, not Vega's %I
     }
     value_y = {"type": "quantitative", "title": metric, "scale": {"zero": False, "padding": PAD}}
     return {
