@@ -126,6 +126,7 @@ def test_compare_of_three_runs_names_them_in_full_and_marks_the_best(
         loss.locator("button.direction-toggle").click()
         assert loss.locator("td.best").inner_text().startswith("0.6")
         assert "higher is better" in loss.locator("button.direction-toggle").inner_text()
+        assert "flip=loss" in page.url  # a reload or a shared link keeps the choice
         _charts_drawn(page)
         assert page.locator("#parallel canvas, #parallel svg").count() >= 1
         assert page.locator("#scatter canvas, #scatter svg").count() >= 1

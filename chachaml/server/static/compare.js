@@ -1,5 +1,5 @@
 // Compare page: hide identical params (kept in the URL as same=hide), flip which way is
-// better for a metric row (the ★ moves), and redraw the scatter when an axis is picked.
+// better for a metric row (the ★ moves; flip=key,... in the URL), and redraw the scatter when an axis is picked.
 // Everything also works without this file: the server renders the same state from the URL.
 (() => {
   "use strict";
@@ -27,7 +27,7 @@
     row.querySelectorAll("td").forEach((cell, i) => cell.classList.toggle("best", best.has(i)));
     const button = row.querySelector(".direction-toggle");
     const word = way === "min" ? "lower" : "higher";
-    const key = row.querySelector("th").firstChild.textContent.trim();
+    const key = row.dataset.key;
     button.textContent = word + " is better";
     button.setAttribute("aria-label", key + ": " + word + " is better; switch");
   }
@@ -39,6 +39,12 @@
       button.addEventListener("click", () => {
         row.dataset.direction = row.dataset.direction === "min" ? "max" : "min";
         markBest(row);
+        const key = row.dataset.key;
+        const url = new URL(window.location.href);
+        const flipped = new Set((url.searchParams.get("flip") || "").split(",").filter(Boolean));
+        if (flipped.has(key)) flipped.delete(key);
+        else flipped.add(key);
+        setQuery("flip", [...flipped].join(","));
       });
     });
   }

@@ -115,6 +115,10 @@ async def _picker(request: Request) -> dict[str, Any]:
     }
 
 
+def _flip(direction: str) -> str:
+    return "min" if direction == "max" else "max"
+
+
 def _scatter(
     request: Request,
     labels: list[str],
@@ -185,6 +189,7 @@ async def compare_page(request: Request) -> dict[str, Any]:
     metrics: dict[str, list[object]] = {
         k: [by_run.get(r) for r in ids] for k, by_run in comparison.metrics.items()
     }
+    flipped = set(list_param(request, "flip"))  # metrics whose better direction was switched
     dims: list[tuple[str, list[object]]] = [(k, params[k]) for k in comparison.differing_params]
     dims += [(f"{k} (metric)" if k in params else k, v) for k, v in metrics.items()]
     data.update(
@@ -206,7 +211,7 @@ async def compare_page(request: Request) -> dict[str, Any]:
             {
                 "key": k,
                 "cells": cells,
-                "direction": better_direction(k),
+                "direction": _flip(better_direction(k)) if k in flipped else better_direction(k),
                 "best": {"max": best_indices(cells, "max"), "min": best_indices(cells, "min")},
             }
             for k, cells in metrics.items()

@@ -116,6 +116,8 @@ async def test_best_value_per_metric_row_follows_the_name(web: httpx.AsyncClient
     page = (await web.get(f"/compare?ids={OLD},{MID},{NEW}")).text
     assert page.count('class="num best"') == 2
     assert 'data-best-max="2" data-best-min="1"' in page
+    flipped = (await web.get(f"/api/compare?ids={OLD},{MID},{NEW}&flip=loss")).json()
+    assert {m["key"]: m["direction"] for m in flipped["metrics"]} == {"acc": "max", "loss": "max"}
 
 
 async def test_one_colour_per_run_in_headers_legend_and_charts(web: httpx.AsyncClient) -> None:
