@@ -21,8 +21,10 @@ from chachaml.chat.models import (
     MAX_MESSAGE_CHARS,
     PROVIDERS,
     ChatAnswer,
+    EventSink,
     Message,
     Provider,
+    TextSink,
     ToolCall,
     ToolDef,
     ToolOutcome,
@@ -141,12 +143,27 @@ async def call_tool(client: Client, request: ToolRequest) -> ToolOutcome:
 
 
 async def run_loop(
-    client: Client, convo: Conversation, conn: Connection, max_iterations: int
+    client: Client,
+    convo: Conversation,
+    conn: Connection,
+    max_iterations: int,
+    on_event: EventSink | None = None,
 ) -> ChatAnswer:
-    """Alternate model replies and tool calls until the model answers without tools."""
+    """Alternate model replies and tool calls until the model answers without tools.
+
+    With ``on_event``, replies are streamed: ``text`` events as the model writes (text of a
+    reply that then asks for tools included) and a ``tool_call`` event as each call returns.
+    """
     calls: list[ToolCall] = []
+    on_text: TextSink | None = None
+    if on_event is not None:
+        sink = on_event
+
+        async def on_text(piece: str) -> None:
+            await sink("text", {"text": piece})
+
     for iteration in range(1, max_iterations + 1):
-        turn = await convo.reply()
+        turn = await convo.reply(on_text)
         if not turn.requests:
             return ChatAnswer(
                 answer=turn.text,
@@ -157,16 +174,19 @@ async def run_loop(
             )
         if iteration == max_iterations:
             break
-        outcomes = [await call_tool(client, r) for r in turn.requests]
-        calls.extend(
-            ToolCall(
-                name=o.request.name,
-                arguments=o.request.arguments,
-                result=_short(o.text, SHORT_RESULT_CHARS),
-                is_error=o.is_error,
+        outcomes: list[ToolOutcome] = []
+        for request in turn.requests:
+            outcome = await call_tool(client, request)
+            outcomes.append(outcome)
+            call = ToolCall(
+                name=request.name,
+                arguments=request.arguments,
+                result=_short(outcome.text, SHORT_RESULT_CHARS),
+                is_error=outcome.is_error,
             )
-            for o in outcomes
-        )
+            calls.append(call)
+            if on_event is not None:
+                await on_event("tool_call", call.model_dump(mode="json"))
         convo.add_results(turn, outcomes)
     raise IterationLimitReached(
         f"the model was still calling tools after {max_iterations} replies"
@@ -188,8 +208,12 @@ async def aask(
     timeout: float = 60.0,
     max_retries: int = 2,
     settings: Settings | None = None,
+    on_event: EventSink | None = None,
 ) -> ChatAnswer:
     """Answer ``question`` with the tools of ``server`` (an MCP server or its URL).
+
+    ``on_event``, if given, streams the replies and hears each piece of text and each tool
+    call as it happens (see :func:`run_loop`).
 
     The key comes from ``api_key`` or the provider's environment variable
     (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``); the SDK retries rate limits, overloads and
@@ -214,7 +238,7 @@ async def aask(
         system = SYSTEM_PROMPT + (f"\n\n{client.instructions}" if client.instructions else "")
         convo = open_conversation(conn, system, turns, question, tools)
         try:
-            return await run_loop(client, convo, conn, max_iterations)
+            return await run_loop(client, convo, conn, max_iterations, on_event)
         except ChatError as exc:
             failed = exc
         finally:

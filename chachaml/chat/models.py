@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -94,3 +94,10 @@ class Turn:
 
     text: str
     requests: list[ToolRequest] = field(default_factory=list)
+
+
+#: Receives the model's answer text as it is produced (a streamed reply).
+TextSink = Callable[[str], Awaitable[None]]
+#: Receives what happens during a streamed chat: ``("text", {"text"})`` as the model
+#: writes, ``("tool_call", ToolCall fields)`` as each tool call returns.
+EventSink = Callable[[str, dict[str, Any]], Awaitable[None]]

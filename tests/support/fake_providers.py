@@ -2,16 +2,20 @@
 
 It speaks both wire formats closely enough for the official SDKs (pointed at it through
 ``base_url``) and replays a script of provider-neutral steps: ask for tool calls, answer
-with text built from what the client sent, fail with an HTTP status, or hang. Every
-request is recorded, parsed into a :class:`Seen` that is the same for both providers.
+with text built from what the client sent, fail with an HTTP status, or hang. A request
+with ``"stream": true`` is answered with Server-Sent Events as each API sends them
+(Anthropic's ``message_start`` ... ``message_stop``, OpenAI's ``chat.completion.chunk``
+lines ending in ``[DONE]``). Every request is recorded, parsed into a :class:`Seen` that is
+the same for both providers, with ``streamed`` telling how it asked.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +24,7 @@ import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.mcp_seed import free_port
@@ -47,6 +51,7 @@ class Seen:
     tools: list[str]
     texts: list[tuple[str, str]]
     results: list[Result]
+    streamed: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,10 @@ class Call:
 
 @dataclass(frozen=True)
 class Say:
-    """Answer with text, made from the request."""
+    """Answer with text, made from the request; streamed a word at a time, ``pause`` apart."""
 
     text: Callable[[Seen], str]
+    pause: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ def _anthropic_seen(body: dict[str, Any], headers: dict[str, str]) -> Seen:
         tools=[t["name"] for t in body.get("tools", [])],
         texts=texts,
         results=results,
+        streamed=bool(body.get("stream")),
     )
 
 
@@ -131,7 +138,111 @@ def _openai_seen(body: dict[str, Any], headers: dict[str, str]) -> Seen:
         tools=[t["function"]["name"] for t in body.get("tools", [])],
         texts=[(r, c) for r, c in texts if c],
         results=results,
+        streamed=bool(body.get("stream")),
     )
+
+
+def _words(text: str) -> list[str]:
+    """``text`` in pieces of one word each (with the space before it), as a model streams."""
+    return re.findall(r"\s*\S+|\s+", text) or [""]
+
+
+def _sse(data: dict[str, Any] | str, event: str | None = None) -> str:
+    line = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "") + f"data: {line}\n\n"
+
+
+def _sse_response(lines: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(lines, media_type="text/event-stream")
+
+
+async def _anthropic_stream(
+    n: int, model: str, content: list[dict[str, Any]], stop: str, pause: float
+) -> AsyncIterator[str]:
+    message = {
+        "id": f"msg_{n}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 1},
+    }
+    yield _sse({"type": "message_start", "message": message}, "message_start")
+    for index, block in enumerate(content):
+        if block["type"] == "text":
+            start, deltas = (
+                {"type": "text", "text": ""},
+                [{"type": "text_delta", "text": w} for w in _words(block["text"])],
+            )
+        else:
+            start = {**block, "input": {}}
+            raw = json.dumps(block["input"])
+            deltas = [
+                {"type": "input_json_delta", "partial_json": raw[i : i + 8]}
+                for i in range(0, len(raw), 8)
+            ]
+        yield _sse(
+            {"type": "content_block_start", "index": index, "content_block": start},
+            "content_block_start",
+        )
+        for delta in deltas:
+            if pause:
+                await anyio.sleep(pause)
+            yield _sse(
+                {"type": "content_block_delta", "index": index, "delta": delta},
+                "content_block_delta",
+            )
+        yield _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+    yield _sse(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": 10},
+        },
+        "message_delta",
+    )
+    yield _sse({"type": "message_stop"}, "message_stop")
+
+
+async def _openai_stream(
+    n: int, model: str, message: dict[str, Any], finish: str, pause: float
+) -> AsyncIterator[str]:
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
+        return _sse(
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion.chunk",
+                "created": 1_700_000_000,
+                "model": model,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
+                ],
+            }
+        )
+
+    yield chunk({"role": "assistant", "content": ""})
+    if message.get("content"):
+        for word in _words(message["content"]):
+            if pause:
+                await anyio.sleep(pause)
+            yield chunk({"content": word})
+    for index, call in enumerate(message.get("tool_calls", [])):
+        head = {"name": call["function"]["name"], "arguments": ""}
+        yield chunk(
+            {
+                "tool_calls": [
+                    {"index": index, "id": call["id"], "type": "function", "function": head}
+                ]
+            }
+        )
+        raw = call["function"]["arguments"]
+        for i in range(0, len(raw), 8):
+            part = {"index": index, "function": {"arguments": raw[i : i + 8]}}
+            yield chunk({"tool_calls": [part]})
+    yield chunk({}, finish)
+    yield _sse("[DONE]")
 
 
 class FakeProvider:
@@ -179,6 +290,9 @@ class FakeProvider:
         else:
             assert isinstance(step, Say)
             content, stop = [{"type": "text", "text": step.text(seen)}], "end_turn"
+        if seen.streamed:
+            pause = step.pause if isinstance(step, Say) else 0.0
+            return _sse_response(_anthropic_stream(n, seen.model, content, stop, pause))
         return JSONResponse(
             {
                 "id": f"msg_{n}",
@@ -213,6 +327,9 @@ class FakeProvider:
         else:
             assert isinstance(step, Say)
             message["content"], finish = step.text(seen), "stop"
+        if seen.streamed:
+            pause = step.pause if isinstance(step, Say) else 0.0
+            return _sse_response(_openai_stream(n, seen.model, message, finish, pause))
         return JSONResponse(
             {
                 "id": f"chatcmpl-{n}",

@@ -17,7 +17,7 @@ from anthropic.types import (
 )
 from anthropic.types import Message as AnthropicMessage
 
-from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
+from chachaml.chat.models import Message, TextSink, ToolDef, ToolOutcome, ToolRequest, Turn
 from chachaml.chat.providers.conversation import Connection, provider_errors
 
 MAX_TOKENS = 4096
@@ -54,16 +54,32 @@ class AnthropicConversation:
                 self._messages.append({"role": "assistant", "content": m.content})
         self._messages.append({"role": "user", "content": question})
 
-    async def reply(self) -> Turn:
-        """Send the conversation; the model's text and ``tool_use`` requests."""
+    async def reply(self, on_text: TextSink | None = None) -> Turn:
+        """Send the conversation; the model's text and ``tool_use`` requests.
+
+        With ``on_text``, through ``messages.stream``: each text delta goes to ``on_text``
+        as it arrives, and the turn is read from the stream's final message.
+        """
         with provider_errors(self._conn, anthropic):
-            message: AnthropicMessage = await self._client.messages.create(
-                model=self._conn.model,
-                max_tokens=MAX_TOKENS,
-                system=self._system,
-                messages=self._messages,
-                tools=self._tools,
-            )
+            if on_text is None:
+                message: AnthropicMessage = await self._client.messages.create(
+                    model=self._conn.model,
+                    max_tokens=MAX_TOKENS,
+                    system=self._system,
+                    messages=self._messages,
+                    tools=self._tools,
+                )
+            else:
+                async with self._client.messages.stream(
+                    model=self._conn.model,
+                    max_tokens=MAX_TOKENS,
+                    system=self._system,
+                    messages=self._messages,
+                    tools=self._tools,
+                ) as stream:
+                    async for piece in stream.text_stream:
+                        await on_text(piece)
+                    message = await stream.get_final_message()
         text = "".join(b.text for b in message.content if b.type == "text")
         requests = [
             ToolRequest(id=b.id, name=b.name, arguments=dict(b.input))

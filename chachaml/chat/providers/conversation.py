@@ -13,21 +13,22 @@ from types import ModuleType
 from typing import Protocol
 
 from chachaml.chat.errors import ProviderError
-from chachaml.chat.models import Message, Provider, ToolDef, ToolOutcome, Turn
+from chachaml.chat.models import Message, Provider, TextSink, ToolDef, ToolOutcome, Turn
 
 
 class Conversation(Protocol):
     """One conversation with a model, holding its messages in the provider's format.
 
     ``reply`` sends everything so far (system prompt, history, question, tool results) with
-    the tool definitions and returns the model's next turn; it raises
+    the tool definitions and returns the model's next turn (through the provider's streaming
+    API when ``on_text`` is given, which then gets the text as it arrives); it raises
     :class:`~chachaml.chat.errors.ProviderError` when the provider refuses or fails.
     ``add_results`` appends the model's turn and the outcome of each of its tool requests,
     in the order requested, before the next ``reply``.
     """
 
-    async def reply(self) -> Turn:
-        """The model's next turn."""
+    async def reply(self, on_text: TextSink | None = None) -> Turn:
+        """The model's next turn; streamed, with each piece of text to ``on_text``, if given."""
         ...
 
     def add_results(self, turn: Turn, outcomes: Sequence[ToolOutcome]) -> None:

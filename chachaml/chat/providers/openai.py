@@ -17,7 +17,7 @@ from openai.types.chat import (
     ChatCompletionToolParam,
 )
 
-from chachaml.chat.models import Message, ToolDef, ToolOutcome, ToolRequest, Turn
+from chachaml.chat.models import Message, TextSink, ToolDef, ToolOutcome, ToolRequest, Turn
 from chachaml.chat.providers.conversation import Connection, provider_errors
 
 
@@ -66,8 +66,14 @@ class OpenAIConversation:
                 self._messages.append({"role": "assistant", "content": m.content})
         self._messages.append({"role": "user", "content": question})
 
-    async def reply(self) -> Turn:
-        """Send the conversation; the model's text and ``tool_calls``."""
+    async def reply(self, on_text: TextSink | None = None) -> Turn:
+        """Send the conversation; the model's text and ``tool_calls``.
+
+        With ``on_text``, with ``stream=True``: content deltas go to ``on_text`` as they
+        arrive, and tool calls are put together from their indexed deltas.
+        """
+        if on_text is not None:
+            return await self._streamed(on_text)
         with provider_errors(self._conn, openai):
             completion = await self._client.chat.completions.create(
                 model=self._conn.model, messages=self._messages, tools=self._tools
@@ -79,6 +85,31 @@ class OpenAIConversation:
             if c.type == "function"
         ]
         return Turn(text=message.content or "", requests=requests)
+
+    async def _streamed(self, on_text: TextSink) -> Turn:
+        text: list[str] = []
+        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
+        with provider_errors(self._conn, openai):
+            stream = await self._client.chat.completions.create(
+                model=self._conn.model, messages=self._messages, tools=self._tools, stream=True
+            )
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        text.append(delta.content)
+                        await on_text(delta.content)
+                    for part in delta.tool_calls or []:
+                        call = calls.setdefault(part.index, ["", "", ""])
+                        call[0] = part.id or call[0]
+                        if part.function is not None:
+                            call[1] += part.function.name or ""
+                            call[2] += part.function.arguments or ""
+        requests = [
+            ToolRequest(id=call_id, name=name, arguments=_arguments(raw))
+            for call_id, name, raw in (calls[i] for i in sorted(calls))
+        ]
+        return Turn(text="".join(text), requests=requests)
 
     def add_results(self, turn: Turn, outcomes: Sequence[ToolOutcome]) -> None:
         """Append the assistant's ``tool_calls`` message and one ``tool`` message per call."""

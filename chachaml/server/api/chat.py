@@ -1,7 +1,10 @@
 """``POST /api/chat``: ask a question about the store, answered by a model through the MCP tools.
 
 The body is ``{"question", "provider", "model", "history", "max_iterations"}``; the answer is
-a :class:`~chachaml.chat.ChatAnswer` (answer, iterations, every tool call). The provider key
+a :class:`~chachaml.chat.ChatAnswer` (answer, iterations, every tool call) with
+``answer_html``, the answer's markdown as sanitized HTML. With ``Accept: text/event-stream``
+(or ``?stream=1``) the same answer comes as Server-Sent Events while it is produced
+(:mod:`chachaml.server.api.chat_stream`). The provider key
 comes from the ``X-Chat-Api-Key`` header, else from the server's environment
 (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``); it is used for the one request and never stored
 or logged. The provider endpoint is chosen by the server only, so a caller cannot send a key
@@ -14,25 +17,31 @@ callers need read access to the API.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from chachaml.chat.errors import IterationLimitReached, MissingApiKey, ProviderError
-from chachaml.chat.loop import aask
+from chachaml.chat.loop import aask, connection
 from chachaml.chat.models import (
     MAX_HISTORY_TURNS,
+    EventSink,
     Message,
     Provider,
     conversation_size_error,
 )
+from chachaml.errors import ChachamlError
 from chachaml.server.access import require
+from chachaml.server.api.chat_markdown import answer_html
+from chachaml.server.api.chat_stream import EventStream, wants_stream
 from chachaml.server.api.endpoint import read_limited
-from chachaml.server.errors import ApiError, envelope, from_validation
+from chachaml.server.errors import ApiError, envelope, from_validation, status_of
 from chachaml.server.mcp.server import build_mcp
 from chachaml.settings import Settings
 
@@ -40,6 +49,7 @@ if TYPE_CHECKING:
     from chachaml.store.artifacts import ArtifactStore
     from chachaml.store.protocol import Store
 
+log = logging.getLogger(__name__)
 KEY_HEADER = "x-chat-api-key"
 PROVIDER_STATUS = {"rate_limit": 429, "timeout": 504}
 
@@ -104,6 +114,42 @@ def _provider_failure(exc: ProviderError) -> Response:
     return response
 
 
+async def _streamed(
+    answer: Callable[[EventSink], Awaitable[dict[str, Any]]], emit: EventSink
+) -> None:
+    """Run the chat with its events to ``emit``; its end is one ``answer`` or ``error`` event."""
+    try:
+        result = await answer(emit)
+    except ProviderError as exc:
+        status, message = PROVIDER_STATUS.get(exc.kind, 502), str(exc)
+    except IterationLimitReached as exc:
+        status, message = 422, str(exc)
+    except ChachamlError as exc:
+        status, message = status_of(exc), str(exc)
+    except Exception:
+        log.exception("chat stream failed")
+        status, message = 500, "the chat failed on the server; see its log"
+    else:
+        await emit("answer", result)
+        return
+    error = json.loads(bytes(envelope(status, message).body))
+    await emit("error", error)
+
+
+class ChatRoute(Route):
+    """``POST /api/chat``, carrying the server's chat options for the Chat page to read."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]], opts: ChatOptions):
+        super().__init__("/api/chat", endpoint, methods=["POST"])
+        self.options = opts
+
+
+def chat_options(routes: Sequence[BaseRoute]) -> ChatOptions:
+    """The chat options an app was built with (the defaults if it has no chat route)."""
+    found = (r.options for r in routes if isinstance(r, ChatRoute))
+    return next(found, ChatOptions())
+
+
 def chat_routes(
     store: Store, artifacts: ArtifactStore | None = None, options: ChatOptions | None = None
 ) -> list[Route]:
@@ -112,18 +158,16 @@ def chat_routes(
     server = build_mcp(store, artifacts=artifacts, toolsets=opts.toolsets, read_only=True)
 
     async def chat(request: Request) -> Response:
-        """Answer a question with the model and the read-only tools."""
+        """Answer a question with the model and the read-only tools (JSON, or events)."""
         require(request, "read")  # the access layer: a token in team mode, same-origin in local
         body = await _body(request)
-        try:
-            answer = await aask(
-                body.question,
-                server=server,
-                provider=body.provider,
-                api_key=request.headers.get(KEY_HEADER) or None,
+        api_key = request.headers.get(KEY_HEADER) or None
+        try:  # before anything is streamed: a missing key is a plain 401 either way
+            connection(
+                body.provider,
+                api_key=api_key,
                 model=body.model,
-                history=body.history,
-                max_iterations=body.max_iterations,
+                base_url=None,
                 timeout=opts.timeout,
                 max_retries=opts.max_retries,
                 settings=opts.settings,
@@ -134,10 +178,30 @@ def chat_routes(
                 f"no {body.provider} API key: send it in the X-Chat-Api-Key header"
                 " (this server has none configured)",
             ) from None
+
+        async def answer(on_event: EventSink | None = None) -> dict[str, Any]:
+            result = await aask(
+                body.question,
+                server=server,
+                provider=body.provider,
+                api_key=api_key,
+                model=body.model,
+                history=body.history,
+                max_iterations=body.max_iterations,
+                timeout=opts.timeout,
+                max_retries=opts.max_retries,
+                settings=opts.settings,
+                on_event=on_event,
+            )
+            return {**result.model_dump(mode="json"), "answer_html": answer_html(result.answer)}
+
+        if wants_stream(request):
+            return EventStream(lambda emit: _streamed(answer, emit))
+        try:
+            return JSONResponse(await answer())
         except ProviderError as exc:
             return _provider_failure(exc)
         except IterationLimitReached as exc:
             raise ApiError(422, str(exc)) from None
-        return JSONResponse(answer.model_dump(mode="json"))
 
-    return [Route("/api/chat", chat, methods=["POST"])]
+    return [ChatRoute(chat, opts)]

@@ -82,7 +82,7 @@ async def test_the_answer_and_its_tool_calls_come_back_as_json(
     response = await ask(api, provider, model="m-1", history=history)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"answer", "provider", "model", "iterations", "tool_calls"}
+    assert set(body) == {"answer", "answer_html", "provider", "model", "iterations", "tool_calls"}
     assert IRIS in body["answer"] and "0.97" in body["answer"]
     assert (body["provider"], body["model"], body["iterations"]) == (provider, "m-1", 2)
     [call] = body["tool_calls"]
