@@ -3,6 +3,7 @@ real read-only tools over the seeded store."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -211,3 +212,119 @@ async def test_the_key_is_never_logged_nor_stored(
     assert KEY not in caplog.text + out + err + ok.text + failed.text
     stored = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
     assert stored and all(KEY.encode() not in blob for blob in stored)
+
+
+# --- the streamed form: Server-Sent Events -------------------------------------------------
+
+STREAM = {"Accept": "text/event-stream"}
+
+
+def events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    """The ``(event, data)`` pairs of a Server-Sent Events body."""
+    assert response.headers["content-type"].startswith("text/event-stream"), response.text
+    found = []
+    for block in response.text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        found.append((fields["event"], json.loads(fields["data"])))
+    return found
+
+
+async def ask_streamed(
+    api: httpx.AsyncClient, provider: str, key: str | None = KEY, **body: Any
+) -> httpx.Response:
+    headers = {**STREAM, **({"X-Chat-Api-Key": key} if key else {})}
+    payload = {"question": "Which iris run is best?", "provider": provider, **body}
+    with anyio.fail_after(20):
+        return await api.post("/api/chat", json=payload, headers=headers)
+
+
+async def test_a_streamed_answer_sends_tool_calls_then_text_pieces_then_the_answer(
+    api: httpx.AsyncClient, fake: FakeProvider, provider: str
+) -> None:
+    fake.play(
+        Call([("best_run", {"metric": "acc", "experiment": "iris"})]),
+        Say(lambda seen: f"The **best** run is {IRIS}.\n\n| run | acc |\n|---|---|\n| a | 1 |"),
+    )
+    response = await ask_streamed(api, provider)
+    assert response.status_code == 200
+    got = events(response)
+    kinds = [kind for kind, _ in got]
+    assert kinds[0] == "tool_call" and kinds[-1] == "answer"
+    assert set(kinds[1:-1]) == {"text"} and len(kinds) > 5  # the text came in many pieces
+    call = got[0][1]
+    assert call["name"] == "best_run" and call["arguments"] == {
+        "metric": "acc",
+        "experiment": "iris",
+    }
+    assert IRIS in call["result"] and call["is_error"] is False
+    final = got[-1][1]
+    assert "".join(data["text"] for kind, data in got if kind == "text") == final["answer"]
+    assert set(final) == {"answer", "answer_html", "provider", "model", "iterations", "tool_calls"}
+    assert "<strong>best</strong>" in final["answer_html"] and "<table>" in final["answer_html"]
+    assert final["tool_calls"] == [call] and final["iterations"] == 2
+    assert all(seen.streamed for seen in fake.seen)  # the provider's streaming API was used
+
+
+async def test_stream_is_also_asked_for_with_a_query_parameter(
+    api: httpx.AsyncClient, fake: FakeProvider
+) -> None:
+    fake.play(Say(lambda seen: "short answer"))
+    response = await api.post(
+        "/api/chat?stream=1", json={"question": "q"}, headers={"X-Chat-Api-Key": KEY}
+    )
+    assert [kind for kind, _ in events(response)] == ["text", "text", "answer"]
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "message"),
+    [
+        (Fail(401, "invalid x-api-key"), 502, "rejected the API key"),
+        (Fail(429, "slow down", {"retry-after": "12"}), 429, "retry after 12 s"),
+        (Hang(), 504, "did not answer within 0.5 s"),
+    ],
+)
+async def test_provider_failures_are_an_error_event(
+    api: httpx.AsyncClient,
+    fake: FakeProvider,
+    provider: str,
+    step: Fail | Hang,
+    status: int,
+    message: str,
+) -> None:
+    fake.play(step)
+    response = await ask_streamed(api, provider)
+    [(kind, data)] = events(response)
+    assert kind == "error"
+    assert data["error"]["status"] == status and message in data["error"]["message"]
+    assert KEY not in response.text
+
+
+async def test_the_iteration_cap_is_an_error_event_after_the_tool_calls(
+    api: httpx.AsyncClient, fake: FakeProvider, provider: str
+) -> None:
+    fake.play(*[Call([("list_experiments", {})]) for _ in range(2)])
+    got = events(await ask_streamed(api, provider, max_iterations=2))
+    assert [kind for kind, _ in got] == ["tool_call", "error"]
+    assert (
+        got[1][1]["error"]["status"] == 422 and "after 2 replies" in got[1][1]["error"]["message"]
+    )
+
+
+async def test_refusals_before_the_model_is_asked_stay_plain_http_errors(
+    tmp_path: Path, settings: Settings, api: httpx.AsyncClient, fake: FakeProvider
+) -> None:
+    fake.play()
+    no_key = await ask_streamed(api, "openai", key=None)
+    assert no_key.status_code == 401 and "X-Chat-Api-Key" in no_key.json()["error"]["message"]
+    too_long = await ask_streamed(api, "anthropic", history=[{"role": "user", "content": "x"}] * 41)
+    assert too_long.status_code == 422
+    big = b'{"question": "' + b"x" * (1024 * 1024) + b'"}'
+    json_type = {**STREAM, "Content-Type": "application/json", "X-Chat-Api-Key": KEY}
+    assert (await api.post("/api/chat", content=big, headers=json_type)).status_code == 413
+    access = AccessConfig(tokens=(("ada", "token-123456"),))
+    (tmp_path / "guarded").mkdir()
+    async for guarded in web(tmp_path / "guarded", settings, access=access):
+        assert (await ask_streamed(guarded, "anthropic")).status_code == 401
+    assert fake.seen == []
