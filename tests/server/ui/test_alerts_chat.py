@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from chachaml.chat.models import DEFAULT_MODELS
+from chachaml.server.api.chat import ChatOptions
 from chachaml.server.app import create_app
+from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from tests.support.alerts_seed import EVIL_RULE, seed_alerts
@@ -115,11 +119,13 @@ async def test_chat_page_offers_providers_and_keeps_the_key_out_of_forms(
     web: httpx.AsyncClient,
 ) -> None:
     data = (await web.get("/api/chat")).json()
-    assert data["providers"] == [{"name": p, "default_model": m} for p, m in DEFAULT_MODELS.items()]
+    assert data["providers"] == [
+        {"name": p, "default_model": m, "server_key": False} for p, m in DEFAULT_MODELS.items()
+    ]
     assert data["models"] == ["digits"] and data["key_header"] == "X-Chat-Api-Key"
     html = (await web.get("/chat")).text
     assert '<script src="/static/chat.js" defer></script>' in html
-    assert '<option value="openai" data-default-model="gpt-5.5">' in html
+    assert '<option value="openai" data-default-model="gpt-5.5" data-server-key="no">' in html
     assert """data-models='["digits"]'""" in html
     key_input = re.search(r'<input id="chat-key"[^>]*>', html)
     assert key_input and 'type="password"' in key_input[0] and "name=" not in key_input[0]
@@ -131,3 +137,29 @@ async def test_the_chat_twin_leaves_post_api_chat_answering(web: httpx.AsyncClie
     response = await web.post("/api/chat", json={"question": f"about {IRIS}?"})
     assert response.status_code == 401
     assert "X-Chat-Api-Key" in response.json()["error"]["message"]
+
+
+async def test_the_chat_page_says_up_front_whether_the_server_holds_a_key(
+    web: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    html = (await web.get("/chat")).text
+    assert "This server holds no provider API key" in html and "chat-key-missing" in html
+    assert (await web.get("/api/chat")).json()["server_keys"] == []
+    # a server started with an OpenAI key says so, picks openai, and never shows the key
+    store = await open_store(f"sqlite:///{tmp_path / 'keyed.db'}")
+    try:
+        settings = Settings(openai_api_key="sk-server-only-secret-1")
+        app = create_app(store, chat=ChatOptions(settings=settings))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as keyed:
+            page = (await keyed.get("/chat")).text
+            data = (await keyed.get("/api/chat")).json()
+    finally:
+        await store.close()
+    assert "This server holds an API key for openai: openai · gpt-5.5 answers" in page
+    assert (
+        '<option value="openai" data-default-model="gpt-5.5" data-server-key="yes" selected>'
+        in page
+    )
+    assert data["server_keys"] == ["openai"] and data["default_provider"] == "openai"
+    assert "sk-server-only-secret-1" not in page + json.dumps(data)
