@@ -7,6 +7,7 @@ each answer with its tool calls, and hostile answers render as text.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,71 @@ def test_a_provider_error_shows_in_the_conversation(
         assert "X-Chat-Api-Key" in reply.locator(".chat-error").inner_text()
         assert fake.seen == []
         assert [e for e in errors if "401" not in e] == []
+    finally:
+        page.close()
+
+
+MARKDOWN = (
+    "The **best** run is {run}.\n\n| run | acc |\n|-----|-----|\n| {run} | 0.97 |\n\n"
+    "Done <script>window.pwned = 3</script> [x](javascript:window.pwned=4)"
+)
+PARTIAL = """() => {
+  const reply = document.querySelector('.chat-assistant');
+  const partial = reply && reply.querySelector('.answer-partial');
+  return {
+    partial: partial ? partial.textContent : '',
+    done: !!(reply && reply.querySelector('.answer.markdown, .chat-error')),
+    calls: reply ? reply.querySelectorAll('.tool-call').length : 0,
+  };
+}"""
+
+
+@pytest.mark.parametrize("provider_name", ["anthropic", "openai"])
+def test_the_key_hint_shows_up_front_and_a_markdown_answer_streams_in(
+    browser: Any, base_url: str, fake: FakeProvider, provider_name: str
+) -> None:
+    fake.play(
+        Call([("best_run", {"metric": "acc", "experiment": "iris"})]),
+        Say(lambda seen: MARKDOWN.format(run=IRIS), pause=0.12),
+    )
+    page, errors = visit(browser, f"{base_url}/chat", f"chat-stream-{provider_name}")
+    try:
+        page.evaluate("sessionStorage.clear()")
+        status = page.locator("#chat-key-status")
+        assert status.is_visible() and "holds no provider API key" in status.inner_text()
+        page.select_option("#chat-provider", provider_name)
+        assert f"no {provider_name} API key" in status.inner_text()
+        page.fill("#chat-key", KEY)
+        assert "with the key you entered" in status.inner_text()
+
+        page.fill("#chat-question", "Which iris run is best?")
+        page.click("#chat-send")
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # poll: wait_for_function is refused by the CSP
+            state = page.evaluate(PARTIAL)
+            seen.append(state)
+            if state["done"]:
+                break
+            page.wait_for_timeout(40)
+        partial = [s["partial"] for s in seen if s["partial"] and not s["done"]]
+        assert seen[-1]["done"], "no answer within 20 s"
+        assert partial, "the answer never showed before it was complete"
+        assert len(set(partial)) > 1, "the answer arrived in one piece"
+        assert any(s["calls"] == 1 for s in seen if not s["done"]), "no tool call before the end"
+        assert all(p.startswith("The") and "Done" not in p for p in partial[:1])
+
+        answer = page.locator(".chat-assistant .answer.markdown")
+        assert answer.locator("strong").inner_text() == "best"
+        table = answer.locator("table")
+        assert table.locator("th").all_inner_texts() == ["run", "acc"]
+        assert table.locator(f"td a[href='/runs/{IRIS}']").inner_text() == IRIS
+        assert "<script>" in answer.inner_text()  # shown as text, inert
+        assert page.locator("main script:not([src]), .answer a[href^='javascript']").count() == 0
+        assert page.evaluate("window.pwned") is None
+        assert fake.seen[0].streamed and fake.seen[1].streamed
+        page.screenshot(path=str(SHOTS / f"chat-markdown-{provider_name}.png"), full_page=True)
+        assert errors == []
     finally:
         page.close()
 
