@@ -302,7 +302,7 @@
     }
     status.textContent = text;
     status.className = "chat-key-status " + kind;
-    key.placeholder = serverKey ? "optional: the server has one" : "needed: kept in this tab only";
+    key.placeholder = serverKey ? "optional: the server has one" : "needed (this tab only)";
   }
 
   question.addEventListener("keydown", (event) => {
