@@ -79,11 +79,20 @@ class Fail:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Stream ``text``, then an error event of ``status``'s type (a plain ``Fail`` unstreamed)."""
+
+    text: str
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
 class Hang:
     """Do not answer until the server shuts down."""
 
 
-Step = Call | Say | Fail | Hang
+Step = Call | Say | Fail | Cut | Hang
 ERROR_TYPES = {
     401: "authentication_error",
     429: "rate_limit_error",
@@ -245,6 +254,25 @@ async def _openai_stream(
     yield _sse("[DONE]")
 
 
+async def _anthropic_cut(step: Cut, model: str) -> AsyncIterator[str]:
+    async for line in _anthropic_stream(0, model, [{"type": "text", "text": step.text}], "", 0):
+        if '"content_block_stop"' in line:
+            break
+        yield line
+    error = {"type": ERROR_TYPES.get(step.status, "api_error"), "message": step.message}
+    yield _sse({"type": "error", "error": error}, "error")
+
+
+async def _openai_cut(step: Cut, model: str) -> AsyncIterator[str]:
+    message = {"role": "assistant", "content": step.text}
+    async for line in _openai_stream(0, model, message, "stop", 0):
+        if '"finish_reason":"stop"' in line.replace(" ", ""):
+            break
+        yield line
+    error = {"message": step.message, "type": ERROR_TYPES.get(step.status), "code": None}
+    yield _sse({"error": error})
+
+
 class FakeProvider:
     """The fake server's state: the script to replay and the requests seen so far."""
 
@@ -276,10 +304,13 @@ class FakeProvider:
     async def _anthropic(self, request: Request) -> Response:
         seen = _anthropic_seen(await request.json(), dict(request.headers))
         step = await self._next(seen)
-        if isinstance(step, Fail):
+        if isinstance(step, Cut) and seen.streamed:
+            return _sse_response(_anthropic_cut(step, seen.model))
+        if isinstance(step, Fail | Cut):
             error = {"type": ERROR_TYPES.get(step.status, "api_error"), "message": step.message}
             body = {"type": "error", "error": error}
-            return JSONResponse(body, status_code=step.status, headers=step.headers)
+            headers = step.headers if isinstance(step, Fail) else {}
+            return JSONResponse(body, status_code=step.status, headers=headers)
         n = next(self._ids)
         if isinstance(step, Call):
             content = [
@@ -309,9 +340,12 @@ class FakeProvider:
     async def _openai(self, request: Request) -> Response:
         seen = _openai_seen(await request.json(), dict(request.headers))
         step = await self._next(seen)
-        if isinstance(step, Fail):
+        if isinstance(step, Cut) and seen.streamed:
+            return _sse_response(_openai_cut(step, seen.model))
+        if isinstance(step, Fail | Cut):
             error = {"message": step.message, "type": ERROR_TYPES.get(step.status), "code": None}
-            return JSONResponse({"error": error}, status_code=step.status, headers=step.headers)
+            headers = step.headers if isinstance(step, Fail) else {}
+            return JSONResponse({"error": error}, status_code=step.status, headers=headers)
         n = next(self._ids)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if isinstance(step, Call):

@@ -163,14 +163,39 @@ def provider_errors(conn: Connection, sdk: ModuleType) -> Iterator[None]:
 
     ``sdk`` is the ``anthropic`` or ``openai`` module: both raise ``APIStatusError`` for an
     HTTP error status (once their own retries are spent), ``APITimeoutError`` and
-    ``APIConnectionError``.
+    ``APIConnectionError``. An error sent inside a stream is an ``APIStatusError`` of the
+    stream's 200 (Anthropic) or a bare ``APIError`` (OpenAI); its error type says what
+    status it stands for.
     """
     try:
         yield
     except sdk.APIStatusError as exc:
         retry_after = exc.response.headers.get("retry-after")
-        raise status_error(conn, exc.status_code, exc.body, retry_after) from None
+        status = exc.status_code
+        if status < 400:  # an error event inside a stream that had begun with 200
+            status = STREAM_ERROR_STATUS.get(_error_type(exc.body), 500)
+        raise status_error(conn, status, exc.body, retry_after) from None
     except sdk.APITimeoutError:
         raise timeout_error(conn) from None
     except sdk.APIConnectionError:
         raise connection_error(conn) from None
+    except sdk.APIError as exc:  # OpenAI: an error chunk inside a stream
+        status = STREAM_ERROR_STATUS.get(_error_type(exc.body), 500)
+        raise status_error(conn, status, exc.body, None) from None
+
+
+# What an error event in the middle of a stream stands for, by its error type.
+STREAM_ERROR_STATUS = {
+    "overloaded_error": 529,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "authentication_error": 401,
+    "invalid_request_error": 400,
+}
+
+
+def _error_type(body: object) -> str:
+    """The ``type`` of a provider's error body (``{"error": {"type"}}`` or ``{"type"}``)."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    kind = inner.get("type") if isinstance(inner, dict) else None
+    return kind if isinstance(kind, str) else ""

@@ -19,7 +19,7 @@ from chachaml.server.app import create_app
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
-from tests.support.fake_providers import Call, Fail, FakeProvider, Hang, Say, Seen
+from tests.support.fake_providers import Call, Cut, Fail, FakeProvider, Hang, Say, Seen
 from tests.support.mcp_seed import IRIS, seeded_store
 
 KEY = "sk-secret-key-never-logged-42"
@@ -328,3 +328,15 @@ async def test_refusals_before_the_model_is_asked_stay_plain_http_errors(
     async for guarded in web(tmp_path / "guarded", settings, access=access):
         assert (await ask_streamed(guarded, "anthropic")).status_code == 401
     assert fake.seen == []
+
+
+async def test_an_error_inside_the_providers_stream_ends_the_events_with_an_error(
+    api: httpx.AsyncClient, fake: FakeProvider, provider: str
+) -> None:
+    fake.play(Cut("Half an answer", 529, f"Overloaded (key {KEY})"))
+    got = events(await ask_streamed(api, provider))
+    kinds = [kind for kind, _ in got]
+    assert kinds[0] == "text" and kinds[-1] == "error" and "answer" not in kinds
+    error = got[-1][1]["error"]
+    assert error["status"] == 502 and "overloaded" in error["message"]
+    assert KEY not in json.dumps(got)
