@@ -216,6 +216,31 @@ def test_the_key_hint_shows_up_front_and_a_markdown_answer_streams_in(
         page.close()
 
 
+def test_when_the_stream_cannot_be_had_the_page_asks_for_json(
+    browser: Any, base_url: str, fake: FakeProvider
+) -> None:
+    fake.play(Say(lambda seen: "Plain **JSON** answer"))
+    page, errors = visit(browser, f"{base_url}/chat", "chat-fallback")
+    streamed: list[str] = []
+
+    def no_streams(route: Any) -> None:
+        if "text/event-stream" in route.request.headers.get("accept", ""):
+            streamed.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    try:
+        page.route("**/api/chat", no_streams)
+        page.fill("#chat-key", KEY)
+        reply = _ask(page, "Anything?", 1)
+        assert reply.locator(".answer.markdown strong").inner_text() == "JSON"
+        assert streamed and len(fake.seen) == 1 and not fake.seen[0].streamed
+        assert [e for e in errors if "ERR_FAILED" not in e] == []
+    finally:
+        page.close()
+
+
 def test_alerts_page_shows_the_seeded_rule_and_event(browser: Any, base_url: str) -> None:
     page, errors = visit(browser, f"{base_url}/alerts", "alerts")
     try:
