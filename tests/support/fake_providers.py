@@ -168,7 +168,7 @@ def _sse_response(lines: AsyncIterator[str]) -> StreamingResponse:
 async def _anthropic_stream(
     n: int, model: str, content: list[dict[str, Any]], stop: str, pause: float
 ) -> AsyncIterator[str]:
-    message = {
+    message: dict[str, Any] = {
         "id": f"msg_{n}",
         "type": "message",
         "role": "assistant",
@@ -180,6 +180,8 @@ async def _anthropic_stream(
     }
     yield _sse({"type": "message_start", "message": message}, "message_start")
     for index, block in enumerate(content):
+        start: dict[str, Any]
+        deltas: list[dict[str, Any]]
         if block["type"] == "text":
             start, deltas = (
                 {"type": "text", "text": ""},
