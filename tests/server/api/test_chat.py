@@ -340,3 +340,50 @@ async def test_an_error_inside_the_providers_stream_ends_the_events_with_an_erro
     error = got[-1][1]["error"]
     assert error["status"] == 502 and "overloaded" in error["message"]
     assert KEY not in json.dumps(got)
+
+
+async def test_the_chat_stops_when_the_client_goes_away(
+    tmp_path: Path, settings: Settings, fake: FakeProvider
+) -> None:
+    fake.play(Say(lambda seen: "word " * 200, pause=0.05))  # ten seconds of answer
+    body = json.dumps({"question": "q"}).encode()
+    sent: list[dict[str, Any]] = []
+    pieces = anyio.Event()
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await pieces.wait()  # the client leaves once the answer has begun
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if b"event: text" in message.get("body", b""):
+            pieces.set()
+
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/json"),
+        (b"accept", b"text/event-stream"),
+        (b"x-chat-api-key", KEY.encode()),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/api/chat", "raw_path": b"/api/chat", "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    url = await seeded_store(tmp_path)
+    store = await open_store(url)
+    try:
+        app = create_app(store, chat=ChatOptions(settings=settings, timeout=5, max_retries=0))
+        with anyio.fail_after(5):  # not the ten seconds the whole answer would take
+            await app(scope, receive, send)
+    finally:
+        await store.close()
+    texts = [m for m in sent if b"event: text" in m.get("body", b"")]
+    assert sent[0]["status"] == 200 and 1 <= len(texts) < 200
+    assert not any(b"event: answer" in m.get("body", b"") for m in sent)
