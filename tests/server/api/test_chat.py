@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +347,7 @@ async def test_the_chat_stops_when_the_client_goes_away(
 ) -> None:
     fake.play(Say(lambda seen: "word " * 200, pause=0.05))  # ten seconds of answer
     body = json.dumps({"question": "q"}).encode()
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     pieces = anyio.Event()
     asked = False
 
@@ -359,7 +359,7 @@ async def test_the_chat_stops_when_the_client_goes_away(
         await pieces.wait()  # the client leaves once the answer has begun
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
         if b"event: text" in message.get("body", b""):
             pieces.set()
