@@ -48,6 +48,9 @@ class AlertDefinition(_Model):
     baseline_runs: int | None = None
     window_seconds: float | None = None
     cooldown_seconds: float = 0.0
+    muted: bool = Field(
+        default=False, description="A muted rule is kept but not evaluated: it fires nothing."
+    )
 
 
 class Alert(AlertDefinition):

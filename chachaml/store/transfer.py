@@ -65,7 +65,7 @@ STEP_COLUMNS = (
 )
 ALERT_COLUMNS = (
     "name, kind, experiment, metric_key, op, threshold, drop_pct, baseline_model,"
-    " baseline_runs, window_seconds, cooldown_seconds, webhook_url, secret, created_by,"
+    " baseline_runs, window_seconds, cooldown_seconds, webhook_url, secret, muted, created_by,"
     " created_at, updated_at, last_fired_at"
 )
 ALERT_EVENT_COLUMNS = (

@@ -101,6 +101,7 @@ def build_rule(
     silent_minutes: float | None = None,
     cooldown_minutes: float = 0.0,
     secret: str | None = None,
+    muted: bool = False,
 ) -> NewAlert:
     """Validate the arguments of :func:`set_alert` into a rule for the store."""
     kind = _rule_kind(op, threshold, drop_pct, no_completed_run_hours, silent_minutes)
@@ -147,6 +148,7 @@ def build_rule(
         webhook_url=None if webhook_url is None else check_webhook_url(webhook_url),
         cooldown_seconds=cooldown * 60,
         secret=secret,
+        muted=muted is True,
         created_by=v.name(user, "user"),
         **rule,  # type: ignore[arg-type]
     )
@@ -180,6 +182,7 @@ def check_rule(new: NewAlert) -> NewAlert:
         silent_minutes=minutes,
         cooldown_minutes=new.cooldown_seconds / 60,
         secret=new.secret,
+        muted=new.muted,
     )
     if checked.kind != new.kind:
         raise InvalidInput(f"kind is {new.kind!r} but the fields given make a {checked.kind} alert")
@@ -204,6 +207,19 @@ async def set_alert(store: Store, new: NewAlert, *, allow_private: bool = False)
                 f"alert {new.name!r}: webhook_url refused, {why}; webhooks go to public"
                 f" addresses unless {ALLOW_PRIVATE_ENV}=true"
             )
+    return (await store.set_alert(new)).public()
+
+
+async def mute_alert(store: Store, name: str, muted: bool) -> Alert:
+    """Mute a rule (kept, not evaluated: it fires nothing) or unmute it; nothing else changes.
+
+    Needs the rule's webhook URL and secret to set it again whole, so only a store this
+    process holds can do it (a remote store reads rules without them).
+    """
+    if not is_server_store(store):
+        raise InvalidInput(f"the store at {store.url} cannot mute alert rules from here")
+    rule = await store.get_alert(v.name(name, "alert name"))
+    new = NewAlert(**rule.model_dump(include=set(NewAlert.model_fields)) | {"muted": muted})
     return (await store.set_alert(new)).public()
 
 
@@ -374,7 +390,9 @@ async def evaluate_run(
     """
     if not is_server_store(store):
         return []
-    rules = [r for r in await store.list_alerts() if r.kind in ("threshold", "drop")]
+    rules = [
+        r for r in await store.list_alerts() if r.kind in ("threshold", "drop") and not r.muted
+    ]
     if not rules:
         return []
     run = await store.get_run(v.run_id(run_id))
@@ -413,7 +431,7 @@ async def check_alerts(
     # a lookback past 1970 means every run: no stored run started before the epoch
     since = max(to_datetime(when) - timedelta(hours=min(hours, 1e7)), to_datetime(0.0))
     how = delivery or Delivery()
-    rules = await store.list_alerts()
+    rules = [r for r in await store.list_alerts() if not r.muted]
     runs: list[RunInfo] = []
     if any(r.kind in ("threshold", "drop") for r in rules):
         runs = await store.query_runs(RunQuery(since=since, limit=None))

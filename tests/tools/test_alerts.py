@@ -431,3 +431,19 @@ async def test_a_lookback_past_1970_checks_every_run_instead_of_failing(tmp_path
         assert fired == []  # found in the fuzzing: a 500 before
     finally:
         await store.close()
+
+
+async def test_a_muted_rule_is_kept_but_fires_nothing_until_unmuted(store: ServerStore) -> None:
+    await set_rule(store, metric_key="accuracy", op="<", threshold=0.8, muted=True)
+    await set_rule(store, "quiet", silent_minutes=1, muted=True)
+    run_id = await add_run(store, {"accuracy": 0.5}, end=False, started=time.time() - 3600)
+    assert await ops.evaluate_run(store, run_id, FAST) == []
+    assert await ops.check_alerts(store, FAST) == []
+    assert [(r.name, r.muted) for r in await ops.list_alerts(store)] == [
+        ("acc-low", True),
+        ("quiet", True),
+    ]
+    assert (await ops.mute_alert(store, "acc-low", False)).muted is False
+    (fired,) = await ops.evaluate_run(store, run_id, FAST)
+    assert fired.alert == "acc-low"
+    assert not (await ops.get_alert(store, "acc-low")).muted

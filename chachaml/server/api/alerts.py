@@ -51,6 +51,7 @@ class SetAlert(m.Body):
     cooldown_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     webhook_url: Annotated[str, m.NoNul, Field(max_length=MAX_URL)] | None = None
     secret: Annotated[str, m.NoNul, Field(min_length=1, max_length=MAX_FILTER)] | None = None
+    muted: bool = False
 
 
 class AlertName(m.Body):

@@ -410,4 +410,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX runs_parent ON runs (parent_id) WHERE parent_id IS NOT NULL",
         ),
     ),
+    Migration(
+        13,
+        "alert rules can be muted (kept, not evaluated)",
+        ("ALTER TABLE alerts ADD COLUMN muted INTEGER NOT NULL DEFAULT 0",),
+    ),
 )

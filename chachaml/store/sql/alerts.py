@@ -40,6 +40,7 @@ RULE_FIELDS = (
     "cooldown_seconds",
     "webhook_url",
     "secret",
+    "muted",
 )
 RULE_SELECT = (
     "SELECT name, "
@@ -73,7 +74,8 @@ def webhook_host(url: str | None) -> str | None:
 def _rule(row: Row) -> AlertRule:
     return AlertRule(
         name=row["name"],
-        **{f: row[f] for f in RULE_FIELDS},
+        **{f: row[f] for f in RULE_FIELDS if f != "muted"},
+        muted=bool(row["muted"]),
         webhook=webhook_host(row["webhook_url"]),
         signed=row["secret"] is not None,
         created_by=row["created_by"],
@@ -139,7 +141,8 @@ class Alerts:
 
     async def set_alert(self, new: NewAlert) -> AlertRule:
         """Insert a rule, or replace the definition of the one with its name."""
-        values = [getattr(new, f) for f in RULE_FIELDS]
+        # muted as given (a rule is set whole), stored as 0/1 like runs.archived
+        values = [int(new.muted) if f == "muted" else getattr(new, f) for f in RULE_FIELDS]
         now = time.time()
 
         async def body(db: Tx) -> None:
