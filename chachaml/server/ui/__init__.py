@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from chachaml.server.ui import (
     actions,
+    alert_actions,
     alerts,
     artifacts,
     chat,
@@ -45,6 +46,7 @@ def ui_routes() -> list[BaseRoute]:
         *registry.routes(),
         *pipelines.routes(),
         *alerts.routes(),
+        *alert_actions.routes(),
         *chat.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
