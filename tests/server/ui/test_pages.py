@@ -209,22 +209,6 @@ async def test_run_detail_has_params_metrics_charts_note_and_artifacts(
     assert "reviewed=yes" in page and "mnist-train" in page and 'class="chart"' in page
 
 
-async def test_artifacts_page_previews_tables_text_and_images(web: httpx.AsyncClient) -> None:
-    rows = {
-        a["name"]: a["preview"]
-        for a in (await web.get(f"/api/runs/{MID}/artifacts")).json()["artifacts"]
-    }
-    assert rows["recall"] == {
-        "kind": "table",
-        "headers": ["label", "recall"],
-        "rows": [["0", 0.99], ["1", 0.97]],
-        "total_rows": 2,
-    }
-    assert rows["notes.txt"]["text"] == "trained on 4 GPUs"
-    assert rows["curve.png"] == {"kind": "image", "src": f"/api/artifacts/{MID}/curve.png"}
-    assert rows["model.bin"] == {"kind": "none"}
-
-
 async def test_artifact_download_is_inline_only_for_raster_images(web: httpx.AsyncClient) -> None:
     image = await web.get(f"/api/artifacts/{MID}/curve.png")
     assert image.headers["content-type"] == "image/png"
