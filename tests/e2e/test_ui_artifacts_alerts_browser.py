@@ -111,10 +111,10 @@ def test_the_tree_expands_and_a_preview_appears_on_selection(browser: Any, base_
 def test_the_run_page_shows_thumbnails(browser: Any, base_url: str) -> None:
     page, errors = visit(browser, f"{base_url}/runs/{MID}", "run-artifact-thumbs")
     try:
-        thumbs = page.locator("td.artifact-name img.thumb")
+        thumbs = page.locator("span.artifact-name img.thumb")
         assert thumbs.count() == len(PLOTS) + 1  # curve.png and the plots
         thumbs.first.scroll_into_view_if_needed()
-        _poll(page, "[...document.querySelectorAll('td.artifact-name img.thumb')]"
+        _poll(page, "[...document.querySelectorAll('span.artifact-name img.thumb')]"
                     ".some(i => i.complete && i.naturalWidth > 0)")  # fmt: skip
         assert errors == []
     finally:
@@ -202,5 +202,22 @@ def test_a_rule_is_edited_in_place_keeping_its_webhook(
         page.locator("tr.rule", has_text="silent for 45 min").wait_for(timeout=10_000)
         assert "127.0.0.1" in page.locator("tr.rule", has_text="quiet-runs").inner_text()
         assert errors == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("path", [f"/runs/{MID}/artifacts?name=recall", "/alerts"])
+def test_the_pages_fit_a_phone(browser: Any, base_url: str, path: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        page.goto(base_url + path, wait_until="networkidle")
+        # the page's own content (the shared header's phone layout is the shell's part)
+        wide = page.evaluate(
+            "(() => { const m = document.querySelector('main');"
+            " return Math.max(m.scrollWidth, m.getBoundingClientRect().right); })()"
+        )
+        assert wide <= 390, f"{path}: its content is {wide} px wide on a 390 px screen"
+        page.screenshot(path=str(SHOTS / f"phone{path.split('?')[0].replace('/', '-')}.png"),
+                        full_page=True)  # fmt: skip
     finally:
         page.close()
