@@ -48,13 +48,15 @@ class AlertDefinition(_Model):
     baseline_runs: int | None = None
     window_seconds: float | None = None
     cooldown_seconds: float = 0.0
-    muted: bool = Field(
-        default=False, description="A muted rule is kept but not evaluated: it fires nothing."
-    )
+
+
+MUTED_HELP = "A muted rule is kept but not evaluated: it fires nothing."
 
 
 class Alert(AlertDefinition):
     """A rule as lists show it: the webhook is shown by host only, the secret never."""
+
+    muted: bool = Field(default=False, description=MUTED_HELP)
 
     webhook: str | None = None
     signed: bool = False
@@ -81,6 +83,9 @@ class NewAlert(AlertDefinition):
     webhook_url: str | None = None
     secret: str | None = Field(default=None, repr=False)
     created_by: str
+    # None keeps a replaced rule's muted state (a new rule starts unmuted): code that sets
+    # its rules again at each start does not unmute what someone muted
+    muted: bool | None = Field(default=None, description=MUTED_HELP + " Unset: kept as is.")
 
 
 class DeliveryAttempt(_Model):

@@ -101,9 +101,12 @@ def build_rule(
     silent_minutes: float | None = None,
     cooldown_minutes: float = 0.0,
     secret: str | None = None,
-    muted: bool = False,
+    muted: bool | None = None,
 ) -> NewAlert:
-    """Validate the arguments of :func:`set_alert` into a rule for the store."""
+    """Validate the arguments of :func:`set_alert` into a rule for the store.
+
+    ``muted=None`` keeps the muted state of a rule it replaces (a new one starts unmuted).
+    """
     kind = _rule_kind(op, threshold, drop_pct, no_completed_run_hours, silent_minutes)
     rule: dict[str, object] = {"kind": kind}
     if kind in ("threshold", "drop"):
@@ -148,7 +151,7 @@ def build_rule(
         webhook_url=None if webhook_url is None else check_webhook_url(webhook_url),
         cooldown_seconds=cooldown * 60,
         secret=secret,
-        muted=muted is True,
+        muted=None if muted is None else muted is True,
         created_by=v.name(user, "user"),
         **rule,  # type: ignore[arg-type]
     )
@@ -219,7 +222,7 @@ async def mute_alert(store: Store, name: str, muted: bool) -> Alert:
     if not is_server_store(store):
         raise InvalidInput(f"the store at {store.url} cannot mute alert rules from here")
     rule = await store.get_alert(v.name(name, "alert name"))
-    new = NewAlert(**rule.model_dump(include=set(NewAlert.model_fields)) | {"muted": muted})
+    new = NewAlert(**rule.model_dump(include=set(NewAlert.model_fields)) | {"muted": bool(muted)})
     return (await store.set_alert(new)).public()
 
 

@@ -443,6 +443,10 @@ async def test_a_muted_rule_is_kept_but_fires_nothing_until_unmuted(store: Serve
         ("acc-low", True),
         ("quiet", True),
     ]
+    # set again without muted= (as code that defines its rules at each start does): still muted
+    await set_rule(store, metric_key="accuracy", op="<", threshold=0.9)
+    assert (await ops.get_alert(store, "acc-low")).muted
+    assert await ops.evaluate_run(store, run_id, FAST) == []
     assert (await ops.mute_alert(store, "acc-low", False)).muted is False
     (fired,) = await ops.evaluate_run(store, run_id, FAST)
     assert fired.alert == "acc-low"

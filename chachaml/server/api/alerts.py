@@ -51,7 +51,9 @@ class SetAlert(m.Body):
     cooldown_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     webhook_url: Annotated[str, m.NoNul, Field(max_length=MAX_URL)] | None = None
     secret: Annotated[str, m.NoNul, Field(min_length=1, max_length=MAX_FILTER)] | None = None
-    muted: bool = False
+    muted: bool | None = Field(
+        default=None, description="Mute (kept, not evaluated) or unmute; unset keeps it as is."
+    )
 
 
 class AlertName(m.Body):

@@ -140,9 +140,12 @@ class Alerts:
         raise NotFound(f"alert {name!r} not found (alerts: {known or 'none'})")
 
     async def set_alert(self, new: NewAlert) -> AlertRule:
-        """Insert a rule, or replace the definition of the one with its name."""
-        # muted as given (a rule is set whole), stored as 0/1 like runs.archived
-        values = [int(new.muted) if f == "muted" else getattr(new, f) for f in RULE_FIELDS]
+        """Insert a rule, or replace the definition of the one with its name.
+
+        ``muted`` is replaced only when given; a new rule without it starts unmuted.
+        """
+        values = [int(new.muted or 0) if f == "muted" else getattr(new, f) for f in RULE_FIELDS]
+        replaced = [f for f in RULE_FIELDS if f != "muted" or new.muted is not None]
         now = time.time()
 
         async def body(db: Tx) -> None:
@@ -152,7 +155,7 @@ class Alerts:
                 + ", created_by, created_at, updated_at) VALUES ("
                 + ", ".join("?" * (len(RULE_FIELDS) + 4))
                 + ") ON CONFLICT (name) DO UPDATE SET "
-                + ", ".join(f"{f} = excluded.{f}" for f in RULE_FIELDS)
+                + ", ".join(f"{f} = excluded.{f}" for f in replaced)
                 + ", updated_at = excluded.updated_at",
                 [new.name, *values, new.created_by, now, now],
             )

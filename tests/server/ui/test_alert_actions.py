@@ -241,3 +241,15 @@ async def test_bodies_must_be_json_and_well_formed(web: httpx.AsyncClient) -> No
     assert extra.status_code == 422
     kind = await _create(web, kind="sometimes")
     assert kind.status_code == 422
+
+
+async def test_the_http_api_sets_muted_and_keeps_it_when_left_out(web: httpx.AsyncClient) -> None:
+    rule = {"name": "acc-low", "kind": "threshold", "metric_key": "accuracy", "op": "<",
+            "threshold": 0.8}  # fmt: skip
+    muted = await web.post("/api/w/alerts", json={**rule, "muted": True})
+    assert muted.status_code == 200, muted.text
+    assert muted.json()["muted"] is True
+    again = await web.post("/api/w/alerts", json={**rule, "threshold": 0.7})
+    assert again.json()["muted"] is True and again.json()["threshold"] == 0.7
+    (listed,) = (await web.get("/api/store/v1/alerts")).json()["alerts"]
+    assert listed["muted"] is True
