@@ -190,7 +190,20 @@
     });
   }
 
+  // the write-token box, kept in this tab (app.js does the same where it is loaded)
+  function setupToken() {
+    const box = document.getElementById("write-token");
+    if (!box || box.dataset.kept) return;
+    box.dataset.kept = "1";
+    box.value = sessionStorage.getItem(TOKEN_SLOT) || "";
+    box.addEventListener("input", () => {
+      if (box.value) sessionStorage.setItem(TOKEN_SLOT, box.value);
+      else sessionStorage.removeItem(TOKEN_SLOT);
+    });
+  }
+
   function setup() {
+    setupToken();
     setupForm();
     setupRows();
   }
