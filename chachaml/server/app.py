@@ -26,7 +26,7 @@ from chachaml.server.api.chat import ChatOptions, chat_routes
 from chachaml.server.api.routes import ApiConfig, ApiOptions, install_api
 from chachaml.server.health import healthz, readyz
 from chachaml.server.mcp.server import build_mcp
-from chachaml.server.ui import ui_routes
+from chachaml.server.ui import ERROR_HANDLERS, ui_routes
 from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
@@ -104,6 +104,8 @@ def create_app(
     app.state.access = policy
     app.state.artifacts = artifacts
     install_api(app, api)  # /api/w, /api/store/v1, /api/openapi.json, error envelope
+    for kind, handler in ERROR_HANDLERS.items():  # unknown pages: a styled 404 with the nav
+        app.add_exception_handler(kind, handler)
     return app
 
 

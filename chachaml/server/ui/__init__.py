@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starlette.requests import Request
-from starlette.responses import RedirectResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from chachaml.server.ui import (
@@ -17,25 +15,22 @@ from chachaml.server.ui import (
     chat,
     compare,
     experiments,
+    overview,
     pipelines,
     registry,
     run,
     runs,
     search,
 )
+from chachaml.server.ui.error_pages import ERROR_HANDLERS
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-
-
-async def home(request: Request) -> RedirectResponse:
-    """The dashboard is the Runs page."""
-    return RedirectResponse("/runs", status_code=307)
 
 
 def ui_routes() -> list[BaseRoute]:
     """Every page, its ``/api`` twin, the exports and the bundled static files."""
     return [
-        Route("/", home),
+        *overview.routes(),
         *runs.routes(),
         *run.routes(),
         *actions.routes(),
@@ -52,4 +47,4 @@ def ui_routes() -> list[BaseRoute]:
     ]
 
 
-__all__ = ["ui_routes"]
+__all__ = ["ERROR_HANDLERS", "ui_routes"]

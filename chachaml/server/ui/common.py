@@ -24,6 +24,7 @@ from starlette.routing import Route
 from chachaml.errors import ChachamlError, InvalidInput
 from chachaml.records.validation import NUL_MESSAGE
 from chachaml.server.errors import envelope, status_of
+from chachaml.server.ui.times import when
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -38,6 +39,7 @@ SECURITY_HEADERS = {
 # Pages another piece of the app may add; the nav links them once their route exists.
 OPTIONAL_NAV = (("/alerts", "Alerts"), ("/chat", "Chat"))
 NAV = (
+    ("/", "Overview"),
     ("/runs", "Runs"),
     ("/experiments", "Experiments"),
     ("/search", "Search"),
@@ -51,7 +53,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _cell(value: object) -> str:
-    """A value as a table shows it: floats to 4 significant digits, ISO times to the second."""
+    """A value as a table shows it: floats to 4 significant digits, ISO times as ``when``."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -59,7 +61,7 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*", value):
-        return value[:19].replace("T", " ")
+        return when(value)  # a <time> element the viewer's browser shows in its own zone
     if isinstance(value, dict | list):
         return json.dumps(value)
     return str(value)
@@ -90,6 +92,7 @@ TEMPLATES = Environment(
 )
 TEMPLATES.filters["cell"] = _cell
 TEMPLATES.filters["duration"] = _duration
+TEMPLATES.filters["when"] = when  # every timestamp a page prints goes through this one
 
 
 def jsonable(data: dict[str, Any]) -> dict[str, Any]:
