@@ -1,5 +1,5 @@
-// chachaml web UI, the page shell on every page: the phone menu button, and timestamps in the
-// viewer's own zone. Loaded without `defer` from <head> (it is small) so that <html> is marked
+// chachaml web UI, the page shell on every page: the phone menu button, timestamps in the
+// viewer's own zone, and tables that scroll sideways reachable by keyboard. Loaded without `defer` from <head> (it is small) so that <html> is marked
 // as scripted before the first paint: the phone menu then starts closed instead of flashing open.
 // Without JavaScript the menu stays open and times read in UTC, both still correct.
 "use strict";
@@ -88,9 +88,24 @@ document.documentElement.classList.add("js");
     });
   }
 
+  // A table wider than its box scrolls inside it (app.css); focusable, arrow keys scroll it.
+  function markScrollers() {
+    document.querySelectorAll("main table").forEach((table) => {
+      if (table.scrollWidth > table.clientWidth + 1) table.tabIndex = 0;
+      else if (table.getAttribute("tabindex") === "0") table.removeAttribute("tabindex");
+    });
+  }
+
   function setup() {
     setupMenu();
     localize(document);
+    markScrollers();
+    let pending = 0;
+    const later = () => {
+      clearTimeout(pending);
+      pending = setTimeout(markScrollers, 150);
+    };
+    window.addEventListener("resize", later);
     // rows that other scripts add later (live pages) get local times too
     new MutationObserver((changes) => {
       for (const change of changes) {
@@ -98,6 +113,7 @@ document.documentElement.classList.add("js");
           if (node.nodeType === Node.ELEMENT_NODE) localize(node);
         });
       }
+      later();
     }).observe(document.body, { childList: true, subtree: true });
     setInterval(refreshHints, 30000);
   }
