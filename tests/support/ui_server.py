@@ -1,0 +1,131 @@
+"""A seeded ``chachaml serve`` with every kind of UI page, for the whole-UI browser tests.
+
+The store of :mod:`tests.support.mcp_seed` plus its alerts, a run still running (heartbeat
+timeout a day), a run with a long name and long unbroken values (what widens tables), a note
+with TeX math, and a failed pipeline. ``PAGES`` names one URL of every page the UI has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from chachaml.records.pipelines import NewPipeline, NewPipelineStep
+from chachaml.records.runs import NewRun
+from chachaml.store import open_store
+from chachaml.tools import pipelines as pipeline_ops
+from tests.support.alerts_seed import seed_alerts
+from tests.support.mcp_seed import MID, NEW, OLD, seed, serving
+
+LIVE, WIDE = "5" * 32, "6" * 32
+LIVE_NAME = "still-training"
+WIDE_NAME = "resnet-" + "x" * 60
+PIPELINE = "etl-2025-03-06"
+PAGES = [
+    ("overview", "/"),
+    ("runs", "/runs"),
+    ("run", f"/runs/{MID}"),
+    ("run-live", f"/runs/{LIVE}"),
+    ("run-wide", f"/runs/{WIDE}"),
+    ("run-math", f"/runs/{OLD}"),
+    ("artifacts", f"/runs/{MID}/artifacts"),
+    ("experiments", "/experiments?metric=acc"),
+    ("experiment", "/experiments/mnist?metric=acc"),
+    ("search", "/search?where=acc%3E0.5&param=lr%3D0.01"),
+    ("compare", f"/compare?ids={OLD},{MID},{NEW}"),
+    ("models", "/models"),
+    ("model", "/models/digits"),
+    ("diff", "/diff/digits/1/2"),
+    ("pipelines", "/pipelines"),
+    ("pipeline", f"/pipelines/{PIPELINE}"),
+    ("alerts", "/alerts"),
+    ("chat", "/chat"),
+    ("signin", "/signin"),
+    ("not-found", "/no/such/page"),
+]
+# app.js reloads a page with live rows every few seconds; a check must not be cut by a reload
+NO_LIVE_RELOAD = "Object.defineProperty(document, 'visibilityState', { get: () => 'hidden' });"
+
+
+async def _seed(path: Path) -> str:
+    url = f"sqlite:///{path / 'ui.db'}"
+    store = await open_store(url)
+    try:
+        await seed(store, path / "artifacts")
+        await seed_alerts(store)
+        now = time.time()
+        live = NewRun(
+            id=LIVE,
+            experiment="mnist",
+            name=LIVE_NAME,
+            created_by="bo",
+            started_at=now - 300,
+            heartbeat_timeout=86_400.0,
+        )
+        await store.create_run(live)
+        await store.log_params(LIVE, {"lr": 0.003})
+        wide = NewRun(
+            id=WIDE,
+            experiment="mnist",
+            name=WIDE_NAME,
+            created_by="ana",
+            started_at=now - 7200,
+            heartbeat_timeout=3600.0,
+            tags={"source": "z" * 80},
+        )
+        await store.create_run(wide)
+        await store.log_params(WIDE, {"data": "s3://bucket/" + "y" * 120, "note": "long " * 40})
+        await store.end_run(WIDE, "completed", None, now - 3600)
+        await store.set_note(OLD, "Loss $\\mathcal{L} = \\sum_i x_i^2$, lower is better.")
+        steps = [NewPipelineStep(name="load"), NewPipelineStep(name="train", depends_on=["load"])]
+        await pipeline_ops.create_pipeline(
+            store,
+            NewPipeline(
+                id=PIPELINE,
+                name="etl",
+                run_id=NEW,
+                created_by="ana",
+                started_at=now - 600,
+                max_parallel=1,
+                steps=steps,
+            ),
+        )
+        await pipeline_ops.start_step(store, PIPELINE, "load", OLD, 1, now - 590)
+        await pipeline_ops.end_step(store, PIPELINE, "load", "completed", now - 500)
+        await pipeline_ops.start_step(store, PIPELINE, "train", MID, 1, now - 490)
+        await pipeline_ops.end_step(store, PIPELINE, "train", "failed", now - 400, "OOM")
+        await pipeline_ops.end_pipeline(store, PIPELINE, "failed", "train failed", now - 400)
+    finally:
+        await store.close()
+    return url
+
+
+@contextmanager
+def seeded_ui(path: Path) -> Iterator[str]:
+    """``chachaml serve`` over a freshly seeded store under ``path``; yields its base URL."""
+    url = anyio.run(_seed, path)
+    with serving(url, path / "artifacts") as mcp_url:
+        yield mcp_url.removesuffix("/mcp")
+
+
+def open_page(browser: Any, url: str, **context: Any) -> tuple[Any, list[str]]:
+    """``url`` in a fresh context (viewport, colour scheme, zone... as given), live reloads off.
+
+    Returns the page and the console errors seen; close the page's context when done.
+    """
+    options = {"viewport": {"width": 1280, "height": 900}, **context}
+    page = browser.new_context(**options).new_page()
+    page.add_init_script(NO_LIVE_RELOAD)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url, wait_until="networkidle")
+    charts = page.locator(".chart")
+    for i in range(charts.count()):
+        charts.nth(i).locator("canvas, svg").first.wait_for(state="attached", timeout=10_000)
+    return page, errors
