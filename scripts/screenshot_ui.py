@@ -1,11 +1,18 @@
-"""Refresh the README's web UI screenshots: ``python scripts/screenshot_ui.py [--out docs]``.
+"""Screenshots of the web UI: ``python scripts/screenshot_ui.py [--out docs] [--pages DIR]``.
 
 Starts ``chachaml serve`` on a temporary store and a free loopback port, logs a small,
 realistic sweep of runs into it through the documented HTTP write API (which, unlike the
 Python client, lets a run say when it started and ended, so the page shows real times and
-durations), opens the Runs page and the best run's page in Debian's Chromium through
-Playwright, and writes ``ui-runs.png`` and ``ui-run.png``.
-Nothing outside the temporary folder and ``--out`` is touched.
+durations), and photographs it in Debian's Chromium through Playwright:
+
+- ``--out`` (default ``docs``) gets the README's pictures, ``ui-runs.png`` (the Runs page) and
+  ``ui-run.png`` (the best run's page), taken before anything time-dependent is added;
+- ``--pages`` (default ``test-output/ui-pages``) then gets every page, after a running run, a
+  second model version, an alias, a pipeline and a fired alert are added, at desktop
+  (1280x900) and phone (390x844) size: ``<page>-desktop.png`` and ``<page>-phone.png``.
+
+Times are shown in UTC (the browser's zone is set) so the pictures do not depend on the host.
+Nothing outside the temporary folder, ``--out`` and ``--pages`` is touched.
 """
 
 from __future__ import annotations
@@ -37,7 +44,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 720}
+VIEWPORT = {"width": 1280, "height": 720}  # the README's pictures
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 START_SECONDS = 30.0
 # (experiment, user, name, params, final accuracy, epochs, minutes per epoch); runs start an
 # hour or so apart from START, and their curves rise towards the final accuracy
@@ -81,12 +90,16 @@ def upload(base: str, run_id: str, name: str, data: bytes, content_type: str) ->
         pass
 
 
-def seed(base: str) -> str:
-    """Log the sweep and one failed run through the HTTP write API; returns the best run's id."""
+def seed(base: str) -> dict[str, Any]:
+    """Log the sweep and one failed run through the HTTP write API.
+
+    Returns the ids: ``best`` (the best run), ``runs`` (the sweep's, in order), ``failed``.
+    """
     rng = random.Random(17)
     for name, description in EXPERIMENTS.items():
         post(base, "/api/w/experiments", {"name": name, "description": description})
     best = ("", 0.0)
+    ids: list[str] = []
     started = START
     for experiment, user, name, params, target, epochs, minutes in SWEEP:
         started += rng.uniform(1800, 7200)
@@ -94,6 +107,7 @@ def seed(base: str) -> str:
             "experiment": experiment, "name": name, "created_by": user, "started_at": started,
             "params": {**params, "epochs": epochs}, "tags": {"model": str(params["model"])},
         })["id"]  # fmt: skip
+        ids.append(run)
         points = []
         for epoch in range(epochs):
             progress = 1 - math.exp(-4 * (epoch + 1) / epochs)
@@ -134,7 +148,54 @@ def seed(base: str) -> str:
         "status": "failed", "error": "FloatingPointError: loss became NaN at step 0",
         "ended_at": started + 42,
     })  # fmt: skip
-    return best[0]
+    return {"best": best[0], "runs": ids, "failed": failed}
+
+
+def seed_live(base: str, seeded: dict[str, Any]) -> str:
+    """Add what the README pictures leave out; returns the pipeline's id.
+
+    A running run, a second model version with an alias, a pipeline with a failed step and
+    an alert rule that fired.
+    """
+    now = time.time()
+    live = post(base, "/api/w/runs", {
+        "experiment": "mnist", "name": "cnn-large", "created_by": "ana", "started_at": now - 900,
+        "params": {"model": "cnn", "lr": 0.01, "batch": 512}, "heartbeat_timeout": 86_400,
+    })["id"]  # fmt: skip
+    points = [
+        {"key": "accuracy", "value": 0.5 + 0.04 * i, "step": i, "timestamp": now - 900 + 60 * i}
+        for i in range(10)
+    ]
+    post(base, f"/api/w/runs/{live}/metrics", {"metrics": points})
+    second = seeded["runs"][1]
+    post(base, "/api/w/models", {"name": "mnist-cnn", "run_id": second, "artifact": "model.json"})
+    post(base, "/api/w/models/mnist-cnn/versions/2/promote", {"stage": "staging"})
+    post(base, "/api/w/models/mnist-cnn/aliases", {"alias": "champion", "version": 1})
+    pipeline = "nightly-2026-03-03"
+    post(base, "/api/w/pipelines", {
+        "id": pipeline, "name": "nightly", "run_id": seeded["failed"], "started_at": START,
+        "steps": [{"name": "prepare"}, {"name": "train", "depends_on": ["prepare"]},
+                  {"name": "evaluate", "depends_on": ["train"]}],
+    })  # fmt: skip
+    steps = f"/api/w/pipelines/{pipeline}/steps"
+    for step, run, status in (("prepare", seeded["runs"][0], "completed"),
+                              ("train", seeded["failed"], "failed")):  # fmt: skip
+        post(base, f"{steps}/start", {"step": step, "run_id": run, "attempt": 1,
+                                      "started_at": START + 60})  # fmt: skip
+        error = "FloatingPointError: loss became NaN at step 0" if status == "failed" else None
+        post(base, f"{steps}/end", {"step": step, "status": status, "ended_at": START + 600,
+                                    "error": error})  # fmt: skip
+    post(base, f"{steps}/end", {"step": "evaluate", "status": "skipped", "ended_at": START + 600,
+                                "error": "train failed"})  # fmt: skip
+    post(base, f"/api/w/pipelines/{pipeline}/end", {
+        "status": "failed", "error": "step train failed", "ended_at": START + 600,
+    })  # fmt: skip
+    post(base, "/api/w/alerts", {
+        "name": "accuracy-low", "kind": "threshold", "metric_key": "accuracy", "op": "<",
+        "threshold": 0.95, "experiment": "mnist",
+    })  # fmt: skip
+    post(base, "/api/w/alerts/check", {"now": now, "lookback_hours": 24 * 366 * 10})
+    return pipeline
 
 
 def free_port() -> int:
@@ -161,29 +222,76 @@ def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"chachaml serve did not answer at {base} within {START_SECONDS:g} s")
 
 
-def shoot(base: str, run_id: str, out: Path) -> list[Path]:
-    """Open the Runs page and a run's page in Chromium; write a PNG of each."""
-    from playwright.sync_api import sync_playwright
+def _open(browser: Any, size: dict[str, int], phone: bool = False) -> Any:
+    """A page in a fresh context: light scheme, UTC, the given screen, no live reloads."""
+    context = browser.new_context(
+        viewport=size, is_mobile=phone, has_touch=phone, color_scheme="light", timezone_id="UTC"
+    )
+    # a page with a running run reloads itself every few seconds; not while being pictured
+    context.add_init_script(
+        "Object.defineProperty(document, 'visibilityState', {get: () => 'hidden'});"
+    )
+    return context.new_page()
 
-    # the Runs page as a screen shows it; a run's page whole, down to its charts and note
-    shots = [("ui-runs.png", "/runs", False), ("ui-run.png", f"/runs/{run_id}", True)]
+
+def _snap(page: Any, url: str, target: Path, whole: bool) -> Path:
+    """Open ``url``, wait until every chart has drawn, write a PNG."""
+    page.goto(url, wait_until="networkidle")
+    charts = page.locator(".chart")
+    for i in range(charts.count()):  # charts draw once scrolled into view
+        charts.nth(i).scroll_into_view_if_needed()
+        charts.nth(i).locator("canvas, svg").first.wait_for(timeout=10_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(target), full_page=whole)
+    return target
+
+
+def shoot_readme(browser: Any, base: str, run_id: str, out: Path) -> list[Path]:
+    """The README's pictures: the Runs page as a screen shows it, a run's page whole."""
+    page = _open(browser, VIEWPORT)
+    try:
+        return [
+            _snap(page, base + "/runs", out / "ui-runs.png", whole=False),
+            _snap(page, f"{base}/runs/{run_id}", out / "ui-run.png", whole=True),
+        ]
+    finally:
+        page.context.close()
+
+
+def every_page(seeded: dict[str, Any], pipeline: str) -> list[tuple[str, str]]:
+    """One URL of each page the UI has, as (name, path)."""
+    best, runs, failed = seeded["best"], seeded["runs"], seeded["failed"]
+    return [
+        ("overview", "/"),
+        ("runs", "/runs"),
+        ("run", f"/runs/{best}"),
+        ("run-failed", f"/runs/{failed}"),
+        ("artifacts", f"/runs/{best}/artifacts"),
+        ("experiments", "/experiments?metric=accuracy"),
+        ("experiment", "/experiments/mnist?metric=accuracy"),
+        ("runs-filtered", "/runs?q=metrics.accuracy+%3E+0.95+and+params.model+%3D+%22cnn%22"),
+        ("compare", "/compare?ids=" + ",".join(runs[:3])),
+        ("models", "/models"),
+        ("model", "/models/mnist-cnn"),
+        ("diff", "/diff/mnist-cnn/1/2"),
+        ("pipelines", "/pipelines"),
+        ("pipeline", f"/pipelines/{pipeline}"),
+        ("alerts", "/alerts"),
+        ("chat", "/chat"),
+        ("not-found", "/no/such/page"),
+    ]
+
+
+def shoot_pages(browser: Any, base: str, pages: list[tuple[str, str]], out: Path) -> list[Path]:
+    """Every page, whole, at desktop and at phone size."""
     written = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    for screen, size, phone in (("desktop", DESKTOP, False), ("phone", PHONE, True)):
+        page = _open(browser, size, phone)
         try:
-            page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
-            for name, path, whole in shots:
-                page.goto(base + path, wait_until="networkidle")
-                charts = page.locator(".chart")
-                for i in range(charts.count()):  # charts draw once scrolled into view
-                    charts.nth(i).scroll_into_view_if_needed()
-                    charts.nth(i).locator("canvas, svg").first.wait_for(timeout=10_000)
-                page.evaluate("window.scrollTo(0, 0)")
-                target = out / name
-                page.screenshot(path=str(target), full_page=whole)
-                written.append(target)
+            for name, path in pages:
+                written.append(_snap(page, base + path, out / f"{name}-{screen}.png", whole=True))
         finally:
-            browser.close()
+            page.context.close()
     return written
 
 
@@ -191,8 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     """Seed, serve, shoot; prints the PNGs written."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs")
+    parser.add_argument(
+        "--pages",
+        type=Path,
+        default=ROOT / "test-output" / "ui-pages",
+        help="folder for every page at desktop and phone size",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    args.pages.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chachaml-shots-") as tmp:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -205,8 +320,18 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         try:
             wait_until_up(base, server)
-            best = seed(base)
-            for path in shoot(base, best, args.out):
+            seeded = seed(base)
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    written = shoot_readme(browser, base, seeded["best"], args.out)
+                    pages = every_page(seeded, seed_live(base, seeded))
+                    written += shoot_pages(browser, base, pages, args.pages)
+                finally:
+                    browser.close()
+            for path in written:
                 print(f"{path} ({path.stat().st_size // 1024} KB)")
         finally:
             server.terminate()

@@ -1,7 +1,8 @@
-"""The README's web UI pictures are remade by a script that works.
+"""The README's web UI pictures, and pictures of every page, are made by a script that works.
 
-``scripts/screenshot_ui.py`` is run for real (a server, its write API, Debian's Chromium) into a
-temporary folder; each PNG it writes must be a real picture of a page, not a blank one.
+``scripts/screenshot_ui.py`` is run for real (a server, its write API, Debian's Chromium) into
+temporary folders; each README PNG must be a real picture of a page, not a blank one, and every
+page must be pictured at desktop and phone width.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.support.screenshots import SHOTS, check_picture
 from tests.support.services import unavailable
@@ -23,6 +25,7 @@ SCRIPT = ROOT / "scripts" / "screenshot_ui.py"
 
 @pytest.mark.slow
 def test_the_screenshot_script_writes_real_pictures_of_the_pages(tmp_path: Path) -> None:
+    readme, pages = tmp_path / "readme", tmp_path / "pages"
     if not Path("/usr/bin/chromium").exists():
         unavailable("Debian's chromium is not installed at /usr/bin/chromium")
     try:
@@ -32,15 +35,22 @@ def test_the_screenshot_script_writes_real_pictures_of_the_pages(tmp_path: Path)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}  # this checkout's chachaml, whatever is installed
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(tmp_path)],
+        [sys.executable, str(SCRIPT), "--out", str(readme), "--pages", str(pages)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    written = sorted(p.name for p in tmp_path.iterdir())
+    written = sorted(p.name for p in readme.iterdir())
     assert written == sorted(SHOTS)
     for name in SHOTS:
-        assert re.search(rf"{re.escape(str(tmp_path / name))} \(\d+ KB\)", done.stdout)
-        check_picture(tmp_path / name)
+        assert re.search(rf"{re.escape(str(readme / name))} \(\d+ KB\)", done.stdout)
+        check_picture(readme / name)
+    names = {p.name for p in pages.iterdir()}
+    for page in ("overview", "runs", "run", "model", "pipeline", "alerts", "not-found"):
+        for screen, width in (("desktop", 1280), ("phone", 390)):
+            assert f"{page}-{screen}.png" in names, (page, screen)
+            with Image.open(pages / f"{page}-{screen}.png") as image:
+                assert image.size[0] == width, (page, screen, image.size)
+    assert len(names) >= 30
