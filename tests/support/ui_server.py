@@ -36,7 +36,7 @@ PAGES = [
     ("artifacts", f"/runs/{MID}/artifacts"),
     ("experiments", "/experiments?metric=acc"),
     ("experiment", "/experiments/mnist?metric=acc"),
-    ("search", "/search?where=acc%3E0.5&param=lr%3D0.01"),
+    ("runs-filtered", "/runs?q=metrics.acc+%3E+0.5+and+params.lr+%3D+0.01"),
     ("compare", f"/compare?ids={OLD},{MID},{NEW}"),
     ("models", "/models"),
     ("model", "/models/digits"),
@@ -126,6 +126,8 @@ def open_page(browser: Any, url: str, **context: Any) -> tuple[Any, list[str]]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url, wait_until="networkidle")
     charts = page.locator(".chart")
-    for i in range(charts.count()):
+    for i in range(charts.count()):  # drawn lazily: scroll each into view first
+        charts.nth(i).scroll_into_view_if_needed()
         charts.nth(i).locator("canvas, svg").first.wait_for(state="attached", timeout=10_000)
+    page.evaluate("window.scrollTo(0, 0)")
     return page, errors

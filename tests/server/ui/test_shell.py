@@ -123,7 +123,7 @@ async def test_every_page_has_a_skip_link_and_named_landmarks(
 
 
 async def test_vendored_scripts_load_only_where_they_are_used(web: httpx.AsyncClient) -> None:
-    for path in ("/", "/runs", "/experiments", "/models", "/search", "/alerts", "/nope"):
+    for path in ("/", "/runs", "/experiments", "/models", "/alerts", "/nope"):
         html = (await web.get(path)).text
         assert VEGA not in html and KATEX not in html, path
         assert '<script src="/static/shell.js"></script>' in html
