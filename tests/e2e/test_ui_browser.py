@@ -96,7 +96,9 @@ def browser(base_url: str) -> Iterator[Any]:
 PAGES = [
     ("runs", "/runs", ["Runs", "wider", "baseline", "svm", "Export CSV"]),
     ("run", f"/runs/{MID}", ["wider", "Params", "reviewed=yes", "mnist-train", "notes.txt"]),
-    ("artifacts", f"/runs/{MID}/artifacts", ["trained on 4 GPUs", "recall", "0.99"]),
+    ("artifacts", f"/runs/{MID}/artifacts", ["notes.txt", "recall", "curve.png"]),
+    ("artifact", f"/runs/{MID}/artifacts?name=recall", ["recall", "0.99"]),
+    ("artifact-text", f"/runs/{MID}/artifacts?name=notes.txt", ["trained on 4 GPUs"]),
     ("experiments", "/experiments?metric=acc", ["mnist", "handwritten digits", "0.92"]),
     ("experiment", "/experiments/mnist?metric=acc", ["Experiment mnist", "Best acc"]),
     ("search", "/search?where=acc%3E0.5&param=lr%3D0.01", ["Runs", "wider", "Compare selected"]),
