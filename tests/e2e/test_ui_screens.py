@@ -256,6 +256,6 @@ def test_chart_and_math_libraries_load_only_where_used(browser: Any, base_url: s
         loaded[path] = [name for name in seen if name.endswith(".js")]
         context.close()
     for path in ("/", "/runs", "/models"):
-        assert loaded[path][:2] == ["shell.js", "app.js"], (path, loaded[path])
+        assert loaded[path][:3] == ["shell.js", "writes.js", "app.js"], (path, loaded[path])
         assert not set(loaded[path]) & VENDOR, (path, loaded[path])
     assert "vega.min.js" in loaded[f"/runs/{MID}"] and "katex.min.js" not in loaded[f"/runs/{MID}"]

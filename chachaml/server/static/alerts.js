@@ -4,30 +4,7 @@
 // typed; deleting asks first in the page (no window.confirm).
 (() => {
   "use strict";
-  const TOKEN_SLOT = "chachaml.write.token";
-
-  function csrfToken() {
-    const found = document.cookie.split("; ").find((c) => c.startsWith("chachaml_csrf="));
-    return found ? decodeURIComponent(found.slice("chachaml_csrf=".length)) : "";
-  }
-
-  // POST a JSON body; resolves to {ok, data, message} and never throws.
-  async function post(url, body) {
-    const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() };
-    const token = sessionStorage.getItem(TOKEN_SLOT);
-    if (token) headers.Authorization = "Bearer " + token;
-    try {
-      const answer = await fetch(url, {
-        method: "POST", headers: headers, body: JSON.stringify(body), credentials: "same-origin",
-      });
-      const data = await answer.json().catch(() => null);
-      if (answer.ok) return { ok: true, data: data };
-      const error = (data && data.error) || {};
-      return { ok: false, data: error, message: error.message || answer.status + " " + answer.statusText };
-    } catch (err) {
-      return { ok: false, data: {}, message: "Request failed: " + err.message };
-    }
-  }
+  const post = ChachamlWrites.post;
 
   // a row's rule, as the page encoded it (URL-encoded JSON)
   function ruleOf(row) {
@@ -190,20 +167,8 @@
     });
   }
 
-  // the write-token box, kept in this tab (app.js does the same where it is loaded)
-  function setupToken() {
-    const box = document.getElementById("write-token");
-    if (!box || box.dataset.kept) return;
-    box.dataset.kept = "1";
-    box.value = sessionStorage.getItem(TOKEN_SLOT) || "";
-    box.addEventListener("input", () => {
-      if (box.value) sessionStorage.setItem(TOKEN_SLOT, box.value);
-      else sessionStorage.removeItem(TOKEN_SLOT);
-    });
-  }
-
   function setup() {
-    setupToken();
+    ChachamlWrites.keepToken();
     setupForm();
     setupRows();
   }

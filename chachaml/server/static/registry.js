@@ -1,50 +1,9 @@
 // Model page: the registry's writes as JSON POSTs (promote, set alias, remove alias), sent
-// with the write token kept in this tab (app.js keeps the box in sessionStorage) and the
+// with the write token kept in this tab and the
 // CSRF header of a signed-in browser. Promoting to production asks first, in the page (the
 // browser's confirm() dialog would be blocked or unnoticed).
 (() => {
   "use strict";
-  const TOKEN_SLOT = "chachaml.write.token";
-
-  function csrfToken() {
-    const found = document.cookie.split("; ").find((c) => c.startsWith("chachaml_csrf="));
-    return found ? decodeURIComponent(found.slice("chachaml_csrf=".length)) : "";
-  }
-
-  function formBody(form) {
-    const body = {};
-    for (const el of form.elements) {
-      if (!el.name || (el.dataset.optional && el.value === "")) continue;
-      body[el.name] = el.dataset.kind === "int" ? Number(el.value) : el.value;
-    }
-    return body;
-  }
-
-  async function post(form, body) {
-    const error = form.querySelector(".action-error");
-    error.hidden = true;
-    const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() };
-    const token = sessionStorage.getItem(TOKEN_SLOT);
-    if (token) headers.Authorization = "Bearer " + token;
-    try {
-      const answer = await fetch(form.dataset.action, {
-        method: "POST",
-        headers: headers,
-        body: JSON.stringify(body),
-        credentials: "same-origin",
-      });
-      if (answer.ok) {
-        window.location.reload();
-        return;
-      }
-      const data = await answer.json().catch(() => null);
-      error.textContent = (data && data.error && data.error.message) || answer.status + " " + answer.statusText;
-    } catch (err) {
-      error.textContent = "Request failed: " + err.message;
-    }
-    error.hidden = false;
-  }
-
   function setupPromote() {
     const form = document.getElementById("promote-form");
     if (!form) return;
@@ -52,9 +11,9 @@
     const hide = () => { panel.hidden = true; };
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const body = formBody(form);
+      const body = ChachamlWrites.formBody(form);
       if (body.stage !== "production") {
-        post(form, body);
+        ChachamlWrites.submit(form, body);
         return;
       }
       const current = form.dataset.production;
@@ -68,7 +27,7 @@
     });
     panel.querySelector(".confirm-go").addEventListener("click", () => {
       hide();
-      post(form, formBody(form));
+      ChachamlWrites.submit(form);
     });
     panel.querySelector(".confirm-cancel").addEventListener("click", hide);
     form.querySelectorAll("select").forEach((s) => s.addEventListener("change", hide));
@@ -79,12 +38,12 @@
     if (form) {
       form.addEventListener("submit", (event) => {
         event.preventDefault();
-        post(form, formBody(form));
+        ChachamlWrites.submit(form);
       });
     }
     const remover = document.getElementById("alias-delete-form");
     document.querySelectorAll("button.alias-remove").forEach((button) => {
-      button.addEventListener("click", () => post(remover, { alias: button.dataset.alias }));
+      button.addEventListener("click", () => ChachamlWrites.submit(remover, { alias: button.dataset.alias }));
     });
   }
 
