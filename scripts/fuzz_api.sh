@@ -18,6 +18,19 @@ trap cleanup EXIT
 store="$("$PYTHON" -c 'import sys, anyio, pathlib
 from tests.support.mcp_seed import seeded_store
 print(anyio.run(seeded_store, pathlib.Path(sys.argv[1])))' "$work")"
+# True when schemathesis failed only because Hypothesis's target-phase optimiser crashed
+# (an IndexError inside hypothesis/internal/conjecture/optimiser.py, seen with Hypothesis
+# 6.170): no check failed, and every generated case passed.
+tool_crash_only() {  # tool_crash_only OUTPUT_FILE
+  local out="$1" counts
+  grep -q "conjecture/optimiser.py" "$out" || return 1
+  grep -Eq "Failures:|❌" "$out" && return 1
+  [ "$(grep -c "Runtime Error:" "$out")" -eq "$(grep -c "Runtime Error: 1" "$out")" ] || return 1
+  [ "$(grep -c "Traceback (most recent call last)" "$out")" -le 1 ] || return 1
+  counts="$(grep -Eo "[0-9]+ generated, [0-9]+ passed" "$out" | tail -n 1)"
+  [ -n "$counts" ] && [ "$(echo "$counts" | awk '{print $1}')" = "$(echo "$counts" | awk '{print $3}')" ]
+}
+
 # Twice: team mode (a token, sent with every request) and local mode (no token at all).
 fuzz() {  # fuzz MODE SECONDS
   local mode="$1" seconds="$2" port status=0
@@ -38,7 +51,14 @@ fuzz() {  # fuzz MODE SECONDS
     --checks not_a_server_error,response_schema_conformance \
     "${header[@]}" \
     --max-examples "${FUZZ_EXAMPLES:-30}" --max-time "$seconds" \
-    --seed "${FUZZ_SEED:-8}" --no-color --warnings off) || status=$?
+    --seed "${FUZZ_SEED:-8}" --no-color --warnings off) 2>&1 | tee "$work/st-$mode.out" \
+    || status=${PIPESTATUS[0]}
+  if [ "$status" -ne 0 ] && tool_crash_only "$work/st-$mode.out"; then
+    echo "schemathesis: every generated case passed; the only error is Hypothesis's own"
+    echo "optimiser crashing (IndexError in hypothesis/internal/conjecture/optimiser.py, a"
+    echo "generator bug, not an API failure): not counted as a failure"
+    status=0
+  fi
   if [ "$status" -ne 0 ]; then tail -n 50 "$work/server-$mode.log"; fi
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
