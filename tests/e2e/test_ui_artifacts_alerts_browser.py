@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools import artifacts as artifact_ops
 from tests.support.browser import SHOTS, chromium, visit
-from tests.support.mcp_seed import MID, PNG_1PX, seed, serving
+from tests.support.mcp_seed import MID, PNG_1PX, seed, serving_seeded
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 PLOTS = [f"plots/epoch-{i:02d}.png" for i in range(10)]
@@ -48,11 +47,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("arts-browser")
-    url = anyio.run(_seed, path)
     env = {"CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true"}
-    with serving(url, path / "artifacts", env) as mcp_url:
-        yield mcp_url.removesuffix("/mcp")
+    with serving_seeded(tmp_path_factory.mktemp("arts-browser"), _seed, env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
 from tests.support.browser import SHOTS, chromium, visit
-from tests.support.mcp_seed import MID, OLD, seed, serving
+from tests.support.mcp_seed import MID, OLD, seed, serving_seeded
 
 EVIL_ID, LONG_ID = "9" * 32, "e" * 32
 EVIL_NAME = "<img src=x onerror=alert(1)>"
@@ -80,10 +79,8 @@ async def _seed(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("browser")
-    url = anyio.run(_seed, path)
-    with serving(url, path / "artifacts") as mcp_url:
-        yield mcp_url.removesuffix("/mcp")
+    with serving_seeded(tmp_path_factory.mktemp("browser"), _seed) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

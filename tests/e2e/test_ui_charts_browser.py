@@ -12,14 +12,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
 from tests.support.browser import SHOTS, chromium
-from tests.support.mcp_seed import serving
+from tests.support.mcp_seed import serving_seeded
 
 LIVE, KILLED, LONG = "5" * 32, "6" * 32, "7" * 32
 LONG_POINTS = 20_000
@@ -84,10 +83,8 @@ async def _seed(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("charts-browser")
-    url = anyio.run(_seed, path)
-    with serving(url, path / "artifacts") as mcp_url:
-        yield mcp_url.removesuffix("/mcp")
+    with serving_seeded(tmp_path_factory.mktemp("charts-browser"), _seed) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from chachaml.records.pipelines import PIPELINE_TAG, NewPipeline, NewPipelineStep
@@ -20,7 +19,7 @@ from chachaml.store import open_store
 from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
 from tests.support.browser import chromium, visit
-from tests.support.mcp_seed import MID, NEW, OLD, seed, serving
+from tests.support.mcp_seed import MID, NEW, OLD, seed, serving_seeded
 
 LONG_ID = "5" * 32
 LONG_NAME = "resnet50-lr0.003-batch256-cosine-warmup5-label-smoothing0.1-seed42"
@@ -82,10 +81,8 @@ async def _pipeline(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("pages-browser")
-    url = anyio.run(_seed, path)
-    with serving(url, path / "artifacts") as mcp_url:
-        yield mcp_url.removesuffix("/mcp")
+    with serving_seeded(tmp_path_factory.mktemp("pages-browser"), _seed) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

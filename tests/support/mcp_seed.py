@@ -12,11 +12,12 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import httpx
 
 from chachaml.records.runs import Dataset, MetricChunk, NewRun, Table
@@ -249,3 +250,14 @@ def serving(store_url: str, artifacts: Path, env: Mapping[str, str] | None = Non
         proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
+
+
+@contextmanager
+def serving_seeded(
+    path: Path, seed_store: Callable[[Path], Awaitable[str]], env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """``chachaml serve`` over the store ``seed_store(path)`` makes; yields the server's base URL
+    (the browser tests' module fixture)."""
+    url = anyio.run(seed_store, path)
+    with serving(url, path / "artifacts", env) as mcp_url:
+        yield mcp_url.removesuffix("/mcp")
