@@ -32,7 +32,7 @@ from chachaml.client.client import Client
 from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from tests.support.fake_providers import FakeProvider, fake_provider
-from tests.support.services import postgres_schema
+from tests.support.schema_pool import SchemaPool
 
 if TYPE_CHECKING:
     from tests.support.remote_server import InProcessServer
@@ -70,6 +70,23 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep a module's tests on one xdist worker when they share a module-scoped fixture.
+
+    Spread over workers (``--dist load``), each worker would build its own copy of the
+    module's seeded server or browser; grouped (``--dist loadgroup``, in pyproject), it is
+    built once. Modules without such fixtures still spread test by test.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or not isinstance(item, pytest.Function):
+            continue
+        shared = any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """Session-wide, so module-scoped async fixtures (seeded stores, clients) can share a loop."""
@@ -83,21 +100,32 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _fresh_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="session")
+def schema_pool() -> Iterator[SchemaPool]:
+    """Migrated PostgreSQL schemas this worker empties and reuses (see its module)."""
+    pool = SchemaPool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def _fresh_store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'chachaml.db'}"
     else:
-        with postgres_schema() as url:
+        pool: SchemaPool = request.getfixturevalue("schema_pool")
+        with pool.schema() as url:
             yield url
 
 
 @pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str | None]:
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str | None]:
     """The database of ``store`` and ``store_url``; ``None`` for the remote store."""
     if backend == "remote":
         yield None
         return
-    yield from _fresh_store_url(backend, tmp_path)
+    yield from _fresh_store_url(backend, tmp_path, request)
 
 
 @pytest.fixture
@@ -113,7 +141,7 @@ def module_store_url(
 ) -> Iterator[str]:
     """Like ``store_url``, but one store per module and backend: for read-only tests over a
     seeded store, which then seed once instead of once per test."""
-    yield from _fresh_store_url(request.param, tmp_path_factory.mktemp("module-store"))
+    yield from _fresh_store_url(request.param, tmp_path_factory.mktemp("module-store"), request)
 
 
 @pytest.fixture
@@ -134,12 +162,14 @@ def remote_transport(request: pytest.FixtureRequest, url: str) -> InProcessServe
 
 
 @pytest.fixture
-def tracking_store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+def tracking_store_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """``store_url``'s backends, plus ``remote``: the URL of ``remote_server``."""
     if backend == "remote":
         yield REMOTE_URL
         return
-    yield from _fresh_store_url(backend, tmp_path)
+    yield from _fresh_store_url(backend, tmp_path, request)
 
 
 @pytest.fixture

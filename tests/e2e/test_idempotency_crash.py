@@ -25,6 +25,7 @@ from chachaml.records.runs import MetricChunk
 from chachaml.settings import Settings
 from chachaml.store import open_store
 from chachaml.store.codec import make_chunk
+from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import free_port
 from tests.support.serve_proc import ServeProcess
 from tests.support.waiting import wait_for
@@ -35,10 +36,10 @@ POINTS = 1000
 
 
 @pytest.fixture
-def server(store_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
+def server(store_url: str, tmp_path: Path, server_factory: ServerFactory) -> Iterator[ServeProcess]:
     """A server whose idempotency lease is one second, over the store under test."""
     env = {"CHACHAML_TOKENS": f"alice:{TOKEN}", "CHACHAML_IDEMPOTENCY_LEASE_SECONDS": "1"}
-    proc = ServeProcess(store_url, tmp_path / "artifacts", env)
+    proc = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
     proc.start()
     try:
         yield proc

@@ -20,6 +20,7 @@ from mcp import Client as MCPClient
 from chachaml.errors import InvalidInput
 from chachaml.server.mcp import client_config as cc
 from tests.server.mcp.test_server import text
+from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import open_seeded
 
 pytestmark = pytest.mark.anyio
@@ -67,12 +68,14 @@ async def test_the_printed_stdio_config_starts_a_server_an_sdk_client_uses(
         assert listing.structured_content["runs"], text(listing)
 
 
-def test_mcp_config_for_a_team_server_carries_the_token_header(tmp_path: Path) -> None:
+def test_mcp_config_for_a_team_server_carries_the_token_header(
+    tmp_path: Path, server_factory: ServerFactory
+) -> None:
     from tests.support.serve_proc import ServeProcess
 
-    server = ServeProcess(
-        f"sqlite:///{tmp_path / 'team.db'}", tmp_path / "a", {"CHACHAML_TOKENS": "ana:tok-ana-1234"}
-    )
+    tokens = {"CHACHAML_TOKENS": "ana:tok-ana-1234"}
+    db = f"sqlite:///{tmp_path / 'team.db'}"
+    server = ServeProcess(db, tmp_path / "a", tokens, server_factory)
     server.start()
     try:
         assert cc.needs_token(cc.mcp_url(server.url))

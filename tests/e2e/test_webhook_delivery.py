@@ -91,15 +91,18 @@ async def test_a_chachaml_mcp_process_delivers_the_queue(
 
 
 async def test_a_chachaml_serve_process_delivers_the_queue(
-    store: ServerStore, store_url: str, receiver: Receiver, tmp_path: Path
+    store: ServerStore,
+    store_url: str,
+    receiver: Receiver,
+    tmp_path: Path,
+    server_factory: ServerFactory,
 ) -> None:
     from tests.support.serve_proc import ServeProcess
 
     await raw_rule(store, receiver.url)
     event = await fire(store)
-    server = ServeProcess(
-        store_url, tmp_path / "artifacts", {"CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true"}
-    )
+    env = {"CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true"}
+    server = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
     server.start()
     try:
         await await_for(lambda: delivered(store), 30)

@@ -8,6 +8,7 @@ its own environment, store and port, without the imports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,14 +46,6 @@ def _helper() -> None:
         print(pid, flush=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 class ServerFactory:
     """Starts ``chachaml serve`` children of one pre-imported helper process."""
 
@@ -73,29 +66,52 @@ class ServerFactory:
         if self._helper.stdout is not None:
             self._helper.stdout.close()
 
+    def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> int:
+        """Fork a child running ``chachaml.cli.main(argv)`` with ``env``, its output to
+        ``log``; returns its pid."""
+        assert self._helper.stdin is not None and self._helper.stdout is not None
+        request = {"argv": argv, "env": env, "log": str(log)}
+        self._helper.stdin.write(json.dumps(request) + "\n")
+        self._helper.stdin.flush()
+        return int(self._helper.stdout.readline())
+
     @contextmanager
     def serve(self, store_url: str, artifacts: Path, tokens: str) -> Iterator[str]:
         """A server over ``store_url`` with ``CHACHAML_TOKENS=tokens``; yields its base URL."""
-        assert self._helper.stdin is not None and self._helper.stdout is not None
         port = free_port()
         log = artifacts.parent / f"serve-{port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CHACHAML_", "CHACHA_"))}
         argv = ["serve", "--store", store_url, "--artifacts", str(artifacts), "--port", str(port)]
-        request = {"argv": argv, "env": env | {"CHACHAML_TOKENS": tokens}, "log": str(log)}
-        self._helper.stdin.write(json.dumps(request) + "\n")
-        self._helper.stdin.flush()
-        pid = int(self._helper.stdout.readline())
+        pid = self.spawn(argv, env | {"CHACHAML_TOKENS": tokens}, log)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_serving(base, lambda: None if _alive(pid) else log.read_text())
+            wait_until_serving(base, lambda: None if alive(pid) else log.read_text())
             yield base
         finally:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            end(pid)
+
+
+def alive(pid: int) -> bool:
+    """Whether the process ``pid`` still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def end(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Send ``sig`` to a forked server and wait for it to go (SIGKILL after 10 s)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.01)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import anyio
 import asyncpg
 import pytest
 
+T = TypeVar("T")
 POSTGRES_URL = os.environ.get("CHACHAML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -34,11 +36,15 @@ async def _execute(sql: str) -> None:
         await conn.close()
 
 
-def _admin(sql: str) -> None:
-    """Run ``sql`` on an event loop of its own thread: the calling thread may be inside a
+def on_own_loop(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` on an event loop of its own thread: the calling thread may be inside a
     module-scoped async fixture's loop, where ``anyio.run`` refuses to start another."""
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(anyio.run, _execute, sql).result()
+        return pool.submit(anyio.run, work).result()
+
+
+def _admin(sql: str) -> None:
+    on_own_loop(lambda: _execute(sql))
 
 
 @contextmanager
