@@ -17,10 +17,13 @@ from chachaml.client.alerts import (
     alerts,
     check_alerts,
     delete_alert,
+    mute_alert,
+    send_test_alert,
     set_drop_alert,
     set_silent_alert,
     set_stale_alert,
     set_threshold_alert,
+    unmute_alert,
 )
 from chachaml.client.client import Client
 from chachaml.client.default import default_client
@@ -62,7 +65,7 @@ from chachaml.errors import (
     SchemaTooNew,
     StoreUnavailable,
 )
-from chachaml.records.alerts import Alert, AlertEvent
+from chachaml.records.alerts import Alert, AlertEvent, AlertTrial
 from chachaml.records.runs import (
     Artifact,
     BestRun,
@@ -133,6 +136,7 @@ __all__ = [
     "ActiveRun",
     "Alert",
     "AlertEvent",
+    "AlertTrial",
     "Alerts",
     "Artifact",
     "BestRun",
@@ -207,6 +211,7 @@ __all__ = [
     "model_version",
     "model_versions",
     "models",
+    "mute_alert",
     "my_last_run",
     "my_runs",
     "pipeline",
@@ -218,6 +223,7 @@ __all__ = [
     "run_pipeline",
     "runs",
     "search_runs",
+    "send_test_alert",
     "set_alias",
     "set_drop_alert",
     "set_model_note",
@@ -232,5 +238,6 @@ __all__ = [
     "set_threshold_alert",
     "start_run",
     "tracked",
+    "unmute_alert",
     "use_store",
 ]

@@ -32,6 +32,17 @@ def test_tracking_api_names_are_exported() -> None:
     assert expected <= set(chachaml.__all__)
 
 
+def test_the_alert_api_names_are_exported() -> None:
+    expected = {
+        "set_threshold_alert", "set_drop_alert", "set_stale_alert", "set_silent_alert",
+        "alerts", "delete_alert", "mute_alert", "unmute_alert", "send_test_alert",
+        "check_alerts", "alert_history", "Alerts", "Alert", "AlertEvent", "AlertTrial",
+    }  # fmt: skip
+    assert expected <= set(chachaml.__all__)
+    # no public name starts with "test": pytest would collect it from a user's test module
+    assert [n for n in chachaml.__all__ if n.lower().startswith("test")] == []
+
+
 def test_the_readme_registry_listing_is_a_function(tmp_path: object) -> None:
     # ml.models() once reached the module chachaml.models (a TypeError); records/ holds it now
     assert callable(chachaml.models) and "models" in chachaml.__all__

@@ -5,8 +5,11 @@
 own arguments) act through the default client; ``Alerts(client)``
 binds the same API to another :class:`~chachaml.Client`. Rules are evaluated automatically
 when a run ends (never failing the run: trouble is logged) and on demand by
-:func:`check_alerts`, which also evaluates the staleness rules. Webhooks are queued, never
-sent from here: a server (``chachaml serve``) sends them, or ``chachaml alerts deliver``::
+:func:`check_alerts`, which also evaluates the staleness rules; a muted rule
+(:func:`mute_alert`) is kept but evaluated nowhere. Webhooks are queued, never sent from here:
+a server (``chachaml serve``) sends them, or ``chachaml alerts deliver``. The one exception is
+:func:`send_test_alert`, which sends a rule's webhook a marked test event now and says how it
+went (against a server, the server sends it)::
 
     ml.set_threshold_alert("acc-low", "accuracy", "<", 0.8, experiment="mnist",
                            webhook_url="https://hooks.slack.com/services/...")
@@ -17,8 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from chachaml.client.default import ClientBound
-from chachaml.records.alerts import Alert, AlertEvent
+from chachaml.records.alerts import Alert, AlertEvent, AlertTrial
 from chachaml.tools import alerts as ops
+from chachaml.tools.alert_trial import send_test_alert as send_trial
 from chachaml.tools.webhooks import Delivery
 
 
@@ -144,6 +148,29 @@ class Alerts(ClientBound):
         """Delete a rule and its history; ``NotFound`` listing the rules if absent."""
         self.client.op(ops.delete_alert, name)
 
+    def mute_alert(self, name: str) -> Alert:
+        """Mute a rule: it is kept (and listed ``muted``) but fires nothing until unmuted.
+
+        Setting the rule again (``set_threshold_alert``...) keeps it muted. ``NotFound``
+        listing the rules if absent.
+        """
+        return self.client.op(ops.mute_alert, name, True)
+
+    def unmute_alert(self, name: str) -> Alert:
+        """Unmute a rule: it is evaluated again from now on."""
+        return self.client.op(ops.mute_alert, name, False)
+
+    def send_test_alert(self, name: str) -> AlertTrial:
+        """Send a rule's webhook a test event now, signed and retried as a real one.
+
+        The body is the rule's usual one marked ``"test": true`` with a ``[test]`` prefix;
+        nothing is recorded (no history, no cooldown). Returns each attempt and whether one
+        got a 2xx: a dead webhook is an answer, not an exception. ``InvalidInput`` if the rule
+        has no webhook. Against a server, the server sends it with its own settings.
+        """
+        client = self.client
+        return client.op(send_trial, name, Delivery.from_settings(client.settings))
+
     def check_alerts(self) -> list[AlertEvent]:
         """Evaluate every rule now; returns the events fired, their webhooks queued."""
         client = self.client
@@ -162,19 +189,26 @@ set_stale_alert = _default.set_stale_alert
 set_silent_alert = _default.set_silent_alert
 alerts = _default.alerts
 delete_alert = _default.delete_alert
+mute_alert = _default.mute_alert
+unmute_alert = _default.unmute_alert
+send_test_alert = _default.send_test_alert
 check_alerts = _default.check_alerts
 alert_history = _default.alert_history
 
 __all__ = [
     "Alert",
     "AlertEvent",
+    "AlertTrial",
     "Alerts",
     "alert_history",
     "alerts",
     "check_alerts",
     "delete_alert",
+    "mute_alert",
+    "send_test_alert",
     "set_drop_alert",
     "set_silent_alert",
     "set_stale_alert",
     "set_threshold_alert",
+    "unmute_alert",
 ]

@@ -101,6 +101,20 @@ class DeliveryAttempt(_Model):
     seconds: float
 
 
+class AlertTrial(_Model):
+    """How a rule's test event went: each delivery attempt, and whether one got a 2xx.
+
+    A test event is recorded nowhere; this answer is all that is left of it. ``webhook`` is
+    the host only, as listings show it; ``payload`` the body sent (no secret is in it).
+    """
+
+    alert: str
+    webhook: str | None
+    delivered: bool
+    attempts: list[DeliveryAttempt]
+    payload: dict[str, Any]
+
+
 class NewAlertEvent(_Model):
     """What evaluation found, for the store to record as a firing of a rule.
 

@@ -64,7 +64,10 @@ def create_app(
     public reads, allowed hosts). ``host`` is kept for callers that only name the bind.
     """
     policy = AccessPolicy(access or AccessConfig(bind=host, local_user=user), store)
-    mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only, user=user)
+    api_config = api or ApiConfig()
+    # MCP's check_alerts and send_test_alert deliver as the rest of the server does
+    mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only,
+                    user=user, delivery=api_config.delivery)  # fmt: skip
     mcp_routes: list[BaseRoute] = list(
         mcp.streamable_http_app(
             streamable_http_path="/mcp",
@@ -103,7 +106,7 @@ def create_app(
     app.state.ui_user = user
     app.state.access = policy
     app.state.artifacts = artifacts
-    install_api(app, api)  # /api/w, /api/store/v1, /api/openapi.json, error envelope
+    install_api(app, api_config)  # /api/w, /api/store/v1, /api/openapi.json, error envelope
     for kind, handler in ERROR_HANDLERS.items():  # unknown pages: a styled 404 with the nav
         app.add_exception_handler(kind, handler)
     return app

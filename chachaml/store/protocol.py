@@ -74,7 +74,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from chachaml.records.alerts import AlertEvent, AlertRule, NewAlert
+from chachaml.records.alerts import AlertEvent, AlertRule, AlertTrial, NewAlert
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
@@ -342,15 +342,26 @@ class Store(Protocol):
 
 @runtime_checkable
 class ServerEvaluatedAlerts(Protocol):
-    """A store whose server evaluates the alert rules: a remote store.
+    """A store whose server evaluates the alert rules and holds their secrets: a remote store.
 
     A :class:`~chachaml.client.remote.RemoteStore` has no
     :class:`~chachaml.store.server_state.ServerStore` methods: its server fires rules itself
-    when metrics arrive and runs end, and evaluates every rule on request.
+    when metrics arrive and runs end, and evaluates every rule on request. It reads rules
+    without their webhook URLs and secrets, so what needs them (muting a rule, which sets it
+    again whole; sending its webhook a test event) is asked of the server too. Each raises
+    ``NotFound`` for an unknown rule, as the server's store does.
     """
 
     async def check_alerts(
         self, now: float | None = None, lookback_hours: float | None = None
     ) -> list[AlertEvent]:
         """Have the server evaluate every rule now; the events fired (webhooks queued)."""
+        ...
+
+    async def mute_alert(self, name: str, muted: bool) -> AlertRule:
+        """Have the server mute (or unmute) a rule; the rule as it now is."""
+        ...
+
+    async def send_test_alert(self, name: str) -> AlertTrial:
+        """Have the server send a rule's webhook a test event now, as it delivers any event."""
         ...

@@ -13,12 +13,11 @@ import time
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
 
 from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
-from chachaml.records.alerts import DeliveryAttempt, NewAlertEvent, PendingDelivery
-from chachaml.store.protocol import Store
+from chachaml.records.alerts import AlertTrial, DeliveryAttempt, NewAlertEvent, PendingDelivery
+from chachaml.store.protocol import ServerEvaluatedAlerts, Store
 from chachaml.store.server_state import is_server_store
 from chachaml.tools.deliveries import http_client
 from chachaml.tools.webhooks import Delivery, payload, retryable, send
@@ -26,26 +25,25 @@ from chachaml.tools.webhooks import Delivery, payload, retryable, send
 TEST_MESSAGE = "This is a test event sent from chachaml to check the webhook; no alert fired."
 
 
-class TrialResult(BaseModel):
-    """How a test event's delivery went: each attempt, and whether one got a 2xx."""
-
-    alert: str
-    webhook: str | None
-    delivered: bool
-    attempts: list[DeliveryAttempt]
-    payload: dict[str, Any]
-
-
 def marked_as_test(body: dict[str, Any]) -> dict[str, Any]:
     """A rule's webhook body marked as a test, so no receiver takes it for a real firing."""
     return {**body, "text": "[test] " + str(body.get("text", "")), "test": True}
 
 
-async def fire_test_event(store: Store, name: str, delivery: Delivery) -> TrialResult:
-    """Send a rule's webhook a test event now, retrying as a real delivery would."""
+async def send_test_alert(store: Store, name: str, delivery: Delivery) -> AlertTrial:
+    """Send a rule's webhook a test event now, retrying as a real delivery would.
+
+    Only the server's own store holds the webhook URL and secret: a remote store has its
+    server send it, with the server's delivery settings (``delivery`` is then unused).
+    ``NotFound`` for an unknown rule; ``InvalidInput`` for one without a webhook. A failed
+    delivery is an answer (``delivered`` false, each attempt's error), not an exception.
+    """
+    wanted = v.name(name, "alert name")
     if not is_server_store(store):
-        raise InvalidInput(f"the store at {store.url} cannot send test events from here")
-    rule = await store.get_alert(v.name(name, "alert name"))
+        if isinstance(store, ServerEvaluatedAlerts):
+            return await store.send_test_alert(wanted)
+        raise InvalidInput(f"the store at {store.url} cannot send test events")
+    rule = await store.get_alert(wanted)
     if rule.webhook_url is None:
         raise InvalidInput(f"alert {rule.name!r} has no webhook to test; give it a webhook URL")
     event = NewAlertEvent(
@@ -66,7 +64,7 @@ async def fire_test_event(store: Store, name: str, delivery: Delivery) -> TrialR
             if attempt.error is None or not retryable(attempt) or number == delivery.attempts:
                 break
             await anyio.sleep(delivery.retry_delay(number))
-    return TrialResult(
+    return AlertTrial(
         alert=rule.name,
         webhook=rule.public().webhook,
         delivered=attempts[-1].error is None,

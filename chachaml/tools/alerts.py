@@ -216,13 +216,19 @@ async def set_alert(store: Store, new: NewAlert, *, allow_private: bool = False)
 async def mute_alert(store: Store, name: str, muted: bool) -> Alert:
     """Mute a rule (kept, not evaluated: it fires nothing) or unmute it; nothing else changes.
 
-    Needs the rule's webhook URL and secret to set it again whole, so only a store this
-    process holds can do it (a remote store reads rules without them).
+    The rule is set again whole, webhook URL and secret included, which only the server's
+    own store holds: a remote store has its server do it (a rule read over HTTP lacks them).
+    ``NotFound`` listing the rules if there is none by that name.
     """
+    wanted = v.name(name, "alert name")
+    if not isinstance(muted, bool):
+        raise InvalidInput(f"muted must be true or false, got {muted!r}")
     if not is_server_store(store):
-        raise InvalidInput(f"the store at {store.url} cannot mute alert rules from here")
-    rule = await store.get_alert(v.name(name, "alert name"))
-    new = NewAlert(**rule.model_dump(include=set(NewAlert.model_fields)) | {"muted": bool(muted)})
+        if isinstance(store, ServerEvaluatedAlerts):
+            return (await store.mute_alert(wanted, muted)).public()
+        raise InvalidInput(f"the store at {store.url} cannot mute alert rules")
+    rule = await store.get_alert(wanted)
+    new = NewAlert(**rule.model_dump(include=set(NewAlert.model_fields)) | {"muted": muted})
     return (await store.set_alert(new)).public()
 
 

@@ -16,7 +16,11 @@ from chachaml.errors import InvalidInput
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """One tool: its name, title, toolset and how it touches stored data."""
+    """One tool: its name, title, toolset and how it touches stored data and the world.
+
+    ``writes`` also covers a tool that acts outside chachaml (``open_world``: it sends a
+    webhook), so ``--read-only`` and read tokens leave it out too.
+    """
 
     name: str
     title: str
@@ -24,6 +28,7 @@ class ToolSpec:
     writes: bool = False
     destructive: bool = False
     idempotent: bool = True
+    open_world: bool = False
 
 
 CATALOGUE: tuple[ToolSpec, ...] = (
@@ -56,6 +61,17 @@ CATALOGUE: tuple[ToolSpec, ...] = (
     ToolSpec("list_alerts", "List alert rules", "alerts"),
     ToolSpec("alert_history", "Alert history", "alerts"),
     ToolSpec("check_alerts", "Evaluate alerts now", "alerts", writes=True, idempotent=False),
+    # overwrites the rule's muted flag
+    ToolSpec("mute_alert", "Mute or unmute an alert rule", "alerts", writes=True, destructive=True),
+    # stores nothing, but POSTs to the rule's webhook each time it is called
+    ToolSpec(
+        "send_test_alert",
+        "Send a test alert",
+        "alerts",
+        writes=True,
+        idempotent=False,
+        open_world=True,
+    ),
 )
 
 SPECS: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOGUE}

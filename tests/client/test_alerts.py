@@ -170,6 +170,49 @@ def test_bad_rules_are_refused_at_set_alert(client: Client) -> None:
     assert api.alerts() == []
 
 
+def test_a_muted_rule_is_listed_muted_and_fires_nothing_until_unmuted(client: Client) -> None:
+    api = Alerts(client)
+    api.set_threshold_alert("acc-low", "accuracy", "<", 0.8)
+    assert api.mute_alert("acc-low").muted is True
+    assert [(a.name, a.muted) for a in api.alerts()] == [("acc-low", True)]
+    bad, _ = bad_then_good(client)
+    assert api.alert_history() == [] and api.check_alerts() == []
+    api.set_threshold_alert("acc-low", "accuracy", "<", 0.9)  # set again: still muted
+    assert api.alerts()[0].muted
+    assert api.unmute_alert("acc-low").muted is False
+    assert [e.run_id for e in api.check_alerts()] == [bad]
+    with pytest.raises(NotFound, match=r"alert 'nope' not found \(alerts: acc-low\)"):
+        api.mute_alert("nope")
+    with pytest.raises(NotFound, match="alert 'nope' not found"):
+        api.unmute_alert("nope")
+
+
+def test_send_test_alert_reaches_the_webhook_now_and_records_nothing(
+    store_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    settings = make_settings(webhook_allow_private=True, alert_attempts=2, alert_timeout=1.0)
+    client = Client(store=store_url, artifacts=str(tmp_path / "a"), settings=settings)
+    try:
+        api = Alerts(client)
+        api.set_threshold_alert("acc-low", "accuracy", "<", 0.8, webhook_url=receiver.url,
+                                secret="s3")  # fmt: skip
+        receiver.script[:] = [500, 200]
+        trial = api.send_test_alert("acc-low")
+        assert isinstance(trial, chachaml.AlertTrial)
+        assert trial.delivered and [a.status_code for a in trial.attempts] == [500, 200]
+        assert receiver.received[-1].json == trial.payload and trial.payload["test"] is True
+        assert api.alert_history() == [] and api.alerts()[0].last_fired_at is None
+        receiver.script[:] = [500, 500]
+        assert api.send_test_alert("acc-low").delivered is False  # an answer, not an error
+        api.set_stale_alert("quiet", no_completed_run_hours=1)
+        with pytest.raises(InvalidInput, match="has no webhook to test"):
+            api.send_test_alert("quiet")
+        with pytest.raises(NotFound, match="alert 'nope' not found"):
+            api.send_test_alert("nope")
+    finally:
+        client.close()
+
+
 def test_the_module_level_alert_functions_use_the_default_client() -> None:
     import chachaml.client.alerts as alerts_module
 
@@ -179,6 +222,9 @@ def test_the_module_level_alert_functions_use_the_default_client() -> None:
         "set_stale_alert",
         "set_silent_alert",
         "delete_alert",
+        "mute_alert",
+        "unmute_alert",
+        "send_test_alert",
         "check_alerts",
         "alert_history",
     ):

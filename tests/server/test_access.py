@@ -179,6 +179,8 @@ async def test_team_mode_refuses_anonymous_reads_on_every_surface(
         ("create_experiment", {"name": "planted"}),
         ("promote_model", {"model_name": "digits", "version": 1, "stage": "production"}),
         ("check_alerts", {}),
+        ("mute_alert", {"alert": "any"}),
+        ("send_test_alert", {"alert": "any"}),
     ],
 )
 async def test_mcp_over_http_needs_a_write_token_to_write(

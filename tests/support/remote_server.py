@@ -18,6 +18,7 @@ import httpx
 from chachaml.client.remote import RemoteStore
 from chachaml.store import ServerStore, Store, open_store
 from chachaml.store.artifacts import LocalArtifactStore, StoredObject, object_uri
+from chachaml.tools.webhooks import Delivery
 
 BASE_URL = "http://127.0.0.1"  # a loopback Host, as a local-mode server requires (conftest)
 
@@ -27,24 +28,35 @@ class InProcessServer(httpx.AsyncBaseTransport):
 
     ``tokens`` (``CHACHAML_TOKENS`` entries as tuples) put the server in team mode; without
     them it is in local mode, where the client may name the author of each write.
+    ``delivery`` is the server's webhook delivery (a receiver on loopback needs
+    ``allow_private``); the default refuses private targets, as ``chachaml serve`` does.
     """
 
-    def __init__(self, db: Path, artifacts: Path, tokens: tuple[tuple[str, ...], ...] = ()) -> None:
+    def __init__(
+        self,
+        db: Path,
+        artifacts: Path,
+        tokens: tuple[tuple[str, ...], ...] = (),
+        delivery: Delivery | None = None,
+    ) -> None:
         self.store_url = f"sqlite:///{db}"
         self._artifacts = artifacts
         self._tokens = tokens
+        self._delivery = delivery or Delivery()
         self._open: dict[asyncio.AbstractEventLoop, tuple[ServerStore, httpx.ASGITransport]] = {}
 
     async def _app(self) -> httpx.ASGITransport:
         loop = asyncio.get_running_loop()
         if loop not in self._open:
             from chachaml.server.access import AccessConfig  # the server, only when used
+            from chachaml.server.api.routes import ApiConfig
             from chachaml.server.app import create_app
 
             store = await open_store(self.store_url)
             artifacts = LocalArtifactStore(self._artifacts)
             access = AccessConfig(tokens=self._tokens, local_user="tester")
-            app = create_app(store, artifacts=artifacts, access=access)
+            api = ApiConfig(delivery=self._delivery)
+            app = create_app(store, artifacts=artifacts, access=access, api=api)
             self._open[loop] = (store, httpx.ASGITransport(app))
         return self._open[loop][1]
 

@@ -16,7 +16,7 @@ from chachaml.records.alerts import AlertEvent
 from chachaml.records.registry import NewModelVersion
 from chachaml.records.runs import ArtifactRecord, NewRun
 from chachaml.settings import Settings
-from chachaml.store import ServerStore
+from chachaml.store import ServerStore, Store
 from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as ops
 from chachaml.tools.deliveries import drain_deliveries
@@ -43,7 +43,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def add_run(
-    store: ServerStore,
+    store: Store,
     metrics: dict[str, float],
     *,
     experiment: str = "mnist",
@@ -451,3 +451,46 @@ async def test_a_muted_rule_is_kept_but_fires_nothing_until_unmuted(store: Serve
     (fired,) = await ops.evaluate_run(store, run_id, FAST)
     assert fired.alert == "acc-low"
     assert not (await ops.get_alert(store, "acc-low")).muted
+
+
+async def test_muting_checks_its_arguments(store: ServerStore) -> None:
+    await set_rule(store, "quiet", silent_minutes=1)
+    with pytest.raises(NotFound, match=r"alert 'nope' not found \(alerts: quiet\)"):
+        await ops.mute_alert(store, "nope", True)
+    with pytest.raises(InvalidInput, match="muted must be true or false"):
+        await ops.mute_alert(store, "quiet", "yes")  # type: ignore[arg-type]
+    assert not (await ops.get_alert(store, "quiet")).muted
+
+
+async def test_a_remote_store_has_its_server_mute_a_rule_keeping_its_webhook_and_secret(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    from chachaml.client.remote import RemoteStore
+    from chachaml.store import open_store
+    from tests.support.remote_server import BASE_URL, InProcessServer
+
+    server = InProcessServer(tmp_path / "s.db", tmp_path / "a", delivery=FAST)
+    remote = await RemoteStore.open(BASE_URL, transport=server)
+    own = await open_store(server.store_url)  # the server's database, opened beside it
+    try:
+        rule = ops.build_rule("acc-low", "tester", metric_key="accuracy", op="<",
+                              threshold=0.8, webhook_url=receiver.url, secret="s3")  # fmt: skip
+        await ops.set_alert(remote, rule, allow_private=True)
+        muted = await ops.mute_alert(remote, "acc-low", True)
+        assert muted.muted and muted.webhook == "http://127.0.0.1/…" and muted.signed
+        assert [(a.name, a.muted) for a in await ops.list_alerts(remote)] == [("acc-low", True)]
+        stored = await own.get_alert("acc-low")
+        assert (stored.muted, stored.webhook_url, stored.secret) == (True, receiver.url, "s3")
+        # the server evaluates rules when a run ends: a muted one fires nothing there
+        run_id = await add_run(remote, {"accuracy": 0.5})
+        assert await ops.alert_history(remote) == []
+        assert not (await ops.mute_alert(remote, "acc-low", False)).muted
+        stored = await own.get_alert("acc-low")
+        assert (stored.muted, stored.webhook_url, stored.secret) == (False, receiver.url, "s3")
+        fired = await ops.check_alerts(remote, FAST)
+        assert [e.run_id for e in fired] == [run_id]
+        with pytest.raises(NotFound, match="alert 'nope' not found"):
+            await ops.mute_alert(remote, "nope", True)
+    finally:
+        await own.close()
+        await remote.close()

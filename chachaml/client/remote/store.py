@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from chachaml.client.remote.artifacts import HttpArtifactStore
 from chachaml.client.remote.connection import Connection
 from chachaml.errors import InvalidInput
-from chachaml.records.alerts import Alert, AlertEvent, AlertRule, NewAlert
+from chachaml.records.alerts import Alert, AlertEvent, AlertRule, AlertTrial, NewAlert
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
@@ -463,3 +463,13 @@ class RemoteStore:
             body["lookback_hours"] = lookback_hours
         found: _Events = await self._conn.post("/api/w/alerts/check", body, _Events)
         return found.events
+
+    async def mute_alert(self, name: str, muted: bool) -> AlertRule:
+        """Have the server mute or unmute a rule (only it holds the webhook URL and secret)."""
+        body = {"name": name, "muted": muted}
+        return _rule(await self._conn.post("/api/w/alerts/mute", body, Alert))
+
+    async def send_test_alert(self, name: str) -> AlertTrial:
+        """Have the server send a rule's webhook a test event, with its delivery settings."""
+        trial: AlertTrial = await self._conn.post("/api/w/alerts/test", {"name": name}, AlertTrial)
+        return trial

@@ -4,8 +4,10 @@ Rules are defined by any client with write scope and evaluated by this server: w
 arrive and runs end (the write API), and on request (``POST /api/w/alerts/check``, which a
 remote ``check_alerts()`` calls). A rule's webhook URL and signing secret are write-only:
 reads show the webhook's host and whether deliveries are signed, as every other surface does,
-since a webhook URL is often a credential. Each endpoint is one call of an operation in
-:mod:`chachaml.tools.alerts`.
+since a webhook URL is often a credential; so muting a rule (``/api/w/alerts/mute``) and
+sending its webhook a test event (``/api/w/alerts/test``) happen here, where they are held.
+Each endpoint is one call of an operation in :mod:`chachaml.tools.alerts` or
+:mod:`chachaml.tools.alert_trial`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from chachaml.records.alerts import Alert, AlertEvent, AlertKind, NewAlert
+from chachaml.records.alerts import Alert, AlertEvent, AlertKind, AlertTrial, NewAlert
 from chachaml.records.runs import Op
 from chachaml.records.validation import MAX_FILTER, MAX_URL
 from chachaml.server.api import schema as m
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import deliveries
+from chachaml.tools.alert_trial import send_test_alert
 from chachaml.tools.webhooks import Delivery
 
 api = Api()
@@ -60,6 +63,13 @@ class AlertName(m.Body):
     """One rule, by name."""
 
     name: Name
+
+
+class MuteAlert(m.Body):
+    """Mute a rule (kept, not evaluated: it fires nothing) or, with ``muted: false``, unmute it."""
+
+    name: Name
+    muted: bool = True
 
 
 class EventQuery(m.Body):
@@ -132,6 +142,26 @@ async def delete_alert(call: Call) -> m.Ok:
     """Delete a rule and its history."""
     await alert_ops.delete_alert(call.store, call.body.name)
     return m.Ok()
+
+
+@api.route("POST", "/api/w/alerts/mute", scope="write", body=MuteAlert, response=Alert,
+           errors=ERR)  # fmt: skip
+async def mute_alert(call: Call) -> Alert:
+    """Mute or unmute a rule; nothing else about it changes (its webhook and secret stay)."""
+    b: MuteAlert = call.body
+    return await alert_ops.mute_alert(call.store, b.name, b.muted)
+
+
+@api.route("POST", "/api/w/alerts/test", scope="write", body=AlertName, response=AlertTrial,
+           errors=ERR)  # fmt: skip
+async def test_alert(call: Call) -> AlertTrial:
+    """Send the rule's webhook a test event now; the answer lists each attempt.
+
+    The body is marked ``"test": true``, signed and retried as a real delivery is; nothing
+    is recorded. A failed delivery is a 200 with ``delivered: false``; a rule without a
+    webhook is a 422.
+    """
+    return await send_test_alert(call.store, call.body.name, _delivery(call))
 
 
 @api.route("POST", "/api/w/alerts/check", scope="write", body=CheckAlerts,

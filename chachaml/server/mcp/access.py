@@ -51,9 +51,10 @@ def check_tool(name: str) -> str | None:
     spec = SPECS.get(name)
     if spec is not None and spec.writes and not who.may("write"):
         held = "no token" if who.scope is None else f"a {who.scope} token"
+        does = "sends a webhook" if spec.open_world else "changes stored data"
         return (
-            f"{name} changes stored data and needs a token with write scope; this caller has"
-            f" {held}. Ask for a write token, or use the read tools."
+            f"{name} {does} and needs a token with write scope; this caller has {held}."
+            " Ask for a write token, or use the read tools."
         )
     return None
 

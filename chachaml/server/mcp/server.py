@@ -44,7 +44,7 @@ def _annotations(name: str) -> ToolAnnotations:
         read_only_hint=not spec.writes,
         destructive_hint=spec.destructive,
         idempotent_hint=spec.idempotent,
-        open_world_hint=False,
+        open_world_hint=spec.open_world,
     )
 
 

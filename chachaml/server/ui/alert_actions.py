@@ -22,7 +22,7 @@ from chachaml.server.ui.actions import _accept, _json
 from chachaml.server.ui.common import store_of
 from chachaml.store.server_state import is_server_store
 from chachaml.tools import alerts as alert_ops
-from chachaml.tools.alert_trial import fire_test_event
+from chachaml.tools.alert_trial import send_test_alert
 from chachaml.tools.webhooks import Delivery
 
 
@@ -194,7 +194,7 @@ async def delete_rule(request: Request) -> Response:
 async def test_rule(request: Request) -> Response:
     """Send the rule's webhook a marked test event now; answers with each attempt."""
     _, body = await _accept(request, RuleName)
-    result = await fire_test_event(store_of(request), body.name, _delivery(request))
+    result = await send_test_alert(store_of(request), body.name, _delivery(request))
     return _json(result.model_dump(mode="json", exclude={"payload"}))
 
 

@@ -66,6 +66,49 @@ def test_a_read_token_reads_but_cannot_define_alert_rules(
         reader.close()
 
 
+def test_rules_are_muted_and_test_fired_by_the_server_with_a_write_token(
+    tmp_path: Path,
+) -> None:
+    from chachaml.tools.webhooks import Delivery
+    from tests.support.webhook_receiver import webhook_receiver
+
+    # the server may deliver to the receiver on loopback; the clients' settings do not matter
+    delivery = Delivery(timeout=1.0, attempts=2, backoff=0.01, allow_private=True)
+    tokens = (("ada", TOKEN, "write"), ("rita", READER, "read"))
+    server = InProcessServer(tmp_path / "team.db", tmp_path / "artifacts", tokens, delivery)
+    settings = make_settings(token=TOKEN, webhook_allow_private=True)
+    writer = Client(BASE_URL, str(tmp_path / "a"), settings=settings, transport=server)
+    reader = _client(server, tmp_path, READER)
+    with webhook_receiver() as receiver:
+        try:
+            api = Alerts(writer)
+            api.set_threshold_alert("low", "acc", "<", 0.5, webhook_url=receiver.url, secret="s")
+            assert api.mute_alert("low").muted
+            assert [(a.name, a.muted, a.signed) for a in Alerts(reader).alerts()] == [
+                ("low", True, True)
+            ]
+            with writer.run("remote") as run:
+                writer.log_metric("acc", 0.1)
+            assert api.alert_history() == []  # the server skipped the muted rule
+            trial = api.send_test_alert("low")
+            assert trial.delivered and receiver.received[-1].json["test"] is True
+            assert api.alert_history() == []
+            for call in (Alerts(reader).mute_alert, Alerts(reader).unmute_alert,
+                         Alerts(reader).send_test_alert):  # fmt: skip
+                with pytest.raises(Forbidden, match="read scope"):
+                    call("low")
+            assert len(receiver.received) == 1 and Alerts(reader).alerts()[0].muted
+            assert not api.unmute_alert("low").muted
+            assert [e.run_id for e in api.check_alerts()] == [run.id]
+            with pytest.raises(NotFound, match=r"alert 'nope' not found \(alerts: low\)"):
+                api.mute_alert("nope")
+            with pytest.raises(NotFound, match="alert 'nope' not found"):
+                api.send_test_alert("nope")
+        finally:
+            writer.close()
+            reader.close()
+
+
 def test_registry_aliases_tags_and_notes_work_over_http(
     team: InProcessServer, tmp_path: Path
 ) -> None:

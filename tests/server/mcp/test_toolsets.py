@@ -85,6 +85,8 @@ def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
         "list_alerts",
         "alert_history",
         "check_alerts",
+        "mute_alert",
+        "send_test_alert",
     }
 
 
