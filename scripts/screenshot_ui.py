@@ -227,7 +227,7 @@ def _open(browser: Any, size: dict[str, int], phone: bool = False) -> Any:
     context = browser.new_context(
         viewport=size, is_mobile=phone, has_touch=phone, color_scheme="light", timezone_id="UTC"
     )
-    # a page with a running run reloads itself every few seconds; not while being pictured
+    # a live page updates itself every few seconds; not while being pictured
     context.add_init_script(
         "Object.defineProperty(document, 'visibilityState', {get: () => 'hidden'});"
     )

@@ -1,7 +1,7 @@
 """The run page's charts in Chromium against a real ``chachaml serve``: hover tooltips, wheel
 zoom with reset (and finer points fetched for the zoomed range), smoothing, NaN/inf marks,
-live updates of a running run, a killed run's reason, and no console errors or CSP
-violations along the way."""
+live updates of a running run, a killed run's reason, overlays kept in the URL, and no
+console errors or CSP violations along the way."""
 
 from __future__ import annotations
 
@@ -276,6 +276,7 @@ def test_metrics_share_a_chart_and_the_x_axis_switches_to_time(browser: Any, bas
         timeout=5_000,
     )
     page.locator('button.chart-series-remove[data-key="acc"]').wait_for(timeout=5_000)
+    assert "overlay.loss=acc" in page.url
     page.select_option("select[data-chart-x]", "wall")
     until(
         page,
@@ -286,6 +287,30 @@ def test_metrics_share_a_chart_and_the_x_axis_switches_to_time(browser: Any, bas
     assert "x=wall" in page.url
     page.reload(wait_until="networkidle")
     assert page.locator("select[data-chart-x]").input_value() == "wall"
+    chart_id = opened.chart("loss")  # the reload draws the same overlay
+    assert page.evaluate(f"ChachaCharts.state('{chart_id}').series.join()") == "loss,acc"
     page.select_option("select[data-chart-x]", "step")  # the choice is kept per browser
     until(page, "ChachaCharts.settings.x === 'step'", timeout=5_000)
     opened.clean("charts-overlay")
+
+
+def test_a_shared_link_draws_its_overlays_and_removing_one_updates_it(
+    browser: Any, base_url: str
+) -> None:
+    link = f"{base_url}/runs/{LIVE}?overlay.loss=acc&overlay.loss=no-such-metric&x=step"
+    opened = Opened(browser, link)
+    page = opened.page
+    chart_id = opened.chart("loss")
+    until(page, f"ChachaCharts.state('{chart_id}').series.join() === 'loss,acc'", timeout=5_000)
+    assert page.evaluate(f"ChachaCharts.views.get('{chart_id}').data('points').length") > 40
+    chip = page.locator(f'button.chart-series-remove[data-chart="{chart_id}"]')
+    keys = chip.evaluate_all("chips => chips.map((c) => c.dataset.key)")
+    assert keys == ["acc"]  # the unknown key is left out
+    assert opened.chart("acc") != chart_id  # acc keeps its own chart as well
+    chip.click()
+    until(page, f"ChachaCharts.state('{chart_id}').series.join() === 'loss'", timeout=5_000)
+    assert "overlay.loss" not in page.url and "x=step" in page.url
+    page.reload(wait_until="networkidle")
+    chart_id = opened.chart("loss")
+    assert page.evaluate(f"ChachaCharts.state('{chart_id}').series.join()") == "loss"
+    opened.clean("charts-overlay-link")

@@ -1,16 +1,19 @@
 """The Compare, Registry and Pipelines pages in a real browser (issue 18): the legend names
 runs in full in their table colours, the best value is marked, identical params hide, the
-picker adds a run, production asks for confirmation in the page, DAG nodes are links, and
-the new charts draw without a console error."""
+picker adds a run, production asks for confirmation in the page, DAG nodes are links, a
+running pipeline's pages update in place as its steps move, and the new charts draw without
+a console error."""
 
 from __future__ import annotations
 
 import re
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from chachaml.records.pipelines import PIPELINE_TAG, NewPipeline, NewPipelineStep
@@ -24,6 +27,7 @@ from tests.support.mcp_seed import MID, NEW, OLD, seed, serving_seeded
 LONG_ID = "5" * 32
 LONG_NAME = "resnet50-lr0.003-batch256-cosine-warmup5-label-smoothing0.1-seed42"
 PID, PRUN, STEP_RUN = "7" * 32, "8" * 32, "6" * 32
+LIVE_PID, LIVE_RUN, PREP_RUN, FIT_RUN = "e" * 32, "f" * 32, "1" * 32, "2" * 32
 T0 = 1_745_000_000.0
 
 
@@ -48,6 +52,7 @@ async def _seed(path: Path) -> str:
         await store.log_metrics([_one(LONG_ID, "acc", 0.85), _one(LONG_ID, "loss", 0.45)])
         await store.end_run(LONG_ID, "completed", None, T0 + 60)
         await _pipeline(store)
+        await _live_pipeline(store)
     finally:
         await store.close()
     return url
@@ -77,6 +82,28 @@ async def _pipeline(store: Store) -> None:
     await pipeline_ops.end_step(store, PID, first, "completed", T0 + 5)
     await pipeline_ops.end_pipeline(store, PID, "killed", "interrupted", T0 + 6)
     await store.end_run(PRUN, "killed", "interrupted", T0 + 6)
+
+
+async def _live_pipeline(store: Store) -> None:
+    """A running pipeline (its run's heartbeat is fresh): "prep" running, "fit" pending."""
+    now, tags = time.time(), {PIPELINE_TAG: LIVE_PID}
+    await store.create_run(
+        NewRun(id=LIVE_RUN, experiment="etl", name="etl-live", created_by="ana",
+               started_at=now, heartbeat_timeout=3600.0, tags=tags)
+    )  # fmt: skip
+    steps = [NewPipelineStep(name="prep"), NewPipelineStep(name="fit", depends_on=["prep"])]
+    await pipeline_ops.create_pipeline(
+        store,
+        NewPipeline(id=LIVE_PID, name="etl-live", run_id=LIVE_RUN, created_by="ana",
+                    started_at=now, max_parallel=1, steps=steps),
+    )  # fmt: skip
+    for rid, step in ((PREP_RUN, "prep"), (FIT_RUN, "fit")):
+        step_tags = {**tags, "chachaml.step": step, "chachaml.attempt": "1"}
+        await store.create_run(
+            NewRun(id=rid, experiment="etl", name=step, created_by="ana", started_at=now,
+                   heartbeat_timeout=3600.0, parent_id=LIVE_RUN, tags=step_tags)
+        )  # fmt: skip
+    await pipeline_ops.start_step(store, LIVE_PID, "prep", PREP_RUN, 1, now)
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +236,74 @@ def test_a_pipeline_node_is_a_link_to_its_run(browser: Any, base_url: str) -> No
         assert errors == []
     finally:
         page.close()
+
+
+def until(page: Any, script: str, timeout: float = 10.0) -> Any:
+    """Poll ``script`` in the page until truthy (the CSP refuses wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout
+    while not (found := page.evaluate(script)):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {script}"
+        page.wait_for_timeout(50)
+    return found
+
+
+def _write(base_url: str, path: str, body: dict[str, Any]) -> None:
+    answer = httpx.post(f"{base_url}/api/w/pipelines/{LIVE_PID}/{path}", json=body, timeout=10)
+    assert answer.status_code < 300, answer.text
+
+
+NODE = "document.querySelector('svg.pipeline-graph g.node[data-step=\"{}\"]')"
+ROW = "document.querySelector('#pipelines-table tr[data-pipeline=\"" + LIVE_PID + "\"]')"
+
+
+def test_a_running_pipeline_updates_in_place_as_its_steps_move(browser: Any, base_url: str) -> None:
+    detail, detail_errors = visit(browser, f"{base_url}/pipelines/{LIVE_PID}", "pipeline-live")
+    listing, list_errors = visit(browser, f"{base_url}/pipelines", "pipelines-live")
+    try:
+        for page in (detail, listing):
+            assert page.locator("#pipelines-live").is_visible()
+            page.evaluate("window.__same_page = true")
+        assert "1 running" in listing.locator(f'tr[data-pipeline="{LIVE_PID}"]').inner_text()
+        prep = detail.locator('svg.pipeline-graph a:has(g[data-step="prep"])')
+        prep.focus()  # a focused node keeps its focus through the updates
+        fit_link = detail.locator('svg.pipeline-graph a:has(g[data-step="fit"])')
+        assert fit_link.get_attribute("href") == "#step-2"
+
+        now = time.time()
+        _write(base_url, "steps/end", {"step": "prep", "status": "completed", "ended_at": now})
+        _write(base_url, "steps/start",
+               {"step": "fit", "run_id": FIT_RUN, "attempt": 1, "started_at": now})  # fmt: skip
+        until(detail, NODE.format("prep") + ".classList.contains('status-completed')")
+        until(detail, NODE.format("fit") + ".classList.contains('status-running')")
+        assert fit_link.get_attribute("href") == f"/runs/{FIT_RUN}"
+        assert fit_link.get_attribute("aria-label") == "step fit: running"
+        assert "running" in fit_link.locator(".step-status").text_content()
+        row = detail.locator('#pipeline-steps tr[data-step="fit"]')
+        assert row.locator('td[data-col="status"]').inner_text() == "running"
+        assert row.locator('td[data-col="attempts"] a').get_attribute("href") == f"/runs/{FIT_RUN}"
+        assert row.locator('td[data-col="run"]').inner_text() == FIT_RUN[:8]
+        took = detail.locator('#pipeline-steps tr[data-step="prep"] td[data-col="duration"]')
+        assert took.inner_text().endswith("s") and "so far" not in took.inner_text()
+        assert detail.evaluate("document.activeElement.querySelector('g').dataset.step") == "prep"
+        until(listing, ROW + ".innerText.includes('1 completed')")
+        assert "1 running" in listing.locator(f'tr[data-pipeline="{LIVE_PID}"]').inner_text()
+
+        now = time.time()
+        _write(base_url, "steps/end", {"step": "fit", "status": "completed", "ended_at": now})
+        _write(base_url, "end", {"status": "completed", "ended_at": now})
+        for page in (detail, listing):  # nothing runs any more: polling stops
+            page.locator("#pipelines-live").wait_for(state="hidden", timeout=10_000)
+            assert page.evaluate("window.__same_page") is True
+        assert detail.locator("#pipeline-status .badge").inner_text() == "completed"
+        assert detail.locator("#pipeline-duration").is_visible()
+        assert listing.locator(f'tr[data-pipeline="{LIVE_PID}"] .badge').first.inner_text() == (
+            "completed"
+        )
+        assert "2 completed" in listing.locator(f'tr[data-pipeline="{LIVE_PID}"]').inner_text()
+        assert detail_errors == [] and list_errors == []
+    finally:
+        detail.close()
+        listing.close()
 
 
 def test_the_experiment_page_sorts_and_charts(browser: Any, base_url: str) -> None:

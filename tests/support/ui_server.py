@@ -2,7 +2,8 @@
 
 The store of :mod:`tests.support.mcp_seed` plus its alerts, a run still running (heartbeat
 timeout a day), a run with a long name and long unbroken values (what widens tables), a note
-with TeX math, and a failed pipeline. ``PAGES`` names one URL of every page the UI has.
+with TeX math, and a failed pipeline whose first step's name wraps in its DAG node. ``PAGES``
+names one URL of every page the UI has.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ LIVE, WIDE = "5" * 32, "6" * 32
 LIVE_NAME = "still-training"
 WIDE_NAME = "resnet-" + "x" * 60
 PIPELINE = "etl-2025-03-06"
+# a step name its DAG node wraps over two lines, breaking a word mid-way (axe: label-in-name)
+LONG_STEP = "preprocess_the_raw_shards_from_object_storage_and_decode_every_record"
 PAGES = [
     ("overview", "/"),
     ("runs", "/runs"),
@@ -48,7 +51,8 @@ PAGES = [
     ("signin", "/signin"),
     ("not-found", "/no/such/page"),
 ]
-# app.js reloads a page with live rows every few seconds; a check must not be cut by a reload
+# live pages (runs, run, pipelines) poll their JSON twin every few seconds and update in place;
+# a hidden page does not poll, so what a check reads stays put
 NO_LIVE_RELOAD = "Object.defineProperty(document, 'visibilityState', { get: () => 'hidden' });"
 
 
@@ -82,7 +86,10 @@ async def _seed(path: Path) -> str:
         await store.log_params(WIDE, {"data": "s3://bucket/" + "y" * 120, "note": "long " * 40})
         await store.end_run(WIDE, "completed", None, now - 3600)
         await store.set_note(OLD, "Loss $\\mathcal{L} = \\sum_i x_i^2$, lower is better.")
-        steps = [NewPipelineStep(name="load"), NewPipelineStep(name="train", depends_on=["load"])]
+        steps = [
+            NewPipelineStep(name=LONG_STEP),
+            NewPipelineStep(name="train", depends_on=[LONG_STEP]),
+        ]
         await pipeline_ops.create_pipeline(
             store,
             NewPipeline(
@@ -95,8 +102,8 @@ async def _seed(path: Path) -> str:
                 steps=steps,
             ),
         )
-        await pipeline_ops.start_step(store, PIPELINE, "load", OLD, 1, now - 590)
-        await pipeline_ops.end_step(store, PIPELINE, "load", "completed", now - 500)
+        await pipeline_ops.start_step(store, PIPELINE, LONG_STEP, OLD, 1, now - 590)
+        await pipeline_ops.end_step(store, PIPELINE, LONG_STEP, "completed", now - 500)
         await pipeline_ops.start_step(store, PIPELINE, "train", MID, 1, now - 490)
         await pipeline_ops.end_step(store, PIPELINE, "train", "failed", now - 400, "OOM")
         await pipeline_ops.end_pipeline(store, PIPELINE, "failed", "train failed", now - 400)

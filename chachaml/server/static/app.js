@@ -1,6 +1,6 @@
-// chachaml web UI: typesets math, refreshes live pages, and sends the write forms (tag, note,
-// promote) as JSON POSTs with the write token. Loaded as a file (the Content-Security-Policy
-// allows no inline script). Charts are drawn by charts.js.
+// chachaml web UI: typesets math and sends the write forms (tag, note, promote) as JSON POSTs
+// with the write token. Loaded as a file (the Content-Security-Policy allows no inline script).
+// Charts are drawn by charts.js; live pages update in place (runs.js, run.js, pipelines.js).
 "use strict";
 
 function setupActions() {
@@ -21,12 +21,6 @@ function setup() {
       throwOnError: false,
     });
   });
-  const refresh = Number(document.body.dataset.refresh || 0);
-  if (refresh > 0) {
-    setInterval(() => {
-      if (document.visibilityState === "visible") window.location.reload();
-    }, refresh * 1000);
-  }
 }
 
 document.addEventListener("DOMContentLoaded", setup);

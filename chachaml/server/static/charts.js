@@ -7,7 +7,8 @@
 //       a run's metric, fetched when visible; zooming in fetches the finer points of the range
 //       (data-series may also be a JSON list of {key, url, label}: several series in one chart)
 //   ChachaCharts.observe(root)          draw the charts under root when they become visible
-//   ChachaCharts.addSeries(id, key, url)  overlay another metric on chart `id`
+//   ChachaCharts.addSeries(id, key, url)  overlay another metric on chart `id` (kept in the URL as
+//       overlay.<chart's metric>=<added metric>, repeated, so a reload or a shared link shows it)
 //   ChachaCharts.refresh(id)            fetch the points logged since the last one (live pages)
 //   ChachaCharts.setX(mode)             "step" | "relative" | "wall" (kept in localStorage + URL)
 //   ChachaCharts.setSmoothing(alpha)    EMA weight 0..0.99 (kept in localStorage)
@@ -23,6 +24,7 @@
   const X_SLOT = "chachaml.charts.x";
   const SMOOTH_SLOT = "chachaml.charts.smoothing";
   const X_MODES = ["step", "relative", "wall"];
+  const OVERLAY = "overlay."; // ?overlay.loss=val_loss: val_loss drawn in the chart of loss
   const charts = new Map(); // id -> chart state
   const views = new Map(); // id -> vega View
   const settings = { x: "step", smoothing: 0 };
@@ -303,19 +305,48 @@
     // (e.g. one metric of several runs, labelled by run).
     const key = el.dataset.key;
     const raw = el.dataset.series;
-    const series = raw.startsWith("[")
+    const listed = raw.startsWith("[");
+    const series = listed
       ? JSON.parse(raw).map((s) => ({ key: s.key || key, url: s.url, label: s.label || s.key || key }))
       : [{ key, url: raw, label: key }];
+    if (!listed) series.push(...overlaysOf(el));
     return {
       el, title: key || series[0].key, rows: [], bad: [], logScale: false, hasTime: false,
-      started: Number(el.dataset.started) || null, series,
+      started: Number(el.dataset.started) || null, series, overlays: !listed,
     };
+  }
+
+  // The metrics the URL overlays on a run's chart, each found in the chart's "add metric" list
+  // (a key the run never logged is left out).
+  function overlaysOf(el) {
+    const add = document.querySelector(`input.chart-add[data-chart="${CSS.escape(el.id)}"]`);
+    const list = add && document.getElementById(add.getAttribute("list"));
+    if (!list || !el.dataset.key) return [];
+    const keys = new URLSearchParams(window.location.search).getAll(OVERLAY + el.dataset.key);
+    const found = [];
+    for (const key of new Set(keys)) {
+      const option = Array.from(list.options).find((o) => o.value === key);
+      if (key !== el.dataset.key && option) found.push({ key, url: option.dataset.url, label: key });
+    }
+    return found;
+  }
+
+  // This chart's overlays into the URL (replacing the state, as the x axis mode is), leaving
+  // the other charts' (drawn or not yet) as they are.
+  function keepOverlays(chart) {
+    if (!chart.overlays || !chart.el.dataset.key) return;
+    const url = new URL(window.location.href);
+    const name = OVERLAY + chart.el.dataset.key;
+    url.searchParams.delete(name);
+    for (const s of chart.series.slice(1)) url.searchParams.append(name, s.key);
+    window.history.replaceState(null, "", url);
   }
 
   function draw(el) {
     if (charts.has(el.id)) return;
     const chart = el.dataset.series ? seriesChart(el) : staticChart(el);
     charts.set(el.id, chart);
+    if (chart.series.length > 1 && chart.overlays) chips(chart);
     if (el.dataset.series) return loadSeries(chart);
     return embed(chart);
   }
@@ -407,6 +438,7 @@
     const chart = charts.get(id);
     if (!chart || !chart.series.length || chart.series.some((s) => s.key === key)) return null;
     chart.series.push({ key, url, label: key });
+    keepOverlays(chart);
     return redraw(chart);
   }
 
@@ -414,6 +446,7 @@
     const chart = charts.get(id);
     if (!chart || chart.series.length < 2) return null;
     chart.series = chart.series.filter((s) => s.key !== key);
+    keepOverlays(chart);
     return redraw(chart);
   }
 

@@ -7,21 +7,12 @@
 
 (function () {
   const POLL_MS = 2000;
+  const duration = ChachamlLive.duration;
 
   function cell(value) {
     if (value === null || value === undefined) return "";
     if (typeof value === "number") return Number.isFinite(value) ? String(Number(value.toPrecision(4))) : String(value);
     return String(value);
-  }
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "";
-    if (seconds < 60) return seconds.toFixed(1) + "s";
-    const total = Math.floor(seconds);
-    const h = Math.floor(total / 3600);
-    const m = Math.floor((total % 3600) / 60);
-    const s = total % 60;
-    return h ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(s).padStart(2, "0")}s`;
   }
 
   function el(tag, attrs, text) {

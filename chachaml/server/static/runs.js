@@ -145,17 +145,6 @@
     return String(Number(x.toPrecision(4)));
   }
 
-  function duration(seconds) { // the server's duration filter
-    if (seconds === null || seconds === undefined) return "";
-    if (seconds < 60) return seconds.toFixed(1) + "s";
-    const total = Math.floor(seconds);
-    const hours = Math.floor(total / 3600);
-    const minutes = Math.floor((total % 3600) / 60);
-    const secs = total % 60;
-    const two = (n) => String(n).padStart(2, "0");
-    return hours ? `${hours}h${two(minutes)}m` : `${minutes}m${two(secs)}s`;
-  }
-
   function update(data) {
     const rows = new Map();
     for (const run of data.runs || []) {
@@ -171,7 +160,7 @@
         badge.className = "badge status-" + run.status;
       }
       const took = tr.querySelector('td[data-col="duration"]');
-      if (took) took.textContent = duration(run.duration_seconds ?? run.elapsed_seconds);
+      if (took) took.textContent = ChachamlLive.duration(run.duration_seconds ?? run.elapsed_seconds);
       for (const td of tr.querySelectorAll("td[data-col]")) {
         const [kind, ...rest] = td.dataset.col.split(".");
         if (!rest.length || !["metrics", "params", "tags"].includes(kind)) continue;

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chachaml.errors import ChachamlError, InvalidInput
+from chachaml.records.runs import RunQuery
 from chachaml.server.errors import status_of
 from chachaml.server.ui.charts import overlay_chart, series_points
 from chachaml.server.ui.common import (
@@ -37,8 +38,7 @@ from chachaml.store.protocol import Store
 from chachaml.tools import runs as run_ops
 
 MAX_COMPARE_UI = 10
-CANDIDATE_SCAN = 1000  # the picker looks for names among this many newest runs...
-CANDIDATES_SHOWN = 20  # ...and lists this many
+CANDIDATES_SHOWN = 20  # the picker lists this many runs
 
 
 def compare_href(ids: list[str], **extra: str | None) -> str:
@@ -59,31 +59,33 @@ def _pick(run: Any) -> dict[str, Any]:
 
 
 async def _candidates(store: Store, q: str | None, chosen: list[str]) -> list[dict[str, Any]]:
-    """Runs to add: ``q`` as an id or prefix, an experiment's name, or part of a name.
+    """Runs to add: ``q`` as an id or prefix, or part of a run's or an experiment's name.
 
-    Names are looked for among the newest ``CANDIDATE_SCAN`` runs. Without ``q``, the first
-    picked run's experiment comes first (the run page's "compare with..." lands here).
+    Names are matched by the store's filters (as the Runs page's name search is), so any run
+    can be found however many newer ones there are; matches come newest first. Without ``q``,
+    the first picked run's experiment comes first (the run page's "compare with..." lands
+    here), then the newest runs.
     """
+    wanted = CANDIDATES_SHOWN + len(chosen)
     found: dict[str, dict[str, Any]] = {}
-    needle = (q or "").lower()
-    experiment = q
     if q and re.fullmatch(r"[0-9a-fA-F]{8,}", q):
         with suppress(ChachamlError):
             one = await run_ops.get_run(store, q.lower())
             found[one.id] = _pick(one)
-    if not q and chosen:
-        with suppress(ChachamlError):
-            experiment = (await run_ops.get_run(store, chosen[0])).experiment
-    if experiment:
-        with suppress(ChachamlError):
-            limit = CANDIDATES_SHOWN + len(chosen)
-            for run in await run_ops.list_runs(store, experiment=experiment, limit=limit):
-                found.setdefault(run.id, _pick(run))
-    scan = CANDIDATE_SCAN if needle else CANDIDATES_SHOWN + len(chosen)
-    for run in await run_ops.list_runs(store, limit=scan):
-        if len(found) >= CANDIDATES_SHOWN + len(chosen):
-            break
-        if not needle or needle in (run.name or "").lower() or needle in run.experiment.lower():
+    if q:
+        named = await run_ops.query_runs(store, RunQuery(name_contains=q, limit=wanted))
+        in_experiment = await run_ops.query_runs(
+            store, RunQuery(experiment_contains=q, limit=wanted)
+        )
+        for run in sorted([*named, *in_experiment], key=lambda r: r.started_at, reverse=True):
+            found.setdefault(run.id, _pick(run))
+    else:
+        if chosen:
+            with suppress(ChachamlError):
+                experiment = (await run_ops.get_run(store, chosen[0])).experiment
+                for run in await run_ops.list_runs(store, experiment=experiment, limit=wanted):
+                    found.setdefault(run.id, _pick(run))
+        for run in await run_ops.list_runs(store, limit=wanted):
             found.setdefault(run.id, _pick(run))
     return [c for rid, c in found.items() if rid not in chosen][:CANDIDATES_SHOWN]
 

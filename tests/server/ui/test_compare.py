@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from chachaml.records.runs import NewRun
 from chachaml.server.app import create_app
 from chachaml.server.ui.figures import PALETTE, parallel_spec
 from chachaml.server.ui.goals import best_indices, better_direction
@@ -15,6 +16,8 @@ from chachaml.store.artifacts import open_artifact_store
 from tests.support.mcp_seed import IRIS, MID, NEW, OLD, seed
 
 pytestmark = pytest.mark.anyio
+NEEDLE = "e" * 32  # the oldest run, behind FILLERS newer ones
+FILLERS = 1005
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,14 @@ async def web(
     store = await open_store(module_store_url)
     try:
         await seed(store, path / "artifacts")
+        old = NewRun(id=NEEDLE, experiment="archive-2023", name="needle-in-the-haystack",
+                     created_by="bo", started_at=1.6e9, heartbeat_timeout=60.0)  # fmt: skip
+        await store.create_run(old)
+        for i in range(FILLERS):  # newer than the needle, older than the seeded runs
+            await store.create_run(
+                NewRun(id=f"{i:032x}", experiment="bulk", name=f"filler-{i}", created_by="bo",
+                       started_at=1.7e9 + i, heartbeat_timeout=60.0)
+            )  # fmt: skip
         app = create_app(store, artifacts=open_artifact_store(str(path / "artifacts")), user="bo")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
@@ -103,6 +114,10 @@ async def test_the_picker_finds_runs_by_name_experiment_or_id(web: httpx.AsyncCl
     assert set(await found("mnist")) == {MID, NEW}  # the picked run is left out
     assert await found(IRIS[:10]) == [IRIS]  # an id prefix
     assert await found("nothing-like-it") == []
+    # the store filters names: a run behind more than a thousand newer ones is found too
+    assert await found("HAYSTACK") == [NEEDLE]
+    assert await found("archive-20") == [NEEDLE]  # part of its experiment's name
+    assert len(await found("filler-")) == 20  # the newest twenty of many
     page = (await web.get(f"/compare?ids={OLD}&q=wider")).text
     assert f'href="/compare?ids={OLD}%2C{MID}&amp;q=wider"' in page
 

@@ -1,5 +1,5 @@
 """Route tests for the pipeline pages: linked nodes with arrowheads and full names, durations,
-every attempt of a retried step, steps a killed pipeline never ran, refreshing only while live."""
+every attempt of a retried step, steps a killed pipeline never ran, updating only while live."""
 
 from __future__ import annotations
 
@@ -40,9 +40,25 @@ def test_nodes_widen_and_wrap_to_show_full_names() -> None:
     node = graph["nodes"][1]
     assert "".join(node["lines"]) == LONG and len(node["lines"]) > 1
     assert graph["nodes"][0]["href"] == "/runs/r1" and node["href"] == "#step-2"
-    assert graph["node_height"] >= 10 + 15 * (len(node["lines"]) + 1)
+    assert node["height"] >= 10 + 15 * (len(node["lines"]) + 1) > graph["nodes"][0]["height"]
     short = step_graph([{"name": "a", "depends_on": [], "status": "completed"}])
     assert short["node_width"] == 160 and short["nodes"][0]["lines"] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "preprocess_the_raw_shards_from_object_storage_and_decode_every_record",  # mid-word
+        "load the raw shards from object storage and decode every record of the archive",
+        "x" * 500,  # the longest name a step may have: shown in full, never cut
+    ],
+)
+def test_a_wrapped_name_reads_as_the_name_itself(name: str) -> None:
+    """The lines are slices of the name (a wrapped space ends its line), so the node's text is
+    the name its link's label holds: axe's label-in-name rule (WCAG 2.5.3)."""
+    (node,) = step_graph([{"name": name, "depends_on": [], "status": "running"}])["nodes"]
+    assert len(node["lines"]) > 1 and "".join(node["lines"]) == name
+    assert all(len(line.rstrip()) * 7 + 16 <= MAX_NODE_W for line in node["lines"])
 
 
 @pytest.fixture
@@ -144,8 +160,16 @@ async def test_only_running_pipelines_refresh(web: tuple[httpx.AsyncClient, Stor
         steps=[NewPipelineStep(name="a")],
     )
     await pipeline_ops.create_pipeline(store, live)
-    listing = await http.get("/pipelines")
+    listing = (await http.get("/pipelines")).text
     assert (await http.get("/api/pipelines")).json()["refresh_seconds"] == 2
-    assert 'data-refresh="2"' in listing.text
     assert (await http.get(f"/api/pipelines/{'e' * 32}")).json()["refresh_seconds"] == 2
-    assert 'data-refresh="2"' not in (await http.get(f"/pipelines/{PID}")).text
+    live_page = (await http.get(f"/pipelines/{'e' * 32}")).text
+    for page in (listing, live_page):  # updated in place by pipelines.js, never reloaded
+        assert '<script src="/static/pipelines.js" defer></script>' in page
+        assert 'id="pipelines-live" data-seconds="2"' in page and "data-refresh" not in page
+    assert f'<tr data-pipeline="{"e" * 32}">' in listing
+    assert '<tr id="step-1" data-step="a">' in live_page
+    assert '<g class="node status-pending"' in live_page
+    ended = (await http.get(f"/pipelines/{PID}")).text
+    assert "pipelines.js" not in ended and "pipelines-live" not in ended
+    assert (await http.get("/static/pipelines.js")).status_code == 200
