@@ -21,7 +21,7 @@ from chachaml.errors import InvalidInput, NotFound
 from chachaml.records.runs import MetricSeries
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.api.mlflow import entities, wire
-from chachaml.server.api.mlflow.runs import RunRef, delivery, set_tags
+from chachaml.server.api.mlflow.runs import RunRef, delivery, log_params, set_tags
 from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 
@@ -118,7 +118,7 @@ async def log_batch(call: Call) -> Answer:
         for p in body.params:
             if params.setdefault(p.key, p.value) != p.value:
                 raise InvalidInput(f"param {p.key!r} is given twice with different values")
-        await run_ops.log_params(call.store, rid, params)
+        await log_params(call, rid, params)
     if body.tags:
         await set_tags(call, rid, {t.key: t.value for t in body.tags})
     if body.metrics:

@@ -116,6 +116,23 @@ async def set_tags(call: Call, run_id: str, tags: Mapping[str, str]) -> None:
         await run_ops.set_tags(call.store, run_id, plain, call.user)
 
 
+async def log_params(call: Call, run_id: str, params: Mapping[str, str]) -> None:
+    """Log params as MLflow does: a value equal to the stored one's text is no change.
+
+    A natively logged ``lr=0.01`` is stored typed (a float); MLflow's client logs the text
+    ``"0.01"``, which is the same param to MLflow. Any other value is a conflict.
+    """
+    try:
+        await run_ops.log_params(call.store, run_id, params)
+    except Conflict:
+        stored = (await run_ops.run_params(call.store, [run_id])).get(run_id, {})
+        if any(k in stored and entities.param_text(stored[k]) != val for k, val in params.items()):
+            raise
+        fresh = {k: val for k, val in params.items() if k not in stored}
+        if fresh:
+            await run_ops.log_params(call.store, run_id, fresh)
+
+
 @api.route("POST", "/runs/create", scope="write", body=CreateRun, response=Answer)
 async def create_run(call: Call) -> Answer:
     """Start a running run in an experiment (``"0"``: the default experiment)."""
@@ -209,7 +226,7 @@ async def delete_tag(call: Call) -> Answer:
 async def log_param(call: Call) -> Answer:
     """Log one param (the same value again is fine; another is INVALID_PARAMETER_VALUE)."""
     body: LogParam = call.body
-    await run_ops.log_params(call.store, body.rid, {body.key: body.value})
+    await log_params(call, body.rid, {body.key: body.value})
     return {}
 
 
