@@ -10,7 +10,7 @@
 - **Statuses**: ``RUNNING``/``FINISHED``/``FAILED``/``KILLED`` are ``running``/``completed``/
   ``failed``/``killed``; MLflow's ``SCHEDULED`` is stored as running.
 - **Deleted** (MLflow's lifecycle stage) is chachaml's *archived*: kept, out of listings,
-  restorable until ``chachaml gc`` removes archived runs.
+  restorable until ``delete_archived`` removes archived runs.
 """
 
 from __future__ import annotations
