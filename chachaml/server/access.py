@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chachaml.errors import Forbidden, Unauthorized
-from chachaml.server.errors import ApiError, envelope
+from chachaml.server.errors import ApiError, envelope_for, is_mlflow
 from chachaml.server.tokens import hash_token
 from chachaml.store.server_state import SCOPES, ServerStore, TokenOwner, allows
 from chachaml.store.server_state import Scope as TokenScope
@@ -58,7 +58,16 @@ PUBLIC_PATHS = frozenset(
 )
 PUBLIC_PREFIXES = ("/static/",)
 # POST routes that read: each checks the scope of what it does (per endpoint, per MCP tool).
-READ_POSTS = ("/mcp", "/api/store/")
+# MLflow's client searches with POST.
+READ_POSTS = (
+    "/mcp",
+    "/api/store/",
+    *(
+        f"{prefix}2.0/mlflow/{noun}/search"
+        for prefix in ("/api/", "/ajax-api/")
+        for noun in ("runs", "experiments")
+    ),
+)
 # Body types a cross-site HTML form can send without a CORS preflight; only the sign-in
 # forms take one (and they are same-origin checked like every other write).
 FORM_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
@@ -353,6 +362,7 @@ def _wants_html(conn: HTTPConnection) -> bool:
     return (
         conn.scope.get("method") in ("GET", "HEAD")
         and not path.startswith(("/api/", "/mcp"))
+        and not is_mlflow(path)
         and "text/html" in accept
     )
 
@@ -362,7 +372,7 @@ def _refuse(conn: HTTPConnection, status: int, message: str) -> Response:
     if status == 401 and _wants_html(conn):
         target = conn.url.path + (f"?{conn.url.query}" if conn.url.query else "")
         return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
-    response: JSONResponse = envelope(status, message)
+    response: JSONResponse = envelope_for(conn.url.path, status, message)
     if status == 401:
         response.headers["www-authenticate"] = 'Bearer realm="chachaml"'
     return response

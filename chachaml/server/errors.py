@@ -2,6 +2,11 @@
 
 Every error answer is ``{"error": {"status": 404, "code": "not_found", "message": "...",
 "fields": [...]}}``; ``fields`` (validation errors only) lists ``{"loc": [...], "message"}``.
+
+Under MLflow's prefixes (:data:`MLFLOW_PREFIXES`) the same errors take MLflow's wire shape,
+``{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "..."}`` with MLflow's HTTP status, so
+an unmodified ``mlflow`` client raises the ``MlflowException`` its users catch. The shape is
+picked here, by path, for every handler and for the access layer's refusals alike.
 """
 
 from __future__ import annotations
@@ -39,6 +44,37 @@ CODES: Mapping[int, str] = {
     501: "not_installed",
     503: "unavailable",
 }
+# MLflow's error codes by chachaml status, and the HTTP status MLflow gives each code
+# (mlflow/exceptions.py ERROR_CODE_TO_HTTP_STATUS)
+MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/")
+MLFLOW_CODES: Mapping[int, str] = {
+    400: "INVALID_PARAMETER_VALUE",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    405: "ENDPOINT_NOT_FOUND",
+    409: "INVALID_PARAMETER_VALUE",  # a write contradicting stored data (a param changed)
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_PARAMETER_VALUE",
+    422: "INVALID_PARAMETER_VALUE",
+    500: "INTERNAL_ERROR",
+    501: "NOT_IMPLEMENTED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+MLFLOW_STATUS: Mapping[str, int] = {
+    "INVALID_PARAMETER_VALUE": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "BAD_REQUEST": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429,
+    "INVALID_STATE": 500,
+    "INTERNAL_ERROR": 500,
+    "NOT_IMPLEMENTED": 501,
+    "TEMPORARILY_UNAVAILABLE": 503,
+}
 STATUS: Sequence[tuple[type[ChachamlError], int]] = (
     (Unauthorized, 401),
     (Forbidden, 403),
@@ -51,13 +87,50 @@ STATUS: Sequence[tuple[type[ChachamlError], int]] = (
 
 
 class ApiError(Exception):
-    """An HTTP error with a status, a message and optional field errors."""
+    """An HTTP error with a status, a message and optional field errors.
 
-    def __init__(self, status: int, message: str, fields: Sequence[Mapping[str, Any]] = ()) -> None:
+    ``code`` names a protocol's own error code where it has one (MLflow's ``error_code``,
+    e.g. ``RESOURCE_ALREADY_EXISTS``); otherwise the code follows from the status.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        fields: Sequence[Mapping[str, Any]] = (),
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.fields = list(fields)
+        self.code = code
+
+
+def is_mlflow(path: str) -> bool:
+    """Whether a path is under MLflow's REST prefixes (errors then take MLflow's shape)."""
+    return path.startswith(MLFLOW_PREFIXES)
+
+
+def mlflow_envelope(status: int, message: str, code: str | None = None) -> JSONResponse:
+    """An error in MLflow's shape: its ``error_code`` and the HTTP status MLflow gives it."""
+    name = code or MLFLOW_CODES.get(status, "INTERNAL_ERROR")
+    return JSONResponse(
+        {"error_code": name, "message": message}, status_code=MLFLOW_STATUS.get(name, status)
+    )
+
+
+def envelope_for(
+    path: str,
+    status: int,
+    message: str,
+    fields: Sequence[Mapping[str, Any]] = (),
+    code: str | None = None,
+) -> JSONResponse:
+    """The error answer for a request to ``path``: MLflow's shape under its prefixes."""
+    if is_mlflow(path):
+        return mlflow_envelope(status, message, code)
+    return envelope(status, message, fields)
 
 
 def from_validation(exc: ValidationError, prefix: str = "body") -> ApiError:
@@ -90,16 +163,18 @@ def status_of(exc: ChachamlError) -> int:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return envelope(exc.status, exc.message, exc.fields)
+    return envelope_for(request.url.path, exc.status, exc.message, exc.fields, exc.code)
 
 
 async def _chachaml_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChachamlError)
-    return envelope(status_of(exc), str(exc))
+    return envelope_for(request.url.path, status_of(exc), str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if is_mlflow(request.url.path):
+        return mlflow_envelope(exc.status_code, str(exc.detail))
     if not request.url.path.startswith("/api/"):
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)

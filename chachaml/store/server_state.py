@@ -103,6 +103,23 @@ class IdempotentReply:
 class ServerStore(Store, Protocol):
     """A ``Store`` that also keeps API tokens, idempotency keys, deliveries and alert firings."""
 
+    # run edits only a server's API offers (MLflow's protocol: delete, restore, rename, untag)
+    async def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove one tag of a run; ``NotFound`` if it has none of that key."""
+        ...
+
+    async def rename_run(self, run_id: str, name: str | None) -> None:
+        """Give a run another name (``None``: unnamed)."""
+        ...
+
+    async def set_run_archived(self, run_id: str, archived: bool) -> None:
+        """Archive one run (any status) or restore it; ``Conflict`` for a registered model's run.
+
+        Archived runs are what MLflow calls deleted: kept, out of listings, restorable until
+        ``delete_archived``.
+        """
+        ...
+
     # API tokens
     async def create_token(self, user: str, scope: Scope, token_hash: str, hint: str = "") -> int:
         """Record a token (by hash) for a user with a scope; returns its id."""

@@ -15,6 +15,11 @@ async def list_experiments(store: Store) -> list[Experiment]:
     return await store.list_experiments()
 
 
+async def get_experiment(store: Store, name: str) -> Experiment:
+    """One experiment by name, with run count and last activity; ``NotFound`` if absent."""
+    return await store.get_experiment(v.name(name, "experiment name"))
+
+
 async def create_experiment(
     store: Store, name: str, description: str | None = None, owner: str | None = None
 ) -> Experiment:

@@ -39,6 +39,7 @@ from chachaml.records.runs import (
 )
 from chachaml.store.artifacts import ArtifactStore, sweep_unused
 from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import deliveries
 from chachaml.tools.webhooks import Delivery
@@ -538,3 +539,23 @@ async def set_note(store: Store, run_id: str, note: str, user: str | None = None
         raise InvalidInput(f"note must be a string of markdown, got {type(note).__name__}")
     rid = await resolve_run_id(store, run_id)
     await store.set_note(rid, v.text(note, "note"), user)
+
+
+async def delete_tag(store: ServerStore, run_id: str, key: str) -> None:
+    """Remove one tag from a run; ``NotFound`` if it has no such tag."""
+    await store.delete_tag(v.run_id(run_id), v.key(key, "tag key"))
+
+
+async def rename_run(store: ServerStore, run_id: str, name: str | None) -> None:
+    """Give a run another name (``None`` or empty: unnamed)."""
+    await store.rename_run(v.run_id(run_id), v.name(name, "run name") if name else None)
+
+
+async def delete_run(store: ServerStore, run_id: str) -> None:
+    """Archive one run, whatever its status (MLflow's delete): out of listings, restorable."""
+    await store.set_run_archived(v.run_id(run_id), True)
+
+
+async def restore_run(store: ServerStore, run_id: str) -> None:
+    """Bring an archived run back into listings (until ``delete_archived`` has removed it)."""
+    await store.set_run_archived(v.run_id(run_id), False)

@@ -2,7 +2,8 @@
 
 ``{"error": {"status", "code", "message"}}`` (plus ``fields`` for validation errors), with the
 same status in the body as on the response, whether the error came from the access layer,
-the write and store APIs, the UI's JSON twins or chat.
+the write and store APIs, the UI's JSON twins or chat. MLflow's protocol under
+``/api/2.0/mlflow`` answers in MLflow's own shape instead (``tests/server/api/mlflow/``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.routing import Route
 
 from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
-from chachaml.server.errors import CODES
+from chachaml.server.errors import CODES, is_mlflow
 from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 from tests.support.mcp_seed import open_seeded
@@ -40,7 +41,11 @@ def _api_routes(
     app = create_app(
         store, artifacts=open_artifact_store(str(tmp_path / "artifacts")), access=access
     )
-    routes = [r for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")]
+    routes = [
+        r
+        for r in app.routes
+        if isinstance(r, Route) and r.path.startswith("/api/") and not is_mlflow(r.path)
+    ]
     return app, routes
 
 

@@ -360,3 +360,37 @@ async def test_archive_and_delete_archived_return_unreferenced_uris(store: Store
         assert uris == [alone.uri]  # the shared object is still used by "new"
     with pytest.raises(NotFound):
         await store.get_run("old")
+
+
+@pytest.mark.server_store
+async def test_one_run_is_archived_and_restored_whatever_its_status(store: Store) -> None:
+    from chachaml.store import ServerStore
+
+    assert isinstance(store, ServerStore)
+    await store.create_run(new_run("r1"))  # still running
+    await store.set_run_archived("r1", True)
+    assert (await store.get_run("r1")).archived
+    assert [r.id for r in await store.query_runs(RunQuery())] == []
+    assert [r.id for r in await store.query_runs(RunQuery(only_archived=True))] == ["r1"]
+    await store.set_run_archived("r1", True)  # again: no change, no error
+    await store.set_run_archived("r1", False)
+    assert [r.id for r in await store.query_runs(RunQuery())] == ["r1"]
+    with pytest.raises(NotFound, match="nope"):
+        await store.set_run_archived("nope", True)
+
+
+@pytest.mark.server_store
+async def test_a_run_is_renamed_and_a_tag_removed(store: Store) -> None:
+    from chachaml.store import ServerStore
+
+    assert isinstance(store, ServerStore)
+    await store.create_run(new_run("r1"))
+    await store.set_tags("r1", {"a": "1", "b": "2"})
+    await store.delete_tag("r1", "a")
+    with pytest.raises(NotFound, match="no tag 'a'"):
+        await store.delete_tag("r1", "a")
+    await store.rename_run("r1", "renamed")
+    run = await store.get_run("r1")
+    assert (run.name, run.tags) == ("renamed", {"b": "2"})
+    await store.rename_run("r1", None)
+    assert (await store.get_run("r1")).name is None

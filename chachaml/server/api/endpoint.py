@@ -166,11 +166,15 @@ class Api:
 
         return add
 
-    def routes(self) -> list[Route]:
-        """Starlette routes for every endpoint (one per path, dispatching on method)."""
+    def routes(self, prefix: str = "") -> list[Route]:
+        """Starlette routes for every endpoint (one per path, dispatching on method).
+
+        ``prefix`` mounts the same endpoints under another path (MLflow's client reaches one
+        protocol under both ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``).
+        """
         by_path: dict[str, dict[str, Endpoint]] = {}
         for ep in self.endpoints:
-            by_path.setdefault(ep.path, {})[ep.method] = ep
+            by_path.setdefault(prefix + ep.path, {})[ep.method] = ep
         return [
             Route(path, _dispatcher(methods), methods=list(methods))
             for path, methods in by_path.items()

@@ -17,7 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from starlette.routing import BaseRoute, Route
 
 from chachaml.server.api.endpoint import Endpoint
-from chachaml.server.errors import CODES
+from chachaml.server.errors import CODES, is_mlflow
 
 REF = "#/components/schemas/{model}"
 PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")
@@ -174,6 +174,8 @@ def build_document(
         declared.add(ep.path)
     for route in routes:
         if not isinstance(route, Route) or not route.path.startswith("/api/"):
+            continue
+        if is_mlflow(route.path):  # MLflow's protocol: documented by MLflow, not here
             continue
         if route.path in declared or route.path == "/api/openapi.json":
             continue

@@ -1,7 +1,7 @@
 """The HTTP API wired into an app.
 
-Write endpoints (runs, registry, pipelines, alert rules), the versioned store reads, the
-OpenAPI document and the one JSON error envelope. Who may
+Write endpoints (runs, registry, pipelines, alert rules), the versioned store reads, MLflow's
+tracking protocol, the OpenAPI document and the one JSON error envelope. Who may
 call them is the access layer's business (:mod:`chachaml.server.access`).
 """
 
@@ -23,6 +23,7 @@ from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
 from chachaml.server.api import write as api_write
 from chachaml.server.api.endpoint import Endpoint
+from chachaml.server.api.mlflow.routes import mlflow_routes
 from chachaml.server.api.openapi import build_document
 from chachaml.server.errors import EXCEPTION_HANDLERS
 from chachaml.settings import Settings
@@ -58,7 +59,11 @@ async def openapi(request: Request) -> JSONResponse:
 def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     """Add the API's routes (ahead of the others), state and error handlers to an app."""
     cfg = config or ApiConfig()
-    routes = [*(r for api in APIS for r in api.routes()), Route("/api/openapi.json", openapi)]
+    routes = [
+        *(r for api in APIS for r in api.routes()),
+        *mlflow_routes(),  # MLflow's tracking protocol, for unmodified mlflow clients
+        Route("/api/openapi.json", openapi),
+    ]
     app.router.routes[:0] = routes
     for kind, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(kind, handler)

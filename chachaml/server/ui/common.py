@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from chachaml.errors import ChachamlError, InvalidInput
 from chachaml.records.validation import NUL_MESSAGE
-from chachaml.server.errors import envelope, status_of
+from chachaml.server.errors import envelope_for, status_of
 from chachaml.server.ui.times import when
 
 CSP = (
@@ -102,14 +102,14 @@ def jsonable(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_api(request: Request) -> bool:
-    """Whether the request asked for JSON (paths under ``/api``)."""
-    return request.url.path.startswith("/api/")
+    """Whether the request asked for JSON (paths under ``/api``, MLflow's ``/ajax-api``)."""
+    return request.url.path.startswith(("/api/", "/ajax-api/"))
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
     """The API's one error envelope under /api, a page elsewhere."""
     if is_api(request):
-        response = envelope(status, message)
+        response = envelope_for(request.url.path, status, message)
         response.headers.update(SECURITY_HEADERS)
         return response
     return render(request, "error.html", {"status": status, "message": message}, status)

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from chachaml.server.errors import EXCEPTION_HANDLERS, envelope
+from chachaml.server.errors import EXCEPTION_HANDLERS, envelope_for
 from chachaml.server.ui.common import SECURITY_HEADERS, is_api, render
 
 TITLES = {404: "Page not found", 405: "Method not allowed", 500: "Something went wrong"}
@@ -38,7 +38,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     """
     message = "The server failed to answer this request; its log has the details."
     if is_api(request):
-        response: Response = envelope(500, message)
+        response: Response = envelope_for(request.url.path, 500, message)
         response.headers.update(SECURITY_HEADERS)
         return response
     data = {"status": 500, "title": TITLES[500], "message": message}

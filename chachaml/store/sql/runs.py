@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chachaml.errors import Conflict
+from chachaml.errors import Conflict, NotFound
 from chachaml.records.runs import Dataset, EndStatus, NewRun, ParamValue
 from chachaml.store.sql.artifacts import unused_in
 from chachaml.store.sql.database import Database, IntegrityViolation, Tx
@@ -131,6 +131,47 @@ class Runs:
 
         if tags:
             await self._db.transact(body)
+
+    async def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove one tag; ``NotFound`` naming it if the run has no such tag."""
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            if not await db.execute("DELETE FROM tags WHERE run_id = ? AND key = ?", (run_id, key)):
+                raise NotFound(f"run {run_id!r} has no tag {key!r}")
+
+        await self._db.transact(body)
+
+    async def rename_run(self, run_id: str, name: str | None) -> None:
+        """Give a run another name (``None``: unnamed)."""
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            await db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
+
+        await self._db.transact(body)
+
+    async def set_archived(self, run_id: str, archived: bool) -> None:
+        """Archive one run (any status) or bring it back.
+
+        A run that a model version came from is never archived (a trigger keeps it): that is
+        a ``Conflict`` here rather than a silent no-op.
+        """
+
+        async def body(db: Tx) -> None:
+            await require_run(db, run_id)
+            changed = await db.execute(
+                "UPDATE runs SET archived = ? WHERE id = ? AND archived = ?",
+                (int(archived), run_id, int(not archived)),
+            )
+            if not changed and archived:
+                state = await db.fetchall("SELECT archived FROM runs WHERE id = ?", (run_id,))
+                if not state[0]["archived"]:
+                    raise Conflict(
+                        f"run {run_id!r} cannot be deleted: a registered model version came from it"
+                    )
+
+        await self._db.transact(body)
 
     async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
         """Replace the run's note; who and when are kept beside it."""

@@ -127,6 +127,18 @@ class SQLStore:
         """Set (or overwrite) tags on a run."""
         await self.runs.set_tags(run_id, tags, user)
 
+    async def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove one tag of a run; ``NotFound`` if it has none of that key."""
+        await self.runs.delete_tag(run_id, key)
+
+    async def rename_run(self, run_id: str, name: str | None) -> None:
+        """Give a run another name (``None``: unnamed)."""
+        await self.runs.rename_run(run_id, name)
+
+    async def set_run_archived(self, run_id: str, archived: bool) -> None:
+        """Archive one run or bring it back; ``Conflict`` for a registered model's run."""
+        await self.runs.set_archived(run_id, archived)
+
     async def set_note(self, run_id: str, note: str, user: str | None = None) -> None:
         """Replace the run's markdown note, recording who set it (``user``) and when."""
         await self.runs.set_note(run_id, note, user)

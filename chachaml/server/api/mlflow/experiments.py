@@ -1,0 +1,211 @@
+"""MLflow's experiment endpoints over chachaml's experiment operations.
+
+chachaml names experiments and keeps them: an experiment is never renamed or deleted (its
+name is how every surface finds it). So ``experiments/update`` (rename), ``delete`` and
+``restore`` answer ``NOT_IMPLEMENTED``, and the only experiment tag kept is
+``mlflow.note.content``, which is the experiment's description.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from chachaml.errors import NotFound
+from chachaml.records import validation as v
+from chachaml.records.runs import Experiment
+from chachaml.server.api.endpoint import Api, Call
+from chachaml.server.api.mlflow import entities, filters, wire
+from chachaml.server.api.mlflow.ids import experiment_by_id, experiment_id, millis
+from chachaml.server.errors import ApiError
+from chachaml.tools import experiments as experiment_ops
+
+api = Api()
+Answer = dict[str, Any]
+ATTRIBUTES = {
+    "name": "name",
+    "experiment_id": "experiment_id",
+    "creation_time": "creation_time",
+    "last_update_time": "last_update_time",
+}
+NUMERIC = frozenset({"creation_time", "last_update_time"})
+
+
+def not_kept(what: str) -> ApiError:
+    """The answer to an experiment change chachaml does not make."""
+    return ApiError(
+        501,
+        f"{what}: chachaml keeps experiments under their name (never renamed or deleted)",
+        code="NOT_IMPLEMENTED",
+    )
+
+
+class CreateExperiment(wire.Message):
+    """``experiments/create``."""
+
+    name: str = Field(max_length=250)
+    artifact_location: str | None = None
+    tags: list[wire.KeyValue] = Field(default_factory=list, max_length=1000)
+
+
+class ExperimentRef(wire.Message):
+    """A body naming one experiment by id."""
+
+    experiment_id: str = Field(max_length=40)
+
+
+class UpdateExperiment(ExperimentRef):
+    """``experiments/update``."""
+
+    new_name: str | None = None
+
+
+class ExperimentTag(ExperimentRef):
+    """``experiments/set-experiment-tag``."""
+
+    key: str = Field(max_length=250)
+    value: str = Field(default="", max_length=100_000)
+
+
+class DeleteExperimentTag(ExperimentRef):
+    """``experiments/delete-experiment-tag``."""
+
+    key: str = Field(max_length=250)
+
+
+class SearchExperiments(wire.Message):
+    """``experiments/search``."""
+
+    max_results: int | None = None
+    page_token: str | None = None
+    filter: str | None = None
+    order_by: list[str] = Field(default_factory=list, max_length=20)
+    view_type: int | str | None = None
+
+
+@api.route("POST", "/experiments/create", scope="write", body=CreateExperiment, response=Answer)
+async def create_experiment(call: Call) -> Answer:
+    """Create an experiment; ``RESOURCE_ALREADY_EXISTS`` if the name is taken."""
+    body: CreateExperiment = call.body
+    name = v.name(body.name, "experiment name")
+    try:
+        await experiment_ops.get_experiment(call.store, name)
+    except NotFound:
+        pass
+    else:
+        raise ApiError(400, f"experiment {name!r} already exists", code="RESOURCE_ALREADY_EXISTS")
+    tags = {t.key: t.value for t in body.tags}
+    exp = await experiment_ops.create_experiment(
+        call.store, name, tags.get(entities.NOTE) or None, call.user
+    )
+    return {"experiment_id": experiment_id(exp)}
+
+
+@api.route("GET", "/experiments/get", scope="read", response=Answer)
+async def get_experiment(call: Call) -> Answer:
+    """One experiment by id."""
+    exp = await experiment_by_id(call.store, wire.required_param(call, "experiment_id"))
+    return {"experiment": entities.experiment(exp)}
+
+
+@api.route("GET", "/experiments/get-by-name", scope="read", response=Answer)
+async def get_experiment_by_name(call: Call) -> Answer:
+    """One experiment by name."""
+    name = wire.required_param(call, "experiment_name")
+    exp = await experiment_ops.get_experiment(call.store, name)
+    return {"experiment": entities.experiment(exp)}
+
+
+def _field(exp: Experiment, key: str) -> Any:
+    values = {
+        "name": exp.name,
+        "experiment_id": experiment_id(exp),
+        "creation_time": millis(exp.created_at),
+        "last_update_time": millis(exp.last_activity or exp.created_at),
+    }
+    return values[key]
+
+
+def _passes(exp: Experiment, clauses: list[filters.Clause]) -> bool:
+    for c in clauses:
+        if c.kind == "attribute":
+            have = _field(exp, c.key)
+        elif c.kind == "tag":
+            have = exp.description if c.key == entities.NOTE else None
+        else:
+            raise ApiError(400, f"experiments cannot be filtered by {c.kind}s")
+        if not filters.compare(c.op, have, c.value):
+            return False
+    return True
+
+
+@api.route("POST", "/experiments/search", scope="read", body=SearchExperiments, response=Answer)
+async def search_experiments(call: Call) -> Answer:
+    """Experiments matching a filter, ordered, one page at a time."""
+    body: SearchExperiments = call.body
+    _, only_archived = wire.view_type(body.view_type)
+    size = wire.max_results(body.max_results, 1000)
+    offset = wire.page_offset(body.page_token)
+    clauses = filters.parse_filter(body.filter, ATTRIBUTES, NUMERIC)
+    found = [] if only_archived else await experiment_ops.list_experiments(call.store)
+    found = [e for e in found if _passes(e, clauses)]
+    found.sort(key=lambda e: (-e.created_at.timestamp(), e.id))  # MLflow: newest first
+    for text in reversed(body.order_by):
+        order = filters.parse_order(text, ATTRIBUTES)
+        if order.kind != "attribute":
+            raise ApiError(400, "experiments are ordered by attributes only")
+        found.sort(key=lambda e: _field(e, order.key), reverse=not order.ascending)
+    page = found[offset : offset + size]
+    answer: Answer = {"experiments": [entities.experiment(e) for e in page]}
+    if offset + size < len(found):
+        answer["next_page_token"] = wire.page_token(offset + size)
+    return answer
+
+
+@api.route(
+    "POST", "/experiments/set-experiment-tag", scope="write", body=ExperimentTag, response=Answer
+)
+async def set_experiment_tag(call: Call) -> Answer:
+    """Set an experiment tag: ``mlflow.note.content`` is the experiment's description."""
+    body: ExperimentTag = call.body
+    exp = await experiment_by_id(call.store, body.experiment_id)
+    if body.key != entities.NOTE:
+        raise ApiError(
+            501,
+            f"experiment tag {body.key!r}: chachaml keeps only mlflow.note.content (the"
+            " description) on experiments",
+            code="NOT_IMPLEMENTED",
+        )
+    await experiment_ops.create_experiment(call.store, exp.name, body.value)
+    return {}
+
+
+@api.route(
+    "POST",
+    "/experiments/delete-experiment-tag",
+    scope="write",
+    body=DeleteExperimentTag,
+    response=Answer,
+)
+async def delete_experiment_tag(call: Call) -> Answer:
+    """Not kept: experiment tags other than the description are not stored."""
+    raise not_kept("deleting an experiment tag")
+
+
+@api.route("POST", "/experiments/update", scope="write", body=UpdateExperiment, response=Answer)
+async def update_experiment(call: Call) -> Answer:
+    """Not kept: chachaml does not rename experiments."""
+    raise not_kept("renaming an experiment")
+
+
+@api.route("POST", "/experiments/delete", scope="write", body=ExperimentRef, response=Answer)
+async def delete_experiment(call: Call) -> Answer:
+    """Not kept: chachaml does not delete experiments (runs are deleted one by one)."""
+    raise not_kept("deleting an experiment")
+
+
+@api.route("POST", "/experiments/restore", scope="write", body=ExperimentRef, response=Answer)
+async def restore_experiment(call: Call) -> Answer:
+    """Not kept: chachaml does not delete experiments, so none needs restoring."""
+    raise not_kept("restoring an experiment")

@@ -1,0 +1,204 @@
+"""MLflow's metric endpoints: log-metric, log-batch, get-history and the bulk-interval read.
+
+Points go through the same packed-chunk ingest as native logging
+(:func:`~chachaml.tools.metrics.pack_points` then
+:func:`~chachaml.tools.metrics.log_run_metrics`, which also evaluates alert rules). Every
+MLflow point carries its step (the client sends 0 when none is given) and its timestamp in
+milliseconds; several points may share a step, as in MLflow. A run's latest value is the last
+point logged at its highest step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from pydantic import Field
+
+from chachaml.errors import InvalidInput, NotFound
+from chachaml.records.runs import MetricSeries
+from chachaml.server.api.endpoint import Api, Call
+from chachaml.server.api.mlflow import entities, wire
+from chachaml.server.api.mlflow.runs import RunRef, delivery, log_params, set_tags
+from chachaml.tools import metrics as metric_ops
+from chachaml.tools import runs as run_ops
+
+api = Api()
+Answer = dict[str, Any]
+INT64 = 1 << 63
+MAX_BATCH = 16 << 20  # bytes of a log-batch body (MLflow's client sends 1,000 points at most)
+OFF_LOOP = 2000  # points: packing more happens in a worker thread
+HISTORY_PAGE = 25_000  # MLflow's GET_METRIC_HISTORY_MAX_RESULTS
+MAX_BULK_RUNS = 100
+BULK_PER_RUN = 2500  # MLflow's MAX_RESULTS_PER_RUN for the bulk-interval read
+
+
+class Metric(wire.Message):
+    """One point as MLflow sends it (``value`` may be ``"NaN"``/``"Infinity"``)."""
+
+    key: str = Field(max_length=250)
+    value: float
+    timestamp: int | None = Field(default=None, ge=-INT64, lt=INT64)
+    step: int | None = Field(default=None, ge=-INT64, lt=INT64)
+
+
+class LogMetric(RunRef, Metric):
+    """``runs/log-metric``."""
+
+
+class LogBatch(RunRef):
+    """``runs/log-batch``: metrics, params and tags of one run in one request."""
+
+    metrics: list[Metric] = Field(default_factory=list, max_length=100_000)
+    params: list[wire.KeyValue] = Field(default_factory=list, max_length=10_000)
+    tags: list[wire.KeyValue] = Field(default_factory=list, max_length=10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    key: str
+    value: float | None
+    step: int | None
+    timestamp: float | None
+
+
+def _points(metrics: list[Metric]) -> list[_Point]:
+    return [
+        _Point(
+            m.key,
+            m.value,
+            m.step or 0,
+            None if m.timestamp is None else m.timestamp / 1000.0,
+        )
+        for m in metrics
+    ]
+
+
+async def _log_points(call: Call, run_id: str, metrics: list[Metric]) -> None:
+    points = _points(metrics)
+    if len(points) > OFF_LOOP:
+        chunks = await anyio.to_thread.run_sync(metric_ops.pack_points, run_id, points, {})
+    else:
+        chunks = metric_ops.pack_points(run_id, points, {})
+    await metric_ops.log_run_metrics(call.store, run_id, chunks, delivery=delivery(call))
+
+
+async def _heartbeat(call: Call, run_id: str) -> None:
+    """A write to a run says it is alive (MLflow's client sends no heartbeat of its own)."""
+    await run_ops.heartbeat(call.store, [run_id], time.time())
+
+
+@api.route("POST", "/runs/log-metric", scope="write", body=LogMetric, response=Answer)
+async def log_metric(call: Call) -> Answer:
+    """Log one metric point."""
+    body: LogMetric = call.body
+    rid = body.rid
+    await _log_points(call, rid, [body])
+    await _heartbeat(call, rid)
+    return {}
+
+
+@api.route(
+    "POST",
+    "/runs/log-batch",
+    scope="write",
+    body=LogBatch,
+    response=Answer,
+    bounded_ints=True,
+    max_body=MAX_BATCH,
+)
+async def log_batch(call: Call) -> Answer:
+    """Log metrics, params and tags of one run: params first, then tags, then the points."""
+    body: LogBatch = call.body
+    rid = body.rid
+    if body.params:
+        params: dict[str, str] = {}
+        for p in body.params:
+            if params.setdefault(p.key, p.value) != p.value:
+                raise InvalidInput(f"param {p.key!r} is given twice with different values")
+        await log_params(call, rid, params)
+    if body.tags:
+        await set_tags(call, rid, {t.key: t.value for t in body.tags})
+    if body.metrics:
+        await _log_points(call, rid, body.metrics)
+    await _heartbeat(call, rid)
+    return {}
+
+
+def _history(series: MetricSeries, start: int, stop: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": series.key,
+            "value": entities.number(series.values[i]),
+            "timestamp": round(series.timestamps[i] * 1000),
+            "step": series.steps[i],
+        }
+        for i in range(start, min(stop, len(series.steps)))
+    ]
+
+
+async def _series(call: Call, run_id: str, key: str) -> MetricSeries | None:
+    """A metric's history; ``None`` when the run exists but never logged it."""
+    try:
+        return await run_ops.metric_history(call.store, run_id, key)
+    except NotFound:
+        await run_ops.get_run(call.store, run_id)  # NotFound for a run that does not exist
+        return None
+
+
+@api.route("GET", "/metrics/get-history", scope="read", response=Answer)
+async def get_metric_history(call: Call) -> Answer:
+    """Every point of one metric of a run, by step, in pages."""
+    run_id = wire.required_param(call, "run_id", "run_uuid")
+    key = wire.required_param(call, "metric_key")
+    size = wire.max_results(wire.int_param(call, "max_results"), HISTORY_PAGE, 1 << 30)
+    offset = wire.page_offset(wire.text_param(call, "page_token", required=False))
+    series = await _series(call, run_id, key)
+    if series is None:
+        return {"metrics": []}
+    answer: Answer = {"metrics": _history(series, offset, offset + size)}
+    if offset + size < len(series.steps):
+        answer["next_page_token"] = wire.page_token(offset + size)
+    return answer
+
+
+def _sampled(series: MetricSeries, start: int | None, end: int | None, most: int) -> list[int]:
+    """Indexes of up to ``most`` points spread evenly over the steps (first and last kept)."""
+    picked = [
+        i
+        for i, s in enumerate(series.steps)
+        if (start is None or s >= start) and (end is None or s <= end)
+    ]
+    if len(picked) <= most:
+        return picked
+    if most == 1:
+        return [picked[-1]]
+    stride = (len(picked) - 1) / (most - 1)
+    return sorted({picked[round(n * stride)] for n in range(most)})
+
+
+@api.route("GET", "/metrics/get-history-bulk-interval", scope="read", response=Answer)
+async def get_history_bulk_interval(call: Call) -> Answer:
+    """A metric of several runs, at most ``max_results`` points each, spread over the steps."""
+    run_ids = call.request.query_params.getlist("run_ids")
+    if not run_ids or len(run_ids) > MAX_BULK_RUNS:
+        raise InvalidInput(f"give 1 to {MAX_BULK_RUNS} run_ids")
+    key = wire.required_param(call, "metric_key")
+    most = wire.max_results(wire.int_param(call, "max_results"), BULK_PER_RUN, BULK_PER_RUN)
+    start, end = wire.int_param(call, "start_step"), wire.int_param(call, "end_step")
+    if (start is None) != (end is None):
+        raise InvalidInput("give both start_step and end_step, or neither")
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(f"end_step ({end}) must not be before start_step ({start})")
+    out: list[dict[str, Any]] = []
+    for run_id in run_ids:
+        series = await _series(call, run_id, key)
+        if series is None:
+            continue
+        for i in _sampled(series, start, end, most):
+            point = _history(series, i, i + 1)[0]
+            point["run_id"] = series.run_id
+            out.append(point)
+    return {"metrics": out}

@@ -1,0 +1,68 @@
+"""MLflow's tracking REST API on chachaml's app: every endpoint module, under both prefixes.
+
+MLflow's client calls ``/api/2.0/mlflow/...``; its web UI calls the same endpoints under
+``/ajax-api/2.0/mlflow/...``. Each endpoint module (experiments, runs, metrics, search) holds
+an :class:`~chachaml.server.api.endpoint.Api`; further nouns (the artifact proxy, logged
+models, the model registry) slot in as modules added to :data:`APIS`. Endpoints of MLflow's
+protocol that chachaml does not answer yet reply ``NOT_IMPLEMENTED`` and any other path under
+the prefixes ``ENDPOINT_NOT_FOUND``, both as MLflow's JSON error, never an HTML page.
+
+Routes are plain Starlette routes added to the app like every other, so the access layer
+(:mod:`chachaml.server.access`) checks each request and the error handlers installed on the
+app answer in MLflow's shape under these prefixes (:mod:`chachaml.server.errors`).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chachaml.server.api.mlflow import experiments, metrics, runs, search
+from chachaml.server.errors import mlflow_envelope
+
+APIS = (experiments.api, runs.api, metrics.api, search.api)
+PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+# Parts of MLflow's protocol chachaml does not answer yet, by path under the prefixes
+LATER = {
+    "/logged-models": "logged models",
+    "/registered-models": "the model registry",
+    "/model-versions": "the model registry",
+    "/artifacts": "the artifact API (MLflow's artifact proxy is not served yet)",
+    "/runs/log-model": "logging models",
+    "/runs/outputs": "run outputs (logged models)",
+    "/traces": "traces",
+}
+
+
+async def not_found(request: Request) -> Response:
+    """Any other path under MLflow's prefixes: MLflow's ENDPOINT_NOT_FOUND, or NOT_IMPLEMENTED."""
+    rest = "/" + request.path_params.get("rest", "")
+    for start, what in LATER.items():
+        if rest == start or rest.startswith(start + "/"):
+            return mlflow_envelope(
+                501, f"chachaml does not serve {what} over MLflow's API yet", "NOT_IMPLEMENTED"
+            )
+    return mlflow_envelope(
+        404, f"no MLflow endpoint {request.method} {request.url.path}", "ENDPOINT_NOT_FOUND"
+    )
+
+
+def mlflow_routes() -> list[Route]:
+    """Every MLflow endpoint under both prefixes, then a catch-all for the rest of each."""
+    routes = [route for prefix in PREFIXES for api in APIS for route in api.routes(prefix)]
+    routes += [
+        Route(prefix + "/{rest:path}", not_found, methods=ALL_METHODS) for prefix in PREFIXES
+    ]
+    routes += [
+        Route("/api/2.0/mlflow-artifacts/{rest:path}", not_found_artifacts, methods=ALL_METHODS)
+    ]
+    return routes
+
+
+async def not_found_artifacts(request: Request) -> Response:
+    """MLflow's artifact proxy: not served yet."""
+    return mlflow_envelope(
+        501, "chachaml does not serve MLflow's artifact proxy yet", "NOT_IMPLEMENTED"
+    )
