@@ -1,7 +1,8 @@
 """The web UI benchmark: ``python -m bench.ui [--quick|--full] [--runs N] [--calls N]``.
 
 Over a seeded store, times the Runs page in process through the ASGI app (server time, no
-network): the page, its JSON twin, filtered and sorted views, the page with param columns
+network): the page, its JSON twin, filtered and sorted views (by a param: near-unique values
+both ways, and three values, whose ties are sorted by start), the page with param columns
 over sweeps whose trials nest under their parent, and the detail page of a run with a
 100,000-point metric (downsampled for display). p50 and p95 per view; the Runs page is
 judged on its p95, the page with columns and nesting on its p50.
@@ -42,6 +43,8 @@ VIEWS = {
     "params.optimizer,params.batch_size,tags.team",
     "runs, filter expression": "/runs?q=metrics.accuracy+%3E+0.9+and+params.optimizer+%3D+adam",
     "runs by a param": "/runs?sort=params.lr&dir=min&cols=params.lr",
+    "runs by a param, largest first": "/runs?sort=params.lr&dir=max&cols=params.lr",
+    "runs by a param of 3 values": "/runs?sort=params.optimizer&dir=max&cols=params.optimizer",
     "run, 100k-point metric": f"/runs/{LONG_RUN}",
 }
 SWEEPS, TRIALS = 10, 20  # the newest runs: parents whose trials nest under them

@@ -90,3 +90,49 @@ async def test_order_by_a_param_puts_numbers_in_numeric_order_then_text(store: S
     page = await found(store, order_by_param="lr", direction="min", limit=2, offset=2,
                        experiment_contains="ex")  # fmt: skip
     assert page == ["r2", "r1"]
+
+
+async def test_pages_by_a_param_are_cut_from_one_order_with_ties_newest_first(
+    store: Store,
+) -> None:
+    t0 = time.time() - 100
+    values: dict[str, ParamValue] = {
+        "two-old": 2, "two-new": 2, "two-point-oh": 2.0, "neg": -3, "tiny": 1e-05,
+        "adam-old": "adam", "adam-new": "adam", "sgd": "sgd", "big": 1e300,
+    }  # fmt: skip
+    for i, (run_id, value) in enumerate(values.items()):
+        await store.create_run(new_run(run_id, started_at=t0 + i))
+        await store.log_params(run_id, {"lr": value})
+    await store.create_run(new_run("kid", parent_id="two-old", started_at=t0 + 20))
+    await store.log_params("kid", {"lr": 0})  # listed, but not among the top-level runs
+    await store.create_run(new_run("gone", "attic", started_at=t0 - 50))
+    await store.log_params("gone", {"lr": 0})
+    await store.end_run("gone", "completed", None, t0 - 40)
+    assert await store.archive_runs(t0 - 10, "attic") == 1  # hidden, as archived runs are
+    await store.create_run(new_run("other", "exp-2", started_at=t0 + 22))
+    await store.log_params("other", {"lr": 1})
+    await store.create_run(new_run("none", started_at=t0 + 23))  # no lr: never listed
+    # numbers by value (2 before 2.0: equal numbers by their JSON), ties newest first, then
+    # text
+    up = ["neg", "tiny", "two-new", "two-old", "two-point-oh", "big", "adam-new", "adam-old",
+          "sgd"]  # fmt: skip
+    down = ["big", "two-point-oh", "two-new", "two-old", "tiny", "neg", "sgd", "adam-new",
+            "adam-old"]  # fmt: skip
+    for direction, expected in (("min", up), ("max", down)):
+        listed = await found(store, order_by_param="lr", direction=direction, top_level=True,
+                             experiment="exp", limit=None)  # fmt: skip
+        assert listed == expected
+        for limit in (1, 2, 3, 100):
+            for offset in range(len(listed) + 1):
+                page = await found(store, order_by_param="lr", direction=direction,
+                                   top_level=True, experiment="exp", limit=limit,
+                                   offset=offset)  # fmt: skip
+                assert page == listed[offset : offset + limit], (direction, limit, offset)
+        rest = await found(store, order_by_param="lr", direction=direction, top_level=True,
+                           experiment="exp", limit=None, offset=4)  # fmt: skip
+        assert rest == listed[4:]
+    query = RunQuery(order_by_param="lr", top_level=True, experiment="exp")
+    assert await store.count_runs(query) == len(values)
+    everywhere = await found(store, order_by_param="lr", direction="min", limit=None)
+    assert set(everywhere) == {*values, "kid", "other"}
+    assert everywhere[:3] == ["neg", "kid", "tiny"]

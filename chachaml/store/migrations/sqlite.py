@@ -415,4 +415,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         "alert rules can be muted (kept, not evaluated)",
         ("ALTER TABLE alerts ADD COLUMN muted INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        14,
+        "runs ordered by a param are read a page at a time from an index",
+        (
+            # (key, kind: 0 a number / 1 text, the number, the JSON text): the Runs table
+            # sorted by a param walks it in order and stops at the page. The expressions are
+            # run_queries.param_kind_sql and param_number_sql over "value", as the planner
+            # matches them to the queries' (a test holds them equal)
+            "CREATE INDEX params_order ON params (key,"
+            " (CASE WHEN (substr(value, 1, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7',"
+            " '8', '9') AND value <> '-Infinity' AND length(value) <= 30) THEN 0 ELSE 1 END),"
+            " (CASE WHEN (substr(value, 1, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7',"
+            " '8', '9') AND value <> '-Infinity' AND length(value) <= 30)"
+            " THEN CAST(value AS DOUBLE PRECISION) END),"
+            " value)",
+        ),
+    ),
 )

@@ -46,18 +46,39 @@ RUN_ORDER_SQL = {
     "user": "r.created_by {d}, r.started_at DESC, r.id DESC",
     "duration": "r.ended_at IS NULL, r.ended_at - r.started_at {d}, r.started_at DESC, r.id DESC",
 }
-# A param sorts as a number when its JSON is one (numbers first, either way), else as text.
-# DOUBLE PRECISION is a type name both dialects know; the length bound keeps a huge integer
-# from overflowing PostgreSQL's cast.
-_NUMERIC = (
-    "(substr(ps.value, 1, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
-    " AND ps.value <> '-Infinity' AND length(ps.value) <= 30)"
-)
-PARAM_ORDER_SQL = (
-    f"CASE WHEN {_NUMERIC} THEN 0 ELSE 1 END,"
-    f" CASE WHEN {_NUMERIC} THEN CAST(ps.value AS DOUBLE PRECISION) END {{d}},"
-    " ps.value {d}, r.started_at DESC, r.id DESC"
-)
+
+
+def _numeric(value: str) -> str:
+    """Whether a param's JSON (in the column ``value``) reads as a number.
+
+    The length bound keeps a huge integer from overflowing PostgreSQL's cast to DOUBLE
+    PRECISION (a type name both dialects know).
+    """
+    return (
+        f"(substr({value}, 1, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+        f" AND {value} <> '-Infinity' AND length({value}) <= 30)"
+    )
+
+
+def param_kind_sql(value: str = "ps.value") -> str:
+    """0 for a param that is a number, 1 for text: numbers sort first, either way."""
+    return f"(CASE WHEN {_numeric(value)} THEN 0 ELSE 1 END)"
+
+
+def param_number_sql(value: str = "ps.value") -> str:
+    """A numeric param's value as a number (NULL for text)."""
+    return f"(CASE WHEN {_numeric(value)} THEN CAST({value} AS DOUBLE PRECISION) END)"
+
+
+# Runs ordered by a param: numbers in numeric order, then text, ties newest first. Each kind
+# is read on its own (``kind = 0``, then ``kind = 1``) from the params_order index, on
+# (key, kind, number, value) with these very expressions, in the order asked (forwards or
+# backwards), and stops once the page is full: a page costs its rows (and its ties), not a
+# sort of every run with the param (1.2 s at 100,000 runs). One ORDER BY over both kinds
+# would read the index in two directions at once (numbers first, largest first), which
+# neither SQLite nor PostgreSQL does.
+PARAM_LEG_ORDER = f"{param_number_sql()} {{d}}, ps.value {{d}}, r.started_at DESC, r.id DESC"
+PARAM_ORDER = "param_kind, param_number {d}, param_text {d}, started_at DESC, id DESC"
 OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 # Two select-list columns, over a listing's rows as ``p``, that carry each run's tags and
 # latest metrics as arrays of (key, value) in the listing's own statement: one network
@@ -126,6 +147,42 @@ def dataset_from_row(row: Row) -> Dataset:
         digest=row["digest"],
         extra=json.loads(row["extra"]),
     )
+
+
+def param_page_sql(join: str, clause: str, query: RunQuery) -> str:
+    """A page of ``RUN_SELECT`` rows ordered by ``query.order_by_param``.
+
+    ``join`` is the params join of :meth:`RunQueries._filter` and ``clause`` its WHERE; the
+    SQL holds them twice (its parameters are the filter's, twice over). Each kind's leg reads
+    at most the rows up to the end of the page, and the page is cut from the two legs.
+    """
+    d = "DESC" if query.direction == "max" else "ASC"
+    select = RUN_SELECT.replace(
+        " FROM runs r",
+        f", {param_kind_sql()} AS param_kind, {param_number_sql()} AS param_number,"
+        " ps.value AS param_text FROM runs r",
+        1,
+    )
+    end = None if query.limit is None else min(query.limit + query.offset, ALL_ROWS)
+    upto = "" if end is None else f" LIMIT {int(end)}"
+    legs = [
+        f"SELECT * FROM ({select}{join} AND {param_kind_sql()} = {kind}{clause}"
+        f" ORDER BY {PARAM_LEG_ORDER.format(d=d)}{upto}) kind_{kind}"
+        for kind in (0, 1)
+    ]
+    return " UNION ALL ".join(legs) + " ORDER BY " + PARAM_ORDER.format(d=d) + page_sql(query)
+
+
+def page_sql(query: RunQuery) -> str:
+    """A listing's LIMIT and OFFSET, if it has them.
+
+    Literals, not parameters: with LIMIT 1 in its text a prepared statement has a generic
+    plan as good as a custom one, so PostgreSQL stops planning it per call.
+    """
+    if query.limit is None and not query.offset:
+        return ""
+    limit = int(query.limit if query.limit is not None else ALL_ROWS)
+    return f" LIMIT {limit} OFFSET {int(query.offset)}"
 
 
 class RunQueries:
@@ -252,6 +309,12 @@ class RunQueries:
                 join += " AND ms.experiment_id = ?"
                 join_params.append(experiment_id)
             where.append("ms.last_value IS NOT NULL")
+        elif query.order_by_param is not None and counting:
+            # runs in their own index's order, each looked up in params by its key: 10 ms to
+            # count 10,000 of 100,000 runs; joined, SQLite reads params in value order and
+            # each run at random (65-180 ms, on the loaded 2-core machine)
+            where.append("EXISTS (SELECT 1 FROM params ps WHERE ps.run_id = r.id AND ps.key = ?)")
+            params.append(query.order_by_param)
         elif query.order_by_param is not None:
             join = " JOIN params ps ON ps.run_id = r.id AND ps.key = ?"
             join_params.append(query.order_by_param)
@@ -331,6 +394,9 @@ class RunQueries:
         if clauses is None:
             return []
         join, clause, params = clauses
+        if query.order_by_param is not None and query.order_by_metric is None:
+            sql = param_page_sql(join, clause, query)
+            return await db.fetchall(self._listing(sql), [now, *params] * 2)
         select = RUN_SELECT
         if query.order_by_metric is not None:
             direction = "DESC" if query.direction == "max" else "ASC"
@@ -340,22 +406,12 @@ class RunQueries:
                 ", ms.last_value AS best_value, ms.last_step AS best_step FROM runs r",
                 1,
             )
-        elif query.order_by_param is not None:
-            order = " ORDER BY " + PARAM_ORDER_SQL.format(
-                d="DESC" if query.direction == "max" else "ASC"
-            )
         else:
             order = " ORDER BY " + RUN_ORDER_SQL[query.order_by].format(
                 d="DESC" if query.direction == "max" else "ASC"
             )
-        page = ""
-        if query.limit is not None or query.offset:
-            # literals, not parameters: with LIMIT 1 in its text a prepared statement has a
-            # generic plan as good as a custom one, so PostgreSQL stops planning it per call
-            limit = int(query.limit if query.limit is not None else ALL_ROWS)
-            page = f" LIMIT {limit} OFFSET {int(query.offset)}"
         return await db.fetchall(
-            self._listing(select + join + clause + order + page), [now, *params]
+            self._listing(select + join + clause + order + page_sql(query)), [now, *params]
         )
 
     async def query_runs(self, query: RunQuery) -> list[RunInfo]:
