@@ -262,12 +262,14 @@ def ask(
     timeout: float = 60.0,
     max_retries: int = 2,
     settings: Settings | None = None,
+    on_event: EventSink | None = None,
 ) -> ChatAnswer:
     """Answer ``question`` about the store at ``store`` (default: ``CHACHAML_STORE``).
 
     Opens the store, serves its MCP tools in memory (read-only unless ``allow_writes``; opt-in
-    ``toolsets`` as for ``chachaml mcp``) and runs :func:`aask`. Safe to call where an event
-    loop is already running (a notebook): the loop then runs on a worker thread.
+    ``toolsets`` as for ``chachaml mcp``) and runs :func:`aask`, streaming to ``on_event`` if
+    given (awaited on the chat's own event loop). Safe to call where an event loop is already
+    running (a notebook): the loop then runs on a worker thread.
     """
     s = settings or Settings.from_env()
 
@@ -297,6 +299,7 @@ def ask(
                 timeout=timeout,
                 max_retries=max_retries,
                 settings=s,
+                on_event=on_event,
             )
         finally:
             await opened.close()

@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--toolsets", help="opt-in tool groups, as for `chachaml mcp`")
     p.add_argument("--allow-writes", action="store_true", help="let the model tag runs etc.")
     p.add_argument("--json", action="store_true", help="print the answer and tool calls as JSON")
+    p.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="print the answer once complete instead of as it is written (for a gateway"
+        " that cannot stream)",
+    )
 
     p = sub.add_parser("alerts", help="alert webhooks")
     actions = p.add_subparsers(dest="alerts_command", required=True)

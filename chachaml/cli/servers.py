@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import sys
 from pathlib import Path
@@ -128,31 +127,42 @@ def cmd_serve(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, client: Client) -> int:
-    """Ask a question about the store; print the answer and the tool calls behind it."""
+    """Ask a question about the store; stream the answer, then list the tool calls behind it.
+
+    ``--json`` and ``--no-stream`` wait for the whole answer (one request per reply, no
+    stream), for a script or for a gateway that cannot stream.
+    """
     from chachaml.chat import ask
+    from chachaml.cli.chat import AnswerPrinter, print_tool_calls
 
     settings = client.settings
-    answer = ask(
-        args.question,
-        args.provider,
-        model=args.model,
-        base_url=args.base_url,
-        max_iterations=args.max_iterations,
-        store=settings.store_url,
-        artifacts=settings.artifact_root,
-        toolsets=_toolsets(args),
-        allow_writes=args.allow_writes,
-        settings=settings,
-    )
+    printer = None if args.json or args.no_stream else AnswerPrinter(sys.stdout)
+    try:
+        answer = ask(
+            args.question,
+            args.provider,
+            model=args.model,
+            base_url=args.base_url,
+            max_iterations=args.max_iterations,
+            store=settings.store_url,
+            artifacts=settings.artifact_root,
+            toolsets=_toolsets(args),
+            allow_writes=args.allow_writes,
+            settings=settings,
+            on_event=printer,
+        )
+    except BaseException:  # an error (on stderr) or Ctrl-C starts on a line of its own
+        if printer is not None:
+            printer.end_line()
+        raise
     if args.json:
         print(answer.model_dump_json(indent=2))
         return 0
-    print(answer.answer)
-    if answer.tool_calls:
-        print(f"\n{len(answer.tool_calls)} tool calls ({answer.provider} {answer.model}):")
-    for call in answer.tool_calls:
-        flag = " (error)" if call.is_error else ""
-        print(f"  {call.name}({json.dumps(call.arguments)}){flag} -> {call.result[:120]}")
+    if printer is None:
+        print(answer.answer)
+    else:
+        printer.finish(answer.answer)
+    print_tool_calls(answer, sys.stdout)
     return 0
 
 

@@ -5,8 +5,9 @@ It speaks both wire formats closely enough for the official SDKs (pointed at it 
 with text built from what the client sent, fail with an HTTP status, or hang. A request
 with ``"stream": true`` is answered with Server-Sent Events as each API sends them
 (Anthropic's ``message_start`` ... ``message_stop``, OpenAI's ``chat.completion.chunk``
-lines ending in ``[DONE]``). Every request is recorded, parsed into a :class:`Seen` that is
-the same for both providers, with ``streamed`` telling how it asked.
+lines ending in ``[DONE]``), each text piece recorded in ``sent`` as it goes. Every request
+is recorded, parsed into a :class:`Seen` that is the same for both providers, with
+``streamed`` telling how it asked.
 """
 
 from __future__ import annotations
@@ -56,17 +57,23 @@ class Seen:
 
 @dataclass(frozen=True)
 class Call:
-    """Ask for tools: each ``(name, arguments)``."""
+    """Ask for tools: each ``(name, arguments)``, after ``text`` if any."""
 
     calls: list[tuple[str, dict[str, Any]]]
+    text: str = ""
 
 
 @dataclass(frozen=True)
 class Say:
-    """Answer with text, made from the request; streamed a word at a time, ``pause`` apart."""
+    """Answer with text, made from the request; streamed a word at a time, ``pause`` apart.
+
+    With ``hold``, a stream waits after its first word until the event is set (at most
+    ``HOLD_SECONDS``): a client that shows each piece as it comes can set it on the first.
+    """
 
     text: Callable[[Seen], str]
     pause: float = 0.0
+    hold: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class Hang:
 
 
 Step = Call | Say | Fail | Cut | Hang
+HOLD_SECONDS = 10.0
 ERROR_TYPES = {
     401: "authentication_error",
     429: "rate_limit_error",
@@ -165,8 +173,27 @@ def _sse_response(lines: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(lines, media_type="text/event-stream")
 
 
+async def _paced(
+    pieces: list[str], pause: float, say: Say | None, sent: list[str]
+) -> AsyncIterator[str]:
+    """The text pieces of a stream as the fake sends them: paced, held, recorded."""
+    for i, piece in enumerate(pieces):
+        if pause:
+            await anyio.sleep(pause)
+        if i == 1 and say is not None and say.hold is not None:
+            await anyio.to_thread.run_sync(say.hold.wait, HOLD_SECONDS)
+        sent.append(piece)
+        yield piece
+
+
 async def _anthropic_stream(
-    n: int, model: str, content: list[dict[str, Any]], stop: str, pause: float
+    n: int,
+    model: str,
+    content: list[dict[str, Any]],
+    stop: str,
+    pause: float,
+    say: Say | None = None,
+    sent: list[str] | None = None,
 ) -> AsyncIterator[str]:
     message: dict[str, Any] = {
         "id": f"msg_{n}",
@@ -181,30 +208,25 @@ async def _anthropic_stream(
     yield _sse({"type": "message_start", "message": message}, "message_start")
     for index, block in enumerate(content):
         start: dict[str, Any]
-        deltas: list[dict[str, Any]]
         if block["type"] == "text":
-            start, deltas = (
-                {"type": "text", "text": ""},
-                [{"type": "text_delta", "text": w} for w in _words(block["text"])],
-            )
+            start = {"type": "text", "text": ""}
+            pieces, kind, field_name = _words(block["text"]), "text_delta", "text"
         else:
             start = {**block, "input": {}}
             raw = json.dumps(block["input"])
-            deltas = [
-                {"type": "input_json_delta", "partial_json": raw[i : i + 8]}
-                for i in range(0, len(raw), 8)
-            ]
+            pieces = [raw[i : i + 8] for i in range(0, len(raw), 8)]
+            kind, field_name = "input_json_delta", "partial_json"
         yield _sse(
             {"type": "content_block_start", "index": index, "content_block": start},
             "content_block_start",
         )
-        for delta in deltas:
-            if pause:
-                await anyio.sleep(pause)
+        texts: list[str] = [] if sent is None or kind != "text_delta" else sent
+        async for piece in _paced(pieces, pause, say, texts):
             yield _sse(
-                {"type": "content_block_delta", "index": index, "delta": delta},
+                {"type": "content_block_delta", "index": index,
+                 "delta": {"type": kind, field_name: piece}},
                 "content_block_delta",
-            )
+            )  # fmt: skip
         yield _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
     yield _sse(
         {
@@ -218,7 +240,13 @@ async def _anthropic_stream(
 
 
 async def _openai_stream(
-    n: int, model: str, message: dict[str, Any], finish: str, pause: float
+    n: int,
+    model: str,
+    message: dict[str, Any],
+    finish: str,
+    pause: float,
+    say: Say | None = None,
+    sent: list[str] | None = None,
 ) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
         return _sse(
@@ -235,9 +263,9 @@ async def _openai_stream(
 
     yield chunk({"role": "assistant", "content": ""})
     if message.get("content"):
-        for word in _words(message["content"]):
-            if pause:
-                await anyio.sleep(pause)
+        async for word in _paced(
+            _words(message["content"]), pause, say, [] if sent is None else sent
+        ):
             yield chunk({"content": word})
     for index, call in enumerate(message.get("tool_calls", [])):
         head = {"name": call["function"]["name"], "arguments": ""}
@@ -281,6 +309,7 @@ class FakeProvider:
     def __init__(self) -> None:
         self.script: list[Step] = []
         self.seen: list[Seen] = []
+        self.sent: list[str] = []  # text pieces streamed, in order
         self.release = threading.Event()
         self._ids = itertools.count(1)
         self.app = Starlette(
@@ -294,6 +323,7 @@ class FakeProvider:
         """Replace the script and forget earlier requests."""
         self.script = list(steps)
         self.seen = []
+        self.sent = []
 
     async def _next(self, seen: Seen) -> Step:
         self.seen.append(seen)
@@ -314,8 +344,10 @@ class FakeProvider:
             headers = step.headers if isinstance(step, Fail) else {}
             return JSONResponse(body, status_code=step.status, headers=headers)
         n = next(self._ids)
+        content: list[dict[str, Any]]
         if isinstance(step, Call):
-            content = [
+            content = [{"type": "text", "text": step.text}] if step.text else []
+            content += [
                 {"type": "tool_use", "id": f"toolu_{n}_{i}", "name": name, "input": args}
                 for i, (name, args) in enumerate(step.calls)
             ]
@@ -324,8 +356,11 @@ class FakeProvider:
             assert isinstance(step, Say)
             content, stop = [{"type": "text", "text": step.text(seen)}], "end_turn"
         if seen.streamed:
-            pause = step.pause if isinstance(step, Say) else 0.0
-            return _sse_response(_anthropic_stream(n, seen.model, content, stop, pause))
+            say = step if isinstance(step, Say) else None
+            pause = 0.0 if say is None else say.pause
+            return _sse_response(
+                _anthropic_stream(n, seen.model, content, stop, pause, say, self.sent)
+            )
         return JSONResponse(
             {
                 "id": f"msg_{n}",
@@ -351,6 +386,7 @@ class FakeProvider:
         n = next(self._ids)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if isinstance(step, Call):
+            message["content"] = step.text or None
             message["tool_calls"] = [
                 {
                     "id": f"call_{n}_{i}",
@@ -364,8 +400,11 @@ class FakeProvider:
             assert isinstance(step, Say)
             message["content"], finish = step.text(seen), "stop"
         if seen.streamed:
-            pause = step.pause if isinstance(step, Say) else 0.0
-            return _sse_response(_openai_stream(n, seen.model, message, finish, pause))
+            say = step if isinstance(step, Say) else None
+            pause = 0.0 if say is None else say.pause
+            return _sse_response(
+                _openai_stream(n, seen.model, message, finish, pause, say, self.sent)
+            )
         return JSONResponse(
             {
                 "id": f"chatcmpl-{n}",
