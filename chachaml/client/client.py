@@ -412,9 +412,14 @@ class Client:
         """Every run as a flat record (``params.*``, ``metrics.*``, ``tags.*``), not truncated."""
         return self.op(run_ops.export_runs, experiment=experiment, limit=limit)
 
-    def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """Every point of a metric of a run, ordered by step."""
-        return self.op(run_ops.metric_history, run_id, key)
+    def metric_history(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricSeries:
+        """The points of a metric of a run, ordered by step.
+
+        Every point, or those with ``min_step <= step <= max_step`` (either bound optional).
+        """
+        return self.op(run_ops.metric_history, run_id, key, min_step=min_step, max_step=max_step)
 
     def experiments(self) -> list[Experiment]:
         """Every experiment, most recently active first."""

@@ -1,7 +1,10 @@
 """Packing metric points into chunks: int64 steps, float64 values and timestamps, little-endian.
 
 Storing a flush's points for one metric as one row of three packed arrays (instead of a row
-per point) is what lets a training loop push a million points a second into SQLite.
+per point) is what lets a training loop push a million points a second into SQLite. Each
+stored chunk carries its step span (:func:`step_span`), so a read of a step range fetches
+only the chunks it overlaps, and chunks that follow each other in step order are joined
+as bytes (:func:`join_chunks`) without a Python object per point.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import math
 import sys
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import pairwise
+from typing import NamedTuple, cast
 
-from chachaml.records.runs import MetricChunk
+from chachaml.records.runs import MetricChunk, MetricPoints, MetricSeries
 
 _SWAP = sys.byteorder != "little"
 
@@ -48,14 +54,18 @@ def chunk_from_columns(
     """Pack one metric's buffered points (parallel sequences) and summarise them.
 
     The summary's latest value is the last point at the highest step; min and max are over
-    finite values only.
+    finite values only. The step span comes from one sort of the steps, which costs a few
+    nanoseconds a step when they are in order (timsort finds one run), here where they are
+    still a list, instead of a decoding pass in the store.
     """
     n = len(steps)
+    listed = list(steps)
+    ordered = sorted(listed)
     last_i = n - 1
     last_step = steps[last_i]
-    top = max(steps)
+    top = ordered[-1]
     if top != last_step:  # points arrived out of step order: latest is the last one at top
-        last_i = n - 1 - list(reversed(steps)).index(top)
+        last_i = n - 1 - listed[::-1].index(top)
         last_step = top
     if math.isfinite(sum(values)):
         low: float | None = min(values)
@@ -76,14 +86,16 @@ def chunk_from_columns(
         last_time=times[last_i],
         min_value=low,
         max_value=high,
+        min_step=ordered[0],
+        in_order=ordered == listed,
     )
 
 
-def pack_columns(
-    steps: Sequence[int], values: Sequence[float], times: Sequence[float]
+def pack_arrays(
+    steps: array[int], values: array[float], times: array[float]
 ) -> tuple[bytes, bytes, bytes]:
-    """The packed arrays of parallel step, value and timestamp sequences."""
-    return _pack(array("q", steps)), _pack(array("d", values)), _pack(array("d", times))
+    """The packed form of step, value and timestamp arrays (bytes, no per-point work)."""
+    return _pack(steps), _pack(values), _pack(times)
 
 
 def unpack_chunk(
@@ -94,4 +106,84 @@ def unpack_chunk(
         _unpack("q", steps),  # type: ignore[return-value]
         _unpack("d", values),
         _unpack("d", timestamps),
+    )
+
+
+def _steps(data: bytes) -> array[int]:
+    return cast("array[int]", _unpack("q", data))
+
+
+def step_span(steps: bytes) -> tuple[int, int, bool]:
+    """A packed chunk's lowest and highest step, and whether its steps never decrease.
+
+    Stored with each chunk, so that every later read of the metric knows which chunks a
+    step range needs and whether they must be sorted, without decoding them. For a chunk
+    made without its span (:func:`chunk_from_columns` gives one): a list compared with its
+    sorted copy costs ~20 ns a step when in order, half of a ``map(operator.le, ...)`` over
+    the array, which makes an int object per step twice.
+    """
+    listed = _steps(steps).tolist()
+    ordered = sorted(listed)
+    return ordered[0], ordered[-1], ordered == listed
+
+
+class StoredChunk(NamedTuple):
+    """A stored chunk: its packed arrays and its step span (see :func:`step_span`)."""
+
+    steps: bytes
+    values: bytes
+    timestamps: bytes
+    min_step: int
+    max_step: int
+    in_order: bool
+
+
+def join_chunks(
+    chunks: Sequence[StoredChunk], min_step: int | None = None, max_step: int | None = None
+) -> tuple[array[int], array[float], array[float]]:
+    """The points of ``chunks`` (in the order stored) with ``min_step <= step <= max_step``.
+
+    The points come in step order. When each chunk's steps never decrease and each chunk
+    starts at or after the previous one's highest step (a training loop logging as it goes)
+    the chunks' bytes are simply joined and the range cut by bisection; otherwise the points
+    in the range are sorted by step, then time, in Python.
+    """
+    steps, values, times = array("q"), array("d"), array("d")
+    for c in chunks:  # appended chunk by chunk: one copy of the bytes, not a join and a copy
+        steps.frombytes(c.steps)
+        values.frombytes(c.values)
+        times.frombytes(c.timestamps)
+    if _SWAP:
+        for arr in (steps, values, times):
+            arr.byteswap()
+    if all(c.in_order for c in chunks) and all(
+        b.min_step >= a.max_step for a, b in pairwise(chunks)
+    ):
+        lo = 0 if min_step is None else bisect_left(steps, min_step)
+        hi = len(steps) if max_step is None else bisect_right(steps, max_step)
+        if lo == 0 and hi == len(steps):
+            return steps, values, times
+        return steps[lo:hi], values[lo:hi], times[lo:hi]
+    first = -math.inf if min_step is None else min_step
+    last = math.inf if max_step is None else max_step
+    keep = [i for i, s in enumerate(steps) if first <= s <= last]
+    keep.sort(key=lambda i: (steps[i], times[i]))
+    return (
+        array("q", [steps[i] for i in keep]),
+        array("d", [values[i] for i in keep]),
+        array("d", [times[i] for i in keep]),
+    )
+
+
+def series_of(points: MetricPoints) -> MetricSeries:
+    """The points as a :class:`MetricSeries` (lists; a NaN value reads as ``None``)."""
+    values = cast("list[float | None]", points.values.tolist())
+    if math.isnan(sum(points.values)):  # a NaN (or inf and -inf) somewhere: C speed to find out
+        values = [None if math.isnan(v) else v for v in points.values]
+    return MetricSeries(
+        run_id=points.run_id,
+        key=points.key,
+        steps=points.steps.tolist(),
+        values=values,
+        timestamps=points.timestamps.tolist(),
     )

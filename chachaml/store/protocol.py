@@ -85,6 +85,7 @@ from chachaml.records.runs import (
     EndStatus,
     Experiment,
     MetricChunk,
+    MetricPoints,
     MetricSeries,
     MetricSummary,
     NewRun,
@@ -196,8 +197,27 @@ class Store(Protocol):
         """Latest value, step and range of each metric of a run."""
         ...
 
-    async def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """Every point of one metric, ordered by step; ``NotFound`` if never logged."""
+    async def metric_history(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricSeries:
+        """The points of one metric in a step range, ordered by step.
+
+        The range is ``min_step <= step <= max_step``, each bound optional (none: every
+        point); ``NotFound`` if the metric was never logged, an empty series if no point
+        falls in the range. Points of one step keep the order they were logged in; if the
+        metric was logged out of step order, points of one step are ordered by timestamp.
+        """
+        ...
+
+    async def metric_points(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricPoints:
+        """What :meth:`metric_history` returns, as packed arrays, with the series' extent.
+
+        NaN stays NaN; ``total``, ``first_step`` and ``last_step`` count and span the whole
+        series. For readers of a million points that must not build a Python object per
+        point (the charts' downsampling).
+        """
         ...
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:

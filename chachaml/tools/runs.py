@@ -29,6 +29,7 @@ from chachaml.records.runs import (
     Direction,
     EndStatus,
     MetricCondition,
+    MetricPoints,
     MetricSeries,
     NewRun,
     ParamValue,
@@ -330,10 +331,39 @@ async def export_query(store: Store, query: RunQuery) -> list[dict[str, Any]]:
     return records
 
 
-async def metric_history(store: Store, run_id: str, key: str) -> MetricSeries:
-    """Every point of one metric of a run, ordered by step."""
+def _step_range(min_step: int | None, max_step: int | None) -> None:
+    if min_step is not None and max_step is not None and min_step > max_step:
+        raise InvalidInput(f"min_step ({min_step}) must not be greater than max_step ({max_step})")
+
+
+async def metric_history(
+    store: Store, run_id: str, key: str, *, min_step: int | None = None,
+    max_step: int | None = None,
+) -> MetricSeries:  # fmt: skip
+    """The points of one metric of a run, ordered by step.
+
+    Every point, or those with ``min_step <= step <= max_step`` (either bound optional).
+    """
+    _step_range(min_step, max_step)
     rid = await resolve_run_id(store, run_id)
-    return await store.metric_history(rid, v.key(key, "metric key"))
+    return await store.metric_history(
+        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
+    )
+
+
+async def metric_points(
+    store: Store, run_id: str, key: str, *, min_step: int | None = None,
+    max_step: int | None = None,
+) -> MetricPoints:  # fmt: skip
+    """:func:`metric_history` as packed arrays, with the whole series' extent (for charts).
+
+    ``min_step > max_step`` is an empty range here, not an error: a live chart's
+    ``after_step`` may pass the end of the range it shows.
+    """
+    rid = await resolve_run_id(store, run_id)
+    return await store.metric_points(
+        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
+    )
 
 
 async def child_runs(store: Store, parent_id: str, limit: int = 200) -> list[RunInfo]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from chachaml.records.runs import (
     EndStatus,
     Experiment,
     MetricChunk,
+    MetricPoints,
     MetricSeries,
     MetricSummary,
     NewRun,
@@ -41,7 +41,7 @@ from chachaml.records.runs import (
     RunInfo,
     RunQuery,
 )
-from chachaml.store.codec import unpack_chunk
+from chachaml.store.codec import series_of, unpack_chunk
 from chachaml.store.protocol import PipelineEnd, StepEnd
 
 READ = "/api/store/v1"
@@ -269,15 +269,27 @@ class RemoteStore:
         result: dict[str, MetricSummary] = await self._conn.get(path, dict[str, MetricSummary])
         return result
 
-    async def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """Every point of a metric, fetched packed so that infinities survive."""
+    async def metric_history(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricSeries:
+        """The points of a metric in a step range, fetched packed so that infinities survive."""
+        return series_of(await self.metric_points(run_id, key, min_step=min_step,
+                                                  max_step=max_step))  # fmt: skip
+
+    async def metric_points(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricPoints:
+        """The points of a metric in a step range as packed arrays."""
         path = f"{READ}/runs/{quote(run_id)}/series/{_q(key)}"
-        packed = (await self._conn.request("GET", path)).json()
+        bounds = {"min_step": min_step, "max_step": max_step}
+        query = {k: str(b) for k, b in bounds.items() if b is not None}
+        packed = (await self._conn.request("GET", path, params=query)).json()
         raw = (base64.b64decode(packed[k]) for k in ("steps", "values", "timestamps"))
         steps, values, times = unpack_chunk(*raw)
-        return MetricSeries(run_id=run_id, key=packed["key"], steps=list(steps),
-                            values=[None if math.isnan(x) else x for x in values],
-                            timestamps=list(times))  # fmt: skip
+        return MetricPoints(run_id=run_id, key=packed["key"], steps=steps, values=values,
+                            timestamps=times, total=packed["total"],
+                            first_step=packed["first_step"],
+                            last_step=packed["last_step"])  # fmt: skip
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact record."""

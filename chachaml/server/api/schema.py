@@ -118,6 +118,18 @@ class PackedSeries(_Body):
     timestamps: str
 
 
+class PackedPoints(PackedSeries):
+    """Points of one metric in a step range, packed, with the whole series' extent.
+
+    ``total`` counts every point of the metric, ``first_step`` and ``last_step`` are its
+    lowest and highest step, whatever the range asked for.
+    """
+
+    total: int
+    first_step: int
+    last_step: int
+
+
 class MetricBatch(_Body):
     """Many points: a list of points and/or packed series."""
 

@@ -15,17 +15,16 @@ server protects reads.
 from __future__ import annotations
 
 import base64
-import math
 
 from starlette.responses import StreamingResponse
 
 from chachaml.records.registry import Model, ModelDetail, ModelVersion
 from chachaml.records.runs import Artifact, Experiment, MetricSeries, MetricSummary, Run, RunQuery
 from chachaml.server.api import schema as m
-from chachaml.server.api.endpoint import Api, Call
+from chachaml.server.api.endpoint import INT64, Api, Call
 from chachaml.server.errors import ApiError
 from chachaml.store.artifacts import ArtifactStore, StoredObject, uri_digest
-from chachaml.store.codec import pack_columns
+from chachaml.store.codec import pack_arrays
 from chachaml.tools import registry as registry_ops
 
 api = Api()
@@ -74,20 +73,46 @@ async def metric_summaries(call: Call) -> dict[str, MetricSummary]:
     return await call.store.metric_summaries(call.path("run_id"))
 
 
-@api.route("GET", RUN + "/metrics/{key:path}", scope="read", response=MetricSeries, errors=ERR)
+STEP_RANGE = (("min_step", "integer", False), ("max_step", "integer", False))
+
+
+def _step(call: Call, name: str) -> int | None:
+    """An optional step bound from the query string (a 422 unless a 64-bit integer)."""
+    raw = call.request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if not -INT64 <= value < INT64:
+        raise ApiError(422, f"query parameter {name!r} must fit in 64 bits, got {value}")
+    return value
+
+
+@api.route("GET", RUN + "/metrics/{key:path}", scope="read", response=MetricSeries, errors=ERR,
+           query=STEP_RANGE)  # fmt: skip
 async def metric_history(call: Call) -> MetricSeries:
-    """Every point of one metric, by step (NaN values as null)."""
-    return await call.store.metric_history(call.path("run_id"), call.path("key"))
+    """The points of one metric, by step, optionally in a step range (NaN values as null)."""
+    return await call.store.metric_history(
+        call.path("run_id"), call.path("key"),
+        min_step=_step(call, "min_step"), max_step=_step(call, "max_step"),
+    )  # fmt: skip
 
 
-@api.route("GET", RUN + "/series/{key:path}", scope="read", response=m.PackedSeries, errors=ERR)
-async def packed_history(call: Call) -> m.PackedSeries:
-    """Every point of one metric as packed base64 arrays (NaN stays NaN, infinities kept)."""
-    series = await call.store.metric_history(call.path("run_id"), call.path("key"))
-    values = [math.nan if x is None else x for x in series.values]
-    packed = pack_columns(series.steps, values, series.timestamps)
+@api.route("GET", RUN + "/series/{key:path}", scope="read", response=m.PackedPoints, errors=ERR,
+           query=STEP_RANGE)  # fmt: skip
+async def packed_history(call: Call) -> m.PackedPoints:
+    """The points of one metric as packed base64 arrays (NaN stays NaN, infinities kept)."""
+    points = await call.store.metric_points(
+        call.path("run_id"), call.path("key"),
+        min_step=_step(call, "min_step"), max_step=_step(call, "max_step"),
+    )  # fmt: skip
+    packed = pack_arrays(points.steps, points.values, points.timestamps)
     steps, vals, times = (base64.b64encode(b).decode() for b in packed)
-    return m.PackedSeries(key=series.key, steps=steps, values=vals, timestamps=times)
+    return m.PackedPoints(key=points.key, steps=steps, values=vals, timestamps=times,
+                          total=points.total, first_step=points.first_step,
+                          last_step=points.last_step)  # fmt: skip
 
 
 @api.route("GET", RUN + "/artifacts", scope="read", response=m.ArtifactList, errors=ERR)

@@ -132,10 +132,10 @@ async def metric_series(request: Request) -> Response:
     ``min_step``/``max_step`` narrow the range the ``points`` budget is spent on (a zoomed
     chart); ``after_step`` returns only newer points (a live chart).
     """
-    series = await run_ops.metric_history(
-        store_of(request), path_param(request, "run_id"), path_param(request, "key")
-    )
+    store = store_of(request)
+    run_id, key = path_param(request, "run_id"), path_param(request, "key")
     if choice_param(request, "format", ("json", "csv"), "json") == "csv":
+        series = await run_ops.metric_history(store, run_id, key)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["step", "value", "timestamp"])
@@ -146,13 +146,17 @@ async def metric_series(request: Request) -> Response:
             media_type="text/csv; charset=utf-8",
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )
-    points = int_param(request, "points", DISPLAY_POINTS, 2, 100_000)
+    count = int_param(request, "points", DISPLAY_POINTS, 2, 100_000)
     lo, hi = _step_param(request, "min_step"), _step_param(request, "max_step")
     if lo is not None and hi is not None and lo > hi:
         raise InvalidInput(f"min_step ({lo}) must not be greater than max_step ({hi})")
     after = _step_param(request, "after_step")
-    body = series_points(series, points, min_step=lo, max_step=hi, after_step=after)
-    return JSONResponse(jsonable(body), headers=SECURITY_HEADERS)
+    if after is not None and after < STEP_LIMIT:
+        lo = after + 1 if lo is None else max(lo, after + 1)
+    elif after is not None:  # nothing comes after the last step there is
+        lo, hi = STEP_LIMIT, STEP_LIMIT - 1
+    points = await run_ops.metric_points(store, run_id, key, min_step=lo, max_step=hi)
+    return JSONResponse(jsonable(series_points(points, count)), headers=SECURITY_HEADERS)
 
 
 def routes() -> list[Route]:

@@ -24,8 +24,12 @@ SCHEMA_TABLE = (
 REAL = {"sqlite": "REAL", "postgresql": "DOUBLE PRECISION"}
 
 
-async def migrate(db: Tx, dialect: Dialect) -> None:
-    """Apply the dialect's pending migrations; ``SchemaTooNew`` for a newer database."""
+async def migrate(db: Tx, dialect: Dialect, *, up_to: int | None = None) -> None:
+    """Apply the dialect's pending migrations; ``SchemaTooNew`` for a newer database.
+
+    ``up_to`` stops after that version: the older schema a test of a data migration starts
+    from.
+    """
     migrations = MIGRATIONS[dialect]
     await db.execute(SCHEMA_TABLE.format(real=REAL[dialect]))
     (found,) = await db.fetchall("SELECT coalesce(max(version), 0) AS version FROM schema_version")
@@ -39,8 +43,13 @@ async def migrate(db: Tx, dialect: Dialect) -> None:
     for migration in migrations:
         if migration.version <= current:
             continue
+        if up_to is not None and migration.version > up_to:
+            break
         for statement in migration.statements:
-            await db.execute(statement)
+            if isinstance(statement, str):
+                await db.execute(statement)
+            else:
+                await statement(db)
         await db.execute(
             "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
             (migration.version, migration.name, time.time()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chachaml.store.migrations import Migration
+from chachaml.store.migrations.metric_chunks import fill_step_spans
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -430,6 +431,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             " '8', '9') AND value <> '-Infinity' AND length(value) <= 30)"
             " THEN CAST(value AS DOUBLE PRECISION) END),"
             " value)",
+        ),
+    ),
+    Migration(
+        15,
+        "metric chunks carry their step span, so a step range reads only the chunks it needs",
+        (
+            # lowest and highest step, and whether the steps never decrease (then chunks in
+            # step order are joined without sorting); filled as each chunk is stored
+            "ALTER TABLE metric_chunks ADD COLUMN min_step INTEGER",
+            "ALTER TABLE metric_chunks ADD COLUMN max_step INTEGER",
+            "ALTER TABLE metric_chunks ADD COLUMN in_order INTEGER",
+            fill_step_spans,
+            # a range's lower bound seeks (a live chart asks for the points after its last
+            # step); the upper bound and the span are read from the index, not the chunk row
+            "DROP INDEX metric_chunks_run_key",
+            """CREATE INDEX metric_chunks_run_key_span
+                ON metric_chunks (run_id, key, max_step, min_step)""",
         ),
     ),
 )

@@ -3,16 +3,23 @@
 A chunk holds many points of one metric as packed arrays (:mod:`chachaml.store.codec`), so
 a point costs a few bytes and ingest one row per chunk; the summary (latest value, range,
 count) is upserted in the same transaction, so listings and ``best_run`` never scan points.
+Each chunk row also holds its step span (lowest and highest step, whether its steps are in
+order), indexed, so a read of a step range fetches only the chunks that overlap it.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from chachaml.errors import NotFound
-from chachaml.records.runs import MetricChunk, MetricSeries, MetricSummary, to_datetime
-from chachaml.store.codec import unpack_chunk
+from chachaml.records.runs import (
+    MetricChunk,
+    MetricPoints,
+    MetricSeries,
+    MetricSummary,
+    to_datetime,
+)
+from chachaml.store.codec import StoredChunk, join_chunks, series_of, step_span
 from chachaml.store.sql.database import Database, Row, Tx
 from chachaml.store.sql.rows import in_batches, marks, require_run
 
@@ -49,30 +56,6 @@ def summary_from_row(row: Row) -> MetricSummary:
     )
 
 
-def series_from_chunks(run_id: str, key: str, chunks: Iterable[Row]) -> MetricSeries:
-    """Concatenate stored chunks (``steps, vals, times``) into one series ordered by step."""
-    steps: list[int] = []
-    values: list[float] = []
-    times: list[float] = []
-    for chunk in chunks:
-        s, v, t = unpack_chunk(chunk["steps"], chunk["vals"], chunk["times"])
-        steps.extend(s)
-        values.extend(v)
-        times.extend(t)
-    if any(steps[i] > steps[i + 1] for i in range(len(steps) - 1)):
-        order = sorted(range(len(steps)), key=lambda i: (steps[i], times[i]))
-        steps = [steps[i] for i in order]
-        values = [values[i] for i in order]
-        times = [times[i] for i in order]
-    return MetricSeries(
-        run_id=run_id,
-        key=key,
-        steps=steps,
-        values=[None if math.isnan(v) else v for v in values],
-        timestamps=times,
-    )
-
-
 async def latest_metrics(db: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """Each run's latest metric values by key (an empty map for a run without metrics)."""
     metrics: dict[str, dict[str, float | None]] = {rid: {} for rid in run_ids}
@@ -84,6 +67,19 @@ async def latest_metrics(db: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, 
         ):
             metrics[rid][key] = value
     return metrics
+
+
+def _span(chunk: MetricChunk) -> tuple[int, int, int]:
+    """A chunk's ``min_step``, ``max_step`` and ``in_order`` columns (worked out if absent)."""
+    if chunk.min_step is not None and chunk.in_order is not None:
+        return chunk.min_step, chunk.last_step, int(chunk.in_order)
+    low, high, in_order = step_span(chunk.steps)
+    return low, high, int(in_order)
+
+
+CHUNK_COLUMNS = (
+    "run_id", "key", "count", "steps", "vals", "times", "min_step", "max_step", "in_order"
+)  # fmt: skip
 
 
 class Metrics:
@@ -113,13 +109,17 @@ class Metrics:
                     (run_id, batch),
                 ):
                     stored.add((run_id, batch))
-            fresh = [c for c in chunks if (c.run_id, c.batch) not in stored]
+            fresh = [(c, span) for c, span in zip(chunks, spans, strict=True)
+                     if (c.run_id, c.batch) not in stored]  # fmt: skip
             if not fresh:
                 return
             await db.insert_rows(
                 "metric_chunks",
-                ("run_id", "key", "count", "steps", "vals", "times"),
-                [(c.run_id, c.key, c.count, c.steps, c.values, c.timestamps) for c in fresh],
+                CHUNK_COLUMNS,
+                [
+                    (c.run_id, c.key, c.count, c.steps, c.values, c.timestamps, *span)
+                    for c, span in fresh
+                ],
             )
             await db.executemany(
                 UPSERT_SUMMARY,
@@ -134,10 +134,11 @@ class Metrics:
                         c.max_value,
                         c.count,
                     )
-                    for c in fresh
+                    for c, _ in fresh
                 ],
             )
 
+        spans = [_span(c) for c in chunks]  # outside the write transaction
         await self._db.transact(body)
 
     @staticmethod
@@ -155,25 +156,63 @@ class Metrics:
 
         return await self._db.query(body)
 
-    async def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """All points of one metric."""
+    async def metric_points(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricPoints:
+        """The points of one metric with ``min_step <= step <= max_step``, packed, by step."""
 
-        async def body(db: Tx) -> tuple[list[Row], list[Row]]:
+        async def body(db: Tx) -> tuple[list[Row], list[Row], list[Row]]:
             await require_run(db, run_id)
-            chunks = await db.fetchall(
-                "SELECT steps, vals, times FROM metric_chunks WHERE run_id = ? AND key = ?"
-                " ORDER BY id",
-                (run_id, key),
+            whole = await db.fetchall(
+                "SELECT count, last_step, (SELECT min(min_step) FROM metric_chunks"
+                " WHERE run_id = ? AND key = ?) AS first_step"
+                " FROM metric_summary WHERE run_id = ? AND key = ?",
+                (run_id, key, run_id, key),
             )
-            if chunks:
-                return chunks, []
-            keys = await db.fetchall(
-                "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
+            if not whole:
+                keys = await db.fetchall(
+                    "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
+                )
+                return whole, [], keys
+            sql = (
+                "SELECT id, steps, vals, times, min_step, max_step, in_order FROM metric_chunks"
+                " WHERE run_id = ? AND key = ?"
             )
-            return chunks, keys
+            params: list[object] = [run_id, key]
+            if min_step is not None:
+                sql += " AND max_step >= ?"
+                params.append(min_step)
+            if max_step is not None:
+                sql += " AND min_step <= ?"
+                params.append(max_step)
+            return whole, await db.fetchall(sql, params), []
 
-        chunks, keys = await self._db.query(body)
-        if not chunks:
+        whole, rows, keys = await self._db.query(body)
+        if not whole:
             logged = ", ".join(k["key"] for k in keys) or "none"
             raise NotFound(f"run {run_id!r} has no metric {key!r} (logged metrics: {logged})")
-        return series_from_chunks(run_id, key, chunks)
+        rows.sort(key=lambda r: r["id"])  # here, not in SQL: a sort there copies the arrays
+        chunks = [
+            StoredChunk(r["steps"], r["vals"], r["times"], r["min_step"], r["max_step"],
+                        bool(r["in_order"]))
+            for r in rows
+        ]  # fmt: skip
+        steps, values, times = join_chunks(chunks, min_step, max_step)
+        (extent,) = whole
+        return MetricPoints(
+            run_id=run_id,
+            key=key,
+            steps=steps,
+            values=values,
+            timestamps=times,
+            total=extent["count"],
+            first_step=extent["first_step"],
+            last_step=extent["last_step"],
+        )
+
+    async def metric_history(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricSeries:
+        """The points of one metric with ``min_step <= step <= max_step``, by step."""
+        points = await self.metric_points(run_id, key, min_step=min_step, max_step=max_step)
+        return series_of(points)

@@ -33,6 +33,7 @@ from chachaml.records.runs import (
     EndStatus,
     Experiment,
     MetricChunk,
+    MetricPoints,
     MetricSeries,
     MetricSummary,
     NewRun,
@@ -183,9 +184,17 @@ class SQLStore:
         """Latest value, step and range of each metric of a run."""
         return await self.metrics.metric_summaries(run_id)
 
-    async def metric_history(self, run_id: str, key: str) -> MetricSeries:
-        """Every point of one metric, ordered by step; ``NotFound`` if never logged."""
-        return await self.metrics.metric_history(run_id, key)
+    async def metric_history(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricSeries:
+        """The points of one metric in a step range, by step; ``NotFound`` if never logged."""
+        return await self.metrics.metric_history(run_id, key, min_step=min_step, max_step=max_step)
+
+    async def metric_points(
+        self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
+    ) -> MetricPoints:
+        """The points of one metric in a step range as packed arrays, by step."""
+        return await self.metrics.metric_points(run_id, key, min_step=min_step, max_step=max_step)
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact record; ``NotFound`` listing the run's artifacts if absent."""

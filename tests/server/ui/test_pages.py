@@ -13,7 +13,6 @@ import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.app import create_app
-from chachaml.server.ui.charts import downsample
 from chachaml.server.ui.markdown import note_html
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
@@ -264,12 +263,6 @@ async def test_long_series_are_downsampled_for_display(
     assert len(chart["values"]) <= 1000 and set(chart["values"]) >= {0.0, 976.0}
     full = (await own_web.get(f"/api/runs/{'e' * 32}/metrics/loss?format=csv")).text
     assert len(full.splitlines()) == n + 1
-
-
-def test_downsample_keeps_extremes_in_step_order() -> None:
-    steps, values = downsample(list(range(10)), [0, 5, 1, 9, 2, None, 3, 8, 4, 7], 4)
-    assert steps == sorted(steps) and 9 in values and 0 in values
-    assert downsample([0, 1], [1.0, float("nan")], 10) == ([0], [1.0])
 
 
 async def test_export_is_csv_of_the_filtered_set(web: httpx.AsyncClient) -> None:

@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import pytest
 
-from chachaml.records.runs import MetricChunk, MetricSeries, NewRun
+from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.app import create_app
-from chachaml.server.ui.charts import series_points
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 
@@ -126,18 +125,6 @@ async def test_nan_and_inf_points_come_back_marked(web: httpx.AsyncClient) -> No
         (4, "-inf"),
     ]
     assert data["downsampled"] is False
-
-
-def test_series_points_counts_nonfinite_apart_from_downsampling() -> None:
-    series = MetricSeries(
-        run_id=RUN,
-        key="k",
-        steps=list(range(10)),
-        values=list[float | None]([1.0] * 9 + [math.nan]),
-        timestamps=[0.0] * 10,
-    )
-    points = series_points(series, 100)
-    assert points["shown"] == 9 and not points["downsampled"] and len(points["nonfinite"]) == 1
 
 
 async def test_page_groups_metrics_and_shows_a_one_point_metric_as_a_value(

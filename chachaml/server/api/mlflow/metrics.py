@@ -139,10 +139,12 @@ def _history(series: MetricSeries, start: int, stop: int) -> list[dict[str, Any]
     ]
 
 
-async def _series(call: Call, run_id: str, key: str) -> MetricSeries | None:
-    """A metric's history; ``None`` when the run exists but never logged it."""
+async def _series(
+    call: Call, run_id: str, key: str, start: int | None = None, end: int | None = None
+) -> MetricSeries | None:
+    """A metric's history (of steps ``start..end``); ``None`` if the run never logged it."""
     try:
-        return await run_ops.metric_history(call.store, run_id, key)
+        return await run_ops.metric_history(call.store, run_id, key, min_step=start, max_step=end)
     except NotFound:
         await run_ops.get_run(call.store, run_id)  # NotFound for a run that does not exist
         return None
@@ -194,7 +196,7 @@ async def get_history_bulk_interval(call: Call) -> Answer:
         raise InvalidInput(f"end_step ({end}) must not be before start_step ({start})")
     out: list[dict[str, Any]] = []
     for run_id in run_ids:
-        series = await _series(call, run_id, key)
+        series = await _series(call, run_id, key, start, end)  # reads only those chunks
         if series is None:
             continue
         for i in _sampled(series, start, end, most):

@@ -1,0 +1,97 @@
+"""Chart downsampling over packed arrays: the same points as the per-value definition, spikes
+kept, NaN/inf apart, and the counts the charts read."""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+
+import pytest
+
+from chachaml.records.runs import MetricPoints
+from chachaml.server.ui.charts import BLOCK, keep_indices, nonfinite_indices, series_points
+
+
+def by_definition(values: list[float], max_points: int) -> list[int]:
+    """Per bucket of equally many finite values, its first lowest and first highest value."""
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    if len(finite) <= max_points:
+        return finite
+    buckets = max(1, max_points // 2)
+    size = len(finite) / buckets
+    out: list[int] = []
+    for b in range(buckets):
+        part = finite[int(b * size) : int((b + 1) * size)]
+        if not part:
+            continue
+        vals = [values[i] for i in part]
+        low, high = vals.index(min(vals)), vals.index(max(vals))
+        out += [part[low]] if low == high else [part[min(low, high)], part[max(low, high)]]
+    return out
+
+
+def noisy(seed: int, n: int, odd_share: float) -> list[float]:
+    """Values with repeats, signed zeros, spikes and (a share of) NaN and infinities."""
+    rnd = random.Random(seed)
+    odd = [math.nan, math.inf, -math.inf]
+    choices = [0.0, -0.0, 1.0, 1.0, -1e300, 1e300]
+    return [
+        rnd.choice(odd) if rnd.random() < odd_share
+        else rnd.choice(choices) if rnd.random() < 0.3 else rnd.gauss(0, 1)
+        for _ in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("odd_share", [0.0, 0.001, 0.3, 1.0])
+def test_kept_points_are_those_of_the_per_value_definition(seed: int, odd_share: float) -> None:
+    values = noisy(seed, 3 * BLOCK + 123, odd_share)
+    packed = array("d", values)
+    bad = nonfinite_indices(packed)
+    assert bad == [i for i, v in enumerate(values) if not math.isfinite(v)]
+    for max_points in (2, 3, 100, 1000, len(values)):
+        kept = keep_indices(packed, bad, max_points)
+        assert kept == by_definition(values, max_points)
+        assert [str(packed[i]) for i in kept] == [str(values[i]) for i in kept]  # -0.0 too
+
+
+def test_finite_values_that_overflow_a_sum_are_still_finite() -> None:
+    packed = array("d", [1e308] * (BLOCK + 5) + [math.nan])
+    assert nonfinite_indices(packed) == [BLOCK + 5]
+
+
+def test_a_spike_survives_and_kept_points_stay_in_step_order() -> None:
+    values = [math.sin(i / 100) for i in range(100_000)]
+    values[54_321] = 50.0
+    kept = keep_indices(array("d", values), [], 1000)
+    assert len(kept) <= 1000 and kept == sorted(kept) and 54_321 in kept
+
+
+def points(values: list[float], first: int = 0) -> MetricPoints:
+    n = len(values)
+    return MetricPoints(
+        run_id="r" * 32,
+        key="k",
+        steps=array("q", range(first, first + n)),
+        values=array("d", values),
+        timestamps=array("d", [100.0 + i for i in range(n)]),
+        total=n + first,
+        first_step=0,
+        last_step=first + n - 1,
+    )
+
+
+def test_series_points_counts_nonfinite_apart_from_downsampling() -> None:
+    chart = series_points(points([1.0] * 9 + [math.nan]), 100)
+    assert chart["shown"] == 9 and not chart["downsampled"] and chart["in_range"] == 10
+    assert chart["nonfinite"] == [{"step": 9, "value": "NaN", "time": 109.0}]
+
+
+def test_series_points_report_the_whole_series_beside_the_range() -> None:
+    chart = series_points(points([float(i % 7) for i in range(5000)], first=100), 10)
+    assert (chart["total"], chart["first_step"], chart["last_step"]) == (5100, 0, 5099)
+    assert chart["in_range"] == 5000 and chart["shown"] <= 10 and chart["downsampled"]
+    assert chart["steps"] == sorted(chart["steps"]) and chart["steps"][0] >= 100
+    assert set(chart["values"]) == {0.0, 6.0}
+    assert chart["times"] == [100.0 + s - 100 for s in chart["steps"]]
