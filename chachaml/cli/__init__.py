@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from chachaml.cli.imports import cmd_import
 from chachaml.cli.parser import build_parser
 from chachaml.cli.runs import cmd_best, cmd_demo, cmd_experiments, cmd_runs, cmd_show
 from chachaml.cli.servers import cmd_chat, cmd_mcp, cmd_pipeline, cmd_serve
@@ -35,6 +36,7 @@ COMMANDS.update(
     alerts=cmd_alerts,
     chat=cmd_chat,
 )
+COMMANDS["import"] = cmd_import  # a keyword: not an update() argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,6 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge", action="store_true", help="copy into a target that already holds data"
     )
 
+    p = sub.add_parser("import", help="import another tracker's store (mlflow)")
+    actions = p.add_subparsers(dest="import_command", required=True)
+    p = actions.add_parser(
+        "mlflow",
+        help="import an MLflow store: runs, metric histories, artifacts, models (resumable)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="what MLflow's client opens: a mlruns folder, sqlite:///mlflow.db, http://host:5000",
+    )
+    p.add_argument(
+        "--experiment",
+        "-e",
+        action="append",
+        help="import only this MLflow experiment (repeatable; default: every one)",
+    )
+    _global_options(p)
+
     p = sub.add_parser("artifacts", help="artifact root maintenance")
     actions = p.add_subparsers(dest="artifacts_command", required=True)
     p = actions.add_parser(

@@ -1,0 +1,587 @@
+"""Importing an MLflow tracking store into chachaml (``chachaml import mlflow --from URI``).
+
+The source is whatever MLflow's own client opens: a ``mlruns`` folder (a path or a ``file:``
+URI), a database URL such as ``sqlite:///mlflow.db``, or an ``http://`` tracking server. It
+is read through ``MlflowClient`` and MLflow's artifact repositories only, so every backend
+MLflow supports reads the same way, and ``mlflow`` stays an optional extra.
+
+Identity, idempotence and resuming:
+
+- A run keeps its MLflow id (both are 32 hex characters): the MLflow run id *is* the mapping,
+  and reads through chachaml's MLflow protocol answer with the ids people already have.
+- A run is written step by step (created with its tags, params, metric histories, datasets,
+  artifacts file by file, note, end) and the tag :data:`MARKER` is set last. A run carrying
+  it is complete and is not written again; one without it (an interrupted import) is
+  completed, every step being idempotent: a param of the same value is no change, metric
+  chunks carry batch ids the store keeps once per run, datasets and artifacts already held
+  are not added again. Nothing is duplicated, whenever the import stopped.
+- A model version carries MLflow's version number as the tag :data:`VERSION_TAG`, written in
+  its registering transaction; versions already carrying it are not registered again.
+- At the end everything selected is counted on both sides (:class:`ImportReport`).
+
+Parents are imported before their children; a parent outside the import keeps its id in the
+``mlflow.parentRunId`` tag. MLflow's deleted experiments and runs are not imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from chachaml.errors import Conflict, InvalidInput, NotFound, import_extra
+from chachaml.records.registry import ModelDetail, Stage
+from chachaml.records.runs import Dataset, EndStatus, MetricChunk, Run
+from chachaml.records.validation import MAX_TAG_VALUE
+from chachaml.store.artifacts import ArtifactStore
+from chachaml.store.codec import make_chunk
+from chachaml.store.protocol import Store
+from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import registry as registry_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tools.metrics import log_metrics
+
+MARKER = "chachaml.imported_from"  # set last on a run: the run is complete
+VERSION_TAG = "mlflow.version"  # MLflow's number of an imported model version
+SOURCE_TAG = "mlflow.source"  # MLflow's source URI of an imported model version
+RUN_NAME, USER, NOTE, PARENT = (
+    "mlflow.runName",
+    "mlflow.user",
+    "mlflow.note.content",
+    "mlflow.parentRunId",
+)
+FIELD_TAGS = frozenset({RUN_NAME, USER, NOTE, PARENT})  # chachaml run fields, not tags
+CONTEXT = "mlflow.data.context"  # a dataset input's role
+ENDED: dict[str, EndStatus] = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "killed"}
+STAGES: dict[str, Stage] = {
+    "none": "none",
+    "staging": "staging",
+    "production": "production",
+    "archived": "archived",
+}
+DEFAULT_EXPERIMENT = ("0", "default")  # MLflow's Default is chachaml's default experiment
+IMPORTER = "chachaml import"
+CHUNK_POINTS = 100_000  # points per stored chunk
+BATCH_POINTS = 500_000  # points per metric transaction
+PAGE = 1000
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Counts:
+    """How many of each thing: read from MLflow, or held by chachaml."""
+
+    experiments: int = 0
+    runs: int = 0
+    params: int = 0
+    tags: int = 0
+    metric_points: int = 0
+    datasets: int = 0
+    artifacts: int = 0
+    models: int = 0
+    versions: int = 0
+    aliases: int = 0
+
+    def add(self, other: Counts) -> None:
+        """Add ``other``'s counts to these."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name, in declaration order."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ImportReport:
+    """What an import read, what chachaml held before and after, and what it left out."""
+
+    source: str
+    read: Counts = field(default_factory=Counts)  # in MLflow: everything selected
+    before: Counts = field(default_factory=Counts)  # of that, in chachaml before the import
+    stored: Counts = field(default_factory=Counts)  # of that, in chachaml after the import
+    skipped: list[str] = field(default_factory=list)  # left out, and why
+    notes: list[str] = field(default_factory=list)  # imported, but not exactly as in MLflow
+
+    @property
+    def added(self) -> dict[str, int]:
+        """What this import wrote, by kind."""
+        before = self.before.as_dict()
+        return {k: n - before[k] for k, n in self.stored.as_dict().items()}
+
+    @property
+    def mismatches(self) -> dict[str, tuple[int, int]]:
+        """Kinds whose count in chachaml differs from MLflow's: ``(read, stored)``."""
+        stored = self.stored.as_dict()
+        return {k: (n, stored[k]) for k, n in self.read.as_dict().items() if stored[k] != n}
+
+
+def source_label(uri: str) -> str:
+    """The source as the marker tag records it: a URI without user or password."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        uri = parts._replace(netloc=netloc).geturl()
+    return f"mlflow {uri}"
+
+
+def _local_path(uri: str) -> Path | None:
+    """The file or folder a local MLflow URI names (``None``: a server or another database)."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        return Path(parts.path if parts.scheme else uri)
+    if parts.scheme == "sqlite":
+        return Path(uri.split("sqlite:///", 1)[1]) if uri.startswith("sqlite:///") else None
+    return None
+
+
+def open_source(uri: str) -> Any:
+    """An ``MlflowClient`` over the store ``uri`` names; ``InvalidInput`` if it is not there.
+
+    MLflow would create an empty store at a local path that does not exist, and the import
+    would then find nothing: a typo should say so instead.
+    """
+    import_extra("mlflow", "mlflow", "chachaml import mlflow")
+    from mlflow.tracking import MlflowClient
+
+    local = _local_path(uri)
+    if local is not None and not local.exists():
+        raise InvalidInput(f"no MLflow store at {uri!r}: {str(local)!r} does not exist")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _pages(call: Callable[..., Any], **kwargs: Any) -> list[Any]:
+    """Every item of a paged MLflow listing."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = call(max_results=PAGE, page_token=token, **kwargs)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def _dataset(given: Any) -> Dataset:
+    """An MLflow ``DatasetInput`` as a chachaml dataset, as the MLflow protocol maps one."""
+    body = given.dataset
+    tags = {t.key: t.value for t in given.tags or []}
+    role = tags.pop(CONTEXT, None) or "input"
+    extra: dict[str, Any] = {"source_type": body.source_type or "unknown"}
+    for name in ("schema", "profile"):
+        if getattr(body, name, None):
+            extra[name] = getattr(body, name)
+    if tags:
+        extra["tags"] = tags
+    return Dataset(
+        role=role,
+        name=body.name or None,
+        source=body.source or None,
+        digest=body.digest or None,
+        extra=extra,
+    )
+
+
+def held_counts(run: Run | None) -> Counts:
+    """What chachaml holds of an imported run (its ``runs`` is 1 once it is complete)."""
+    if run is None:
+        return Counts()
+    return Counts(
+        runs=int(MARKER in run.tags),
+        params=len(run.params),
+        tags=len(run.tags) - int(MARKER in run.tags),
+        metric_points=sum(s.count for s in run.metric_summaries.values()),
+        datasets=len(run.datasets),
+        artifacts=len(run.artifacts),
+    )
+
+
+async def _held_run(store: Store, run_id: str) -> Run | None:
+    try:
+        return await store.get_run(run_id)
+    except NotFound:
+        return None
+
+
+def _parents_first(runs: Sequence[Any]) -> list[Any]:
+    """Runs ordered so that every parent in the list comes before its children."""
+    by_id = {r.info.run_id: r for r in runs}
+    ordered: list[Any] = []
+    placed: set[str] = set()
+    for run in runs:
+        chain = []
+        current: Any = run
+        while current is not None and current.info.run_id not in placed:
+            chain.append(current)
+            placed.add(current.info.run_id)
+            current = by_id.get(current.data.tags.get(PARENT, ""))
+        ordered.extend(reversed(chain))
+    return ordered
+
+
+@dataclass
+class _RunFiles:
+    """Where a run's artifacts were and which names it has (to resolve model versions)."""
+
+    artifact_uri: str
+    names: set[str]
+
+
+class MlflowImport:
+    """One import of an MLflow store into a chachaml store and artifact store."""
+
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        source: Any,
+        label: str,
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.mlflow = source
+        self.label = label
+        self.progress = progress or (lambda label, done, total: None)
+        self.report = ImportReport(source=label)
+        self.run_files: dict[str, _RunFiles] = {}
+        self.copied_files = 0
+        self.listed_files = 0
+
+    async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A call of MLflow's (synchronous) client, off the event loop."""
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    # experiments
+
+    async def experiments(self, names: Sequence[str]) -> dict[str, str]:
+        """The selected active experiments, created in chachaml: chachaml name by MLflow id."""
+        from mlflow.entities import ViewType
+
+        found = await self._read(
+            _pages, self.mlflow.search_experiments, view_type=ViewType.ACTIVE_ONLY
+        )
+        if names:
+            missing = sorted(set(names) - {e.name for e in found})
+            if missing:
+                listing = ", ".join(sorted(e.name for e in found)) or "none"
+                raise InvalidInput(
+                    f"no MLflow experiment named {', '.join(map(repr, missing))}"
+                    f" (its experiments: {listing})"
+                )
+            found = [e for e in found if e.name in names]
+        held = {e.name for e in await experiment_ops.list_experiments(self.store)}
+        chosen: dict[str, str] = {}
+        for exp in found:
+            name = DEFAULT_EXPERIMENT[1] if exp.experiment_id == DEFAULT_EXPERIMENT[0] else exp.name
+            self.report.before.experiments += name in held
+            description = exp.tags.get(NOTE) or None
+            await experiment_ops.create_experiment(self.store, name, description)
+            chosen[exp.experiment_id] = name
+        self.report.read.experiments = len(chosen)
+        return chosen
+
+    # runs
+
+    async def runs(self, experiments: Mapping[str, str]) -> list[str]:
+        """Import every active run of the experiments; their ids."""
+        from mlflow.entities import ViewType
+
+        runs: list[Any] = []
+        if experiments:
+            runs = await self._read(
+                _pages,
+                self.mlflow.search_runs,
+                experiment_ids=list(experiments),
+                run_view_type=ViewType.ACTIVE_ONLY,
+                order_by=["attributes.start_time ASC"],
+            )
+        ordered = _parents_first(runs)
+        for i, run in enumerate(ordered, 1):
+            await self.run(run, experiments[run.info.experiment_id])
+            self.progress("runs", i, len(ordered))
+        return [r.info.run_id for r in ordered]
+
+    async def run(self, run: Any, experiment: str) -> None:
+        """Import one run, or complete a run an interrupted import left without its marker."""
+        rid: str = run.info.run_id
+        mlflow_tags: dict[str, str] = dict(run.data.tags)
+        params: dict[str, str] = dict(run.data.params)
+        histories = {
+            key: await self._read(self.mlflow.get_metric_history, rid, key)
+            for key in sorted(run.data.metrics)
+        }
+        files = await self._read(self._list_files, rid, "")
+        self.run_files[rid] = _RunFiles(run.info.artifact_uri or "", {f.path for f in files})
+        datasets = [_dataset(d) for d in (run.inputs.dataset_inputs if run.inputs else [])]
+        parent = mlflow_tags.get(PARENT) or None
+        if parent is not None and await _held_run(self.store, parent) is None:
+            parent = None  # not imported: the id stays as a tag
+        tags = {k: val for k, val in mlflow_tags.items() if k not in FIELD_TAGS}
+        if parent is None and mlflow_tags.get(PARENT):
+            tags[PARENT] = mlflow_tags[PARENT]
+        for key, val in list(tags.items()):
+            if len(val) > MAX_TAG_VALUE:
+                tags[key] = val[:MAX_TAG_VALUE]
+                self.report.notes.append(
+                    f"run {rid}: tag {key!r} cut to {MAX_TAG_VALUE} of its {len(val)} characters"
+                )
+        self.report.read.add(
+            Counts(
+                runs=1,
+                params=len(params),
+                tags=len(tags),
+                metric_points=sum(len(h) for h in histories.values()),
+                datasets=len(datasets),
+                artifacts=len(files),
+            )
+        )
+        held = await _held_run(self.store, rid)
+        self.report.before.add(held_counts(held))
+        self.listed_files += len(files)
+        if held is not None and MARKER in held.tags:
+            self.copied_files += len(files)
+            return
+        started = _seconds(run.info.start_time) or 0.0
+        if held is None:
+            name = run.info.run_name or mlflow_tags.get(RUN_NAME) or None
+            new = run_ops.new_run(
+                experiment,
+                name,
+                created_by=mlflow_tags.get(USER) or run.info.user_id or "unknown",
+                run_id=rid,
+                started_at=started,
+                parent_id=parent,
+                tags=tags,
+            )
+            await self.store.create_run(new)  # not start_run: a refused param fails no run
+        elif held.experiment != experiment or abs(held.started_at.timestamp() - started) > 1e-3:
+            raise Conflict(
+                f"run {rid} exists in chachaml in experiment {held.experiment!r}, started"
+                f" {held.started_at.isoformat()}, and is not this MLflow run's import"
+            )
+        else:
+            await run_ops.set_tags(self.store, rid, tags)
+        if params:
+            await run_ops.log_params(self.store, rid, params)
+        await self._metrics(rid, histories)
+        have = list(held.datasets) if held else []
+        for ds in datasets:
+            if ds not in have:
+                await run_ops.log_dataset(self.store, rid, ds)
+                have.append(ds)
+        await self._artifacts(rid, files, {a.name: a.size for a in held.artifacts} if held else {})
+        if mlflow_tags.get(NOTE):
+            creator = mlflow_tags.get(USER) or run.info.user_id or None
+            await run_ops.set_note(self.store, rid, mlflow_tags[NOTE], creator)
+        status = ENDED.get(run.info.status)
+        if status is not None and (held is None or held.ended_at is None):
+            ended = max(_seconds(run.info.end_time) or started, started)
+            # the store's end, not run_ops.end_run: history fires no alert rules
+            await self.store.end_run(rid, status, None, ended)
+        await run_ops.set_tags(self.store, rid, {MARKER: self.label}, IMPORTER)
+
+    async def _metrics(self, rid: str, histories: Mapping[str, Sequence[Any]]) -> None:
+        """Store full histories as packed chunks, each with a batch id the store keeps once."""
+        batch: list[MetricChunk] = []
+        points = 0
+        for key, history in histories.items():
+            rows = sorted(
+                (m.step, m.value if m.value is not None else math.nan, m.timestamp / 1000.0)
+                for m in history
+            )
+            for n, start in enumerate(range(0, len(rows), CHUNK_POINTS)):
+                chunk = make_chunk(rid, key, rows[start : start + CHUNK_POINTS])
+                batch.append(dataclasses.replace(chunk, batch=f"mlflow-import:{n}:{key}"))
+                points += chunk.count
+                if points >= BATCH_POINTS:
+                    await log_metrics(self.store, batch)
+                    batch, points = [], 0
+        await log_metrics(self.store, batch)
+
+    def _list_files(self, rid: str, path: str) -> list[Any]:
+        """Every file under ``path`` of a run's artifacts (MLflow lists one folder at a time)."""
+        found: list[Any] = []
+        for entry in self.mlflow.list_artifacts(rid, path or None):
+            found.extend(self._list_files(rid, entry.path) if entry.is_dir else [entry])
+        return found
+
+    async def _artifacts(self, rid: str, files: Iterable[Any], held: Mapping[str, int]) -> None:
+        """Copy a run's files one by one through a temporary folder, skipping those held."""
+        with tempfile.TemporaryDirectory(prefix="chachaml-import-") as tmp:
+            for entry in files:
+                size = held.get(entry.path)
+                if size is None or (entry.file_size is not None and size != entry.file_size):
+                    local = await self._read(self.mlflow.download_artifacts, rid, entry.path, tmp)
+                    await artifact_ops.put_file(self.store, self.artifacts, rid, entry.path, local)
+                    Path(local).unlink()
+                self.copied_files += 1
+                self.progress("files", self.copied_files, self.listed_files)
+
+    # registry
+
+    async def models(self, run_ids: Sequence[str], everything: bool) -> list[str]:
+        """Import registered models whose versions come from imported runs; their names."""
+        imported = set(run_ids)
+        models = await self._read(_pages, self.mlflow.search_registered_models)
+        names: list[str] = []
+        for i, model in enumerate(models, 1):
+            quoted = model.name.replace("'", "\\'")
+            versions = await self._read(
+                _pages, self.mlflow.search_model_versions, filter_string=f"name='{quoted}'"
+            )
+            versions.sort(key=lambda mv: int(mv.version))
+            wanted = [mv for mv in versions if mv.run_id in imported]
+            for mv in versions:
+                if mv.run_id not in imported and everything:
+                    self.report.skipped.append(
+                        f"model {model.name!r} version {mv.version}: its run"
+                        f" {mv.run_id or '(none)'} is not in the import (deleted in MLflow, or"
+                        " registered from outside a run)"
+                    )
+            if wanted:
+                await self.model(model, wanted)
+                names.append(model.name)
+            self.progress("models", i, len(models))
+        return names
+
+    def _version_artifact(self, mv: Any) -> str | None:
+        """The run artifact a version names: its MLmodel file, or the file it points at."""
+        files = self.run_files.get(mv.run_id)
+        if files is None:
+            return None
+        source: str = mv.source or ""
+        prefixes = [f"runs:/{mv.run_id}/", files.artifact_uri.rstrip("/") + "/"]
+        path = next((source[len(p) :] for p in prefixes if p != "/" and source.startswith(p)), None)
+        if path is None:
+            return None
+        path = path.strip("/")
+        for candidate in (path, f"{path}/MLmodel"):
+            if candidate in files.names:
+                return candidate
+        under = sorted(n for n in files.names if n.startswith(path + "/"))
+        return under[0] if under else None
+
+    async def model(self, model: Any, versions: Sequence[Any]) -> None:
+        """Import a model's versions (in order), stages, aliases, tags and description."""
+        name: str = model.name
+        try:
+            detail: ModelDetail | None = await registry_ops.get_model(self.store, name)
+        except NotFound:
+            detail = None
+        done: dict[int, int] = {}
+        if detail is not None:
+            done = {
+                int(v.tags[VERSION_TAG]): v.version
+                for v in detail.versions
+                if VERSION_TAG in v.tags
+            }
+            if len(done) != len(detail.versions):
+                raise Conflict(
+                    f"model {name!r} exists in chachaml with versions not imported from MLflow;"
+                    " rename one of them before importing"
+                )
+        self.report.before.models += detail is not None
+        self.report.before.versions += len(done)
+        self.report.read.models += 1
+        for mv in versions:
+            number = int(mv.version)
+            if number in done:
+                self.report.read.versions += 1
+                continue
+            artifact = self._version_artifact(mv)
+            if artifact is None:
+                self.report.skipped.append(
+                    f"model {name!r} version {number}: its source {mv.source!r} is no file"
+                    f" among the artifacts of run {mv.run_id}"
+                )
+                continue
+            self.report.read.versions += 1
+            stage = STAGES.get((mv.current_stage or "none").lower(), "none")
+            tags = {**dict(mv.tags), VERSION_TAG: str(number), SOURCE_TAG: mv.source}
+            new = await registry_ops.register_model(
+                self.store,
+                name,
+                mv.run_id,
+                artifact,
+                mv.user_id or IMPORTER,
+                stage=stage,
+                description=mv.description or None,
+                tags=tags,
+            )
+            done[number] = new.version
+        if model.tags:
+            await registry_ops.set_model_tags(self.store, name, dict(model.tags))
+        current = await registry_ops.get_model(self.store, name)
+        if model.description and current.note != model.description:
+            await registry_ops.set_model_note(self.store, name, model.description)
+        aliases = {a: done[int(v)] for a, v in (model.aliases or {}).items() if int(v) in done}
+        self.report.before.aliases += sum(current.aliases.get(a) == v for a, v in aliases.items())
+        self.report.read.aliases += len(aliases)
+        for alias, version in aliases.items():
+            if current.aliases.get(alias) != version:
+                await registry_ops.set_alias(self.store, name, alias, version, IMPORTER)
+        for mv in versions:
+            stage = STAGES.get((mv.current_stage or "none").lower(), "none")
+            held = next(
+                (v for v in current.versions if v.version == done.get(int(mv.version))), None
+            )
+            if held is not None and held.stage != stage:
+                self.report.notes.append(
+                    f"model {name!r} version {mv.version} is {stage} in MLflow and {held.stage}"
+                    " in chachaml (one production version at a time)"
+                )
+
+    # the count check
+
+    async def count(
+        self, experiments: Iterable[str], run_ids: Sequence[str], models: Sequence[str]
+    ) -> None:
+        """Count in chachaml what the import selected (``report.stored``)."""
+        stored = self.report.stored
+        held = {e.name for e in await experiment_ops.list_experiments(self.store)}
+        stored.experiments = sum(name in held for name in experiments)
+        for rid in run_ids:
+            stored.add(held_counts(await _held_run(self.store, rid)))
+        for name in models:
+            detail = await registry_ops.get_model(self.store, name)
+            versions = {v.version for v in detail.versions if VERSION_TAG in v.tags}
+            stored.models += 1
+            stored.versions += len(versions)
+            stored.aliases += sum(v in versions for v in detail.aliases.values())
+
+
+async def import_mlflow(
+    store: Store,
+    artifacts: ArtifactStore,
+    uri: str,
+    *,
+    experiments: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the MLflow store at ``uri`` (only ``experiments``, by name, if given).
+
+    See the module docstring; the report's ``mismatches`` is empty when chachaml holds
+    everything that was read.
+    """
+    source = await anyio.to_thread.run_sync(open_source, uri)
+    job = MlflowImport(store, artifacts, source, source_label(uri), progress)
+    chosen = await job.experiments(experiments)
+    run_ids = await job.runs(chosen)
+    models = await job.models(run_ids, everything=not experiments)
+    await job.count(chosen.values(), run_ids, models)
+    return job.report
