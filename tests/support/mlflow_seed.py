@@ -1,0 +1,171 @@
+"""A real MLflow store made by the ``mlflow`` package, for the importer's tests.
+
+Built through ``MlflowClient`` with explicit URIs (no ``mlflow.set_tracking_uri``: no
+process-wide state), with MLflow's own warnings (deprecated stages, the file store) silenced
+while it is made. :data:`EXPECTED` is what an import of all of it must hold.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOSS_POINTS = 1000
+
+
+@dataclass
+class Seeded:
+    """The ids and values the tests look up after an import."""
+
+    uri: str
+    runs: dict[str, str] = field(default_factory=dict)  # a label -> MLflow run id
+    deleted_run: str = ""
+
+
+# what chachaml must hold after importing everything (deleted runs and experiments left out)
+EXPECTED = {
+    "experiments": 3,  # vision, nlp and MLflow's Default (chachaml's default)
+    "runs": 5,
+    "params": 6,
+    "tags": 1,  # team; name, user, note and parent are run fields
+    "metric_points": LOSS_POINTS + 2 + 2 + 1,
+    "datasets": 1,
+    "artifacts": 5,
+    "models": 1,
+    "versions": 2,
+    "aliases": 1,
+}
+# of it, the experiment "vision" alone
+VISION = {
+    "experiments": 1,
+    "runs": 4,
+    "params": 5,
+    "tags": 1,
+    "metric_points": LOSS_POINTS + 2 + 2,
+    "datasets": 1,
+    "artifacts": 5,
+    "models": 1,
+    "versions": 2,
+    "aliases": 1,
+}
+
+
+def _files(folder: Path) -> Path:
+    (folder / "plots" / "deep").mkdir(parents=True)
+    (folder / "plots" / "loss.txt").write_text("loss curve\n")
+    (folder / "plots" / "deep" / "inner.json").write_text('{"nested": true}\n')
+    model = folder / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors:\n  python_function: {}\n")
+    (model / "model.pkl").write_bytes(bytes(range(256)) * 40)
+    return folder
+
+
+def seed_mlflow(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
+    """Fill an empty MLflow store at ``uri`` (artifacts under ``artifact_root``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _seed(uri, artifact_root, scratch)
+
+
+def _seed(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.data import from_pandas
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    seeded = Seeded(uri)
+    base = 1_700_000_000_000
+    vision = client.create_experiment(
+        "vision", artifact_location=(artifact_root / "vision").as_uri(),
+        tags={"mlflow.note.content": "image models"},
+    )  # fmt: skip
+    nlp = client.create_experiment("nlp", artifact_location=(artifact_root / "nlp").as_uri())
+    gone = client.create_experiment("abandoned")
+    client.delete_experiment(gone)
+
+    sweep = client.create_run(
+        vision, start_time=base, run_name="sweep",
+        tags={"mlflow.user": "ada", "mlflow.note.content": "## the sweep\nthree trials"},
+    )  # fmt: skip
+    rid = sweep.info.run_id
+    seeded.runs["sweep"] = rid
+    client.log_batch(
+        rid,
+        params=[Param("lr", "0.01"), Param("optimizer", "adam")],
+        tags=[RunTag("team", "vision")],
+    )
+    losses = [Metric("loss", math.exp(-i / 300), base + 10 * i, i) for i in range(LOSS_POINTS)]
+    for start in range(0, LOSS_POINTS, 500):  # MLflow takes at most 1,000 metrics a batch
+        client.log_batch(rid, metrics=losses[start : start + 500])
+    client.log_metric(rid, "acc", 0.5, timestamp=base + 5, step=0)
+    client.log_metric(rid, "acc", 0.75, timestamp=base + 6, step=1)
+    files = _files(scratch / "files")
+    client.log_artifact(rid, str(files / "plots" / "loss.txt"), "plots")
+    client.log_artifacts(rid, str(files / "plots" / "deep"), "plots/deep")
+    client.log_artifacts(rid, str(files / "model"), "model")
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+    dataset = from_pandas(frame, name="digits", source="s3://bucket/digits.csv")
+    client.log_inputs(
+        rid,
+        [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")])],
+    )
+    client.set_terminated(rid, "FINISHED", end_time=base + 60_000)
+
+    for i, status in enumerate(["FINISHED", "FAILED"]):
+        child = client.create_run(
+            vision, start_time=base + 1000 * (i + 1), run_name=f"trial-{i}",
+            tags={"mlflow.parentRunId": rid, "mlflow.user": "ada"},
+        )  # fmt: skip
+        seeded.runs[f"trial-{i}"] = child.info.run_id
+        client.log_param(child.info.run_id, "depth", str(i + 3))
+        client.log_metric(child.info.run_id, "acc", 0.8 + i / 10, timestamp=base, step=0)
+        client.set_terminated(child.info.run_id, status, end_time=base + 2000 * (i + 1))
+
+    second = client.create_run(vision, start_time=base + 9000, run_name="retrain")
+    seeded.runs["retrain"] = second.info.run_id
+    client.log_param(second.info.run_id, "lr", "0.02")
+    client.log_artifact(second.info.run_id, str(files / "model" / "MLmodel"), "model")
+    client.set_terminated(second.info.run_id, "FINISHED", end_time=base + 9500)
+
+    dropped = client.create_run(vision, start_time=base + 100, run_name="dropped")
+    seeded.deleted_run = dropped.info.run_id
+    client.log_param(dropped.info.run_id, "lr", "1.0")
+    client.delete_run(dropped.info.run_id)
+
+    other = client.create_run(nlp, start_time=base + 20_000, run_name="bert")
+    seeded.runs["bert"] = other.info.run_id
+    client.log_param(other.info.run_id, "layers", "12")
+    client.log_metric(other.info.run_id, "ppl", 12.5, timestamp=base + 20_001, step=3)
+    # still RUNNING in MLflow: imported as running (and read as killed once its heartbeat is old)
+
+    client.create_registered_model(
+        "classifier", tags={"owner": "ada"}, description="digits classifier"
+    )
+    v1 = client.create_model_version(
+        "classifier", f"runs:/{rid}/model", run_id=rid, tags={"reviewed": "yes"}
+    )
+    v2 = client.create_model_version(
+        "classifier",
+        f"{second.info.artifact_uri}/model",
+        run_id=second.info.run_id,
+        description="retrained",
+    )
+    client.transition_model_version_stage("classifier", v1.version, "Production")
+    client.transition_model_version_stage("classifier", v2.version, "Staging")
+    client.set_registered_model_alias("classifier", "champion", v1.version)
+    return seeded
+
+
+def mlflow_points(uri: str, run_id: str, key: str) -> list[Any]:
+    """A metric's history as MLflow answers it (steps, values, timestamps in ms)."""
+    from mlflow import MlflowClient
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = MlflowClient(tracking_uri=uri).get_metric_history(run_id, key)
+    return sorted((m.step, m.value, m.timestamp) for m in history)

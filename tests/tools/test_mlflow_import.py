@@ -1,0 +1,182 @@
+"""Importing a real MLflow store (made by the ``mlflow`` package) into chachaml, per backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chachaml.errors import InvalidInput, NotFound
+from chachaml.store import Store, open_store
+from chachaml.store.artifacts import ArtifactStore, open_artifact_store
+from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import registry as registry_ops
+from chachaml.tools import runs as run_ops
+from chachaml.tools.mlflow_import import MARKER, VERSION_TAG, import_mlflow
+from tests.support.mlflow_seed import EXPECTED, VISION, Seeded, mlflow_points, seed_mlflow
+
+pytestmark = [
+    pytest.mark.anyio,
+    # MLflow's own deprecations (SQLAlchemy's, registry stages) are not chachaml's to fix
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    """One MLflow store (SQLite backend, local artifact root) every test imports from."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    return seed_mlflow(f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts", folder)
+
+
+@pytest.fixture
+async def target(store_url: str) -> AsyncIterator[Store]:
+    store = await open_store(store_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> ArtifactStore:
+    return open_artifact_store(str(tmp_path / "chachaml-artifacts"))
+
+
+class Interrupted(Exception):
+    """Raised by a progress callback to stop an import part-way, as Ctrl-C would."""
+
+
+async def test_an_import_holds_every_count_and_mlflows_values(
+    target: Store, artifacts: ArtifactStore, mlflow_store: Seeded
+) -> None:
+    report = await import_mlflow(target, artifacts, mlflow_store.uri)
+    assert report.read.as_dict() == EXPECTED
+    assert report.stored.as_dict() == EXPECTED
+    assert report.added == EXPECTED and report.mismatches == {}
+    assert report.skipped == []
+
+    ids = mlflow_store.runs
+    sweep = await run_ops.get_run(target, ids["sweep"])  # the MLflow run id is kept
+    assert (sweep.experiment, sweep.name, sweep.status, sweep.created_by) == (
+        "vision",
+        "sweep",
+        "completed",
+        "ada",
+    )
+    assert sweep.started_at.timestamp() == 1_700_000_000.0
+    assert sweep.ended_at is not None and sweep.ended_at.timestamp() == 1_700_000_060.0
+    assert sweep.params == {"lr": "0.01", "optimizer": "adam"}
+    assert sweep.tags == {"team": "vision", MARKER: f"mlflow {mlflow_store.uri}"}
+    assert sweep.note == "## the sweep\nthree trials"
+    (dataset,) = sweep.datasets
+    assert (dataset.role, dataset.name, dataset.extra["source_type"]) == (
+        "training",
+        "digits",
+        "s3",
+    )
+    assert "s3://bucket/digits.csv" in (dataset.source or "")
+
+    series = await run_ops.metric_history(target, ids["sweep"], "loss")
+    expected = mlflow_points(mlflow_store.uri, ids["sweep"], "loss")
+    assert len(expected) == 1000
+    assert series.steps == [p[0] for p in expected]
+    assert series.values == [p[1] for p in expected]
+    assert series.timestamps == [p[2] / 1000 for p in expected]
+
+    assert sorted(a.name for a in sweep.artifacts) == [
+        "model/MLmodel",
+        "model/model.pkl",
+        "plots/deep/inner.json",
+        "plots/loss.txt",
+    ]
+    _, data = await artifact_ops.read_bytes(target, artifacts, ids["sweep"], "model/model.pkl")
+    assert data == bytes(range(256)) * 40
+    _, data = await artifact_ops.read_bytes(
+        target, artifacts, ids["sweep"], "plots/deep/inner.json"
+    )
+    assert data == b'{"nested": true}\n'
+
+    trials = [await run_ops.get_run(target, ids[f"trial-{i}"]) for i in range(2)]
+    assert [t.parent_id for t in trials] == [ids["sweep"]] * 2
+    assert [t.status for t in trials] == ["completed", "failed"]
+    assert [t.params for t in trials] == [{"depth": "3"}, {"depth": "4"}]
+    bert = await run_ops.get_run(target, ids["bert"])
+    assert bert.experiment == "nlp" and bert.ended_at is None  # still running in MLflow
+    with pytest.raises(NotFound):
+        await run_ops.get_run(target, mlflow_store.deleted_run)
+
+    names = {e.name: e for e in await experiment_ops.list_experiments(target)}
+    assert set(names) == {"vision", "nlp", "default"}  # the deleted one stays behind
+    assert names["vision"].description == "image models"
+
+    model = await registry_ops.get_model(target, "classifier")
+    assert model.note == "digits classifier" and model.tags == {"owner": "ada"}
+    assert model.aliases == {"champion": 1}
+    v1, v2 = sorted(model.versions, key=lambda v: v.version)
+    assert (v1.run_id, v1.artifact, v1.stage) == (ids["sweep"], "model/MLmodel", "production")
+    assert (v2.run_id, v2.artifact, v2.stage) == (ids["retrain"], "model/MLmodel", "staging")
+    assert v1.tags["reviewed"] == "yes" and v1.tags[VERSION_TAG] == "1"
+    assert v2.description == "retrained"
+
+
+async def test_a_second_import_adds_nothing(
+    target: Store, artifacts: ArtifactStore, mlflow_store: Seeded
+) -> None:
+    await import_mlflow(target, artifacts, mlflow_store.uri)
+    again = await import_mlflow(target, artifacts, mlflow_store.uri)
+    assert set(again.added.values()) == {0}
+    assert again.before.as_dict() == again.stored.as_dict() == EXPECTED
+    assert again.mismatches == {}
+    model = await registry_ops.get_model(target, "classifier")
+    assert len(model.versions) == 2 and len(model.history) == 3  # 2 registrations, 1 alias
+
+
+async def test_an_interrupted_import_resumes_without_duplicating_anything(
+    target: Store, artifacts: ArtifactStore, mlflow_store: Seeded
+) -> None:
+    def stop_mid_run(label: str, done: int, total: int) -> None:
+        if label == "files" and done == 2:  # the sweep run has 4 files: half of them copied
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await import_mlflow(target, artifacts, mlflow_store.uri, progress=stop_mid_run)
+    half = await run_ops.get_run(target, mlflow_store.runs["sweep"])
+    assert MARKER not in half.tags and len(half.artifacts) == 2  # half imported, unmarked
+
+    report = await import_mlflow(target, artifacts, mlflow_store.uri)
+    assert report.stored.as_dict() == EXPECTED and report.mismatches == {}
+    assert report.before.metric_points == 1002  # its metrics were stored before the stop...
+    assert report.added["metric_points"] == EXPECTED["metric_points"] - 1002  # ...and not again
+    done = await run_ops.get_run(target, mlflow_store.runs["sweep"])
+    assert MARKER in done.tags
+    assert len(done.artifacts) == 4 and len(done.datasets) == 1
+    assert done.metric_summaries["loss"].count == 1000
+
+
+async def test_experiment_names_import_part_of_the_store(
+    target: Store, artifacts: ArtifactStore, mlflow_store: Seeded
+) -> None:
+    report = await import_mlflow(target, artifacts, mlflow_store.uri, experiments=["vision"])
+    assert report.stored.as_dict() == VISION and report.mismatches == {}
+    assert {e.name for e in await experiment_ops.list_experiments(target)} == {"vision"}
+    with pytest.raises(NotFound):
+        await run_ops.get_run(target, mlflow_store.runs["bert"])
+    rest = await import_mlflow(target, artifacts, mlflow_store.uri, experiments=["nlp"])
+    assert rest.added["runs"] == 1 and rest.added["models"] == 0
+
+
+async def test_an_unknown_experiment_or_a_missing_store_is_refused(
+    target: Store, artifacts: ArtifactStore, mlflow_store: Seeded, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidInput, match=r"no MLflow experiment named 'audio'.*nlp, vision"):
+        await import_mlflow(target, artifacts, mlflow_store.uri, experiments=["audio"])
+    missing = tmp_path / "nowhere.db"
+    with pytest.raises(InvalidInput, match="does not exist"):
+        await import_mlflow(target, artifacts, f"sqlite:///{missing}")
+    assert not missing.exists()  # MLflow would have created an empty store there
+    with pytest.raises(InvalidInput, match="does not exist"):
+        await import_mlflow(target, artifacts, str(tmp_path / "mlruns"))
