@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from chachaml.errors import Conflict, InvalidInput, NotFound, import_extra
+from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, import_extra
 from chachaml.records.registry import ModelDetail, Stage
 from chachaml.records.runs import Dataset, EndStatus, MetricChunk, Run
 from chachaml.records.validation import MAX_TAG_VALUE
@@ -263,8 +263,13 @@ class MlflowImport:
         self.listed_files = 0
 
     async def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A call of MLflow's (synchronous) client, off the event loop."""
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        """A call of MLflow's (synchronous) client, off the event loop; its errors as ours."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        except MlflowException as exc:
+            raise StoreUnavailable(f"reading {self.label}: {exc.message}") from exc
 
     # experiments
 

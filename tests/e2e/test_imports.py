@@ -78,6 +78,13 @@ def _without(modules: list[str], code: str, tmp_path: Path) -> subprocess.Comple
             " pip install 'chachaml[sklearn]'",
         ),
         (
+            ["mlflow"],
+            "from chachaml.cli import main; sys.exit(main(['import', 'mlflow', '--from',"
+            " 'sqlite:///mlflow.db', '--store', 'sqlite:///x.db']))",
+            "chachaml: chachaml import mlflow needs mlflow, which is not installed:"
+            " pip install 'chachaml[mlflow]'",
+        ),
+        (
             ["matplotlib"],
             "from chachaml.server.mcp.metrics import _plot_png; _plot_png(None, False)",
             "plot_metrics needs matplotlib, which is not installed: pip install 'chachaml[plot]'",

@@ -72,10 +72,8 @@ def seed_mlflow(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
 
 
 def _seed(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
-    import pandas as pd
     from mlflow import MlflowClient
-    from mlflow.data import from_pandas
-    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     seeded = Seeded(uri)
@@ -108,11 +106,17 @@ def _seed(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
     client.log_artifact(rid, str(files / "plots" / "loss.txt"), "plots")
     client.log_artifacts(rid, str(files / "plots" / "deep"), "plots/deep")
     client.log_artifacts(rid, str(files / "model"), "model")
-    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
-    dataset = from_pandas(frame, name="digits", source="s3://bucket/digits.csv")
+    dataset = Dataset(  # as mlflow.data.from_pandas(...)._to_mlflow_entity() makes it
+        name="digits",
+        digest="b064d295",
+        source_type="s3",
+        source='{"uri": "s3://bucket/digits.csv"}',
+        schema='{"mlflow_colspec": [{"type": "double", "name": "x", "required": true}]}',
+        profile='{"num_rows": 3, "num_elements": 6}',
+    )
     client.log_inputs(
         rid,
-        [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")])],
+        [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])],
     )
     client.set_terminated(rid, "FINISHED", end_time=base + 60_000)
 
