@@ -96,3 +96,16 @@ def test_a_count_that_differs_exits_1_naming_it(
     assert main([*args, *store]) == 1
     err = capsys.readouterr().err
     assert "count check failed (tags 1 != 2)" in err
+
+
+def test_the_readmes_import_commands_parse() -> None:
+    from chachaml.cli import build_parser
+    from tests.support.readme import README
+
+    lines = [line.split("#")[0].split() for line in README.splitlines()]
+    commands = [words for words in lines if words[:3] == ["chachaml", "import", "mlflow"]]
+    assert len(commands) == 2
+    for words in commands:
+        args = build_parser().parse_args(words[1:])
+        assert args.command == "import" and args.source
+    assert build_parser().parse_args(commands[1][1:]).experiment == ["vision", "nlp"]

@@ -64,25 +64,30 @@ def _files(folder: Path) -> Path:
     return folder
 
 
-def seed_mlflow(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
-    """Fill an empty MLflow store at ``uri`` (artifacts under ``artifact_root``)."""
+def seed_mlflow(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
+    """Fill an empty MLflow store at ``uri`` (artifacts under ``artifact_root``; ``None``: the
+    store's default, a tracking server's proxied ``mlflow-artifacts:``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _seed(uri, artifact_root, scratch)
 
 
-def _seed(uri: str, artifact_root: Path, scratch: Path) -> Seeded:
+def _seed(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
     from mlflow import MlflowClient
     from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     seeded = Seeded(uri)
     base = 1_700_000_000_000
+
+    def location(name: str) -> str | None:
+        return None if artifact_root is None else (artifact_root / name).as_uri()
+
     vision = client.create_experiment(
-        "vision", artifact_location=(artifact_root / "vision").as_uri(),
+        "vision", artifact_location=location("vision"),
         tags={"mlflow.note.content": "image models"},
     )  # fmt: skip
-    nlp = client.create_experiment("nlp", artifact_location=(artifact_root / "nlp").as_uri())
+    nlp = client.create_experiment("nlp", artifact_location=location("nlp"))
     gone = client.create_experiment("abandoned")
     client.delete_experiment(gone)
 
