@@ -23,45 +23,9 @@ from chachaml.records.registry import (
 )
 from chachaml.records.runs import to_datetime
 from chachaml.store.sql.database import Database, Tx
-from chachaml.store.sql.metrics import latest_metrics
+from chachaml.store.sql.registry_rows import EVENT_SELECT, read_models, read_versions
 from chachaml.store.sql.rows import require_run
 
-VERSION_SELECT = """
-    SELECT v.model_id, m.name AS model, v.version, v.stage, v.run_id, v.artifact, v.artifact_uri,
-           v.sha256, v.serializer, v.content_type, v.size, v.description, v.created_by,
-           v.created_at, v.stage_changed_at
-    FROM model_versions v JOIN models m ON m.id = v.model_id
-"""
-MODEL_SELECT = """
-    SELECT m.id, m.name, m.created_by, m.created_at, m.updated_at,
-           (SELECT count(*) FROM model_versions v WHERE v.model_id = m.id) AS version_count,
-           (SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id)
-             AS latest_version,
-           (SELECT v.version FROM model_versions v
-             WHERE v.model_id = m.id AND v.stage = 'production') AS production_version,
-           m.note
-    FROM models m
-"""
-EVENT_SELECT = """
-    SELECT m.name AS model, e.kind, e.version, e.alias, e.old_value, e.new_value, e.changed_by,
-           e.at, e.reason
-    FROM model_events e JOIN models m ON m.id = e.model_id
-"""
-# the columns of VERSION_SELECT that a ModelVersion takes as they are
-VERSION_COLUMNS = (
-    "model",
-    "version",
-    "stage",
-    "run_id",
-    "artifact",
-    "artifact_uri",
-    "sha256",
-    "serializer",
-    "content_type",
-    "size",
-    "description",
-    "created_by",
-)
 SHOWN_NAMES = 20
 MLFLOW_SERIALIZER = "mlflow"  # a version registered from an MLflow model location
 MLFLOW_CONTENT_TYPE = "application/vnd.mlflow.model"
@@ -207,70 +171,11 @@ class Registry:
 
     # reads
 
-    async def _versions(self, db: Tx, where: str, params: Sequence[Any]) -> list[ModelVersion]:
-        found = await db.fetchall(
-            VERSION_SELECT + where + " ORDER BY v.model_id, v.version DESC", params
-        )
-        model_ids = sorted({r["model_id"] for r in found})
-        aliases: dict[tuple[int, int], list[str]] = {}
-        tags: dict[tuple[int, int], dict[str, str]] = {}
-        for mid in model_ids:
-            for alias, version in await db.fetchall(
-                "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
-                (mid,),
-            ):
-                aliases.setdefault((mid, version), []).append(alias)
-            for version, key, value in await db.fetchall(
-                "SELECT version, key, value FROM model_version_tags WHERE model_id = ?",
-                (mid,),
-            ):
-                tags.setdefault((mid, version), {})[key] = value
-        metrics = await latest_metrics(db, sorted({r["run_id"] for r in found}))
-        return [
-            ModelVersion(
-                **{c: r[c] for c in VERSION_COLUMNS},
-                created_at=to_datetime(r["created_at"]),
-                stage_changed_at=to_datetime(r["stage_changed_at"]),
-                aliases=aliases.get((r["model_id"], r["version"]), []),
-                tags=tags.get((r["model_id"], r["version"]), {}),
-                metrics=metrics[r["run_id"]],
-            )
-            for r in found
-        ]
-
-    async def _models(
-        self, db: Tx, where: str, params: Sequence[Any]
-    ) -> list[tuple[Model, str | None]]:
-        """Models with their aliases and tags, each with its note."""
-        found = await db.fetchall(MODEL_SELECT + where + " ORDER BY m.updated_at DESC", params)
-        out = []
-        for r in found:
-            alias_rows = await db.fetchall(
-                "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
-                (r["id"],),
-            )
-            tag_rows = await db.fetchall(
-                "SELECT key, value FROM model_tags WHERE model_id = ? ORDER BY key", (r["id"],)
-            )
-            model = Model(
-                name=r["name"],
-                created_by=r["created_by"],
-                created_at=to_datetime(r["created_at"]),
-                updated_at=to_datetime(r["updated_at"]),
-                version_count=r["version_count"],
-                latest_version=r["latest_version"],
-                production_version=r["production_version"],
-                aliases={a["alias"]: a["version"] for a in alias_rows},
-                tags={t["key"]: t["value"] for t in tag_rows},
-            )
-            out.append((model, r["note"]))
-        return out
-
     async def list_models(self) -> list[Model]:
         """Every model, most recently updated first."""
 
         async def body(db: Tx) -> list[Model]:
-            return [model for model, _ in await self._models(db, "", ())]
+            return [model for model, _ in await read_models(db, "", ())]
 
         return await self._db.query(body)
 
@@ -279,8 +184,8 @@ class Registry:
 
         async def body(db: Tx) -> ModelDetail:
             model_id = await self._model_id(db, name)
-            ((model, note),) = await self._models(db, " WHERE m.id = ?", (model_id,))
-            versions = await self._versions(db, " WHERE v.model_id = ?", (model_id,))
+            ((model, note),) = await read_models(db, " WHERE m.id = ?", (model_id,))
+            versions = await read_versions(db, " WHERE v.model_id = ?", (model_id,))
             events = await db.fetchall(
                 EVENT_SELECT + " WHERE e.model_id = ? ORDER BY e.id", (model_id,)
             )
@@ -310,8 +215,8 @@ class Registry:
         async def body(db: Tx) -> list[ModelVersion]:
             model_id = await self._model_id(db, name)
             if stage is None:
-                return await self._versions(db, " WHERE v.model_id = ?", (model_id,))
-            return await self._versions(
+                return await read_versions(db, " WHERE v.model_id = ?", (model_id,))
+            return await read_versions(
                 db, " WHERE v.model_id = ? AND v.stage = ?", (model_id, stage)
             )
 
@@ -323,7 +228,7 @@ class Registry:
         async def body(db: Tx) -> ModelVersion:
             model_id = await self._model_id(db, name)
             await self._stage_of(db, model_id, name, version)
-            (found,) = await self._versions(
+            (found,) = await read_versions(
                 db, " WHERE v.model_id = ? AND v.version = ?", (model_id, version)
             )
             return found
