@@ -253,6 +253,9 @@ def _passes(item: Any, tags: dict[str, str], clauses: list[filters.Clause],
             value: Callable[[Any, str], Any]) -> bool:  # fmt: skip
     for c in clauses:
         have = tags.get(c.key) if c.kind == "tag" else value(item, c.key)
+        if have is None and c.kind == "tag" and c.op == "!=":
+            continue  # MLflow's registry: a tag a model lacks is != any value (its client
+            # adds ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every search)
         if not filters.compare(c.op, have, c.value):
             return False
     return True

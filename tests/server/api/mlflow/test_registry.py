@@ -254,6 +254,11 @@ async def test_search_filters_orders_and_pages(web: httpx.AsyncClient) -> None:
     assert [m["name"] for m in liked["registered_models"]] == ["gamma", "beta", "alpha"]
     tagged = await ok(await web.get(f"{RM}/search", params={"filter": "tags.g = 'b'"}))
     assert [m["name"] for m in tagged["registered_models"]] == ["beta"]
+    prompts = "tag.`mlflow.prompt.is_prompt` != 'true'"  # what MLflow's client adds
+    no_prompts = await ok(await web.get(f"{RM}/search", params={"filter": prompts}))
+    assert len(no_prompts["registered_models"]) == 4
+    not_b = await ok(await web.get(f"{RM}/search", params={"filter": "tags.g != 'b'"}))
+    assert [m["name"] for m in not_b["registered_models"]] == ["alpha", "digits", "gamma"]
     digits = await ok(await web.get(f"{RM}/search", params={"filter": "name = 'digits'"}))
     assert len(digits["registered_models"][0]["latest_versions"]) == 2
 
