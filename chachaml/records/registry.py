@@ -179,7 +179,13 @@ class ModelDetail(Model):
 
 
 class NewModelVersion(_Model):
-    """What the store needs to register a version of a model (created if new)."""
+    """What the store needs to register a version of a model (created if new).
+
+    ``source`` is set for a version registered through MLflow's API from a model location
+    that is not one artifact of the run (an MLflow model directory, a logged model): the
+    version records it as ``artifact_uri`` (serializer ``mlflow``) and ``artifact`` names the
+    path in the run, as MLflow's registry keeps a source without reading it.
+    """
 
     model: str
     run_id: str
@@ -188,6 +194,7 @@ class NewModelVersion(_Model):
     description: str | None = None
     created_by: str
     tags: dict[str, str] = Field(default_factory=dict)
+    source: str | None = None
 
 
 class ParamChange(_Model):

@@ -67,6 +67,10 @@ READ_POSTS = (
         for prefix in ("/api/", "/ajax-api/")
         for noun in ("runs", "experiments")
     ),
+    *(
+        f"{prefix}2.0/mlflow/registered-models/get-latest-versions"
+        for prefix in ("/api/", "/ajax-api/")
+    ),
 )
 # Body types a cross-site HTML form can send without a CORS preflight; only the sign-in
 # forms take one (and they are same-origin checked like every other write).

@@ -30,7 +30,15 @@ Model registry:
   transaction, and both stage changes are recorded in the audit trail.
 - Every stage change (registration included, from ``None``) and every alias set, moved
   or removed appends an audit event naming who, when, from what and to what.
-- Version numbers are 1, 2, 3, ... per model, assigned in the registering transaction.
+- Version numbers are 1, 2, 3, ... per model, assigned in the registering transaction,
+  and never reused: a deleted version's number is not given again.
+- A model exists from ``create_model`` or its first registration; its name is unique
+  (``create_model`` and ``rename_model`` onto a taken name raise ``Conflict``). Deleting a
+  model deletes its versions, aliases, tags and audit trail; deleting a version deletes its
+  aliases and tags (and frees its run to be archived).
+- A version registered with ``source`` (an MLflow model location) records that location
+  as its ``artifact_uri`` with serializer ``mlflow``: no artifact of the run is copied or
+  hashed (``sha256`` is empty), as MLflow's registry records a source without reading it.
 - A version copies its artifact's URI, hash and serializer when registered: later
   re-logging of that artifact name does not change it.
 - A run that a version came from is never archived (``archive_runs`` skips it) and
@@ -262,11 +270,19 @@ class Store(Protocol):
         ...
 
     async def promote_model_version(
-        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        user: str,
+        reason: str | None = None,
+        archive_existing: bool = False,
     ) -> ModelVersion:
         """Move a version to a stage (archiving the previous production version if needed).
 
-        Promoting a version to the stage it is in already changes nothing.
+        ``archive_existing`` also archives every other version in the target stage, in the
+        same transaction (MLflow's ``archive_existing_versions``). Promoting a version to the
+        stage it is in already changes nothing.
         """
         ...
 
@@ -290,6 +306,38 @@ class Store(Protocol):
 
     async def set_model_note(self, name: str, note: str) -> None:
         """Replace the model's markdown note."""
+        ...
+
+    async def create_model(
+        self, name: str, user: str, note: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelDetail:
+        """Create a model with no versions yet; ``Conflict`` if the name is taken."""
+        ...
+
+    async def rename_model(self, name: str, new_name: str) -> None:
+        """Rename a model; ``Conflict`` if ``new_name`` is taken."""
+        ...
+
+    async def delete_model(self, name: str) -> None:
+        """Delete a model with its versions, aliases, tags and audit trail."""
+        ...
+
+    async def delete_model_tags(self, name: str, keys: Sequence[str]) -> None:
+        """Delete tags of a model (keys it does not have are ignored)."""
+        ...
+
+    async def delete_model_version(self, name: str, version: int) -> None:
+        """Delete a version with its aliases and tags (its number is not reused)."""
+        ...
+
+    async def set_model_version_description(
+        self, name: str, version: int, description: str | None
+    ) -> None:
+        """Replace a version's description (``None`` clears it)."""
+        ...
+
+    async def delete_model_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        """Delete tags of a version (keys it does not have are ignored)."""
         ...
 
     # pipelines

@@ -1,4 +1,4 @@
-"""Model registry operations: register, promote, alias, tag, note, read, diff.
+"""Model registry operations: create, register, promote, alias, tag, note, read, diff, delete.
 
 Stages are ``none``, ``staging``, ``production`` and ``archived``; a model has at most one
 production version, and promoting a version to production archives the previous one in the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
@@ -50,6 +50,8 @@ MODEL_FILE_SUFFIXES = frozenset(
     ]
 )
 DATASET_FIELDS = ("name", "n_rows", "n_cols", "features", "source", "digest")
+MAX_SOURCE = 4096  # an MLflow model location
+MLFLOW_SERIALIZER = "mlflow"  # what a version registered from an MLflow location records
 
 # argument checks
 
@@ -172,6 +174,12 @@ async def read_model(
 ) -> tuple[ModelVersion, bytes]:
     """A version and its artifact bytes, checked against the hash recorded at registration."""
     found = await get_model_version(store, model_name, version, stage, alias)
+    if found.serializer == MLFLOW_SERIALIZER:
+        raise InvalidInput(
+            f"version {found.version} of model {found.model!r} was registered through MLflow"
+            f" from {found.artifact_uri!r}: load it with MLflow"
+            f" (mlflow.pyfunc.load_model('models:/{found.model}/{found.version}'))"
+        )
     data = await artifacts.get_bytes(found.artifact_uri)
     if hashlib.sha256(data).hexdigest() != found.sha256:
         raise StoreUnavailable(
@@ -253,11 +261,15 @@ async def register_model(
     stage: str = "none",
     description: str | None = None,
     tags: Mapping[str, object] | None = None,
+    *,
+    source: str | None = None,
 ) -> ModelVersion:
     """Register the next version of a model from an artifact logged on a run.
 
     A missing artifact raises ``NotFound`` listing the run's artifacts, with a hint when the
     argument looks like a file path (log the file first, then register its artifact name).
+    With ``source`` (an MLflow model location; ``artifact`` is then its path in the run) the
+    version records that location instead of copying an artifact, as MLflow's registry does.
     """
     name, rid = check_model_name(model_name), v.run_id(run_id)
     if not isinstance(artifact, str) or not artifact:
@@ -270,7 +282,10 @@ async def register_model(
         description=v.optional_text(description, "description"),
         created_by=check_user(user),
         tags=v.tags(tags or {}),
+        source=None if source is None else v.text(source, "source", MAX_SOURCE),
     )
+    if source is not None:
+        return await store.register_model_version(new)
     existing = await store.list_artifacts(rid)
     if all(a.name != artifact for a in existing):
         listing = ", ".join(a.name for a in existing) or "none"
@@ -292,14 +307,26 @@ async def promote(
     stage: str,
     user: str,
     reason: str | None = None,
+    *,
+    archive_existing: bool = False,
 ) -> ModelVersion:
-    """Move a version to a stage; to production archives the previous production version."""
+    """Move a version to a stage; to production archives the previous production version.
+
+    ``archive_existing`` archives every other version in that stage too (MLflow's
+    ``archive_existing_versions``); it applies to staging and production only.
+    """
+    wanted = check_stage(stage)
+    if archive_existing and wanted not in ("staging", "production"):
+        raise InvalidInput(
+            f"archive_existing applies to staging and production, not to stage {wanted!r}"
+        )
     return await store.promote_model_version(
         check_model_name(model_name),
         check_version(version),
-        check_stage(stage),
+        wanted,
         check_user(user),
         v.optional_text(reason, "reason"),
+        archive_existing,
     )
 
 
@@ -342,3 +369,62 @@ async def set_model_note(store: Store, model_name: str, markdown: str) -> ModelD
     name = check_model_name(model_name)
     await store.set_model_note(name, v.text(markdown, "markdown"))
     return await store.get_model(name)
+
+
+async def create_model(
+    store: Store,
+    model_name: str,
+    user: str,
+    note: str | None = None,
+    tags: Mapping[str, object] | None = None,
+) -> ModelDetail:
+    """Create a model with no versions yet (registering creates one too); ``Conflict`` if taken."""
+    return await store.create_model(
+        check_model_name(model_name),
+        check_user(user),
+        v.optional_text(note, "note"),
+        v.tags(tags or {}),
+    )
+
+
+async def rename_model(store: Store, model_name: str, new_name: str) -> ModelDetail:
+    """Rename a model (versions, aliases, tags and history follow); returns it."""
+    name, new = check_model_name(model_name), check_model_name(new_name)
+    await store.rename_model(name, new)
+    return await store.get_model(new)
+
+
+async def delete_model(store: Store, model_name: str) -> None:
+    """Delete a model with its versions, aliases, tags and history (their runs stay)."""
+    await store.delete_model(check_model_name(model_name))
+
+
+async def delete_model_tags(store: Store, model_name: str, keys: Sequence[str]) -> dict[str, str]:
+    """Delete tags of a model; returns the tags left."""
+    name = check_model_name(model_name)
+    await store.delete_model_tags(name, [v.key(k, "tag key") for k in keys])
+    return (await store.get_model(name)).tags
+
+
+async def delete_model_version(store: Store, model_name: str, version: int) -> None:
+    """Delete one version with its aliases and tags; its number is never given again."""
+    await store.delete_model_version(check_model_name(model_name), check_version(version))
+
+
+async def set_model_version_description(
+    store: Store, model_name: str, version: int, description: str | None
+) -> ModelVersion:
+    """Replace a version's description (``None`` or empty clears it); returns the version."""
+    name, number = check_model_name(model_name), check_version(version)
+    text = v.optional_text(description or None, "description")
+    await store.set_model_version_description(name, number, text)
+    return await store.get_model_version(name, number)
+
+
+async def delete_model_version_tags(
+    store: Store, model_name: str, version: int, keys: Sequence[str]
+) -> dict[str, str]:
+    """Delete tags of a version; returns the tags left."""
+    name, number = check_model_name(model_name), check_version(version)
+    await store.delete_model_version_tags(name, number, [v.key(k, "tag key") for k in keys])
+    return (await store.get_model_version(name, number)).tags

@@ -285,3 +285,104 @@ async def test_missing_models_and_versions_raise_not_found(store: Store) -> None
     await register(store, "r1")
     with pytest.raises(NotFound, match=r"no version 2 \(its versions: 1\)"):
         await store.get_model_version("m", 2)
+
+
+async def test_a_model_is_created_empty_and_its_name_is_unique(store: Store) -> None:
+    made = await store.create_model("m", "alice", "# M", {"team": "ml"})
+    assert (made.name, made.created_by, made.note, made.tags) == (
+        "m",
+        "alice",
+        "# M",
+        {"team": "ml"},
+    )
+    assert (made.version_count, made.versions, made.latest_version) == (0, [], None)
+    with pytest.raises(Conflict, match="model 'm' already exists"):
+        await store.create_model("m", "bob")
+    await make_run(store, "r1")
+    assert await register(store, "r1") == 1  # registering into the created model
+    assert (await store.get_model("m")).created_by == "alice"
+
+
+async def test_renaming_a_model_keeps_everything_under_the_new_name(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", stage="production")
+    await store.set_model_alias("m", "champion", 1, "alice")
+    await store.create_model("taken", "alice")
+    with pytest.raises(Conflict, match="model 'taken' already exists"):
+        await store.rename_model("m", "taken")
+    await store.rename_model("m", "renamed")
+    moved = await store.get_model("renamed")
+    assert (moved.production_version, moved.aliases) == (1, {"champion": 1})
+    assert {e.model for e in moved.history} == {"renamed"}
+    with pytest.raises(NotFound, match="model 'm' not found"):
+        await store.get_model("m")
+
+
+async def test_deleting_a_model_deletes_its_versions_and_frees_its_runs(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", tags={"a": "1"})
+    await store.set_model_alias("m", "champion", 1, "alice")
+    await store.set_model_tags("m", {"team": "ml"})
+    await store.delete_model("m")
+    assert await store.list_models() == []
+    with pytest.raises(NotFound, match="model 'm' not found"):
+        await store.delete_model("m")
+    await store.end_run("r1", "completed", None, time.time())
+    assert await store.archive_runs(time.time() + 1, None) == 1  # no version holds it now
+    await make_run(store, "r2")
+    assert await register(store, "r2") == 1  # a new model of that name starts again
+
+
+async def test_deleting_a_version_removes_it_and_its_number_is_never_reused(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1")
+    await register(store, "r1", tags={"a": "1"})
+    await store.set_model_alias("m", "champion", 2, "alice")
+    await store.delete_model_version("m", 2)
+    with pytest.raises(NotFound, match=r"no version 2 \(its versions: 1\)"):
+        await store.delete_model_version("m", 2)
+    detail = await store.get_model("m")
+    assert ([v.version for v in detail.versions], detail.aliases) == ([1], {})
+    assert await register(store, "r1") == 3
+
+
+async def test_version_descriptions_and_tags_are_replaced_and_deleted(store: Store) -> None:
+    await make_run(store, "r1")
+    await register(store, "r1", tags={"a": "1", "b": "2"})
+    await store.set_model_tags("m", {"team": "ml", "task": "iris"})
+    await store.set_model_version_description("m", 1, "the baseline")
+    assert (await store.get_model_version("m", 1)).description == "the baseline"
+    await store.set_model_version_description("m", 1, None)
+    assert (await store.get_model_version("m", 1)).description is None
+    await store.delete_model_version_tags("m", 1, ["a", "never-set"])
+    await store.delete_model_tags("m", ["team"])
+    detail = await store.get_model("m")
+    assert (detail.tags, detail.versions[0].tags) == ({"task": "iris"}, {"b": "2"})
+    with pytest.raises(NotFound, match="no version 5"):
+        await store.set_model_version_description("m", 5, "x")
+    with pytest.raises(NotFound, match="model 'x' not found"):
+        await store.delete_model_tags("x", ["a"])
+
+
+async def test_archive_existing_archives_the_other_versions_in_the_stage(store: Store) -> None:
+    await make_run(store, "r1")
+    for stage in ("staging", "staging", "none", "production"):
+        await register(store, "r1", stage=stage)
+    await store.promote_model_version("m", 3, "staging", "bob", archive_existing=True)
+    stages = {v.version: v.stage for v in await store.list_model_versions("m")}
+    assert stages == {1: "archived", 2: "archived", 3: "staging", 4: "production"}
+    reasons = [e.reason for e in (await store.get_model("m")).history[-3:]]
+    assert reasons == ["version 3 entered staging", "version 3 entered staging", None]
+
+
+async def test_a_version_from_an_mlflow_source_records_it_without_an_artifact(
+    store: Store,
+) -> None:
+    await make_run(store, "r1", {})
+    source = "mlflow-artifacts:/1/r1/artifacts/model"
+    new = NewModelVersion(
+        model="m", run_id="r1", artifact="model", created_by="alice", source=source
+    )
+    made = await store.register_model_version(new)
+    assert (made.artifact, made.artifact_uri, made.serializer) == ("model", source, "mlflow")
+    assert (made.sha256, made.size) == ("", 0)

@@ -349,11 +349,17 @@ class RemoteStore:
         return result
 
     async def promote_model_version(
-        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        user: str,
+        reason: str | None = None,
+        archive_existing: bool = False,
     ) -> ModelVersion:
         """Move a version to a stage."""
         path = f"/api/w/models/{_q(name)}/versions/{version}/promote"
-        body = {"stage": stage, "reason": reason}
+        body = {"stage": stage, "reason": reason, "archive_existing": archive_existing}
         result: ModelVersion = await self._conn.post(path, body, ModelVersion, user=user)
         return result
 
@@ -380,6 +386,43 @@ class RemoteStore:
     async def set_model_note(self, name: str, note: str) -> None:
         """Replace a model's note."""
         await self._conn.post(f"/api/w/models/{_q(name)}/note", {"note": note})
+
+    async def create_model(
+        self, name: str, user: str, note: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelDetail:
+        """Create a model with no versions."""
+        body = {"note": note, "tags": dict(tags or {})}
+        path = f"/api/w/models/{_q(name)}/create"
+        result: ModelDetail = await self._conn.post(path, body, ModelDetail, user=user)
+        return result
+
+    async def rename_model(self, name: str, new_name: str) -> None:
+        """Rename a model."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/rename", {"new_name": new_name})
+
+    async def delete_model(self, name: str) -> None:
+        """Delete a model."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/delete", {})
+
+    async def delete_model_tags(self, name: str, keys: Sequence[str]) -> None:
+        """Delete tags of a model."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/tags/delete", {"keys": list(keys)})
+
+    async def delete_model_version(self, name: str, version: int) -> None:
+        """Delete a version."""
+        await self._conn.post(f"/api/w/models/{_q(name)}/versions/{version}/delete", {})
+
+    async def set_model_version_description(
+        self, name: str, version: int, description: str | None
+    ) -> None:
+        """Replace a version's description."""
+        path = f"/api/w/models/{_q(name)}/versions/{version}/description"
+        await self._conn.post(path, {"description": description})
+
+    async def delete_model_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        """Delete tags of a version."""
+        path = f"/api/w/models/{_q(name)}/versions/{version}/tags/delete"
+        await self._conn.post(path, {"keys": list(keys)})
 
     # pipelines
 

@@ -178,6 +178,7 @@ class RegisterModel(_Body):
     stage: Stage = "none"
     description: Text | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    source: Annotated[str, NoNul] | None = Field(default=None, min_length=1, max_length=4096)
 
 
 class Promote(_Body):
@@ -185,6 +186,7 @@ class Promote(_Body):
 
     stage: Stage
     reason: Text | None = None
+    archive_existing: bool = False
 
 
 class StoredObjectOut(BaseModel):

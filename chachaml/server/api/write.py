@@ -343,8 +343,9 @@ async def register_model(call: Call) -> ModelVersion:
     """Register the next version of a model from an artifact logged on a run."""
     b: m.RegisterModel = call.body
     return await registry_ops.register_model(
-        call.store, b.name, b.run_id, b.artifact, call.user, b.stage, b.description, b.tags
-    )
+        call.store, b.name, b.run_id, b.artifact, call.user, b.stage, b.description, b.tags,
+        source=b.source,
+    )  # fmt: skip
 
 
 @api.route("POST", "/api/w/models/{name}/versions/{version:int}/promote", scope="write",
@@ -354,5 +355,6 @@ async def promote(call: Call) -> ModelVersion:
     body: m.Promote = call.body
     version: Any = call.request.path_params["version"]
     return await registry_ops.promote(
-        call.store, call.path("name"), version, body.stage, call.user, body.reason
-    )
+        call.store, call.path("name"), version, body.stage, call.user, body.reason,
+        archive_existing=body.archive_existing,
+    )  # fmt: skip

@@ -23,46 +23,15 @@ from chachaml.records.registry import (
 )
 from chachaml.records.runs import to_datetime
 from chachaml.store.sql.database import Database, Tx
-from chachaml.store.sql.metrics import latest_metrics
+from chachaml.store.sql.registry_rows import EVENT_SELECT, read_models, read_versions
 from chachaml.store.sql.rows import require_run
 
-VERSION_SELECT = """
-    SELECT v.model_id, m.name AS model, v.version, v.stage, v.run_id, v.artifact, v.artifact_uri,
-           v.sha256, v.serializer, v.content_type, v.size, v.description, v.created_by,
-           v.created_at, v.stage_changed_at
-    FROM model_versions v JOIN models m ON m.id = v.model_id
-"""
-MODEL_SELECT = """
-    SELECT m.id, m.name, m.created_by, m.created_at, m.updated_at,
-           (SELECT count(*) FROM model_versions v WHERE v.model_id = m.id) AS version_count,
-           (SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id)
-             AS latest_version,
-           (SELECT v.version FROM model_versions v
-             WHERE v.model_id = m.id AND v.stage = 'production') AS production_version,
-           m.note
-    FROM models m
-"""
-EVENT_SELECT = """
-    SELECT m.name AS model, e.kind, e.version, e.alias, e.old_value, e.new_value, e.changed_by,
-           e.at, e.reason
-    FROM model_events e JOIN models m ON m.id = e.model_id
-"""
-# the columns of VERSION_SELECT that a ModelVersion takes as they are
-VERSION_COLUMNS = (
-    "model",
-    "version",
-    "stage",
-    "run_id",
-    "artifact",
-    "artifact_uri",
-    "sha256",
-    "serializer",
-    "content_type",
-    "size",
-    "description",
-    "created_by",
-)
 SHOWN_NAMES = 20
+MLFLOW_SERIALIZER = "mlflow"  # a version registered from an MLflow model location
+MLFLOW_CONTENT_TYPE = "application/vnd.mlflow.model"
+# what goes with a version, and with a model (children first)
+VERSION_TABLES = ("model_aliases", "model_version_tags", "model_versions")
+MODEL_TABLES = ("model_events", "model_tags", *VERSION_TABLES)
 
 
 def _listing(names: Sequence[object]) -> str:
@@ -126,6 +95,40 @@ class Registry:
     async def _touch(self, db: Tx, model_id: int) -> None:
         await db.execute("UPDATE models SET updated_at = ? WHERE id = ?", (time.time(), model_id))
 
+    async def _next_version(self, db: Tx, model_id: int) -> int:
+        """One past the highest number ever given: a deleted version's audit events keep it."""
+        (latest,) = await db.fetchall(
+            "SELECT max(version) AS version FROM (SELECT version FROM model_versions"
+            " WHERE model_id = ? UNION ALL SELECT version FROM model_events WHERE model_id = ?)"
+            " AS given",
+            (model_id, model_id),
+        )
+        return int(latest["version"] or 0) + 1
+
+    async def _source_artifact(self, db: Tx, new: NewModelVersion) -> Any:
+        """What a version copies: the run's artifact, or (``source``) an MLflow location."""
+        if new.source is not None:
+            return {
+                "name": new.artifact,
+                "uri": new.source,
+                "sha256": "",
+                "serializer": MLFLOW_SERIALIZER,
+                "content_type": MLFLOW_CONTENT_TYPE,
+                "size": 0,
+            }
+        arts = await db.fetchall(
+            "SELECT name, content_type, serializer, size, sha256, uri FROM artifacts"
+            " WHERE run_id = ? ORDER BY name",
+            (new.run_id,),
+        )
+        art = next((a for a in arts if a["name"] == new.artifact), None)
+        if art is None:
+            raise NotFound(
+                f"run {new.run_id!r} has no artifact {new.artifact!r}"
+                f" (its artifacts: {_listing([a['name'] for a in arts])})"
+            )
+        return art
+
     async def _set_stage(
         self,
         db: Tx,
@@ -168,70 +171,11 @@ class Registry:
 
     # reads
 
-    async def _versions(self, db: Tx, where: str, params: Sequence[Any]) -> list[ModelVersion]:
-        found = await db.fetchall(
-            VERSION_SELECT + where + " ORDER BY v.model_id, v.version DESC", params
-        )
-        model_ids = sorted({r["model_id"] for r in found})
-        aliases: dict[tuple[int, int], list[str]] = {}
-        tags: dict[tuple[int, int], dict[str, str]] = {}
-        for mid in model_ids:
-            for alias, version in await db.fetchall(
-                "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
-                (mid,),
-            ):
-                aliases.setdefault((mid, version), []).append(alias)
-            for version, key, value in await db.fetchall(
-                "SELECT version, key, value FROM model_version_tags WHERE model_id = ?",
-                (mid,),
-            ):
-                tags.setdefault((mid, version), {})[key] = value
-        metrics = await latest_metrics(db, sorted({r["run_id"] for r in found}))
-        return [
-            ModelVersion(
-                **{c: r[c] for c in VERSION_COLUMNS},
-                created_at=to_datetime(r["created_at"]),
-                stage_changed_at=to_datetime(r["stage_changed_at"]),
-                aliases=aliases.get((r["model_id"], r["version"]), []),
-                tags=tags.get((r["model_id"], r["version"]), {}),
-                metrics=metrics[r["run_id"]],
-            )
-            for r in found
-        ]
-
-    async def _models(
-        self, db: Tx, where: str, params: Sequence[Any]
-    ) -> list[tuple[Model, str | None]]:
-        """Models with their aliases and tags, each with its note."""
-        found = await db.fetchall(MODEL_SELECT + where + " ORDER BY m.updated_at DESC", params)
-        out = []
-        for r in found:
-            alias_rows = await db.fetchall(
-                "SELECT alias, version FROM model_aliases WHERE model_id = ? ORDER BY alias",
-                (r["id"],),
-            )
-            tag_rows = await db.fetchall(
-                "SELECT key, value FROM model_tags WHERE model_id = ? ORDER BY key", (r["id"],)
-            )
-            model = Model(
-                name=r["name"],
-                created_by=r["created_by"],
-                created_at=to_datetime(r["created_at"]),
-                updated_at=to_datetime(r["updated_at"]),
-                version_count=r["version_count"],
-                latest_version=r["latest_version"],
-                production_version=r["production_version"],
-                aliases={a["alias"]: a["version"] for a in alias_rows},
-                tags={t["key"]: t["value"] for t in tag_rows},
-            )
-            out.append((model, r["note"]))
-        return out
-
     async def list_models(self) -> list[Model]:
         """Every model, most recently updated first."""
 
         async def body(db: Tx) -> list[Model]:
-            return [model for model, _ in await self._models(db, "", ())]
+            return [model for model, _ in await read_models(db, "", ())]
 
         return await self._db.query(body)
 
@@ -240,8 +184,8 @@ class Registry:
 
         async def body(db: Tx) -> ModelDetail:
             model_id = await self._model_id(db, name)
-            ((model, note),) = await self._models(db, " WHERE m.id = ?", (model_id,))
-            versions = await self._versions(db, " WHERE v.model_id = ?", (model_id,))
+            ((model, note),) = await read_models(db, " WHERE m.id = ?", (model_id,))
+            versions = await read_versions(db, " WHERE v.model_id = ?", (model_id,))
             events = await db.fetchall(
                 EVENT_SELECT + " WHERE e.model_id = ? ORDER BY e.id", (model_id,)
             )
@@ -271,8 +215,8 @@ class Registry:
         async def body(db: Tx) -> list[ModelVersion]:
             model_id = await self._model_id(db, name)
             if stage is None:
-                return await self._versions(db, " WHERE v.model_id = ?", (model_id,))
-            return await self._versions(
+                return await read_versions(db, " WHERE v.model_id = ?", (model_id,))
+            return await read_versions(
                 db, " WHERE v.model_id = ? AND v.stage = ?", (model_id, stage)
             )
 
@@ -284,7 +228,7 @@ class Registry:
         async def body(db: Tx) -> ModelVersion:
             model_id = await self._model_id(db, name)
             await self._stage_of(db, model_id, name, version)
-            (found,) = await self._versions(
+            (found,) = await read_versions(
                 db, " WHERE v.model_id = ? AND v.version = ?", (model_id, version)
             )
             return found
@@ -301,17 +245,7 @@ class Registry:
             (run,) = await db.fetchall("SELECT archived FROM runs WHERE id = ?", (new.run_id,))
             if run["archived"]:
                 raise Conflict(f"run {new.run_id!r} is archived; register a model from a live run")
-            arts = await db.fetchall(
-                "SELECT name, content_type, serializer, size, sha256, uri FROM artifacts"
-                " WHERE run_id = ? ORDER BY name",
-                (new.run_id,),
-            )
-            art = next((a for a in arts if a["name"] == new.artifact), None)
-            if art is None:
-                raise NotFound(
-                    f"run {new.run_id!r} has no artifact {new.artifact!r}"
-                    f" (its artifacts: {_listing([a['name'] for a in arts])})"
-                )
+            art = await self._source_artifact(db, new)
             now = time.time()
             await db.execute(
                 "INSERT INTO models (name, created_by, created_at, updated_at)"
@@ -320,11 +254,7 @@ class Registry:
             )
             model_id = await self._model_id(db, new.model)
             await self._touch(db, model_id)  # locks the model row until commit
-            (latest,) = await db.fetchall(
-                "SELECT max(version) AS version FROM model_versions WHERE model_id = ?",
-                (model_id,),
-            )
-            version = (latest["version"] or 0) + 1
+            version = await self._next_version(db, model_id)
             await db.execute(
                 "INSERT INTO model_versions (model_id, version, run_id, artifact, artifact_uri,"
                 " sha256, serializer, content_type, size, stage, description, created_by,"
@@ -360,14 +290,33 @@ class Registry:
         return await self.get_model_version(new.model, version)
 
     async def promote_model_version(
-        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        user: str,
+        reason: str | None = None,
+        archive_existing: bool = False,
     ) -> ModelVersion:
-        """Move a version to a stage; production archives the previous production version."""
+        """Move a version to a stage; production archives the previous production version.
+
+        ``archive_existing`` archives the other versions in ``stage`` too (MLflow's
+        ``archive_existing_versions``), each change audited.
+        """
 
         async def body(db: Tx) -> None:
             model_id = await self._model_id(db, name)
             await self._touch(db, model_id)  # locks the model row until commit
             current = await self._stage_of(db, model_id, name, version)
+            if archive_existing and stage != "archived":
+                others = await db.fetchall(
+                    "SELECT version FROM model_versions"
+                    " WHERE model_id = ? AND stage = ? AND version != ? ORDER BY version",
+                    (model_id, stage, version),
+                )
+                why = f"version {version} entered {stage}"
+                for other in [o["version"] for o in others]:
+                    await self._set_stage(db, model_id, other, stage, "archived", user, why)
             if current == stage:
                 return
             await self._set_stage(db, model_id, version, current, stage, user, reason)
@@ -471,5 +420,112 @@ class Registry:
             model_id = await self._model_id(db, name)
             await self._touch(db, model_id)  # locks the model row until commit
             await db.execute("UPDATE models SET note = ? WHERE id = ?", (note, model_id))
+
+        await self._db.transact(body)
+
+    async def create_model(
+        self, name: str, user: str, note: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelDetail:
+        """Create a model with no versions; ``Conflict`` if the name is taken."""
+
+        async def body(db: Tx) -> None:
+            now = time.time()
+            added = await db.execute(
+                "INSERT INTO models (name, note, created_by, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, note, user, now, now),
+            )
+            if not added:
+                raise Conflict(f"model {name!r} already exists")
+            model_id = await self._model_id(db, name)
+            await db.executemany(
+                "INSERT INTO model_tags (model_id, key, value) VALUES (?, ?, ?)",
+                [(model_id, k, val) for k, val in (tags or {}).items()],
+            )
+
+        await self._db.transact(body)
+        return await self.get_model(name)
+
+    async def rename_model(self, name: str, new_name: str) -> None:
+        """Rename a model; ``Conflict`` if the new name is taken."""
+
+        async def body(db: Tx) -> None:
+            model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
+            if new_name == name:
+                return
+            taken = await db.fetchall("SELECT id FROM models WHERE name = ?", (new_name,))
+            if taken:
+                raise Conflict(f"model {new_name!r} already exists")
+            await db.execute("UPDATE models SET name = ? WHERE id = ?", (new_name, model_id))
+
+        await self._db.transact(body)
+
+    async def delete_model(self, name: str) -> None:
+        """Delete a model and everything under it."""
+
+        async def body(db: Tx) -> None:
+            model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
+            for table in MODEL_TABLES:
+                await db.execute(f"DELETE FROM {table} WHERE model_id = ?", (model_id,))
+            await db.execute("DELETE FROM models WHERE id = ?", (model_id,))
+
+        await self._db.transact(body)
+
+    async def delete_model_tags(self, name: str, keys: Sequence[str]) -> None:
+        """Delete tags of a model; keys it does not have are ignored."""
+
+        async def body(db: Tx) -> None:
+            model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
+            await db.executemany(
+                "DELETE FROM model_tags WHERE model_id = ? AND key = ?",
+                [(model_id, k) for k in keys],
+            )
+
+        await self._db.transact(body)
+
+    async def delete_model_version(self, name: str, version: int) -> None:
+        """Delete a version with its aliases and tags; its audit events keep its number."""
+
+        async def body(db: Tx) -> None:
+            model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
+            await self._stage_of(db, model_id, name, version)
+            for table in VERSION_TABLES:
+                await db.execute(
+                    f"DELETE FROM {table} WHERE model_id = ? AND version = ?", (model_id, version)
+                )
+
+        await self._db.transact(body)
+
+    async def set_model_version_description(
+        self, name: str, version: int, description: str | None
+    ) -> None:
+        """Replace a version's description."""
+
+        async def body(db: Tx) -> None:
+            model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
+            await self._stage_of(db, model_id, name, version)
+            await db.execute(
+                "UPDATE model_versions SET description = ? WHERE model_id = ? AND version = ?",
+                (description, model_id, version),
+            )
+
+        await self._db.transact(body)
+
+    async def delete_model_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        """Delete tags of a version; keys it does not have are ignored."""
+
+        async def body(db: Tx) -> None:
+            model_id = await self._model_id(db, name)
+            await self._touch(db, model_id)  # locks the model row until commit
+            await self._stage_of(db, model_id, name, version)
+            await db.executemany(
+                "DELETE FROM model_version_tags WHERE model_id = ? AND version = ? AND key = ?",
+                [(model_id, version, k) for k in keys],
+            )
 
         await self._db.transact(body)

@@ -235,10 +235,18 @@ class SQLStore:
         return await self.registry.get_model_version(name, version)
 
     async def promote_model_version(
-        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        stage: Stage,
+        user: str,
+        reason: str | None = None,
+        archive_existing: bool = False,
     ) -> ModelVersion:
         """Move a version to a stage (archiving the previous production version if needed)."""
-        return await self.registry.promote_model_version(name, version, stage, user, reason)
+        return await self.registry.promote_model_version(
+            name, version, stage, user, reason, archive_existing
+        )
 
     async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
         """Point an alias at a version (moving it if it pointed elsewhere)."""
@@ -261,6 +269,38 @@ class SQLStore:
     async def set_model_note(self, name: str, note: str) -> None:
         """Replace the model's markdown note."""
         await self.registry.set_model_note(name, note)
+
+    async def create_model(
+        self, name: str, user: str, note: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelDetail:
+        """Create a model with no versions yet; ``Conflict`` if the name is taken."""
+        return await self.registry.create_model(name, user, note, tags)
+
+    async def rename_model(self, name: str, new_name: str) -> None:
+        """Rename a model; ``Conflict`` if ``new_name`` is taken."""
+        await self.registry.rename_model(name, new_name)
+
+    async def delete_model(self, name: str) -> None:
+        """Delete a model with its versions, aliases, tags and audit trail."""
+        await self.registry.delete_model(name)
+
+    async def delete_model_tags(self, name: str, keys: Sequence[str]) -> None:
+        """Delete tags of a model (keys it does not have are ignored)."""
+        await self.registry.delete_model_tags(name, keys)
+
+    async def delete_model_version(self, name: str, version: int) -> None:
+        """Delete a version with its aliases and tags (its number is not reused)."""
+        await self.registry.delete_model_version(name, version)
+
+    async def set_model_version_description(
+        self, name: str, version: int, description: str | None
+    ) -> None:
+        """Replace a version's description (``None`` clears it)."""
+        await self.registry.set_model_version_description(name, version, description)
+
+    async def delete_model_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
+        """Delete tags of a version (keys it does not have are ignored)."""
+        await self.registry.delete_model_version_tags(name, version, keys)
 
     async def create_pipeline(self, new: NewPipeline) -> None:
         """Record a running pipeline with its steps pending; ``Conflict`` if the id exists."""

@@ -1,9 +1,9 @@
 """MLflow's tracking REST API on chachaml's app: every endpoint module, under both prefixes.
 
 MLflow's client calls ``/api/2.0/mlflow/...``; its web UI calls the same endpoints under
-``/ajax-api/2.0/mlflow/...``. Each endpoint module (experiments, runs, metrics, search) holds
-an :class:`~chachaml.server.api.endpoint.Api`; further nouns (the artifact proxy, logged
-models, the model registry) slot in as modules added to :data:`APIS`. Endpoints of MLflow's
+``/ajax-api/2.0/mlflow/...``. Each endpoint module (experiments, runs, metrics, search, the
+model registry) holds an :class:`~chachaml.server.api.endpoint.Api`; further nouns (the
+artifact proxy, logged models) slot in as modules added to :data:`APIS`. Endpoints of MLflow's
 protocol that chachaml does not answer yet reply ``NOT_IMPLEMENTED`` and any other path under
 the prefixes ``ENDPOINT_NOT_FOUND``, both as MLflow's JSON error, never an HTML page.
 
@@ -18,17 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chachaml.server.api.mlflow import experiments, metrics, runs, search
+from chachaml.server.api.mlflow import experiments, metrics, registry, runs, search
 from chachaml.server.errors import mlflow_envelope
 
-APIS = (experiments.api, runs.api, metrics.api, search.api)
+APIS = (experiments.api, runs.api, metrics.api, search.api, registry.api)
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 # Parts of MLflow's protocol chachaml does not answer yet, by path under the prefixes
 LATER = {
     "/logged-models": "logged models",
-    "/registered-models": "the model registry",
-    "/model-versions": "the model registry",
     "/artifacts": "the artifact API (MLflow's artifact proxy is not served yet)",
     "/runs/log-model": "logging models",
     "/runs/outputs": "run outputs (logged models)",

@@ -87,7 +87,7 @@ async def test_errors_take_mlflows_shape_and_status(web: httpx.AsyncClient) -> N
         (web.get("/ajax-api/2.0/mlflow/nothing/here"), 404, "ENDPOINT_NOT_FOUND"),
         (web.get(f"{API}/runs/create"), 404, "ENDPOINT_NOT_FOUND"),  # wrong method
         (web.post(f"{API}/logged-models", json={}), 501, "NOT_IMPLEMENTED"),
-        (web.get(f"{API}/registered-models/get?name=digits"), 501, "NOT_IMPLEMENTED"),
+        (web.get(f"{API}/traces/tr-1"), 501, "NOT_IMPLEMENTED"),
         (web.put("/api/2.0/mlflow-artifacts/artifacts/x", content=b"1"), 501, "NOT_IMPLEMENTED"),
         (web.post(f"{API}/experiments/delete", json={"experiment_id": "1"}), 501,
          "NOT_IMPLEMENTED"),
@@ -103,6 +103,10 @@ async def test_errors_take_mlflows_shape_and_status(web: httpx.AsyncClient) -> N
         body = answer.json()
         assert body["error_code"] == code, body
         assert body["message"]
+
+
+# GET searches whose parameters are all optional: a request without any is a search
+NO_INPUT = ("/registered-models/search", "/model-versions/search")
 
 
 def mlflow_routes(app: Starlette) -> list[tuple[str, str]]:
@@ -132,6 +136,9 @@ async def test_every_mlflow_route_answers_errors_in_mlflows_shape(
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as web:
             for method, path in routes:
                 answer = await web.request(method, path, json=[1])  # never a valid body
+                if path.endswith(NO_INPUT) and method == "GET" and access.tokens == ():
+                    assert answer.status_code == 200, (path, answer.text)  # needs nothing
+                    continue
                 mlflow_error(answer)
 
 
