@@ -65,7 +65,7 @@ READ_POSTS = (
     *(
         f"{prefix}2.0/mlflow/{noun}/search"
         for prefix in ("/api/", "/ajax-api/")
-        for noun in ("runs", "experiments")
+        for noun in ("runs", "experiments", "logged-models")
     ),
     *(
         f"{prefix}2.0/mlflow/registered-models/get-latest-versions"
@@ -293,7 +293,9 @@ class AccessLayer:
             why = _same_origin(headers)
             if why is not None:
                 return _refuse(conn, 403, why)
-            if _media_type(headers) in FORM_TYPES and path not in FORM_PATHS:
+            # only a POST can come from a form (other methods need a preflight), so a PUT may
+            # carry its file's own type (MLflow's artifact uploads send text/plain for .txt)
+            if method == "POST" and _media_type(headers) in FORM_TYPES and path not in FORM_PATHS:
                 media = _media_type(headers)
                 if not (media == "multipart/form-data" and path.startswith("/api/w/")):
                     return _refuse(

@@ -54,7 +54,7 @@ MLFLOW_CODES: Mapping[int, str] = {
     404: "RESOURCE_DOES_NOT_EXIST",
     405: "ENDPOINT_NOT_FOUND",
     409: "INVALID_PARAMETER_VALUE",  # a write contradicting stored data (a param changed)
-    413: "RESOURCE_EXHAUSTED",
+    413: "INVALID_PARAMETER_VALUE",  # RESOURCE_EXHAUSTED is 429, which MLflow's client retries
     415: "INVALID_PARAMETER_VALUE",
     422: "INVALID_PARAMETER_VALUE",
     500: "INTERNAL_ERROR",

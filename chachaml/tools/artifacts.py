@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from chachaml.errors import InvalidInput, NotFound, StoreUnavailable
@@ -116,6 +117,27 @@ async def read_bytes(
             f"artifact {name!r} of run {run_id!r} is corrupt: its content hash does not match"
         )
     return art, data
+
+
+async def open_artifact(
+    store: Store, artifacts: ArtifactStore, run_id: str, name: str
+) -> tuple[Artifact, AsyncIterator[bytes]]:
+    """An artifact's record and its bytes as blocks, for a download of any size.
+
+    ``NotFound`` comes before any byte; the hash is checked as the blocks pass and the last
+    block is held back until it matches, so a corrupt artifact never arrives whole.
+    """
+    rid = await resolve_run_id(store, run_id)
+    art = await store.get_artifact(rid, validate_artifact_name(name))
+    if uri_digest(art.uri) != art.sha256:
+        raise StoreUnavailable(
+            f"artifact {name!r} of run {run_id!r} is corrupt: its content hash does not match"
+        )
+    try:
+        blocks = await artifacts.open_stream(art.uri)
+    except NotFound:  # said in the caller's terms: no storage path or object URI
+        raise NotFound(f"artifact {name!r} of run {run_id!r} is missing its stored bytes") from None
+    return art, blocks
 
 
 async def list_artifacts(store: Store, run_id: str) -> list[Artifact]:

@@ -21,6 +21,7 @@ import anyio
 import pytest
 
 from chachaml.store import open_store
+from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import runs as run_ops
 from tests.support.serve_proc import ServeProcess
 from tests.support.services import postgres_schema
@@ -262,3 +263,151 @@ def test_team_mode_takes_mlflow_tracking_token(store_url: str, tmp_path: Path) -
         assert wrong == "UNAUTHENTICATED"
     finally:
         proc.stop()
+
+
+ARTIFACTS_AND_MODELS = """
+    import json, os, tempfile
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    import numpy as np
+    from mlflow import MlflowClient
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    client = MlflowClient()
+    mlflow.set_experiment("artifacts")
+    X, y = load_iris(return_X_y=True)
+    with mlflow.start_run() as run:
+        folder = tempfile.mkdtemp()
+        with open(os.path.join(folder, "a.txt"), "w") as fh:
+            fh.write("hello")
+        os.makedirs(os.path.join(folder, "sub", "deep"))
+        with open(os.path.join(folder, "sub", "deep", "b.csv"), "w") as fh:
+            fh.write("x,y\\n1,2\\n")
+        mlflow.log_artifact(os.path.join(folder, "a.txt"))
+        mlflow.log_artifacts(folder, artifact_path="tree")
+        mlflow.log_dict({"k": [1, 2]}, "conf/d.json")
+        mlflow.log_text("some text", "notes/t.txt")
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        mlflow.log_figure(fig, "plots/fig.png")
+        mlflow.log_metric("acc", 0.5)
+        clf = LogisticRegression(max_iter=300).fit(X, y)
+        # given requirements: inferring them costs a 15 s subprocess (autolog below infers)
+        info = mlflow.sklearn.log_model(clf, name="model", pip_requirements=["scikit-learn"])
+    rid = run.info.run_id
+    by_run = mlflow.sklearn.load_model(f"runs:/{rid}/model")
+    by_id = mlflow.sklearn.load_model(f"models:/{info.model_id}")
+    logged = client.get_logged_model(info.model_id)
+    found = client.search_logged_models([run.info.experiment_id], filter_string="name = 'model'")
+    download = mlflow.artifacts.download_artifacts(f"runs:/{rid}/tree")
+    deep = "tree/sub/deep"
+
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog()
+    auto = LogisticRegression(max_iter=300, C=0.5).fit(X, y)
+    auto_run = mlflow.last_active_run()
+    auto_data = client.get_run(auto_run.info.run_id).data
+    reloaded = mlflow.sklearn.load_model(f"runs:/{auto_run.info.run_id}/model")
+    print(json.dumps({
+        "run": rid,
+        "artifact_uri": run.info.artifact_uri,
+        "top": [(f.path, f.is_dir) for f in client.list_artifacts(rid)],
+        "nested": [(f.path, f.is_dir, f.file_size) for f in client.list_artifacts(rid, deep)],
+        "text": mlflow.artifacts.load_text(f"runs:/{rid}/notes/t.txt"),
+        "dict": mlflow.artifacts.load_dict(f"runs:/{rid}/conf/d.json"),
+        "downloaded": sorted(
+            os.path.relpath(os.path.join(d, f), download)
+            for d, _, fs in os.walk(download) for f in fs
+        ),
+        "model_id": info.model_id,
+        "model": [logged.name, logged.source_run_id, str(logged.status), logged.artifact_location],
+        "found": [m.model_id for m in found],
+        "same": [bool((by_run.predict(X) == clf.predict(X)).all()),
+                 bool((by_id.predict(X) == clf.predict(X)).all())],
+        "acc_history": [(m.step, m.value) for m in client.get_metric_history(rid, "acc")],
+        "auto_run": auto_run.info.run_id,
+        "auto_params": {k: auto_data.params[k] for k in ("C", "max_iter")},
+        "auto_metrics": sorted(auto_data.metrics),
+        "auto_same": bool((reloaded.predict(X) == auto.predict(X)).all()),
+        "auto_files": sorted(f.path for f in client.list_artifacts(auto_run.info.run_id)),
+    }))
+"""
+
+
+def test_artifacts_logged_models_and_autologging_round_trip(
+    server: ServeProcess, store_url: str
+) -> None:
+    got = run_client(ARTIFACTS_AND_MODELS, {"MLFLOW_TRACKING_URI": server.url})
+    rid, auto = got["run"], got["auto_run"]
+    assert got["artifact_uri"].startswith("mlflow-artifacts:/")
+    assert got["top"] == [["a.txt", False], ["conf", True], ["model", True], ["notes", True],
+                          ["plots", True], ["tree", True]]  # fmt: skip
+    assert got["nested"] == [["tree/sub/deep/b.csv", False, 8]]
+    assert (got["text"], got["dict"]) == ("some text", {"k": [1, 2]})
+    assert got["downloaded"] == ["a.txt", "sub/deep/b.csv"]
+    model_id = got["model_id"]
+    name, source, status, location = got["model"]
+    assert (name, source, status) == ("model", rid, "READY")
+    assert location.endswith(f"/{rid}/artifacts/model")
+    assert got["found"] == [model_id]
+    assert got["same"] == [True, True]
+    assert got["acc_history"] == [[0, 0.5]]  # log_model's model-linked copy is not a new point
+    assert got["auto_params"] == {"C": "0.5", "max_iter": "300"}
+    assert "training_accuracy_score" in got["auto_metrics"]
+    assert got["auto_same"] is True
+    assert {"model", "estimator.html", "training_confusion_matrix.png"} <= set(got["auto_files"])
+
+    async def native() -> None:  # chachaml's own listing, best_run and load_artifact see it all
+        store = await open_store(store_url)
+        try:
+            names = {a.name for a in await artifact_ops.list_artifacts(store, rid)}
+            assert {"a.txt", "tree/sub/deep/b.csv", "conf/d.json", "notes/t.txt",
+                    "plots/fig.png", "model/MLmodel"} <= names  # fmt: skip
+            assert f".mlflow/logged-models/{model_id}.json" in names
+            art = await store.get_artifact(rid, "plots/fig.png")
+            assert art.content_type == "image/png" and art.size > 1000
+            run = await run_ops.get_run(store, auto)
+            assert run.experiment == "autolog" and run.status == "completed"
+            assert run.params["C"] == "0.5"
+            best = await run_ops.best_run(store, "training_accuracy_score", experiment="autolog")
+            assert best is not None and best.run.id == auto
+            assert "model/model.pkl" in {a.name for a in run.artifacts}
+        finally:
+            await store.close()
+
+    anyio.run(native)
+
+
+TEAM_ARTIFACTS = """
+    import json, os
+    import mlflow
+    from mlflow import MlflowClient
+    mlflow.set_experiment("team-artifacts")
+    with mlflow.start_run() as run:  # as ada: a write token
+        mlflow.log_text("from ada", "w.txt")
+    os.environ["MLFLOW_TRACKING_TOKEN"] = "rita-secret"  # read per request: now rita, read only
+    try:
+        MlflowClient().log_text(run.info.run_id, "from a reader", "r.txt")
+        refused = "no error"
+    except Exception as exc:
+        refused = str(exc)[:300]
+    files = [f.path for f in MlflowClient().list_artifacts(run.info.run_id)]
+    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/w.txt")
+    print(json.dumps({"refused": refused, "files": files, "text": text}))
+"""
+
+
+def test_team_mode_artifact_uploads_need_a_write_token(store_url: str, tmp_path: Path) -> None:
+    tokens = "ada:ada-secret,rita:rita-secret:read"
+    proc = ServeProcess(store_url, tmp_path / "artifacts", {"CHACHAML_TOKENS": tokens})
+    proc.start()
+    try:
+        env = {"MLFLOW_TRACKING_URI": proc.url, "MLFLOW_TRACKING_TOKEN": "ada-secret"}
+        got = run_client(TEAM_ARTIFACTS, env)
+    finally:
+        proc.stop()
+    assert "403" in got["refused"] and "rita" in got["refused"], got
+    assert (got["files"], got["text"]) == (["w.txt"], "from ada")

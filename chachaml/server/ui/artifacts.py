@@ -20,7 +20,7 @@ from chachaml.errors import NotFound, StoreUnavailable
 from chachaml.records import validation as v
 from chachaml.records.runs import Artifact, Table
 from chachaml.server.ui.common import guarded, path_param, store_of, text_param, twin
-from chachaml.store.artifacts import ArtifactStore, uri_digest, validate_artifact_name
+from chachaml.store.artifacts import ArtifactStore
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import runs as run_ops
 
@@ -200,15 +200,9 @@ async def download(request: Request) -> Response:
     cut short before its last block (the client sees fewer bytes than Content-Length).
     """
     run_id, name = path_param(request, "run_id"), path_param(request, "name")
-    art = await store_of(request).get_artifact(v.run_id(run_id), validate_artifact_name(name))
-    if uri_digest(art.uri) != art.sha256:
-        raise StoreUnavailable(
-            f"artifact {name!r} of run {run_id!r} is corrupt: its content hash does not match"
-        )
-    try:
-        blocks = await _artifact_store(request).open_stream(art.uri)
-    except NotFound:  # say which artifact, never where the store keeps it
-        raise NotFound(f"artifact {name!r} of run {run_id!r} is missing its stored bytes") from None
+    art, blocks = await artifact_ops.open_artifact(
+        store_of(request), _artifact_store(request), v.run_id(run_id), name
+    )
     inline = art.content_type in INLINE_IMAGES and request.query_params.get("download") != "1"
     filename = quote(art.name.rsplit("/", 1)[-1])
     return StreamingResponse(

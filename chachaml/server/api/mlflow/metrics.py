@@ -42,6 +42,7 @@ class Metric(wire.Message):
     value: float
     timestamp: int | None = Field(default=None, ge=-INT64, lt=INT64)
     step: int | None = Field(default=None, ge=-INT64, lt=INT64)
+    model_id: str | None = Field(default=None, max_length=300)  # MLflow 3: its logged model
 
 
 class LogMetric(RunRef, Metric):
@@ -121,10 +122,37 @@ async def log_batch(call: Call) -> Answer:
         await log_params(call, rid, params)
     if body.tags:
         await set_tags(call, rid, {t.key: t.value for t in body.tags})
-    if body.metrics:
-        await _log_points(call, rid, body.metrics)
+    metrics = await _unlinked(call, rid, body.metrics)
+    if metrics:
+        await _log_points(call, rid, metrics)
     await _heartbeat(call, rid)
     return {}
+
+
+async def _unlinked(call: Call, run_id: str, metrics: list[Metric]) -> list[Metric]:
+    """The points to log, without copies that only link a run's point to a logged model.
+
+    MLflow 3's ``log_model`` sends the run's points at the model's step again with the
+    model's id; MLflow stores an identical point once, and chachaml reads a logged model's
+    metrics from its run, so such a copy is skipped. A new point naming a model is logged.
+    """
+    linked = {m.key for m in metrics if m.model_id}
+    if not linked:
+        return metrics
+    stored: set[tuple[str, int, int, float | None]] = set()
+    for key in linked:
+        series = await _series(call, run_id, key)
+        if series is not None:
+            stored.update(
+                (key, step, round(at * 1000), value)
+                for step, at, value in zip(
+                    series.steps, series.timestamps, series.values, strict=True
+                )
+            )
+    return [
+        m for m in metrics
+        if not (m.model_id and (m.key, m.step or 0, m.timestamp, m.value) in stored)
+    ]  # fmt: skip
 
 
 def _history(series: MetricSeries, start: int, stop: int) -> list[dict[str, Any]]:

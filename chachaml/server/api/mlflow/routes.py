@@ -1,9 +1,10 @@
 """MLflow's tracking REST API on chachaml's app: every endpoint module, under both prefixes.
 
 MLflow's client calls ``/api/2.0/mlflow/...``; its web UI calls the same endpoints under
-``/ajax-api/2.0/mlflow/...``. Each endpoint module (experiments, runs, metrics, search, the
-model registry) holds an :class:`~chachaml.server.api.endpoint.Api`; further nouns (the
-artifact proxy, logged models) slot in as modules added to :data:`APIS`. Endpoints of MLflow's
+``/ajax-api/2.0/mlflow/...``. Each endpoint module (experiments, runs, metrics, search,
+logged models, the model registry) holds an :class:`~chachaml.server.api.endpoint.Api`;
+further nouns slot in as modules added to :data:`APIS`. The artifact proxy has its own prefix
+(``/api/2.0/mlflow-artifacts``). Endpoints of MLflow's
 protocol that chachaml does not answer yet reply ``NOT_IMPLEMENTED`` and any other path under
 the prefixes ``ENDPOINT_NOT_FOUND``, both as MLflow's JSON error, never an HTML page.
 
@@ -18,18 +19,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chachaml.server.api.mlflow import experiments, metrics, registry, runs, search
+from chachaml.server.api.mlflow import (
+    artifacts,
+    experiments,
+    logged_models,
+    metrics,
+    registry,
+    runs,
+    search,
+)
 from chachaml.server.errors import mlflow_envelope
 
-APIS = (experiments.api, runs.api, metrics.api, search.api, registry.api)
+APIS = (
+    experiments.api,
+    runs.api,
+    metrics.api,
+    search.api,
+    logged_models.api,
+    artifacts.tracking_api,
+    registry.api,
+)
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 # Parts of MLflow's protocol chachaml does not answer yet, by path under the prefixes
 LATER = {
-    "/logged-models": "logged models",
-    "/artifacts": "the artifact API (MLflow's artifact proxy is not served yet)",
-    "/runs/log-model": "logging models",
-    "/runs/outputs": "run outputs (logged models)",
     "/traces": "traces",
 }
 
@@ -53,14 +66,16 @@ def mlflow_routes() -> list[Route]:
     routes += [
         Route(prefix + "/{rest:path}", not_found, methods=ALL_METHODS) for prefix in PREFIXES
     ]
-    routes += [
-        Route("/api/2.0/mlflow-artifacts/{rest:path}", not_found_artifacts, methods=ALL_METHODS)
-    ]
+    routes += artifacts.api.routes(artifacts.PREFIX)
+    routes += [Route(artifacts.PREFIX + "/{rest:path}", not_found_artifacts, methods=ALL_METHODS)]
     return routes
 
 
 async def not_found_artifacts(request: Request) -> Response:
-    """MLflow's artifact proxy: not served yet."""
+    """The artifact proxy's multipart and presigned transfers (for cloud stores): not served."""
     return mlflow_envelope(
-        501, "chachaml does not serve MLflow's artifact proxy yet", "NOT_IMPLEMENTED"
+        501,
+        f"chachaml's artifact proxy does not serve {request.method} {request.url.path}"
+        " (multipart and presigned transfers are for cloud stores): upload with PUT",
+        "NOT_IMPLEMENTED",
     )

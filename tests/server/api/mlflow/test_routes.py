@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,11 @@ from chachaml.server.access import AccessConfig
 from chachaml.server.app import create_app
 from chachaml.server.errors import MLFLOW_STATUS, is_mlflow
 from chachaml.store import ServerStore
-from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools import runs as run_ops
 from tests.support.mcp_seed import IRIS, MID, NEW, OLD, open_seeded
+from tests.support.mlflow_app import BASE, serving
 
 pytestmark = pytest.mark.anyio
-BASE = "http://127.0.0.1:8080"
 API = "/api/2.0/mlflow"
 TOKEN = "ada-token"
 READER = "rita-token"
@@ -37,21 +35,6 @@ READER = "rita-token"
 async def store(tmp_path: Path) -> AsyncIterator[ServerStore]:
     async with open_seeded(tmp_path) as opened:
         yield opened
-
-
-@asynccontextmanager
-async def serving(
-    store: ServerStore, tmp_path: Path, access: AccessConfig | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        store,
-        artifacts=open_artifact_store(str(tmp_path / "artifacts")),
-        access=access or AccessConfig(local_user="keyboard"),
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-            yield client
 
 
 @pytest.fixture
@@ -86,9 +69,10 @@ async def test_errors_take_mlflows_shape_and_status(web: httpx.AsyncClient) -> N
         (web.post(f"{API}/runs/no-such-thing", json={}), 404, "ENDPOINT_NOT_FOUND"),
         (web.get("/ajax-api/2.0/mlflow/nothing/here"), 404, "ENDPOINT_NOT_FOUND"),
         (web.get(f"{API}/runs/create"), 404, "ENDPOINT_NOT_FOUND"),  # wrong method
-        (web.post(f"{API}/logged-models", json={}), 501, "NOT_IMPLEMENTED"),
-        (web.get(f"{API}/traces/tr-1"), 501, "NOT_IMPLEMENTED"),
-        (web.put("/api/2.0/mlflow-artifacts/artifacts/x", content=b"1"), 501, "NOT_IMPLEMENTED"),
+        (web.get(f"{API}/traces/x"), 501, "NOT_IMPLEMENTED"),
+        (web.put("/api/2.0/mlflow-artifacts/artifacts/x", content=b"1"), 404,
+         "RESOURCE_DOES_NOT_EXIST"),
+        (web.post("/api/2.0/mlflow-artifacts/mpu/create/x", json={}), 501, "NOT_IMPLEMENTED"),
         (web.post(f"{API}/experiments/delete", json={"experiment_id": "1"}), 501,
          "NOT_IMPLEMENTED"),
         (web.post(f"{API}/runs/search", json={"filter": "metrics.acc >"}), 400,
