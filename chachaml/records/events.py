@@ -343,6 +343,8 @@ def event_schema(type_: str) -> dict[str, Any]:
     defs = {**envelope.get("$defs", {}), **data.pop("$defs", {})}
     properties["data"] = data
     envelope["properties"] = properties
+    # every attribute is always sent (CloudEvents requires the first four)
+    envelope["required"] = list(properties)
     if defs:
         envelope["$defs"] = defs
     return envelope

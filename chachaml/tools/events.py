@@ -125,6 +125,12 @@ class EventFeed:
     ) -> AsyncIterator[Subscription]:
         """A subscription to the events after ``after`` (default: from now) passing ``filter``."""
         start = await self.head() if after is None else after
+        if self._cursor is None:
+            # from here on the feed offers every event after the cursor; the subscription's
+            # catch-up (reads from the store, later) covers everything up to it
+            head = await self.head()
+            if self._cursor is None:  # (not set by another subscription meanwhile)
+                self._cursor = head
         sub = Subscription(self, filter, start, self._buffer)
         self._subscribers.add(sub)
         self._woken()  # a feed waiting without subscribers polls from now on
@@ -141,6 +147,7 @@ class EventFeed:
     async def run(self) -> None:
         """Read the outbox and offer each event to every subscriber; until cancelled."""
         self._wake = _Wake(asyncio.get_running_loop(), anyio.Event())
+        self._wake.event.set()  # a first read at once, for whoever subscribed already
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.store.listen_events, self._woken)
             try:
@@ -168,14 +175,17 @@ class EventFeed:
                 self._wake.event.set()
 
     async def _read(self) -> None:
-        """Offer every event after the cursor (no subscriber: just move the cursor to the head)."""
+        """Offer every event after the cursor (no subscriber: just move the cursor to the head).
+
+        The cursor moves only by offering events while anyone is subscribed, so nobody misses
+        one; with nobody subscribed it jumps to the head, unless someone subscribed meanwhile.
+        """
         if not self._subscribers:
             head = await self.store.last_event_id()
             if not self._subscribers:  # nobody joined meanwhile (who did, counts on the cursor)
                 self._cursor = head
                 return
-        if self._cursor is None:
-            self._cursor = await self.store.last_event_id()
+        assert self._cursor is not None  # set by the first subscription
         while True:
             events = await self.store.read_events(self._cursor, PAGE)
             for event in events:

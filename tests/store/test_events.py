@@ -159,8 +159,8 @@ async def test_ids_follow_commit_order_under_concurrent_writers(store_url: str) 
     try:
         writer_stores, reader = stores[:3], stores[3]
         for i, s in enumerate(writer_stores):
-            await s.create_run(new_run(f"r{i}"))  # type: ignore[attr-defined]
-        start = await reader.last_event_id()  # type: ignore[attr-defined]
+            await s.create_run(new_run(f"r{i}"))
+        start = await reader.last_event_id()
         seen: list[int] = []
         done = anyio.Event()
 
@@ -172,7 +172,7 @@ async def test_ids_follow_commit_order_under_concurrent_writers(store_url: str) 
             cursor = start
             while True:
                 finished = done.is_set()
-                for event in await reader.read_events(cursor, 1000):  # type: ignore[attr-defined]
+                for event in await reader.read_events(cursor, 1000):
                     seen.append(event.seq)
                     cursor = event.seq
                 if finished:
@@ -185,7 +185,7 @@ async def test_ids_follow_commit_order_under_concurrent_writers(store_url: str) 
                 for i, s in enumerate(writer_stores):
                     writers.start_soon(write, s, f"r{i}")
             done.set()
-        every = [e.seq for e in await reader.read_events(start, 10_000)]  # type: ignore[attr-defined]
+        every = [e.seq for e in await reader.read_events(start, 10_000)]
         assert len(every) == 120
         assert seen == every  # in order, and nothing skipped while reading concurrently
     finally:
@@ -213,7 +213,7 @@ async def test_a_stale_heartbeat_is_reported_once_by_any_number_of_sweeps(
         long_ago = time.time() - 100
         await first.create_run(new_run("dead", started_at=long_ago, heartbeat_timeout=10.0))
         await first.create_run(new_run("alive"))
-        before = await first.last_event_id()  # type: ignore[attr-defined]
+        before = await first.last_event_id()
         now = time.time()
         marked: list[list[str]] = []
 
@@ -222,10 +222,10 @@ async def test_a_stale_heartbeat_is_reported_once_by_any_number_of_sweeps(
 
         async with anyio.create_task_group() as tasks:
             for s in stores:
-                tasks.start_soon(sweep, s)  # type: ignore[arg-type]
+                tasks.start_soon(sweep, s)
         assert sorted(marked) == [[], [], ["dead"]]
-        assert await first.sweep_killed(time.time()) == []  # type: ignore[attr-defined]
-        (killed,) = await first.read_events(before, 100)  # type: ignore[attr-defined]
+        assert await first.sweep_killed(time.time()) == []
+        (killed,) = await first.read_events(before, 100)
         assert (killed.type, killed.runid, killed.experiment) == ("run.killed", "dead", "exp")
         assert killed.data["heartbeat_timeout"] == 10.0
         assert (await first.get_run("dead")).status == "killed"  # reads say so, as before
