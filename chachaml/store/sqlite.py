@@ -44,7 +44,7 @@ BUSY_TIMEOUT_MS = 60_000
 WRITE_RETRIES = 8
 READERS = 2
 INLINE_READ_SECONDS = 0.002
-EVENT_POLL_SECONDS = 0.05  # how often event readers look for other processes' events
+EVENT_POLL_SECONDS = 0.025  # how often event readers look for other processes' events
 PROGRESS_EVERY = 1000  # SQLite VM instructions between two looks at the inline read's clock
 
 
