@@ -256,6 +256,14 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(("CHACHAML_IDEMPOTENCY_LEASE_SECONDS",), "`60`",
            "how long an unfinished request's `Idempotency-Key` stays claimed; after a crash, a"
            " retry takes it over"),
+    EnvVar(("CHACHAML_EVENTS_RETENTION_SECONDS",), "`604800` (7 days)",
+           "how long `chachaml serve` keeps events in the outbox (older ones are pruned;"
+           " `Last-Event-ID` resumes within it)"),
+    EnvVar(("CHACHAML_EVENTS_SWEEP_SECONDS",), "`5`",
+           "how often `chachaml serve` looks for runs whose heartbeat went stale, to send"
+           " `run.killed` once"),
+    EnvVar(("CHACHAML_EVENTS_HEARTBEAT_SECONDS",), "`15`",
+           "the comment line `GET /api/events` sends on a quiet stream"),
     EnvVar(("CHACHAML_BASE_URL",), "`http://127.0.0.1:8080`",
            "the server's public URL, for links in alert webhooks"),
     EnvVar(("CHACHAML_ALERT_TIMEOUT_SECONDS",), "`5`", "time allowed for each alert webhook POST"),
