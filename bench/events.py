@@ -21,10 +21,12 @@ import statistics
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import httpx
 
 from bench import postgres
@@ -35,7 +37,10 @@ from bench.targets import TARGETS
 from bench.timing import percentile, step
 from bench.tracking import log_points, make_client
 from chachaml.client.client import Client
+from chachaml.records.runs import NewRun
 from chachaml.settings import Settings
+from chachaml.store import open_store
+from chachaml.store.codec import chunk_from_columns
 
 NAME = "events"
 
@@ -136,6 +141,47 @@ def ingest(store: str, artifacts: Path, points: int, keep_events: bool) -> float
         client.close()
 
 
+BATCH_POINTS = 50_000  # the client's flush size (CHACHAML_FLUSH_POINTS)
+
+
+def batch_cost(url: str, repeats: int) -> tuple[float, float]:
+    """Median ms of one flushed batch (``log_metrics``) with events and without, interleaved.
+
+    Batch by batch on one store, alternating, so the machine's load moves both alike: the
+    outbox's cost per batch, which the end-to-end ingest figures show only through noise.
+    """
+
+    async def go() -> tuple[float, float]:
+        store = await open_store(url)
+        try:
+            run = NewRun(
+                id=uuid.uuid4().hex,
+                experiment="bench-batches",
+                name=None,
+                created_by="bench",
+                started_at=time.time(),
+                heartbeat_timeout=600,
+            )
+            await store.create_run(run)  # fmt: skip
+            times: dict[bool, list[float]] = {True: [], False: []}
+            first = 0
+            for i in range(2 * repeats):
+                keep = i % 4 in (0, 3)  # on, off, off, on, ...
+                store.database.keep_events = keep  # type: ignore[attr-defined]
+                steps = range(first, first + BATCH_POINTS)
+                first += BATCH_POINTS
+                chunk = chunk_from_columns(run.id, "loss", steps, [0.5] * BATCH_POINTS,
+                                           [time.time()] * BATCH_POINTS)  # fmt: skip
+                began = time.perf_counter()
+                await store.log_metrics([chunk])
+                times[keep].append((time.perf_counter() - began) * 1000)
+            return statistics.median(times[True]), statistics.median(times[False])
+        finally:
+            await store.close()
+
+    return anyio.run(go)
+
+
 def ingest_pair(fresh: Callable[[int], str], workdir: Path, size: Size) -> tuple[float, float]:
     """Median points/s with events and without, in alternating order, each on a fresh store."""
     on: list[float] = []
@@ -182,6 +228,12 @@ def measure(size: Size, context: Context) -> list[Figure]:
     def sqlite_file(i: int) -> str:
         return f"sqlite:///{(work / f'ingest-{i}.db').resolve()}"
 
+    batches = 10 * size.repeats
+    on, off = step(f"SQLite, {batches} batches of {BATCH_POINTS:,} points, events on and off",
+                   lambda: batch_cost(sqlite_file(-2), batches))  # fmt: skip
+    batch_target = TARGETS["events batch cost"]
+    figures.append(Figure(NAME, f"SQLite {BATCH_POINTS:,}-point batch stored, events on", on,
+                          "ms", "lower", batch_target, off, "events off"))  # fmt: skip
     on, off = step(f"SQLite ingest, events on and off: {size.points:,} points x{size.repeats}",
                    lambda: ingest_pair(sqlite_file, work, size))  # fmt: skip
     cost = TARGETS["events ingest cost"]
@@ -189,8 +241,13 @@ def measure(size: Size, context: Context) -> list[Figure]:
                           "points/s", "higher", cost, off, "events off"))  # fmt: skip
     if pg_ready:
         with postgres.postgres_schema() as (url, _):
+            bon, boff = step(f"PostgreSQL, {batches} batches, events on and off",
+                             lambda: batch_cost(url, batches))  # fmt: skip
             on, off = step(f"PostgreSQL ingest, events on and off: {size.points:,} points",
                            lambda: ingest_pair(lambda _i: url, work, size))  # fmt: skip
+        figures.append(Figure(NAME, f"PostgreSQL {BATCH_POINTS:,}-point batch stored, events on",
+                              bon, "ms", "lower", TARGETS["events batch cost"], boff,
+                              "events off"))  # fmt: skip
         figures.append(Figure(NAME, f"PostgreSQL ingest of {size.points:,} points, events on",
                               on, "points/s", "higher", cost, off, "events off"))  # fmt: skip
     return figures
