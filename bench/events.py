@@ -147,7 +147,7 @@ BATCH_POINTS = 50_000  # the client's flush size (CHACHAML_FLUSH_POINTS)
 def batch_cost(url: str, repeats: int) -> tuple[float, float]:
     """Median ms of one flushed batch (``log_metrics``) with events and without, interleaved.
 
-    Batch by batch on one store, alternating, so the machine's load moves both alike: the
+    Batch by batch on one store, interleaved, so the machine's load moves both alike: the
     outbox's cost per batch, which the end-to-end ingest figures show only through noise.
     """
 
@@ -165,8 +165,11 @@ def batch_cost(url: str, repeats: int) -> tuple[float, float]:
             await store.create_run(run)  # fmt: skip
             times: dict[bool, list[float]] = {True: [], False: []}
             first = 0
-            for i in range(2 * repeats):
-                keep = i % 4 in (0, 3)  # on, off, off, on, ...
+            # in a shuffled order: every few batches one costs several times the others
+            # (the WAL checkpoint, new pages), and a fixed pattern could put them all on one side
+            order = [True, False] * repeats
+            random.Random(0).shuffle(order)
+            for keep in order:
                 store.database.keep_events = keep  # type: ignore[attr-defined]
                 steps = range(first, first + BATCH_POINTS)
                 first += BATCH_POINTS
@@ -228,7 +231,7 @@ def measure(size: Size, context: Context) -> list[Figure]:
     def sqlite_file(i: int) -> str:
         return f"sqlite:///{(work / f'ingest-{i}.db').resolve()}"
 
-    batches = 10 * size.repeats
+    batches = 40 * size.repeats
     on, off = step(f"SQLite, {batches} batches of {BATCH_POINTS:,} points, events on and off",
                    lambda: batch_cost(sqlite_file(-2), batches))  # fmt: skip
     batch_target = TARGETS["events batch cost"]
