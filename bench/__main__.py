@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench import http_ingest, mcp_http, mcp_stdio, postgres, tracking, ui
+from bench import events, http_ingest, mcp_http, mcp_stdio, postgres, tracking, ui
 from bench.runner import Benchmark, chosen_size, run, size_parser
 
 # Cheapest first; the seeded-store users share one seeding per size.
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
         mcp_http.BENCHMARK,
         ui.BENCHMARK,
         http_ingest.BENCHMARK,
+        events.BENCHMARK,
     )
 }
 

@@ -97,6 +97,15 @@ TARGETS: dict[str, Target] = {
         _t("MCP over HTTP, team mode", "ms", "lower", "issue 15: the access layer costs an"
            " MCP call <= 5% (team mode's p50 within 1.05x of local mode's)", ratio=1.05,
            reference="local"),
+        _t("event latency p99", "ms", "lower", "issue 20: from flush() returning to an SSE"
+           " client holding the run.metrics event, p99 <= 50 ms on SQLite and PostgreSQL",
+           limit=50.0),
+        _t("events batch cost", "ms", "lower", "issue 20: writing the outbox costs a flushed"
+           " batch of 50,000 points <= 5% (events on <= 1.05x events off, interleaved)",
+           ratio=1.05, reference="events off"),
+        _t("events ingest cost", "points/s", "higher", "issue 20: writing the outbox costs"
+           " ingest <= 5% (events on >= 0.95x events off)", ratio=0.95,
+           reference="events off"),
     )
 }  # fmt: skip
 

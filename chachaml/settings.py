@@ -154,6 +154,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     max_upload_bytes: int = 1 << 30
     idempotency_lease: float = 60.0
+    events_retention: float = 7 * 86400.0
+    events_sweep: float = 5.0
+    events_heartbeat: float = 15.0
     anthropic_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
@@ -184,6 +187,9 @@ class Settings:
             ),
             max_upload_bytes=_int(env, "CHACHAML_MAX_UPLOAD_BYTES", 1 << 30),
             idempotency_lease=_float(env, "CHACHAML_IDEMPOTENCY_LEASE_SECONDS", 60.0),
+            events_retention=_float(env, "CHACHAML_EVENTS_RETENTION_SECONDS", 7 * 86400.0),
+            events_sweep=_float(env, "CHACHAML_EVENTS_SWEEP_SECONDS", 5.0),
+            events_heartbeat=_float(env, "CHACHAML_EVENTS_HEARTBEAT_SECONDS", 15.0),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
@@ -250,6 +256,14 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(("CHACHAML_IDEMPOTENCY_LEASE_SECONDS",), "`60`",
            "how long an unfinished request's `Idempotency-Key` stays claimed; after a crash, a"
            " retry takes it over"),
+    EnvVar(("CHACHAML_EVENTS_RETENTION_SECONDS",), "`604800` (7 days)",
+           "how long `chachaml serve` keeps events in the outbox (older ones are pruned;"
+           " `Last-Event-ID` resumes within it)"),
+    EnvVar(("CHACHAML_EVENTS_SWEEP_SECONDS",), "`5`",
+           "how often `chachaml serve` looks for runs whose heartbeat went stale, to send"
+           " `run.killed` once"),
+    EnvVar(("CHACHAML_EVENTS_HEARTBEAT_SECONDS",), "`15`",
+           "the comment line `GET /api/events` sends on a quiet stream"),
     EnvVar(("CHACHAML_BASE_URL",), "`http://127.0.0.1:8080`",
            "the server's public URL, for links in alert webhooks"),
     EnvVar(("CHACHAML_ALERT_TIMEOUT_SECONDS",), "`5`", "time allowed for each alert webhook POST"),

@@ -11,6 +11,7 @@ import gc
 import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -32,6 +33,7 @@ from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.server_state import ServerStore
 from chachaml.tools.deliveries import run_delivery_worker
+from chachaml.tools.events import EventFeed, run_event_sweeper
 
 if TYPE_CHECKING:
     from chachaml.settings import S3Settings
@@ -65,6 +67,7 @@ def create_app(
     """
     policy = AccessPolicy(access or AccessConfig(bind=host, local_user=user), store)
     api_config = api or ApiConfig()
+    events = EventFeed(store)  # one reader of the outbox for every SSE client
     # MCP's check_alerts and send_test_alert deliver as the rest of the server does
     mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only,
                     user=user, delivery=api_config.delivery)  # fmt: skip
@@ -83,6 +86,11 @@ def create_app(
         async with mcp.session_manager.run(), anyio.create_task_group() as tasks:
             # Alert webhooks go out from their queue here, never inside a request.
             tasks.start_soon(run_delivery_worker, store, app.state.delivery)
+            # Events: one shared reader for the streams; run.killed and pruning by a sweep.
+            tasks.start_soon(events.run)
+            tasks.start_soon(partial(run_event_sweeper, store,
+                                     retention=api_config.events_retention,
+                                     every=api_config.events_sweep))  # fmt: skip
             # Everything alive now lives as long as the server: moved out of the collector's
             # reach, it is not rescanned by every collection that request handling triggers
             # (a 10,000-point metric batch is validated 3x faster).
@@ -106,6 +114,7 @@ def create_app(
     app.state.ui_user = user
     app.state.access = policy
     app.state.artifacts = artifacts
+    app.state.events = events
     install_api(app, api_config)  # /api/w, /api/store/v1, /api/openapi.json, error envelope
     for kind, handler in ERROR_HANDLERS.items():  # unknown pages: a styled 404 with the nav
         app.add_exception_handler(kind, handler)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -23,12 +24,20 @@ from asyncpg.pool import PoolConnectionProxy
 
 from chachaml.errors import InvalidInput, StoreUnavailable
 from chachaml.store.migrations.runner import migrate
-from chachaml.store.sql.database import Dialect, IntegrityViolation, Row, Tx, numbered
+from chachaml.store.sql.database import (
+    CommitSignal,
+    Dialect,
+    IntegrityViolation,
+    Row,
+    Tx,
+    numbered,
+)
 from chachaml.store.sql.store import SQLStore
 
 T = TypeVar("T")
 
 WRITE_RETRIES = 8
+EVENTS_CHANNEL = "chachaml_events"  # NOTIFY'd by a trigger of the events table
 MIGRATION_LOCK = 0x63686163  # pg_advisory_xact_lock key shared by every chachaml process
 RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 CONNECTION_LOST = (
@@ -75,8 +84,10 @@ def _rowcount(status: str) -> int:
 class PostgresTx:
     """:class:`~chachaml.store.sql.database.Tx` over an asyncpg connection (rows by name)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, keep_events: bool = False) -> None:
         self._conn = conn
+        self._keep_events = keep_events
+        self.wrote_events = False
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; returns the rows changed."""
@@ -107,15 +118,24 @@ class PostgresTx:
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise IntegrityViolation(str(exc)) from exc
 
+    def mark_events(self) -> bool:
+        """Note that this transaction writes events; ``False`` if the database keeps none."""
+        self.wrote_events = self._keep_events
+        return self._keep_events
+
 
 class PostgresDatabase:
     """The :class:`~chachaml.store.sql.database.Database` of a PostgreSQL connection pool."""
 
     dialect: Dialect = "postgresql"
+    event_poll_seconds = 2.0  # a safety net only: NOTIFY wakes readers
 
-    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, url: str, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         self.url = redacted(url)
+        self.keep_events = True
+        self.committed_events = CommitSignal()
         self._pool = pool
+        self._dsn = dsn or pool_options(url)[0]
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
@@ -127,7 +147,7 @@ class PostgresDatabase:
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot connect to {redacted(url)}: {exc}") from exc
-        return cls(url, pool)
+        return cls(url, pool, dsn)
 
     async def close(self) -> None:
         """Close the pool."""
@@ -146,15 +166,18 @@ class PostgresDatabase:
                 async with self._pool.acquire() as conn:
                     transaction = conn.transaction()
                     await transaction.start()
+                    tx = PostgresTx(conn, self.keep_events)
                     try:
-                        result = await body(PostgresTx(conn))
+                        result = await body(tx)
                     except BaseException:
                         with contextlib.suppress(*CONNECTION_LOST):
                             await transaction.rollback()
                         raise
                     committing = True
                     await transaction.commit()
-                    return result
+                if tx.wrote_events:  # other processes hear of it by NOTIFY (a trigger)
+                    self.committed_events.fire()
+                return result
             except RETRYABLE as exc:
                 if attempt == WRITE_RETRIES - 1:
                     raise StoreUnavailable(f"PostgreSQL write kept conflicting: {exc}") from exc
@@ -165,6 +188,33 @@ class PostgresDatabase:
                     raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
                 await anyio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on each ``NOTIFY chachaml_events``, until cancelled.
+
+        A connection of its own, outside the pool: LISTEN is session state, which the pool's
+        connections never keep. A lost connection is opened again (``wake`` then too, as
+        notifications may have been missed meanwhile).
+        """
+        delay = 0.1
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            lost = anyio.Event()
+            try:
+                conn.add_termination_listener(partial(_set_on_close, lost))
+                await conn.add_listener(EVENTS_CHANNEL, lambda *_args: wake())
+                wake()
+                await lost.wait()
+            except CONNECTION_LOST:
+                pass
+            finally:
+                conn.terminate()
 
     async def query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` on a pooled connection, statement by statement (READ COMMITTED).
@@ -178,6 +228,10 @@ class PostgresDatabase:
         except CONNECTION_LOST as exc:
             await self._pool.expire_connections()
             raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+
+
+def _set_on_close(lost: anyio.Event, _conn: object) -> None:
+    lost.set()
 
 
 async def _keep_session(conn: Connection) -> None:

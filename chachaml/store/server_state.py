@@ -33,6 +33,21 @@ Alert evaluation and webhook deliveries:
   number of processes or replicas (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), counting the try
   and leasing the row until ``lease_until`` (a caller that dies leaves it to be claimed
   again then). The queue survives restarts: it is a table.
+Events (the outbox):
+
+- Every write that changes what an event type reports (:mod:`chachaml.records.events`)
+  writes its event in its own transaction: no event for a change rolled back, no change
+  committed without its event. Ids are a store-wide sequence, and an event becomes visible
+  only after every event with a lower id (PostgreSQL: a lock from id to commit), so a reader
+  that resumes after the last id it saw misses nothing. Ids are never reused, even after
+  pruning.
+- ``read_events`` pages in id order; ``prune_events`` deletes by age (retention).
+- ``sweep_killed`` sends ``run.killed`` once for each running run whose heartbeat went stale,
+  however many servers sweep.
+- ``listen_events`` calls its callback after this process commits events, and on PostgreSQL
+  after any process does (``LISTEN chachaml_events``); readers poll every
+  ``event_poll_seconds`` for the rest (other processes writing to a SQLite file).
+
 - ``record_delivery`` appends one attempt to an event's list and sets its delivery status
   (and its queued delivery's: ``pending`` again at ``retry_at``, or final); attempts are kept
   in the order recorded. Attempts hold an error kind, never a receiver's answer.
@@ -40,6 +55,7 @@ Alert evaluation and webhook deliveries:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
@@ -53,6 +69,7 @@ from chachaml.records.alerts import (
     SilentRun,
     StaleExperiment,
 )
+from chachaml.records.events import Event
 from chachaml.store.protocol import Store
 
 Scope = Literal["read", "write", "admin"]
@@ -203,6 +220,38 @@ class ServerStore(Store, Protocol):
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
+        ...
+
+    # events (the outbox)
+    async def read_events(self, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events with ids above ``after``, in id order."""
+        ...
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event kept (0 when there is none)."""
+        ...
+
+    async def prune_events(self, before: float) -> int:
+        """Delete events older than ``before`` (epoch seconds); returns how many."""
+        ...
+
+    async def sweep_killed(self, now: float) -> list[str]:
+        """Send ``run.killed`` once per running run whose heartbeat is stale at ``now``.
+
+        Returns the ids of the runs it sent the event for.
+        """
+        ...
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from any thread) whenever events may have been committed.
+
+        Runs until cancelled.
+        """
+        ...
+
+    @property
+    def event_poll_seconds(self) -> float:
+        """How often an event reader polls for what ``listen_events`` does not hear."""
         ...
 
 

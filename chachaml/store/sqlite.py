@@ -35,7 +35,7 @@ import anyio
 
 from chachaml.errors import InvalidInput, StoreUnavailable
 from chachaml.store.migrations.runner import migrate
-from chachaml.store.sql.database import Dialect, IntegrityViolation, Row, Tx
+from chachaml.store.sql.database import CommitSignal, Dialect, IntegrityViolation, Row, Tx
 from chachaml.store.sql.store import SQLStore
 
 T = TypeVar("T")
@@ -44,6 +44,7 @@ BUSY_TIMEOUT_MS = 60_000
 WRITE_RETRIES = 8
 READERS = 2
 INLINE_READ_SECONDS = 0.002
+EVENT_POLL_SECONDS = 0.025  # how often event readers look for other processes' events
 PROGRESS_EVERY = 1000  # SQLite VM instructions between two looks at the inline read's clock
 
 
@@ -70,8 +71,10 @@ class SyncSQLiteTx:
     ``send`` (see :func:`run_to_completion`).
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, keep_events: bool = False) -> None:
         self._db = db
+        self._keep_events = keep_events
+        self.wrote_events = False
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; returns the rows changed."""
@@ -97,6 +100,11 @@ class SyncSQLiteTx:
         """Insert rows with one prepared statement."""
         marks = ", ".join("?" * len(columns))
         await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def mark_events(self) -> bool:
+        """Note that this transaction writes events; ``False`` if the database keeps none."""
+        self.wrote_events = self._keep_events
+        return self._keep_events
 
 
 def run_to_completion(awaitable: Awaitable[T]) -> T:
@@ -157,6 +165,7 @@ class SQLiteDatabase:
     """The :class:`~chachaml.store.sql.database.Database` of one SQLite file."""
 
     dialect: Dialect = "sqlite"
+    event_poll_seconds = EVENT_POLL_SECONDS
 
     def __init__(
         self,
@@ -166,6 +175,8 @@ class SQLiteDatabase:
         inline: sqlite3.Connection | None = None,
     ) -> None:
         self.url = url
+        self.keep_events = True
+        self.committed_events = CommitSignal()
         self._writer = writer
         self._write_lock = anyio.Lock()
         self._readers = readers
@@ -215,9 +226,9 @@ class SQLiteDatabase:
         db = self._writer
         db.execute("BEGIN IMMEDIATE")
         try:
-            result = run_to_completion(body(SyncSQLiteTx(db)))
+            tx = SyncSQLiteTx(db, self.keep_events)
+            result = run_to_completion(body(tx))
             db.execute("COMMIT")
-            return result
         except BaseException:
             # SQLite may have rolled back already (a full disk, an I/O error): a failing
             # ROLLBACK must not replace the error that says what happened
@@ -225,6 +236,9 @@ class SQLiteDatabase:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             raise
+        if tx.wrote_events:  # this process's readers hear of it now; others poll
+            self.committed_events.fire()
+        return result
 
     async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, retrying when the file is busy."""
@@ -238,6 +252,18 @@ class SQLiteDatabase:
                         continue
                     raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
             raise AssertionError("unreachable")
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` after each commit of events by this process, until cancelled.
+
+        Another process writing to the same file is not heard: readers poll for that
+        (``EVENT_POLL_SECONDS``).
+        """
+        remove = self.committed_events.add(wake)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            remove()
 
     @staticmethod
     def _read_once(db: sqlite3.Connection, body: Callable[[Tx], Awaitable[T]]) -> T:

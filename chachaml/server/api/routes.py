@@ -18,6 +18,7 @@ from starlette.routing import Route
 from chachaml.errors import InvalidInput
 from chachaml.server.access import AccessConfig, is_loopback
 from chachaml.server.api import alerts as api_alerts
+from chachaml.server.api import events as api_events
 from chachaml.server.api import pipelines as api_pipelines
 from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
@@ -30,7 +31,14 @@ from chachaml.settings import Settings
 from chachaml.store.server_state import ServerStore
 from chachaml.tools.webhooks import Delivery
 
-APIS = (api_write.api, api_registry.api, api_pipelines.api, api_alerts.api, api_store.api)
+APIS = (
+    api_write.api,
+    api_registry.api,
+    api_pipelines.api,
+    api_alerts.api,
+    api_store.api,
+    api_events.api,
+)
 ENDPOINTS: tuple[Endpoint, ...] = tuple(ep for api in APIS for ep in api.endpoints)
 
 
@@ -41,6 +49,9 @@ class ApiConfig:
     max_upload_bytes: int = 1 << 30
     delivery: Delivery = field(default_factory=Delivery)
     idempotency_lease: float = 60.0  # seconds before a crashed request's key may be retried
+    events_retention: float = 7 * 86400.0  # seconds an event is kept in the outbox
+    events_sweep: float = 5.0  # seconds between two looks for runs whose heartbeat went stale
+    events_heartbeat: float = 15.0  # seconds between two SSE comment lines on a quiet stream
 
 
 def _version() -> str:
@@ -70,6 +81,7 @@ def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     app.state.max_upload_bytes = cfg.max_upload_bytes
     app.state.delivery = cfg.delivery
     app.state.idempotency_lease = cfg.idempotency_lease
+    app.state.events_heartbeat = cfg.events_heartbeat
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,9 @@ class ApiOptions:
             max_upload_bytes=s.max_upload_bytes,
             delivery=Delivery.from_settings(s),
             idempotency_lease=s.idempotency_lease,
+            events_retention=s.events_retention,
+            events_sweep=s.events_sweep,
+            events_heartbeat=s.events_heartbeat,
         )
 
     def access(self, host: str) -> AccessConfig:

@@ -463,4 +463,36 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ON metric_chunks (run_id, key, max_step, min_step)""",
         ),
     ),
+    Migration(
+        16,
+        "events: the outbox every state change writes its event to (issue 20)",
+        (
+            """CREATE TABLE events (
+                seq BIGSERIAL PRIMARY KEY,
+                type TEXT NOT NULL,
+                time DOUBLE PRECISION NOT NULL,
+                subject TEXT,
+                experiment TEXT,
+                run_id TEXT,
+                model TEXT,
+                data TEXT NOT NULL
+            )""",
+            "CREATE INDEX events_time ON events (time)",
+            "ALTER TABLE runs ADD COLUMN killed_at DOUBLE PRECISION",
+            # Readers take events in seq order and resume after the last seq they saw, so an
+            # event must never become visible after one with a higher seq. A sequence alone
+            # does not promise that (transactions commit in any order), so an insert first
+            # takes a transaction-level advisory lock: from an event's seq to its commit no
+            # other transaction takes one. A statement trigger, so no writer can forget it.
+            """CREATE FUNCTION chachaml_events_in_order() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_advisory_xact_lock(1667785061); RETURN NULL; END $$""",
+            """CREATE TRIGGER events_in_order BEFORE INSERT ON events
+                FOR EACH STATEMENT EXECUTE FUNCTION chachaml_events_in_order()""",
+            # wakes listeners (LISTEN chachaml_events) when the transaction commits
+            """CREATE FUNCTION chachaml_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_notify('chachaml_events', ''); RETURN NULL; END $$""",
+            """CREATE TRIGGER events_notify AFTER INSERT ON events
+                FOR EACH STATEMENT EXECUTE FUNCTION chachaml_events_notify()""",
+        ),
+    ),
 )

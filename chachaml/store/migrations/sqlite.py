@@ -450,4 +450,26 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ON metric_chunks (run_id, key, max_step, min_step)""",
         ),
     ),
+    Migration(
+        16,
+        "events: the outbox every state change writes its event to (issue 20)",
+        (
+            # one row per event, written in the transaction of the change it reports; seq is
+            # the event's id (AUTOINCREMENT: never reused, even after pruning the newest rows,
+            # so a consumer's Last-Event-ID stays meaningful)
+            """CREATE TABLE events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                type TEXT NOT NULL,
+                time REAL NOT NULL,
+                subject TEXT,
+                experiment TEXT,
+                run_id TEXT,
+                model TEXT,
+                data TEXT NOT NULL
+            )""",
+            "CREATE INDEX events_time ON events (time)",
+            # when the server's sweep sent run.killed for a run whose heartbeat went stale
+            "ALTER TABLE runs ADD COLUMN killed_at REAL",
+        ),
+    ),
 )

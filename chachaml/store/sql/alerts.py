@@ -24,8 +24,10 @@ from chachaml.records.alerts import (
     SilentRun,
     StaleExperiment,
 )
+from chachaml.records.events import AlertFired
 from chachaml.records.runs import to_datetime
 from chachaml.store.sql.database import Database, Row, Tx, fetch
+from chachaml.store.sql.events import emit
 
 RULE_FIELDS = (
     "kind",
@@ -229,6 +231,10 @@ class Alerts:
                 (alert_id, event.subject),
             )
             event_id = fired["id"]
+            alert = AlertFired(alert=name, event_id=event_id, alert_subject=event.subject,
+                               message=event.message, run_id=event.run_id,
+                               experiment_name=event.experiment)  # fmt: skip
+            await emit(db, alert, at=event.fired_at)
             if event.webhook and url is not None:
                 body = event.payload if event.payload is not None else {"text": event.message}
                 now = time.time()

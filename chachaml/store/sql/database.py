@@ -52,6 +52,34 @@ class Tx(Protocol):
         """Bulk-insert rows (PostgreSQL uses COPY): the seam for seeding and copying."""
         ...
 
+    def mark_events(self) -> bool:
+        """Note that this transaction writes events (readers are woken once it commits).
+
+        ``False``: the database keeps no events (a benchmark's baseline), write none.
+        """
+        ...
+
+
+class CommitSignal:
+    """Callbacks run after each commit of a transaction that wrote events, in this process.
+
+    A callback may run in any thread (SQLite commits in a worker thread) and must only hand
+    the news on (``loop.call_soon_threadsafe``), never block.
+    """
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` after each such commit; returns what removes it again."""
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback)
+
+    def fire(self) -> None:
+        """Run every callback (after a commit)."""
+        for callback in list(self._callbacks):
+            callback()
+
 
 class Database(Protocol):
     """The few primitives a backend provides; every repository is written against them.
@@ -65,6 +93,9 @@ class Database(Protocol):
 
     dialect: Dialect
     url: str
+    keep_events: bool  # False only for a benchmark's baseline: the outbox stays empty
+    committed_events: CommitSignal  # fired after each commit that wrote events
+    event_poll_seconds: float  # how often event readers poll anyway
 
     async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one write transaction (retried by the backend when busy)."""
@@ -76,6 +107,14 @@ class Database(Protocol):
 
     async def close(self) -> None:
         """Release every connection."""
+        ...
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (any thread) whenever events may have been committed; until cancelled.
+
+        After this process's commits, and on PostgreSQL after any (LISTEN). Readers also poll
+        every ``event_poll_seconds`` for what this does not hear.
+        """
         ...
 
 

@@ -6,8 +6,10 @@ import time
 from collections.abc import Sequence
 
 from chachaml.errors import NotFound
+from chachaml.records.events import ExperimentCreated
 from chachaml.records.runs import Experiment, to_datetime
 from chachaml.store.sql.database import Database, Row, Tx
+from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import marks
 
 EXPERIMENT_SELECT = """
@@ -52,11 +54,13 @@ class Experiments:
         # look first: an INSERT that conflicts would still use up an id from the sequence
         found = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (name,))
         if not found:
-            await db.execute(
+            now = time.time()
+            if await db.execute(
                 "INSERT INTO experiments (name, created_at) VALUES (?, ?)"
                 " ON CONFLICT (name) DO NOTHING",
-                (name, time.time()),
-            )
+                (name, now),
+            ):
+                await emit(db, ExperimentCreated(name=name), at=now)
             found = await db.fetchall("SELECT id FROM experiments WHERE name = ?", (name,))
         return int(found[0]["id"])
 

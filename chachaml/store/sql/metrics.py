@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chachaml.errors import NotFound
+from chachaml.records.events import LatestPoint, MetricsLogged
 from chachaml.records.runs import (
     MetricChunk,
     MetricPoints,
@@ -21,6 +22,7 @@ from chachaml.records.runs import (
 )
 from chachaml.store.codec import StoredChunk, join_chunks, series_of, step_span
 from chachaml.store.sql.database import Database, Row, Tx
+from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import in_batches, marks, require_run
 
 SUMMARY_SELECT = (
@@ -67,6 +69,20 @@ async def latest_metrics(db: Tx, run_ids: Sequence[str]) -> dict[str, dict[str, 
         ):
             metrics[rid][key] = value
     return metrics
+
+
+def logged(chunks: Sequence[MetricChunk]) -> list[MetricsLogged]:
+    """One ``run.metrics`` event per run of ``chunks``: latest point and count per key."""
+    latest: dict[str, dict[str, LatestPoint]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for c in chunks:
+        points = latest.setdefault(c.run_id, {})
+        seen = points.get(c.key)
+        if seen is None or c.last_step >= seen.step:
+            points[c.key] = LatestPoint(value=c.last_value, step=c.last_step)
+        by_key = counts.setdefault(c.run_id, {})
+        by_key[c.key] = by_key.get(c.key, 0) + c.count
+    return [MetricsLogged(run_id=r, metrics=latest[r], counts=counts[r]) for r in latest]
 
 
 def _span(chunk: MetricChunk) -> tuple[int, int, int]:
@@ -137,6 +153,7 @@ class Metrics:
                     for c, _ in fresh
                 ],
             )
+            await emit(db, *logged([c for c, _ in fresh]))
 
         spans = [_span(c) for c in chunks]  # outside the write transaction
         await self._db.transact(body)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chachaml.errors import Conflict, NotFound
+from chachaml.records.events import PipelineEnded, PipelineStarted, PipelineStepChanged
 from chachaml.records.pipelines import (
     NewPipeline,
     PipelineDetail,
@@ -23,6 +24,7 @@ from chachaml.records.pipelines import (
 from chachaml.records.runs import to_datetime
 from chachaml.store.protocol import PipelineEnd, StepEnd
 from chachaml.store.sql.database import Database, IntegrityViolation, Row, Tx
+from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import ALL_ROWS, in_batches, marks, require_run
 
 # A running pipeline is dead when its run ended, vanished or stopped sending heartbeats.
@@ -184,6 +186,8 @@ class Pipelines:
                     for i, s in enumerate(new.steps)
                 ],
             )
+            started = PipelineStarted(pipeline_id=new.id, name=new.name, run_id=new.run_id)
+            await emit(db, started, at=new.started_at)
 
         await self._db.transact(body)
 
@@ -216,6 +220,9 @@ class Pipelines:
                 " error = NULL, result = NULL",
                 (run_id, attempt, started_at),
             )
+            changed = PipelineStepChanged(pipeline_id=pipeline_id, step=step, status="running",
+                                          attempt=attempt, run_id=run_id)  # fmt: skip
+            await emit(db, changed, at=started_at)
 
         await self._db.transact(body)
 
@@ -239,6 +246,14 @@ class Pipelines:
                 "status = ?, ended_at = ?, error = ?, result = ?",
                 (status, ended_at, error, result),
             )
+            (row,) = await db.fetchall(
+                "SELECT run_id, attempts FROM pipeline_steps WHERE pipeline_id = ? AND name = ?",
+                (pipeline_id, step),
+            )
+            changed = PipelineStepChanged(pipeline_id=pipeline_id, step=step, status=status,
+                                          attempt=row["attempts"], run_id=row["run_id"],
+                                          error=error)  # fmt: skip
+            await emit(db, changed, at=ended_at)
 
         await self._db.transact(body)
 
@@ -248,7 +263,9 @@ class Pipelines:
         """Mark a running pipeline ended."""
 
         async def body(db: Tx) -> None:
-            found = await db.fetchall("SELECT status FROM pipelines WHERE id = ?", (pipeline_id,))
+            found = await db.fetchall(
+                "SELECT status, run_id FROM pipelines WHERE id = ?", (pipeline_id,)
+            )
             if not found:
                 raise NotFound(f"pipeline {pipeline_id!r} not found")
             if found[0]["status"] != "running":
@@ -257,6 +274,9 @@ class Pipelines:
                 "UPDATE pipelines SET status = ?, error = ?, ended_at = ? WHERE id = ?",
                 (status, error, ended_at, pipeline_id),
             )
+            ended = PipelineEnded(pipeline_id=pipeline_id, status=status, error=error,
+                                  run_id=found[0]["run_id"])  # fmt: skip
+            await emit(db, ended, at=ended_at)
 
         await self._db.transact(body)
 
@@ -288,6 +308,12 @@ class Pipelines:
                 " ended_at = NULL, error = NULL, resumes = resumes + 1 WHERE id = ?",
                 (run_id, at, pipeline_id),
             )
+            (named,) = await db.fetchall("SELECT name FROM pipelines WHERE id = ?", (pipeline_id,))
+            resumed = PipelineStarted(pipeline_id=pipeline_id, name=named["name"], run_id=run_id,
+                                      resumed=True)  # fmt: skip
+            reset = [PipelineStepChanged(pipeline_id=pipeline_id, step=step, status="pending")
+                     for step in rerun]  # fmt: skip
+            await emit(db, resumed, *reset, at=at)
 
         await self._db.transact(body)
         return await self.get_pipeline(pipeline_id)

@@ -13,6 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chachaml.errors import Conflict, NotFound
+from chachaml.records.events import (
+    ModelAliasRemoved,
+    ModelAliasSet,
+    ModelStageChanged,
+    ModelVersionRegistered,
+)
 from chachaml.records.registry import (
     Model,
     ModelDetail,
@@ -23,6 +29,7 @@ from chachaml.records.registry import (
 )
 from chachaml.records.runs import to_datetime
 from chachaml.store.sql.database import Database, Tx
+from chachaml.store.sql.events import emit
 from chachaml.store.sql.registry_rows import EVENT_SELECT, read_models, read_versions
 from chachaml.store.sql.rows import require_run
 
@@ -138,8 +145,13 @@ class Registry:
         stage: str,
         user: str,
         reason: str | None,
+        name: str,
     ) -> None:
-        """Record a stage change; entering production first archives the current holder."""
+        """Record a stage change; entering production first archives the current holder.
+
+        Emits ``model.stage_changed`` for each version whose stage changed (a registration's
+        own first stage is in its ``model.registered`` event instead).
+        """
         if stage == "production":
             holders = await db.fetchall(
                 "SELECT version FROM model_versions"
@@ -162,12 +174,20 @@ class Registry:
                     user,
                     reason=f"version {version} was promoted to production",
                 )
+                await emit(db, ModelStageChanged(
+                    name=name, version=previous, from_stage="production", to_stage="archived",
+                    user=user, reason=f"version {version} was promoted to production",
+                ))  # fmt: skip
         await db.execute(
             "UPDATE model_versions SET stage = ?, stage_changed_at = ?"
             " WHERE model_id = ? AND version = ?",
             (stage, time.time(), model_id, version),
         )
         await self._event(db, model_id, "stage", version, old, stage, user, reason=reason)
+        if old is not None:
+            changed = ModelStageChanged(name=name, version=version, from_stage=old,
+                                        to_stage=stage, user=user, reason=reason)  # fmt: skip
+            await emit(db, changed)
 
     # reads
 
@@ -281,8 +301,13 @@ class Registry:
                 " VALUES (?, ?, ?, ?)",
                 [(model_id, version, k, val) for k, val in new.tags.items()],
             )
+            registered = ModelVersionRegistered(
+                name=new.model, version=version, run_id=new.run_id, artifact=art["name"],
+                stage=new.stage, user=new.created_by,
+            )  # fmt: skip
+            await emit(db, registered, at=now)
             await self._set_stage(
-                db, model_id, version, None, new.stage, new.created_by, "registered"
+                db, model_id, version, None, new.stage, new.created_by, "registered", new.model
             )
             return version
 
@@ -316,10 +341,10 @@ class Registry:
                 )
                 why = f"version {version} entered {stage}"
                 for other in [o["version"] for o in others]:
-                    await self._set_stage(db, model_id, other, stage, "archived", user, why)
+                    await self._set_stage(db, model_id, other, stage, "archived", user, why, name)
             if current == stage:
                 return
-            await self._set_stage(db, model_id, version, current, stage, user, reason)
+            await self._set_stage(db, model_id, version, current, stage, user, reason, name)
 
         await self._db.transact(body)
         return await self.get_model_version(name, version)
@@ -355,6 +380,8 @@ class Registry:
                 user,
                 alias=alias,
             )
+            moved = ModelAliasSet(name=name, alias=alias, version=version, previous=old, user=user)
+            await emit(db, moved)
 
         await self._db.transact(body)
 
@@ -378,6 +405,7 @@ class Registry:
                 "DELETE FROM model_aliases WHERE model_id = ? AND alias = ?", (model_id, alias)
             )
             await self._event(db, model_id, "alias", old, str(old), None, user, alias=alias)
+            await emit(db, ModelAliasRemoved(name=name, alias=alias, version=old, user=user))
 
         await self._db.transact(body)
 

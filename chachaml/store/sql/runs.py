@@ -11,10 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chachaml.errors import Conflict, NotFound
+from chachaml.records.events import RunEnded, RunKilled, RunNoted, RunStarted, RunTagged
 from chachaml.records.runs import Dataset, EndStatus, NewRun, ParamValue
 from chachaml.store.sql.artifacts import unused_in
 from chachaml.store.sql.database import Database, IntegrityViolation, Tx
+from chachaml.store.sql.events import emit
 from chachaml.store.sql.experiments import Experiments
+from chachaml.store.sql.metrics import latest_metrics
 from chachaml.store.sql.rows import decode_param, encode_param, in_batches, marks, require_run
 
 
@@ -55,6 +58,9 @@ class Runs:
                     "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
                     [(run.id, k, v, run.created_by, run.started_at) for k, v in run.tags.items()],
                 )
+            started = RunStarted(run_id=run.id, name=run.name, created_by=run.created_by,
+                                 parent_id=run.parent_id, tags=dict(run.tags))  # fmt: skip
+            await emit(db, started, at=run.started_at)
 
         await self._db.transact(body)
 
@@ -72,6 +78,12 @@ class Runs:
                 " WHERE id = ?",
                 (status, error, ended_at, ended_at, run_id),
             )
+            (row,) = await db.fetchall("SELECT started_at FROM runs WHERE id = ?", (run_id,))
+            metrics = (await latest_metrics(db, [run_id]))[run_id]
+            duration = max(0.0, ended_at - row["started_at"])
+            ended = RunEnded(run_id=run_id, status=status, error=error, duration=duration,
+                             metrics=metrics)  # fmt: skip
+            await emit(db, ended, at=ended_at)
 
         await self._db.transact(body)
 
@@ -128,6 +140,7 @@ class Runs:
                 " set_by = excluded.set_by, set_at = excluded.set_at",
                 [(run_id, k, v, user, now) for k, v in tags.items()],
             )
+            await emit(db, RunTagged(run_id=run_id, tags=dict(tags), user=user), at=now)
 
         if tags:
             await self._db.transact(body)
@@ -139,6 +152,7 @@ class Runs:
             await require_run(db, run_id)
             if not await db.execute("DELETE FROM tags WHERE run_id = ? AND key = ?", (run_id, key)):
                 raise NotFound(f"run {run_id!r} has no tag {key!r}")
+            await emit(db, RunTagged(run_id=run_id, removed=[key]))
 
         await self._db.transact(body)
 
@@ -178,12 +192,40 @@ class Runs:
 
         async def body(db: Tx) -> None:
             await require_run(db, run_id)
+            now = time.time()
             await db.execute(
                 "UPDATE runs SET note = ?, note_by = ?, note_at = ? WHERE id = ?",
-                (note, user, time.time(), run_id),
+                (note, user, now, run_id),
             )
+            await emit(db, RunNoted(run_id=run_id, note=note, user=user), at=now)
 
         await self._db.transact(body)
+
+    async def sweep_killed(self, now: float) -> list[str]:
+        """Send ``run.killed`` once for each running run whose heartbeat went stale by ``now``.
+
+        The runs keep their stored status (every read still reports them ``killed`` from
+        the heartbeat); ``killed_at`` records that the event went out, so it goes out once
+        whatever the number of sweeping servers (the update re-checks it under the row lock).
+        Returns the runs marked.
+        """
+
+        async def body(db: Tx) -> list[str]:
+            rows = await db.fetchall(
+                "UPDATE runs SET killed_at = ? WHERE status = 'running' AND killed_at IS NULL"
+                " AND heartbeat_at + heartbeat_timeout < ?"
+                " RETURNING id, heartbeat_at, heartbeat_timeout",
+                (now, now),
+            )
+            killed = [
+                RunKilled(run_id=r["id"], heartbeat_at=r["heartbeat_at"],
+                          heartbeat_timeout=r["heartbeat_timeout"])
+                for r in rows
+            ]  # fmt: skip
+            await emit(db, *killed, at=now)
+            return [k.run_id for k in killed]
+
+        return await self._db.transact(body)
 
     async def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         """Attach a dataset record."""

@@ -10,7 +10,7 @@ migrations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from chachaml.records.alerts import (
     AlertEvent,
@@ -23,6 +23,7 @@ from chachaml.records.alerts import (
     SilentRun,
     StaleExperiment,
 )
+from chachaml.records.events import Event
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
@@ -48,6 +49,7 @@ from chachaml.store.sql.alerts import Alerts
 from chachaml.store.sql.artifacts import Artifacts
 from chachaml.store.sql.database import Database
 from chachaml.store.sql.deliveries import Deliveries
+from chachaml.store.sql.events import Events
 from chachaml.store.sql.experiments import Experiments
 from chachaml.store.sql.idempotency import IdempotencyKeys
 from chachaml.store.sql.metrics import Metrics
@@ -78,6 +80,7 @@ class SQLStore:
         self.deliveries = Deliveries(database)
         self.tokens = Tokens(database)
         self.idempotency = IdempotencyKeys(database)
+        self.events = Events(database)
 
     @property
     def url(self) -> str:
@@ -433,3 +436,28 @@ class SQLStore:
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
         return await self.deliveries.pending_deliveries()
+
+    async def read_events(self, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events of the outbox with ids above ``after``, in id order."""
+        return await self.events.read_events(after, limit)
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event kept (0 when there is none)."""
+        return await self.events.last_event_id()
+
+    async def prune_events(self, before: float) -> int:
+        """Delete events older than ``before`` (epoch seconds); returns how many."""
+        return await self.events.prune_events(before)
+
+    async def sweep_killed(self, now: float) -> list[str]:
+        """Send ``run.killed`` once per run whose heartbeat went stale; the runs marked."""
+        return await self.runs.sweep_killed(now)
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (any thread) whenever events may have been committed; until cancelled."""
+        await self.database.listen_events(wake)
+
+    @property
+    def event_poll_seconds(self) -> float:
+        """How often an event reader polls for what ``listen_events`` does not hear."""
+        return self.database.event_poll_seconds

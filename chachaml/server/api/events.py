@@ -1,0 +1,131 @@
+"""Events over HTTP: ``GET /api/events`` (Server-Sent Events) and the JSON Schema of each type.
+
+The stream sends each event of the store's outbox as one SSE message whose ``id`` is the
+event's id and whose ``data`` is the event as CloudEvents JSON. A client that reconnects with
+``Last-Event-ID`` (browsers' ``EventSource`` do so by themselves) gets every event after that
+id, also after a server restart (ids are the store's sequence); without one it starts from
+now, or after the id given as ``after``. Filters: ``type`` (repeatable, patterns such as
+``run.*``), ``experiment``, ``run_id``, ``model``. A comment line is sent every heartbeat
+interval so proxies keep the connection open and the client can tell the server is alive.
+
+Every client of a process is served by one :class:`~chachaml.tools.events.EventFeed` (one
+reader of the outbox), set on the app by :func:`chachaml.server.app.create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from chachaml.records.events import (
+    EVENT_TYPES,
+    Event,
+    EventFilter,
+    check_type_pattern,
+    event_schema,
+)
+from chachaml.server.api.endpoint import INT64, Api, Call
+from chachaml.server.errors import ApiError
+from chachaml.tools.events import EventFeed
+
+api = Api()
+FILTERS = (
+    ("type", "string", False),
+    ("experiment", "string", False),
+    ("run_id", "string", False),
+    ("model", "string", False),
+    ("after", "integer", False),
+)
+HEARTBEAT_SECONDS = 15.0
+RETRY_MS = 2000  # how long a browser waits before reconnecting
+
+
+def feed_of(request: Request) -> EventFeed:
+    """The app's event feed (a 503 if the app was built without one)."""
+    feed = getattr(request.app.state, "events", None)
+    if not isinstance(feed, EventFeed):
+        raise ApiError(503, "this server does not stream events")
+    return feed
+
+
+def _event_id(raw: str, what: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ApiError(422, f"{what} must be an event id (an integer), got {raw!r}") from None
+    if not 0 <= value < INT64:
+        raise ApiError(422, f"{what} must be an event id (0 or more, 64 bits), got {value}")
+    return value
+
+
+def parse_filter(request: Request) -> tuple[EventFilter, int | None]:
+    """The filter and the id to resume after, from the query and ``Last-Event-ID``."""
+    params = request.query_params
+    known = {name for name, _, _ in FILTERS}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ApiError(
+            422, f"unknown query parameter {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+    types = tuple(t for raw in params.getlist("type") for t in raw.split(",") if t.strip())
+    for pattern in types:
+        why = check_type_pattern(pattern.strip())
+        if why is not None:
+            raise ApiError(422, why)
+    for name in ("experiment", "run_id", "model"):
+        if "\x00" in params.get(name, ""):
+            raise ApiError(422, f"query parameter {name!r} may not hold NUL")
+    chosen = EventFilter(
+        types=tuple(t.strip() for t in types),
+        experiment=params.get("experiment") or None,
+        run_id=params.get("run_id") or None,
+        model=params.get("model") or None,
+    )
+    resume = request.headers.get("last-event-id")
+    if resume is not None and resume.strip():
+        return chosen, _event_id(resume, "Last-Event-ID")
+    after = params.get("after")
+    return chosen, None if after is None or not after.strip() else _event_id(after, "after")
+
+
+def message(event: Event) -> bytes:
+    """One SSE message: the event's id, and the event as CloudEvents JSON."""
+    return b"id: " + event.id.encode() + b"\ndata: " + event.model_dump_json().encode() + b"\n\n"
+
+
+async def _stream(
+    feed: EventFeed, chosen: EventFilter, after: int | None, heartbeat: float
+) -> AsyncIterator[bytes]:
+    async with feed.subscribe(chosen, after) as sub:
+        yield f"retry: {RETRY_MS}\n: chachaml events after {sub.last}\n\n".encode()
+        while True:
+            event: Event | None = None
+            with anyio.move_on_after(heartbeat):
+                event = await sub.next()
+            yield b": heartbeat\n\n" if event is None else message(event)
+
+
+@api.route("GET", "/api/events", scope="read", response=Event, errors=(401, 403, 422),
+           query=FILTERS)  # fmt: skip
+async def stream_events(call: Call) -> StreamingResponse:
+    """Server-Sent Events (text/event-stream): every change as a CloudEvents JSON message."""
+    chosen, after = parse_filter(call.request)
+    feed = feed_of(call.request)
+    if after is None:
+        after = await feed.head()
+    heartbeat: float = getattr(call.request.app.state, "events_heartbeat", HEARTBEAT_SECONDS)
+    return StreamingResponse(
+        _stream(feed, chosen, after, heartbeat),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@api.route("GET", "/api/events/schemas", scope="read", response=dict[str, Any], errors=(401, 403))
+async def event_schemas(call: Call) -> dict[str, Any]:
+    """The JSON Schema of each event type, by type (the CloudEvents envelope with its data)."""
+    return {name: event_schema(name) for name in EVENT_TYPES}
