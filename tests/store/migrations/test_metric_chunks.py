@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from chachaml.records.runs import NewRun
 from chachaml.store.migrations.metric_chunks import BATCH
 from chachaml.store.migrations.runner import migrate
 from chachaml.store.postgres import PostgresDatabase
@@ -31,7 +30,18 @@ def chunk_steps(i: int) -> list[int]:
 
 
 async def store_before_spans(db: Tx) -> None:
-    """Chunks and their summary as version 14 stored them (no span columns)."""
+    """A run, its chunks and their summary as version 14 stored them (no span columns).
+
+    Written as SQL, not through the store: today's store also writes tables (events) that
+    version 14 did not have."""
+    now = time.time()
+    await db.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?)", ("e", now))
+    await db.execute(
+        "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at,"
+        " heartbeat_at, heartbeat_timeout)"
+        " SELECT ?, id, ?, 'running', ?, ?, ?, ? FROM experiments WHERE name = ?",
+        (RUN, "old", "ana", now, now, 60.0, "e"),
+    )
     rows = []
     for i in range(CHUNKS):
         steps = chunk_steps(i)
@@ -67,9 +77,6 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
 
 async def test_chunks_stored_before_step_spans_get_them_when_migrated(database: Database) -> None:
     await database.transact(lambda db: migrate(db, database.dialect, up_to=14))
-    await SQLStore(database).create_run(NewRun(
-        id=RUN, experiment="e", name="old", created_by="ana", started_at=time.time(),
-        heartbeat_timeout=60.0))  # fmt: skip
     await database.transact(store_before_spans)
     await database.transact(lambda db: migrate(db, database.dialect))
     rows = await database.query(lambda db: db.fetchall(
