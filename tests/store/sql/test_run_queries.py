@@ -25,7 +25,8 @@ pytestmark = pytest.mark.anyio
 def test_the_index_holds_the_queries_expressions_in_both_dialects() -> None:
     (statement,) = next(m for m in sqlite.MIGRATIONS if m.version == 14).statements
     (same,) = next(m for m in postgres.MIGRATIONS if m.version == 14).statements
-    assert statement == same and statement.startswith("CREATE INDEX params_order ON params (key,")
+    assert isinstance(statement, str) and statement == same
+    assert statement.startswith("CREATE INDEX params_order ON params (key,")
     assert f" {param_kind_sql('value')}, {param_number_sql('value')}, value)" in statement
 
 

@@ -20,8 +20,8 @@ from chachaml.server.access import AccessConfig
 from chachaml.store import ServerStore
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools import registry as registry_ops
-from tests.server.api.mlflow.test_routes import serving
 from tests.support.mcp_seed import IRIS, MID, OLD, open_seeded
+from tests.support.mlflow_app import serving
 
 pytestmark = pytest.mark.anyio
 API = "/api/2.0/mlflow"
