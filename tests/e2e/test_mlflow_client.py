@@ -23,22 +23,26 @@ import pytest
 from chachaml.store import open_store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import runs as run_ops
+from tests.support.fork_server import ServerFactory
+from tests.support.schema_pool import SchemaPool
 from tests.support.serve_proc import ServeProcess
-from tests.support.services import postgres_schema
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, schema_pool: SchemaPool
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'chachaml.db'}"
     else:
-        with postgres_schema() as url:
+        with schema_pool.schema() as url:
             yield url
 
 
 @pytest.fixture
-def server(store_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
-    proc = ServeProcess(store_url, tmp_path / "artifacts", {"CHACHAML_USER": "keyboard"})
+def server(store_url: str, tmp_path: Path, server_factory: ServerFactory) -> Iterator[ServeProcess]:
+    env = {"CHACHAML_USER": "keyboard"}
+    proc = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
     proc.start()
     try:
         yield proc
@@ -232,35 +236,38 @@ def test_a_natively_logged_run_reads_through_the_mlflow_client(
 
 
 TEAM = """
-    import json
+    import json, os
     import mlflow
+
+    def refusal():
+        try:
+            mlflow.search_experiments()
+            return "no error"
+        except mlflow.exceptions.MlflowException as exc:
+            return exc.error_code
+
+    # MLflow reads the token from the environment at every request
+    os.environ["MLFLOW_TRACKING_TOKEN"] = "ada-secret"
     mlflow.set_experiment("team")
     with mlflow.start_run() as run:
         mlflow.log_metric("acc", 0.5)
-    print(json.dumps({"user": mlflow.get_run(run.info.run_id).info.user_id}))
-"""
-
-ANONYMOUS = """
-    import json
-    import mlflow
-    try:
-        mlflow.search_experiments()
-        print(json.dumps("no error"))
-    except mlflow.exceptions.MlflowException as exc:
-        print(json.dumps(exc.error_code))
+    user = mlflow.get_run(run.info.run_id).info.user_id
+    del os.environ["MLFLOW_TRACKING_TOKEN"]
+    anonymous = refusal()
+    os.environ["MLFLOW_TRACKING_TOKEN"] = "nope"
+    print(json.dumps({"user": user, "anonymous": anonymous, "wrong": refusal()}))
 """
 
 
-def test_team_mode_takes_mlflow_tracking_token(store_url: str, tmp_path: Path) -> None:
-    proc = ServeProcess(store_url, tmp_path / "artifacts", {"CHACHAML_TOKENS": "ada:ada-secret"})
+def test_team_mode_takes_mlflow_tracking_token(
+    store_url: str, tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    env = {"CHACHAML_TOKENS": "ada:ada-secret"}
+    proc = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
     proc.start()
     try:
-        env = {"MLFLOW_TRACKING_URI": proc.url}
-        got = run_client(TEAM, env | {"MLFLOW_TRACKING_TOKEN": "ada-secret"})
-        assert got == {"user": "ada"}
-        assert run_client(ANONYMOUS, env) == "UNAUTHENTICATED"
-        wrong = run_client(ANONYMOUS, env | {"MLFLOW_TRACKING_TOKEN": "nope"})
-        assert wrong == "UNAUTHENTICATED"
+        got = run_client(TEAM, {"MLFLOW_TRACKING_URI": proc.url})
+        assert got == {"user": "ada", "anonymous": "UNAUTHENTICATED", "wrong": "UNAUTHENTICATED"}
     finally:
         proc.stop()
 
@@ -400,9 +407,12 @@ TEAM_ARTIFACTS = """
 """
 
 
-def test_team_mode_artifact_uploads_need_a_write_token(store_url: str, tmp_path: Path) -> None:
+def test_team_mode_artifact_uploads_need_a_write_token(
+    store_url: str, tmp_path: Path, server_factory: ServerFactory
+) -> None:
     tokens = "ada:ada-secret,rita:rita-secret:read"
-    proc = ServeProcess(store_url, tmp_path / "artifacts", {"CHACHAML_TOKENS": tokens})
+    env = {"CHACHAML_TOKENS": tokens}
+    proc = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
     proc.start()
     try:
         env = {"MLFLOW_TRACKING_URI": proc.url, "MLFLOW_TRACKING_TOKEN": "ada-secret"}
