@@ -28,7 +28,7 @@ from pydantic import Field
 from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.records.registry import Model, ModelDetail, ModelVersion
 from chachaml.server.api.endpoint import Api, Call
-from chachaml.server.api.mlflow import filters, logged_models, wire
+from chachaml.server.api.mlflow import filters, wire
 from chachaml.server.api.mlflow import registry_entities as ent
 from chachaml.server.api.mlflow.artifacts import artifact_store
 from chachaml.server.api.mlflow.entities import ARTIFACT_ROOT
@@ -38,6 +38,7 @@ from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
+from chachaml.tools.logged_models import read_logged_model
 
 api = Api()
 Answer = dict[str, Any]
@@ -422,7 +423,7 @@ async def _logged_model_source(call: Call, body: CreateVersion, source: str,
     if body.model_id and body.model_id != model_id:
         raise InvalidInput(f"{source!r} names logged model {model_id!r}, not the model_id"
                            f" {body.model_id!r}")  # fmt: skip
-    record = await logged_models.read(call.store, artifact_store(call), model_id)
+    record = await read_logged_model(call.store, artifact_store(call), model_id)
     if body.run_id and body.run_id != record.run_id:
         raise InvalidInput(f"logged model {model_id!r} was logged on run {record.run_id!r}, not"
                            f" the run_id {body.run_id!r}")  # fmt: skip
