@@ -17,6 +17,12 @@ Identity, idempotence and resuming:
   are not added again. Nothing is duplicated, whenever the import stopped.
 - A model version carries MLflow's version number as the tag :data:`VERSION_TAG`, written in
   its registering transaction; versions already carrying it are not registered again.
+- An MLflow 3 **logged model** of an imported run becomes a logged model of that run in the
+  shape MLflow's protocol serves (:mod:`chachaml.tools.logged_models`): its files under the
+  model's name, then its record, then the index tag, which marks it complete. Its chachaml id
+  is derived from MLflow's (the same on every import) and MLflow's is kept as the record's tag
+  :data:`MODEL_ID_TAG`; a version registered from ``models:/<MLflow id>`` is registered from
+  ``models:/<chachaml id>``. Models logged outside any run are left out (and reported).
 - At the end everything selected is counted on both sides (:class:`ImportReport`).
 
 Parents are imported before their children; a parent outside the import keeps its id in the
@@ -26,6 +32,7 @@ Parents are imported before their children; a parent outside the import keeps it
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,6 +52,7 @@ from chachaml.store.codec import make_chunk
 from chachaml.store.protocol import Store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import logged_models as model_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.metrics import log_metrics
@@ -52,6 +60,7 @@ from chachaml.tools.metrics import log_metrics
 MARKER = "chachaml.imported_from"  # set last on a run: the run is complete
 VERSION_TAG = "mlflow.version"  # MLflow's number of an imported model version
 SOURCE_TAG = "mlflow.source"  # MLflow's source URI of an imported model version
+MODEL_ID_TAG = "mlflow.importedModelId"  # MLflow's id of an imported logged model
 RUN_NAME, USER, NOTE, PARENT = (
     "mlflow.runName",
     "mlflow.user",
@@ -66,6 +75,11 @@ STAGES: dict[str, Stage] = {
     "staging": "staging",
     "production": "production",
     "archived": "archived",
+}
+MODEL_STATUSES = {  # MLflow's LoggedModelStatus as its protocol names it
+    "PENDING": "LOGGED_MODEL_PENDING",
+    "READY": "LOGGED_MODEL_READY",
+    "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
 }
 DEFAULT_EXPERIMENT = ("0", "default")  # MLflow's Default is chachaml's default experiment
 IMPORTER = "chachaml import"
@@ -87,6 +101,7 @@ class Counts:
     metric_points: int = 0
     datasets: int = 0
     artifacts: int = 0
+    logged_models: int = 0
     models: int = 0
     versions: int = 0
     aliases: int = 0
@@ -197,17 +212,27 @@ def _dataset(given: Any) -> Dataset:
 
 
 def held_counts(run: Run | None) -> Counts:
-    """What chachaml holds of an imported run (its ``runs`` is 1 once it is complete)."""
+    """What chachaml holds of an imported run (its ``runs`` is 1 once it is complete).
+
+    Logged models count by their index tags; their records are not artifacts of MLflow's.
+    """
     if run is None:
         return Counts()
+    indexed = sum(k.startswith(model_ops.TAG) for k in run.tags)
     return Counts(
         runs=int(MARKER in run.tags),
         params=len(run.params),
-        tags=len(run.tags) - int(MARKER in run.tags),
+        tags=len(run.tags) - int(MARKER in run.tags) - indexed,
         metric_points=sum(s.count for s in run.metric_summaries.values()),
         datasets=len(run.datasets),
-        artifacts=len(run.artifacts),
+        artifacts=sum(not a.name.startswith(model_ops.RECORDS + "/") for a in run.artifacts),
+        logged_models=indexed,
     )
+
+
+def imported_model_id(run_id: str, mlflow_id: str) -> str:
+    """The chachaml id of an imported logged model: the same on every import."""
+    return model_ops.new_model_id(run_id, hashlib.sha256(mlflow_id.encode()).hexdigest()[:8])
 
 
 async def _held_run(store: Store, run_id: str) -> Run | None:
@@ -241,6 +266,15 @@ class _RunFiles:
     names: set[str]
 
 
+@dataclass(frozen=True)
+class _Registered:
+    """What a version is registered from: a run, a path in it, the source it keeps (if any)."""
+
+    run_id: str
+    artifact: str
+    source: str | None
+
+
 class MlflowImport:
     """One import of an MLflow store into a chachaml store and artifact store."""
 
@@ -251,14 +285,17 @@ class MlflowImport:
         source: Any,
         label: str,
         progress: Progress | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.store = store
+        self.tracking_uri = tracking_uri  # where MLflow's artifact repositories resolve URIs
         self.artifacts = artifacts
         self.mlflow = source
         self.label = label
         self.progress = progress or (lambda label, done, total: None)
         self.report = ImportReport(source=label)
         self.run_files: dict[str, _RunFiles] = {}
+        self.logged: dict[str, model_ops.LoggedModel] = {}  # imported models by MLflow id
         self.copied_files = 0
         self.listed_files = 0
 
@@ -336,7 +373,10 @@ class MlflowImport:
         parent = mlflow_tags.get(PARENT) or None
         if parent is not None and await _held_run(self.store, parent) is None:
             parent = None  # not imported: the id stays as a tag
-        tags = {k: val for k, val in mlflow_tags.items() if k not in FIELD_TAGS}
+        tags = {  # an index tag of chachaml's (a chachaml source) is remade with its model
+            k: val for k, val in mlflow_tags.items()
+            if k not in FIELD_TAGS and not k.startswith(model_ops.TAG)
+        }  # fmt: skip
         if parent is None and mlflow_tags.get(PARENT):
             tags[PARENT] = mlflow_tags[PARENT]
         for key, val in list(tags.items()):
@@ -425,17 +465,94 @@ class MlflowImport:
             found.extend(self._list_files(rid, entry.path) if entry.is_dir else [entry])
         return found
 
-    async def _artifacts(self, rid: str, files: Iterable[Any], held: Mapping[str, int]) -> None:
-        """Copy a run's files one by one through a temporary folder, skipping those held."""
+    async def _artifacts(
+        self,
+        rid: str,
+        files: Iterable[Any],
+        held: Mapping[str, int],
+        download: Callable[[str, str], str] | None = None,
+        folder: str = "",
+    ) -> None:
+        """Copy files one by one onto run ``rid`` (under ``folder``), skipping those held.
+
+        ``download(path, into)`` fetches one into a temporary folder (default: the run's).
+        """
+        fetch = download or (lambda path, into: self.mlflow.download_artifacts(rid, path, into))
         with tempfile.TemporaryDirectory(prefix="chachaml-import-") as tmp:
             for entry in files:
-                size = held.get(entry.path)
+                name = f"{folder}/{entry.path}" if folder else entry.path
+                size = held.get(name)
                 if size is None or (entry.file_size is not None and size != entry.file_size):
-                    local = await self._read(self.mlflow.download_artifacts, rid, entry.path, tmp)
-                    await artifact_ops.put_file(self.store, self.artifacts, rid, entry.path, local)
+                    local = await self._read(fetch, entry.path, tmp)
+                    await artifact_ops.put_file(self.store, self.artifacts, rid, name, local)
                     Path(local).unlink()
                 self.copied_files += 1
                 self.progress("files", self.copied_files, self.listed_files)
+
+    # logged models (MLflow 3)
+
+    async def logged_models(self, experiments: Mapping[str, str], run_ids: Sequence[str]) -> None:
+        """Import the logged models of the imported runs (MLflow 2 has none)."""
+        search = getattr(self.mlflow, "search_logged_models", None)
+        if search is None or not experiments:
+            return
+        found = await self._read(_pages, search, experiment_ids=list(experiments))
+        imported = set(run_ids)
+        for i, logged in enumerate(found, 1):
+            if logged.source_run_id in imported:
+                await self.logged_model(logged)
+            else:
+                self.report.skipped.append(
+                    f"logged model {logged.name!r} ({logged.model_id}): logged outside an"
+                    " imported run" + (f" (run {logged.source_run_id})" if logged.source_run_id
+                                       else "")
+                )  # fmt: skip
+            self.progress("logged models", i, len(found))
+
+    def _model_files(self, model_id: str, path: str) -> list[Any]:
+        """Every file under ``path`` of a logged model's artifacts."""
+        found: list[Any] = []
+        for entry in self.mlflow.list_logged_model_artifacts(model_id, path or None):
+            found.extend(self._model_files(model_id, entry.path) if entry.is_dir else [entry])
+        return found
+
+    async def logged_model(self, logged: Any) -> None:
+        """Import one logged model onto its run: files, then record, then the index tag."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        rid: str = logged.source_run_id
+        model_id = imported_model_id(rid, logged.model_id)
+        files = await self._read(self._model_files, logged.model_id, "")
+        self.report.read.add(Counts(logged_models=1, artifacts=len(files)))
+        self.listed_files += len(files)
+        run = await run_ops.get_run(self.store, rid)
+        held = {a.name: a.size for a in run.artifacts}
+        if model_ops.TAG + model_id not in run.tags:  # not complete: copy what is missing
+            repo = await self._read(get_artifact_repository, logged.artifact_location,
+                                    tracking_uri=self.tracking_uri)  # fmt: skip
+            await self._artifacts(rid, files, held, repo.download_artifacts, logged.name)
+            exp = await experiment_ops.get_experiment(self.store, run.experiment)
+            record = model_ops.LoggedModel(
+                model_id=model_id,
+                experiment_id=experiment_ops.mlflow_experiment_id(exp),
+                name=logged.name,
+                run_id=rid,
+                source_run_id=rid,
+                model_type=logged.model_type or None,
+                status=MODEL_STATUSES.get(str(logged.status), "LOGGED_MODEL_PENDING"),
+                status_message=logged.status_message or None,
+                created_ms=logged.creation_timestamp,
+                updated_ms=logged.last_updated_timestamp,
+                tags={**dict(logged.tags), MODEL_ID_TAG: logged.model_id},
+                params=dict(logged.params),
+            )
+            await model_ops.write_logged_model(self.store, self.artifacts, record)
+            await model_ops.index_logged_model(self.store, record, IMPORTER)
+        else:
+            self.copied_files += len(files)
+        self.logged[logged.model_id] = await model_ops.read_logged_model(
+            self.store, self.artifacts, model_id
+        )
 
     # registry
 
@@ -464,22 +581,31 @@ class MlflowImport:
             self.progress("models", i, len(models))
         return names
 
-    def _version_artifact(self, mv: Any) -> str | None:
-        """The run artifact a version names: its MLmodel file, or the file it points at."""
+    def _version_source(self, mv: Any) -> _Registered | None:
+        """Where chachaml registers a version from (``None``: nothing it imported).
+
+        As MLflow's protocol registers: one file of the run natively; a folder of the run (an
+        MLflow model) or a logged model keeping a source MLflow's client loads from.
+        """
+        source: str = mv.source or ""
+        mlflow_model = source.removeprefix("models:/") if source.startswith("models:/") else ""
+        logged = self.logged.get(mlflow_model) or self.logged.get(getattr(mv, "model_id", None)
+                                                                   or "")  # fmt: skip
+        if logged is not None:
+            return _Registered(logged.run_id, logged.name, f"models:/{logged.model_id}")
         files = self.run_files.get(mv.run_id)
         if files is None:
             return None
-        source: str = mv.source or ""
         prefixes = [f"runs:/{mv.run_id}/", files.artifact_uri.rstrip("/") + "/"]
         path = next((source[len(p) :] for p in prefixes if p != "/" and source.startswith(p)), None)
         if path is None:
             return None
         path = path.strip("/")
-        for candidate in (path, f"{path}/MLmodel"):
-            if candidate in files.names:
-                return candidate
-        under = sorted(n for n in files.names if n.startswith(path + "/"))
-        return under[0] if under else None
+        if path in files.names:
+            return _Registered(mv.run_id, path, None)
+        if any(n.startswith(path + "/") for n in files.names):
+            return _Registered(mv.run_id, path, f"runs:/{mv.run_id}/{path}")
+        return None
 
     async def model(self, model: Any, versions: Sequence[Any]) -> None:
         """Import a model's versions (in order), stages, aliases, tags and description."""
@@ -508,11 +634,11 @@ class MlflowImport:
             if number in done:
                 self.report.read.versions += 1
                 continue
-            artifact = self._version_artifact(mv)
-            if artifact is None:
+            where = self._version_source(mv)
+            if where is None:
                 self.report.skipped.append(
-                    f"model {name!r} version {number}: its source {mv.source!r} is no file"
-                    f" among the artifacts of run {mv.run_id}"
+                    f"model {name!r} version {number}: its source {mv.source!r} is neither"
+                    f" among the artifacts of run {mv.run_id} nor an imported logged model"
                 )
                 continue
             self.report.read.versions += 1
@@ -521,12 +647,13 @@ class MlflowImport:
             new = await registry_ops.register_model(
                 self.store,
                 name,
-                mv.run_id,
-                artifact,
+                where.run_id,
+                where.artifact,
                 mv.user_id or IMPORTER,
                 stage=stage,
                 description=mv.description or None,
                 tags=tags,
+                source=where.source,
             )
             done[number] = new.version
         if model.tags:
@@ -584,9 +711,10 @@ async def import_mlflow(
     everything that was read.
     """
     source = await anyio.to_thread.run_sync(open_source, uri)
-    job = MlflowImport(store, artifacts, source, source_label(uri), progress)
+    job = MlflowImport(store, artifacts, source, source_label(uri), progress, tracking_uri=uri)
     chosen = await job.experiments(experiments)
     run_ids = await job.runs(chosen)
+    await job.logged_models(chosen, run_ids)
     models = await job.models(run_ids, everything=not experiments)
     await job.count(chosen.values(), run_ids, models)
     return job.report
