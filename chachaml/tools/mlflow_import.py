@@ -36,16 +36,15 @@ import hashlib
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
-from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, import_extra
+from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from chachaml.records.registry import ModelDetail, Stage
-from chachaml.records.runs import Dataset, EndStatus, MetricChunk, Run
+from chachaml.records.runs import EndStatus, MetricChunk, Run
 from chachaml.records.validation import MAX_TAG_VALUE
 from chachaml.store.artifacts import ArtifactStore
 from chachaml.store.codec import make_chunk
@@ -56,19 +55,22 @@ from chachaml.tools import logged_models as model_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.metrics import log_metrics
+from chachaml.tools.mlflow_counts import MARKER, Counts, ImportReport, held_counts
+from chachaml.tools.mlflow_source import (
+    PARENT,
+    dataset_of,
+    open_source,
+    pages,
+    parents_first,
+    seconds,
+    source_label,
+)
 
-MARKER = "chachaml.imported_from"  # set last on a run: the run is complete
 VERSION_TAG = "mlflow.version"  # MLflow's number of an imported model version
 SOURCE_TAG = "mlflow.source"  # MLflow's source URI of an imported model version
 MODEL_ID_TAG = "mlflow.importedModelId"  # MLflow's id of an imported logged model
-RUN_NAME, USER, NOTE, PARENT = (
-    "mlflow.runName",
-    "mlflow.user",
-    "mlflow.note.content",
-    "mlflow.parentRunId",
-)
+RUN_NAME, USER, NOTE = "mlflow.runName", "mlflow.user", "mlflow.note.content"
 FIELD_TAGS = frozenset({RUN_NAME, USER, NOTE, PARENT})  # chachaml run fields, not tags
-CONTEXT = "mlflow.data.context"  # a dataset input's role
 ENDED: dict[str, EndStatus] = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "killed"}
 STAGES: dict[str, Stage] = {
     "none": "none",
@@ -85,149 +87,8 @@ DEFAULT_EXPERIMENT = ("0", "default")  # MLflow's Default is chachaml's default 
 IMPORTER = "chachaml import"
 CHUNK_POINTS = 100_000  # points per stored chunk
 BATCH_POINTS = 500_000  # points per metric transaction
-PAGE = 1000
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class Counts:
-    """How many of each thing: read from MLflow, or held by chachaml."""
-
-    experiments: int = 0
-    runs: int = 0
-    params: int = 0
-    tags: int = 0
-    metric_points: int = 0
-    datasets: int = 0
-    artifacts: int = 0
-    logged_models: int = 0
-    models: int = 0
-    versions: int = 0
-    aliases: int = 0
-
-    def add(self, other: Counts) -> None:
-        """Add ``other``'s counts to these."""
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts by name, in declaration order."""
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class ImportReport:
-    """What an import read, what chachaml held before and after, and what it left out."""
-
-    source: str
-    read: Counts = field(default_factory=Counts)  # in MLflow: everything selected
-    before: Counts = field(default_factory=Counts)  # of that, in chachaml before the import
-    stored: Counts = field(default_factory=Counts)  # of that, in chachaml after the import
-    skipped: list[str] = field(default_factory=list)  # left out, and why
-    notes: list[str] = field(default_factory=list)  # imported, but not exactly as in MLflow
-
-    @property
-    def added(self) -> dict[str, int]:
-        """What this import wrote, by kind."""
-        before = self.before.as_dict()
-        return {k: n - before[k] for k, n in self.stored.as_dict().items()}
-
-    @property
-    def mismatches(self) -> dict[str, tuple[int, int]]:
-        """Kinds whose count in chachaml differs from MLflow's: ``(read, stored)``."""
-        stored = self.stored.as_dict()
-        return {k: (n, stored[k]) for k, n in self.read.as_dict().items() if stored[k] != n}
-
-
-def source_label(uri: str) -> str:
-    """The source as the marker tag records it: a URI without user or password."""
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        uri = parts._replace(netloc=netloc).geturl()
-    return f"mlflow {uri}"
-
-
-def _local_path(uri: str) -> Path | None:
-    """The file or folder a local MLflow URI names (``None``: a server or another database)."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file"):
-        return Path(parts.path if parts.scheme else uri)
-    if parts.scheme == "sqlite":
-        return Path(uri.split("sqlite:///", 1)[1]) if uri.startswith("sqlite:///") else None
-    return None
-
-
-def open_source(uri: str) -> Any:
-    """An ``MlflowClient`` over the store ``uri`` names; ``InvalidInput`` if it is not there.
-
-    MLflow would create an empty store at a local path that does not exist, and the import
-    would then find nothing: a typo should say so instead.
-    """
-    import_extra("mlflow", "mlflow", "chachaml import mlflow")
-    from mlflow.tracking import MlflowClient
-
-    local = _local_path(uri)
-    if local is not None and not local.exists():
-        raise InvalidInput(f"no MLflow store at {uri!r}: {str(local)!r} does not exist")
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _pages(call: Callable[..., Any], **kwargs: Any) -> list[Any]:
-    """Every item of a paged MLflow listing."""
-    found: list[Any] = []
-    token = None
-    while True:
-        page = call(max_results=PAGE, page_token=token, **kwargs)
-        found.extend(page)
-        token = page.token
-        if not token:
-            return found
-
-
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000.0
-
-
-def _dataset(given: Any) -> Dataset:
-    """An MLflow ``DatasetInput`` as a chachaml dataset, as the MLflow protocol maps one."""
-    body = given.dataset
-    tags = {t.key: t.value for t in given.tags or []}
-    role = tags.pop(CONTEXT, None) or "input"
-    extra: dict[str, Any] = {"source_type": body.source_type or "unknown"}
-    for name in ("schema", "profile"):
-        if getattr(body, name, None):
-            extra[name] = getattr(body, name)
-    if tags:
-        extra["tags"] = tags
-    return Dataset(
-        role=role,
-        name=body.name or None,
-        source=body.source or None,
-        digest=body.digest or None,
-        extra=extra,
-    )
-
-
-def held_counts(run: Run | None) -> Counts:
-    """What chachaml holds of an imported run (its ``runs`` is 1 once it is complete).
-
-    Logged models count by their index tags; their records are not artifacts of MLflow's.
-    """
-    if run is None:
-        return Counts()
-    indexed = sum(k.startswith(model_ops.TAG) for k in run.tags)
-    return Counts(
-        runs=int(MARKER in run.tags),
-        params=len(run.params),
-        tags=len(run.tags) - int(MARKER in run.tags) - indexed,
-        metric_points=sum(s.count for s in run.metric_summaries.values()),
-        datasets=len(run.datasets),
-        artifacts=sum(not a.name.startswith(model_ops.RECORDS + "/") for a in run.artifacts),
-        logged_models=indexed,
-    )
 
 
 def imported_model_id(run_id: str, mlflow_id: str) -> str:
@@ -240,22 +101,6 @@ async def _held_run(store: Store, run_id: str) -> Run | None:
         return await store.get_run(run_id)
     except NotFound:
         return None
-
-
-def _parents_first(runs: Sequence[Any]) -> list[Any]:
-    """Runs ordered so that every parent in the list comes before its children."""
-    by_id = {r.info.run_id: r for r in runs}
-    ordered: list[Any] = []
-    placed: set[str] = set()
-    for run in runs:
-        chain = []
-        current: Any = run
-        while current is not None and current.info.run_id not in placed:
-            chain.append(current)
-            placed.add(current.info.run_id)
-            current = by_id.get(current.data.tags.get(PARENT, ""))
-        ordered.extend(reversed(chain))
-    return ordered
 
 
 @dataclass
@@ -315,7 +160,7 @@ class MlflowImport:
         from mlflow.entities import ViewType
 
         found = await self._read(
-            _pages, self.mlflow.search_experiments, view_type=ViewType.ACTIVE_ONLY
+            pages, self.mlflow.search_experiments, view_type=ViewType.ACTIVE_ONLY
         )
         if names:
             missing = sorted(set(names) - {e.name for e in found})
@@ -346,13 +191,13 @@ class MlflowImport:
         runs: list[Any] = []
         if experiments:
             runs = await self._read(
-                _pages,
+                pages,
                 self.mlflow.search_runs,
                 experiment_ids=list(experiments),
                 run_view_type=ViewType.ACTIVE_ONLY,
                 order_by=["attributes.start_time ASC"],
             )
-        ordered = _parents_first(runs)
+        ordered = parents_first(runs)
         for i, run in enumerate(ordered, 1):
             await self.run(run, experiments[run.info.experiment_id])
             self.progress("runs", i, len(ordered))
@@ -369,7 +214,7 @@ class MlflowImport:
         }
         files = await self._read(self._list_files, rid, "")
         self.run_files[rid] = _RunFiles(run.info.artifact_uri or "", {f.path for f in files})
-        datasets = [_dataset(d) for d in (run.inputs.dataset_inputs if run.inputs else [])]
+        datasets = [dataset_of(d) for d in (run.inputs.dataset_inputs if run.inputs else [])]
         parent = mlflow_tags.get(PARENT) or None
         if parent is not None and await _held_run(self.store, parent) is None:
             parent = None  # not imported: the id stays as a tag
@@ -401,7 +246,7 @@ class MlflowImport:
         if held is not None and MARKER in held.tags:
             self.copied_files += len(files)
             return
-        started = _seconds(run.info.start_time) or 0.0
+        started = seconds(run.info.start_time) or 0.0
         if held is None:
             name = run.info.run_name or mlflow_tags.get(RUN_NAME) or None
             new = run_ops.new_run(
@@ -435,7 +280,7 @@ class MlflowImport:
             await run_ops.set_note(self.store, rid, mlflow_tags[NOTE], creator)
         status = ENDED.get(run.info.status)
         if status is not None and (held is None or held.ended_at is None):
-            ended = max(_seconds(run.info.end_time) or started, started)
+            ended = max(seconds(run.info.end_time) or started, started)
             # the store's end, not run_ops.end_run: history fires no alert rules
             await self.store.end_run(rid, status, None, ended)
         await run_ops.set_tags(self.store, rid, {MARKER: self.label}, IMPORTER)
@@ -496,7 +341,7 @@ class MlflowImport:
         search = getattr(self.mlflow, "search_logged_models", None)
         if search is None or not experiments:
             return
-        found = await self._read(_pages, search, experiment_ids=list(experiments))
+        found = await self._read(pages, search, experiment_ids=list(experiments))
         imported = set(run_ids)
         for i, logged in enumerate(found, 1):
             if logged.source_run_id in imported:
@@ -559,12 +404,12 @@ class MlflowImport:
     async def models(self, run_ids: Sequence[str], everything: bool) -> list[str]:
         """Import registered models whose versions come from imported runs; their names."""
         imported = set(run_ids)
-        models = await self._read(_pages, self.mlflow.search_registered_models)
+        models = await self._read(pages, self.mlflow.search_registered_models)
         names: list[str] = []
         for i, model in enumerate(models, 1):
             quoted = model.name.replace("'", "\\'")
             versions = await self._read(
-                _pages, self.mlflow.search_model_versions, filter_string=f"name='{quoted}'"
+                pages, self.mlflow.search_model_versions, filter_string=f"name='{quoted}'"
             )
             versions.sort(key=lambda mv: int(mv.version))
             wanted = [mv for mv in versions if mv.run_id in imported]
