@@ -15,8 +15,8 @@ from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import logged_models as model_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
+from chachaml.tools.mlflow_counts import MARKER
 from chachaml.tools.mlflow_import import (
-    MARKER,
     MODEL_ID_TAG,
     SOURCE_TAG,
     VERSION_TAG,
