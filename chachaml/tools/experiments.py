@@ -9,6 +9,13 @@ from chachaml.records.runs import Experiment, RunQuery
 from chachaml.settings import redact_url
 from chachaml.store.protocol import Store
 
+DEFAULT_EXPERIMENT = "default"  # where runs without an experiment land (MLflow's "0")
+
+
+def mlflow_experiment_id(exp: Experiment) -> str:
+    """An experiment's id on MLflow's protocol: ``"0"`` for the default one, else its number."""
+    return "0" if exp.name == DEFAULT_EXPERIMENT else str(exp.id)
+
 
 async def list_experiments(store: Store) -> list[Experiment]:
     """Every experiment with run count and last activity, most recently active first."""

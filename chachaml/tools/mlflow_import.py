@@ -17,6 +17,12 @@ Identity, idempotence and resuming:
   are not added again. Nothing is duplicated, whenever the import stopped.
 - A model version carries MLflow's version number as the tag :data:`VERSION_TAG`, written in
   its registering transaction; versions already carrying it are not registered again.
+- An MLflow 3 **logged model** of an imported run becomes a logged model of that run in the
+  shape MLflow's protocol serves (:mod:`chachaml.tools.logged_models`): its files under the
+  model's name, then its record, then the index tag, which marks it complete. Its chachaml id
+  is derived from MLflow's (the same on every import) and MLflow's is kept as the record's tag
+  :data:`MODEL_ID_TAG`; a version registered from ``models:/<MLflow id>`` is registered from
+  ``models:/<chachaml id>``. Models logged outside any run are left out (and reported).
 - At the end everything selected is counted on both sides (:class:`ImportReport`).
 
 Parents are imported before their children; a parent outside the import keeps its id in the
@@ -26,40 +32,45 @@ Parents are imported before their children; a parent outside the import keeps it
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
-from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable, import_extra
+from chachaml.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from chachaml.records.registry import ModelDetail, Stage
-from chachaml.records.runs import Dataset, EndStatus, MetricChunk, Run
+from chachaml.records.runs import EndStatus, MetricChunk, Run
 from chachaml.records.validation import MAX_TAG_VALUE
 from chachaml.store.artifacts import ArtifactStore
 from chachaml.store.codec import make_chunk
 from chachaml.store.protocol import Store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import logged_models as model_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.metrics import log_metrics
+from chachaml.tools.mlflow_counts import MARKER, Counts, ImportReport, held_counts
+from chachaml.tools.mlflow_source import (
+    PARENT,
+    dataset_of,
+    open_source,
+    pages,
+    parents_first,
+    seconds,
+    source_label,
+)
 
-MARKER = "chachaml.imported_from"  # set last on a run: the run is complete
 VERSION_TAG = "mlflow.version"  # MLflow's number of an imported model version
 SOURCE_TAG = "mlflow.source"  # MLflow's source URI of an imported model version
-RUN_NAME, USER, NOTE, PARENT = (
-    "mlflow.runName",
-    "mlflow.user",
-    "mlflow.note.content",
-    "mlflow.parentRunId",
-)
+MODEL_ID_TAG = "mlflow.importedModelId"  # MLflow's id of an imported logged model
+RUN_NAME, USER, NOTE = "mlflow.runName", "mlflow.user", "mlflow.note.content"
 FIELD_TAGS = frozenset({RUN_NAME, USER, NOTE, PARENT})  # chachaml run fields, not tags
-CONTEXT = "mlflow.data.context"  # a dataset input's role
 ENDED: dict[str, EndStatus] = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "killed"}
 STAGES: dict[str, Stage] = {
     "none": "none",
@@ -67,147 +78,22 @@ STAGES: dict[str, Stage] = {
     "production": "production",
     "archived": "archived",
 }
+MODEL_STATUSES = {  # MLflow's LoggedModelStatus as its protocol names it
+    "PENDING": "LOGGED_MODEL_PENDING",
+    "READY": "LOGGED_MODEL_READY",
+    "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+}
 DEFAULT_EXPERIMENT = ("0", "default")  # MLflow's Default is chachaml's default experiment
 IMPORTER = "chachaml import"
 CHUNK_POINTS = 100_000  # points per stored chunk
 BATCH_POINTS = 500_000  # points per metric transaction
-PAGE = 1000
 
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass
-class Counts:
-    """How many of each thing: read from MLflow, or held by chachaml."""
-
-    experiments: int = 0
-    runs: int = 0
-    params: int = 0
-    tags: int = 0
-    metric_points: int = 0
-    datasets: int = 0
-    artifacts: int = 0
-    models: int = 0
-    versions: int = 0
-    aliases: int = 0
-
-    def add(self, other: Counts) -> None:
-        """Add ``other``'s counts to these."""
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts by name, in declaration order."""
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class ImportReport:
-    """What an import read, what chachaml held before and after, and what it left out."""
-
-    source: str
-    read: Counts = field(default_factory=Counts)  # in MLflow: everything selected
-    before: Counts = field(default_factory=Counts)  # of that, in chachaml before the import
-    stored: Counts = field(default_factory=Counts)  # of that, in chachaml after the import
-    skipped: list[str] = field(default_factory=list)  # left out, and why
-    notes: list[str] = field(default_factory=list)  # imported, but not exactly as in MLflow
-
-    @property
-    def added(self) -> dict[str, int]:
-        """What this import wrote, by kind."""
-        before = self.before.as_dict()
-        return {k: n - before[k] for k, n in self.stored.as_dict().items()}
-
-    @property
-    def mismatches(self) -> dict[str, tuple[int, int]]:
-        """Kinds whose count in chachaml differs from MLflow's: ``(read, stored)``."""
-        stored = self.stored.as_dict()
-        return {k: (n, stored[k]) for k, n in self.read.as_dict().items() if stored[k] != n}
-
-
-def source_label(uri: str) -> str:
-    """The source as the marker tag records it: a URI without user or password."""
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        uri = parts._replace(netloc=netloc).geturl()
-    return f"mlflow {uri}"
-
-
-def _local_path(uri: str) -> Path | None:
-    """The file or folder a local MLflow URI names (``None``: a server or another database)."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file"):
-        return Path(parts.path if parts.scheme else uri)
-    if parts.scheme == "sqlite":
-        return Path(uri.split("sqlite:///", 1)[1]) if uri.startswith("sqlite:///") else None
-    return None
-
-
-def open_source(uri: str) -> Any:
-    """An ``MlflowClient`` over the store ``uri`` names; ``InvalidInput`` if it is not there.
-
-    MLflow would create an empty store at a local path that does not exist, and the import
-    would then find nothing: a typo should say so instead.
-    """
-    import_extra("mlflow", "mlflow", "chachaml import mlflow")
-    from mlflow.tracking import MlflowClient
-
-    local = _local_path(uri)
-    if local is not None and not local.exists():
-        raise InvalidInput(f"no MLflow store at {uri!r}: {str(local)!r} does not exist")
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _pages(call: Callable[..., Any], **kwargs: Any) -> list[Any]:
-    """Every item of a paged MLflow listing."""
-    found: list[Any] = []
-    token = None
-    while True:
-        page = call(max_results=PAGE, page_token=token, **kwargs)
-        found.extend(page)
-        token = page.token
-        if not token:
-            return found
-
-
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000.0
-
-
-def _dataset(given: Any) -> Dataset:
-    """An MLflow ``DatasetInput`` as a chachaml dataset, as the MLflow protocol maps one."""
-    body = given.dataset
-    tags = {t.key: t.value for t in given.tags or []}
-    role = tags.pop(CONTEXT, None) or "input"
-    extra: dict[str, Any] = {"source_type": body.source_type or "unknown"}
-    for name in ("schema", "profile"):
-        if getattr(body, name, None):
-            extra[name] = getattr(body, name)
-    if tags:
-        extra["tags"] = tags
-    return Dataset(
-        role=role,
-        name=body.name or None,
-        source=body.source or None,
-        digest=body.digest or None,
-        extra=extra,
-    )
-
-
-def held_counts(run: Run | None) -> Counts:
-    """What chachaml holds of an imported run (its ``runs`` is 1 once it is complete)."""
-    if run is None:
-        return Counts()
-    return Counts(
-        runs=int(MARKER in run.tags),
-        params=len(run.params),
-        tags=len(run.tags) - int(MARKER in run.tags),
-        metric_points=sum(s.count for s in run.metric_summaries.values()),
-        datasets=len(run.datasets),
-        artifacts=len(run.artifacts),
-    )
+def imported_model_id(run_id: str, mlflow_id: str) -> str:
+    """The chachaml id of an imported logged model: the same on every import."""
+    return model_ops.new_model_id(run_id, hashlib.sha256(mlflow_id.encode()).hexdigest()[:8])
 
 
 async def _held_run(store: Store, run_id: str) -> Run | None:
@@ -217,28 +103,21 @@ async def _held_run(store: Store, run_id: str) -> Run | None:
         return None
 
 
-def _parents_first(runs: Sequence[Any]) -> list[Any]:
-    """Runs ordered so that every parent in the list comes before its children."""
-    by_id = {r.info.run_id: r for r in runs}
-    ordered: list[Any] = []
-    placed: set[str] = set()
-    for run in runs:
-        chain = []
-        current: Any = run
-        while current is not None and current.info.run_id not in placed:
-            chain.append(current)
-            placed.add(current.info.run_id)
-            current = by_id.get(current.data.tags.get(PARENT, ""))
-        ordered.extend(reversed(chain))
-    return ordered
-
-
 @dataclass
 class _RunFiles:
     """Where a run's artifacts were and which names it has (to resolve model versions)."""
 
     artifact_uri: str
     names: set[str]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """What a version is registered from: a run, a path in it, the source it keeps (if any)."""
+
+    run_id: str
+    artifact: str
+    source: str | None
 
 
 class MlflowImport:
@@ -251,14 +130,17 @@ class MlflowImport:
         source: Any,
         label: str,
         progress: Progress | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.store = store
+        self.tracking_uri = tracking_uri  # where MLflow's artifact repositories resolve URIs
         self.artifacts = artifacts
         self.mlflow = source
         self.label = label
         self.progress = progress or (lambda label, done, total: None)
         self.report = ImportReport(source=label)
         self.run_files: dict[str, _RunFiles] = {}
+        self.logged: dict[str, model_ops.LoggedModel] = {}  # imported models by MLflow id
         self.copied_files = 0
         self.listed_files = 0
 
@@ -278,7 +160,7 @@ class MlflowImport:
         from mlflow.entities import ViewType
 
         found = await self._read(
-            _pages, self.mlflow.search_experiments, view_type=ViewType.ACTIVE_ONLY
+            pages, self.mlflow.search_experiments, view_type=ViewType.ACTIVE_ONLY
         )
         if names:
             missing = sorted(set(names) - {e.name for e in found})
@@ -309,13 +191,13 @@ class MlflowImport:
         runs: list[Any] = []
         if experiments:
             runs = await self._read(
-                _pages,
+                pages,
                 self.mlflow.search_runs,
                 experiment_ids=list(experiments),
                 run_view_type=ViewType.ACTIVE_ONLY,
                 order_by=["attributes.start_time ASC"],
             )
-        ordered = _parents_first(runs)
+        ordered = parents_first(runs)
         for i, run in enumerate(ordered, 1):
             await self.run(run, experiments[run.info.experiment_id])
             self.progress("runs", i, len(ordered))
@@ -332,11 +214,14 @@ class MlflowImport:
         }
         files = await self._read(self._list_files, rid, "")
         self.run_files[rid] = _RunFiles(run.info.artifact_uri or "", {f.path for f in files})
-        datasets = [_dataset(d) for d in (run.inputs.dataset_inputs if run.inputs else [])]
+        datasets = [dataset_of(d) for d in (run.inputs.dataset_inputs if run.inputs else [])]
         parent = mlflow_tags.get(PARENT) or None
         if parent is not None and await _held_run(self.store, parent) is None:
             parent = None  # not imported: the id stays as a tag
-        tags = {k: val for k, val in mlflow_tags.items() if k not in FIELD_TAGS}
+        tags = {  # an index tag of chachaml's (a chachaml source) is remade with its model
+            k: val for k, val in mlflow_tags.items()
+            if k not in FIELD_TAGS and not k.startswith(model_ops.TAG)
+        }  # fmt: skip
         if parent is None and mlflow_tags.get(PARENT):
             tags[PARENT] = mlflow_tags[PARENT]
         for key, val in list(tags.items()):
@@ -361,7 +246,7 @@ class MlflowImport:
         if held is not None and MARKER in held.tags:
             self.copied_files += len(files)
             return
-        started = _seconds(run.info.start_time) or 0.0
+        started = seconds(run.info.start_time) or 0.0
         if held is None:
             name = run.info.run_name or mlflow_tags.get(RUN_NAME) or None
             new = run_ops.new_run(
@@ -395,7 +280,7 @@ class MlflowImport:
             await run_ops.set_note(self.store, rid, mlflow_tags[NOTE], creator)
         status = ENDED.get(run.info.status)
         if status is not None and (held is None or held.ended_at is None):
-            ended = max(_seconds(run.info.end_time) or started, started)
+            ended = max(seconds(run.info.end_time) or started, started)
             # the store's end, not run_ops.end_run: history fires no alert rules
             await self.store.end_run(rid, status, None, ended)
         await run_ops.set_tags(self.store, rid, {MARKER: self.label}, IMPORTER)
@@ -425,29 +310,106 @@ class MlflowImport:
             found.extend(self._list_files(rid, entry.path) if entry.is_dir else [entry])
         return found
 
-    async def _artifacts(self, rid: str, files: Iterable[Any], held: Mapping[str, int]) -> None:
-        """Copy a run's files one by one through a temporary folder, skipping those held."""
+    async def _artifacts(
+        self,
+        rid: str,
+        files: Iterable[Any],
+        held: Mapping[str, int],
+        download: Callable[[str, str], str] | None = None,
+        folder: str = "",
+    ) -> None:
+        """Copy files one by one onto run ``rid`` (under ``folder``), skipping those held.
+
+        ``download(path, into)`` fetches one into a temporary folder (default: the run's).
+        """
+        fetch = download or (lambda path, into: self.mlflow.download_artifacts(rid, path, into))
         with tempfile.TemporaryDirectory(prefix="chachaml-import-") as tmp:
             for entry in files:
-                size = held.get(entry.path)
+                name = f"{folder}/{entry.path}" if folder else entry.path
+                size = held.get(name)
                 if size is None or (entry.file_size is not None and size != entry.file_size):
-                    local = await self._read(self.mlflow.download_artifacts, rid, entry.path, tmp)
-                    await artifact_ops.put_file(self.store, self.artifacts, rid, entry.path, local)
+                    local = await self._read(fetch, entry.path, tmp)
+                    await artifact_ops.put_file(self.store, self.artifacts, rid, name, local)
                     Path(local).unlink()
                 self.copied_files += 1
                 self.progress("files", self.copied_files, self.listed_files)
+
+    # logged models (MLflow 3)
+
+    async def logged_models(self, experiments: Mapping[str, str], run_ids: Sequence[str]) -> None:
+        """Import the logged models of the imported runs (MLflow 2 has none)."""
+        search = getattr(self.mlflow, "search_logged_models", None)
+        if search is None or not experiments:
+            return
+        found = await self._read(pages, search, experiment_ids=list(experiments))
+        imported = set(run_ids)
+        for i, logged in enumerate(found, 1):
+            if logged.source_run_id in imported:
+                await self.logged_model(logged)
+            else:
+                self.report.skipped.append(
+                    f"logged model {logged.name!r} ({logged.model_id}): logged outside an"
+                    " imported run" + (f" (run {logged.source_run_id})" if logged.source_run_id
+                                       else "")
+                )  # fmt: skip
+            self.progress("logged models", i, len(found))
+
+    def _model_files(self, model_id: str, path: str) -> list[Any]:
+        """Every file under ``path`` of a logged model's artifacts."""
+        found: list[Any] = []
+        for entry in self.mlflow.list_logged_model_artifacts(model_id, path or None):
+            found.extend(self._model_files(model_id, entry.path) if entry.is_dir else [entry])
+        return found
+
+    async def logged_model(self, logged: Any) -> None:
+        """Import one logged model onto its run: files, then record, then the index tag."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        rid: str = logged.source_run_id
+        model_id = imported_model_id(rid, logged.model_id)
+        files = await self._read(self._model_files, logged.model_id, "")
+        self.report.read.add(Counts(logged_models=1, artifacts=len(files)))
+        self.listed_files += len(files)
+        run = await run_ops.get_run(self.store, rid)
+        held = {a.name: a.size for a in run.artifacts}
+        if model_ops.TAG + model_id not in run.tags:  # not complete: copy what is missing
+            repo = await self._read(get_artifact_repository, logged.artifact_location,
+                                    tracking_uri=self.tracking_uri)  # fmt: skip
+            await self._artifacts(rid, files, held, repo.download_artifacts, logged.name)
+            exp = await experiment_ops.get_experiment(self.store, run.experiment)
+            record = model_ops.LoggedModel(
+                model_id=model_id,
+                experiment_id=experiment_ops.mlflow_experiment_id(exp),
+                name=logged.name,
+                run_id=rid,
+                source_run_id=rid,
+                model_type=logged.model_type or None,
+                status=MODEL_STATUSES.get(str(logged.status), "LOGGED_MODEL_PENDING"),
+                status_message=logged.status_message or None,
+                created_ms=logged.creation_timestamp,
+                updated_ms=logged.last_updated_timestamp,
+                tags={**dict(logged.tags), MODEL_ID_TAG: logged.model_id},
+                params=dict(logged.params),
+            )
+            await model_ops.write_logged_model(self.store, self.artifacts, record)
+            await model_ops.index_logged_model(self.store, record, IMPORTER)
+        else:
+            self.copied_files += len(files)
+        self.logged[logged.model_id] = await model_ops.read_logged_model(
+            self.store, self.artifacts, model_id
+        )
 
     # registry
 
     async def models(self, run_ids: Sequence[str], everything: bool) -> list[str]:
         """Import registered models whose versions come from imported runs; their names."""
         imported = set(run_ids)
-        models = await self._read(_pages, self.mlflow.search_registered_models)
+        models = await self._read(pages, self.mlflow.search_registered_models)
         names: list[str] = []
         for i, model in enumerate(models, 1):
             quoted = model.name.replace("'", "\\'")
             versions = await self._read(
-                _pages, self.mlflow.search_model_versions, filter_string=f"name='{quoted}'"
+                pages, self.mlflow.search_model_versions, filter_string=f"name='{quoted}'"
             )
             versions.sort(key=lambda mv: int(mv.version))
             wanted = [mv for mv in versions if mv.run_id in imported]
@@ -464,22 +426,31 @@ class MlflowImport:
             self.progress("models", i, len(models))
         return names
 
-    def _version_artifact(self, mv: Any) -> str | None:
-        """The run artifact a version names: its MLmodel file, or the file it points at."""
+    def _version_source(self, mv: Any) -> _Registered | None:
+        """Where chachaml registers a version from (``None``: nothing it imported).
+
+        As MLflow's protocol registers: one file of the run natively; a folder of the run (an
+        MLflow model) or a logged model keeping a source MLflow's client loads from.
+        """
+        source: str = mv.source or ""
+        mlflow_model = source.removeprefix("models:/") if source.startswith("models:/") else ""
+        logged = self.logged.get(mlflow_model) or self.logged.get(getattr(mv, "model_id", None)
+                                                                   or "")  # fmt: skip
+        if logged is not None:
+            return _Registered(logged.run_id, logged.name, f"models:/{logged.model_id}")
         files = self.run_files.get(mv.run_id)
         if files is None:
             return None
-        source: str = mv.source or ""
         prefixes = [f"runs:/{mv.run_id}/", files.artifact_uri.rstrip("/") + "/"]
         path = next((source[len(p) :] for p in prefixes if p != "/" and source.startswith(p)), None)
         if path is None:
             return None
         path = path.strip("/")
-        for candidate in (path, f"{path}/MLmodel"):
-            if candidate in files.names:
-                return candidate
-        under = sorted(n for n in files.names if n.startswith(path + "/"))
-        return under[0] if under else None
+        if path in files.names:
+            return _Registered(mv.run_id, path, None)
+        if any(n.startswith(path + "/") for n in files.names):
+            return _Registered(mv.run_id, path, f"runs:/{mv.run_id}/{path}")
+        return None
 
     async def model(self, model: Any, versions: Sequence[Any]) -> None:
         """Import a model's versions (in order), stages, aliases, tags and description."""
@@ -508,11 +479,11 @@ class MlflowImport:
             if number in done:
                 self.report.read.versions += 1
                 continue
-            artifact = self._version_artifact(mv)
-            if artifact is None:
+            where = self._version_source(mv)
+            if where is None:
                 self.report.skipped.append(
-                    f"model {name!r} version {number}: its source {mv.source!r} is no file"
-                    f" among the artifacts of run {mv.run_id}"
+                    f"model {name!r} version {number}: its source {mv.source!r} is neither"
+                    f" among the artifacts of run {mv.run_id} nor an imported logged model"
                 )
                 continue
             self.report.read.versions += 1
@@ -521,12 +492,13 @@ class MlflowImport:
             new = await registry_ops.register_model(
                 self.store,
                 name,
-                mv.run_id,
-                artifact,
+                where.run_id,
+                where.artifact,
                 mv.user_id or IMPORTER,
                 stage=stage,
                 description=mv.description or None,
                 tags=tags,
+                source=where.source,
             )
             done[number] = new.version
         if model.tags:
@@ -584,9 +556,10 @@ async def import_mlflow(
     everything that was read.
     """
     source = await anyio.to_thread.run_sync(open_source, uri)
-    job = MlflowImport(store, artifacts, source, source_label(uri), progress)
+    job = MlflowImport(store, artifacts, source, source_label(uri), progress, tracking_uri=uri)
     chosen = await job.experiments(experiments)
     run_ids = await job.runs(chosen)
+    await job.logged_models(chosen, run_ids)
     models = await job.models(run_ids, everything=not experiments)
     await job.count(chosen.values(), run_ids, models)
     return job.report

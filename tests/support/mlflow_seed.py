@@ -1,14 +1,22 @@
 """A real MLflow store made by the ``mlflow`` package, for the importer's tests.
 
-Built through ``MlflowClient`` with explicit URIs (no ``mlflow.set_tracking_uri``: no
-process-wide state), with MLflow's own warnings (deprecated stages, the file store) silenced
-while it is made. :data:`EXPECTED` is what an import of all of it must hold.
+Built through ``MlflowClient`` with explicit URIs (no ``mlflow.set_tracking_uri``), with
+MLflow's own warnings (deprecated stages, the file store) silenced while it is made.
+:data:`EXPECTED` is what an import of all of it must hold.
+
+Beside MLflow 2's run-artifact models, one model is logged and registered the MLflow 3 way:
+the calls ``mlflow.<flavor>.log_model`` makes inside a run (a logged model of the run, its
+files in the model's own artifact location, finalized, named as the run's output) and
+``mlflow.register_model("models:/<model id>", ...)`` then sends.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,32 +31,35 @@ class Seeded:
     uri: str
     runs: dict[str, str] = field(default_factory=dict)  # a label -> MLflow run id
     deleted_run: str = ""
+    logged_model: str = ""  # MLflow's id of the MLflow 3 logged model
 
 
 # what chachaml must hold after importing everything (deleted runs and experiments left out)
 EXPECTED = {
     "experiments": 3,  # vision, nlp and MLflow's Default (chachaml's default)
-    "runs": 5,
+    "runs": 6,
     "params": 6,
     "tags": 1,  # team; name, user, note and parent are run fields
-    "metric_points": LOSS_POINTS + 2 + 2 + 1,
+    "metric_points": LOSS_POINTS + 2 + 2 + 1 + 1,
     "datasets": 1,
-    "artifacts": 5,
+    "artifacts": 5 + 2,  # run files, and the logged model's (copied onto its run)
+    "logged_models": 1,
     "models": 1,
-    "versions": 2,
+    "versions": 3,
     "aliases": 1,
 }
 # of it, the experiment "vision" alone
 VISION = {
     "experiments": 1,
-    "runs": 4,
+    "runs": 5,
     "params": 5,
     "tags": 1,
-    "metric_points": LOSS_POINTS + 2 + 2,
+    "metric_points": LOSS_POINTS + 2 + 2 + 1,
     "datasets": 1,
-    "artifacts": 5,
+    "artifacts": 5 + 2,
+    "logged_models": 1,
     "models": 1,
-    "versions": 2,
+    "versions": 3,
     "aliases": 1,
 }
 
@@ -64,17 +75,44 @@ def _files(folder: Path) -> Path:
     return folder
 
 
+@contextmanager
+def _default_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's default tracking URI while the store is made, restored after.
+
+    MLflow's SQL registry reads a ``models:/<model id>`` source through a client of the
+    default URI (``MlflowClient()``), as its server does with its own store.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MLFLOW_TRACKING_URI"]
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def seed_mlflow(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
     """Fill an empty MLflow store at ``uri`` (artifacts under ``artifact_root``; ``None``: the
     store's default, a tracking server's proxied ``mlflow-artifacts:``)."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _default_tracking_uri(uri):
         warnings.simplefilter("ignore")
         return _seed(uri, artifact_root, scratch)
 
 
 def _seed(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
     from mlflow import MlflowClient
-    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.entities import (
+        Dataset,
+        DatasetInput,
+        InputTag,
+        LoggedModelOutput,
+        LoggedModelStatus,
+        Metric,
+        Param,
+        RunTag,
+    )
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     seeded = Seeded(uri)
@@ -167,6 +205,22 @@ def _seed(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
     client.transition_model_version_stage("classifier", v1.version, "Production")
     client.transition_model_version_stage("classifier", v2.version, "Staging")
     client.set_registered_model_alias("classifier", "champion", v1.version)
+
+    # MLflow 3: mlflow.sklearn.log_model(..., name="net") in a run, then register_model
+    fresh = client.create_run(vision, start_time=base + 12_000, run_name="mlflow3")
+    rid3 = seeded.runs["mlflow3"] = fresh.info.run_id
+    client.log_metric(rid3, "acc", 0.9, timestamp=base + 12_001, step=0)
+    net = client.create_logged_model(
+        vision, name="net", source_run_id=rid3, model_type="sklearn",
+        params={"C": "1.0"}, tags={"stage": "candidate"},
+    )  # fmt: skip
+    seeded.logged_model = net.model_id
+    client.log_model_artifacts(net.model_id, str(files / "model"))  # MLmodel, model.pkl
+    client.finalize_logged_model(net.model_id, LoggedModelStatus.READY)
+    client.log_outputs(rid3, [LoggedModelOutput(net.model_id, 0)])
+    client.set_terminated(rid3, "FINISHED", end_time=base + 13_000)
+    source = f"models:/{net.model_id}"
+    client.create_model_version("classifier", source, model_id=net.model_id)  # no run_id
     return seeded
 
 

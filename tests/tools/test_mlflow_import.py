@@ -12,9 +12,16 @@ from chachaml.store import Store, open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import logged_models as model_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
-from chachaml.tools.mlflow_import import MARKER, VERSION_TAG, import_mlflow
+from chachaml.tools.mlflow_counts import MARKER
+from chachaml.tools.mlflow_import import (
+    MODEL_ID_TAG,
+    SOURCE_TAG,
+    VERSION_TAG,
+    import_mlflow,
+)
 from tests.support.mlflow_seed import EXPECTED, VISION, Seeded, mlflow_points, seed_mlflow
 
 pytestmark = [
@@ -116,11 +123,34 @@ async def test_an_import_holds_every_count_and_mlflows_values(
     model = await registry_ops.get_model(target, "classifier")
     assert model.note == "digits classifier" and model.tags == {"owner": "ada"}
     assert model.aliases == {"champion": 1}
-    v1, v2 = sorted(model.versions, key=lambda v: v.version)
-    assert (v1.run_id, v1.artifact, v1.stage) == (ids["sweep"], "model/MLmodel", "production")
-    assert (v2.run_id, v2.artifact, v2.stage) == (ids["retrain"], "model/MLmodel", "staging")
+    v1, v2, v3 = sorted(model.versions, key=lambda v: v.version)
+    # a model folder is registered as MLflow's protocol registers one: source kept, loadable
+    assert (v1.run_id, v1.artifact, v1.stage) == (ids["sweep"], "model", "production")
+    assert (v1.artifact_uri, v1.serializer) == (f"runs:/{ids['sweep']}/model", "mlflow")
+    assert (v2.run_id, v2.artifact, v2.stage) == (ids["retrain"], "model", "staging")
     assert v1.tags["reviewed"] == "yes" and v1.tags[VERSION_TAG] == "1"
     assert v2.description == "retrained"
+
+    # MLflow 3: the logged model is on its run in the logged-models endpoints' shape
+    rid3 = ids["mlflow3"]
+    run3 = await run_ops.get_run(target, rid3)
+    (index,) = [k for k in run3.tags if k.startswith(model_ops.TAG)]
+    model_id = index.removeprefix(model_ops.TAG)
+    assert model_id.startswith(f"m-{rid3}-") and run3.tags[index] == "net"
+    record = await model_ops.read_logged_model(target, artifacts, model_id)
+    assert (record.name, record.run_id, record.source_run_id, record.status) == (
+        "net", rid3, rid3, "LOGGED_MODEL_READY",
+    )  # fmt: skip
+    assert (record.model_type, record.params) == ("sklearn", {"C": "1.0"})
+    assert record.tags == {"stage": "candidate", MODEL_ID_TAG: mlflow_store.logged_model}
+    assert sorted(a.name for a in run3.artifacts) == [
+        model_ops.record_name(model_id), "net/MLmodel", "net/model.pkl",
+    ]  # fmt: skip
+    _, data = await artifact_ops.read_bytes(target, artifacts, rid3, "net/model.pkl")
+    assert data == bytes(range(256)) * 40
+    # ...and the version MLflow registered from models:/<its id> comes from it
+    assert (v3.run_id, v3.artifact, v3.artifact_uri) == (rid3, "net", f"models:/{model_id}")
+    assert v3.tags[SOURCE_TAG] == f"models:/{mlflow_store.logged_model}"
 
 
 async def test_a_second_import_adds_nothing(
@@ -132,7 +162,7 @@ async def test_a_second_import_adds_nothing(
     assert again.before.as_dict() == again.stored.as_dict() == EXPECTED
     assert again.mismatches == {}
     model = await registry_ops.get_model(target, "classifier")
-    assert len(model.versions) == 2 and len(model.history) == 3  # 2 registrations, 1 alias
+    assert len(model.versions) == 3 and len(model.history) == 4  # 3 registrations, 1 alias
 
 
 async def test_an_interrupted_import_resumes_without_duplicating_anything(

@@ -52,7 +52,7 @@ def seconds(ms: int | None) -> float | None:
 
 def experiment_id(exp: Experiment) -> str:
     """The MLflow id of an experiment (``"0"`` for chachaml's default experiment)."""
-    return DEFAULT_ID if exp.name == DEFAULT_EXPERIMENT else str(exp.id)
+    return experiment_ops.mlflow_experiment_id(exp)
 
 
 def status_of(name: str) -> RunStatus:

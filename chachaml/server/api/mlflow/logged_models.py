@@ -15,6 +15,9 @@ How a logged model maps onto chachaml's data:
 - **Its id** is ``m-<run id>-<8 hex>``: the run is read from the id, so ``get`` is two reads.
 - **Its metrics** are its run's latest metrics.
 
+The record, its id and its index are :mod:`chachaml.tools.logged_models`'s (the importer
+writes the same shape).
+
 Two models of one name on one run share the folder (the later upload replaces files of the
 same name), as MLflow 2's ``runs:/<id>/<name>`` did. ``delete`` marks the record deleted and
 drops the index tag; the files stay with the run until the run is deleted.
@@ -24,14 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.records.runs import EndStatus, RunInfo, RunQuery
@@ -41,17 +43,15 @@ from chachaml.server.api.mlflow import entities, filters, wire
 from chachaml.server.api.mlflow.artifacts import artifact_store
 from chachaml.server.api.mlflow.ids import experiment_by_id, experiment_id
 from chachaml.server.api.mlflow.runs import RunRef, delivery
-from chachaml.store.artifacts import ArtifactStore
-from chachaml.store.protocol import Store
-from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
+from chachaml.tools.logged_models import TAG, index_logged_model, new_model_id
+from chachaml.tools.logged_models import LoggedModel as Record
+from chachaml.tools.logged_models import read_logged_model as read
+from chachaml.tools.logged_models import write_logged_model as write
 
 api = Api()
 Answer = dict[str, Any]
-TAG = "mlflow.loggedModel."  # + model id: the run tag that indexes a model (value: its name)
-RECORDS = ".mlflow/logged-models"
-MODEL_ID = re.compile(r"m-(.+)-([0-9a-f]{8})")
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 BAD_NAME = ("/", ":", ".", "%", '"', "'", "@")  # MLflow's, and '@' (models:/name@alias)
 PAGE = 100
@@ -68,24 +68,6 @@ ATTRIBUTES = {
     "experiment_id": "experiment_id",
 }
 NUMERIC = frozenset({"creation_timestamp", "last_updated_timestamp"})
-
-
-class Record(BaseModel):
-    """What chachaml keeps of a logged model (the JSON artifact on its run)."""
-
-    model_id: str
-    experiment_id: str
-    name: str
-    run_id: str  # where its files and this record are
-    source_run_id: str | None = None  # None: logged without a run (``run_id`` is its own)
-    model_type: str | None = None
-    status: str = "LOGGED_MODEL_PENDING"
-    status_message: str | None = None
-    created_ms: int
-    updated_ms: int
-    tags: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str] = Field(default_factory=dict)
-    deleted: bool = False
 
 
 class CreateLoggedModel(wire.Message):
@@ -158,44 +140,6 @@ class LogModel(RunRef):
 def now_ms() -> int:
     """The time now in MLflow's epoch milliseconds."""
     return round(time.time() * 1000)
-
-
-def record_name(model_id: str) -> str:
-    """The artifact holding a model's record."""
-    return f"{RECORDS}/{model_id}.json"
-
-
-def run_of(model_id: str) -> str:
-    """The run a model id names; ``NotFound`` for an id chachaml never made."""
-    found = MODEL_ID.fullmatch(model_id)
-    if found is None:
-        raise NotFound(f"no logged model with id {model_id!r}")
-    return found.group(1)
-
-
-async def read(
-    store: Store, artifacts: ArtifactStore, model_id: str, *, allow_deleted: bool = False
-) -> Record:
-    """A logged model's record; ``NotFound`` if there is none (or it was deleted)."""
-    try:
-        _, data = await artifact_ops.read_bytes(store, artifacts, run_of(model_id),
-                                                record_name(model_id))  # fmt: skip
-    except (NotFound, InvalidInput):
-        raise NotFound(f"no logged model with id {model_id!r}") from None
-    record = Record.model_validate_json(data)
-    if record.deleted and not allow_deleted:
-        raise NotFound(f"logged model {model_id!r} was deleted")
-    return record
-
-
-async def write(store: Store, artifacts: ArtifactStore, record: Record) -> None:
-    """Store a model's record (a new JSON artifact version replaces the old)."""
-    data = record.model_dump_json().encode()
-    name = record_name(record.model_id)
-    await artifact_ops.put_bytes(
-        store, artifacts, record.run_id, name, data, content_type="application/json",
-        serializer="json",
-    )  # fmt: skip
 
 
 def artifact_uri(record: Record) -> str:
@@ -278,7 +222,7 @@ async def create_logged_model(call: Call) -> Answer:
         run_id = await holder_run(call, exp.name, name, tags)
     stamp = now_ms()
     record = Record(
-        model_id=f"m-{run_id}-{secrets.token_hex(4)}",
+        model_id=new_model_id(run_id),
         experiment_id=experiment_id(exp),
         name=name,
         run_id=run_id,
@@ -290,7 +234,7 @@ async def create_logged_model(call: Call) -> Answer:
         params={p.key: p.value for p in body.params},
     )
     await write(call.store, artifact_store(call), record)
-    await run_ops.set_tags(call.store, run_id, {TAG + record.model_id: name}, call.user)
+    await index_logged_model(call.store, record, call.user)
     return await answer(call, record)
 
 

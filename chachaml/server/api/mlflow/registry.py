@@ -8,9 +8,12 @@ Registered models and versions are chachaml's models and versions (the mapping i
   guarantee, enforced by the database); with it set, the other versions in the target stage
   (``Staging`` too) are archived in the same transaction, as MLflow does.
 - **Versions come from runs.** A version's source must name a run (``runs:/``, a run's
-  ``mlflow-artifacts:/`` path) or come with ``run_id``. A source naming exactly one artifact of
-  the run is registered as chachaml registers natively (copied, hashed, loadable by
-  ``chachaml.load_model``); any other source is kept as given.
+  ``mlflow-artifacts:/`` path, a logged model ``models:/<model id>``, whose id names its run)
+  or come with ``run_id``. A source naming exactly one artifact of the run is registered as
+  chachaml registers natively (copied, hashed, loadable by ``chachaml.load_model``); any other
+  source is kept as given, and a logged model's version reads its files from the model's
+  folder of its run (``get_model_version_download_uri``: the proxy's path to it, as MLflow
+  answers the model's storage location).
 
 Deleting a version removes it (MLflow keeps a tombstone); its number is never given again.
 """
@@ -27,11 +30,15 @@ from chachaml.records.registry import Model, ModelDetail, ModelVersion
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.api.mlflow import filters, wire
 from chachaml.server.api.mlflow import registry_entities as ent
-from chachaml.server.api.mlflow.ids import millis
+from chachaml.server.api.mlflow.artifacts import artifact_store
+from chachaml.server.api.mlflow.entities import ARTIFACT_ROOT
+from chachaml.server.api.mlflow.ids import experiment_id, millis
 from chachaml.server.errors import ApiError
 from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
+from chachaml.tools.logged_models import read_logged_model
 
 api = Api()
 Answer = dict[str, Any]
@@ -410,21 +417,40 @@ async def get_model_version_by_alias(call: Call) -> Answer:
 # model versions
 
 
+async def _logged_model_source(call: Call, body: CreateVersion, source: str,
+                               model_id: str) -> ent.Source:  # fmt: skip
+    """A ``models:/<model id>`` source read through its logged model: its run and folder."""
+    if body.model_id and body.model_id != model_id:
+        raise InvalidInput(f"{source!r} names logged model {model_id!r}, not the model_id"
+                           f" {body.model_id!r}")  # fmt: skip
+    record = await read_logged_model(call.store, artifact_store(call), model_id)
+    if body.run_id and body.run_id != record.run_id:
+        raise InvalidInput(f"logged model {model_id!r} was logged on run {record.run_id!r}, not"
+                           f" the run_id {body.run_id!r}")  # fmt: skip
+    return ent.Source(uri=source, run_id=record.run_id, path=record.name)
+
+
 async def _resolve(call: Call, body: CreateVersion) -> tuple[ent.Source, str | None]:
-    """The run, path and stored source of a new version (``None``: a native registration)."""
+    """The run, path and stored source of a new version (``None``: a native registration).
+
+    A logged model's ``models:/<model id>`` (MLflow 3's default source) is read through the
+    model's record: the version comes from its run, from the model's folder there.
+    """
     source = body.source
+    run_id: str | None = body.run_id or None
     if source.startswith("models:/") and ent.model_id_of(source) is None:
         name, _, ref = source.removeprefix("models:/").rpartition("/")
         original = await registry_ops.get_model_version(
             call.store, name, ent.version_number(ref)
         )  # MLflow: a copy of a version names the original's run and source
         source = ent.source_of(original)
-        if body.run_id and body.run_id != original.run_id:
+        if run_id and run_id != original.run_id:
             raise InvalidInput(f"{body.source!r} comes from run {original.run_id!r}, not"
                                f" the run_id {body.run_id!r}")  # fmt: skip
-        run_id: str | None = original.run_id
-    else:
-        run_id = body.run_id or None
+        run_id = original.run_id
+    model_id = ent.model_id_of(source)
+    if model_id is not None:
+        return await _logged_model_source(call, body, source, model_id), source
     read = ent.read_source(source, run_id)
     await run_ops.get_run(call.store, read.run_id)  # RESOURCE_DOES_NOT_EXIST for a missing run
     if read.path is not None:
@@ -521,11 +547,17 @@ async def search_model_versions(call: Call) -> Answer:
 
 @api.route("GET", "/model-versions/get-download-uri", scope="read", response=Answer)
 async def get_model_version_download_uri(call: Call) -> Answer:
-    """Where a version's model is read from: its source."""
+    """Where a version's model is read from: its source, or its logged model's folder."""
     name = wire.required_param(call, "name")
     version = ent.version_number(wire.required_param(call, "version"))
     found = await registry_ops.get_model_version(call.store, name, version)
-    return {"artifact_uri": ent.source_of(found)}
+    source = ent.source_of(found)
+    if ent.model_id_of(source) is None:
+        return {"artifact_uri": source}
+    run = await run_ops.get_run(call.store, found.run_id)  # MLflow: the model's storage location
+    exp = await experiment_ops.get_experiment(call.store, run.experiment)
+    folder = f"{ARTIFACT_ROOT}{experiment_id(exp)}/{run.id}/artifacts/{found.artifact}"
+    return {"artifact_uri": folder}
 
 
 @api.route("POST", "/model-versions/set-tag", scope="write", body=VersionTag, response=Answer)

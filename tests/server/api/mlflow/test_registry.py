@@ -143,10 +143,37 @@ async def test_a_model_lives_through_mlflows_calls_and_is_chachaml_data(
     file = f"runs:/{OLD}/model.bin"  # exactly one artifact of the run: registered natively
     two = await ok(await web.post(f"{MV}/create", json={"name": "flowers", "source": file}))
     assert (two["model_version"]["run_id"], two["model_version"]["source"]) == (OLD, file)
-    logged = await ok(await web.post(f"{MV}/create", json={
-        "name": "flowers", "source": "models:/m-0123", "run_id": IRIS,
+    run = await ok(await web.get(f"{API}/runs/get", params={"run_id": IRIS}))
+    exp_id = run["run"]["info"]["experiment_id"]
+    made_model = await ok(await web.post(f"{API}/logged-models", json={
+        "experiment_id": exp_id, "name": "clf", "source_run_id": IRIS,
     }))  # fmt: skip
-    assert logged["model_version"]["model_id"] == "m-0123"
+    model_id = made_model["model"]["info"]["model_id"]
+    logged = await ok(
+        await web.post(
+            f"{MV}/create",
+            json={
+                "name": "flowers",
+                "source": f"models:/{model_id}",
+                "model_id": model_id,
+            },
+        )
+    )  # MLflow 3's register_model: no run_id, the model's id names its run
+    assert logged["model_version"]["model_id"] == model_id
+    assert logged["model_version"]["run_id"] == IRIS
+    assert logged["model_version"]["source"] == f"models:/{model_id}"
+    where = await ok(
+        await web.get(f"{MV}/get-download-uri", params={"name": "flowers", "version": "3"})
+    )
+    assert where == {"artifact_uri": f"mlflow-artifacts:/{exp_id}/{IRIS}/artifacts/clf"}
+    for given, status, code in [
+        ({"source": f"models:/{model_id}", "run_id": OLD}, 400, "INVALID_PARAMETER_VALUE"),
+        ({"source": f"models:/{model_id}", "model_id": "m-other"}, 400,
+         "INVALID_PARAMETER_VALUE"),
+        ({"source": f"models:/m-{IRIS}-00000000"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ({"source": "models:/m-0123", "run_id": IRIS}, 404, "RESOURCE_DOES_NOT_EXIST"),
+    ]:  # fmt: skip
+        await fails(await web.post(f"{MV}/create", json={"name": "flowers", **given}), status, code)
     copy = await ok(
         await web.post(f"{MV}/create", json={"name": "copy", "source": "models:/flowers/2"})
     )
