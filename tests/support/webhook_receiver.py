@@ -84,9 +84,15 @@ def webhook_receiver() -> Iterator[Receiver]:
         thread.join(timeout=10)
 
 
+_HELD: list[socket.socket] = []
+
+
 def refused_url() -> str:
-    """A loopback URL where nothing listens (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
+    """A loopback URL where nothing listens (connections are refused).
+
+    The port stays bound, never listening, for the rest of the process: a port merely freed
+    could be taken by another test's server in the meantime, which would answer instead."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
