@@ -57,6 +57,8 @@ class Experiment(_Model):
     created_at: datetime
     run_count: int = 0
     last_activity: datetime | None = None
+    archived: bool = False  # MLflow's "deleted": out of listings, with its runs, restorable
+    tags: dict[str, str] = Field(default_factory=dict)
 
     def __repr__(self) -> str:
         return d.one_line("Experiment", d.clip(self.name, 40), f"runs={self.run_count}")

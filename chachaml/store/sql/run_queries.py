@@ -1,7 +1,8 @@
 """Reading runs: one run in full, filtered and ordered listings, ``best_run`` and counts.
 
 A run's status is computed at query time (a ``running`` run whose heartbeat stopped reads as
-``killed``, filters included); experiment names come from the experiments' cache.
+``killed``, filters included). Experiment names and ids are read as stored at the time of the
+query (an experiment can be renamed by any replica sharing the database), never cached.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ STATUS_SQL = (
     "THEN 'killed' ELSE r.status END"
 )
 # The first parameter of every RUN_SELECT query is "now", for the computed status. Runs are
-# selected from their own table alone: experiment names and ids come from a per-store cache
-# (an experiment is never renamed or deleted), which spares PostgreSQL planning a join and a
-# subquery on every listing (half its planning time for best_run).
+# selected from their own table alone and named from the listed rows (LISTING_EXTRAS on
+# PostgreSQL, one more statement on SQLite): a join in the inner query would cost
+# PostgreSQL's planner half its time for best_run.
 RUN_SELECT = (
     "SELECT r.id, r.experiment_id, r.name, "
     + STATUS_SQL
@@ -88,7 +89,8 @@ LISTING_EXTRAS = {
     "postgresql": (
         "ARRAY(SELECT ROW(t.key, t.value) FROM tags t WHERE t.run_id = p.id) AS tag_pairs,"
         " ARRAY(SELECT ROW(m.key, m.last_value) FROM metric_summary m WHERE m.run_id = p.id)"
-        " AS metric_pairs"
+        " AS metric_pairs,"
+        " (SELECT e.name FROM experiments e WHERE e.id = p.experiment_id) AS experiment_name"
     ),
 }
 
@@ -186,7 +188,7 @@ def page_sql(query: RunQuery) -> str:
 
 
 class RunQueries:
-    """Run reads, over the experiments' name cache."""
+    """Run reads."""
 
     def __init__(self, database: Database, experiments: Experiments) -> None:
         self._db = database
@@ -206,10 +208,11 @@ class RunQueries:
     async def run_infos(self, db: Tx, found: Sequence[Row]) -> list[RunInfo]:
         """``RunInfo`` of rows of ``_listing``: experiment names, tags and latest metrics."""
         c = columns(found)
-        names = await self._experiments.names(db, [r[c["experiment_id"]] for r in found])
         if self._extras is None:
+            names = await self._experiments.names(db, [r[c["experiment_id"]] for r in found])
             tags, metrics = await self._run_extras(db, [r[c["id"]] for r in found])
         else:  # by key, as on every backend
+            names = {r[c["experiment_id"]]: r[c["experiment_name"]] for r in found}
             tags = {r[c["id"]]: dict(sorted(r[c["tag_pairs"]])) for r in found}
             metrics = {r[c["id"]]: dict(sorted(r[c["metric_pairs"]])) for r in found}
         return run_infos_from_rows(found, c, names, tags, metrics)
