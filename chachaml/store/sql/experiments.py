@@ -2,9 +2,11 @@
 
 Names and ids are read from the database every time, never cached: several server replicas
 (and local clients) share one database, and a rename in one must be seen by all at once.
-Looking an id up by its unique name costs one indexed read (measured in the README's
-"Coming from MLflow" notes: no change within noise on SQLite, one round trip on PostgreSQL
-that ``best_run`` makes inside the listing's own transaction).
+Run listings read the id by name inside their own statement and the names of the listed
+runs beside them (:mod:`~chachaml.store.sql.run_queries`). Measured over 10,000 seeded runs
+against the per-process cache this replaced: ``best_run`` of one experiment 42 -> 44-46 µs
+on SQLite, a 50-run listing and ``get_run`` unchanged within noise; on PostgreSQL no
+round trip is added (``best_run`` 155-160 µs, the cache's 195-210 µs).
 """
 
 from __future__ import annotations
