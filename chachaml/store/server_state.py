@@ -55,7 +55,7 @@ Events (the outbox):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
@@ -70,7 +70,7 @@ from chachaml.records.alerts import (
     StaleExperiment,
 )
 from chachaml.records.events import Event
-from chachaml.records.runs import Experiment
+from chachaml.records.runs import Experiment, MetricSummary
 from chachaml.store.protocol import Store
 
 Scope = Literal["read", "write", "admin"]
@@ -135,6 +135,15 @@ class ServerStore(Store, Protocol):
 
         Archived runs are what MLflow calls deleted: kept, out of listings, restorable until
         ``delete_archived``.
+        """
+        ...
+
+    async def metric_summaries_of_runs(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, MetricSummary]]:
+        """Each metric's summary (latest value, step, time) for each of these runs, in one read.
+
+        A run without metrics, or unknown, maps to an empty dict.
         """
         ...
 

@@ -20,7 +20,14 @@ from chachaml.store.sql.artifacts import Artifacts
 from chachaml.store.sql.database import Database, Row, Tx, columns
 from chachaml.store.sql.experiments import Experiments
 from chachaml.store.sql.metrics import Metrics, latest_metrics
-from chachaml.store.sql.rows import ALL_ROWS, decode_param, encode_param, in_batches, marks
+from chachaml.store.sql.rows import (
+    ALL_ROWS,
+    decode_param,
+    encode_param,
+    in_batches,
+    marks,
+    param_text_encodings,
+)
 
 STATUS_SQL = (
     "CASE WHEN r.status = 'running' AND r.heartbeat_at + r.heartbeat_timeout < ? "
@@ -298,9 +305,12 @@ class RunQueries:
             experiment_id = (EXPERIMENT_ID_SQL, query.experiment)
         if query.experiment_contains is not None:  # an exact name wins (a picked name)
             exact = await self._experiments.id_of(db, query.experiment_contains)
-            if exact is not None and query.experiment is not None:
-                if await self._experiments.id_of(db, query.experiment) != exact:
-                    return None
+            if (
+                exact is not None
+                and query.experiment is not None
+                and await self._experiments.id_of(db, query.experiment) != exact
+            ):
+                return None
             if exact is not None:
                 experiment_id = ("?", exact)
             else:
@@ -386,11 +396,27 @@ class RunQueries:
                 " WHERE p.run_id = r.id AND p.key = ? AND p.value = ?)"
             )
             params += [key, encode_param(value)]
+        for key, text in query.param_texts.items():
+            stored = param_text_encodings(text)
+            where.append(
+                "EXISTS (SELECT 1 FROM params p"
+                f" WHERE p.run_id = r.id AND p.key = ? AND p.value IN ({marks(stored)}))"
+            )
+            params += [key, *stored]
         for key, tag in query.tags.items():
             where.append(
                 "EXISTS (SELECT 1 FROM tags t WHERE t.run_id = r.id AND t.key = ? AND t.value = ?)"
             )
             params += [key, tag]
+        if query.without_metric is not None:
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM metric_summary m WHERE m.run_id = r.id"
+                " AND m.key = ? AND m.last_value IS NOT NULL)"
+            )
+            params.append(query.without_metric)
+        if query.without_param is not None:
+            where.append("NOT EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.id AND p.key = ?)")
+            params.append(query.without_param)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         return join, clause, join_params + params
 

@@ -109,6 +109,12 @@ class SQLStore:
         """Every experiment not archived, most recently active first."""
         return await self.experiments.list_experiments()
 
+    async def metric_summaries_of_runs(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, MetricSummary]]:
+        """Each metric's summary for each of these runs (unknown runs: empty)."""
+        return await self.metrics.summaries_of(run_ids)
+
     async def get_experiment_by_id(self, experiment_id: int) -> Experiment:
         """One experiment by id, archived or not; ``NotFound`` if absent."""
         return await self.experiments.get_experiment_by_id(experiment_id)

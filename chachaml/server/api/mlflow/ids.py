@@ -19,7 +19,6 @@ from datetime import datetime
 
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records.runs import EndStatus, Experiment, RunStatus
-from chachaml.store.protocol import Store
 from chachaml.store.server_state import ServerStore
 from chachaml.tools import experiments as experiment_ops
 
@@ -91,8 +90,3 @@ def require_active(exp: Experiment) -> Experiment:
             " it is deleted (restore it first)"
         )
     return exp
-
-
-async def experiment_ids(store: Store) -> dict[str, str]:
-    """Every experiment's MLflow id by name (for listings that span experiments)."""
-    return {e.name: experiment_id(e) for e in await experiment_ops.list_experiments(store)}
