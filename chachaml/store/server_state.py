@@ -149,8 +149,12 @@ class ServerStore(Store, Protocol):
 
     # experiment edits only a server's API offers (MLflow's protocol: by id, renamed,
     # deleted and restored, tagged); an experiment's id never changes, its name may
-    async def get_experiment_by_id(self, experiment_id: int) -> Experiment:
-        """One experiment by id, archived or not; ``NotFound`` if absent."""
+    async def get_experiment_by_id(self, experiment_id: int, brief: bool = False) -> Experiment:
+        """One experiment by id, archived or not; ``NotFound`` if absent.
+
+        ``brief`` leaves out the run count and last activity (reported as 0 and ``None``),
+        which read every run of the experiment: for callers that need its name and state.
+        """
         ...
 
     async def list_archived_experiments(self) -> list[Experiment]:

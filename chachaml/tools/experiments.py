@@ -42,9 +42,14 @@ async def create_experiment(
     )
 
 
-async def get_experiment_by_id(store: ServerStore, experiment_id: int) -> Experiment:
-    """One experiment by its id (MLflow names experiments by id), archived or not."""
-    return await store.get_experiment_by_id(experiment_id)
+async def get_experiment_by_id(
+    store: ServerStore, experiment_id: int, brief: bool = False
+) -> Experiment:
+    """One experiment by its id (MLflow names experiments by id), archived or not.
+
+    ``brief``: without its run count and last activity, which cost a read of every run.
+    """
+    return await store.get_experiment_by_id(experiment_id, brief)
 
 
 async def list_archived_experiments(store: ServerStore) -> list[Experiment]:

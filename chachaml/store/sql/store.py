@@ -115,9 +115,9 @@ class SQLStore:
         """Each metric's summary for each of these runs (unknown runs: empty)."""
         return await self.metrics.summaries_of(run_ids)
 
-    async def get_experiment_by_id(self, experiment_id: int) -> Experiment:
+    async def get_experiment_by_id(self, experiment_id: int, brief: bool = False) -> Experiment:
         """One experiment by id, archived or not; ``NotFound`` if absent."""
-        return await self.experiments.get_experiment_by_id(experiment_id)
+        return await self.experiments.get_experiment_by_id(experiment_id, brief)
 
     async def list_archived_experiments(self) -> list[Experiment]:
         """Every archived experiment, most recently active first."""

@@ -110,7 +110,8 @@ async def create_experiment(call: Call) -> Answer:
 @api.route("GET", "/experiments/get", scope="read", response=Answer)
 async def get_experiment(call: Call) -> Answer:
     """One experiment by id, deleted or not."""
-    exp = await experiment_by_id(call.store, wire.required_param(call, "experiment_id"))
+    exp_id = wire.required_param(call, "experiment_id")
+    exp = await experiment_by_id(call.store, exp_id, brief=False)
     return {"experiment": entities.experiment(exp)}
 
 

@@ -63,11 +63,13 @@ def status_of(name: str) -> RunStatus:
     return found
 
 
-async def experiment_by_id(store: ServerStore, exp_id: str) -> Experiment:
+async def experiment_by_id(store: ServerStore, exp_id: str, brief: bool = True) -> Experiment:
     """The experiment an MLflow id names, deleted or not; ``NotFound`` naming the id if none.
 
     ``"0"`` is the default experiment, created on first use as MLflow's always exists. The
     id is looked up in the store on every call: another replica may have renamed it.
+    ``brief`` (for a name and state, not for showing it): without the run count and last
+    activity, which read every run of the experiment.
     """
     if exp_id == DEFAULT_ID:
         try:
@@ -77,7 +79,7 @@ async def experiment_by_id(store: ServerStore, exp_id: str) -> Experiment:
     if not exp_id.isdigit() or len(exp_id) > 18:
         raise NotFound(f"no experiment with id {exp_id!r} (experiment ids are decimal numbers)")
     try:
-        return await experiment_ops.get_experiment_by_id(store, int(exp_id))
+        return await experiment_ops.get_experiment_by_id(store, int(exp_id), brief)
     except NotFound:
         raise NotFound(f"no experiment with id {exp_id!r}") from None
 
