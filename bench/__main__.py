@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench import events, http_ingest, mcp_http, mcp_stdio, postgres, tracking, ui
+from bench import (
+    bench_mlflow_compat,
+    events,
+    http_ingest,
+    mcp_http,
+    mcp_stdio,
+    postgres,
+    tracking,
+    ui,
+)
 from bench.runner import Benchmark, chosen_size, run, size_parser
 
 # Cheapest first; the seeded-store users share one seeding per size.
@@ -27,6 +36,7 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
         ui.BENCHMARK,
         http_ingest.BENCHMARK,
         events.BENCHMARK,
+        bench_mlflow_compat.BENCHMARK,
     )
 }
 

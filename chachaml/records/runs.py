@@ -57,6 +57,8 @@ class Experiment(_Model):
     created_at: datetime
     run_count: int = 0
     last_activity: datetime | None = None
+    archived: bool = False  # MLflow's "deleted": out of listings, with its runs, restorable
+    tags: dict[str, str] = Field(default_factory=dict)
 
     def __repr__(self) -> str:
         return d.one_line("Experiment", d.clip(self.name, 40), f"runs={self.run_count}")
@@ -430,7 +432,14 @@ class RunQuery(_Model):
     until: datetime | None = None
     metric_conditions: list[MetricCondition] = Field(default_factory=list)
     params: dict[str, ParamValue] = Field(default_factory=dict)
+    # params whose text is this, whatever their type (MLflow's view: a natively logged 0.1
+    # reads "0.1", True "True"): what MLflow's ``params.lr = '0.1'`` asks
+    param_texts: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    # only runs without this metric's latest value (absent or NaN) / without this param:
+    # the runs an order by the metric or param leaves out, which MLflow lists after the rest
+    without_metric: str | None = None
+    without_param: str | None = None
     parent_id: str | None = None
     parent_ids: list[str] = Field(default_factory=list, max_length=1000)  # children of any
     top_level: bool = False  # only runs without a parent (child runs nest under theirs)
@@ -472,6 +481,8 @@ class RunQuery(_Model):
         texts += self.parent_ids
         texts += [c.key for c in self.metric_conditions]
         texts += [*self.tags, *self.tags.values(), *self.params]
+        texts += [*self.param_texts, *self.param_texts.values()]
+        texts += [self.without_metric, self.without_param]
         texts += [x for x in self.params.values() if isinstance(x, str)]
         if any(t is not None and "\x00" in t for t in texts):
             raise ValueError("a filter contains a NUL character (\\x00), which no store accepts")

@@ -131,7 +131,7 @@ class Store(Protocol):
         ...
 
     async def list_experiments(self) -> list[Experiment]:
-        """Every experiment, most recently active first."""
+        """Every experiment not archived, most recently active first."""
         ...
 
     # runs: writes

@@ -55,7 +55,7 @@ Events (the outbox):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
@@ -70,6 +70,7 @@ from chachaml.records.alerts import (
     StaleExperiment,
 )
 from chachaml.records.events import Event
+from chachaml.records.runs import Experiment, MetricSummary
 from chachaml.store.protocol import Store
 
 Scope = Literal["read", "write", "admin"]
@@ -135,6 +136,52 @@ class ServerStore(Store, Protocol):
         Archived runs are what MLflow calls deleted: kept, out of listings, restorable until
         ``delete_archived``.
         """
+        ...
+
+    async def metric_summaries_of_runs(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, MetricSummary]]:
+        """Each metric's summary (latest value, step, time) for each of these runs, in one read.
+
+        A run without metrics, or unknown, maps to an empty dict.
+        """
+        ...
+
+    # experiment edits only a server's API offers (MLflow's protocol: by id, renamed,
+    # deleted and restored, tagged); an experiment's id never changes, its name may
+    async def get_experiment_by_id(self, experiment_id: int, brief: bool = False) -> Experiment:
+        """One experiment by id, archived or not; ``NotFound`` if absent.
+
+        ``brief`` leaves out the run count and last activity (reported as 0 and ``None``),
+        which read every run of the experiment: for callers that need its name and state.
+        """
+        ...
+
+    async def list_archived_experiments(self) -> list[Experiment]:
+        """Every archived experiment, most recently active first."""
+        ...
+
+    async def rename_experiment(self, experiment_id: int, name: str) -> None:
+        """Rename an experiment; ``Conflict`` if any experiment holds the name, archived or not.
+
+        Alert rules scoped to the experiment follow it; alert events keep the old name.
+        """
+        ...
+
+    async def set_experiment_archived(self, experiment_id: int, archived: bool) -> None:
+        """Archive an experiment with its runs (MLflow's delete), or restore it with its runs.
+
+        Runs that a model version came from are never archived. An archived experiment is out
+        of ``list_experiments`` but still found by name and id, and keeps its name.
+        """
+        ...
+
+    async def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
+        """Set (or overwrite) one tag of an experiment."""
+        ...
+
+    async def delete_experiment_tag(self, experiment_id: int, key: str) -> None:
+        """Remove one tag of an experiment; ``NotFound`` if it has none of that key."""
         ...
 
     # API tokens

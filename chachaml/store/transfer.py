@@ -198,8 +198,13 @@ async def _is_resume(source: SQLStore, target: SQLStore) -> bool:
 
 
 async def _copy_experiments(source: SQLStore, target: SQLStore, report: MigrationReport) -> None:
-    columns = "name, description, owner, created_at"
+    columns = "name, description, owner, created_at, archived"
     exps = await fetch(source.database, f"SELECT {columns} FROM experiments ORDER BY id")
+    tags = await fetch(
+        source.database,
+        "SELECT e.name, t.key, t.value FROM experiment_tags t"
+        " JOIN experiments e ON e.id = t.experiment_id ORDER BY e.id, t.key",
+    )
 
     async def body(db: Tx) -> None:
         for exp in exps:
@@ -208,6 +213,12 @@ async def _copy_experiments(source: SQLStore, target: SQLStore, report: Migratio
                 _values(exp, columns),
             )
             report.add("experiments", added)
+        for name, key, value in tags:  # experiments are matched by name: ids may differ
+            await db.execute(
+                "INSERT INTO experiment_tags (experiment_id, key, value)"
+                " SELECT id, ?, ? FROM experiments WHERE name = ? ON CONFLICT DO NOTHING",
+                (key, value, name),
+            )
 
     await target.database.transact(body)
 

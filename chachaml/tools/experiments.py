@@ -8,6 +8,7 @@ from chachaml.records import validation as v
 from chachaml.records.runs import Experiment, RunQuery
 from chachaml.settings import redact_url
 from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 
 DEFAULT_EXPERIMENT = "default"  # where runs without an experiment land (MLflow's "0")
 
@@ -39,6 +40,48 @@ async def create_experiment(
         v.optional_text(description, "description"),
         v.optional_text(owner, "owner", v.MAX_KEY),
     )
+
+
+async def get_experiment_by_id(
+    store: ServerStore, experiment_id: int, brief: bool = False
+) -> Experiment:
+    """One experiment by its id (MLflow names experiments by id), archived or not.
+
+    ``brief``: without its run count and last activity, which cost a read of every run.
+    """
+    return await store.get_experiment_by_id(experiment_id, brief)
+
+
+async def list_archived_experiments(store: ServerStore) -> list[Experiment]:
+    """Every archived experiment (MLflow's deleted ones), most recently active first."""
+    return await store.list_archived_experiments()
+
+
+async def rename_experiment(store: ServerStore, experiment_id: int, name: str) -> None:
+    """Give an experiment another name; ``Conflict`` if an experiment holds it already."""
+    await store.rename_experiment(experiment_id, v.name(name, "experiment name"))
+
+
+async def archive_experiment(store: ServerStore, experiment_id: int) -> None:
+    """Archive an experiment and its runs (MLflow's delete): out of listings, restorable."""
+    await store.set_experiment_archived(experiment_id, True)
+
+
+async def restore_experiment(store: ServerStore, experiment_id: int) -> None:
+    """Bring an archived experiment and its runs back into listings."""
+    await store.set_experiment_archived(experiment_id, False)
+
+
+async def set_experiment_tag(store: ServerStore, experiment_id: int, key: str, value: str) -> None:
+    """Set one tag of an experiment (values up to 5,000 characters, as MLflow's)."""
+    await store.set_experiment_tag(
+        experiment_id, v.key(key, "tag key"), v.text(value, "tag value", v.MAX_TAG_VALUE)
+    )
+
+
+async def delete_experiment_tag(store: ServerStore, experiment_id: int, key: str) -> None:
+    """Remove one tag of an experiment; ``NotFound`` if it has no such tag."""
+    await store.delete_experiment_tag(experiment_id, v.key(key, "tag key"))
 
 
 async def why_no_runs(store: Store, experiment: str | None = None) -> str | None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
 from chachaml.records.runs import MetricChunk, MetricSummary
-from chachaml.store.codec import make_chunk
+from chachaml.store.codec import chunk_from_columns, make_chunk
 from chachaml.store.protocol import Store
 from chachaml.tools.runs import evaluate_alerts
 from chachaml.tools.webhooks import Delivery
@@ -76,6 +76,21 @@ async def log_run_metrics(
 async def next_steps(store: Store, run_id: str) -> dict[str, MetricSummary]:
     """Each stored metric's summary, for :func:`pack_points` to continue steps from."""
     return await store.metric_summaries(v.run_id(run_id))
+
+
+Columns = tuple[list[int], list[float], list[float]]  # steps, values, timestamps
+
+
+def pack_columns(run_id: str, columns: Mapping[str, Columns]) -> list[MetricChunk]:
+    """Points that all carry a step, already in columns by key: one chunk per key.
+
+    MLflow's ``log-batch`` sends a step with every point; gathering them straight into
+    columns skips :func:`pack_points`' per-point bookkeeping (a third of a 1,000-point
+    batch's time on the server).
+    """
+    return [
+        chunk_from_columns(run_id, v.key(key, "metric key"), *cols) for key, cols in columns.items()
+    ]
 
 
 def pack_points(

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bench import http_ingest, mcp_http, mcp_stdio, postgres, tracking
+from bench import bench_mlflow_compat, http_ingest, mcp_http, mcp_stdio, postgres, tracking
 from bench.figures import Figure, render
 from bench.processes import chachaml_serve
 from bench.runner import Context
@@ -202,3 +202,18 @@ def test_the_tracking_benchmark_judges_each_figure_by_its_seeded_size(tmp_path: 
     if not tracking.has_mlflow():
         assert best.reference is None
         assert any("MLflow not measured" in note for note in ctx.notes)
+
+
+@pytest.mark.slow
+def test_mlflow_compat_runs_the_same_client_against_both_servers(tmp_path: Path) -> None:
+    size = bench_mlflow_compat.Size(points=2_000, runs=10, search_runs=50, page=20, repeats=2,
+                                    budget_s=60.0)  # fmt: skip
+    figures = {f.name: f for f in bench_mlflow_compat.measure(size, context(tmp_path))}
+    assert set(figures) == {
+        "log_batch, 1,000 points per call", "log-batch served (bodies pre-encoded)",
+        "runs created, 5 params + 3 metrics", "search_runs by a metric, 50 runs",
+        "get_metric_history, 2,000 points",
+    }  # fmt: skip
+    for f in figures.values():  # each measured on both servers, judged against MLflow's
+        assert f.value > 0 and f.reference is not None and f.reference > 0, f
+        assert f.reference_name == "MLflow" and f.met is not None

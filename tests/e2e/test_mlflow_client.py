@@ -421,3 +421,69 @@ def test_team_mode_artifact_uploads_need_a_write_token(
         proc.stop()
     assert "403" in got["refused"] and "rita" in got["refused"], got
     assert (got["files"], got["text"]) == (["w.txt"], "from ada")
+
+
+REPLICAS = """
+    import json
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    a, b = MlflowClient("{a}"), MlflowClient("{b}")
+    out = {{}}
+    exp_id = a.create_experiment("before", tags={{"team": "vision"}})
+    run_id = a.create_run(exp_id).info.run_id
+    a.log_metric(run_id, "acc", 0.25, step=1)
+    a.log_metric(run_id, "acc", 0.75, step=3, timestamp=1_750_000_000_123)
+    a.set_terminated(run_id)
+    b.get_experiment_by_name("before")  # the second replica reads it before the rename
+    b.search_runs([exp_id], order_by=["metrics.acc DESC"])
+    a.rename_experiment(exp_id, "after")
+    out["renamed"] = [b.get_experiment(exp_id).name, b.get_experiment_by_name("before"),
+                      b.get_experiment_by_name("after").experiment_id == exp_id]
+    a.set_experiment_tag(exp_id, "stage", "dev")
+    a.delete_experiment_tag(exp_id, "team")
+    out["tags"] = b.get_experiment(exp_id).tags
+    (found,) = b.search_runs([exp_id], order_by=["metrics.acc DESC"])
+    out["latest"] = [(m.key, m.value, m.step, m.timestamp) for m in found.data._metric_objs]
+    a.delete_experiment(exp_id)
+    out["deleted"] = [
+        b.get_experiment(exp_id).lifecycle_stage,
+        [e.name for e in b.search_experiments()],
+        [e.name for e in b.search_experiments(view_type=ViewType.DELETED_ONLY)],
+        len(b.search_runs([exp_id])),
+        len(b.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)),
+    ]
+    try:
+        b.create_experiment("after")
+    except MlflowException as exc:
+        out["name_reuse"] = exc.error_code
+    try:
+        b.create_run(exp_id)
+    except MlflowException as exc:
+        out["log_into_deleted"] = exc.error_code
+    b.restore_experiment(exp_id)
+    out["restored"] = [a.get_experiment(exp_id).lifecycle_stage, len(a.search_runs([exp_id]))]
+    print(json.dumps(out))
+"""
+
+
+def test_experiments_change_on_one_replica_and_read_at_once_on_another(
+    server: ServeProcess, store_url: str, tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    env = {"CHACHAML_USER": "keyboard"}
+    other = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
+    other.start()
+    try:
+        got = run_client(REPLICAS.format(a=server.url, b=other.url), {})
+    finally:
+        other.stop()
+    assert got["renamed"] == ["after", None, True]
+    assert got["tags"] == {"stage": "dev"}
+    assert got["latest"] == [["acc", 0.75, 3, 1_750_000_000_123]]
+    stage, active, deleted, runs, deleted_runs = got["deleted"]
+    assert (stage, deleted, runs, deleted_runs) == ("deleted", ["after"], 0, 1)
+    assert "after" not in active
+    assert got["name_reuse"] == "RESOURCE_ALREADY_EXISTS"
+    assert got["log_into_deleted"] == "INVALID_PARAMETER_VALUE"
+    assert got["restored"] == ["active", 1]

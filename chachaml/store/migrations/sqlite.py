@@ -472,4 +472,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN killed_at REAL",
         ),
     ),
+    Migration(
+        17,
+        "experiments can be archived (MLflow's delete) and carry tags",
+        (
+            # archived experiments leave listings (their runs are archived with them) and
+            # come back on restore; like runs, MLflow's "deleted" is chachaml's archived
+            "ALTER TABLE experiments ADD COLUMN archived INTEGER NOT NULL DEFAULT 0",
+            """CREATE TABLE experiment_tags (
+                experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (experiment_id, key)
+            )""",
+        ),
+    ),
 )

@@ -164,6 +164,23 @@ class Metrics:
         found = await db.fetchall(SUMMARY_SELECT + " WHERE run_id = ? ORDER BY key", (run_id,))
         return {r["key"]: summary_from_row(r) for r in found}
 
+    async def summaries_of(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricSummary]]:
+        """Each metric's summary for each of these runs (a run without metrics: empty)."""
+
+        async def body(db: Tx) -> dict[str, dict[str, MetricSummary]]:
+            out: dict[str, dict[str, MetricSummary]] = {rid: {} for rid in run_ids}
+            for batch in in_batches(list(out)):
+                found = await db.fetchall(
+                    SUMMARY_SELECT.replace("SELECT ", "SELECT run_id, ", 1)
+                    + f" WHERE run_id IN ({marks(batch)}) ORDER BY run_id, key",
+                    batch,
+                )
+                for row in found:
+                    out[row["run_id"]][row["key"]] = summary_from_row(row)
+            return out
+
+        return await self._db.query(body)
+
     async def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         """Each metric's summary for one run."""
 

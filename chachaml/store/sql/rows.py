@@ -17,6 +17,27 @@ def encode_param(value: ParamValue) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def param_text_encodings(text: str) -> list[str]:
+    """The stored JSON of every param whose text (``str`` of its value) is ``text``.
+
+    MLflow sends params as text; chachaml keeps natively logged ones typed. ``"0.1"`` is the
+    text ``"0.1"`` and the number ``0.1``; ``"True"`` the text and ``True``; ``"None"`` also
+    ``None``. A spelling Python would not print (``"1e-3"``, ``"01"``) is only text.
+    """
+    values: list[ParamValue] = [text]
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        if str(number) == text:
+            values.append(number)
+    spelled = {"True": True, "False": False, "None": None}
+    if text in spelled:
+        values.append(spelled[text])
+    return list(dict.fromkeys(encode_param(v) for v in values))
+
+
 def decode_param(raw: str) -> ParamValue:
     """The inverse of :func:`encode_param`."""
     value: ParamValue = json.loads(raw)

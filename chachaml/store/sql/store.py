@@ -106,8 +106,38 @@ class SQLStore:
         return await self.experiments.get_experiment(name)
 
     async def list_experiments(self) -> list[Experiment]:
-        """Every experiment, most recently active first."""
+        """Every experiment not archived, most recently active first."""
         return await self.experiments.list_experiments()
+
+    async def metric_summaries_of_runs(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, MetricSummary]]:
+        """Each metric's summary for each of these runs (unknown runs: empty)."""
+        return await self.metrics.summaries_of(run_ids)
+
+    async def get_experiment_by_id(self, experiment_id: int, brief: bool = False) -> Experiment:
+        """One experiment by id, archived or not; ``NotFound`` if absent."""
+        return await self.experiments.get_experiment_by_id(experiment_id, brief)
+
+    async def list_archived_experiments(self) -> list[Experiment]:
+        """Every archived experiment, most recently active first."""
+        return await self.experiments.list_experiments(archived=True)
+
+    async def rename_experiment(self, experiment_id: int, name: str) -> None:
+        """Rename an experiment; ``Conflict`` if the name is taken."""
+        await self.experiments.rename_experiment(experiment_id, name)
+
+    async def set_experiment_archived(self, experiment_id: int, archived: bool) -> None:
+        """Archive an experiment and its runs, or restore both."""
+        await self.experiments.set_archived(experiment_id, archived)
+
+    async def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
+        """Set one tag of an experiment."""
+        await self.experiments.set_tag(experiment_id, key, value)
+
+    async def delete_experiment_tag(self, experiment_id: int, key: str) -> None:
+        """Remove one tag of an experiment; ``NotFound`` if it has none of that key."""
+        await self.experiments.delete_tag(experiment_id, key)
 
     async def create_run(self, run: NewRun) -> None:
         """Insert a running run, creating its experiment if needed."""

@@ -44,16 +44,24 @@ def pairs(mapping: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in mapping.items()]
 
 
+def experiment_tags(exp: Experiment) -> dict[str, str]:
+    """An experiment's tags as MLflow shows them: its description as ``mlflow.note.content``."""
+    tags = dict(exp.tags)
+    if exp.description:
+        tags[NOTE] = exp.description
+    return tags
+
+
 def experiment(exp: Experiment) -> dict[str, Any]:
-    """An experiment as MLflow's ``Experiment`` message."""
+    """An experiment as MLflow's ``Experiment`` message (archived is MLflow's deleted)."""
     exp_id = experiment_id(exp)
-    tags = {NOTE: exp.description} if exp.description else {}
+    tags = experiment_tags(exp)
     updated = exp.last_activity or exp.created_at
     return {
         "experiment_id": exp_id,
         "name": exp.name,
         "artifact_location": f"{ARTIFACT_ROOT}{exp_id}",
-        "lifecycle_stage": "active",
+        "lifecycle_stage": "deleted" if exp.archived else "active",
         "creation_time": millis(exp.created_at),
         "last_update_time": millis(updated),
         "tags": pairs(tags),

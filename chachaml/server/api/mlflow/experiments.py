@@ -1,9 +1,12 @@
 """MLflow's experiment endpoints over chachaml's experiment operations.
 
-chachaml names experiments and keeps them: an experiment is never renamed or deleted (its
-name is how every surface finds it). So ``experiments/update`` (rename), ``delete`` and
-``restore`` answer ``NOT_IMPLEMENTED``, and the only experiment tag kept is
-``mlflow.note.content``, which is the experiment's description.
+An MLflow experiment is a chachaml experiment: its id is chachaml's integer id (``"0"`` the
+``default`` experiment), MLflow's *deleted* is chachaml's *archived* (the experiment and its
+runs leave listings, and come back on restore), and its tags are the experiment's tags except
+``mlflow.note.content``, which is its description. As in MLflow, a deleted experiment keeps
+its name (creating or renaming onto it is ``RESOURCE_ALREADY_EXISTS``), is found by id and by
+name, cannot be renamed, tagged or logged into, and is searched with ``view_type``. The
+default experiment keeps its name: it is how ``"0"`` is found.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from typing import Any
 
 from pydantic import Field
 
-from chachaml.errors import NotFound
+from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.runs import Experiment
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.api.mlflow import entities, filters, wire
-from chachaml.server.api.mlflow.ids import experiment_by_id, experiment_id, millis
+from chachaml.server.api.mlflow.ids import (
+    DEFAULT_ID,
+    experiment_by_id,
+    experiment_id,
+    millis,
+    require_active,
+)
 from chachaml.server.errors import ApiError
 from chachaml.tools import experiments as experiment_ops
 
@@ -30,15 +39,6 @@ ATTRIBUTES = {
     "last_update_time": "last_update_time",
 }
 NUMERIC = frozenset({"creation_time", "last_update_time"})
-
-
-def not_kept(what: str) -> ApiError:
-    """The answer to an experiment change chachaml does not make."""
-    return ApiError(
-        501,
-        f"{what}: chachaml keeps experiments under their name (never renamed or deleted)",
-        code="NOT_IMPLEMENTED",
-    )
 
 
 class CreateExperiment(wire.Message):
@@ -86,32 +86,38 @@ class SearchExperiments(wire.Message):
 
 @api.route("POST", "/experiments/create", scope="write", body=CreateExperiment, response=Answer)
 async def create_experiment(call: Call) -> Answer:
-    """Create an experiment; ``RESOURCE_ALREADY_EXISTS`` if the name is taken."""
+    """Create an experiment; ``RESOURCE_ALREADY_EXISTS`` if the name is taken (even deleted)."""
     body: CreateExperiment = call.body
     name = v.name(body.name, "experiment name")
     try:
-        await experiment_ops.get_experiment(call.store, name)
+        found = await experiment_ops.get_experiment(call.store, name)
     except NotFound:
         pass
     else:
-        raise ApiError(400, f"experiment {name!r} already exists", code="RESOURCE_ALREADY_EXISTS")
+        state = " in deleted state (restore it, or pick another name)" if found.archived else ""
+        raise ApiError(
+            400, f"experiment {name!r} already exists{state}", code="RESOURCE_ALREADY_EXISTS"
+        )
     tags = {t.key: t.value for t in body.tags}
     exp = await experiment_ops.create_experiment(
-        call.store, name, tags.get(entities.NOTE) or None, call.user
+        call.store, name, tags.pop(entities.NOTE, None) or None, call.user
     )
+    for key, value in tags.items():
+        await experiment_ops.set_experiment_tag(call.store, exp.id, key, value)
     return {"experiment_id": experiment_id(exp)}
 
 
 @api.route("GET", "/experiments/get", scope="read", response=Answer)
 async def get_experiment(call: Call) -> Answer:
-    """One experiment by id."""
-    exp = await experiment_by_id(call.store, wire.required_param(call, "experiment_id"))
+    """One experiment by id, deleted or not."""
+    exp_id = wire.required_param(call, "experiment_id")
+    exp = await experiment_by_id(call.store, exp_id, brief=False)
     return {"experiment": entities.experiment(exp)}
 
 
 @api.route("GET", "/experiments/get-by-name", scope="read", response=Answer)
 async def get_experiment_by_name(call: Call) -> Answer:
-    """One experiment by name."""
+    """One experiment by name, deleted or not."""
     name = wire.required_param(call, "experiment_name")
     exp = await experiment_ops.get_experiment(call.store, name)
     return {"experiment": entities.experiment(exp)}
@@ -132,7 +138,7 @@ def _passes(exp: Experiment, clauses: list[filters.Clause]) -> bool:
         if c.kind == "attribute":
             have = _field(exp, c.key)
         elif c.kind == "tag":
-            have = exp.description if c.key == entities.NOTE else None
+            have = entities.experiment_tags(exp).get(c.key)
         else:
             raise ApiError(400, f"experiments cannot be filtered by {c.kind}s")
         if not filters.compare(c.op, have, c.value):
@@ -142,13 +148,15 @@ def _passes(exp: Experiment, clauses: list[filters.Clause]) -> bool:
 
 @api.route("POST", "/experiments/search", scope="read", body=SearchExperiments, response=Answer)
 async def search_experiments(call: Call) -> Answer:
-    """Experiments matching a filter, ordered, one page at a time."""
+    """Experiments matching a filter, ordered, one page at a time (deleted ones by view_type)."""
     body: SearchExperiments = call.body
-    _, only_archived = wire.view_type(body.view_type)
+    include_archived, only_archived = wire.view_type(body.view_type)
     size = wire.max_results(body.max_results, 1000)
     offset = wire.page_offset(body.page_token)
     clauses = filters.parse_filter(body.filter, ATTRIBUTES, NUMERIC)
     found = [] if only_archived else await experiment_ops.list_experiments(call.store)
+    if include_archived or only_archived:
+        found += await experiment_ops.list_archived_experiments(call.store)
     found = [e for e in found if _passes(e, clauses)]
     found.sort(key=lambda e: (-e.created_at.timestamp(), e.id))  # MLflow: newest first
     for text in reversed(body.order_by):
@@ -169,15 +177,11 @@ async def search_experiments(call: Call) -> Answer:
 async def set_experiment_tag(call: Call) -> Answer:
     """Set an experiment tag: ``mlflow.note.content`` is the experiment's description."""
     body: ExperimentTag = call.body
-    exp = await experiment_by_id(call.store, body.experiment_id)
-    if body.key != entities.NOTE:
-        raise ApiError(
-            501,
-            f"experiment tag {body.key!r}: chachaml keeps only mlflow.note.content (the"
-            " description) on experiments",
-            code="NOT_IMPLEMENTED",
-        )
-    await experiment_ops.create_experiment(call.store, exp.name, body.value)
+    exp = require_active(await experiment_by_id(call.store, body.experiment_id))
+    if body.key == entities.NOTE:
+        await experiment_ops.create_experiment(call.store, exp.name, body.value)
+    else:
+        await experiment_ops.set_experiment_tag(call.store, exp.id, body.key, body.value)
     return {}
 
 
@@ -189,23 +193,51 @@ async def set_experiment_tag(call: Call) -> Answer:
     response=Answer,
 )
 async def delete_experiment_tag(call: Call) -> Answer:
-    """Not kept: experiment tags other than the description are not stored."""
-    raise not_kept("deleting an experiment tag")
+    """Remove an experiment tag (``mlflow.note.content``: the description)."""
+    body: DeleteExperimentTag = call.body
+    exp = require_active(await experiment_by_id(call.store, body.experiment_id))
+    if body.key == entities.NOTE:
+        if not exp.description:
+            raise NotFound(f"no tag {body.key!r} on experiment {body.experiment_id!r}")
+        await experiment_ops.create_experiment(call.store, exp.name, "")
+    else:
+        await experiment_ops.delete_experiment_tag(call.store, exp.id, body.key)
+    return {}
 
 
 @api.route("POST", "/experiments/update", scope="write", body=UpdateExperiment, response=Answer)
 async def update_experiment(call: Call) -> Answer:
-    """Not kept: chachaml does not rename experiments."""
-    raise not_kept("renaming an experiment")
+    """Rename an experiment: active ones only, to a name no experiment holds."""
+    body: UpdateExperiment = call.body
+    if not body.new_name:
+        raise InvalidInput("missing value for required parameter 'new_name'")
+    exp = await experiment_by_id(call.store, body.experiment_id)
+    if exp.archived:
+        raise InvalidInput(f"cannot rename experiment {body.experiment_id!r}: it is deleted")
+    if experiment_id(exp) == DEFAULT_ID:
+        raise InvalidInput("chachaml's default experiment (id 0) keeps its name 'default'")
+    try:
+        await experiment_ops.rename_experiment(call.store, exp.id, body.new_name)
+    except Conflict as exc:
+        raise ApiError(400, str(exc), code="RESOURCE_ALREADY_EXISTS") from None
+    return {}
 
 
 @api.route("POST", "/experiments/delete", scope="write", body=ExperimentRef, response=Answer)
 async def delete_experiment(call: Call) -> Answer:
-    """Not kept: chachaml does not delete experiments (runs are deleted one by one)."""
-    raise not_kept("deleting an experiment")
+    """Delete (archive) an active experiment and its runs; restorable."""
+    exp = await experiment_by_id(call.store, call.body.experiment_id)
+    if exp.archived:  # MLflow looks among active experiments only
+        raise NotFound(f"no active experiment with id {call.body.experiment_id!r}")
+    await experiment_ops.archive_experiment(call.store, exp.id)
+    return {}
 
 
 @api.route("POST", "/experiments/restore", scope="write", body=ExperimentRef, response=Answer)
 async def restore_experiment(call: Call) -> Answer:
-    """Not kept: chachaml does not delete experiments, so none needs restoring."""
-    raise not_kept("restoring an experiment")
+    """Restore a deleted experiment and its runs."""
+    exp = await experiment_by_id(call.store, call.body.experiment_id)
+    if not exp.archived:  # MLflow looks among deleted experiments only
+        raise NotFound(f"no deleted experiment with id {call.body.experiment_id!r}")
+    await experiment_ops.restore_experiment(call.store, exp.id)
+    return {}

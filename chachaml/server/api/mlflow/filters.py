@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chachaml.errors import InvalidInput
@@ -313,9 +314,12 @@ class Plan:
     """RunQuery fields for the store, and the clauses left to check on each run."""
 
     metric_conditions: list[MetricCondition] = field(default_factory=list)
+    param_texts: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     status: str | None = None
     created_by: str | None = None
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # epoch seconds, exclusive
     rest: list[Clause] = field(default_factory=list)
     impossible: bool = False  # e.g. a SCHEDULED status: no run can match
 
@@ -323,22 +327,59 @@ class Plan:
         """The RunQuery keyword arguments of the pushed-down clauses."""
         return {
             "metric_conditions": self.metric_conditions,
+            "param_texts": self.param_texts,
             "tags": self.tags,
             "status": self.status,
             "created_by": self.created_by,
+            "since": None if self.since is None else datetime.fromtimestamp(self.since, UTC),
+            "until": None
+            if self.until is None or self.until >= LAST_SECOND
+            else datetime.fromtimestamp(self.until, UTC),
         }
+
+    def bound_start(self, op: str, ms: float) -> None:
+        """Narrow the start-time window by ``start_time op ms`` (MLflow's whole milliseconds).
+
+        A run's ``start_time`` is its start in seconds times 1,000, rounded: ``> ms`` holds
+        from ``ms + 0.5`` ms on, ``>= ms`` from ``ms - 0.5``, and so on.
+        """
+        low = {">": ms + 0.5, ">=": ms - 0.5, "=": ms - 0.5}.get(op)
+        high = {"<": ms - 0.5, "<=": ms + 0.5, "=": ms + 0.5}.get(op)
+        if low is not None:
+            self.since = max(self.since or 0.0, low / 1000)
+        if high is not None:
+            self.until = min(self.until or LAST_SECOND, high / 1000)
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            self.impossible = True
+        self.impossible |= (self.since or 0.0) > LAST_SECOND or (self.until or 1.0) <= 0
+
+
+LAST_SECOND = 253_402_300_799.0  # 9999-12-31, the last time a store holds
 
 
 def plan(clauses: list[Clause], field_tags: frozenset[str]) -> Plan:
-    """Split clauses: metric thresholds, plain tag equality, status and user go to SQL.
+    """Split clauses: what the store's query answers goes to SQL, the rest is checked per run.
 
-    ``!=`` on a metric, params (stored typed, compared as MLflow's text), ``LIKE``, ``IN``,
-    times and the tags that are chachaml fields (``field_tags``) are checked per run.
+    To SQL: metric thresholds, param and tag equality (params compared as MLflow's text,
+    whatever their stored type), status and user equality, ``start_time`` comparisons. Per
+    run: ``!=``, ``LIKE``, ``IN``, ``IS NULL``, other attributes and the tags that are
+    chachaml fields (``field_tags``).
     """
     out = Plan()
     for c in clauses:
         if c.kind == "metric" and c.op != "!=" and isinstance(c.value, float):
             out.metric_conditions.append(MetricCondition(key=c.key, op=c.op, value=c.value))  # type: ignore[arg-type]
+        elif c.kind == "param" and c.op == "=" and isinstance(c.value, str):
+            if out.param_texts.get(c.key, c.value) != c.value:
+                out.impossible = True
+            out.param_texts[c.key] = c.value
+        elif (
+            c.kind == "attribute"
+            and c.key == "start_time"
+            and c.op in COMPARE - {"!="}
+            and isinstance(c.value, float)
+        ):
+            out.bound_start(c.op, c.value)
         elif c.kind == "tag" and c.op == "=" and c.key not in field_tags:
             value = str(c.value)
             if out.tags.get(c.key, value) != value:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records.runs import EndStatus, Experiment, RunStatus
-from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore
 from chachaml.tools import experiments as experiment_ops
 
 DEFAULT_EXPERIMENT = "default"  # the client's DEFAULT_EXPERIMENT (chachaml.client.client)
@@ -63,25 +63,32 @@ def status_of(name: str) -> RunStatus:
     return found
 
 
-async def experiment_by_id(store: Store, exp_id: str) -> Experiment:
-    """The experiment an MLflow id names; ``NotFound`` naming the id if none.
+async def experiment_by_id(store: ServerStore, exp_id: str, brief: bool = True) -> Experiment:
+    """The experiment an MLflow id names, deleted or not; ``NotFound`` naming the id if none.
 
-    ``"0"`` is the default experiment, created on first use as MLflow's always exists.
+    ``"0"`` is the default experiment, created on first use as MLflow's always exists. The
+    id is looked up in the store on every call: another replica may have renamed it.
+    ``brief`` (for a name and state, not for showing it): without the run count and last
+    activity, which read every run of the experiment.
     """
     if exp_id == DEFAULT_ID:
         try:
             return await experiment_ops.get_experiment(store, DEFAULT_EXPERIMENT)
         except NotFound:
             return await experiment_ops.create_experiment(store, DEFAULT_EXPERIMENT)
-    if not exp_id.isdigit():
+    if not exp_id.isdigit() or len(exp_id) > 18:
         raise NotFound(f"no experiment with id {exp_id!r} (experiment ids are decimal numbers)")
-    wanted = int(exp_id)
-    for exp in await experiment_ops.list_experiments(store):
-        if exp.id == wanted:
-            return exp
-    raise NotFound(f"no experiment with id {exp_id!r}")
+    try:
+        return await experiment_ops.get_experiment_by_id(store, int(exp_id), brief)
+    except NotFound:
+        raise NotFound(f"no experiment with id {exp_id!r}") from None
 
 
-async def experiment_ids(store: Store) -> dict[str, str]:
-    """Every experiment's MLflow id by name (for listings that span experiments)."""
-    return {e.name: experiment_id(e) for e in await experiment_ops.list_experiments(store)}
+def require_active(exp: Experiment) -> Experiment:
+    """``exp`` if it is not deleted; else MLflow's ``INVALID_PARAMETER_VALUE``."""
+    if exp.archived:
+        raise InvalidInput(
+            f"the experiment {experiment_id(exp)} must be in the 'active' state;"
+            " it is deleted (restore it first)"
+        )
+    return exp

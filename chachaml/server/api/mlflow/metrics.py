@@ -11,14 +11,13 @@ point logged at its highest step.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 from pydantic import Field
 
 from chachaml.errors import InvalidInput, NotFound
-from chachaml.records.runs import MetricSeries
+from chachaml.records.runs import MetricChunk, MetricSeries
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.api.mlflow import entities, wire
 from chachaml.server.api.mlflow.runs import RunRef, delivery, log_params, set_tags
@@ -57,32 +56,31 @@ class LogBatch(RunRef):
     tags: list[wire.KeyValue] = Field(default_factory=list, max_length=10_000)
 
 
-@dataclass(frozen=True, slots=True)
-class _Point:
-    key: str
-    value: float | None
-    step: int | None
-    timestamp: float | None
-
-
-def _points(metrics: list[Metric]) -> list[_Point]:
-    return [
-        _Point(
-            m.key,
-            m.value,
-            m.step or 0,
-            None if m.timestamp is None else m.timestamp / 1000.0,
+def _chunks(run_id: str, metrics: list[Metric]) -> list[MetricChunk]:
+    """The points as one packed chunk per key (a missing step is MLflow's 0)."""
+    now = time.time()
+    groups: dict[str, list[Metric]] = {}
+    if len({m.key for m in metrics}) == 1:  # the usual batch: one metric's points
+        groups[metrics[0].key] = metrics
+    else:
+        for m in metrics:
+            groups.setdefault(m.key, []).append(m)
+    columns: dict[str, metric_ops.Columns] = {
+        key: (
+            [m.step or 0 for m in group],
+            [m.value for m in group],
+            [now if m.timestamp is None else m.timestamp / 1000.0 for m in group],
         )
-        for m in metrics
-    ]
+        for key, group in groups.items()
+    }
+    return metric_ops.pack_columns(run_id, columns)
 
 
 async def _log_points(call: Call, run_id: str, metrics: list[Metric]) -> None:
-    points = _points(metrics)
-    if len(points) > OFF_LOOP:
-        chunks = await anyio.to_thread.run_sync(metric_ops.pack_points, run_id, points, {})
+    if len(metrics) > OFF_LOOP:
+        chunks = await anyio.to_thread.run_sync(_chunks, run_id, metrics)
     else:
-        chunks = metric_ops.pack_points(run_id, points, {})
+        chunks = _chunks(run_id, metrics)
     await metric_ops.log_run_metrics(call.store, run_id, chunks, delivery=delivery(call))
 
 

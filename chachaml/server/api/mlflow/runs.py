@@ -21,7 +21,13 @@ from chachaml.records.runs import Run
 from chachaml.server.access import principal_of
 from chachaml.server.api.endpoint import Api, Call
 from chachaml.server.api.mlflow import entities, wire
-from chachaml.server.api.mlflow.ids import ENDED, experiment_by_id, experiment_id, seconds
+from chachaml.server.api.mlflow.ids import (
+    ENDED,
+    experiment_by_id,
+    experiment_id,
+    require_active,
+    seconds,
+)
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.webhooks import Delivery
@@ -137,7 +143,7 @@ async def log_params(call: Call, run_id: str, params: Mapping[str, str]) -> None
 async def create_run(call: Call) -> Answer:
     """Start a running run in an experiment (``"0"``: the default experiment)."""
     body: CreateRun = call.body
-    exp = await experiment_by_id(call.store, body.experiment_id or "0")
+    exp = require_active(await experiment_by_id(call.store, body.experiment_id or "0"))
     tags = {t.key: t.value for t in body.tags}
     creator = call.user
     if principal_of(call.request).via == "local":  # no tokens: the client says who it is

@@ -95,22 +95,41 @@ def test_order_by_reads_a_key_and_a_direction() -> None:
         parse_order("metrics.acc sideways")
 
 
-def test_sql_answers_thresholds_tags_status_and_user_and_the_rest_is_checked_per_run() -> None:
+def test_sql_answers_thresholds_equalities_and_start_times_and_the_rest_is_checked_per_run() -> (
+    None
+):
     clauses = parse_filter(
         "metrics.acc >= 0.9 AND metrics.loss != 1 AND tags.team = 'vision'"
         " AND tags.`mlflow.runName` = 'wider' AND attributes.status = 'FINISHED'"
-        " AND attributes.user_id = 'ana' AND params.lr = '0.01'"
+        " AND attributes.user_id = 'ana' AND params.lr = '0.01' AND params.opt LIKE 'ad%'"
+        " AND attributes.start_time >= 1000 AND attributes.end_time > 5"
     )
     done = plan(clauses, FIELD_TAGS)
     assert done.metric_conditions == [MetricCondition(key="acc", op=">=", value=0.9)]
     assert done.tags == {"team": "vision"}
+    assert done.param_texts == {"lr": "0.01"}
     assert (done.status, done.created_by) == ("completed", "ana")
-    assert [c.key for c in done.rest] == ["loss", "mlflow.runName", "lr"]
+    assert done.since == 0.9995  # a start of 999.5 ms shows as 1000
+    assert [c.key for c in done.rest] == ["loss", "mlflow.runName", "opt", "end_time"]
     assert not done.impossible
+
+
+def test_start_time_bounds_follow_millisecond_rounding() -> None:
+    def window(text: str) -> tuple[float | None, float | None, bool]:
+        done = plan(parse_filter(text), FIELD_TAGS)
+        return done.since, done.until, done.impossible
+
+    assert window("attributes.start_time > 1000") == (1.0005, None, False)
+    assert window("attributes.start_time < 1000") == (None, 0.9995, False)
+    assert window("attributes.start_time = 1000") == (0.9995, 1.0005, False)
+    assert window("attributes.start_time <= 1000 AND attributes.start_time >= 2000")[2]
+    assert window("attributes.start_time < 0")[2]
+    assert window("attributes.start_time > -5") == (0.0, None, False)
 
 
 def test_contradicting_equalities_match_nothing_without_a_query() -> None:
     assert plan(parse_filter("tags.a = 'x' AND tags.a = 'y'"), FIELD_TAGS).impossible
+    assert plan(parse_filter("params.a = 'x' AND params.a = 'y'"), FIELD_TAGS).impossible
     assert plan(parse_filter("attributes.status = 'SCHEDULED'"), FIELD_TAGS).impossible
 
 
