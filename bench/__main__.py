@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import (
     bench_mlflow_compat,
+    brokers,
     events,
     http_ingest,
     mcp_http,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
         http_ingest.BENCHMARK,
         events.BENCHMARK,
         bench_mlflow_compat.BENCHMARK,
+        brokers.BENCHMARK,
     )
 }
 

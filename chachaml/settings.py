@@ -157,6 +157,7 @@ class Settings:
     events_retention: float = 7 * 86400.0
     events_sweep: float = 5.0
     events_heartbeat: float = 15.0
+    events: tuple[str, ...] = field(default=(), repr=False)  # broker URLs (may hold passwords)
     anthropic_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
@@ -190,6 +191,7 @@ class Settings:
             events_retention=_float(env, "CHACHAML_EVENTS_RETENTION_SECONDS", 7 * 86400.0),
             events_sweep=_float(env, "CHACHAML_EVENTS_SWEEP_SECONDS", 5.0),
             events_heartbeat=_float(env, "CHACHAML_EVENTS_HEARTBEAT_SECONDS", 15.0),
+            events=tuple(u.strip() for u in env.get("CHACHAML_EVENTS", "").split(",") if u.strip()),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
@@ -264,6 +266,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
            " `run.killed` once"),
     EnvVar(("CHACHAML_EVENTS_HEARTBEAT_SECONDS",), "`15`",
            "the comment line `GET /api/events` sends on a quiet stream"),
+    EnvVar(("CHACHAML_EVENTS",), "none",
+           "comma-separated message brokers `chachaml serve` (or `chachaml events publish`)"
+           " publishes every event to: `nats://host:4222`, `redis://host:6379/0/chachaml`,"
+           " `amqp://user:password@host:5672/` (see [Events](#events-every-change-as-it-happens))"),
     EnvVar(("CHACHAML_BASE_URL",), "`http://127.0.0.1:8080`",
            "the server's public URL, for links in alert webhooks"),
     EnvVar(("CHACHAML_ALERT_TIMEOUT_SECONDS",), "`5`", "time allowed for each alert webhook POST"),

@@ -158,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = actions.add_parser("deliver", help="send queued alert webhooks once (no server needed)")
     _global_options(p, "the store whose queue to send")
 
+    p = sub.add_parser("events", help="events: publish them to message brokers")
+    actions = p.add_subparsers(dest="events_command", required=True)
+    p = actions.add_parser(
+        "publish", help="publish the store's events to brokers (apart from `chachaml serve`)"
+    )
+    _global_options(p, "the store whose events to publish")
+    p.add_argument(
+        "--to",
+        action="append",
+        metavar="URL",
+        help="a broker (nats://, redis://, amqp://; repeatable or comma-separated;"
+        " default: $CHACHAML_EVENTS)",
+    )
+    p.add_argument("--once", action="store_true", help="publish what is pending now, then exit")
+
     p = sub.add_parser("token", help="API tokens: create, list, revoke (name the store)")
     actions = p.add_subparsers(dest="token_command", required=True)
     p = actions.add_parser("create", help="create a token for a user and print it once")

@@ -148,3 +148,47 @@ def cmd_alerts(args: argparse.Namespace, client: Client) -> int:
         f" {report.pending} still pending"
     )
     return 1 if report.failed else 0
+
+
+def cmd_events(args: argparse.Namespace, client: Client) -> int:
+    """``chachaml events publish``: publish the store's events to brokers, apart from a server.
+
+    Forever (a service of its own), or with ``--once`` what is pending now. The brokers are
+    ``--to`` URLs, else ``CHACHAML_EVENTS``; with several publishers (servers included) on
+    one database, each broker is published by one of them at a time.
+    """
+    import anyio
+
+    from chachaml.errors import InvalidInput
+    from chachaml.store import open_store
+    from chachaml.store.server_state import require_server_state
+    from chachaml.tools.brokers import open_brokers
+    from chachaml.tools.brokers.publisher import publish_pending, run_brokers
+
+    urls = [u.strip() for arg in args.to or () for u in arg.split(",") if u.strip()]
+    brokers = open_brokers(urls or client.settings.events)  # bad URLs: refused before any I/O
+    if not brokers:
+        raise InvalidInput(
+            "no broker to publish to: pass --to URL or set CHACHAML_EVENTS (nats://...,"
+            " redis://..., amqp://...)"
+        )
+    url = client.settings.store_url
+
+    async def publish() -> int:
+        store = require_server_state(await open_store(url), "chachaml events publish")
+        try:
+            if args.once:
+                for name, n in (await publish_pending(store, brokers)).items():
+                    print(f"{name}: {n} events published")
+                return 0
+            names = ", ".join(b.name for b in brokers)
+            print(f"chachaml: publishing the events of {url} to {names}", file=sys.stderr)
+            await run_brokers(store, brokers)
+            return 0
+        finally:
+            await store.close()
+
+    try:
+        return anyio.run(publish)
+    except KeyboardInterrupt:
+        return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
@@ -32,6 +32,8 @@ from chachaml.server.ui.signin import signin_routes
 from chachaml.store import open_store
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.server_state import ServerStore
+from chachaml.tools.brokers import Broker, open_brokers
+from chachaml.tools.brokers.publisher import run_brokers
 from chachaml.tools.deliveries import run_delivery_worker
 from chachaml.tools.events import EventFeed, run_event_sweeper
 
@@ -55,6 +57,7 @@ def create_app(
     api: ApiConfig | None = None,
     chat: ChatOptions | None = None,
     access: AccessConfig | None = None,
+    brokers: Sequence[Broker] = (),
 ) -> Starlette:
     """The chachaml web app over an open store: ``/mcp`` (streamable HTTP) and the probes.
 
@@ -64,6 +67,7 @@ def create_app(
     Every request passes one access layer (:mod:`chachaml.server.access`), installed here
     around the whole app; ``access`` says how the server was started (binding, tokens,
     public reads, allowed hosts). ``host`` is kept for callers that only name the bind.
+    ``brokers`` are published every event from the outbox while the app runs.
     """
     policy = AccessPolicy(access or AccessConfig(bind=host, local_user=user), store)
     api_config = api or ApiConfig()
@@ -91,6 +95,8 @@ def create_app(
             tasks.start_soon(partial(run_event_sweeper, store,
                                      retention=api_config.events_retention,
                                      every=api_config.events_sweep))  # fmt: skip
+            # Brokers (CHACHAML_EVENTS): each published by one replica at a time, from its cursor.
+            tasks.start_soon(run_brokers, store, brokers)
             # Everything alive now lives as long as the server: moved out of the collector's
             # reach, it is not rescanned by every collection that request handling triggers
             # (a 10,000-point metric batch is validated 3x faster).
@@ -137,6 +143,7 @@ async def serve_http(
     """Open the store and serve the app with uvicorn until interrupted."""
     import uvicorn
 
+    brokers = open_brokers(api.settings.events) if api is not None else []  # bad URLs: refused now
     store = await open_store(store_url)
     try:
         config = None if api is None else await api.config(store, host)  # refuses unsafe setups
@@ -159,6 +166,7 @@ async def serve_http(
             api=config,
             chat=chat,
             access=access,
+            brokers=brokers,
         )
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
     finally:

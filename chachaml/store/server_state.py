@@ -44,6 +44,11 @@ Events (the outbox):
 - ``read_events`` pages in id order; ``prune_events`` deletes by age (retention).
 - ``sweep_killed`` sends ``run.killed`` once for each running run whose heartbeat went stale,
   however many servers sweep.
+- Sinks (brokers events are published to) keep a cursor each: ``claim_sink`` returns it to
+  one owner at a time, leased until ``lease_until`` (an owner that dies leaves it to be
+  claimed once the lease ends; of racing claims, at most one gets it); a new sink starts at
+  0. ``advance_sink`` moves the cursor (never backwards) and renews the lease only while
+  ``owner`` still holds it, and says whether it did; ``release_sink`` gives the lease up.
 - ``listen_events`` calls its callback after this process commits events, and on PostgreSQL
   after any process does (``LISTEN chachaml_events``); readers poll every
   ``event_poll_seconds`` for the rest (other processes writing to a SQLite file).
@@ -287,6 +292,26 @@ class ServerStore(Store, Protocol):
 
         Returns the ids of the runs it sent the event for.
         """
+        ...
+
+    async def claim_sink(self, name: str, owner: str, now: float, lease_until: float) -> int | None:
+        """The last event id published to sink ``name``, if ``owner`` holds or takes its lease.
+
+        ``None`` while another owner's lease runs.
+        """
+        ...
+
+    async def advance_sink(
+        self, name: str, owner: str, last_seq: int, now: float, lease_until: float
+    ) -> bool:
+        """Record ``last_seq`` as published to ``name`` and renew the lease.
+
+        ``False`` (nothing changed) if ``owner`` no longer holds the lease.
+        """
+        ...
+
+    async def release_sink(self, name: str, owner: str) -> None:
+        """Give up ``owner``'s lease of sink ``name`` (another may claim it at once)."""
         ...
 
     async def listen_events(self, wake: Callable[[], None]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 SERVER_EXAMPLE = "# Against a running server"  # first line of examples that need one
+CONSUMER_EXAMPLE = "# Consumer of "  # broker consumers: they run until stopped
 
 
 def code_blocks(language: str) -> list[str]:

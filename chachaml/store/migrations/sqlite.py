@@ -487,4 +487,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        18,
+        "event sinks: each broker's cursor in the outbox and which publisher holds it",
+        (
+            # one row per broker (its URL without credentials): the last event published
+            # and the publisher leasing it, so one replica at a time publishes to it
+            """CREATE TABLE event_sinks (
+                name TEXT PRIMARY KEY,
+                last_seq INTEGER NOT NULL DEFAULT 0,
+                owner TEXT,
+                lease_until REAL,
+                updated_at REAL
+            )""",
+        ),
+    ),
 )

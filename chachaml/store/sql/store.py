@@ -57,6 +57,7 @@ from chachaml.store.sql.pipelines import Pipelines
 from chachaml.store.sql.registry import Registry
 from chachaml.store.sql.run_queries import RunQueries
 from chachaml.store.sql.runs import Runs
+from chachaml.store.sql.sinks import Sinks
 from chachaml.store.sql.tokens import Tokens
 
 
@@ -81,6 +82,7 @@ class SQLStore:
         self.tokens = Tokens(database)
         self.idempotency = IdempotencyKeys(database)
         self.events = Events(database)
+        self.sinks = Sinks(database)
 
     @property
     def url(self) -> str:
@@ -482,6 +484,20 @@ class SQLStore:
     async def sweep_killed(self, now: float) -> list[str]:
         """Send ``run.killed`` once per run whose heartbeat went stale; the runs marked."""
         return await self.runs.sweep_killed(now)
+
+    async def claim_sink(self, name: str, owner: str, now: float, lease_until: float) -> int | None:
+        """The sink's cursor if ``owner`` holds (or now takes) its lease, else ``None``."""
+        return await self.sinks.claim_sink(name, owner, now, lease_until)
+
+    async def advance_sink(
+        self, name: str, owner: str, last_seq: int, now: float, lease_until: float
+    ) -> bool:
+        """Move the sink's cursor and renew the lease; ``False`` if ``owner`` lost it."""
+        return await self.sinks.advance_sink(name, owner, last_seq, now, lease_until)
+
+    async def release_sink(self, name: str, owner: str) -> None:
+        """Give up the lease of a sink."""
+        await self.sinks.release_sink(name, owner)
 
     async def listen_events(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (any thread) whenever events may have been committed; until cancelled."""
