@@ -47,6 +47,7 @@ from chachaml.settings import Settings
 from chachaml.store.artifacts.serializers import decode
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import retention
 from chachaml.tools import runs as run_ops
 
 if TYPE_CHECKING:
@@ -468,11 +469,11 @@ class Client:
 
     def archive_runs(self, older_than_days: float, experiment: str | None = None) -> int:
         """Archive ended runs started more than ``older_than_days`` ago; returns how many."""
-        return self.op(run_ops.archive_runs, run_ops.days_ago(older_than_days), experiment)
+        return self.op(retention.archive_runs, retention.days_ago(older_than_days), experiment)
 
     def delete_archived(self) -> int:
         """Delete archived runs with their rows and now-unused artifact files; returns how many."""
-        return self.op(run_ops.delete_archived, self.runtime.artifacts)
+        return self.op(retention.delete_archived, self.runtime.artifacts)
 
     # decorators
 

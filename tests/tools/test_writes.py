@@ -16,6 +16,7 @@ from chachaml.store.codec import make_chunk
 from chachaml.tools import alerts as alert_ops
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import metrics as metric_ops
+from chachaml.tools import retention
 from chachaml.tools import runs as run_ops
 
 pytestmark = pytest.mark.anyio
@@ -122,8 +123,8 @@ async def test_archived_runs_are_deleted_with_the_files_nothing_else_uses(
     )
     running = await started(store, started_at=time.time() - 86_400)
     await run_ops.end_run(store, run_id)
-    assert await run_ops.archive_runs(store, run_ops.days_ago(0.5)) == 1  # not the running one
-    assert await run_ops.delete_archived(store, artifacts) == 1
+    assert await retention.archive_runs(store, retention.days_ago(0.5)) == 1  # not the running one
+    assert await retention.delete_archived(store, artifacts) == 1
     with pytest.raises(NotFound):
         await run_ops.get_run(store, run_id)
     assert not await artifacts.contains(StoredObject(art.uri, art.sha256, art.size))
@@ -139,18 +140,18 @@ async def test_deleting_archived_files_without_an_artifact_store_says_so(
         store, artifacts, run_id, "weights", b"w", content_type="x", serializer="bytes"
     )
     await run_ops.end_run(store, run_id)
-    await run_ops.archive_runs(store, time.time() + 60)
+    await retention.archive_runs(store, time.time() + 60)
     with pytest.raises(StoreUnavailable, match="no artifact store"):
-        await run_ops.delete_archived(store, None)
+        await retention.delete_archived(store, None)
 
 
 async def test_archiving_refuses_a_bad_cutoff(store: Store) -> None:
     with pytest.raises(InvalidInput):
-        run_ops.days_ago(-1)
+        retention.days_ago(-1)
     with pytest.raises(InvalidInput):
-        run_ops.days_ago(True)
+        retention.days_ago(True)
     with pytest.raises(InvalidInput):
-        await run_ops.archive_runs(store, math.inf)
+        await retention.archive_runs(store, math.inf)
 
 
 async def test_points_without_steps_continue_after_the_stored_steps(store: Store) -> None:

@@ -34,6 +34,7 @@ from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import metrics as metric_ops
 from chachaml.tools import registry as registry_ops
+from chachaml.tools import retention
 from chachaml.tools import runs as run_ops
 from chachaml.tools.webhooks import Delivery
 
@@ -311,7 +312,7 @@ async def record_artifact(call: Call) -> Artifact:
 async def archive_runs(call: Call) -> m.Count:
     """Archive ended runs started before ``started_before``; returns how many."""
     body: m.Archive = call.body
-    return m.Count(count=await run_ops.archive_runs(call.store, body.started_before,
+    return m.Count(count=await retention.archive_runs(call.store, body.started_before,
                                                     body.experiment))  # fmt: skip
 
 
@@ -320,7 +321,7 @@ async def archive_runs(call: Call) -> m.Count:
 async def delete_archived(call: Call) -> m.Count:
     """Delete archived runs and the artifact files no other run or model uses; how many runs."""
     artifacts: ArtifactStore | None = call.request.app.state.artifacts
-    return m.Count(count=await run_ops.delete_archived(call.store, artifacts))
+    return m.Count(count=await retention.delete_archived(call.store, artifacts))
 
 
 @api.route("POST", "/api/w/experiments", scope="write", body=m.CreateExperiment,
