@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from chachaml.store.migrations import Migration
+from chachaml.store.migrations.checks import widen_check
 from chachaml.store.migrations.metric_chunks import fill_step_spans
+
+STATUSES = "CHECK (status IN ('running', 'completed', 'failed', 'killed'))"
+STATUSES_STOPPED = "CHECK (status IN ('running', 'completed', 'failed', 'killed', 'stopped'))"
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -470,6 +474,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_time ON events (time)",
             # when the server's sweep sent run.killed for a run whose heartbeat went stale
             "ALTER TABLE runs ADD COLUMN killed_at REAL",
+        ),
+    ),
+    Migration(
+        17,
+        "runs can be asked to stop, and end stopped (issue 20)",
+        (
+            # a stop request: when, who asked and why; the run sees it at its next heartbeat
+            "ALTER TABLE runs ADD COLUMN stop_requested_at REAL",
+            "ALTER TABLE runs ADD COLUMN stop_requested_by TEXT",
+            "ALTER TABLE runs ADD COLUMN stop_reason TEXT",
+            widen_check("runs", STATUSES, STATUSES_STOPPED),
+            widen_check("pipelines", STATUSES, STATUSES_STOPPED),
         ),
     ),
 )

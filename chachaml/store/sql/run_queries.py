@@ -19,7 +19,14 @@ from chachaml.store.sql.artifacts import Artifacts
 from chachaml.store.sql.database import Database, Row, Tx, columns
 from chachaml.store.sql.experiments import Experiments
 from chachaml.store.sql.metrics import Metrics, latest_metrics
-from chachaml.store.sql.rows import ALL_ROWS, decode_param, encode_param, in_batches, marks
+from chachaml.store.sql.rows import (
+    ALL_ROWS,
+    decode_param,
+    encode_param,
+    in_batches,
+    marks,
+    stop_from_row,
+)
 
 STATUS_SQL = (
     "CASE WHEN r.status = 'running' AND r.heartbeat_at + r.heartbeat_timeout < ? "
@@ -239,8 +246,8 @@ class RunQueries:
                 "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,)
             )
             (extra,) = await db.fetchall(
-                "SELECT note, note_by, note_at, environment, heartbeat_at, heartbeat_timeout"
-                " FROM runs WHERE id = ?",
+                "SELECT id, note, note_by, note_at, environment, heartbeat_at, heartbeat_timeout,"
+                " stop_requested_at, stop_requested_by, stop_reason FROM runs WHERE id = ?",
                 (run_id,),
             )
             tag_by = await db.fetchall(
@@ -269,6 +276,7 @@ class RunQueries:
                 children=[c["id"] for c in children],
                 heartbeat_at=extra["heartbeat_at"],
                 heartbeat_timeout=extra["heartbeat_timeout"],
+                stop_request=None if extra["stop_requested_at"] is None else stop_from_row(extra),
             )
 
         return await self._db.query(body)
