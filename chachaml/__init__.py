@@ -56,6 +56,7 @@ from chachaml.client.registry import (
     set_model_version_tag,
 )
 from chachaml.client.run import ActiveRun
+from chachaml.client.stops import Stops, on_stop, should_stop, stop_run
 from chachaml.errors import (
     ChachamlError,
     Conflict,
@@ -77,6 +78,7 @@ from chachaml.records.runs import (
     Run,
     RunInfo,
     Runs,
+    StopRequest,
     Table,
 )
 from chachaml.settings import Settings
@@ -163,6 +165,8 @@ __all__ = [
     "Settings",
     "Step",
     "StepContext",
+    "StopRequest",
+    "Stops",
     "StoreUnavailable",
     "Table",
     "__version__",
@@ -214,6 +218,7 @@ __all__ = [
     "mute_alert",
     "my_last_run",
     "my_runs",
+    "on_stop",
     "pipeline",
     "pipelines",
     "promote",
@@ -236,7 +241,9 @@ __all__ = [
     "set_tag",
     "set_tags",
     "set_threshold_alert",
+    "should_stop",
     "start_run",
+    "stop_run",
     "tracked",
     "unmute_alert",
     "use_store",

@@ -242,7 +242,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
            "queued points at which logging waits for the store (back-pressure)"),
     EnvVar(("CHACHAML_MCP_TOOLSETS",), "none",
            "opt-in MCP tool groups for `chachaml mcp`, `serve` and `chat`:"
-           " `metrics,artifacts,registry,pipelines,alerts` or `all`"),
+           " `metrics,artifacts,registry,pipelines,alerts,watch` or `all`"),
     EnvVar(("CHACHAML_TOKENS",), "none; required by compose",
            "tokens for every surface of `chachaml serve`: comma-separated `user:token` (write"
            " scope) or `user:token:scope` (`read`, `write`, `admin`) entries, tokens of 8 or"

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list runs, newest first")
     _global_options(p)
     p.add_argument("--experiment", "-e")
-    p.add_argument("--status", choices=["running", "completed", "failed", "killed"])
+    p.add_argument("--status", choices=["running", "completed", "failed", "killed", "stopped"])
     p.add_argument("--user")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -25,7 +25,7 @@ from chachaml.client.alerts import Alerts
 from chachaml.client.environment import static_environment
 from chachaml.client.pipelines.pipeline import Pipelines
 from chachaml.client.registry import Registry
-from chachaml.client.run import ActiveRun, AsyncRunContext, error_text
+from chachaml.client.run import ActiveRun, AsyncRunContext, OnStop, error_text
 from chachaml.client.runtime import Runtime
 from chachaml.client.tracked import tracked_call
 from chachaml.errors import InvalidInput, NoActiveRun
@@ -191,8 +191,9 @@ class Client:
         tags: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         parent: ActiveRun | str | None = _UNSET,
+        on_stop: OnStop | None = None,
     ) -> ActiveRun:
-        """Start a run and make it current; inside another run, that run is its parent."""
+        """Start a run and make it current (inside another, its parent); see ``ActiveRun``."""
         current = self._current.get()
         parent_run: ActiveRun | None = None
         if parent is _UNSET:
@@ -219,7 +220,7 @@ class Client:
         clean = rt.call(run_ops.start_run, rt.store, new, params, rt.delivery)
         run = ActiveRun(
             rt, self._current, new.id, new.experiment, new.name, current, parent_id,
-            new.started_at, clean,
+            new.started_at, clean, on_stop,
         )  # fmt: skip
         rt.active[run.id] = run
         self._current.set(run)

@@ -7,8 +7,10 @@ them into chunks. When the buffer holds ``max_pending_points`` the caller waits 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
@@ -21,7 +23,16 @@ from pydantic import ValidationError
 from chachaml.client import bridge
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun
 from chachaml.records import validation
-from chachaml.records.runs import Artifact, Dataset, EndStatus, MetricChunk, ParamValue, Run, Table
+from chachaml.records.runs import (
+    Artifact,
+    Dataset,
+    EndStatus,
+    MetricChunk,
+    ParamValue,
+    Run,
+    StopRequest,
+    Table,
+)
 from chachaml.records.validation import MAX_STEP
 from chachaml.store.artifacts.serializers import serializer_for
 from chachaml.store.codec import chunk_from_columns
@@ -33,9 +44,11 @@ if TYPE_CHECKING:
     from chachaml.client.client import Client
     from chachaml.client.runtime import Runtime
 
-__all__ = ["ActiveRun", "describe_dataset", "error_text"]
+__all__ = ["ActiveRun", "OnStop", "describe_dataset", "error_text"]
 
 _now = time.time
+log = logging.getLogger("chachaml")
+OnStop = Callable[[StopRequest], object]
 
 
 class _Series:
@@ -63,6 +76,8 @@ class ActiveRun:
 
     It talks to its client's runtime (which lists it among the active runs while it runs)
     and, when it ends, makes its parent current again in the client's ``current`` variable.
+    ``on_stop`` (``start_run(..., on_stop=fn)``) is called once if the run is asked to stop
+    (see :meth:`on_stop`).
     """
 
     def __init__(
@@ -76,6 +91,7 @@ class ActiveRun:
         parent_id: str | None,
         started_at: float,
         params: Mapping[str, ParamValue] | None = None,
+        on_stop: OnStop | None = None,
     ) -> None:
         self.id = run_id
         self.experiment = experiment
@@ -96,6 +112,8 @@ class ActiveRun:
         self._flush_points = settings.flush_points
         self._max_pending = max(settings.max_pending_points, settings.flush_points)
         self._params: dict[str, ParamValue] = dict(params or {})
+        self.stop_request: StopRequest | None = None  # who asked this run to stop, and why
+        self._on_stop: list[OnStop] = [] if on_stop is None else [on_stop]
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} {self.experiment}/{self.name} {self.status}>"
@@ -283,6 +301,40 @@ class ActiveRun:
         """Everything stored about this run so far, buffered metric points included."""
         return self._runtime.op(run_ops.get_run, self.id)
 
+    # stopping on request
+
+    def should_stop(self) -> bool:
+        """Whether someone asked this run to stop (``stop_run``, an agent's MCP ``stop_run``).
+
+        Heard in the reply to the run's heartbeat, so within one heartbeat interval of the
+        request (``CHACHAML_HEARTBEAT_SECONDS``). Costs an attribute read: check it every step.
+        """
+        return self.stop_request is not None
+
+    def on_stop(self, fn: OnStop) -> OnStop:
+        """Call ``fn(request)`` once when this run is asked to stop (at once if it was).
+
+        It runs in a thread of its own, so it should only tell the training loop (set a
+        flag, ``trainer.should_stop = True``); what it raises is logged. Usable as a decorator.
+        """
+        with self._lock:
+            request = self.stop_request
+            if request is None:
+                self._on_stop.append(fn)
+        if request is not None:
+            _call_on_stop(fn, request)
+        return fn
+
+    def stop_requested(self, request: StopRequest) -> None:
+        """Note a stop request (the runtime calls this from a heartbeat reply); once."""
+        with self._lock:
+            if self.stop_request is not None or self.ended:
+                return
+            self.stop_request = request
+            callbacks, self._on_stop = self._on_stop, []
+        for fn in callbacks:
+            _call_on_stop(fn, request)
+
     # ending
 
     def end(self, status: EndStatus = "completed", error: str | None = None) -> None:
@@ -299,6 +351,8 @@ class ActiveRun:
             if self.ended:
                 return
             self.ended = True
+            if status == "completed" and self.stop_request is not None:
+                status = "stopped"  # as the store records it
             self.status = status
         rt = self._runtime
         try:
@@ -345,6 +399,18 @@ class ActiveRun:
     ) -> None:
         await bridge.to_thread(self.__exit__, exc_type, exc, tb)
         self.restore_current()
+
+
+def _call_on_stop(fn: OnStop, request: StopRequest) -> None:
+    """Run an ``on_stop`` callback in a thread of its own: it never blocks the flusher."""
+
+    def call() -> None:
+        try:
+            fn(request)
+        except Exception:
+            log.exception("chachaml: the on_stop callback of run %s failed", request.run_id)
+
+    threading.Thread(target=call, name="chachaml-on-stop", daemon=True).start()
 
 
 def describe_dataset(

@@ -194,7 +194,7 @@ class Runtime:
         interval = self.settings.flush_interval
         beat_every = self.settings.heartbeat_seconds
         next_beat = time.monotonic() + beat_every
-        delay = interval
+        delay = min(interval, beat_every)
         while True:
             assert self._wake is not None
             with anyio.move_on_after(delay):
@@ -205,9 +205,13 @@ class Runtime:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + beat_every
                     ids = [r.id for r in self.active.values() if not r.ended]
-                    await run_ops.heartbeat(self.store, ids)
+                    for stop in await run_ops.heartbeat(self.store, ids):
+                        if (run := self.active.get(stop.run_id)) is not None:
+                            run.stop_requested(stop)
                 self._last_error = None
-                delay = min(interval, beat_every)
+                # wake at the next beat, not up to an interval after it: a stop request
+                # (heard in the heartbeat's reply) reaches the run within one heartbeat
+                delay = max(0.0, min(interval, next_beat - time.monotonic()))
             except Exception as exc:
                 if self._last_error is None:
                     log.warning("chachaml: background flush failed, will retry: %s", exc)

@@ -27,6 +27,7 @@ _STATUS_COLOURS = {
     "completed": "#1a7f37",
     "failed": "#cf222e",
     "killed": "#9a6700",
+    "stopped": "#9a6700",
     "pending": "#6e7781",
     "skipped": "#6e7781",
     "production": "#1a7f37",

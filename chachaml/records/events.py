@@ -248,11 +248,14 @@ class PipelineEnded(_PipelineData):
 
 
 class StopRequested(_RunData):
-    """Someone asked a running run to stop (reserved: not sent yet)."""
+    """Someone asked a running run to stop; its process sees it at its next heartbeat."""
 
     type: ClassVar[str] = "run.stop_requested"
     reason: str | None = None
-    user: str | None = None
+    user: str | None = Field(default=None, description="who asked")
+    parent_id: str | None = Field(
+        default=None, description="asked of this run's parent (a pipeline's run), not of it"
+    )
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {

@@ -17,9 +17,9 @@ from chachaml.records.display import Html
 #: The tag on a pipeline's run and its steps' runs that names the pipeline (stored data).
 PIPELINE_TAG = "chachaml.pipeline"
 
-PipelineStatus = Literal["running", "completed", "failed", "killed"]
+PipelineStatus = Literal["running", "completed", "failed", "killed", "stopped"]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped", "killed"]
-PIPELINE_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed")
+PIPELINE_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed", "stopped")
 STEP_STATUSES: tuple[str, ...] = (
     "pending",
     "running",

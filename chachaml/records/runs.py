@@ -19,14 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from chachaml.records import display as d
 from chachaml.records.display import Html
 
-RunStatus = Literal["running", "completed", "failed", "killed"]
-EndStatus = Literal["completed", "failed", "killed"]
+RunStatus = Literal["running", "completed", "failed", "killed", "stopped"]
+EndStatus = Literal["completed", "failed", "killed", "stopped"]
 Direction = Literal["max", "min"]
 RunOrder = Literal["started", "name", "experiment", "status", "user", "duration"]
 RUN_ORDERS: tuple[str, ...] = ("started", "name", "experiment", "status", "user", "duration")
 Op = Literal[">", ">=", "<", "<=", "="]
 
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed")
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "killed", "stopped")
 OPS: tuple[str, ...] = (">", ">=", "<", "<=", "=")
 
 ParamValue = str | int | float | bool | None
@@ -169,6 +169,19 @@ class Artifact(_Model):
     created_at: datetime
 
 
+class StopRequest(_Model):
+    """Someone asked a running run to stop: who, why and when.
+
+    The run's process sees it at its next heartbeat (``should_stop()`` turns true), and a
+    run that then ends as completed is stored as ``stopped``.
+    """
+
+    run_id: str
+    user: str | None = None
+    reason: str | None = None
+    requested_at: datetime
+
+
 class RunInfo(_Model):
     """A run as lists show it: identity, status, timing, tags and latest metric values."""
 
@@ -218,6 +231,7 @@ class Run(RunInfo):
     # Liveness: a running run silent past heartbeat_at + heartbeat_timeout reads killed.
     heartbeat_at: datetime | None = None
     heartbeat_timeout: float | None = None
+    stop_request: StopRequest | None = None  # who asked the run to stop, why, and when
 
     def _repr_html_(self) -> str:
         parts = [_run_facts(self)]

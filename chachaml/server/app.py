@@ -74,7 +74,7 @@ def create_app(
     events = EventFeed(store)  # one reader of the outbox for every SSE client
     # MCP's check_alerts and send_test_alert deliver as the rest of the server does
     mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only,
-                    user=user, delivery=api_config.delivery)  # fmt: skip
+                    user=user, delivery=api_config.delivery, events=events)  # fmt: skip
     mcp_routes: list[BaseRoute] = list(
         mcp.streamable_http_app(
             streamable_http_path="/mcp",

@@ -101,10 +101,11 @@ from chachaml.records.runs import (
     Run,
     RunInfo,
     RunQuery,
+    StopRequest,
 )
 
 StepEnd = Literal["completed", "failed", "skipped", "killed"]
-PipelineEnd = Literal["completed", "failed", "killed"]
+PipelineEnd = Literal["completed", "failed", "killed", "stopped"]
 
 
 class Store(Protocol):
@@ -145,8 +146,23 @@ class Store(Protocol):
         """Mark a running run ended; ``Conflict`` if it had already ended."""
         ...
 
-    async def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
-        """Record that these running runs are alive at ``at``."""
+    async def heartbeat(self, run_ids: Sequence[str], at: float) -> list[StopRequest]:
+        """Record that these running runs are alive at ``at``; their pending stop requests.
+
+        A run's process hears that it was asked to stop from this reply (within one
+        heartbeat interval); a request stays pending until the run ends.
+        """
+        ...
+
+    async def request_stop(
+        self, run_id: str, user: str | None, reason: str | None, at: float
+    ) -> StopRequest:
+        """Record who asked a running run (and its running children) to stop, and why.
+
+        Written with its ``run.stop_requested`` events in one transaction; asking again
+        returns the first request unchanged. ``Conflict`` for a run that ended or reads
+        killed. A run asked to stop that then ends as completed is stored as ``stopped``.
+        """
         ...
 
     async def log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:

@@ -25,7 +25,8 @@ from chachaml.store.sql.store import SQLStore
 
 RUN_COLUMNS = (
     "id, name, status, created_by, started_at, ended_at, heartbeat_at, heartbeat_timeout,"
-    " error, parent_id, archived, note, note_by, note_at, environment"
+    " error, parent_id, archived, note, note_by, note_at, environment, stop_requested_at,"
+    " stop_requested_by, stop_reason"
 )
 # Per-run child tables: (table, columns copied, ORDER BY)
 RUN_CHILDREN: tuple[tuple[str, str, str], ...] = (

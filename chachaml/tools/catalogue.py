@@ -72,6 +72,10 @@ CATALOGUE: tuple[ToolSpec, ...] = (
         idempotent=False,
         open_world=True,
     ),
+    # reads until the run ends or a condition holds: the same answer for the same state
+    ToolSpec("wait_for_run", "Wait for a run", "watch"),
+    # ends someone's training early; asking again keeps the first request
+    ToolSpec("stop_run", "Ask a run to stop", "watch", writes=True, destructive=True),
 )
 
 SPECS: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOGUE}

@@ -36,6 +36,7 @@ from chachaml.records.runs import (
     Run,
     RunInfo,
     RunQuery,
+    StopRequest,
     to_datetime,
 )
 from chachaml.store.protocol import Store
@@ -379,7 +380,7 @@ async def child_runs(store: Store, parent_id: str, limit: int = 200) -> list[Run
 
 # writes
 
-END_STATUSES: tuple[str, ...] = ("completed", "failed", "killed")
+END_STATUSES: tuple[str, ...] = ("completed", "failed", "killed", "stopped")
 DEFAULT_HEARTBEAT_TIMEOUT = 3600.0
 
 
@@ -463,9 +464,14 @@ async def log_dataset(store: Store, run_id: str, dataset: Dataset) -> Dataset:
     return dataset
 
 
-async def heartbeat(store: Store, run_ids: Sequence[str], at: float | None = None) -> None:
-    """Mark running runs alive at ``at`` (now); one silent past its timeout reads killed."""
-    await store.heartbeat([v.run_id(r) for r in run_ids], time.time() if at is None else at)
+async def heartbeat(
+    store: Store, run_ids: Sequence[str], at: float | None = None
+) -> list[StopRequest]:
+    """Mark running runs alive at ``at`` (now); returns the stop requests pending for them.
+
+    A run silent past its heartbeat timeout reads killed.
+    """
+    return await store.heartbeat([v.run_id(r) for r in run_ids], time.time() if at is None else at)
 
 
 async def end_run(

@@ -17,9 +17,11 @@ import pytest
 
 from chachaml.client.client import Client
 from chachaml.client.run import ActiveRun
+from chachaml.client.stops import Stops
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun, NotFound
 from chachaml.settings import Settings
 from tests.conftest import make_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -533,3 +535,29 @@ def test_threads_logging_the_same_metric_keep_their_points_paired(client: Client
     history = client.metric_history(run.id, "shared")
     assert history.steps == list(range(20_000))
     assert history.values == [float(i) for i in range(20_000)]
+
+
+def test_a_stop_request_reaches_the_run_at_its_heartbeat_and_it_ends_stopped(
+    client: Client,
+) -> None:
+    told: list[str] = []
+    with client.run(experiment="mnist", on_stop=lambda r: told.append(r.reason or "")) as run:
+        stops = Stops(client)
+        assert not stops.should_stop() and not run.should_stop()
+        asked = stops.stop_run(run.id, "enough")
+        assert (asked.run_id, asked.user, asked.reason) == (run.id, "tester", "enough")
+        heard = threading.Event()
+        stops.on_stop(lambda r: heard.set())
+        assert heard.wait(5), "the stop request did not arrive within 5 s"
+        assert stops.should_stop() and run.stop_request == asked
+        late = threading.Event()
+        run.on_stop(lambda r: late.set())  # registered after the request: runs at once
+        assert late.wait(5)
+    assert run.status == "stopped"
+    stored = client.get_run(run.id)
+    assert stored.status == "stopped" and stored.stop_request == asked
+    wait_for(lambda: told == ["enough"], 5, "the on_stop given to run() ran once")
+    with pytest.raises(Conflict, match=r"already ended \(stopped\)"):
+        stops.stop_run(run.id)
+    with pytest.raises(NoActiveRun, match="should_stop and on_stop act on"):
+        stops.should_stop()

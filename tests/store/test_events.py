@@ -243,3 +243,26 @@ async def test_a_store_without_events_keeps_its_outbox_empty(store: ServerStore)
     await store.create_run(new_run("r1"))
     await store.log_metrics([make_chunk("r1", "loss", [(0, 1.0, 1.0)])])
     assert await store.last_event_id() == 0
+
+
+async def test_a_stop_request_is_written_with_its_events_for_the_run_and_its_children(
+    store: ServerStore,
+) -> None:
+    await store.create_run(new_run("parent"))
+    await store.create_run(new_run("step", parent_id="parent"))
+    before = await store.last_event_id()
+    await store.request_stop("parent", "bob", "hopeless", time.time())
+    events = await events_after(store, before)
+    assert [(e.type, e.runid, e.data.get("parent_id")) for e in events] == [
+        ("run.stop_requested", "parent", None),
+        ("run.stop_requested", "step", "parent"),
+    ]
+    assert events[0].data == {"run_id": "parent", "reason": "hopeless", "user": "bob",
+                              "parent_id": None}  # fmt: skip
+    assert events[0].experiment == "exp"
+    after = await store.last_event_id()
+    await store.request_stop("parent", "carol", None, time.time())  # the first request stays
+    assert await events_after(store, after) == []
+    await store.end_run("parent", "completed", None, time.time())
+    (ended,) = await events_after(store, after)
+    assert ended.type == "run.ended" and ended.data["status"] == "stopped"

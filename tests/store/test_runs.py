@@ -394,3 +394,53 @@ async def test_a_run_is_renamed_and_a_tag_removed(store: Store) -> None:
     assert (run.name, run.tags) == ("renamed", {"b": "2"})
     await store.rename_run("r1", None)
     assert (await store.get_run("r1")).name is None
+
+
+async def test_a_stop_request_comes_back_with_the_heartbeat_and_the_run_ends_stopped(
+    store: Store,
+) -> None:
+    await store.create_run(new_run("r1"))
+    await store.create_run(new_run("other"))
+    assert await store.heartbeat(["r1", "other"], time.time()) == []
+    asked = await store.request_stop("r1", "bob", "val_loss stalled", time.time())
+    assert (asked.run_id, asked.user, asked.reason) == ("r1", "bob", "val_loss stalled")
+    (heard,) = await store.heartbeat(["r1", "other"], time.time())
+    assert heard == asked
+    # asking again keeps who asked first, and why
+    again = await store.request_stop("r1", "carol", "another reason", time.time())
+    assert again == asked
+    assert (await store.get_run("r1")).stop_request == asked
+    await store.end_run("r1", "completed", None, time.time())
+    ended = await store.get_run("r1")
+    assert ended.status == "stopped" and ended.stop_request == asked
+    assert [r.id for r in await store.query_runs(RunQuery(status="stopped"))] == ["r1"]
+    assert await store.heartbeat(["r1"], time.time()) == []  # ended: nothing pending
+    await store.end_run("other", "completed", None, time.time())
+    assert (await store.get_run("other")).status == "completed"
+
+
+async def test_a_stop_request_reaches_the_running_children_and_fails_stay_failed(
+    store: Store,
+) -> None:
+    await store.create_run(new_run("parent"))
+    await store.create_run(new_run("step", parent_id="parent"))
+    await store.create_run(new_run("done", parent_id="parent"))
+    await store.end_run("done", "completed", None, time.time())
+    await store.request_stop("parent", "bob", None, time.time())
+    heard = await store.heartbeat(["parent", "step", "done"], time.time())
+    assert sorted(s.run_id for s in heard) == ["parent", "step"]
+    await store.end_run("step", "failed", "ValueError: x", time.time())
+    assert (await store.get_run("step")).status == "failed"
+    assert (await store.get_run("done")).stop_request is None
+
+
+async def test_only_a_live_running_run_can_be_asked_to_stop(store: Store) -> None:
+    with pytest.raises(NotFound, match="run 'nope' not found"):
+        await store.request_stop("nope", "bob", None, time.time())
+    await store.create_run(new_run("ended"))
+    await store.end_run("ended", "failed", None, time.time())
+    with pytest.raises(Conflict, match=r"already ended \(failed\)"):
+        await store.request_stop("ended", "bob", None, time.time())
+    await store.create_run(new_run("dead", started_at=time.time() - 100, heartbeat_timeout=5))
+    with pytest.raises(Conflict, match="reads killed"):
+        await store.request_stop("dead", "bob", None, time.time())

@@ -185,8 +185,12 @@ def import_target(target: str) -> Any:
 
 
 async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution) -> PipelineResult:
-    """Run the execution, then end the pipeline and its run with the outcome."""
+    """Run the execution, then end the pipeline and its run with the outcome.
+
+    A pipeline asked to stop (its run was) ends ``stopped``, with the results it has.
+    """
     pid = execution.pipeline_id
+    execution.pipeline_run = run
     try:
         await execution.run()
     except BaseException as exc:  # cancelled (Ctrl-C) or the store failed
@@ -204,8 +208,14 @@ async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution
         raise PipelineFailed(
             pid, name, step, step_run, error_text(cause), list(execution.failures)
         ) from cause
-    await client.aop(ops.end_pipeline, pid, "completed", None, time.time())
-    await run.aend("completed", None)
+    stop = run.stop_request
+    if stop is not None:
+        why = f"stopped by {stop.user or 'someone'}" + (f": {stop.reason}" if stop.reason else "")
+        await client.aop(ops.end_pipeline, pid, "stopped", why, time.time())
+        await run.aend("stopped", None)
+    else:
+        await client.aop(ops.end_pipeline, pid, "completed", None, time.time())
+        await run.aend("completed", None)
     detail = await client.aop(ops.get_pipeline, pid)
     return PipelineResult(pid, run.id, dict(execution.results), detail)
 

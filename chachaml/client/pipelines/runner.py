@@ -7,6 +7,10 @@ every transition in the store, and reports back to the main task, which marks th
 dependents of a failed step skipped. Async steps run on this loop; sync steps in worker
 threads. A step that outlives its timeout is abandoned (a sync step's thread runs on, but its
 run is ended and its result ignored).
+
+A pipeline whose run is asked to stop (``stop_run``) starts no further step: the steps not
+started yet are skipped, naming who asked; running steps were asked too (their runs are the
+pipeline run's children) and end when their code checks ``should_stop()``.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class Execution:
     max_parallel: int
     on_update: Update | None = None
     failures: dict[str, tuple[str, BaseException]] = field(default_factory=dict)
+    pipeline_run: ActiveRun | None = None  # asked to stop, it starts no further step
 
     def __post_init__(self) -> None:
         self._slots = anyio.Semaphore(self.max_parallel)
@@ -155,16 +160,42 @@ class Execution:
                         if name in self.failures:
                             self._state[name] = "failed"
                             await self._skip_dependents(name)
-                        else:
+                        elif self._state[name] != "skipped":
                             self._state[name] = "completed"
                         active += self._launch(tg, send)
         except BaseExceptionGroup as group:  # the store failed under a step: raise that error
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
             raise
+        if self.stopping:
+            await self._skip(
+                [n for n, state in self._state.items() if state == "pending"], self._stop_reason()
+            )
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the pipeline's run was asked to stop."""
+        return self.pipeline_run is not None and self.pipeline_run.should_stop()
+
+    def _stop_reason(self) -> str:
+        stop = self.pipeline_run.stop_request if self.pipeline_run is not None else None
+        who = stop.user if stop is not None and stop.user else "someone"
+        why = f": {stop.reason}" if stop is not None and stop.reason else ""
+        return f"skipped: the pipeline was asked to stop by {who}{why}"
+
+    async def _skip(self, names: list[str], reason: str) -> None:
+        if not names:
+            return
+        for name in names:
+            self._state[name] = "skipped"
+        await self.client.aop(ops.skip_steps, self.pipeline_id, names, reason, time.time())
+        for name in names:
+            self._notify(name, "skipped")
 
     def _launch(self, tg: TaskGroup, done: MemoryObjectSendStream[str]) -> int:
         started = 0
+        if self.stopping:
+            return 0
         for name, deps in self.deps.items():
             if self._state[name] == "pending" and all(self._state[d] == "completed" for d in deps):
                 self._state[name] = "started"
@@ -181,14 +212,15 @@ class Execution:
                 self._state[name] = "skipped"
                 skipped.append(name)
                 queue += dependents[name]
-        reason = f"skipped: step {failed!r} failed"
-        await self.client.aop(ops.skip_steps, self.pipeline_id, skipped, reason, time.time())
-        for name in skipped:
-            self._notify(name, "skipped")
+        await self._skip(skipped, f"skipped: step {failed!r} failed")
 
     async def _run_step(self, name: str, done: MemoryObjectSendStream[str]) -> None:
         step = self.steps[name]
         async with self._slots:
+            if self.stopping:  # asked to stop while this step waited for a slot
+                await self._skip([name], self._stop_reason())
+                await done.send(name)
+                return
             started = time.time()
             run: ActiveRun | None = None
             try:

@@ -40,6 +40,7 @@ from chachaml.records.runs import (
     Run,
     RunInfo,
     RunQuery,
+    StopRequest,
 )
 from chachaml.store.codec import series_of, unpack_chunk
 from chachaml.store.protocol import PipelineEnd, StepEnd
@@ -67,6 +68,10 @@ class _Events(BaseModel):
 
 class _Pipelines(BaseModel):
     pipelines: list[PipelineInfo]
+
+
+class _HeartbeatReply(BaseModel):
+    stops: list[StopRequest] = []  # an older server replies {"ok": true} alone
 
 
 def _rule(alert: Alert) -> AlertRule:
@@ -152,10 +157,23 @@ class RemoteStore:
         body = {"status": status, "error": error, "ended_at": ended_at}
         await self._conn.post(f"{RUN}{quote(run_id)}/end", body)
 
-    async def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
-        """Keep runs alive (the server stamps its own time)."""
-        if run_ids:
-            await self._conn.post("/api/w/heartbeat", {"run_ids": list(run_ids)})
+    async def heartbeat(self, run_ids: Sequence[str], at: float) -> list[StopRequest]:
+        """Keep runs alive (the server stamps its own time); the stop requests pending."""
+        if not run_ids:
+            return []
+        reply: _HeartbeatReply = await self._conn.post(
+            "/api/w/heartbeat", {"run_ids": list(run_ids)}, _HeartbeatReply
+        )
+        return reply.stops
+
+    async def request_stop(
+        self, run_id: str, user: str | None, reason: str | None, at: float
+    ) -> StopRequest:
+        """Ask a run to stop (the server attributes it to the token's user, stamps its time)."""
+        found: StopRequest = await self._conn.post(
+            f"{RUN}{quote(run_id)}/stop", {"reason": reason}, StopRequest, user=user
+        )
+        return found
 
     async def log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
         """Record params."""

@@ -73,7 +73,7 @@ class EndStep(m.Body):
 class EndPipeline(m.Body):
     """Mark a running pipeline ended."""
 
-    status: Literal["completed", "failed", "killed"]
+    status: Literal["completed", "failed", "killed", "stopped"]
     error: m.Text | None = None
     ended_at: m.Time
 
@@ -90,7 +90,7 @@ class PipelineQuery(m.Body):
     """Pipelines newest first, narrowed by name and (computed) status."""
 
     name: Name | None = None
-    status: Literal["running", "completed", "failed", "killed"] | None = None
+    status: Literal["running", "completed", "failed", "killed", "stopped"] | None = None
     limit: int | None = Field(default=50, ge=1, le=10_000)
 
 

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, St
 
 from chachaml.records import validation as v
 from chachaml.records.registry import Stage
-from chachaml.records.runs import Artifact, EndStatus, ParamValue, RunInfo
+from chachaml.records.runs import Artifact, EndStatus, ParamValue, RunInfo, StopRequest
 
 Key = Field(min_length=1, max_length=250)
 LAST_SECOND = v.LAST_SECOND  # 9999-12-31T23:59:59Z, the last time a datetime can hold
@@ -159,6 +159,21 @@ class Heartbeat(_Body):
     """Runs that are still alive."""
 
     run_ids: list[Short] = Field(max_length=10_000)
+
+
+class HeartbeatReply(BaseModel):
+    """The heartbeat was recorded; the stop requests pending for those runs come back with it."""
+
+    ok: bool = True
+    stops: list[StopRequest] = Field(
+        default_factory=list, description="who asked which of the runs to stop, and why"
+    )
+
+
+class StopRun(_Body):
+    """Ask a running run to stop (the request is attributed to the token's user)."""
+
+    reason: Annotated[str, NoNul] | None = Field(default=None, max_length=2000)
 
 
 class CreateExperiment(_Body):

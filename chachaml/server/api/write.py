@@ -23,7 +23,7 @@ from starlette.formparsers import MultiPartException
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.registry import ModelVersion
-from chachaml.records.runs import Artifact, Dataset, Experiment, MetricChunk
+from chachaml.records.runs import Artifact, Dataset, Experiment, MetricChunk, StopRequest
 from chachaml.server.access import principal_of
 from chachaml.server.api import schema as m
 from chachaml.server.api.endpoint import Api, Call
@@ -36,6 +36,7 @@ from chachaml.tools import metrics as metric_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import retention
 from chachaml.tools import runs as run_ops
+from chachaml.tools import watch as watch_ops
 from chachaml.tools.webhooks import Delivery
 
 T = TypeVar("T")
@@ -217,12 +218,24 @@ async def end_run(call: Call) -> m.Ok:
     return m.Ok()
 
 
-@api.route("POST", "/api/w/heartbeat", scope="write", body=m.Heartbeat, response=m.Ok,
-           errors=(401, 403, 422))  # fmt: skip
-async def heartbeat(call: Call) -> m.Ok:
-    """Mark running runs alive now (a run silent past its heartbeat timeout reads killed)."""
-    await run_ops.heartbeat(call.store, call.body.run_ids)
-    return m.Ok()
+@api.route("POST", "/api/w/heartbeat", scope="write", body=m.Heartbeat,
+           response=m.HeartbeatReply, errors=(401, 403, 422))  # fmt: skip
+async def heartbeat(call: Call) -> m.HeartbeatReply:
+    """Mark running runs alive now; the reply lists who asked any of them to stop, and why.
+
+    A run silent past its heartbeat timeout reads killed.
+    """
+    return m.HeartbeatReply(stops=await run_ops.heartbeat(call.store, call.body.run_ids))
+
+
+@api.route("POST", RUN + "/stop", scope="write", body=m.StopRun, response=StopRequest,
+           errors=(*ERR, 409))  # fmt: skip
+async def stop_run(call: Call) -> StopRequest:
+    """Ask a running run to stop, as the token's user; its process sees it at its next heartbeat.
+
+    Asking again returns the first request; a run that ended (or reads killed) is a 409.
+    """
+    return await watch_ops.stop_run(call.store, call.path("run_id"), call.body.reason, call.user)
 
 
 async def _spool(call: Call) -> tuple[Path, str | None, dict[str, str]]:

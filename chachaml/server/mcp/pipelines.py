@@ -70,7 +70,7 @@ def pipeline_tools(store: Store) -> list[ToolFn]:
     async def list_pipelines(
         name: Annotated[str | None, Field(description="Only pipelines of this name.")] = None,
         status: Annotated[
-            Literal["running", "completed", "failed", "killed"] | None,
+            Literal["running", "completed", "failed", "killed", "stopped"] | None,
             Field(description="Only pipelines in this status."),
         ] = None,
         limit: Annotated[int, Field(ge=1, le=200, description="How many to return.")] = 20,

@@ -120,6 +120,9 @@ def run_text(run: Run) -> str:
     ]
     if run.error:
         lines.append(f"error: {cell(run.error)}")
+    if (stop := run.stop_request) is not None:
+        lines.append(f"stop requested by {stop.user or 'unknown'} at {cell(stop.requested_at)}"
+                     + (f": {cell(stop.reason)}" if stop.reason else ""))  # fmt: skip
     if run.parent_id:
         lines.append(f"parent run: {run.parent_id}")
     if run.children:

@@ -54,7 +54,7 @@ Until = Annotated[
 Limit = Annotated[
     int, Field(ge=1, le=MAX_LIMIT, description=f"How many runs to return (1-{MAX_LIMIT}).")
 ]
-Status = Literal["running", "completed", "failed", "killed"]
+Status = Literal["running", "completed", "failed", "killed", "stopped"]
 CompareOp = Literal[">", ">=", "<", "<=", "="]
 
 

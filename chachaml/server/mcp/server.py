@@ -27,6 +27,7 @@ from chachaml.server.mcp.registration import bound_tool
 from chachaml.server.mcp.registry import registry_tools
 from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
+from chachaml.server.mcp.watch import watch_tools
 from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
@@ -34,6 +35,7 @@ from chachaml.store.server_state import is_server_store
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
+from chachaml.tools.events import EventFeed
 from chachaml.tools.webhooks import Delivery
 
 
@@ -49,9 +51,10 @@ def _annotations(name: str) -> ToolAnnotations:
 
 
 def _all_tools(
-    store: Store, artifacts: ArtifactStore, user: str, delivery: Delivery
+    store: Store, artifacts: ArtifactStore, user: str, delivery: Delivery, events: EventFeed | None
 ) -> list[ToolFn]:
     return [
+        *watch_tools(store, user, events),
         *run_tools(store, user),
         *registry_tools(store, user),
         *metric_tools(store),
@@ -69,15 +72,18 @@ def build_mcp(
     read_only: bool = False,
     user: str = "mcp",
     delivery: Delivery | None = None,
+    events: EventFeed | None = None,
 ) -> MCPServer:
     """The chachaml MCP server over an open store: the default 16 tools plus opt-in toolsets.
 
     ``read_only`` leaves out every tool that writes; registry changes are attributed to
-    ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says.
+    ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says;
+    ``wait_for_run`` reads the server's ``events`` (without a feed, each wait reads its own).
     Nothing is opened or read until a request arrives.
     """
     wanted = selected_tools(toolsets, read_only=read_only)
-    tools = _all_tools(store, artifacts or open_artifact_store("."), user, delivery or Delivery())
+    tools = _all_tools(store, artifacts or open_artifact_store("."), user,
+                       delivery or Delivery(), events)  # fmt: skip
     by_name = {fn.__name__: fn for fn in tools}
     registered = [
         bound_tool(
@@ -184,6 +190,8 @@ async def serve_stdio(
 
     store = await open_any_store(store_url)
     try:
+        # one reader of the outbox for every wait_for_run of this process
+        events = EventFeed(store) if is_server_store(store) else None
         server = build_mcp(
             store,
             artifacts=open_artifact_store(artifact_root, s3),
@@ -191,10 +199,13 @@ async def serve_stdio(
             read_only=read_only,
             user=user,
             delivery=delivery,
+            events=events,
         )
         async with anyio.create_task_group() as tasks:
             if is_server_store(store):  # a remote store's server delivers its own
                 tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
+            if events is not None:
+                tasks.start_soon(events.run)
             await wire.serve(server)
             tasks.cancel_scope.cancel()
     finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from chachaml.store.migrations import Migration
 from chachaml.store.migrations.metric_chunks import fill_step_spans
 
+STATUSES_STOPPED = "CHECK (status IN ('running', 'completed', 'failed', 'killed', 'stopped'))"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -523,6 +525,25 @@ MIGRATIONS: tuple[Migration, ...] = (
                 lease_until DOUBLE PRECISION,
                 updated_at DOUBLE PRECISION
             )""",
+        ),
+    ),
+    Migration(
+        19,
+        "runs can be asked to stop, and end stopped (issue 20)",
+        (
+            # a stop request: when, who asked and why; the run sees it at its next heartbeat
+            "ALTER TABLE runs ADD COLUMN stop_requested_at DOUBLE PRECISION",
+            "ALTER TABLE runs ADD COLUMN stop_requested_by TEXT",
+            "ALTER TABLE runs ADD COLUMN stop_reason TEXT",
+            # one more allowed status: NOT VALID, then VALIDATE (which only reads, without
+            # blocking writers), as every stored row passes the wider check
+            "ALTER TABLE runs DROP CONSTRAINT runs_status_check",
+            f"ALTER TABLE runs ADD CONSTRAINT runs_status_check {STATUSES_STOPPED} NOT VALID",
+            "ALTER TABLE runs VALIDATE CONSTRAINT runs_status_check",
+            "ALTER TABLE pipelines DROP CONSTRAINT pipelines_status_check",
+            f"ALTER TABLE pipelines ADD CONSTRAINT pipelines_status_check {STATUSES_STOPPED}"
+            " NOT VALID",
+            "ALTER TABLE pipelines VALIDATE CONSTRAINT pipelines_status_check",
         ),
     ),
 )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from chachaml.store.migrations import Migration
+from chachaml.store.migrations.checks import widen_check
 from chachaml.store.migrations.metric_chunks import fill_step_spans
+
+STATUSES = "CHECK (status IN ('running', 'completed', 'failed', 'killed'))"
+STATUSES_STOPPED = "CHECK (status IN ('running', 'completed', 'failed', 'killed', 'stopped'))"
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -500,6 +504,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                 lease_until REAL,
                 updated_at REAL
             )""",
+        ),
+    ),
+    Migration(
+        19,
+        "runs can be asked to stop, and end stopped (issue 20)",
+        (
+            # a stop request: when, who asked and why; the run sees it at its next heartbeat
+            "ALTER TABLE runs ADD COLUMN stop_requested_at REAL",
+            "ALTER TABLE runs ADD COLUMN stop_requested_by TEXT",
+            "ALTER TABLE runs ADD COLUMN stop_reason TEXT",
+            widen_check("runs", STATUSES, STATUSES_STOPPED),
+            widen_check("pipelines", STATUSES, STATUSES_STOPPED),
         ),
     ),
 )

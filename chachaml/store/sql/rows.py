@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable, Sequence
 
 from chachaml.errors import NotFound
-from chachaml.records.runs import ParamValue
-from chachaml.store.sql.database import Tx
+from chachaml.records.runs import ParamValue, StopRequest
+from chachaml.store.sql.database import Row, Tx
 
 ALL_ROWS = 2**62  # LIMIT for "no limit" that both dialects accept
 
@@ -62,3 +62,16 @@ async def require_run(db: Tx, run_id: str) -> str:
         raise NotFound(f"run {run_id!r} not found")
     status: str = found[0]["status"]
     return status
+
+
+STOP_SELECT = "SELECT id, stop_requested_at, stop_requested_by, stop_reason FROM runs"
+
+
+def stop_from_row(row: Row) -> StopRequest:
+    """A stop request from a row of ``STOP_SELECT`` (or one with its columns)."""
+    return StopRequest(
+        run_id=row["id"],
+        user=row["stop_requested_by"],
+        reason=row["stop_reason"],
+        requested_at=row["stop_requested_at"],  # epoch seconds, validated into a datetime
+    )

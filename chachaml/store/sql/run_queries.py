@@ -27,6 +27,7 @@ from chachaml.store.sql.rows import (
     in_batches,
     marks,
     param_text_encodings,
+    stop_from_row,
 )
 
 STATUS_SQL = (
@@ -254,8 +255,8 @@ class RunQueries:
                 "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,)
             )
             (extra,) = await db.fetchall(
-                "SELECT note, note_by, note_at, environment, heartbeat_at, heartbeat_timeout"
-                " FROM runs WHERE id = ?",
+                "SELECT id, note, note_by, note_at, environment, heartbeat_at, heartbeat_timeout,"
+                " stop_requested_at, stop_requested_by, stop_reason FROM runs WHERE id = ?",
                 (run_id,),
             )
             tag_by = await db.fetchall(
@@ -284,6 +285,7 @@ class RunQueries:
                 children=[c["id"] for c in children],
                 heartbeat_at=extra["heartbeat_at"],
                 heartbeat_timeout=extra["heartbeat_timeout"],
+                stop_request=None if extra["stop_requested_at"] is None else stop_from_row(extra),
             )
 
         return await self._db.query(body)

@@ -11,14 +11,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chachaml.errors import Conflict, NotFound
-from chachaml.records.events import RunEnded, RunKilled, RunNoted, RunStarted, RunTagged
-from chachaml.records.runs import Dataset, EndStatus, NewRun, ParamValue
+from chachaml.records.events import (
+    RunEnded,
+    RunKilled,
+    RunNoted,
+    RunStarted,
+    RunTagged,
+    StopRequested,
+)
+from chachaml.records.runs import Dataset, EndStatus, NewRun, ParamValue, StopRequest, to_datetime
 from chachaml.store.sql.artifacts import unused_in
 from chachaml.store.sql.database import Database, IntegrityViolation, Tx
 from chachaml.store.sql.events import emit
 from chachaml.store.sql.experiments import Experiments
 from chachaml.store.sql.metrics import latest_metrics
-from chachaml.store.sql.rows import decode_param, encode_param, in_batches, marks, require_run
+from chachaml.store.sql.rows import (
+    STOP_SELECT,
+    decode_param,
+    encode_param,
+    in_batches,
+    marks,
+    require_run,
+    stop_from_row,
+)
 
 
 class Runs:
@@ -66,39 +81,116 @@ class Runs:
 
     async def end_run(
         self, run_id: str, status: EndStatus, error: str | None, ended_at: float
-    ) -> None:
-        """Mark a running run as ended."""
+    ) -> EndStatus:
+        """Mark a running run as ended; returns the status stored.
 
-        async def body(db: Tx) -> None:
-            current = await require_run(db, run_id)
-            if current != "running":
-                raise Conflict(f"run {run_id!r} has already ended ({current})")
+        A run asked to stop that ends as completed is stored as ``stopped``.
+        """
+
+        async def body(db: Tx) -> EndStatus:
+            found = await db.fetchall(
+                "SELECT status, started_at, stop_requested_at FROM runs WHERE id = ?", (run_id,)
+            )
+            if not found:
+                raise NotFound(f"run {run_id!r} not found")
+            (row,) = found
+            if row["status"] != "running":
+                raise Conflict(f"run {run_id!r} has already ended ({row['status']})")
+            stored: EndStatus = status
+            if status == "completed" and row["stop_requested_at"] is not None:
+                stored = "stopped"
             await db.execute(
                 "UPDATE runs SET status = ?, error = ?, ended_at = ?, heartbeat_at = ?"
                 " WHERE id = ?",
-                (status, error, ended_at, ended_at, run_id),
+                (stored, error, ended_at, ended_at, run_id),
             )
-            (row,) = await db.fetchall("SELECT started_at FROM runs WHERE id = ?", (run_id,))
             metrics = (await latest_metrics(db, [run_id]))[run_id]
             duration = max(0.0, ended_at - row["started_at"])
-            ended = RunEnded(run_id=run_id, status=status, error=error, duration=duration,
+            ended = RunEnded(run_id=run_id, status=stored, error=error, duration=duration,
                              metrics=metrics)  # fmt: skip
             await emit(db, ended, at=ended_at)
+            return stored
 
-        await self._db.transact(body)
+        return await self._db.transact(body)
 
-    async def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
-        """Refresh the heartbeat of running runs."""
+    async def heartbeat(self, run_ids: Sequence[str], at: float) -> list[StopRequest]:
+        """Refresh the heartbeat of running runs; returns the stop requests pending for them.
+
+        The reply to a heartbeat is how a training process hears that it was asked to stop,
+        so the request reaches it within one heartbeat interval, with no channel of its own.
+        """
         if not run_ids:
-            return
+            return []
 
-        async def body(db: Tx) -> None:
+        async def body(db: Tx) -> list[StopRequest]:
             await db.executemany(
                 "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
                 [(at, rid) for rid in run_ids],
             )
+            stops = []
+            for batch in in_batches(list(run_ids)):
+                stops += await db.fetchall(
+                    f"{STOP_SELECT} WHERE id IN ({marks(batch)}) AND status = 'running'"
+                    " AND stop_requested_at IS NOT NULL",
+                    batch,
+                )
+            return [stop_from_row(r) for r in stops]
 
-        await self._db.transact(body)
+        return await self._db.transact(body)
+
+    async def request_stop(
+        self, run_id: str, user: str | None, reason: str | None, at: float
+    ) -> StopRequest:
+        """Record that ``user`` asked a running run (and its running children) to stop.
+
+        Written with its ``run.stop_requested`` events in one transaction. Asking again
+        keeps the first request (who asked first, and why) and writes nothing. A run that
+        ended, or whose heartbeat went stale (nobody is there to hear it), is a ``Conflict``.
+        Children (a pipeline's steps, a sweep's trials) are asked too, so each stops at its
+        own next heartbeat.
+        """
+
+        async def body(db: Tx) -> StopRequest:
+            found = await db.fetchall(
+                "SELECT id, status, heartbeat_at, heartbeat_timeout, stop_requested_at,"
+                " stop_requested_by, stop_reason FROM runs WHERE id = ?",
+                (run_id,),
+            )
+            if not found:
+                raise NotFound(f"run {run_id!r} not found")
+            (row,) = found
+            if row["status"] != "running":
+                raise Conflict(
+                    f"run {run_id!r} has already ended ({row['status']}); only a running run"
+                    " can be asked to stop"
+                )
+            if row["stop_requested_at"] is not None:
+                return stop_from_row(row)
+            if row["heartbeat_at"] + row["heartbeat_timeout"] < at:
+                raise Conflict(
+                    f"run {run_id!r} reads killed: its last heartbeat was at"
+                    f" {to_datetime(row['heartbeat_at']).isoformat()}, so no process is there"
+                    " to hear a stop request"
+                )
+            ask = "UPDATE runs SET stop_requested_at = ?, stop_requested_by = ?, stop_reason = ?"
+            await db.execute(ask + " WHERE id = ?", (at, user, reason, run_id))
+            children = await db.fetchall(
+                ask + " WHERE parent_id = ? AND status = 'running' AND stop_requested_at IS NULL"
+                " RETURNING id",
+                (at, user, reason, run_id),
+            )
+            await emit(
+                db,
+                StopRequested(run_id=run_id, reason=reason, user=user),
+                *(StopRequested(run_id=c["id"], reason=reason, user=user, parent_id=run_id)
+                  for c in children),
+                at=at,
+            )  # fmt: skip
+            return StopRequest(
+                run_id=run_id, user=user, reason=reason, requested_at=to_datetime(at)
+            )
+
+        return await self._db.transact(body)
 
     async def log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
         """Record params, refusing to change an existing value."""

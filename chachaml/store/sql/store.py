@@ -42,6 +42,7 @@ from chachaml.records.runs import (
     Run,
     RunInfo,
     RunQuery,
+    StopRequest,
 )
 from chachaml.store.protocol import PipelineEnd, StepEnd
 from chachaml.store.server_state import IdempotentReply, Scope, TokenInfo, TokenOwner
@@ -151,9 +152,15 @@ class SQLStore:
         """Mark a running run ended; ``Conflict`` if it had already ended."""
         await self.runs.end_run(run_id, status, error, ended_at)
 
-    async def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
-        """Record that these running runs are alive at ``at``."""
-        await self.runs.heartbeat(run_ids, at)
+    async def heartbeat(self, run_ids: Sequence[str], at: float) -> list[StopRequest]:
+        """Record that these running runs are alive at ``at``; their pending stop requests."""
+        return await self.runs.heartbeat(run_ids, at)
+
+    async def request_stop(
+        self, run_id: str, user: str | None, reason: str | None, at: float
+    ) -> StopRequest:
+        """Ask a running run (and its running children) to stop, as ``user``, for ``reason``."""
+        return await self.runs.request_stop(run_id, user, reason, at)
 
     async def log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
         """Record params; same value again is a no-op, a different value is ``Conflict``."""

@@ -20,6 +20,7 @@ from chachaml.client.pipelines.pipeline import (
     pipelines,
     run_pipeline,
 )
+from chachaml.client.stops import Stops
 from chachaml.errors import InvalidInput
 from chachaml.records.pipelines import PipelineDetail, PipelineStep
 from tests.conftest import remote_transport
@@ -324,3 +325,24 @@ def test_bad_step_options_are_refused() -> None:
         Step("s", "print")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="max_parallel"):
         Pipeline("p", [print], max_parallel=0)
+
+
+def test_a_pipeline_asked_to_stop_skips_its_remaining_steps_and_ends_stopped(
+    client: Client,
+) -> None:
+    def train(ctx: StepContext) -> int:
+        assert ctx.run.parent_id is not None
+        Stops(client).stop_run(ctx.run.parent_id, "budget spent")  # as an agent would, from outside
+        # the step's run is asked too, being the pipeline run's child
+        wait_for(ctx.run.should_stop, WAIT, "the stop reached the step's run")
+        return 1
+
+    done = run_pipeline(
+        "sweep", [Step("train", train), Step("evaluate", lambda ctx: 1)], client=client
+    )
+    assert done.detail.status == "stopped" and "budget spent" in (done.detail.error or "")
+    steps = {s.name: s for s in done.detail.steps}
+    assert steps["train"].status == "completed" and steps["evaluate"].status == "skipped"
+    assert "asked to stop by tester: budget spent" in (steps["evaluate"].error or "")
+    assert client.get_run(done.run_id).status == "stopped"
+    assert client.get_run(steps["train"].run_id or "").status == "stopped"

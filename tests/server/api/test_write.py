@@ -258,7 +258,8 @@ async def test_heartbeat_and_store_reads_answer(api: httpx.AsyncClient) -> None:
     rid = await _run(api, params={"p": 1})
     await api.post(f"/api/w/runs/{rid}/metrics", json={"acc": 0.5}, headers=AUTH)
     assert (await api.post("/api/w/heartbeat", json={"run_ids": [rid]}, headers=AUTH)).json() == {
-        "ok": True
+        "ok": True,
+        "stops": [],
     }
     assert (await api.get(f"/api/store/v1/runs/{rid}", headers=AUTH)).json()["params"] == {"p": 1}
     runs = (

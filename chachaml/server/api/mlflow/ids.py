@@ -29,6 +29,7 @@ TO_MLFLOW: dict[str, str] = {
     "completed": "FINISHED",
     "failed": "FAILED",
     "killed": "KILLED",
+    "stopped": "KILLED",  # MLflow has no "stopped": a run stopped on request was killed early
 }
 FROM_MLFLOW: dict[str, RunStatus] = {
     "RUNNING": "running",

@@ -1,0 +1,100 @@
+"""An agent stops a training process: ``stop_run`` over MCP, heard by a real subprocess logging
+through the store within one heartbeat; the run ends ``stopped`` with who asked and why."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+from mcp import Client as MCPClient
+
+from chachaml.server.mcp.server import build_mcp
+from chachaml.store import open_store
+
+HEARTBEAT = 0.5
+
+TRAINING = """
+    import sys, time
+    import chachaml as ml
+
+    def told(request):
+        print("on_stop", request.user, request.reason, flush=True)
+
+    with ml.run(experiment="mnist", name="hopeless", on_stop=told) as run:
+        print(run.id, flush=True)
+        deadline = time.monotonic() + 60
+        step = 0
+        while not ml.should_stop() and time.monotonic() < deadline:
+            ml.log_metric("val_loss", 0.9, step=step)
+            step += 1
+            time.sleep(0.005)
+        print("should_stop", time.time(), flush=True)
+    print("ended", run.status, flush=True)
+"""
+
+
+def test_stop_run_over_mcp_stops_a_training_process_within_one_heartbeat(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = {**os.environ, "CHACHAML_STORE": url, "CHACHAML_ARTIFACTS": str(tmp_path / "a"),
+           "CHACHAML_HEARTBEAT_SECONDS": str(HEARTBEAT), "CHACHA_USER": "trainer"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(TRAINING)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert len(run_id) == 32, proc.stderr.read() if proc.stderr else ""
+
+        async def ask() -> tuple[float, dict[str, object]]:
+            store = await open_store(url)
+            try:
+                server = build_mcp(store, toolsets=["watch"], user="agent-ann")
+                async with MCPClient(server) as mcp:
+                    asked_at = time.time()
+                    result = await mcp.call_tool(
+                        "stop_run", {"run_id": run_id, "reason": "val_loss stalled at 0.9"}
+                    )
+                    assert not result.is_error
+                    return asked_at, result.structured_content or {}
+            finally:
+                await store.close()
+
+        asked_at, request = anyio.run(ask)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert request["user"] == "agent-ann"
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    assert lines["on_stop"] == "agent-ann val_loss stalled at 0.9"
+    latency = float(lines["should_stop"]) - asked_at
+    print(f"stop request to should_stop(): {latency * 1000:.0f} ms (heartbeat {HEARTBEAT} s)")
+    assert latency <= HEARTBEAT + 0.25  # one heartbeat, plus scheduling on a busy machine
+    assert lines["ended"] == "stopped"
+
+    async def check() -> None:
+        store = await open_store(url)
+        try:
+            run = await store.get_run(run_id)
+        finally:
+            await store.close()
+        assert run.status == "stopped"
+        assert run.stop_request is not None
+        assert (run.stop_request.user, run.stop_request.reason) == (
+            "agent-ann", "val_loss stalled at 0.9"
+        )  # fmt: skip
+        assert run.metric_summaries["val_loss"].count > 0
+
+    anyio.run(check)
