@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from chachaml.cli.progress import Progress
@@ -18,11 +17,6 @@ def cmd_import(args: argparse.Namespace, client: Client) -> int:
     """
     from chachaml.tools.mlflow_import import import_mlflow
 
-    # MLflow 3 refuses to open a mlruns folder unless asked to (reading one to move off it is
-    # what its message recommends), and its folder registry opens a client of the default
-    # tracking URI, which would leave an empty ./mlflow.db behind unless that is the source
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    os.environ.setdefault("MLFLOW_TRACKING_URI", args.source)
     with Progress() as progress:
         report = client.op(
             import_mlflow,

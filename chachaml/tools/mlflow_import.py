@@ -59,6 +59,7 @@ from chachaml.tools.mlflow_counts import MARKER, Counts, ImportReport, held_coun
 from chachaml.tools.mlflow_source import (
     PARENT,
     dataset_of,
+    mlflow_defaults,
     open_source,
     pages,
     parents_first,
@@ -555,11 +556,12 @@ async def import_mlflow(
     See the module docstring; the report's ``mismatches`` is empty when chachaml holds
     everything that was read.
     """
-    source = await anyio.to_thread.run_sync(open_source, uri)
-    job = MlflowImport(store, artifacts, source, source_label(uri), progress, tracking_uri=uri)
-    chosen = await job.experiments(experiments)
-    run_ids = await job.runs(chosen)
-    await job.logged_models(chosen, run_ids)
-    models = await job.models(run_ids, everything=not experiments)
-    await job.count(chosen.values(), run_ids, models)
-    return job.report
+    with mlflow_defaults(uri):
+        source = await anyio.to_thread.run_sync(open_source, uri)
+        job = MlflowImport(store, artifacts, source, source_label(uri), progress, tracking_uri=uri)
+        chosen = await job.experiments(experiments)
+        run_ids = await job.runs(chosen)
+        await job.logged_models(chosen, run_ids)
+        models = await job.models(run_ids, everything=not experiments)
+        await job.count(chosen.values(), run_ids, models)
+        return job.report

@@ -6,7 +6,9 @@ backend MLflow opens reads the same way and ``mlflow`` stays an optional extra.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +39,34 @@ def local_path(uri: str) -> Path | None:
     if parts.scheme == "sqlite":
         return Path(uri.split("sqlite:///", 1)[1]) if uri.startswith("sqlite:///") else None
     return None
+
+
+@contextmanager
+def mlflow_defaults(uri: str) -> Iterator[None]:
+    """MLflow's process-wide defaults pointed at ``uri`` for the block, then put back.
+
+    MLflow 3 refuses to open a ``mlruns`` folder unless ``MLFLOW_ALLOW_FILE_STORE`` is set
+    (reading one to move off it is what its message recommends), and its registries read a
+    ``models:/<id>`` source through a client of the *default* tracking URI, which must then
+    be the source (else they look in the wrong store, or leave a stray ``./mlflow.db``).
+    ``set_tracking_uri`` mirrors the URI into ``MLFLOW_TRACKING_URI``, so the variable's
+    value before is the default to restore (unset when it was).
+    """
+    import_extra("mlflow", "mlflow", "chachaml import mlflow")
+    import mlflow
+
+    allow = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets it
+        if allow is None:
+            os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+        else:
+            os.environ["MLFLOW_ALLOW_FILE_STORE"] = allow
 
 
 def open_source(uri: str) -> Any:

@@ -13,13 +13,12 @@ files in the model's own artifact location, finalized, named as the run's output
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chachaml.tools.mlflow_source import mlflow_defaults
 
 LOSS_POINTS = 1000
 
@@ -75,28 +74,10 @@ def _files(folder: Path) -> Path:
     return folder
 
 
-@contextmanager
-def _default_tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's default tracking URI while the store is made, restored after.
-
-    MLflow's SQL registry reads a ``models:/<model id>`` source through a client of the
-    default URI (``MlflowClient()``), as its server does with its own store.
-    """
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["MLFLOW_TRACKING_URI"]
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 def seed_mlflow(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
     """Fill an empty MLflow store at ``uri`` (artifacts under ``artifact_root``; ``None``: the
     store's default, a tracking server's proxied ``mlflow-artifacts:``)."""
-    with warnings.catch_warnings(), _default_tracking_uri(uri):
+    with warnings.catch_warnings(), mlflow_defaults(uri):
         warnings.simplefilter("ignore")
         return _seed(uri, artifact_root, scratch)
 

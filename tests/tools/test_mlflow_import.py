@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -210,3 +211,22 @@ async def test_an_unknown_experiment_or_a_missing_store_is_refused(
     assert not missing.exists()  # MLflow would have created an empty store there
     with pytest.raises(InvalidInput, match="does not exist"):
         await import_mlflow(target, artifacts, str(tmp_path / "mlruns"))
+
+
+async def test_a_default_tracking_uri_set_elsewhere_is_neither_used_nor_lost(
+    target: Store, artifacts: ArtifactStore, mlflow_store: Seeded, tmp_path: Path
+) -> None:
+    """A program (or another test) that called ``mlflow.set_tracking_uri`` keeps its default,
+    and the import still reads the model sources of the store it was given."""
+    import mlflow
+
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(elsewhere)
+    try:
+        report = await import_mlflow(target, artifacts, mlflow_store.uri)
+        assert report.mismatches == {} and report.stored.as_dict() == EXPECTED
+        assert mlflow.get_tracking_uri() == elsewhere
+        assert os.environ["MLFLOW_TRACKING_URI"] == elsewhere
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets it
