@@ -58,7 +58,7 @@ def run_client(script: str, env: dict[str, str]) -> Any:
         env=clean | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # the autolog round trip alone is ~45 s on an idle 2-core box
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
