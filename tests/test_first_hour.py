@@ -167,7 +167,7 @@ async def test_mcp_argument_errors_name_the_argument_the_value_and_what_is_allow
             ("list_runs", "status"): (
                 {"status": "done"},
                 "list_runs: argument 'status' was 'done'; input should be 'running', 'completed',"
-                " 'failed' or 'killed'.",
+                " 'failed', 'killed' or 'stopped'.",
             ),
             ("list_runs", "limit"): (
                 {"limit": "lots"},
