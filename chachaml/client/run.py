@@ -48,6 +48,7 @@ __all__ = ["ActiveRun", "OnStop", "describe_dataset", "error_text"]
 
 _now = time.time
 log = logging.getLogger("chachaml")
+ON_STOP_WAIT = 5.0  # seconds end() waits for on_stop callbacks still running
 OnStop = Callable[[StopRequest], object]
 
 
@@ -114,6 +115,7 @@ class ActiveRun:
         self._params: dict[str, ParamValue] = dict(params or {})
         self.stop_request: StopRequest | None = None  # who asked this run to stop, and why
         self._on_stop: list[OnStop] = [] if on_stop is None else [on_stop]
+        self._stop_calls: list[threading.Thread] = []  # on_stop callbacks under way
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} {self.experiment}/{self.name} {self.status}>"
@@ -315,14 +317,15 @@ class ActiveRun:
         """Call ``fn(request)`` once when this run is asked to stop (at once if it was).
 
         It runs in a thread of its own, so it should only tell the training loop (set a
-        flag, ``trainer.should_stop = True``); what it raises is logged. Usable as a decorator.
+        flag, ``trainer.should_stop = True``); what it raises is logged; ending the run waits
+        for it (up to ``ON_STOP_WAIT`` seconds). Usable as a decorator.
         """
         with self._lock:
             request = self.stop_request
             if request is None:
                 self._on_stop.append(fn)
-        if request is not None:
-            _call_on_stop(fn, request)
+            else:
+                self._stop_calls.append(_call_on_stop(fn, request))
         return fn
 
     def stop_requested(self, request: StopRequest) -> None:
@@ -331,9 +334,9 @@ class ActiveRun:
             if self.stop_request is not None or self.ended:
                 return
             self.stop_request = request
-            callbacks, self._on_stop = self._on_stop, []
-        for fn in callbacks:
-            _call_on_stop(fn, request)
+            # started before should_stop() can read true, so end() finds them to wait for
+            self._stop_calls += [_call_on_stop(fn, request) for fn in self._on_stop]
+            self._on_stop = []
 
     # ending
 
@@ -347,6 +350,9 @@ class ActiveRun:
         if status not in END_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
         error = validation.storable_error(error)
+        for call in list(self._stop_calls):  # a callback finishes before its run ends
+            if call is not threading.current_thread():
+                call.join(timeout=ON_STOP_WAIT)
         with self._lock:
             if self.ended:
                 return
@@ -401,7 +407,7 @@ class ActiveRun:
         self.restore_current()
 
 
-def _call_on_stop(fn: OnStop, request: StopRequest) -> None:
+def _call_on_stop(fn: OnStop, request: StopRequest) -> threading.Thread:
     """Run an ``on_stop`` callback in a thread of its own: it never blocks the flusher."""
 
     def call() -> None:
@@ -410,7 +416,9 @@ def _call_on_stop(fn: OnStop, request: StopRequest) -> None:
         except Exception:
             log.exception("chachaml: the on_stop callback of run %s failed", request.run_id)
 
-    threading.Thread(target=call, name="chachaml-on-stop", daemon=True).start()
+    thread = threading.Thread(target=call, name="chachaml-on-stop", daemon=True)
+    thread.start()
+    return thread
 
 
 def describe_dataset(
