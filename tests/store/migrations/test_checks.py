@@ -4,18 +4,15 @@ earlier version keeps every row (SQLite widens the CHECK in place, no table rebu
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from chachaml.store.migrations.checks import widen_check
 from chachaml.store.migrations.runner import migrate
-from chachaml.store.postgres import PostgresDatabase
 from chachaml.store.sql.database import Database, IntegrityViolation, Tx
 from chachaml.store.sql.store import SQLStore
 from chachaml.store.sqlite import SQLiteDatabase
-from tests.support.services import postgres_schema
 
 pytestmark = pytest.mark.anyio
 RUN = "c" * 32
@@ -37,24 +34,6 @@ async def store_a_run(db: Tx) -> None:
         " VALUES ('p1', 'etl', ?, 'running', 'ana', ?, 1)",
         (RUN, now),
     )
-
-
-@pytest.fixture
-async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """An empty, unmigrated database of the backend."""
-    if backend == "sqlite":
-        opened: Database = await SQLiteDatabase.open(f"sqlite:///{tmp_path / 'old.db'}")
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    with postgres_schema() as url:
-        opened = await PostgresDatabase.open(url)
-        try:
-            yield opened
-        finally:
-            await opened.close()
 
 
 async def test_runs_and_pipelines_accept_stopped_after_the_migration_and_keep_their_rows(

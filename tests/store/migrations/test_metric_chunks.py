@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from chachaml.store.migrations.metric_chunks import BATCH
 from chachaml.store.migrations.runner import migrate
-from chachaml.store.postgres import PostgresDatabase
 from chachaml.store.sql.database import Database, Tx
 from chachaml.store.sql.store import SQLStore
-from chachaml.store.sqlite import SQLiteDatabase
-from tests.support.services import postgres_schema
 
 pytestmark = pytest.mark.anyio
 RUN = "b" * 32
@@ -55,24 +50,6 @@ async def store_before_spans(db: Tx) -> None:
         " max_value, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (RUN, "loss", 4.0 * CHUNKS - 1, 4 * CHUNKS - 1, 1.0, 0.0, 4.0 * CHUNKS - 1, 4 * CHUNKS),
     )
-
-
-@pytest.fixture
-async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """An empty, unmigrated database of the backend."""
-    if backend == "sqlite":
-        opened: Database = await SQLiteDatabase.open(f"sqlite:///{tmp_path / 'old.db'}")
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    with postgres_schema() as url:
-        opened = await PostgresDatabase.open(url)
-        try:
-            yield opened
-        finally:
-            await opened.close()
 
 
 async def test_chunks_stored_before_step_spans_get_them_when_migrated(database: Database) -> None:
