@@ -74,7 +74,7 @@ def test_the_page_has_no_critical_or_serious_violation(
         page.add_script_tag(content=axe_source)
         violations = page.evaluate(RUN_AXE)
     finally:
-        page.context.close()
+        page.close()
     blocking = [v for v in violations if v["impact"] in BLOCKING]
     report = "\n".join(f"{v['impact']} {v['id']}: {v['help']}\n  {v['nodes']}" for v in blocking)
     assert not blocking, f"{path} ({screen}):\n{report}"

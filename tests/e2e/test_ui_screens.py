@@ -69,7 +69,7 @@ def test_no_page_is_wider_than_a_phone(browser: Any, base_url: str, shot: str, p
         if shot != "not-found":  # the browser logs the 404 of the page itself
             assert errors == []
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_a_wide_table_scrolls_inside_its_own_box_on_a_phone(browser: Any, base_url: str) -> None:
@@ -89,7 +89,7 @@ def test_a_wide_table_scrolls_inside_its_own_box_on_a_phone(browser: Any, base_u
             )
             assert lines == 1, cell.inner_text()
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_the_nav_folds_behind_a_menu_button_on_a_phone(browser: Any, base_url: str) -> None:
@@ -113,7 +113,7 @@ def test_the_nav_folds_behind_a_menu_button_on_a_phone(browser: Any, base_url: s
         assert page.url.endswith("/models")
         assert errors == []
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_on_a_desktop_the_nav_shows_and_the_menu_button_does_not(
@@ -126,7 +126,7 @@ def test_on_a_desktop_the_nav_shows_and_the_menu_button_does_not(
         assert nav.get_by_role("link", name="Models").is_visible()
         assert nav.get_by_role("link", name="Overview").is_visible()
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_the_skip_link_moves_focus_to_the_content(browser: Any, base_url: str) -> None:
@@ -139,7 +139,7 @@ def test_the_skip_link_moves_focus_to_the_content(browser: Any, base_url: str) -
         page.keyboard.press("Enter")
         page.wait_for_function("document.activeElement.id === 'main'", timeout=5_000)
     finally:
-        page.context.close()
+        page.close()
 
 
 @pytest.mark.parametrize("path", ["/", "/runs", f"/runs/{MID}", "/models/digits", "/nope"])
@@ -158,7 +158,7 @@ def test_a_dark_colour_scheme_gives_a_dark_page(browser: Any, base_url: str, pat
             assert _luminance(background) > 0.9, background
         page.screenshot(path=str(SHOTS / f"dark{path.replace('/', '-') or '-'}.png"))
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_a_light_colour_scheme_gives_a_light_page(browser: Any, base_url: str) -> None:
@@ -167,7 +167,7 @@ def test_a_light_colour_scheme_gives_a_light_page(browser: Any, base_url: str) -
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert _luminance(background) > 0.9
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_times_show_in_the_viewers_zone_with_a_relative_hint(browser: Any, base_url: str) -> None:
@@ -185,7 +185,7 @@ def test_times_show_in_the_viewers_zone_with_a_relative_hint(browser: Any, base_
         assert "GMT+5:30" in title or "India" in title
         assert errors == []
     finally:
-        page.context.close()
+        page.close()
     page, _ = open_page(browser, f"{base_url}/", timezone_id=ZONE)
     try:
         row = page.locator("table.overview-running tr", has_text=LIVE_NAME)
@@ -193,7 +193,7 @@ def test_times_show_in_the_viewers_zone_with_a_relative_hint(browser: Any, base_
         hint.wait_for(timeout=5_000)
         assert re.fullmatch(r"\s*· \d+ min ago", hint.inner_text()), hint.inner_text()
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_times_read_in_utc_without_javascript(browser: Any, base_url: str) -> None:
@@ -205,7 +205,7 @@ def test_times_read_in_utc_without_javascript(browser: Any, base_url: str) -> No
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.get_by_role("link", name="Models").first.is_visible()
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_an_unknown_page_is_the_styled_404_with_the_nav(browser: Any, base_url: str) -> None:
@@ -242,7 +242,7 @@ def test_the_overview_lists_a_running_and_a_failed_run(browser: Any, base_url: s
         assert page.url.endswith(f"/runs/{LIVE}")
         assert errors == []
     finally:
-        page.context.close()
+        page.close()
 
 
 def test_chart_and_math_libraries_load_only_where_used(browser: Any, base_url: str) -> None:

@@ -121,12 +121,12 @@ def seeded_ui(path: Path) -> Iterator[str]:
 
 
 def open_page(browser: Any, url: str, **context: Any) -> tuple[Any, list[str]]:
-    """``url`` in a fresh context (viewport, colour scheme, zone... as given), live reloads off.
+    """``url`` in a new page (viewport, colour scheme, zone... as given), live reloads off.
 
-    Returns the page and the console errors seen; close the page's context when done.
+    Returns the page and the console errors seen; close the page when done.
     """
     options = {"viewport": {"width": 1280, "height": 900}, **context}
-    page = browser.new_context(**options).new_page()
+    page = browser.new_page(**options)
     page.add_init_script(NO_LIVE_RELOAD)
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
