@@ -10,8 +10,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from chachaml.store import open_store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import runs as run_ops
+from tests.support.fork_scripts import shared_runner
 from tests.support.fork_server import ServerFactory
 from tests.support.schema_pool import SchemaPool
 from tests.support.serve_proc import ServeProcess
@@ -51,13 +50,14 @@ def server(store_url: str, tmp_path: Path, server_factory: ServerFactory) -> Ite
 
 
 def run_client(script: str, env: dict[str, str]) -> Any:
-    """Run an MLflow client script in a child process; returns what it printed as JSON."""
+    """Run an MLflow client script in a child process; returns what it printed as JSON.
+
+    The child is forked from a helper that has imported ``mlflow`` already (no import cost).
+    """
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CHACHAML_"))}
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        env=clean | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **env},
-        capture_output=True,
-        text=True,
+    done = shared_runner().run(
+        textwrap.dedent(script),
+        clean | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **env},
         timeout=300,  # the autolog round trip alone is ~45 s on an idle 2-core box
     )
     assert done.returncode == 0, done.stderr[-3000:]
