@@ -1,4 +1,5 @@
-"""The events benchmark: ``python -m bench.events [--quick|--full] [--flushes N] [--points N]``.
+"""The events benchmark: ``python -m bench.events [--quick|--full] [--parts latency ingest
+fan-out] [--flushes N] [--points N] [--clients N] [--fanned N]``.
 
 Latency: a real ``chachaml serve`` streams ``GET /api/events?type=run.metrics`` to an SSE
 client (a thread of this process); training code logs one point and calls ``flush()``, and
@@ -11,6 +12,9 @@ another process writing to the server's SQLite file, is measured too.
 Ingest: ``log_metric`` points to ``flush()`` on SQLite (and PostgreSQL when available) with
 the outbox written, against the same with the store keeping no events, alternated over
 ``repeats`` fresh stores each: the cost of one ``run.metrics`` event per flushed batch.
+
+Fan-out: one server holding ``clients`` SSE clients while a run flushes ``fanned`` times
+(:mod:`bench.fan_out`): the server's memory, and every client receiving every event.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import anyio
 import httpx
 
 from bench import postgres
+from bench.fan_out import fan_out, fan_out_figures
 from bench.figures import Figure
 from bench.processes import chachaml_serve
 from bench.runner import Benchmark, Context, main_one
@@ -45,19 +50,25 @@ from chachaml.store.codec import chunk_from_columns
 NAME = "events"
 
 
+PARTS_NAMES = ("latency", "ingest", "fan-out")
+
+
 @dataclass(frozen=True)
 class Size:
-    """Flushes timed per path, points per ingest run, ingest runs per mode."""
+    """Flushes timed per path, points per ingest run, ingest runs per mode, the fan-out's size."""
 
     flushes: int
     points: int
     repeats: int
+    clients: int = 1_000  # SSE clients held at once by one server
+    fanned: int = 100  # flushes while they listen
+    parts: tuple[str, ...] = tuple(PARTS_NAMES)  # which figures to measure
 
 
 SIZES = {
-    "quick": Size(flushes=30, points=100_000, repeats=1),
-    "default": Size(flushes=300, points=1_000_000, repeats=3),
-    "full": Size(flushes=1_000, points=1_000_000, repeats=5),
+    "quick": Size(flushes=30, points=100_000, repeats=1, clients=1_000, fanned=20),
+    "default": Size(flushes=300, points=1_000_000, repeats=3, clients=1_000, fanned=100),
+    "full": Size(flushes=1_000, points=1_000_000, repeats=5, clients=1_000, fanned=300),
 }
 
 
@@ -207,8 +218,7 @@ def _latency_figures(label: str, samples: list[float]) -> list[Figure]:
     ]  # fmt: skip
 
 
-def measure(size: Size, context: Context) -> list[Figure]:
-    """Latency over SQLite and PostgreSQL, then ingest with events on and off."""
+def _latency(size: Size, context: Context) -> list[Figure]:
     work = context.workdir
     figures: list[Figure] = []
     lite = f"sqlite:///{(work / 'events.db').resolve()}"
@@ -219,14 +229,19 @@ def measure(size: Size, context: Context) -> list[Figure]:
                       lambda: latency(server, lite, work / "a", size.flushes))  # fmt: skip
     figures += _latency_figures("SQLite via the server", via_server)
     figures += _latency_figures("SQLite file written by another process (poll)", direct)
-    pg_ready = postgres.unavailable() is None
-    if pg_ready:
+    if postgres.unavailable() is None:
         with postgres.postgres_schema() as (url, _), chachaml_serve(work, url) as server:
             pg = step(f"PostgreSQL, training code on the database: {size.flushes} flushes",
                       lambda: latency(server, url, work / "b", size.flushes))  # fmt: skip
         figures += _latency_figures("PostgreSQL (NOTIFY)", pg)
     else:
         context.notes.append(f"events: PostgreSQL not measured ({postgres.unavailable()})")
+    return figures
+
+
+def _ingest(size: Size, context: Context) -> list[Figure]:
+    work = context.workdir
+    figures: list[Figure] = []
 
     def sqlite_file(i: int) -> str:
         return f"sqlite:///{(work / f'ingest-{i}.db').resolve()}"
@@ -242,7 +257,7 @@ def measure(size: Size, context: Context) -> list[Figure]:
     cost = TARGETS["events ingest cost"]
     figures.append(Figure(NAME, f"SQLite ingest of {size.points:,} points, events on", on,
                           "points/s", "higher", cost, off, "events off"))  # fmt: skip
-    if pg_ready:
+    if postgres.unavailable() is None:
         with postgres.postgres_schema() as (url, _):
             bon, boff = step(f"PostgreSQL, {batches} batches, events on and off",
                              lambda: batch_cost(url, batches))  # fmt: skip
@@ -256,8 +271,35 @@ def measure(size: Size, context: Context) -> list[Figure]:
     return figures
 
 
-BENCHMARK = Benchmark(NAME, "flush() to SSE latency, and the outbox's ingest cost", SIZES,
-                      measure)  # fmt: skip
+def _fan_out(size: Size, context: Context) -> list[Figure]:
+    work = context.workdir
+    what = f"{size.clients:,} SSE clients, {size.fanned} flushes"
+    lite = f"sqlite:///{(work / 'fan-out.db').resolve()}"
+    got = step(f"SQLite, {what} through the server",
+               lambda: fan_out(work, lite, size.clients, size.fanned, False))  # fmt: skip
+    figures = fan_out_figures(NAME, "SQLite, writes through the server", got)
+    if postgres.unavailable() is None:
+        with postgres.postgres_schema() as (url, _):
+            got = step(f"PostgreSQL, {what} straight to the database",
+                       lambda: fan_out(work, url, size.clients, size.fanned, True))  # fmt: skip
+        figures += fan_out_figures(NAME, "PostgreSQL, writes to the database (NOTIFY)", got)
+    return figures
+
+
+PARTS = dict(zip(PARTS_NAMES, (_latency, _ingest, _fan_out), strict=True))
+
+
+def measure(size: Size, context: Context) -> list[Figure]:
+    """The chosen parts: latency over SQLite and PostgreSQL, ingest with events on and off,
+    and one server holding many SSE clients."""
+    unknown = sorted(set(size.parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"no part {unknown[0]!r} of the events benchmark; there are {list(PARTS)}")
+    return [f for name, part in PARTS.items() if name in size.parts for f in part(size, context)]
+
+
+BENCHMARK = Benchmark(NAME, "flush() to SSE latency, the outbox's ingest cost, SSE fan-out",
+                      SIZES, measure)  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main_one(BENCHMARK))

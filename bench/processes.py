@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,12 +45,39 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running ``chachaml serve``: its URL and its process id."""
+
+    url: str
+    pid: int
+
+    def memory(self) -> tuple[int, int]:
+        """Its resident memory now and at its peak (``VmRSS``, ``VmHWM``), in bytes."""
+        status = Path(f"/proc/{self.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in status)
+        return (int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024)
+
+    def cpu(self) -> float:
+        """The CPU seconds it has used so far (user and system)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command's name
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def chachaml_serve(root: Path, store: str, tokens: str = "") -> Iterator[str]:
     """``chachaml serve`` on loopback over ``store``; yields its URL once ``/health`` answers.
 
     ``tokens`` (``user:token,...``) puts it in team mode; empty leaves it in local mode.
     """
+    with serve_process(root, store, tokens) as served:
+        yield served.url
+
+
+@contextmanager
+def serve_process(root: Path, store: str, tokens: str = "") -> Iterator[Served]:
+    """As :func:`chachaml_serve`, yielding the process id too."""
     port = free_port()
     cmd = module_command("chachaml.cli", "serve", "--port", str(port), "--store", store,
                          "--artifacts", str(root / "artifacts"))  # fmt: skip
@@ -71,7 +99,7 @@ def chachaml_serve(root: Path, store: str, tokens: str = "") -> Iterator[str]:
                 proc.wait()
                 raise RuntimeError(f"chachaml serve did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.05)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -100,6 +100,9 @@ TARGETS: dict[str, Target] = {
         _t("event latency p99", "ms", "lower", "issue 20: from flush() returning to an SSE"
            " client holding the run.metrics event, p99 <= 50 ms on SQLite and PostgreSQL",
            limit=50.0),
+        _t("SSE clients memory", "MB", "lower", "issue 20: one server holds 1,000 concurrent"
+           " SSE clients in < 300 MB resident memory, every client receiving every event",
+           limit=300.0),
         _t("events batch cost", "ms", "lower", "issue 20: writing the outbox costs a flushed"
            " batch of 50,000 points <= 5% (events on <= 1.05x events off, interleaved)",
            ratio=1.05, reference="events off"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -300,6 +301,11 @@ class Event(_Model):
     def seq(self) -> int:
         """The sequence number (``id`` as an integer)."""
         return int(self.id)
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """The event as CloudEvents JSON, encoded once for every stream that sends it."""
+        return self.model_dump_json().encode()
 
 
 class EventFilter(_Model):

@@ -7,7 +7,9 @@ the same store behind a load balancer.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import resource
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -127,6 +129,20 @@ def create_app(
     return app
 
 
+def raise_open_file_limit() -> int:
+    """Lift the soft open-file limit to the hard one (the new soft limit).
+
+    Every SSE client holds a socket for as long as it listens, and the usual soft limit
+    (1,024) would refuse connections long before memory or CPU runs out.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+    if soft < want:
+        with contextlib.suppress(OSError, ValueError):  # a limit above the kernel's: keep it
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 async def serve_http(
     store_url: str,
     artifact_root: str,
@@ -144,6 +160,7 @@ async def serve_http(
     import uvicorn
 
     brokers = open_brokers(api.settings.events) if api is not None else []  # bad URLs: refused now
+    raise_open_file_limit()
     store = await open_store(store_url)
     try:
         config = None if api is None else await api.config(store, host)  # refuses unsafe setups

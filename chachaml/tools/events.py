@@ -41,6 +41,7 @@ class Subscription:
 
     def __init__(self, feed: EventFeed, filter: EventFilter, after: int, buffer: int) -> None:
         self.filter = filter
+        self._beat_due = False  # a heartbeat interval passed (see ``next_or_beat``)
         self.last = after  # the id of the last event taken (or skipped by the filter)
         self._feed = feed
         self._buffer: deque[Event] = deque()
@@ -63,7 +64,29 @@ class Subscription:
 
     async def next(self) -> Event:
         """The next event for this consumer (waits for one)."""
+        event = await self._take(beats=False)
+        assert event is not None
+        return event
+
+    async def next_or_beat(self) -> Event | None:
+        """The next event, or ``None`` once per heartbeat interval (``subscribe(beat=...)``).
+
+        The interval is one timer per subscription, not a timeout around each wait: a
+        cancel scope per event and client was most of a server's cost of fanning an event
+        out to a thousand streams.
+        """
+        return await self._take(beats=True)
+
+    def beat(self) -> None:
+        """A heartbeat interval passed: ``next_or_beat`` returns ``None`` next."""
+        self._beat_due = True
+        self._ready.set()
+
+    async def _take(self, beats: bool) -> Event | None:
         while True:
+            if beats and self._beat_due:
+                self._beat_due = False
+                return None
             while self._pending:
                 event = self._pending.popleft()
                 if event.seq > self.last:
@@ -77,6 +100,8 @@ class Subscription:
                 if event.seq > self.last:
                     self.last = event.seq
                     return event
+            if beats and self._beat_due:
+                continue
             self._ready = anyio.Event()
             await self._ready.wait()
 
@@ -121,9 +146,12 @@ class EventFeed:
 
     @asynccontextmanager
     async def subscribe(
-        self, filter: EventFilter, after: int | None = None
+        self, filter: EventFilter, after: int | None = None, *, beat: float | None = None
     ) -> AsyncIterator[Subscription]:
-        """A subscription to the events after ``after`` (default: from now) passing ``filter``."""
+        """A subscription to the events after ``after`` (default: from now) passing ``filter``.
+
+        With ``beat``, its ``next_or_beat`` also returns ``None`` every ``beat`` seconds.
+        """
         start = await self.head() if after is None else after
         if self._cursor is None:
             # from here on the feed offers every event after the cursor; the subscription's
@@ -132,12 +160,24 @@ class EventFeed:
             if self._cursor is None:  # (not set by another subscription meanwhile)
                 self._cursor = head
         sub = Subscription(self, filter, start, self._buffer)
+        timer: asyncio.TimerHandle | None = None
+        if beat is not None:
+            loop = asyncio.get_running_loop()
+
+            def tick() -> None:
+                nonlocal timer
+                sub.beat()
+                timer = loop.call_later(beat, tick)
+
+            timer = loop.call_later(beat, tick)
         self._subscribers.add(sub)
         self._woken()  # a feed waiting without subscribers polls from now on
         try:
             yield sub
         finally:
             self._subscribers.discard(sub)
+            if timer is not None:
+                timer.cancel()
 
     @property
     def subscribers(self) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from chachaml.records.events import EventFilter
+from chachaml.records.events import Event, EventFilter
 from chachaml.records.runs import NewRun
 from chachaml.store import ServerStore, open_store
 from chachaml.tools.events import EventFeed, run_event_sweeper
@@ -52,6 +52,32 @@ async def test_a_consumer_too_slow_for_its_buffer_still_gets_every_event_in_orde
         tasks.cancel_scope.cancel()
     assert got == [str(n) for n in range(25)]
     assert live.data["tags"] == {"n": "live"}
+
+
+async def test_a_beat_interleaves_with_the_events_and_never_replaces_one(
+    store: ServerStore,
+) -> None:
+    await store.create_run(new_run("r1"))
+    feed = EventFeed(store)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(feed.run)
+        async with (
+            feed.subscribe(EventFilter(types=("run.tagged",)), beat=0.01) as beating,
+            feed.subscribe(EventFilter(types=("run.tagged",))) as plain,
+        ):
+            with anyio.fail_after(10):
+                assert await beating.next_or_beat() is None  # a quiet interval
+                for n in range(3):
+                    await store.set_tags("r1", {"n": str(n)})
+                await anyio.sleep(0.05)  # several intervals pass while the events wait
+                got: list[Event | None] = []
+                while sum(e is not None for e in got) < 3:
+                    got.append(await beating.next_or_beat())
+                plain_got = [(await plain.next()).data["tags"]["n"] for _ in range(3)]
+        tasks.cancel_scope.cancel()
+    assert got[0] is None  # the beat that was due comes first
+    assert [e.data["tags"]["n"] for e in got if e is not None] == ["0", "1", "2"]
+    assert plain_got == ["0", "1", "2"]
 
 
 async def test_a_subscription_from_an_old_id_reads_the_past_then_follows(

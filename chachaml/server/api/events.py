@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
@@ -93,19 +92,17 @@ def parse_filter(request: Request) -> tuple[EventFilter, int | None]:
 
 
 def message(event: Event) -> bytes:
-    """One SSE message: the event's id, and the event as CloudEvents JSON."""
-    return b"id: " + event.id.encode() + b"\ndata: " + event.model_dump_json().encode() + b"\n\n"
+    """One SSE message: the event's id, and the event as CloudEvents JSON (encoded once)."""
+    return b"id: " + event.id.encode() + b"\ndata: " + event.json_bytes + b"\n\n"
 
 
 async def _stream(
     feed: EventFeed, chosen: EventFilter, after: int | None, heartbeat: float
 ) -> AsyncIterator[bytes]:
-    async with feed.subscribe(chosen, after) as sub:
+    async with feed.subscribe(chosen, after, beat=heartbeat) as sub:
         yield f"retry: {RETRY_MS}\n: chachaml events after {sub.last}\n\n".encode()
         while True:
-            event: Event | None = None
-            with anyio.move_on_after(heartbeat):
-                event = await sub.next()
+            event = await sub.next_or_beat()
             yield b": heartbeat\n\n" if event is None else message(event)
 
 

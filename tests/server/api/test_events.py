@@ -135,16 +135,18 @@ async def test_a_quiet_stream_sends_heartbeat_comments(store: ServerStore, tmp_p
 async def test_many_clients_share_one_reader_and_each_gets_every_event(
     store: ServerStore, tmp_path: Path
 ) -> None:
-    async with (
-        serving(store, tmp_path) as app,
-        open_stream(app, "/api/events") as a,
-        open_stream(app, "/api/events") as b,
-        open_stream(app, "/api/events") as c,
-    ):
-        assert app.state.events.subscribers == 3
-        await store.create_run(new_run("r1"))
-        got = [[(await s.event())["type"] for _ in range(2)] for s in (a, b, c)]
+    async with serving(store, tmp_path) as app:
+        async with (
+            open_stream(app, "/api/events") as a,
+            open_stream(app, "/api/events") as b,
+            open_stream(app, "/api/events") as c,
+        ):
+            assert app.state.events.subscribers == 3
+            await store.create_run(new_run("r1"))
+            got = [[(await s.event())["type"] for _ in range(2)] for s in (a, b, c)]
+        left = app.state.events.subscribers  # closed streams leave no subscription behind
     assert got == [["experiment.created", "run.started"]] * 3
+    assert left == 0
 
 
 @pytest.mark.parametrize(
