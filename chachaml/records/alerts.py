@@ -153,10 +153,19 @@ class AlertEvent(_Model):
 
 
 class PendingDelivery(_Model):
-    """A queued webhook delivery a worker has claimed: where to POST what, and which try."""
+    """A queued webhook delivery a worker has claimed: where to POST what, and which try.
 
-    event_id: int
-    alert: str
+    The queue holds two kinds of subscriber, sent alike: an alert rule's webhook
+    (``event_id`` is the alert event, ``alert`` the rule) and a subscription to the event
+    stream (``subscription``; ``event`` the outbox event's id, sent for de-duplication).
+    ``id`` is the queue row.
+    """
+
+    id: int = 0
+    event_id: int | None = None
+    alert: str | None = None
+    subscription: int | None = None
+    event: str | None = None
     url: str
     payload: dict[str, Any]
     secret: str | None = Field(default=None, repr=False)

@@ -53,6 +53,15 @@ Events (the outbox):
   after any process does (``LISTEN chachaml_events``); readers poll every
   ``event_poll_seconds`` for the rest (other processes writing to a SQLite file).
 
+- Subscriptions queue their events in the same queue: ``queue_subscribed_events`` queues,
+  for each subscription behind the outbox's head, the matching events of the next page after
+  its cursor and moves the cursor, in one transaction; each event is queued once per
+  subscription however many processes call it (it returns how many events it read, so
+  ``limit`` means there may be more). ``claim_deliveries`` hands out a
+  subscription's rows one at a time, oldest first (none while an older one is pending), so
+  they are sent in event order. ``record_subscription_delivery`` records a try of one row:
+  ``pending`` again at ``retry_at``, or final (counted on the subscription, row dropped).
+
 - ``record_delivery`` appends one attempt to an event's list and sets its delivery status
   (and its queued delivery's: ``pending`` again at ``retry_at``, or final); attempts are kept
   in the order recorded. Attempts hold an error kind, never a receiver's answer.
@@ -272,6 +281,20 @@ class ServerStore(Store, Protocol):
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
+        ...
+
+    async def queue_subscribed_events(self, limit: int) -> int:
+        """Queue the next ``limit`` events for the subscriptions behind; how many were read."""
+        ...
+
+    async def record_subscription_delivery(
+        self,
+        delivery_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record a try of a subscription's queued row (by queue id); nothing if it is gone."""
         ...
 
     # events (the outbox)

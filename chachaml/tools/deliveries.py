@@ -9,6 +9,10 @@ ingest request or a run's end never waits on a webhook. The queue is drained by:
 - :func:`drain_deliveries` (``chachaml alerts deliver``), for setups without a server: it
   delivers what is due, waits out the retries' backoff, and returns.
 
+Subscriptions to the event stream (:mod:`chachaml.tools.subscriptions`) are the other kind
+of subscriber of this queue: each pass first queues the outbox's new events for them
+(``queue_subscribed_events``), then sends whatever is due of either kind, alike.
+
 The training process (the tracking client) never sends: it only queues. A failed try with no
 answer, HTTP 429 or 5xx is retried after ``backoff``, doubling, up to ``attempts`` tries;
 the schedule lives in the table, so retries survive restarts.
@@ -20,6 +24,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chachaml")
 
 CLAIM_BATCH = 20  # rows one pass claims and sends concurrently
+QUEUE_PAGE = 500  # outbox events one step queues for the subscriptions
+QUEUE_PAGES = 10  # steps one pass takes at most (the rest waits for the next pass)
 LEASE_MARGIN = 30.0  # seconds a claim outlives the send's timeout before others may retry it
 POLL_SECONDS = 1.0
 MAX_ERROR_PAUSE = 30.0  # the longest pause after the store failed a pass
@@ -75,7 +82,10 @@ async def _deliver(
         status, retry_at = "pending", time.time() + delivery.retry_delay(item.attempt)
     else:
         status = "failed"
-    await store.record_delivery(item.event_id, attempt, status, retry_at)
+    if item.subscription is not None:
+        await store.record_subscription_delivery(item.id, attempt, status, retry_at)
+    elif item.event_id is not None:
+        await store.record_delivery(item.event_id, attempt, status, retry_at)
     return status
 
 
@@ -95,9 +105,17 @@ async def deliver_due(
 ) -> list[str]:
     """Claim the deliveries due now (up to ``limit``), send them concurrently, record each.
 
+    The outbox's new events are queued for the subscriptions first. Reads decide whether
+    anything is due before a claim is written, so a pass with nothing to do writes nothing.
     Returns the status each ended with (``delivered``, ``failed``, or ``pending`` to retry).
     """
+    for _ in range(QUEUE_PAGES):
+        if await store.queue_subscribed_events(QUEUE_PAGE) < QUEUE_PAGE:
+            break
     now = time.time()
+    _, due = await store.pending_deliveries()
+    if due is None or due > now:
+        return []
     claimed = await store.claim_deliveries(now, now + delivery.timeout + LEASE_MARGIN, limit)
     if not claimed:
         return []
@@ -183,23 +201,54 @@ async def run_delivery_worker(
     """
     waker = _Waker(asyncio.get_running_loop(), anyio.Event())
     _wakers.add(waker)
-    errors = 0
     try:
-        async with http_client(delivery) as http:
-            while stop is None or not stop.is_set():
-                pause = poll
-                try:
-                    while await deliver_due(store, delivery, http=http):
-                        if stop is not None and stop.is_set():
-                            return
-                    _, due = await store.pending_deliveries()
-                    if due is not None:
-                        pause = min(poll, max(0.0, due - time.time()))
-                    errors = 0
-                except Exception as exc:
-                    errors += 1
-                    pause = min(MAX_ERROR_PAUSE, poll * 2**errors)
-                    log.warning("chachaml: delivering alert webhooks failed: %s", exc)
-                await _pause(pause, waker, stop)
+        async with http_client(delivery) as http, anyio.create_task_group() as tasks:
+            # committed events may be due to a subscription: heard at once, not at the poll
+            tasks.start_soon(_listen, store, waker)
+            await _work(store, delivery, http, waker, stop, poll)
+            tasks.cancel_scope.cancel()
     finally:
         _wakers.discard(waker)
+
+
+def _wake_one(waker: _Waker) -> None:
+    waker.loop.call_soon_threadsafe(waker.event.set)
+
+
+async def _listen(store: ServerStore, waker: _Waker) -> None:
+    """Wake the worker at each commit of events; a lost listener is retried (polls go on)."""
+    errors = 0
+    while True:
+        try:
+            await store.listen_events(partial(_wake_one, waker))
+        except Exception as exc:
+            errors += 1
+            log.warning("chachaml: the webhook worker stopped hearing of events: %s", exc)
+            await anyio.sleep(min(MAX_ERROR_PAUSE, 2.0**errors))
+
+
+async def _work(
+    store: ServerStore,
+    delivery: Delivery,
+    http: httpx.AsyncClient,
+    waker: _Waker,
+    stop: anyio.Event | None,
+    poll: float,
+) -> None:
+    """Passes until ``stop``: send what is due, sleep until the next is due or news comes."""
+    errors = 0
+    while stop is None or not stop.is_set():
+        pause = poll
+        try:
+            while await deliver_due(store, delivery, http=http):
+                if stop is not None and stop.is_set():
+                    return
+            _, due = await store.pending_deliveries()
+            if due is not None:
+                pause = min(poll, max(0.0, due - time.time()))
+            errors = 0
+        except Exception as exc:
+            errors += 1
+            pause = min(MAX_ERROR_PAUSE, poll * 2**errors)
+            log.warning("chachaml: delivering webhooks failed: %s", exc)
+        await _pause(pause, waker, stop)

@@ -5,6 +5,11 @@ event (:mod:`alerts`). ``claim_deliveries`` hands due rows to one worker: Postgr
 them with ``FOR UPDATE SKIP LOCKED`` (replicas never claim the same row), SQLite has one
 writer; the claim pushes ``next_attempt_at`` out by a lease, so a worker that dies mid-send
 leaves its rows to be claimed again once the lease ends.
+
+Subscriptions to the event stream queue their events here too
+(:mod:`chachaml.store.sql.subscriptions`): one queue, one claim, one worker for both kinds
+of subscriber. A subscription's rows go out in order: only its oldest pending row can be
+claimed, so a later event waits for the retries of an earlier one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ from chachaml.store.sql.database import Database, Row, Tx, fetch
 from chachaml.store.sql.rows import marks
 
 SKIP_LOCKED = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+# a row that may go out now: an alert's, or the oldest pending row of its subscription
+HEAD = (
+    "(d.subscription_id IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p"
+    " WHERE p.subscription_id = d.subscription_id AND p.status = 'pending' AND p.id < d.id))"
+)
 
 
 class Deliveries:
@@ -67,8 +77,9 @@ class Deliveries:
 
         async def body(db: Tx) -> list[Row]:
             due = await db.fetchall(
-                "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?" + lock,
+                "SELECT d.id FROM webhook_deliveries d WHERE d.status = 'pending'"
+                f" AND d.next_attempt_at <= ? AND {HEAD} ORDER BY d.next_attempt_at, d.id"
+                " LIMIT ?" + lock,
                 (now, limit),
             )
             if not due:
@@ -80,16 +91,22 @@ class Deliveries:
                 (lease_until, now, *ids),
             )
             return await db.fetchall(
-                "SELECT d.event_id, d.alert, d.url, d.payload, a.secret, d.attempts"
-                " FROM webhook_deliveries d JOIN alert_events ev ON ev.id = d.event_id"
-                f" JOIN alerts a ON a.id = ev.alert_id WHERE d.id IN ({marks(ids)}) ORDER BY d.id",
+                "SELECT d.id, d.event_id, d.alert, d.subscription_id, d.event_seq, d.url,"
+                " d.payload, coalesce(a.secret, s.secret) AS secret, d.attempts"
+                " FROM webhook_deliveries d LEFT JOIN alert_events ev ON ev.id = d.event_id"
+                " LEFT JOIN alerts a ON a.id = ev.alert_id"
+                " LEFT JOIN subscriptions s ON s.id = d.subscription_id"
+                f" WHERE d.id IN ({marks(ids)}) ORDER BY d.id",
                 ids,
             )
 
         return [
             PendingDelivery(
+                id=r["id"],
                 event_id=r["event_id"],
                 alert=r["alert"],
+                subscription=r["subscription_id"],
+                event=None if r["event_seq"] is None else str(r["event_seq"]),
                 url=r["url"],
                 payload=json.loads(r["payload"]),
                 secret=r["secret"],
@@ -99,11 +116,14 @@ class Deliveries:
         ]
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
-        """How many deliveries are pending, and when the earliest is due."""
+        """How many deliveries are pending, and when the earliest that may go out is due.
+
+        A subscription's row behind its oldest pending one is not due, whatever its time.
+        """
         (found,) = await fetch(
             self._db,
-            "SELECT count(*) AS n, min(next_attempt_at) AS due FROM webhook_deliveries"
-            " WHERE status = 'pending'",
+            f"SELECT count(*) AS n, min(CASE WHEN {HEAD} THEN d.next_attempt_at END) AS due"
+            " FROM webhook_deliveries d WHERE d.status = 'pending'",
         )
         due = found["due"]
         return int(found["n"]), None if due is None else float(due)

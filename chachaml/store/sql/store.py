@@ -44,6 +44,7 @@ from chachaml.records.runs import (
     RunQuery,
     StopRequest,
 )
+from chachaml.records.subscriptions import NewSubscription, Subscription
 from chachaml.store.protocol import PipelineEnd, StepEnd
 from chachaml.store.server_state import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.sql.alerts import Alerts
@@ -59,6 +60,7 @@ from chachaml.store.sql.registry import Registry
 from chachaml.store.sql.run_queries import RunQueries
 from chachaml.store.sql.runs import Runs
 from chachaml.store.sql.sinks import Sinks
+from chachaml.store.sql.subscriptions import Subscriptions
 from chachaml.store.sql.tokens import Tokens
 
 
@@ -84,6 +86,7 @@ class SQLStore:
         self.idempotency = IdempotencyKeys(database)
         self.events = Events(database)
         self.sinks = Sinks(database)
+        self.subscriptions = Subscriptions(database)
 
     @property
     def url(self) -> str:
@@ -475,6 +478,32 @@ class SQLStore:
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
         return await self.deliveries.pending_deliveries()
+
+    async def subscribe(self, new: NewSubscription) -> Subscription:
+        """Create a subscription starting after the newest event."""
+        return await self.subscriptions.subscribe(new)
+
+    async def unsubscribe(self, subscription_id: int) -> None:
+        """Delete a subscription and its queued rows; ``NotFound`` if absent."""
+        await self.subscriptions.unsubscribe(subscription_id)
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        """Every subscription, oldest first."""
+        return await self.subscriptions.list_subscriptions()
+
+    async def queue_subscribed_events(self, limit: int) -> int:
+        """Queue the next page of events for the subscriptions behind; events in the page."""
+        return await self.subscriptions.queue_events(limit)
+
+    async def record_subscription_delivery(
+        self,
+        delivery_id: int,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record a try of a subscription's queued row."""
+        await self.subscriptions.record_delivery(delivery_id, attempt, status, retry_at)
 
     async def read_events(self, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of the outbox with ids above ``after``, in id order."""
