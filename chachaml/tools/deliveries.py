@@ -1,4 +1,4 @@
-"""The webhook delivery worker: sends what alerts queued in ``webhook_deliveries``.
+"""The webhook delivery worker: sends what alerts and subscriptions queue (``webhook_deliveries``).
 
 Firing an alert only queues its webhook (in the transaction that records the event), so an
 ingest request or a run's end never waits on a webhook. The queue is drained by:
