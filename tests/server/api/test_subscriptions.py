@@ -12,7 +12,9 @@ import pytest
 from chachaml.server.api.routes import ApiConfig
 from chachaml.server.app import create_app
 from chachaml.store import ServerStore
-from chachaml.tools.webhooks import Delivery
+from chachaml.tools.webhooks import EVENT_HEADER, Delivery
+from tests.support.waiting import await_for
+from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.anyio
 PUBLIC = "https://93.184.216.34/hooks/T0/secret-path"  # an IP literal: no DNS asked
@@ -65,6 +67,29 @@ async def test_bad_subscriptions_are_a_422_that_says_why(
     assert answer.status_code == 422, answer.text
     assert message in answer.text
     assert (await api.get("/api/store/v1/subscriptions")).json() == {"subscriptions": []}
+
+
+async def test_the_servers_own_worker_sends_what_a_subscription_asked_for(
+    store: ServerStore,
+) -> None:
+    local = Delivery(timeout=1, attempts=2, backoff=0.01, allow_private=True)
+    app = create_app(store, api=ApiConfig(delivery=local))
+    with webhook_receiver() as receiver:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+                body = {"url": receiver.url, "types": ["run.started"]}
+                assert (await c.post("/api/w/subscriptions", json=body)).status_code == 200
+                made = await c.post("/api/w/runs", json={"experiment": "mnist"})
+                assert made.status_code == 201, made.text
+
+                async def arrived() -> bool:
+                    return bool(receiver.received)
+
+                await await_for(arrived)  # woken by the commit, not a poll
+        (hit,) = receiver.received
+    assert hit.json["type"] == "run.started" and hit.json["runid"] == made.json()["id"]
+    assert hit.headers[EVENT_HEADER] == hit.json["id"]
 
 
 async def test_unsubscribing_a_bad_id_is_a_422(api: httpx.AsyncClient) -> None:
