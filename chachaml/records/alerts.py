@@ -6,7 +6,7 @@ Like :mod:`chachaml.records.runs`, each record is a frozen pydantic model with a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -170,6 +170,15 @@ class PendingDelivery(_Model):
     payload: dict[str, Any]
     secret: str | None = Field(default=None, repr=False)
     attempt: int  # this try's number, from 1
+
+
+class TriedDelivery(NamedTuple):
+    """One try of a claimed queue row: the row's id, the attempt, its status now, the retry."""
+
+    id: int
+    attempt: DeliveryAttempt
+    status: DeliveryStatus
+    retry_at: float | None = None
 
 
 class StaleExperiment(_Model):

@@ -59,8 +59,10 @@ Events (the outbox):
   subscription however many processes call it (it returns how many events it read, so
   ``limit`` means there may be more). ``claim_deliveries`` hands out a
   subscription's rows one at a time, oldest first (none while an older one is pending), so
-  they are sent in event order. ``record_subscription_delivery`` records a try of one row:
-  ``pending`` again at ``retry_at``, or final (counted on the subscription, row dropped).
+  they are sent in event order; with ``follow`` a claim of a head also takes that many of the
+  rows after it, which no one else can claim meanwhile. ``record_subscription_deliveries``
+  records tries: ``pending`` again at ``retry_at``, or final (counted on the subscription,
+  row dropped); and makes claimed rows that were not sent due again.
 
 - ``record_delivery`` appends one attempt to an event's list and sets its delivery status
   (and its queued delivery's: ``pending`` again at ``retry_at``, or final); attempts are kept
@@ -82,6 +84,7 @@ from chachaml.records.alerts import (
     PendingDelivery,
     SilentRun,
     StaleExperiment,
+    TriedDelivery,
 )
 from chachaml.records.events import Event
 from chachaml.records.runs import Experiment, MetricSummary
@@ -274,9 +277,12 @@ class ServerStore(Store, Protocol):
         ...
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int
+        self, now: float, lease_until: float, limit: int, follow: int = 0
     ) -> list[PendingDelivery]:
-        """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``."""
+        """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``.
+
+        With each subscription's head come up to ``follow`` of its next rows, in id order.
+        """
         ...
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
@@ -287,14 +293,14 @@ class ServerStore(Store, Protocol):
         """Queue the next ``limit`` events for the subscriptions behind; how many were read."""
         ...
 
-    async def record_subscription_delivery(
-        self,
-        delivery_id: int,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-        retry_at: float | None = None,
+    async def record_subscription_deliveries(
+        self, tried: Sequence[TriedDelivery], unsent: Sequence[int], now: float
     ) -> None:
-        """Record a try of a subscription's queued row (by queue id); nothing if it is gone."""
+        """Record tries of subscriptions' claimed rows (by queue id), in one transaction.
+
+        ``unsent`` rows (claimed but held back) are due again at ``now``, their claim not
+        counted as a try. Rows that are gone record nothing.
+        """
         ...
 
     # events (the outbox)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from chachaml.records.alerts import DeliveryStatus, PendingDelivery
+from chachaml.records.alerts import DeliveryAttempt, DeliveryStatus, PendingDelivery, TriedDelivery
 from chachaml.store.server_state import ServerStore
 from chachaml.tools.webhooks import Delivery, retryable, send
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chachaml")
 
 CLAIM_BATCH = 20  # rows one pass claims and sends concurrently
+FOLLOW = 9  # rows claimed after a subscription's head, sent after it one by one
 QUEUE_PAGE = 500  # outbox events one step queues for the subscriptions
 QUEUE_PAGES = 10  # steps one pass takes at most (the rest waits for the next pass)
 LEASE_MARGIN = 30.0  # seconds a claim outlives the send's timeout before others may retry it
@@ -70,23 +71,45 @@ def wake() -> None:
         waker.loop.call_soon_threadsafe(waker.event.set)
 
 
+def _outcome(
+    attempt: DeliveryAttempt, item: PendingDelivery, delivery: Delivery
+) -> tuple[DeliveryStatus, float | None]:
+    """What a try leaves the row as: delivered, failed for good, or pending until a retry."""
+    if attempt.error is None:
+        return "delivered", None
+    if retryable(attempt) and item.attempt < delivery.attempts:
+        return "pending", time.time() + delivery.retry_delay(item.attempt)
+    return "failed", None
+
+
 async def _deliver(
     store: ServerStore, http: httpx.AsyncClient, item: PendingDelivery, delivery: Delivery
 ) -> str:
+    """Send an alert's row and record the try on its event."""
     attempt = await send(http, item, delivery)
-    retry_at: float | None = None
-    status: DeliveryStatus
-    if attempt.error is None:
-        status = "delivered"
-    elif retryable(attempt) and item.attempt < delivery.attempts:
-        status, retry_at = "pending", time.time() + delivery.retry_delay(item.attempt)
-    else:
-        status = "failed"
-    if item.subscription is not None:
-        await store.record_subscription_delivery(item.id, attempt, status, retry_at)
-    elif item.event_id is not None:
+    status, retry_at = _outcome(attempt, item, delivery)
+    if item.event_id is not None:
         await store.record_delivery(item.event_id, attempt, status, retry_at)
     return status
+
+
+async def _deliver_in_order(
+    store: ServerStore, http: httpx.AsyncClient, rows: list[PendingDelivery], delivery: Delivery
+) -> list[str]:
+    """Send one subscription's claimed rows one after another, then record them at once.
+
+    A row to retry holds the rest back (handed back unsent): events go out in order.
+    """
+    tried: list[TriedDelivery] = []
+    for item in rows:
+        attempt = await send(http, item, delivery)
+        status, retry_at = _outcome(attempt, item, delivery)
+        tried.append(TriedDelivery(item.id, attempt, status, retry_at))
+        if status == "pending":
+            break
+    unsent = [item.id for item in rows[len(tried) :]]
+    await store.record_subscription_deliveries(tried, unsent, time.time())
+    return [t.status for t in tried]
 
 
 def http_client(delivery: Delivery) -> httpx.AsyncClient:
@@ -116,7 +139,9 @@ async def deliver_due(
     _, due = await store.pending_deliveries()
     if due is None or due > now:
         return []
-    claimed = await store.claim_deliveries(now, now + delivery.timeout + LEASE_MARGIN, limit)
+    # the lease covers a subscription's head and the rows after it, sent one by one
+    lease = now + delivery.timeout * (1 + FOLLOW) + LEASE_MARGIN
+    claimed = await store.claim_deliveries(now, lease, limit, FOLLOW)
     if not claimed:
         return []
     if http is None:
@@ -129,13 +154,23 @@ async def _send_all(
     store: ServerStore, http: httpx.AsyncClient, claimed: list[PendingDelivery], delivery: Delivery
 ) -> list[str]:
     statuses: list[str] = []
+    streams: dict[int, list[PendingDelivery]] = {}
+    for item in claimed:  # in id order: each subscription's rows in event order
+        if item.subscription is not None:
+            streams.setdefault(item.subscription, []).append(item)
 
     async def one(item: PendingDelivery) -> None:
         statuses.append(await _deliver(store, http, item, delivery))
 
+    async def stream(rows: list[PendingDelivery]) -> None:
+        statuses.extend(await _deliver_in_order(store, http, rows, delivery))
+
     async with anyio.create_task_group() as tg:
         for item in claimed:
-            tg.start_soon(one, item)
+            if item.subscription is None:
+                tg.start_soon(one, item)
+        for rows in streams.values():
+            tg.start_soon(stream, rows)
     return statuses
 
 

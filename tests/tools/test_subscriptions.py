@@ -16,6 +16,8 @@ import pytest
 
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.store import ServerStore, open_store
+from chachaml.store.sql.database import fetch
+from chachaml.store.transfer import as_sql_store
 from chachaml.tools import subscriptions as ops
 from chachaml.tools.deliveries import drain_deliveries, run_delivery_worker
 from chachaml.tools.webhooks import (
@@ -77,24 +79,30 @@ async def test_matching_events_arrive_in_order_signed_and_named_by_their_id(
 async def test_a_failing_receiver_is_retried_in_order_and_resumed_after_a_restart(
     store_url: str, receiver: Receiver
 ) -> None:
-    receiver.script[:] = [503, 200, 200]
+    receiver.script[:] = [200, 503, 200, 200]
     slow = Delivery(timeout=0.5, attempts=3, backoff=0.2, allow_private=True)
     first = await open_store(store_url)
     try:
         await subscribe(first, receiver.url, ["run.started"])
-        runs = [await new_run(first), await new_run(first)]
-        report = await drain_deliveries(first, slow, wait=0)  # one try (503), then "crash"
-        assert (report.delivered, report.pending) == (0, 2)  # the second waits for the first
-        assert len(receiver.received) == 1
+        runs = [await new_run(first) for _ in range(3)]
+        report = await drain_deliveries(first, slow, wait=0)  # one pass, then "crash"
+        assert (report.delivered, report.pending) == (1, 2)  # the third waits for the second
+        assert len(receiver.received) == 2
+        rows = await fetch(
+            as_sql_store(first, store_url).database,
+            "SELECT attempts, last_status FROM webhook_deliveries ORDER BY id",
+        )
+        # the second was tried once; the third, claimed with it, was handed back untried
+        assert [(r["attempts"], r["last_status"]) for r in rows] == [(1, 503), (0, None)]
     finally:
         await first.close()
     again = await open_store(store_url)
     try:
         report = await drain_deliveries(again, slow)
         assert (report.delivered, report.failed, report.pending) == (2, 0, 0)
-        assert [hit.json["runid"] for hit in receiver.received] == [runs[0], *runs]
+        assert [hit.json["runid"] for hit in receiver.received] == [runs[0], runs[1], *runs[1:]]
         (listed,) = await ops.list_subscriptions(again)
-        assert (listed.delivered, listed.failed, listed.last_error) == (2, 0, None)
+        assert (listed.delivered, listed.failed, listed.last_error) == (3, 0, None)
     finally:
         await again.close()
 

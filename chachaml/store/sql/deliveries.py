@@ -8,8 +8,11 @@ leaves its rows to be claimed again once the lease ends.
 
 Subscriptions to the event stream queue their events here too
 (:mod:`chachaml.store.sql.subscriptions`): one queue, one claim, one worker for both kinds
-of subscriber. A subscription's rows go out in order: only its oldest pending row can be
-claimed, so a later event waits for the retries of an earlier one.
+of subscriber. A subscription's rows go out in order: only its oldest pending row (its head)
+can be claimed, so a later event waits for the retries of an earlier one. A claim of a head
+also takes the rows that follow it (``follow``), for the claimer to send one after another:
+no one else can claim them, as they are never a head while the claimed head is pending, and
+each becomes a head only once the rows before it are done, still under the claimer's lease.
 """
 
 from __future__ import annotations
@@ -70,21 +73,34 @@ class Deliveries:
         await self._db.transact(body)
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int
+        self, now: float, lease_until: float, limit: int, follow: int = 0
     ) -> list[PendingDelivery]:
-        """Claim up to ``limit`` pending deliveries due at ``now`` until ``lease_until``."""
+        """Claim up to ``limit`` pending deliveries due at ``now`` until ``lease_until``.
+
+        With each subscription's head come up to ``follow`` of its next pending rows.
+        """
         lock = SKIP_LOCKED[self._db.dialect]
 
         async def body(db: Tx) -> list[Row]:
             due = await db.fetchall(
-                "SELECT d.id FROM webhook_deliveries d WHERE d.status = 'pending'"
-                f" AND d.next_attempt_at <= ? AND {HEAD} ORDER BY d.next_attempt_at, d.id"
-                " LIMIT ?" + lock,
+                "SELECT d.id, d.subscription_id FROM webhook_deliveries d"
+                f" WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND {HEAD}"
+                " ORDER BY d.next_attempt_at, d.id LIMIT ?" + lock,
                 (now, limit),
             )
             if not due:
                 return []
             ids = [r["id"] for r in due]
+            for head in due if follow > 0 else ():
+                if head["subscription_id"] is not None:
+                    ids += [
+                        r["id"]
+                        for r in await db.fetchall(
+                            "SELECT id FROM webhook_deliveries WHERE subscription_id = ?"
+                            " AND status = 'pending' AND id > ? ORDER BY id LIMIT ?",
+                            (head["subscription_id"], head["id"], follow),
+                        )
+                    ]
             await db.execute(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?,"
                 f" updated_at = ? WHERE id IN ({marks(ids)})",

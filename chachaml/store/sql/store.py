@@ -22,6 +22,7 @@ from chachaml.records.alerts import (
     PendingDelivery,
     SilentRun,
     StaleExperiment,
+    TriedDelivery,
 )
 from chachaml.records.events import Event
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
@@ -470,10 +471,10 @@ class SQLStore:
         await self.deliveries.record_delivery(event_id, attempt, status, retry_at)
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int
+        self, now: float, lease_until: float, limit: int, follow: int = 0
     ) -> list[PendingDelivery]:
         """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``."""
-        return await self.deliveries.claim_deliveries(now, lease_until, limit)
+        return await self.deliveries.claim_deliveries(now, lease_until, limit, follow)
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
@@ -495,15 +496,11 @@ class SQLStore:
         """Queue the next page of events for the subscriptions behind; events in the page."""
         return await self.subscriptions.queue_events(limit)
 
-    async def record_subscription_delivery(
-        self,
-        delivery_id: int,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-        retry_at: float | None = None,
+    async def record_subscription_deliveries(
+        self, tried: Sequence[TriedDelivery], unsent: Sequence[int], now: float
     ) -> None:
-        """Record a try of a subscription's queued row."""
-        await self.subscriptions.record_delivery(delivery_id, attempt, status, retry_at)
+        """Record tries of subscriptions' claimed rows; hand back the unsent ones."""
+        await self.subscriptions.record_deliveries(tried, unsent, now)
 
     async def read_events(self, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of the outbox with ids above ``after``, in id order."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from chachaml.errors import NotFound
-from chachaml.records.alerts import DeliveryAttempt, DeliveryStatus
+from chachaml.records.alerts import TriedDelivery
 from chachaml.records.events import EventFilter
 from chachaml.records.runs import to_datetime
 from chachaml.records.subscriptions import NewSubscription, Subscription
@@ -27,6 +28,7 @@ from chachaml.store.sql.events import SELECT, event_from_row
 from chachaml.store.sql.rows import marks
 
 SKIP_LOCKED = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+COUNTERS = {"delivered": ", delivered = delivered + 1", "failed": ", failed = failed + 1"}
 LISTED = (
     "SELECT s.id, s.url, s.types, s.secret, s.created_by, s.created_at, s.last_seq,"
     " s.delivered, s.failed, s.last_status, s.last_error, s.last_attempt_at,"
@@ -152,42 +154,45 @@ class Subscriptions:
 
         return await self._db.transact(body)
 
-    async def record_delivery(
-        self,
-        delivery_id: int,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-        retry_at: float | None = None,
+    async def record_deliveries(
+        self, tried: Sequence[TriedDelivery], unsent: Sequence[int], now: float
     ) -> None:
-        """Record a try of a subscription's queued event: retry it, or count it and drop it.
+        """Record the tries of a subscription's claimed rows, and hand back those not sent.
 
-        A row that is gone (its subscription was deleted meanwhile) records nothing.
+        Each tried row is retried (``pending`` at its ``retry_at``) or done: counted on its
+        subscription and dropped. ``unsent`` rows (claimed, then held back behind a row to
+        retry) are due again at ``now``, their claim not counted as a try. One transaction;
+        rows that are gone (their subscription was deleted meanwhile) record nothing.
         """
 
         async def body(db: Tx) -> None:
-            found = await db.fetchall(
-                "SELECT subscription_id FROM webhook_deliveries WHERE id = ?", (delivery_id,)
-            )
-            if not found:
-                return
-            sub = found[0]["subscription_id"]
-            now = time.time()
-            if status == "pending":
-                await db.execute(
-                    "UPDATE webhook_deliveries SET last_status = ?, last_error = ?,"
-                    " next_attempt_at = coalesce(?, next_attempt_at), updated_at = ?"
-                    " WHERE id = ?",
-                    (attempt.status_code, attempt.error, retry_at, now, delivery_id),
+            for delivery_id, attempt, status, retry_at in tried:
+                found = await db.fetchall(
+                    "SELECT subscription_id FROM webhook_deliveries WHERE id = ?", (delivery_id,)
                 )
-            else:
-                await db.execute("DELETE FROM webhook_deliveries WHERE id = ?", (delivery_id,))
-            counter = {"delivered": ", delivered = delivered + 1",
-                       "failed": ", failed = failed + 1"}.get(status, "")  # fmt: skip
-            await db.execute(
-                "UPDATE subscriptions SET last_status = ?, last_error = ?, last_attempt_at = ?"
-                + counter
-                + " WHERE id = ?",
-                (attempt.status_code, attempt.error, attempt.at.timestamp(), sub),
-            )
+                if not found:
+                    continue
+                if status == "pending":
+                    await db.execute(
+                        "UPDATE webhook_deliveries SET last_status = ?, last_error = ?,"
+                        " next_attempt_at = coalesce(?, next_attempt_at), updated_at = ?"
+                        " WHERE id = ?",
+                        (attempt.status_code, attempt.error, retry_at, now, delivery_id),
+                    )
+                else:
+                    await db.execute("DELETE FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+                counter = COUNTERS.get(status, "")
+                await db.execute(
+                    "UPDATE subscriptions SET last_status = ?, last_error = ?,"
+                    f" last_attempt_at = ?{counter} WHERE id = ?",
+                    (attempt.status_code, attempt.error, attempt.at.timestamp(),
+                     found[0]["subscription_id"]),
+                )  # fmt: skip
+            if unsent:
+                await db.execute(
+                    "UPDATE webhook_deliveries SET next_attempt_at = ?, attempts = attempts - 1,"
+                    f" updated_at = ? WHERE id IN ({marks(unsent)}) AND status = 'pending'",
+                    (now, now, *unsent),
+                )
 
         await self._db.transact(body)
