@@ -41,7 +41,8 @@ Events (the outbox):
   only after every event with a lower id (PostgreSQL: a lock from id to commit), so a reader
   that resumes after the last id it saw misses nothing. Ids are never reused, even after
   pruning.
-- ``read_events`` pages in id order; ``prune_events`` deletes by age (retention).
+- ``read_events`` pages in id order; ``prune_events`` deletes by age (retention), and gives
+  up on subscriptions' deliveries queued before then (counted failed).
 - ``sweep_killed`` sends ``run.killed`` once for each running run whose heartbeat went stale,
   however many servers sweep.
 - Sinks (brokers events are published to) keep a cursor each: ``claim_sink`` returns it to

@@ -29,7 +29,7 @@ from chachaml.tools.webhooks import (
 )
 from tests.support.alert_firing import LOCAL, new_run
 from tests.support.waiting import await_for
-from tests.support.webhook_receiver import Receiver, webhook_receiver
+from tests.support.webhook_receiver import Receiver, refused_url, webhook_receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -110,8 +110,6 @@ async def test_a_failing_receiver_is_retried_in_order_and_resumed_after_a_restar
 async def test_a_dead_receiver_fails_each_event_after_its_attempts_and_says_why(
     store: ServerStore,
 ) -> None:
-    from tests.support.webhook_receiver import refused_url
-
     await subscribe(store, refused_url(), ["run.started"])
     await new_run(store)
     report = await drain_deliveries(store, LOCAL)
@@ -208,3 +206,18 @@ async def test_a_private_address_is_refused_unless_allowed(store: ServerStore) -
     allowed = await ops.subscribe(store, new, allow_private=True)
     assert allowed.types == ["*"] and not allowed.signed
     assert json.loads(allowed.model_dump_json())["after"] >= 0
+
+
+async def test_what_stays_queued_past_the_events_retention_is_given_up_on(
+    store: ServerStore,
+) -> None:
+    await subscribe(store, refused_url(), ["run.started"])
+    await new_run(store)
+    await store.queue_subscribed_events(100)
+    await store.prune_events(time.time() - 60)  # queued within the retention: kept
+    assert [s.pending for s in await ops.list_subscriptions(store)] == [1]
+    await store.prune_events(time.time() + 1)
+    (listed,) = await ops.list_subscriptions(store)
+    assert (listed.pending, listed.failed) == (0, 1)
+    report = await drain_deliveries(store, LOCAL)  # nothing left to send
+    assert (report.delivered, report.failed, report.pending) == (0, 0, 0)

@@ -511,7 +511,11 @@ class SQLStore:
         return await self.events.last_event_id()
 
     async def prune_events(self, before: float) -> int:
-        """Delete events older than ``before`` (epoch seconds); returns how many."""
+        """Delete events older than ``before`` (epoch seconds); returns how many.
+
+        Subscriptions' deliveries queued before then are given up on too (counted failed).
+        """
+        await self.subscriptions.expire_queued(before)
         return await self.events.prune_events(before)
 
     async def sweep_killed(self, now: float) -> list[str]:

@@ -196,3 +196,30 @@ class Subscriptions:
                 )
 
         await self._db.transact(body)
+
+    async def expire_queued(self, before: float) -> int:
+        """Give up on rows queued before ``before`` (the events' retention): counted failed.
+
+        A receiver away for longer than the outbox keeps its events misses them, as a broker
+        does; the queue does not grow without end meanwhile.
+        """
+
+        async def body(db: Tx) -> int:
+            old = await db.fetchall(
+                "SELECT subscription_id, count(*) AS n FROM webhook_deliveries"
+                " WHERE subscription_id IS NOT NULL AND created_at < ? GROUP BY subscription_id",
+                (before,),
+            )
+            for row in old:
+                await db.execute(
+                    "UPDATE subscriptions SET failed = failed + ? WHERE id = ?",
+                    (row["n"], row["subscription_id"]),
+                )
+            await db.execute(
+                "DELETE FROM webhook_deliveries WHERE subscription_id IS NOT NULL"
+                " AND created_at < ?",
+                (before,),
+            )
+            return sum(int(r["n"]) for r in old)
+
+        return await self._db.transact(body)
