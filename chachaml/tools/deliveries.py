@@ -240,6 +240,7 @@ async def run_delivery_worker(
         async with http_client(delivery) as http, anyio.create_task_group() as tasks:
             # committed events may be due to a subscription: heard at once, not at the poll
             tasks.start_soon(_listen, store, waker)
+            await anyio.sleep(0)  # listening before the first pass: no commit falls between
             await _work(store, delivery, http, waker, stop, poll)
             tasks.cancel_scope.cancel()
     finally:
