@@ -126,7 +126,9 @@ class Subscriptions:
                     SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (low, limit)
                 )
             ]
-            last = events[-1].seq  # not empty: the head itself is above the lowest cursor
+            if not events:  # pruned since the head was read (an idle store): next time
+                return 0
+            last = events[-1].seq
             now = time.time()
             rows = []
             for sub in subs:
