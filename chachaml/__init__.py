@@ -57,6 +57,7 @@ from chachaml.client.registry import (
 )
 from chachaml.client.run import ActiveRun
 from chachaml.client.stops import Stops, on_stop, should_stop, stop_run
+from chachaml.client.subscriptions import Subscriptions, subscribe, subscriptions, unsubscribe
 from chachaml.errors import (
     ChachamlError,
     Conflict,
@@ -81,6 +82,7 @@ from chachaml.records.runs import (
     StopRequest,
     Table,
 )
+from chachaml.records.subscriptions import Subscription
 from chachaml.settings import Settings
 
 __version__ = "0.1.0"
@@ -168,6 +170,8 @@ __all__ = [
     "StopRequest",
     "Stops",
     "StoreUnavailable",
+    "Subscription",
+    "Subscriptions",
     "Table",
     "__version__",
     "abest_run",
@@ -244,7 +248,10 @@ __all__ = [
     "should_stop",
     "start_run",
     "stop_run",
+    "subscribe",
+    "subscriptions",
     "tracked",
     "unmute_alert",
+    "unsubscribe",
     "use_store",
 ]

@@ -6,7 +6,7 @@ Like :mod:`chachaml.records.runs`, each record is a frozen pydantic model with a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -153,14 +153,32 @@ class AlertEvent(_Model):
 
 
 class PendingDelivery(_Model):
-    """A queued webhook delivery a worker has claimed: where to POST what, and which try."""
+    """A queued webhook delivery a worker has claimed: where to POST what, and which try.
 
-    event_id: int
-    alert: str
+    The queue holds two kinds of subscriber, sent alike: an alert rule's webhook
+    (``event_id`` is the alert event, ``alert`` the rule) and a subscription to the event
+    stream (``subscription``; ``event`` the outbox event's id, sent for de-duplication).
+    ``id`` is the queue row.
+    """
+
+    id: int = 0
+    event_id: int | None = None
+    alert: str | None = None
+    subscription: int | None = None
+    event: str | None = None
     url: str
     payload: dict[str, Any]
     secret: str | None = Field(default=None, repr=False)
     attempt: int  # this try's number, from 1
+
+
+class TriedDelivery(NamedTuple):
+    """One try of a claimed queue row: the row's id, the attempt, its status now, the retry."""
+
+    id: int
+    attempt: DeliveryAttempt
+    status: DeliveryStatus
+    retry_at: float | None = None
 
 
 class StaleExperiment(_Model):

@@ -3,7 +3,7 @@
 A token is ``chml_`` and 43 random URL-safe characters. The store keeps its sha256 and a
 hint (its first 12 characters) so ``chachaml token list`` can tell tokens apart without
 being able to use them. Scopes: ``read`` (every read), ``write`` (plus tracking and registry
-writes), ``admin`` (plus deletes and alert rules that send webhooks). Who may do what with a
+writes), ``admin`` (plus deletes and webhook subscriptions to the events). Who may do what with a
 token is decided by the access layer (:mod:`chachaml.server.access`).
 """
 

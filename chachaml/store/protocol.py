@@ -103,6 +103,7 @@ from chachaml.records.runs import (
     RunQuery,
     StopRequest,
 )
+from chachaml.records.subscriptions import NewSubscription, Subscription
 
 StepEnd = Literal["completed", "failed", "skipped", "killed"]
 PipelineEnd = Literal["completed", "failed", "killed", "stopped"]
@@ -421,6 +422,19 @@ class Store(Protocol):
 
     async def alert_events(self, name: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events of one rule (of every rule when ``name`` is ``None``), newest first."""
+        ...
+
+    # webhook subscriptions to the event stream
+    async def subscribe(self, new: NewSubscription) -> Subscription:
+        """Create a subscription; it gets the events committed after this call returns."""
+        ...
+
+    async def unsubscribe(self, subscription_id: int) -> None:
+        """Delete a subscription and what of it is still queued; ``NotFound`` if absent."""
+        ...
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        """Every subscription, oldest first."""
         ...
 
 

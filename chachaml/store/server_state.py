@@ -41,7 +41,8 @@ Events (the outbox):
   only after every event with a lower id (PostgreSQL: a lock from id to commit), so a reader
   that resumes after the last id it saw misses nothing. Ids are never reused, even after
   pruning.
-- ``read_events`` pages in id order; ``prune_events`` deletes by age (retention).
+- ``read_events`` pages in id order; ``prune_events`` deletes by age (retention), and gives
+  up on subscriptions' deliveries queued before then (counted failed).
 - ``sweep_killed`` sends ``run.killed`` once for each running run whose heartbeat went stale,
   however many servers sweep.
 - Sinks (brokers events are published to) keep a cursor each: ``claim_sink`` returns it to
@@ -52,6 +53,17 @@ Events (the outbox):
 - ``listen_events`` calls its callback after this process commits events, and on PostgreSQL
   after any process does (``LISTEN chachaml_events``); readers poll every
   ``event_poll_seconds`` for the rest (other processes writing to a SQLite file).
+
+- Subscriptions queue their events in the same queue: ``queue_subscribed_events`` queues,
+  for each subscription behind the outbox's head, the matching events of the next page after
+  its cursor and moves the cursor, in one transaction; each event is queued once per
+  subscription however many processes call it (it returns how many events it read, so
+  ``limit`` means there may be more). ``claim_deliveries`` hands out a
+  subscription's rows one at a time, oldest first (none while an older one is pending), so
+  they are sent in event order; with ``follow`` a claim of a head also takes that many of the
+  rows after it, which no one else can claim meanwhile. ``record_subscription_deliveries``
+  records tries: ``pending`` again at ``retry_at``, or final (counted on the subscription,
+  row dropped); and makes claimed rows that were not sent due again.
 
 - ``record_delivery`` appends one attempt to an event's list and sets its delivery status
   (and its queued delivery's: ``pending`` again at ``retry_at``, or final); attempts are kept
@@ -73,6 +85,7 @@ from chachaml.records.alerts import (
     PendingDelivery,
     SilentRun,
     StaleExperiment,
+    TriedDelivery,
 )
 from chachaml.records.events import Event
 from chachaml.records.runs import Experiment, MetricSummary
@@ -265,13 +278,30 @@ class ServerStore(Store, Protocol):
         ...
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int
+        self, now: float, lease_until: float, limit: int, follow: int = 0
     ) -> list[PendingDelivery]:
-        """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``."""
+        """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``.
+
+        With each subscription's head come up to ``follow`` of its next rows, in id order.
+        """
         ...
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
+        ...
+
+    async def queue_subscribed_events(self, limit: int) -> int:
+        """Queue the next ``limit`` events for the subscriptions behind; how many were read."""
+        ...
+
+    async def record_subscription_deliveries(
+        self, tried: Sequence[TriedDelivery], unsent: Sequence[int], now: float
+    ) -> None:
+        """Record tries of subscriptions' claimed rows (by queue id), in one transaction.
+
+        ``unsent`` rows (claimed but held back) are due again at ``now``, their claim not
+        counted as a try. Rows that are gone record nothing.
+        """
         ...
 
     # events (the outbox)

@@ -19,7 +19,8 @@ class ToolSpec:
     """One tool: its name, title, toolset and how it touches stored data and the world.
 
     ``writes`` also covers a tool that acts outside chachaml (``open_world``: it sends a
-    webhook), so ``--read-only`` and read tokens leave it out too.
+    webhook), so ``--read-only`` and read tokens leave it out too. ``admin`` tools need an
+    admin caller (they make the server send to URLs of the caller's choosing).
     """
 
     name: str
@@ -29,6 +30,7 @@ class ToolSpec:
     destructive: bool = False
     idempotent: bool = True
     open_world: bool = False
+    admin: bool = False
 
 
 CATALOGUE: tuple[ToolSpec, ...] = (
@@ -76,6 +78,25 @@ CATALOGUE: tuple[ToolSpec, ...] = (
     ToolSpec("wait_for_run", "Wait for a run", "watch"),
     # ends someone's training early; asking again keeps the first request
     ToolSpec("stop_run", "Ask a run to stop", "watch", writes=True, destructive=True),
+    # admin: each makes (or stops) the server POSTing every matching event to a URL
+    ToolSpec(
+        "subscribe",
+        "Subscribe a webhook to events",
+        "subscriptions",
+        writes=True,
+        idempotent=False,
+        open_world=True,
+        admin=True,
+    ),
+    ToolSpec(
+        "unsubscribe",
+        "Remove a webhook subscription",
+        "subscriptions",
+        writes=True,
+        destructive=True,
+        admin=True,
+    ),
+    ToolSpec("list_subscriptions", "List webhook subscriptions", "subscriptions", admin=True),
 )
 
 SPECS: dict[str, ToolSpec] = {spec.name: spec for spec in CATALOGUE}

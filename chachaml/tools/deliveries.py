@@ -1,4 +1,4 @@
-"""The webhook delivery worker: sends what alerts queued in ``webhook_deliveries``.
+"""The webhook delivery worker: sends what alerts and subscriptions queue (``webhook_deliveries``).
 
 Firing an alert only queues its webhook (in the transaction that records the event), so an
 ingest request or a run's end never waits on a webhook. The queue is drained by:
@@ -8,6 +8,10 @@ ingest request or a run's end never waits on a webhook. The queue is drained by:
   passes; several replicas over one PostgreSQL database never send a row twice;
 - :func:`drain_deliveries` (``chachaml alerts deliver``), for setups without a server: it
   delivers what is due, waits out the retries' backoff, and returns.
+
+Subscriptions to the event stream (:mod:`chachaml.tools.subscriptions`) are the other kind
+of subscriber of this queue: each pass first queues the outbox's new events for them
+(``queue_subscribed_events``), then sends whatever is due of either kind, alike.
 
 The training process (the tracking client) never sends: it only queues. A failed try with no
 answer, HTTP 429 or 5xx is retried after ``backoff``, doubling, up to ``attempts`` tries;
@@ -20,11 +24,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
 
-from chachaml.records.alerts import DeliveryStatus, PendingDelivery
+from chachaml.records.alerts import DeliveryAttempt, DeliveryStatus, PendingDelivery, TriedDelivery
 from chachaml.store.server_state import ServerStore
 from chachaml.tools.webhooks import Delivery, retryable, send
 
@@ -34,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("chachaml")
 
 CLAIM_BATCH = 20  # rows one pass claims and sends concurrently
+FOLLOW = 9  # rows claimed after a subscription's head, sent after it one by one
+QUEUE_PAGE = 500  # outbox events one step queues for the subscriptions
+QUEUE_PAGES = 10  # steps one pass takes at most (the rest waits for the next pass)
 LEASE_MARGIN = 30.0  # seconds a claim outlives the send's timeout before others may retry it
 POLL_SECONDS = 1.0
 MAX_ERROR_PAUSE = 30.0  # the longest pause after the store failed a pass
@@ -63,20 +71,45 @@ def wake() -> None:
         waker.loop.call_soon_threadsafe(waker.event.set)
 
 
+def _outcome(
+    attempt: DeliveryAttempt, item: PendingDelivery, delivery: Delivery
+) -> tuple[DeliveryStatus, float | None]:
+    """What a try leaves the row as: delivered, failed for good, or pending until a retry."""
+    if attempt.error is None:
+        return "delivered", None
+    if retryable(attempt) and item.attempt < delivery.attempts:
+        return "pending", time.time() + delivery.retry_delay(item.attempt)
+    return "failed", None
+
+
 async def _deliver(
     store: ServerStore, http: httpx.AsyncClient, item: PendingDelivery, delivery: Delivery
 ) -> str:
+    """Send an alert's row and record the try on its event."""
     attempt = await send(http, item, delivery)
-    retry_at: float | None = None
-    status: DeliveryStatus
-    if attempt.error is None:
-        status = "delivered"
-    elif retryable(attempt) and item.attempt < delivery.attempts:
-        status, retry_at = "pending", time.time() + delivery.retry_delay(item.attempt)
-    else:
-        status = "failed"
-    await store.record_delivery(item.event_id, attempt, status, retry_at)
+    status, retry_at = _outcome(attempt, item, delivery)
+    if item.event_id is not None:
+        await store.record_delivery(item.event_id, attempt, status, retry_at)
     return status
+
+
+async def _deliver_in_order(
+    store: ServerStore, http: httpx.AsyncClient, rows: list[PendingDelivery], delivery: Delivery
+) -> list[str]:
+    """Send one subscription's claimed rows one after another, then record them at once.
+
+    A row to retry holds the rest back (handed back unsent): events go out in order.
+    """
+    tried: list[TriedDelivery] = []
+    for item in rows:
+        attempt = await send(http, item, delivery)
+        status, retry_at = _outcome(attempt, item, delivery)
+        tried.append(TriedDelivery(item.id, attempt, status, retry_at))
+        if status == "pending":
+            break
+    unsent = [item.id for item in rows[len(tried) :]]
+    await store.record_subscription_deliveries(tried, unsent, time.time())
+    return [t.status for t in tried]
 
 
 def http_client(delivery: Delivery) -> httpx.AsyncClient:
@@ -95,10 +128,20 @@ async def deliver_due(
 ) -> list[str]:
     """Claim the deliveries due now (up to ``limit``), send them concurrently, record each.
 
+    The outbox's new events are queued for the subscriptions first. Reads decide whether
+    anything is due before a claim is written, so a pass with nothing to do writes nothing.
     Returns the status each ended with (``delivered``, ``failed``, or ``pending`` to retry).
     """
+    for _ in range(QUEUE_PAGES):
+        if await store.queue_subscribed_events(QUEUE_PAGE) < QUEUE_PAGE:
+            break
     now = time.time()
-    claimed = await store.claim_deliveries(now, now + delivery.timeout + LEASE_MARGIN, limit)
+    _, due = await store.pending_deliveries()
+    if due is None or due > now:
+        return []
+    # the lease covers a subscription's head and the rows after it, sent one by one
+    lease = now + delivery.timeout * (1 + FOLLOW) + LEASE_MARGIN
+    claimed = await store.claim_deliveries(now, lease, limit, FOLLOW)
     if not claimed:
         return []
     if http is None:
@@ -111,13 +154,23 @@ async def _send_all(
     store: ServerStore, http: httpx.AsyncClient, claimed: list[PendingDelivery], delivery: Delivery
 ) -> list[str]:
     statuses: list[str] = []
+    streams: dict[int, list[PendingDelivery]] = {}
+    for item in claimed:  # in id order: each subscription's rows in event order
+        if item.subscription is not None:
+            streams.setdefault(item.subscription, []).append(item)
 
     async def one(item: PendingDelivery) -> None:
         statuses.append(await _deliver(store, http, item, delivery))
 
+    async def stream(rows: list[PendingDelivery]) -> None:
+        statuses.extend(await _deliver_in_order(store, http, rows, delivery))
+
     async with anyio.create_task_group() as tg:
         for item in claimed:
-            tg.start_soon(one, item)
+            if item.subscription is None:
+                tg.start_soon(one, item)
+        for rows in streams.values():
+            tg.start_soon(stream, rows)
     return statuses
 
 
@@ -183,23 +236,55 @@ async def run_delivery_worker(
     """
     waker = _Waker(asyncio.get_running_loop(), anyio.Event())
     _wakers.add(waker)
-    errors = 0
     try:
-        async with http_client(delivery) as http:
-            while stop is None or not stop.is_set():
-                pause = poll
-                try:
-                    while await deliver_due(store, delivery, http=http):
-                        if stop is not None and stop.is_set():
-                            return
-                    _, due = await store.pending_deliveries()
-                    if due is not None:
-                        pause = min(poll, max(0.0, due - time.time()))
-                    errors = 0
-                except Exception as exc:
-                    errors += 1
-                    pause = min(MAX_ERROR_PAUSE, poll * 2**errors)
-                    log.warning("chachaml: delivering alert webhooks failed: %s", exc)
-                await _pause(pause, waker, stop)
+        async with http_client(delivery) as http, anyio.create_task_group() as tasks:
+            # committed events may be due to a subscription: heard at once, not at the poll
+            tasks.start_soon(_listen, store, waker)
+            await anyio.sleep(0)  # listening before the first pass: no commit falls between
+            await _work(store, delivery, http, waker, stop, poll)
+            tasks.cancel_scope.cancel()
     finally:
         _wakers.discard(waker)
+
+
+def _wake_one(waker: _Waker) -> None:
+    waker.loop.call_soon_threadsafe(waker.event.set)
+
+
+async def _listen(store: ServerStore, waker: _Waker) -> None:
+    """Wake the worker at each commit of events; a lost listener is retried (polls go on)."""
+    errors = 0
+    while True:
+        try:
+            await store.listen_events(partial(_wake_one, waker))
+        except Exception as exc:
+            errors += 1
+            log.warning("chachaml: the webhook worker stopped hearing of events: %s", exc)
+            await anyio.sleep(min(MAX_ERROR_PAUSE, 2.0**errors))
+
+
+async def _work(
+    store: ServerStore,
+    delivery: Delivery,
+    http: httpx.AsyncClient,
+    waker: _Waker,
+    stop: anyio.Event | None,
+    poll: float,
+) -> None:
+    """Passes until ``stop``: send what is due, sleep until the next is due or news comes."""
+    errors = 0
+    while stop is None or not stop.is_set():
+        pause = poll
+        try:
+            while await deliver_due(store, delivery, http=http):
+                if stop is not None and stop.is_set():
+                    return
+            _, due = await store.pending_deliveries()
+            if due is not None:
+                pause = min(poll, max(0.0, due - time.time()))
+            errors = 0
+        except Exception as exc:
+            errors += 1
+            pause = min(MAX_ERROR_PAUSE, poll * 2**errors)
+            log.warning("chachaml: delivering webhooks failed: %s", exc)
+        await _pause(pause, waker, stop)

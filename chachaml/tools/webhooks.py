@@ -8,9 +8,11 @@ to reach the server's own network), and the connection goes to the very address 
 checked, so a name cannot resolve to something else between check and connect. Answers are
 recorded as an HTTP status and an error kind, never their body.
 
-When the rule has a secret, the request carries ``X-Chachaml-Timestamp`` (epoch seconds)
-and ``X-Chachaml-Signature: v1=<hex>``, the HMAC-SHA256 of ``v1:{timestamp}:{body}`` under
-the secret; a receiver recomputes it with :func:`signature` and compares in constant time.
+When the rule (or subscription) has a secret, the request carries ``X-Chachaml-Timestamp``
+(epoch seconds) and ``X-Chachaml-Signature: v1=<hex>``, the HMAC-SHA256 of
+``v1:{timestamp}:{body}`` under the secret; a receiver recomputes it with :func:`signature`
+and compares in constant time. A subscription's delivery is its event's CloudEvent and
+names the event in ``X-Chachaml-Event-Id`` (the CloudEvent's ``id``), to de-duplicate by.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 SIGNATURE_HEADER = "X-Chachaml-Signature"
 TIMESTAMP_HEADER = "X-Chachaml-Timestamp"
+EVENT_HEADER = "X-Chachaml-Event-Id"
 ALLOW_PRIVATE_ENV = "CHACHAML_WEBHOOK_ALLOW_PRIVATE"
 RESOLVE_AT_SET_SECONDS = 2.0  # a rule is checked against DNS when set, if DNS answers by then
 # error kinds recorded on attempts (besides "http <status>")
@@ -301,9 +304,11 @@ async def send(
         target, host, sni = await _pinned(item.url, delivery.allow_private)
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": "chachaml-alerts",
+            "User-Agent": "chachaml-alerts" if item.subscription is None else "chachaml-events",
             "Host": host,
         }
+        if item.event is not None:
+            headers[EVENT_HEADER] = item.event
         if item.secret is not None:
             stamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = stamp

@@ -197,6 +197,32 @@ async def test_mcp_over_http_needs_a_write_token_to_write(
         assert failed and "write scope" in text, text
 
 
+async def test_webhook_subscriptions_need_an_admin_token_over_http_and_mcp(
+    store: ServerStore, tmp_path: Path
+) -> None:
+    writer, _ = await create_token(store, "wes", "write")
+    admin, _ = await create_token(store, "root", "admin")
+    body = {"url": "https://93.184.216.34/hook", "types": ["run.ended"]}
+    async with serving(store, tmp_path, AccessConfig(bind="0.0.0.0")) as web:
+        as_writer = {"Authorization": f"Bearer {writer}"}
+        assert (
+            await web.post("/api/w/subscriptions", json=body, headers=as_writer)
+        ).status_code == 403
+        assert (await web.get("/api/store/v1/subscriptions", headers=as_writer)).status_code == 403
+        for tool, arguments in [("subscribe", body), ("list_subscriptions", {})]:
+            answer = await web.post("/mcp", json=mcp_call(tool, arguments),
+                                    headers={**MCP_HEADERS, **as_writer})  # fmt: skip
+            failed, text = tool_text(answer)
+            assert failed and "admin scope" in text, text
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        made = await web.post("/api/w/subscriptions", json=body, headers=as_admin)
+        assert made.status_code == 200 and made.json()["created_by"] == "root", made.text
+        answer = await web.post("/mcp", json=mcp_call("list_subscriptions", {}),
+                                headers={**MCP_HEADERS, **as_admin})  # fmt: skip
+        failed, text = tool_text(answer)
+        assert not failed and "run.ended" in text, text
+
+
 async def test_mcp_writes_are_attributed_to_the_tokens_user(
     store: ServerStore, tmp_path: Path
 ) -> None:

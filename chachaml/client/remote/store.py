@@ -42,6 +42,7 @@ from chachaml.records.runs import (
     RunQuery,
     StopRequest,
 )
+from chachaml.records.subscriptions import NewSubscription, Subscription
 from chachaml.store.codec import series_of, unpack_chunk
 from chachaml.store.protocol import PipelineEnd, StepEnd
 
@@ -64,6 +65,10 @@ class _Alerts(BaseModel):
 
 class _Events(BaseModel):
     events: list[AlertEvent]
+
+
+class _Subscriptions(BaseModel):
+    subscriptions: list[Subscription]
 
 
 class _Pipelines(BaseModel):
@@ -526,6 +531,23 @@ class RemoteStore:
         body = {"alert": name, "limit": limit}
         found: _Events = await self._conn.post(f"{READ}/alerts/events", body, _Events)
         return found.events
+
+    async def subscribe(self, new: NewSubscription) -> Subscription:
+        """Have the server subscribe a URL (it checks the URL against its own settings)."""
+        body = {"url": new.url, "types": list(new.types), "secret": new.secret}
+        found: Subscription = await self._conn.post(
+            "/api/w/subscriptions", body, Subscription, user=new.created_by
+        )
+        return found
+
+    async def unsubscribe(self, subscription_id: int) -> None:
+        """Delete a subscription of the server's."""
+        await self._conn.post("/api/w/subscriptions/delete", {"id": subscription_id})
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        """The server's subscriptions."""
+        found: _Subscriptions = await self._conn.get(f"{READ}/subscriptions", _Subscriptions)
+        return found.subscriptions
 
     async def check_alerts(
         self, now: float | None = None, lookback_hours: float | None = None

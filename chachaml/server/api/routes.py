@@ -22,6 +22,7 @@ from chachaml.server.api import events as api_events
 from chachaml.server.api import pipelines as api_pipelines
 from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
+from chachaml.server.api import subscriptions as api_subscriptions
 from chachaml.server.api import write as api_write
 from chachaml.server.api.endpoint import Endpoint
 from chachaml.server.api.mlflow.routes import mlflow_routes
@@ -36,6 +37,7 @@ APIS = (
     api_registry.api,
     api_pipelines.api,
     api_alerts.api,
+    api_subscriptions.api,
     api_store.api,
     api_events.api,
 )

@@ -49,6 +49,12 @@ def check_tool(name: str) -> str | None:
     if who is None:
         return "refused: this MCP request did not pass chachaml's access layer"
     spec = SPECS.get(name)
+    if spec is not None and spec.admin and not who.may("admin"):
+        held = "no token" if who.scope is None else f"a {who.scope} token"
+        return (
+            f"{name} manages the server's webhook subscriptions and needs a token with admin"
+            f" scope; this caller has {held}."
+        )
     if spec is not None and spec.writes and not who.may("write"):
         held = "no token" if who.scope is None else f"a {who.scope} token"
         does = "sends a webhook" if spec.open_world else "changes stored data"

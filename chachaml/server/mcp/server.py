@@ -27,6 +27,7 @@ from chachaml.server.mcp.registration import bound_tool
 from chachaml.server.mcp.registry import registry_tools
 from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
+from chachaml.server.mcp.subscriptions import subscription_tools
 from chachaml.server.mcp.watch import watch_tools
 from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
@@ -61,6 +62,7 @@ def _all_tools(
         *artifact_tools(store, artifacts),
         *pipeline_tools(store),
         *alert_tools(store, delivery),
+        *subscription_tools(store, user, delivery),
     ]
 
 

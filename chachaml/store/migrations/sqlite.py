@@ -518,4 +518,57 @@ MIGRATIONS: tuple[Migration, ...] = (
             widen_check("pipelines", STATUSES, STATUSES_STOPPED),
         ),
     ),
+    Migration(
+        20,
+        "webhook subscriptions to the event stream, sent from the alert webhooks' queue",
+        (
+            # a URL, its type patterns (a JSON list), the outbox cursor up to which matching
+            # events are queued, and the delivery log as counts and the last try
+            """CREATE TABLE subscriptions (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                url TEXT NOT NULL,
+                types TEXT NOT NULL,
+                secret TEXT,
+                created_by TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                last_seq INTEGER NOT NULL DEFAULT 0,
+                delivered INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0,
+                last_status INTEGER,
+                last_error TEXT,
+                last_attempt_at REAL
+            )""",
+            # the queue now holds a subscription's events beside alert events (one of the
+            # two owners per row): SQLite cannot drop NOT NULL, so the table is rebuilt
+            """CREATE TABLE webhook_deliveries_v20 (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id INTEGER UNIQUE REFERENCES alert_events(id) ON DELETE CASCADE,
+                alert TEXT,
+                subscription_id INTEGER REFERENCES subscriptions(id) ON DELETE CASCADE,
+                event_seq INTEGER,
+                url TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                last_status INTEGER,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                CHECK ((event_id IS NULL) <> (subscription_id IS NULL)),
+                UNIQUE (subscription_id, event_seq)
+            )""",
+            """INSERT INTO webhook_deliveries_v20 (id, event_id, alert, url, payload, attempts,
+                next_attempt_at, status, last_status, last_error, created_at, updated_at)
+                SELECT id, event_id, alert, url, payload, attempts, next_attempt_at, status,
+                last_status, last_error, created_at, updated_at FROM webhook_deliveries""",
+            "DROP TABLE webhook_deliveries",
+            "ALTER TABLE webhook_deliveries_v20 RENAME TO webhook_deliveries",
+            """CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+                WHERE status = 'pending'""",
+            # a subscription's events go out in order: only its oldest pending row is due
+            """CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (subscription_id, id)
+                WHERE status = 'pending' AND subscription_id IS NOT NULL""",
+        ),
+    ),
 )

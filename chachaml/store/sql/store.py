@@ -22,6 +22,7 @@ from chachaml.records.alerts import (
     PendingDelivery,
     SilentRun,
     StaleExperiment,
+    TriedDelivery,
 )
 from chachaml.records.events import Event
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
@@ -44,6 +45,7 @@ from chachaml.records.runs import (
     RunQuery,
     StopRequest,
 )
+from chachaml.records.subscriptions import NewSubscription, Subscription
 from chachaml.store.protocol import PipelineEnd, StepEnd
 from chachaml.store.server_state import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.sql.alerts import Alerts
@@ -59,6 +61,7 @@ from chachaml.store.sql.registry import Registry
 from chachaml.store.sql.run_queries import RunQueries
 from chachaml.store.sql.runs import Runs
 from chachaml.store.sql.sinks import Sinks
+from chachaml.store.sql.subscriptions import Subscriptions
 from chachaml.store.sql.tokens import Tokens
 
 
@@ -84,6 +87,7 @@ class SQLStore:
         self.idempotency = IdempotencyKeys(database)
         self.events = Events(database)
         self.sinks = Sinks(database)
+        self.subscriptions = Subscriptions(database)
 
     @property
     def url(self) -> str:
@@ -467,14 +471,36 @@ class SQLStore:
         await self.deliveries.record_delivery(event_id, attempt, status, retry_at)
 
     async def claim_deliveries(
-        self, now: float, lease_until: float, limit: int
+        self, now: float, lease_until: float, limit: int, follow: int = 0
     ) -> list[PendingDelivery]:
         """Claim up to ``limit`` pending deliveries due at ``now``, leased until ``lease_until``."""
-        return await self.deliveries.claim_deliveries(now, lease_until, limit)
+        return await self.deliveries.claim_deliveries(now, lease_until, limit, follow)
 
     async def pending_deliveries(self) -> tuple[int, float | None]:
         """How many deliveries are pending, and when the earliest is due (epoch seconds)."""
         return await self.deliveries.pending_deliveries()
+
+    async def subscribe(self, new: NewSubscription) -> Subscription:
+        """Create a subscription starting after the newest event."""
+        return await self.subscriptions.subscribe(new)
+
+    async def unsubscribe(self, subscription_id: int) -> None:
+        """Delete a subscription and its queued rows; ``NotFound`` if absent."""
+        await self.subscriptions.unsubscribe(subscription_id)
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        """Every subscription, oldest first."""
+        return await self.subscriptions.list_subscriptions()
+
+    async def queue_subscribed_events(self, limit: int) -> int:
+        """Queue the next page of events for the subscriptions behind; events in the page."""
+        return await self.subscriptions.queue_events(limit)
+
+    async def record_subscription_deliveries(
+        self, tried: Sequence[TriedDelivery], unsent: Sequence[int], now: float
+    ) -> None:
+        """Record tries of subscriptions' claimed rows; hand back the unsent ones."""
+        await self.subscriptions.record_deliveries(tried, unsent, now)
 
     async def read_events(self, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of the outbox with ids above ``after``, in id order."""
@@ -485,7 +511,11 @@ class SQLStore:
         return await self.events.last_event_id()
 
     async def prune_events(self, before: float) -> int:
-        """Delete events older than ``before`` (epoch seconds); returns how many."""
+        """Delete events older than ``before`` (epoch seconds); returns how many.
+
+        Subscriptions' deliveries queued before then are given up on too (counted failed).
+        """
+        await self.subscriptions.expire_queued(before)
         return await self.events.prune_events(before)
 
     async def sweep_killed(self, now: float) -> list[str]:

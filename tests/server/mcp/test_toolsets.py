@@ -63,7 +63,7 @@ def only_text(blocks: list[object]) -> str:
 def test_toolsets_parse_from_a_comma_list_and_reject_unknown_names() -> None:
     assert parse_toolsets("metrics, registry") == ("metrics", "registry")
     assert parse_toolsets("all") == (
-        "metrics", "artifacts", "registry", "pipelines", "alerts", "watch"
+        "metrics", "artifacts", "registry", "pipelines", "alerts", "watch", "subscriptions"
     )  # fmt: skip
     assert parse_toolsets(None) == ()
     with pytest.raises(InvalidInput, match="unknown toolset 'pipes'; choose from metrics"):
@@ -75,7 +75,7 @@ def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
     read_only = selected_tools(read_only=True)
     assert set(DEFAULT_TOOLS) - set(read_only) == {"add_tag", "set_note", "create_experiment"}
     everything = selected_tools(
-        ["metrics", "artifacts", "registry", "pipelines", "alerts", "watch"]
+        ["metrics", "artifacts", "registry", "pipelines", "alerts", "watch", "subscriptions"]
     )
     assert set(everything) - set(DEFAULT_TOOLS) == {
         "get_metric_history",
@@ -93,6 +93,9 @@ def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
         "send_test_alert",
         "wait_for_run",
         "stop_run",
+        "subscribe",
+        "unsubscribe",
+        "list_subscriptions",
     }
 
 
