@@ -151,12 +151,14 @@ async def test_bad_subscriptions_are_refused_and_listen_streams_get_updates_too(
                     with pytest.raises(MCPError, match=re.escape(why)):
                         await mcp.subscribe_resource(uri)
                 await mcp.unsubscribe_resource("chachaml://runs/never")  # nothing to stop: fine
-            async with MCPClient(server) as mcp:  # 2026-07-28: a listen stream, no session
-                async with mcp.listen(resource_subscriptions=["chachaml://runs/r1"]) as sub:
-                    await store.log_metrics([make_chunk("r1", "loss", [(0, 0.5, 1.0)])])
-                    with anyio.fail_after(10):
-                        event = await anext(aiter(sub))
-                    assert getattr(event, "uri", None) == "chachaml://runs/r1"
+            async with (
+                MCPClient(server) as mcp,  # 2026-07-28: a listen stream, no session
+                mcp.listen(resource_subscriptions=["chachaml://runs/r1"]) as sub,
+            ):
+                await store.log_metrics([make_chunk("r1", "loss", [(0, 0.5, 1.0)])])
+                with anyio.fail_after(10):
+                    event = await anext(aiter(sub))
+                assert getattr(event, "uri", None) == "chachaml://runs/r1"
     finally:
         await store.close()
 
