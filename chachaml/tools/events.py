@@ -21,19 +21,54 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
 from chachaml.records.events import Event, EventFilter
-from chachaml.store.server_state import ServerStore
+from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore, is_server_store
 
 log = logging.getLogger("chachaml")
 
 PAGE = 500  # events per read of the outbox
 BUFFER = 1000  # events a subscription holds before it falls back to reading the store
+
+
+class EventSource(Protocol):
+    """Where a feed reads events: a database's outbox, or a server's, over HTTP.
+
+    The outbox part of :class:`~chachaml.store.server_state.ServerStore`, whose docstring
+    states the contract (ids in commit order, ``listen_events`` wakes, polling for the rest).
+    """
+
+    async def read_events(self, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events with ids above ``after``, in id order."""
+        ...
+
+    async def last_event_id(self) -> int:
+        """The newest event id kept (0: none)."""
+        ...
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever events may have been committed; until cancelled."""
+        ...
+
+    @property
+    def event_poll_seconds(self) -> float:
+        """How often a reader polls for what ``listen_events`` does not hear."""
+        ...
+
+
+def event_source(store: Store) -> EventSource | None:
+    """A store's events: a database's own outbox, or a remote store's server's (``outbox``)."""
+    if is_server_store(store):
+        return store
+    outbox: EventSource | None = getattr(store, "outbox", None)
+    return outbox
 
 
 class Subscription:
@@ -102,7 +137,7 @@ class _Wake:
 class EventFeed:
     """The one reader of a store's outbox in this process, fanning events out to subscribers."""
 
-    def __init__(self, store: ServerStore, *, buffer: int = BUFFER) -> None:
+    def __init__(self, store: EventSource, *, buffer: int = BUFFER) -> None:
         self.store = store
         self._buffer = buffer
         self._subscribers: set[Subscription] = set()

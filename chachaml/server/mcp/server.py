@@ -37,7 +37,7 @@ from chachaml.tools import pipelines as pipeline_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
-from chachaml.tools.events import EventFeed
+from chachaml.tools.events import EventFeed, event_source
 from chachaml.tools.webhooks import Delivery
 
 
@@ -225,7 +225,8 @@ async def serve_stdio(
     store = await open_any_store(store_url)
     try:
         # one reader of the outbox for every wait_for_run and subscription of this process
-        events = EventFeed(store) if is_server_store(store) else None
+        source = event_source(store)  # a database's outbox, or a remote store's server's
+        events = EventFeed(source) if source is not None else None
         subscriptions = ResourceSubscriptions(store, events) if events is not None else None
         server = build_mcp(
             store,

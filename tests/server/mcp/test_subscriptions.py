@@ -9,29 +9,30 @@ from __future__ import annotations
 
 import re
 import sys
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
-from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client as MCPClient
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ResourceUpdatedNotification
 
-from chachaml.records.events import Event
-from chachaml.records.registry import NewModelVersion
-from chachaml.records.runs import ArtifactRecord
+from chachaml.client.remote import open_any_store
 from chachaml.server.mcp.server import build_mcp
-from chachaml.server.mcp.subscriptions import ResourceSubscriptions, resource_uris
+from chachaml.server.mcp.subscriptions import (
+    ResourceSubscriptions,
+    check_resource,
+    resource_uris,
+)
 from chachaml.store import ServerStore, open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.codec import make_chunk
-from chachaml.tools.events import EventFeed
-from tests.support.event_writes import new_run
+from chachaml.tools.events import EventFeed, event_source
+from tests.support.event_writes import new_run, write_every_type
 from tests.support.mcp_seed import serving
 
 # resources/subscribe is the handshake era's, and the SDK warns that 2026-07-28 dropped it
@@ -92,11 +93,21 @@ async def subscribable(store: ServerStore, tmp_path: Path) -> AsyncIterator[MCPS
         tasks.cancel_scope.cancel()
 
 
-async def log_from_writer(writer: Process, *run_ids: str) -> None:
-    assert writer.stdin is not None and writer.stdout is not None
-    await writer.stdin.send((" ".join(run_ids) + "\n").encode())
-    with anyio.fail_after(30):
-        assert b"logged" in await writer.stdout.receive()
+@asynccontextmanager
+async def writer_process(store_url: str) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Another process on the store: ``await log(*run_ids)`` has it log a point to each."""
+    async with await anyio.open_process([sys.executable, "-c", WRITER, store_url]) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        replies = BufferedByteReceiveStream(proc.stdout)
+
+        async def log(*run_ids: str) -> None:
+            assert proc.stdin is not None
+            await proc.stdin.send((" ".join(run_ids) + "\n").encode())
+            with anyio.fail_after(30):
+                assert await replies.receive_until(b"\n", 100) == b"logged"
+
+        yield log
+        await proc.stdin.aclose()
 
 
 async def test_a_subscribed_run_logged_by_another_process_notifies_and_others_do_not(
@@ -110,7 +121,7 @@ async def test_a_subscribed_run_logged_by_another_process_notifies_and_others_do
     try:
         async with (
             subscribable(store, tmp_path) as server,
-            await anyio.open_process([sys.executable, "-c", WRITER, store_url]) as writer,
+            writer_process(store_url) as log_from_writer,
             MCPClient(server, mode="legacy", message_handler=updates) as mcp,
         ):
             resources = mcp.server_capabilities.resources
@@ -119,16 +130,14 @@ async def test_a_subscribed_run_logged_by_another_process_notifies_and_others_do
             await mcp.subscribe_resource(watched)  # twice is once
             # the other run is logged first: by the time the watched run's update arrives,
             # the other run's event has been read and sent nothing
-            await log_from_writer(writer, "other", "watched")
+            await log_from_writer("other", "watched")
             await updates.wait_for(watched)
             assert updates.uris == [watched]
             await mcp.unsubscribe_resource(watched)
             await mcp.subscribe_resource(other)
-            await log_from_writer(writer, "watched", "other")
+            await log_from_writer("watched", "other")
             await updates.wait_for(other)
             assert updates.uris == [watched, other]
-            assert writer.stdin is not None
-            await writer.stdin.aclose()
     finally:
         await store.close()
 
@@ -166,41 +175,88 @@ async def test_bad_subscriptions_are_refused_and_listen_streams_get_updates_too(
 async def test_each_event_names_the_resources_it_changes(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path / 'x.db'}")
     try:
-        await store.create_run(new_run("r1", "mnist"))
-        await store.add_artifact(ArtifactRecord(
-            run_id="r1", name="model", content_type="application/octet-stream",
-            serializer="bytes", size=1, sha256="0" * 64, uri="file:///x", created_at=time.time(),
-        ))  # fmt: skip
-        new = NewModelVersion(model="digits", run_id="r1", artifact="model", created_by="a",
-                              stage="staging")  # fmt: skip
-        await store.register_model_version(new)
-        events: list[Event] = await store.read_events(0, 100)
-        by_type = {e.type: resource_uris(e) for e in events}
-        assert by_type["run.started"] == {"chachaml://runs/r1"}
-        assert by_type["model.registered"] == {
-            "chachaml://models/digits", "chachaml://models/digits/1",
-            "chachaml://models/digits/staging",
-        }  # fmt: skip
-        assert by_type["experiment.created"] == set()
+        await write_every_type(store, "t")
+        changed: dict[str, set[str]] = {}
+        for event in await store.read_events(0, 100):
+            changed.setdefault(event.type, set()).update(resource_uris(event))
+        model = "chachaml://models/t"
+        assert changed["run.metrics"] == {"chachaml://runs/t-run"}
+        assert changed["run.killed"] == {"chachaml://runs/t-stale"}
+        assert changed["model.registered"] == {model, f"{model}/1", f"{model}/2",
+                                               f"{model}/production"}  # fmt: skip
+        assert changed["model.stage_changed"] == {model, f"{model}/1", f"{model}/production",
+                                                  f"{model}/archived"}  # fmt: skip
+        assert changed["model.alias_set"] == {model, f"{model}/2"}
+        assert changed["pipeline.step_changed"] == {"chachaml://pipelines/t"}
+        assert changed["experiment.created"] == changed["alert.fired"] == set()
+        for uri in (model, f"{model}/2", f"{model}/archived", "chachaml://pipelines/t"):
+            await check_resource(store, uri)  # each can be subscribed to
     finally:
         await store.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """``chachaml serve`` over a SQLite file: (the file's URL, the server's base URL)."""
+    path = tmp_path_factory.mktemp("served")
+    url = f"sqlite:///{path / 'x.db'}"
+    with serving(url, path / "artifacts") as mcp_url:
+        yield url, mcp_url.removesuffix("/mcp")
 
 
 async def test_a_session_over_streamable_http_is_notified_of_another_process_writes(
-    tmp_path: Path,
+    served: tuple[str, str],
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}"
+    url, base = served
     store = await open_store(url)
-    await store.create_run(new_run("r1", "mnist"))
+    await store.create_run(new_run("http-run", "mnist"))
     updates = Updates()
     try:
-        with serving(url, tmp_path / "artifacts") as mcp_url:
-            async with MCPClient(mcp_url, mode="legacy", message_handler=updates) as mcp:
-                await mcp.subscribe_resource("chachaml://runs/r1")
-                # this process is not the server: it writes to the same file
-                await store.log_metrics([make_chunk("r1", "loss", [(0, 0.5, 1.0)])])
-                await updates.wait_for("chachaml://runs/r1")
-                read = await mcp.read_resource("chachaml://runs/r1")
-                assert '"loss"' in str(read.contents[0])
+        async with MCPClient(f"{base}/mcp", mode="legacy", message_handler=updates) as mcp:
+            await mcp.subscribe_resource("chachaml://runs/http-run")
+            # this process is not the server: it writes to the same file
+            await store.log_metrics([make_chunk("http-run", "loss", [(0, 0.5, 1.0)])])
+            await updates.wait_for("chachaml://runs/http-run")
+            read = await mcp.read_resource("chachaml://runs/http-run")
+            assert '"loss"' in str(read.contents[0])
     finally:
         await store.close()
+
+
+async def test_waits_and_subscriptions_work_over_a_remote_store(
+    served: tuple[str, str], tmp_path: Path
+) -> None:
+    """``chachaml mcp --store http://...``: events come from the server's outbox over HTTP."""
+    remote = await open_any_store(served[1])
+    try:
+        await remote.create_run(new_run("r1", "mnist"))
+        source = event_source(remote)
+        assert source is not None
+        feed = EventFeed(source)
+        subscriptions = ResourceSubscriptions(remote, feed)
+        server = build_mcp(remote, artifacts=open_artifact_store(str(tmp_path)),
+                           toolsets=["watch"], events=feed,
+                           subscriptions=subscriptions)  # fmt: skip
+        updates = Updates()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(feed.run)
+            tasks.start_soon(subscriptions.run)
+            async with MCPClient(server, mode="legacy", message_handler=updates) as mcp:
+                await mcp.subscribe_resource("chachaml://runs/r1")
+
+                async def train() -> None:
+                    await anyio.wait_all_tasks_blocked()
+                    await remote.log_metrics([make_chunk("r1", "loss", [(0, 0.9, 1.0)])])
+                    await updates.wait_for("chachaml://runs/r1")
+                    await remote.log_metrics([make_chunk("r1", "loss", [(1, 0.1, 2.0)])])
+
+                tasks.start_soon(train)
+                args = {"run_id": "r1", "until": "loss < 0.2", "timeout": 30}
+                waited = await mcp.call_tool("wait_for_run", args)
+                found = waited.structured_content or {}
+                assert (found.get("outcome"), found.get("metrics")) == (
+                    "condition", {"loss": 0.1}
+                ), waited.content  # fmt: skip
+            tasks.cancel_scope.cancel()
+    finally:
+        await remote.close()
