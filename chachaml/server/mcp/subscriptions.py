@@ -19,6 +19,7 @@ per-connection cleanup).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,7 @@ from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.events import EventFeed
 
+log = logging.getLogger("chachaml")
 WATCHED = EventFilter(types=("run.*", "model.*", "pipeline.*"))
 MAX_PER_CONNECTION = 1000  # URIs one connection may watch at once
 _PART = r"([^/?#\s]{1,500})"
@@ -129,7 +131,10 @@ class _Watch:
                 sending, self.pending = self.pending, set()
                 for uri in sorted(sending):
                     if uri in self.uris:  # not unsubscribed meanwhile
-                        await self.session.send_resource_updated(uri)
+                        try:
+                            await self.session.send_resource_updated(uri)
+                        except Exception as exc:  # (the SDK drops what it cannot send)
+                            log.warning("chachaml: a resource update was not sent: %s", exc)
 
 
 class ResourceSubscriptions:
@@ -172,6 +177,7 @@ class ResourceSubscriptions:
 
     async def run(self) -> None:
         """Deliver changes to subscribers until cancelled."""
+        pause = 0.0
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             try:
@@ -180,7 +186,13 @@ class ResourceSubscriptions:
                         await self._wanted.wait()
                         self._wanted = anyio.Event()
                         continue
-                    await self._read()
+                    try:
+                        await self._read()
+                        pause = 0.0
+                    except Exception as exc:  # the store is down: go on from where it was
+                        pause = min(max(pause * 2, 0.1), 5.0)
+                        log.warning("chachaml: reading events for subscriptions failed (%s)", exc)
+                        await anyio.sleep(pause)
             finally:
                 self._tasks = None
                 for watch in self._watches.values():
@@ -244,12 +256,22 @@ class ResourceSubscriptions:
         # the SDK gives handlers no public handle on their connection; its exit_stack is
         # where the SDK wants per-connection cleanup
         connection: Connection = ctx.session._connection
+        if not connection.has_standalone_channel:  # a single stateless HTTP request
+            raise MCPError(
+                INVALID_PARAMS,
+                "resources/subscribe needs a session to send updates on: send initialize first"
+                " (over HTTP: keep its Mcp-Session-Id), or use subscriptions/listen",
+            )
         watch = self._watches.get(connection)
         if watch is not None and uri in watch.uris:
             return EmptyResult()
         if watch is not None and len(watch.uris) >= MAX_PER_CONNECTION:
             raise MCPError(INVALID_PARAMS, f"at most {MAX_PER_CONNECTION} subscriptions at once")
         await self._hold()
+        watch = self._watches.get(connection)  # (made by a request answered meanwhile?)
+        if watch is not None and uri in watch.uris:
+            self._release()
+            return EmptyResult()
         if watch is None:
             assert self._tasks is not None  # checked by _hold
             watch = self._watches[connection] = _Watch(ctx.session)
