@@ -34,6 +34,7 @@ from chachaml.store.codec import make_chunk
 from chachaml.tools.events import EventFeed, event_source
 from tests.support.event_writes import new_run, write_every_type
 from tests.support.mcp_seed import serving
+from tests.support.waiting import await_for
 
 # resources/subscribe is the handshake era's, and the SDK warns that 2026-07-28 dropped it
 pytestmark = [
@@ -80,7 +81,9 @@ class Updates:
 
 
 @asynccontextmanager
-async def subscribable(store: ServerStore, tmp_path: Path) -> AsyncIterator[MCPServer]:
+async def subscribable(
+    store: ServerStore, tmp_path: Path
+) -> AsyncIterator[tuple[MCPServer, ResourceSubscriptions]]:
     """A server with subscriptions, its feed and delivery running for the block."""
     feed = EventFeed(store)
     subscriptions = ResourceSubscriptions(store, feed)
@@ -89,7 +92,7 @@ async def subscribable(store: ServerStore, tmp_path: Path) -> AsyncIterator[MCPS
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(feed.run)
         tasks.start_soon(subscriptions.run)
-        yield server
+        yield server, subscriptions
         tasks.cancel_scope.cancel()
 
 
@@ -120,24 +123,30 @@ async def test_a_subscribed_run_logged_by_another_process_notifies_and_others_do
     watched, other = "chachaml://runs/watched", "chachaml://runs/other"
     try:
         async with (
-            subscribable(store, tmp_path) as server,
+            subscribable(store, tmp_path) as (server, subscriptions),
             writer_process(store_url) as log_from_writer,
-            MCPClient(server, mode="legacy", message_handler=updates) as mcp,
         ):
-            resources = mcp.server_capabilities.resources
-            assert resources is not None and resources.subscribe
-            await mcp.subscribe_resource(watched)
-            await mcp.subscribe_resource(watched)  # twice is once
-            # the other run is logged first: by the time the watched run's update arrives,
-            # the other run's event has been read and sent nothing
-            await log_from_writer("other", "watched")
-            await updates.wait_for(watched)
-            assert updates.uris == [watched]
-            await mcp.unsubscribe_resource(watched)
-            await mcp.subscribe_resource(other)
-            await log_from_writer("watched", "other")
-            await updates.wait_for(other)
-            assert updates.uris == [watched, other]
+            async with MCPClient(server, mode="legacy", message_handler=updates) as mcp:
+                resources = mcp.server_capabilities.resources
+                assert resources is not None and resources.subscribe
+                await mcp.subscribe_resource(watched)
+                await mcp.subscribe_resource(watched)  # twice is once
+                # the other run is logged first: by the time the watched run's update arrives,
+                # the other run's event has been read and sent nothing
+                await log_from_writer("other", "watched")
+                await updates.wait_for(watched)
+                assert updates.uris == [watched]
+                await mcp.unsubscribe_resource(watched)
+                await mcp.subscribe_resource(other)
+                await log_from_writer("watched", "other")
+                await updates.wait_for(other)
+                assert updates.uris == [watched, other]
+
+            async def idle() -> bool:
+                return subscriptions.watched == 0 and subscriptions.feed.subscribers == 0
+
+            # the session closed: its subscriptions ended, and nobody reads the outbox now
+            await await_for(idle, why="the session's subscriptions ended with it")
     finally:
         await store.close()
 
@@ -148,7 +157,7 @@ async def test_bad_subscriptions_are_refused_and_listen_streams_get_updates_too(
     store = await open_store(f"sqlite:///{tmp_path / 'x.db'}")
     await store.create_run(new_run("r1", "mnist"))
     try:
-        async with subscribable(store, tmp_path) as server:
+        async with subscribable(store, tmp_path) as (server, _):
             async with MCPClient(server, mode="legacy") as mcp:
                 for uri, why in [
                     ("chachaml://runs/nope", "run 'nope' not found"),
