@@ -36,6 +36,8 @@ PEEK_LIMIT = 65536  # an initialize request is far smaller; a larger body is ser
 
 def _opens_session(body: bytes) -> bool:
     """Whether a POST body is a handshake-era ``initialize`` request."""
+    if b"initialize" not in body:  # most requests: no parse
+        return False
     try:
         message = json.loads(body)
     except ValueError:
@@ -98,7 +100,10 @@ class McpEndpoint:
         if headers.get("mcp-session-id") is not None:
             await self.sessions.handle_request(self._owned(scope), receive, send)
             return
-        if scope["method"] == "POST" and headers.get("mcp-protocol-version") is None:
+        version = headers.get("mcp-protocol-version")  # (a 2026-07-28 request is stateless)
+        if scope["method"] == "POST" and (
+            version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
+        ):
             body, seen, whole = await _read_start(receive)
             receive = _replaying(seen, receive)
             if whole and _opens_session(body):
