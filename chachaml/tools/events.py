@@ -210,16 +210,15 @@ class EventFeed:
                 self._wake.event.set()
 
     async def _read(self) -> None:
-        """Offer every event after the cursor (no subscriber: just move the cursor to the head).
+        """Offer every event after the cursor (no subscriber: forget the cursor, read nothing).
 
         The cursor moves only by offering events while anyone is subscribed, so nobody misses
-        one; with nobody subscribed it jumps to the head, unless someone subscribed meanwhile.
+        one; with nobody subscribed the next subscription starts it at the head, so an idle
+        feed woken by each commit costs no query (nor, over a remote store, a request).
         """
         if not self._subscribers:
-            head = await self.store.last_event_id()
-            if not self._subscribers:  # nobody joined meanwhile (who did, counts on the cursor)
-                self._cursor = head
-                return
+            self._cursor = None
+            return
         assert self._cursor is not None  # set by the first subscription
         while True:
             events = await self.store.read_events(self._cursor, PAGE)

@@ -4,7 +4,8 @@
 :class:`~chachaml.tools.events.EventFeed`; over a remote store (``chachaml mcp --store
 http://...``) the feed reads :class:`RemoteOutbox`: pages of ``GET /api/store/v1/events``,
 woken by the server's own event stream (``GET /api/events``) as soon as anything commits,
-with a slow poll as a safety net while the stream reconnects.
+with a slow poll as a safety net while the stream reconnects. The stream stays open while the
+feed runs (as a database's ``LISTEN`` does); pages are read only while someone waits.
 """
 
 from __future__ import annotations
