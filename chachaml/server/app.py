@@ -1,8 +1,10 @@
 """The web app: one Starlette application over one store, with MCP (streamable HTTP) at ``/mcp``.
 
 ``create_app`` only constructs; the caller opens and closes the store, and the app's lifespan
-runs the MCP session manager. Sessions are stateless, so any number of replicas can serve
-the same store behind a load balancer.
+runs the MCP endpoint. Single MCP requests are stateless, so any number of replicas can serve
+the same store behind a load balancer; handshake-era MCP clients get a session (for resource
+subscriptions), which needs affinity on ``Mcp-Session-Id`` there
+(:mod:`chachaml.server.mcp.http`).
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from chachaml.server.access import AccessConfig, AccessLayer, AccessPolicy
 from chachaml.server.api.chat import ChatOptions, chat_routes
 from chachaml.server.api.routes import ApiConfig, ApiOptions, install_api
 from chachaml.server.health import healthz, readyz
+from chachaml.server.mcp.http import McpEndpoint
+from chachaml.server.mcp.resource_updates import ResourceSubscriptions
 from chachaml.server.mcp.server import build_mcp
 from chachaml.server.ui import ERROR_HANDLERS, ui_routes
 from chachaml.server.ui.signin import signin_routes
@@ -73,27 +76,22 @@ def create_app(
     """
     policy = AccessPolicy(access or AccessConfig(bind=host, local_user=user), store)
     api_config = api or ApiConfig()
-    events = EventFeed(store)  # one reader of the outbox for every SSE client
+    events = EventFeed(store)  # one reader of the outbox for every SSE client and subscription
+    subscriptions = ResourceSubscriptions(store, events)
     # MCP's check_alerts and send_test_alert deliver as the rest of the server does
     mcp = build_mcp(store, artifacts=artifacts, toolsets=toolsets, read_only=read_only,
-                    user=user, delivery=api_config.delivery, events=events)  # fmt: skip
-    mcp_routes: list[BaseRoute] = list(
-        mcp.streamable_http_app(
-            streamable_http_path="/mcp",
-            stateless_http=True,
-            json_response=True,
-            # Host and Origin are checked for every route by the access layer, /mcp included
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        ).routes
-    )
+                    user=user, delivery=api_config.delivery, events=events,
+                    subscriptions=subscriptions)  # fmt: skip
+    endpoint = McpEndpoint(mcp)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with mcp.session_manager.run(), anyio.create_task_group() as tasks:
+        async with endpoint.run(), anyio.create_task_group() as tasks:
             # Alert webhooks go out from their queue here, never inside a request.
             tasks.start_soon(run_delivery_worker, store, app.state.delivery)
             # Events: one shared reader for the streams; run.killed and pruning by a sweep.
             tasks.start_soon(events.run)
+            tasks.start_soon(subscriptions.run)  # MCP resource subscriptions, from the same feed
             tasks.start_soon(partial(run_event_sweeper, store,
                                      retention=api_config.events_retention,
                                      every=api_config.events_sweep))  # fmt: skip
@@ -113,7 +111,7 @@ def create_app(
     probes = [Route("/healthz", healthz), Route("/readyz", readyz)]
     chat_api = chat_routes(store, artifacts, chat)  # POST /api/chat, read-only tools
     signin = signin_routes(policy)
-    routes = [Route("/health", health), *probes, *mcp_routes, *chat_api, *signin, *ui_routes()]
+    routes = [Route("/health", health), *probes, endpoint.route(), *chat_api, *signin, *ui_routes()]
     # The access layer wraps everything, so no route can be reached around it.
     app = Starlette(
         routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLayer, policy=policy)]

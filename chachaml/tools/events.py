@@ -21,19 +21,54 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
 from chachaml.records.events import Event, EventFilter
-from chachaml.store.server_state import ServerStore
+from chachaml.store.protocol import Store
+from chachaml.store.server_state import ServerStore, is_server_store
 
 log = logging.getLogger("chachaml")
 
 PAGE = 500  # events per read of the outbox
 BUFFER = 1000  # events a subscription holds before it falls back to reading the store
+
+
+class EventSource(Protocol):
+    """Where a feed reads events: a database's outbox, or a server's, over HTTP.
+
+    The outbox part of :class:`~chachaml.store.server_state.ServerStore`, whose docstring
+    states the contract (ids in commit order, ``listen_events`` wakes, polling for the rest).
+    """
+
+    async def read_events(self, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events with ids above ``after``, in id order."""
+        ...
+
+    async def last_event_id(self) -> int:
+        """The newest event id kept (0: none)."""
+        ...
+
+    async def listen_events(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever events may have been committed; until cancelled."""
+        ...
+
+    @property
+    def event_poll_seconds(self) -> float:
+        """How often a reader polls for what ``listen_events`` does not hear."""
+        ...
+
+
+def event_source(store: Store) -> EventSource | None:
+    """A store's events: a database's own outbox, or a remote store's server's (``outbox``)."""
+    if is_server_store(store):
+        return store
+    outbox: EventSource | None = getattr(store, "outbox", None)
+    return outbox
 
 
 class Subscription:
@@ -127,7 +162,7 @@ class _Wake:
 class EventFeed:
     """The one reader of a store's outbox in this process, fanning events out to subscribers."""
 
-    def __init__(self, store: ServerStore, *, buffer: int = BUFFER) -> None:
+    def __init__(self, store: EventSource, *, buffer: int = BUFFER) -> None:
         self.store = store
         self._buffer = buffer
         self._subscribers: set[Subscription] = set()
@@ -215,16 +250,15 @@ class EventFeed:
                 self._wake.event.set()
 
     async def _read(self) -> None:
-        """Offer every event after the cursor (no subscriber: just move the cursor to the head).
+        """Offer every event after the cursor (no subscriber: forget the cursor, read nothing).
 
         The cursor moves only by offering events while anyone is subscribed, so nobody misses
-        one; with nobody subscribed it jumps to the head, unless someone subscribed meanwhile.
+        one; with nobody subscribed the next subscription starts it at the head, so an idle
+        feed woken by each commit costs no query (nor, over a remote store, a request).
         """
         if not self._subscribers:
-            head = await self.store.last_event_id()
-            if not self._subscribers:  # nobody joined meanwhile (who did, counts on the cursor)
-                self._cursor = head
-                return
+            self._cursor = None
+            return
         assert self._cursor is not None  # set by the first subscription
         while True:
             events = await self.store.read_events(self._cursor, PAGE)

@@ -24,8 +24,7 @@ from chachaml.records import validation as v
 from chachaml.records.events import EventFilter
 from chachaml.records.runs import MetricCondition, RunStatus, StopRequest
 from chachaml.store.protocol import Store
-from chachaml.store.server_state import is_server_store
-from chachaml.tools.events import EventFeed
+from chachaml.tools.events import EventFeed, event_source
 from chachaml.tools.run_filter import parse_filter
 
 MAX_WAIT = 3600.0  # seconds a wait may last (an agent asks again for longer)
@@ -101,12 +100,10 @@ async def _feed_of(store: Store, feed: EventFeed | None) -> AsyncIterator[EventF
     if feed is not None:
         yield feed
         return
-    if not is_server_store(store):
-        raise InvalidInput(
-            "wait_for_run reads the store's events, which a store reached over HTTP does not"
-            " offer here: connect the agent to the server's own MCP endpoint (/mcp)"
-        )
-    own = EventFeed(store)
+    source = event_source(store)
+    if source is None:
+        raise InvalidInput("wait_for_run reads the store's events, which this store does not offer")
+    own = EventFeed(source)
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(own.run)

@@ -223,6 +223,34 @@ async def test_webhook_subscriptions_need_an_admin_token_over_http_and_mcp(
         assert not failed and "run.ended" in text, text
 
 
+async def test_an_mcp_session_belongs_to_the_caller_who_opened_it(
+    store: ServerStore, tmp_path: Path
+) -> None:
+    ada, _ = await create_token(store, "ada", "read")
+    bob, _ = await create_token(store, "bob", "read")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }}  # fmt: skip
+    subscribe = {"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe",
+                 "params": {"uri": f"chachaml://runs/{MID}"}}  # fmt: skip
+    as_ada = {**MCP_HEADERS, "Authorization": f"Bearer {ada}"}
+    as_bob = {**MCP_HEADERS, "Authorization": f"Bearer {bob}"}
+    async with serving(store, tmp_path, AccessConfig(bind="0.0.0.0")) as web:
+        lone = (await web.post("/mcp", json=subscribe, headers=as_ada)).json()
+        assert "needs a session" in lone["error"]["message"]  # a stateless request cannot
+        opened = await web.post("/mcp", json=init, headers=as_ada)
+        session = opened.headers["mcp-session-id"]
+        assert opened.json()["result"]["capabilities"]["resources"]["subscribe"] is True
+        mine = {"Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-11-25"}
+        ready = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert (await web.post("/mcp", json=ready, headers={**as_ada, **mine})).is_success
+        answer = await web.post("/mcp", json=subscribe, headers={**as_ada, **mine})
+        assert answer.json()["result"] == {}, answer.text
+        stolen = await web.post("/mcp", json=subscribe, headers={**as_bob, **mine})
+        assert stolen.status_code == 404  # as if the session did not exist
+
+
 async def test_mcp_writes_are_attributed_to_the_tokens_user(
     store: ServerStore, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from chachaml.client.remote.artifacts import HttpArtifactStore
 from chachaml.client.remote.connection import Connection
+from chachaml.client.remote.outbox import RemoteOutbox
 from chachaml.errors import InvalidInput
 from chachaml.records.alerts import Alert, AlertEvent, AlertRule, AlertTrial, NewAlert
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
@@ -101,6 +102,7 @@ class RemoteStore:
     ) -> None:
         self._conn = Connection(url, token, timeout=timeout, transport=transport)
         self.artifacts = HttpArtifactStore(self._conn)
+        self.outbox = RemoteOutbox(self._conn)  # the server's events (wait_for_run, MCP)
 
     @classmethod
     async def open(

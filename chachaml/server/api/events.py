@@ -10,6 +10,9 @@ interval so proxies keep the connection open and the client can tell the server 
 
 Every client of a process is served by one :class:`~chachaml.tools.events.EventFeed` (one
 reader of the outbox), set on the app by :func:`chachaml.server.app.create_app`.
+
+``GET /api/store/v1/events`` pages through the outbox as JSON: what a remote store reads
+(woken by the stream) so that ``wait_for_run`` and MCP subscriptions work over a server too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
@@ -39,6 +43,8 @@ FILTERS = (
     ("model", "string", False),
     ("after", "integer", False),
 )
+PAGE_QUERY = (("after", "integer", False), ("limit", "integer", False))
+MAX_PAGE = 1000
 HEARTBEAT_SECONDS = 15.0
 RETRY_MS = 2000  # how long a browser waits before reconnecting
 
@@ -126,3 +132,27 @@ async def stream_events(call: Call) -> StreamingResponse:
 async def event_schemas(call: Call) -> dict[str, Any]:
     """The JSON Schema of each event type, by type (the CloudEvents envelope with its data)."""
     return {name: event_schema(name) for name in EVENT_TYPES}
+
+
+class EventPage(BaseModel):
+    """A page of the outbox, and the newest event id kept."""
+
+    events: list[Event]
+    last_event_id: int = Field(description="the newest event id kept (0: none)")
+
+
+@api.route("GET", "/api/store/v1/events", scope="read", response=EventPage,
+           errors=(401, 403, 422), query=PAGE_QUERY)  # fmt: skip
+async def read_events(call: Call) -> EventPage:
+    """Events after an id, in id order, at most limit (default 500, 0: just the newest id)."""
+    params = call.request.query_params
+    unknown = sorted(set(params) - {"after", "limit"})
+    if unknown:
+        raise ApiError(422, f"unknown query parameter {unknown[0]!r} (known: after, limit)")
+    after = _event_id(params.get("after") or "0", "after")
+    raw = params.get("limit") or "500"
+    if not raw.strip().isdigit() or not 0 <= int(raw) <= MAX_PAGE:
+        raise ApiError(422, f"limit must be an integer from 0 to {MAX_PAGE}, got {raw!r}")
+    limit = int(raw)
+    events = await call.store.read_events(after, limit) if limit else []
+    return EventPage(events=events, last_event_id=await call.store.last_event_id())

@@ -25,6 +25,7 @@ from chachaml.server.mcp.metrics import metric_tools
 from chachaml.server.mcp.pipelines import pipeline_tools
 from chachaml.server.mcp.registration import bound_tool
 from chachaml.server.mcp.registry import registry_tools
+from chachaml.server.mcp.resource_updates import ResourceSubscriptions
 from chachaml.server.mcp.runs import ToolFn, reported, run_tools
 from chachaml.server.mcp.stdio import NAME, EarlyStdio, instructions
 from chachaml.server.mcp.subscriptions import subscription_tools
@@ -33,10 +34,11 @@ from chachaml.settings import S3Settings
 from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.store.protocol import Store
 from chachaml.store.server_state import is_server_store
+from chachaml.tools import pipelines as pipeline_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.catalogue import SPECS, selected_tools
-from chachaml.tools.events import EventFeed
+from chachaml.tools.events import EventFeed, event_source
 from chachaml.tools.webhooks import Delivery
 
 
@@ -75,12 +77,14 @@ def build_mcp(
     user: str = "mcp",
     delivery: Delivery | None = None,
     events: EventFeed | None = None,
+    subscriptions: ResourceSubscriptions | None = None,
 ) -> MCPServer:
     """The chachaml MCP server over an open store: the default 16 tools plus opt-in toolsets.
 
     ``read_only`` leaves out every tool that writes; registry changes are attributed to
     ``user``; alerts fired by ``check_alerts`` are delivered as ``delivery`` says;
-    ``wait_for_run`` reads the server's ``events`` (without a feed, each wait reads its own).
+    ``wait_for_run`` reads the server's ``events`` (without a feed, each wait reads its own);
+    resources can be subscribed to when ``subscriptions`` is given (the caller runs it).
     Nothing is opened or read until a request arrives.
     """
     wanted = selected_tools(toolsets, read_only=read_only)
@@ -110,6 +114,8 @@ def build_mcp(
         ],
     )
     _add_resources(server, store)
+    if subscriptions is not None:
+        subscriptions.install(server)
     _add_prompts(server)
     return server
 
@@ -140,6 +146,34 @@ def _add_resources(server: MCPServer, store: Store) -> None:
         number, stage = (int(version), None) if version.isdigit() else (None, version)
         try:
             found = await registry_ops.get_model_version(store, name, number, stage)
+        except ChachamlError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        return found.model_dump_json(indent=1)
+
+    @server.resource(
+        "chachaml://models/{name}",
+        name="model",
+        title="A registered model",
+        description="One registered model with its versions, aliases and stage history, as JSON.",
+        mime_type="application/json",
+    )
+    async def model_resource(name: str) -> str:
+        try:
+            found = await registry_ops.get_model(store, name)
+        except ChachamlError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        return found.model_dump_json(indent=1)
+
+    @server.resource(
+        "chachaml://pipelines/{pipeline_id}",
+        name="pipeline",
+        title="A pipeline",
+        description="One pipeline with its steps (status, attempts, runs, results) as JSON.",
+        mime_type="application/json",
+    )
+    async def pipeline_resource(pipeline_id: str) -> str:
+        try:
+            found = await pipeline_ops.get_pipeline(store, pipeline_id)
         except ChachamlError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         return found.model_dump_json(indent=1)
@@ -192,8 +226,10 @@ async def serve_stdio(
 
     store = await open_any_store(store_url)
     try:
-        # one reader of the outbox for every wait_for_run of this process
-        events = EventFeed(store) if is_server_store(store) else None
+        # one reader of the outbox for every wait_for_run and subscription of this process
+        source = event_source(store)  # a database's outbox, or a remote store's server's
+        events = EventFeed(source) if source is not None else None
+        subscriptions = ResourceSubscriptions(store, events) if events is not None else None
         server = build_mcp(
             store,
             artifacts=open_artifact_store(artifact_root, s3),
@@ -202,12 +238,15 @@ async def serve_stdio(
             user=user,
             delivery=delivery,
             events=events,
+            subscriptions=subscriptions,
         )
         async with anyio.create_task_group() as tasks:
             if is_server_store(store):  # a remote store's server delivers its own
                 tasks.start_soon(run_delivery_worker, store, delivery or Delivery())
             if events is not None:
                 tasks.start_soon(events.run)
+            if subscriptions is not None:
+                tasks.start_soon(subscriptions.run)
             await wire.serve(server)
             tasks.cancel_scope.cancel()
     finally:

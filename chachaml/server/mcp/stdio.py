@@ -32,7 +32,7 @@ get_run shows one run in full; compare_runs explains differences. since/until ta
 Run ids in results are the ids to pass to other tools."""
 CAPABILITIES: dict[str, Any] = {
     "prompts": {"listChanged": False},
-    "resources": {"listChanged": False, "subscribe": False},
+    "resources": {"listChanged": False, "subscribe": True},
     "tools": {"listChanged": False},
 }
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")

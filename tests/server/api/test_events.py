@@ -187,3 +187,30 @@ async def test_the_schema_of_each_type_is_published(store: ServerStore, tmp_path
     assert metrics["properties"]["type"]["const"] == "run.metrics"
     assert set(metrics["properties"]["data"]["required"]) == {"run_id", "metrics", "counts"}
     assert {"specversion", "id", "source", "type", "time", "data"} <= set(metrics["required"])
+
+
+async def test_the_outbox_pages_as_json_for_remote_readers(
+    store: ServerStore, tmp_path: Path
+) -> None:
+    await store.create_run(new_run("r1"))
+    await store.log_metrics([make_chunk("r1", "loss", [(0, 0.5, 1.0)])])
+    async with serving(store, tmp_path) as app, client(app) as web:
+        whole = (await web.get("/api/store/v1/events")).json()
+        assert [e["type"] for e in whole["events"]] == [
+            "experiment.created", "run.started", "run.metrics"
+        ]  # fmt: skip
+        first = int(whole["events"][0]["id"])
+        assert whole["last_event_id"] == int(whole["events"][-1]["id"])
+        page = (await web.get(f"/api/store/v1/events?after={first}&limit=1")).json()
+        assert [e["type"] for e in page["events"]] == ["run.started"]
+        head = (await web.get("/api/store/v1/events?limit=0")).json()
+        assert head == {"events": [], "last_event_id": whole["last_event_id"]}
+        for query, message in [
+            ("limit=1001", "limit must be an integer from 0 to 1000"),
+            ("limit=-1", "limit must be"),
+            ("after=x", "after must be an event id"),
+            ("type=run.*", "unknown query parameter 'type'"),
+        ]:
+            answer = await web.get(f"/api/store/v1/events?{query}")
+            assert answer.status_code == 422
+            assert message in answer.json()["error"]["message"]

@@ -199,13 +199,19 @@ async def test_registry_toolset_promotes_and_notes_a_model(
 
 
 @pytest.mark.anyio
-async def test_runs_and_model_versions_are_resources(seeded: tuple[Store, Path]) -> None:
+async def test_runs_models_and_pipelines_are_resources(seeded: tuple[Store, Path]) -> None:
     async with connect(seeded) as client:
         templates = (await client.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == {
             "chachaml://runs/{run_id}",
+            "chachaml://models/{name}",
             "chachaml://models/{name}/{version}",
+            "chachaml://pipelines/{pipeline_id}",
         }
+        model = (await client.read_resource("chachaml://models/digits")).contents[0]
+        assert isinstance(model, TextResourceContents) and '"version": 2' in model.text
+        with pytest.raises(Exception, match="not found"):
+            await client.read_resource("chachaml://pipelines/nope")
         run = (await client.read_resource(f"chachaml://runs/{OLD}")).contents[0]
         assert isinstance(run, TextResourceContents) and '"name": "baseline"' in run.text
         version = (await client.read_resource("chachaml://models/digits/production")).contents[0]
