@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.fork_server import ServerFactory
+from tests.support.fork_server import ServerFactory, shared_factory
 
 HERE = Path(__file__).parent
 
@@ -22,10 +21,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_factory() -> Iterator[ServerFactory]:
-    """Real ``chachaml serve`` processes, for the tests that need a socket (webhooks, curl)."""
-    factory = ServerFactory()
-    try:
-        yield factory
-    finally:
-        factory.close()
+def server_factory() -> ServerFactory:
+    """Real ``chachaml serve`` processes, for the tests that need a socket (webhooks, curl):
+    the worker's one factory, shared with :func:`tests.support.mcp_seed.serving`."""
+    return shared_factory()

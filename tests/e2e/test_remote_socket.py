@@ -24,6 +24,7 @@ from chachaml.client.client import Client
 from chachaml.errors import Forbidden, NotFound
 from chachaml.store import open_store
 from tests.conftest import make_settings
+from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import free_port, stderr_if_exited, wait_until_serving
 from tests.support.serve_proc import ServeProcess
 from tests.support.webhook_receiver import webhook_receiver
@@ -94,14 +95,16 @@ def test_a_run_logged_from_python_over_http_lands_in_the_store(server: str, tmp_
     anyio.run(check)
 
 
-def test_a_python_client_mutes_and_test_fires_rules_through_a_real_server(tmp_path: Path) -> None:
+def test_a_python_client_mutes_and_test_fires_rules_through_a_real_server(
+    tmp_path: Path, server_factory: ServerFactory
+) -> None:
     env = {
         "CHACHAML_TOKENS": f"ada:{TOKEN},rita:{READER}:read",
         "CHACHAML_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on loopback
         "CHACHAML_ALERT_ATTEMPTS": "2",
     }
     store_url = f"sqlite:///{tmp_path / 's.db'}"
-    server = ServeProcess(store_url, tmp_path / "artifacts", env)
+    server = ServeProcess(store_url, tmp_path / "artifacts", env, server_factory)
     server.start()
     settings = make_settings(token=TOKEN, webhook_allow_private=True)
     writer = Client(server.url, str(tmp_path / "a"), settings=settings)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.fork_server import ServerFactory
 from tests.support.serve_proc import ServeProcess
 
 TOKEN = "bob-limits-token"
@@ -29,10 +30,10 @@ RSS_GROWTH = 100 * MiB
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServeProcess]:
+def server(tmp_path: Path, server_factory: ServerFactory) -> Iterator[ServeProcess]:
     proc = ServeProcess(
         f"sqlite:///{tmp_path / 'limits.db'}", tmp_path / "artifacts",
-        {"CHACHAML_TOKENS": f"bob:{TOKEN}"},
+        {"CHACHAML_TOKENS": f"bob:{TOKEN}"}, server_factory,
     )  # fmt: skip
     proc.start()
     try:

@@ -8,6 +8,7 @@ its own environment, store and port, without the imports.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -89,6 +90,18 @@ class ServerFactory:
             yield base
         finally:
             end(pid)
+
+
+_shared: ServerFactory | None = None
+
+
+def shared_factory() -> ServerFactory:
+    """This test process's factory, started on first use and closed when the process exits."""
+    global _shared
+    if _shared is None:
+        _shared = ServerFactory()
+        atexit.register(_shared.close)
+    return _shared
 
 
 def alive(pid: int) -> bool:
