@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,12 @@ from tests.support.schema_pool import SchemaPool
 
 if TYPE_CHECKING:
     from tests.support.remote_server import InProcessServer
+
+# Some machines set PYTHONDONTWRITEBYTECODE: then each of the two workers rewrites every test
+# module's asserts again (~4 CPU-s each) and each of the suite's ~150 child processes compiles
+# what it imports again. The suite caches bytecode (in __pycache__, ignored by git) instead.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 REMOTE_TOKEN = "tester-remote-token"

@@ -22,11 +22,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PRELOAD = ("mlflow", "mlflow.sklearn", "sklearn.linear_model", "pandas", "matplotlib.pyplot")
 
 
-def _child(request: dict[str, str]) -> int:
+def _child(request: dict[str, Any]) -> int:
     """In the forked child: the request's environment and output, then its script."""
     os.environ.clear()
     os.environ.update(request["env"])
