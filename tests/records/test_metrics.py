@@ -9,7 +9,7 @@ import pickle
 from array import array
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from chachaml.records.runs import MetricSeries
 
