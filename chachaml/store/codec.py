@@ -19,7 +19,7 @@ from itertools import pairwise
 from typing import NamedTuple, cast
 
 from chachaml.records.runs import MetricChunk, MetricPoints, MetricSeries
-from chachaml.store.compression import RAW, decode
+from chachaml.store.compression import RAW, join_columns
 
 _SWAP = sys.byteorder != "little"
 
@@ -156,15 +156,15 @@ def join_chunks(
     in the range are sorted by step, then time, in Python.
     """
     steps, values, times = array("q"), array("d"), array("d")
-    for c in chunks:  # appended chunk by chunk: one copy of the bytes, not a join and a copy
-        if c.format == RAW:
+    if all(c.format == RAW for c in chunks):  # appended chunk by chunk: one copy of the bytes
+        for c in chunks:
             steps.frombytes(c.steps)
             values.frombytes(c.values)
             times.frombytes(c.timestamps)
-            continue
-        steps.frombytes(decode(c.format, c.points, c.steps))
-        values.frombytes(decode(c.format, c.points, c.values))
-        times.frombytes(decode(c.format, c.points, c.timestamps))
+    else:
+        steps.frombytes(join_columns([(c.format, c.points, c.steps) for c in chunks]))
+        values.frombytes(join_columns([(c.format, c.points, c.values) for c in chunks]))
+        times.frombytes(join_columns([(c.format, c.points, c.timestamps) for c in chunks]))
     if _SWAP:
         for arr in (steps, values, times):
             arr.byteswap()

@@ -20,6 +20,7 @@ from chachaml.store.compression import (
     CorruptChunk,
     decode,
     encode,
+    join_columns,
     shuffle,
     unshuffle,
 )
@@ -55,6 +56,17 @@ def test_every_bit_pattern_comes_back_whatever_the_chunk_size(n: int) -> None:
         assert fmt == (RAW if n < 4 else SHUFFLED_ZSTD), "a few points are not worth a frame"
     assert tuple(decode(fmt, n, c) for c in stored) == raw
     assert tuple(decode(fmt, None, c) for c in stored) == raw
+
+
+def test_columns_of_both_formats_join_in_order() -> None:
+    pieces = [columns(n) for n in (1, 500, 3, 2_000)]
+    stored = [encode(n, *raw) for n, raw in zip((1, 500, 3, 2_000), pieces, strict=True)]
+    assert [fmt for fmt, *_ in stored] == [RAW, SHUFFLED_ZSTD, RAW, SHUFFLED_ZSTD]
+    for i in range(3):
+        parts = [(fmt, n, cols[i]) for (fmt, *cols), n in zip(stored, (1, 500, 3, 2_000),
+                                                               strict=True)]  # fmt: skip
+        assert join_columns(parts) == b"".join(p[i] for p in pieces)
+    assert join_columns([]) == b""
 
 
 def test_a_regular_series_takes_a_fraction_of_a_byte_a_point() -> None:
