@@ -62,15 +62,25 @@ class MetricSeries(BaseModel):
         return series
 
     def _lists(self) -> None:
-        """Make the three lists from the columns, once (a no-op for a series built of lists)."""
+        """Make the lists not made yet from the columns (a no-op for a series built of lists).
+
+        Each is made at most once; one given to ``model_copy(update=...)`` is kept.
+        """
         columns = self._columns
-        if columns is None or "steps" in self.__dict__:
+        if columns is None or self.__dict__.keys() >= _LISTS:
             return
         steps, values, times = columns
-        listed = cast("list[float | None]", values.tolist())
-        if math.isnan(sum(values)):  # a NaN (or inf and -inf) somewhere: C speed to find out
-            listed = [None if math.isnan(v) else v for v in values]
-        self.__dict__.update(steps=steps.tolist(), values=listed, timestamps=times.tolist())
+        made: dict[str, object] = {}
+        if "steps" not in self.__dict__:
+            made["steps"] = steps.tolist()
+        if "values" not in self.__dict__:
+            listed = cast("list[float | None]", values.tolist())
+            if math.isnan(sum(values)):  # a NaN (or inf and -inf) somewhere: C speed to find out
+                listed = [None if math.isnan(v) else v for v in values]
+            made["values"] = listed
+        if "timestamps" not in self.__dict__:
+            made["timestamps"] = times.tolist()
+        self.__dict__.update(made)
 
     if not TYPE_CHECKING:  # mypy keeps checking attribute names; pydantic's own is kept below
 

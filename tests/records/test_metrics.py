@@ -38,6 +38,8 @@ def test_a_columnar_series_reads_like_one_built_from_lists() -> None:
     assert dict(columnar()) == dict(LISTED) and str(columnar()) == str(LISTED)
     assert pickle.loads(pickle.dumps(columnar())) == LISTED
     assert copy.deepcopy(columnar()) == LISTED and columnar().model_copy() == LISTED
+    changed = columnar().model_copy(update={"steps": [7, 8, 9]})
+    assert changed.steps == [7, 8, 9] and changed.values == LISTED.values
     assert MetricSeries.model_json_schema(mode="serialization")["required"] == [
         "run_id", "key", "steps", "values", "timestamps"]  # fmt: skip
 
