@@ -43,7 +43,7 @@ def cmd_migrate(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_compress_metrics(args: argparse.Namespace, client: Client) -> int:
-    """Rewrite the metric chunks a store kept raw (before migration 20) compressed."""
+    """Rewrite the metric chunks a store kept raw (before migration 21) compressed."""
     import anyio
 
     from chachaml.store import open_store

@@ -2,9 +2,9 @@
 
 A :class:`~chachaml.records.runs.MetricChunk` carries packed little-endian arrays (8 bytes a
 step, a value, a timestamp); that is also what travels over HTTP. The store keeps them in a
-chunk format, recorded in each row's ``format`` column (migration 20):
+chunk format, recorded in each row's ``format`` column (migration 21):
 
-- ``RAW`` (0): the packed arrays as they are. Every chunk stored before migration 20 is in
+- ``RAW`` (0): the packed arrays as they are. Every chunk stored before migration 21 is in
   it and is read as it is; a chunk too small to gain (a point or two) is still stored so.
 - ``SHUFFLED_ZSTD`` (1): each column byte-shuffled (every item's first byte, then every
   second byte, ...), then one zstd frame at level 1. Shuffling puts the bytes that barely

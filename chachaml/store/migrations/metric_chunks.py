@@ -3,7 +3,7 @@
 A chunk's step span is in its packed ``steps`` array, which neither SQLite nor PostgreSQL
 can decode: :func:`fill_step_spans` reads the chunks in batches and fills the columns in
 Python, inside the migration's transaction. Compressing the chunks stored before migration
-20 is not a migration step (it may take minutes on a big store, and raw chunks read as they
+21 is not a migration step (it may take minutes on a big store, and raw chunks read as they
 are): :func:`compress_stored_chunks` does it on demand, ``chachaml compress-metrics``.
 """
 
@@ -85,7 +85,7 @@ async def compress_chunks(db: Tx, after: int) -> tuple[int | None, Compressed]:
 
 
 async def compress_stored_chunks(database: Database) -> Compressed:
-    """Rewrite every chunk stored raw (before migration 20) compressed, a batch at a time.
+    """Rewrite every chunk stored raw (before migration 21) compressed, a batch at a time.
 
     Each batch is one short write transaction, so a server may keep running meanwhile, and an
     interrupted run resumes where it stopped. Reads never wait for this: a raw chunk reads

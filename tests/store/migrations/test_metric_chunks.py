@@ -1,4 +1,4 @@
-"""Migrations 15 and 20 on each backend: chunks stored before step spans existed get theirs,
+"""Migrations 15 and 21 on each backend: chunks stored before step spans existed get theirs,
 and chunks stored before compression read as they are (and compress on demand), so a database
 from an earlier version reads like a new one."""
 
@@ -73,7 +73,7 @@ async def test_chunks_stored_before_step_spans_get_them_when_migrated(database: 
 
 
 async def store_before_compression(db: Tx) -> None:
-    """A run with two chunks as version 19 stored them: the old encoder's packed arrays
+    """A run with two chunks as version 20 stored them: the old encoder's packed arrays
     (little-endian, uncompressed), with their step spans and no format column."""
     now = time.time()
     await db.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?)", ("e", now))
@@ -101,7 +101,7 @@ async def store_before_compression(db: Tx) -> None:
 async def test_chunks_of_the_previous_format_read_as_they_are_and_compress_on_demand(
     database: Database,
 ) -> None:
-    await database.transact(lambda db: migrate(db, database.dialect, up_to=19))
+    await database.transact(lambda db: migrate(db, database.dialect, up_to=20))
     await database.transact(store_before_compression)
     await database.transact(lambda db: migrate(db, database.dialect))
     store = SQLStore(database)
