@@ -15,7 +15,14 @@ from chachaml.cli.imports import cmd_import
 from chachaml.cli.parser import build_parser
 from chachaml.cli.runs import cmd_best, cmd_demo, cmd_experiments, cmd_runs, cmd_show
 from chachaml.cli.servers import cmd_chat, cmd_mcp, cmd_pipeline, cmd_serve
-from chachaml.cli.stores import cmd_alerts, cmd_artifacts, cmd_events, cmd_migrate, cmd_token
+from chachaml.cli.stores import (
+    cmd_alerts,
+    cmd_artifacts,
+    cmd_compress_metrics,
+    cmd_events,
+    cmd_migrate,
+    cmd_token,
+)
 from chachaml.client.client import Client
 from chachaml.errors import ChachamlError
 
@@ -38,6 +45,7 @@ COMMANDS.update(
     events=cmd_events,
 )
 COMMANDS["import"] = cmd_import  # a keyword: not an update() argument
+COMMANDS["compress-metrics"] = cmd_compress_metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:

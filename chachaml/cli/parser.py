@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge", action="store_true", help="copy into a target that already holds data"
     )
 
+    p = sub.add_parser(
+        "compress-metrics",
+        help="compress the metric points stored before chachaml compressed them (resumable)",
+    )
+    _global_options(p)
+
     p = sub.add_parser("import", help="import another tracker's store (mlflow)")
     actions = p.add_subparsers(dest="import_command", required=True)
     p = actions.add_parser(

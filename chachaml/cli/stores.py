@@ -42,6 +42,30 @@ def cmd_migrate(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def cmd_compress_metrics(args: argparse.Namespace, client: Client) -> int:
+    """Rewrite the metric chunks a store kept raw (before migration 21) compressed."""
+    import anyio
+
+    from chachaml.store import open_store
+    from chachaml.store.migrations.metric_chunks import Compressed, compress_stored_chunks
+    from chachaml.store.transfer import as_sql_store
+
+    url = client.settings.store_url
+
+    async def run() -> Compressed:
+        store = await open_store(url)
+        try:
+            return await compress_stored_chunks(as_sql_store(store, url).database)
+        finally:
+            await store.close()
+
+    done = anyio.run(run)
+    saved = f"{done.bytes_before / 1e6:,.1f} MB -> {done.bytes_after / 1e6:,.1f} MB"
+    print(f"compressed {done.chunks:,} metric chunks ({saved})" if done.chunks
+          else "no raw metric chunk left to compress")  # fmt: skip
+    return 0
+
+
 def cmd_artifacts(args: argparse.Namespace, client: Client) -> int:
     """Move a local artifact root to S3 (``artifacts migrate --to s3://...``), verifying hashes."""
     import anyio

@@ -6,11 +6,8 @@ reads as ``None`` (SQL stores NaN as NULL) while ``inf``/``-inf`` are kept.
 
 from __future__ import annotations
 
-import math
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, SupportsIndex, overload
 
@@ -18,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from chachaml.records import display as d
 from chachaml.records.display import Html
+from chachaml.records.metrics import MetricChunk as MetricChunk  # re-exported: their old home
+from chachaml.records.metrics import MetricPoints as MetricPoints
+from chachaml.records.metrics import MetricSeries as MetricSeries
 
 RunStatus = Literal["running", "completed", "failed", "killed", "stopped"]
 EndStatus = Literal["completed", "failed", "killed", "stopped"]
@@ -93,43 +93,6 @@ class MetricSummary(_Model):
     def __repr__(self) -> str:
         last = d.num(self.last) or "None"
         return d.one_line("MetricSummary", f"{d.clip(self.key, 40)}={last}", f"n={self.count}")
-
-
-class MetricSeries(_Model):
-    """The full history of one metric of one run, ordered by step."""
-
-    run_id: str
-    key: str
-    steps: list[int]
-    values: list[float | None]
-    timestamps: list[float]
-
-    def __repr__(self) -> str:
-        last = d.num(self.values[-1]) or "None" if self.values else "-"
-        return d.one_line(
-            "MetricSeries",
-            d.short_id(self.run_id),
-            d.clip(self.key, 40),
-            f"{len(self.steps)} points",
-            f"last={last}",
-        )
-
-    def _repr_html_(self) -> str:
-        finite = [v for v in self.values if v is not None and math.isfinite(v)]
-        title = Html(f"<strong>{d.esc(self.key)}</strong> of run {d.code(d.short_id(self.run_id))}")
-        span = f"steps {self.steps[0]} to {self.steps[-1]}" if self.steps else "no points"
-        stats = d.fields(
-            [
-                ("points", len(self.steps)),
-                ("not drawn (NaN, inf)", (len(self.values) - len(finite)) or None),
-                ("last", self.values[-1] if self.values else None),
-                ("min", min(finite) if finite else None),
-                ("max", max(finite) if finite else None),
-                ("range", span),
-            ]
-        )
-        chart = d.sparkline(self.steps, self.values, width=240, height=48)
-        return d.card(title, Html(f"<div>{chart}</div>"), stats)
 
 
 class Dataset(_Model):
@@ -501,54 +464,6 @@ class RunQuery(_Model):
         if any(t is not None and "\x00" in t for t in texts):
             raise ValueError("a filter contains a NUL character (\\x00), which no store accepts")
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class MetricChunk:
-    """A batch of points of one metric of one run, packed as the store ingests them.
-
-    ``steps`` is little-endian int64, ``values`` and ``timestamps`` little-endian float64;
-    the ``last_*``/``min``/``max`` fields summarise the chunk for the per-run metric summary.
-    ``batch`` names the batch a chunk was sent in, so that a batch sent again (a retry after
-    a lost reply or a crash) is not stored twice. ``min_step`` and ``in_order`` (whether the
-    steps never decrease) complete the step span the store indexes (``last_step`` is the
-    highest step); a chunk made without them has them worked out as it is stored.
-    """
-
-    run_id: str
-    key: str
-    count: int
-    steps: bytes
-    values: bytes
-    timestamps: bytes
-    last_value: float | None
-    last_step: int
-    last_time: float
-    min_value: float | None
-    max_value: float | None
-    batch: str | None = None  # a retried batch with this id (per run) is stored only once
-    min_step: int | None = None
-    in_order: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MetricPoints:
-    """One metric's points in a step range as packed arrays, in step order.
-
-    What a reader gets that must not build a Python object per point: a chart downsampling a
-    million points works on these arrays at C speed (a :class:`MetricSeries` of them costs
-    three lists of a million objects first). NaN and infinities are kept as logged.
-    ``total``, ``first_step`` and ``last_step`` describe the whole series, whatever the range.
-    """
-
-    run_id: str
-    key: str
-    steps: array[int]
-    values: array[float]
-    timestamps: array[float]
-    total: int
-    first_step: int
-    last_step: int
 
 
 class NewRun(_Model):

@@ -1,10 +1,11 @@
 """Packing metric points into chunks: int64 steps, float64 values and timestamps, little-endian.
 
 Storing a flush's points for one metric as one row of three packed arrays (instead of a row
-per point) is what lets a training loop push a million points a second into SQLite. Each
-stored chunk carries its step span (:func:`step_span`), so a read of a step range fetches
-only the chunks it overlaps, and chunks that follow each other in step order are joined
-as bytes (:func:`join_chunks`) without a Python object per point.
+per point) is what lets a training loop push a million points a second into SQLite; the
+store keeps the arrays compressed (:mod:`chachaml.store.compression`). Each stored chunk
+carries its step span (:func:`step_span`), so a read of a step range fetches only the
+chunks it overlaps, and chunks that follow each other in step order are joined as bytes
+(:func:`join_chunks`) without a Python object per point.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from itertools import pairwise
 from typing import NamedTuple, cast
 
 from chachaml.records.runs import MetricChunk, MetricPoints, MetricSeries
+from chachaml.store.compression import RAW, join_columns
 
 _SWAP = sys.byteorder != "little"
 
@@ -128,7 +130,10 @@ def step_span(steps: bytes) -> tuple[int, int, bool]:
 
 
 class StoredChunk(NamedTuple):
-    """A stored chunk: its packed arrays and its step span (see :func:`step_span`)."""
+    """A stored chunk: its columns in ``format``, its step span and its point count.
+
+    See :func:`step_span`; ``points`` of ``None`` is checked only for whole items.
+    """
 
     steps: bytes
     values: bytes
@@ -136,6 +141,8 @@ class StoredChunk(NamedTuple):
     min_step: int
     max_step: int
     in_order: bool
+    format: int = RAW
+    points: int | None = None
 
 
 def join_chunks(
@@ -149,10 +156,15 @@ def join_chunks(
     in the range are sorted by step, then time, in Python.
     """
     steps, values, times = array("q"), array("d"), array("d")
-    for c in chunks:  # appended chunk by chunk: one copy of the bytes, not a join and a copy
-        steps.frombytes(c.steps)
-        values.frombytes(c.values)
-        times.frombytes(c.timestamps)
+    if all(c.format == RAW for c in chunks):  # appended chunk by chunk: one copy of the bytes
+        for c in chunks:
+            steps.frombytes(c.steps)
+            values.frombytes(c.values)
+            times.frombytes(c.timestamps)
+    else:
+        steps.frombytes(join_columns([(c.format, c.points, c.steps) for c in chunks]))
+        values.frombytes(join_columns([(c.format, c.points, c.values) for c in chunks]))
+        times.frombytes(join_columns([(c.format, c.points, c.timestamps) for c in chunks]))
     if _SWAP:
         for arr in (steps, values, times):
             arr.byteswap()
@@ -176,14 +188,10 @@ def join_chunks(
 
 
 def series_of(points: MetricPoints) -> MetricSeries:
-    """The points as a :class:`MetricSeries` (lists; a NaN value reads as ``None``)."""
-    values = cast("list[float | None]", points.values.tolist())
-    if math.isnan(sum(points.values)):  # a NaN (or inf and -inf) somewhere: C speed to find out
-        values = [None if math.isnan(v) else v for v in points.values]
-    return MetricSeries(
-        run_id=points.run_id,
-        key=points.key,
-        steps=points.steps.tolist(),
-        values=values,
-        timestamps=points.timestamps.tolist(),
+    """The points as a :class:`MetricSeries` over their arrays (a NaN value reads as ``None``).
+
+    No Python object per point is made here: the series' lists are built when first read.
+    """
+    return MetricSeries.from_columns(
+        points.run_id, points.key, points.steps, points.values, points.timestamps
     )

@@ -32,7 +32,11 @@ RUN_COLUMNS = (
 RUN_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("params", "key, value", "key"),
     ("tags", "key, value, set_by, set_at", "key"),
-    ("metric_chunks", "key, count, steps, vals, times, min_step, max_step, in_order", "id"),
+    (
+        "metric_chunks",
+        "key, count, format, steps, vals, times, min_step, max_step, in_order",
+        "id",
+    ),
     (
         "metric_summary",
         "key, last_value, last_step, last_time, min_value, max_value, count",

@@ -571,4 +571,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 WHERE status = 'pending' AND subscription_id IS NOT NULL""",
         ),
     ),
+    Migration(
+        21,
+        "metric chunks are stored compressed, each row in a chunk format (issue 22)",
+        (
+            # 0: the packed arrays as before (every chunk stored until now, read as it is);
+            # 1: byte-shuffled zstd columns (chachaml.store.compression). Stored chunks are
+            # not rewritten here: `chachaml compress-metrics` does it a batch at a time
+            "ALTER TABLE metric_chunks ADD COLUMN format INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )

@@ -1,17 +1,21 @@
 """Metrics: packed chunks of points, and a summary row per (run, key) kept in step with them.
 
-A chunk holds many points of one metric as packed arrays (:mod:`chachaml.store.codec`), so
-a point costs a few bytes and ingest one row per chunk; the summary (latest value, range,
-count) is upserted in the same transaction, so listings and ``best_run`` never scan points.
-Each chunk row also holds its step span (lowest and highest step, whether its steps are in
-order), indexed, so a read of a step range fetches only the chunks that overlap it.
+A chunk holds many points of one metric as packed arrays (:mod:`chachaml.store.codec`),
+compressed in its row's ``format`` (:mod:`chachaml.store.compression`), so a point costs a
+few bytes and ingest one row per chunk; the summary (latest value, range, count) is upserted
+in the same transaction, so listings and ``best_run`` never scan points. Each chunk row also
+holds its step span (lowest and highest step, whether its steps are in order), indexed, so a
+read of a step range fetches only the chunks that overlap it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from chachaml.errors import NotFound
+import anyio.to_thread
+
+from chachaml.errors import NotFound, StoreUnavailable
 from chachaml.records.events import LatestPoint, MetricsLogged
 from chachaml.records.runs import (
     MetricChunk,
@@ -21,6 +25,7 @@ from chachaml.records.runs import (
     to_datetime,
 )
 from chachaml.store.codec import StoredChunk, join_chunks, series_of, step_span
+from chachaml.store.compression import CorruptChunk, encode
 from chachaml.store.sql.database import Database, Row, Tx
 from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import in_batches, marks, require_run
@@ -94,8 +99,22 @@ def _span(chunk: MetricChunk) -> tuple[int, int, int]:
 
 
 CHUNK_COLUMNS = (
-    "run_id", "key", "count", "steps", "vals", "times", "min_step", "max_step", "in_order"
+    "run_id", "key", "count", "format", "steps", "vals", "times", "min_step", "max_step",
+    "in_order",
 )  # fmt: skip
+OFF_LOOP = 100_000  # points beyond which encoding or decoding leaves the event loop (~2 ms)
+T = TypeVar("T")
+
+
+async def _off_loop(points: int, fn: Callable[[], T]) -> T:
+    """``fn()``, in a worker thread when ``points`` make it long enough to stall the loop."""
+    return fn() if points <= OFF_LOOP else await anyio.to_thread.run_sync(fn)
+
+
+def _stored(chunk: MetricChunk, span: tuple[int, int, int]) -> tuple[object, ...]:
+    """A chunk's row of ``CHUNK_COLUMNS``, its arrays compressed."""
+    fmt, steps, values, times = encode(chunk.count, chunk.steps, chunk.values, chunk.timestamps)
+    return (chunk.run_id, chunk.key, chunk.count, fmt, steps, values, times, *span)
 
 
 class Metrics:
@@ -125,18 +144,11 @@ class Metrics:
                     (run_id, batch),
                 ):
                     stored.add((run_id, batch))
-            fresh = [(c, span) for c, span in zip(chunks, spans, strict=True)
+            fresh = [(c, row) for c, row in zip(chunks, rows, strict=True)
                      if (c.run_id, c.batch) not in stored]  # fmt: skip
             if not fresh:
                 return
-            await db.insert_rows(
-                "metric_chunks",
-                CHUNK_COLUMNS,
-                [
-                    (c.run_id, c.key, c.count, c.steps, c.values, c.timestamps, *span)
-                    for c, span in fresh
-                ],
-            )
+            await db.insert_rows("metric_chunks", CHUNK_COLUMNS, [row for _, row in fresh])
             await db.executemany(
                 UPSERT_SUMMARY,
                 [
@@ -155,7 +167,10 @@ class Metrics:
             )
             await emit(db, *logged([c for c, _ in fresh]))
 
-        spans = [_span(c) for c in chunks]  # outside the write transaction
+        # compressed outside the write transaction (and off the event loop when large)
+        rows = await _off_loop(
+            sum(c.count for c in chunks), lambda: [_stored(c, _span(c)) for c in chunks]
+        )
         await self._db.transact(body)
 
     @staticmethod
@@ -209,8 +224,8 @@ class Metrics:
                 )
                 return whole, [], keys
             sql = (
-                "SELECT id, steps, vals, times, min_step, max_step, in_order FROM metric_chunks"
-                " WHERE run_id = ? AND key = ?"
+                "SELECT id, count, format, steps, vals, times, min_step, max_step, in_order"
+                " FROM metric_chunks WHERE run_id = ? AND key = ?"
             )
             params: list[object] = [run_id, key]
             if min_step is not None:
@@ -228,10 +243,15 @@ class Metrics:
         rows.sort(key=lambda r: r["id"])  # here, not in SQL: a sort there copies the arrays
         chunks = [
             StoredChunk(r["steps"], r["vals"], r["times"], r["min_step"], r["max_step"],
-                        bool(r["in_order"]))
+                        bool(r["in_order"]), r["format"], r["count"])
             for r in rows
         ]  # fmt: skip
-        steps, values, times = join_chunks(chunks, min_step, max_step)
+        try:
+            steps, values, times = await _off_loop(
+                sum(r["count"] for r in rows), lambda: join_chunks(chunks, min_step, max_step)
+            )
+        except CorruptChunk as exc:
+            raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
         (extent,) = whole
         return MetricPoints(
             run_id=run_id,

@@ -1,14 +1,18 @@
-"""Migration 15 on each backend: chunks stored before step spans existed get theirs, so a
-database from an earlier version reads step ranges like a new one."""
+"""Migrations 15 and 21 on each backend: chunks stored before step spans existed get theirs,
+and chunks stored before compression read as they are (and compress on demand), so a database
+from an earlier version reads like a new one."""
 
 from __future__ import annotations
 
+import math
 import time
 from array import array
 
 import pytest
 
-from chachaml.store.migrations.metric_chunks import BATCH
+from chachaml.store.codec import chunk_from_columns, pack_arrays
+from chachaml.store.compression import RAW, SHUFFLED_ZSTD
+from chachaml.store.migrations.metric_chunks import BATCH, compress_stored_chunks
 from chachaml.store.migrations.runner import migrate
 from chachaml.store.sql.database import Database, Tx
 from chachaml.store.sql.store import SQLStore
@@ -66,3 +70,67 @@ async def test_chunks_stored_before_step_spans_get_them_when_migrated(database: 
     whole = await store.metric_points(RUN, "loss")
     assert list(whole.steps) == list(range(4 * CHUNKS))
     assert (whole.total, whole.first_step, whole.last_step) == (4 * CHUNKS, 0, 4 * CHUNKS - 1)
+
+
+async def store_before_compression(db: Tx) -> None:
+    """A run with two chunks as version 20 stored them: the old encoder's packed arrays
+    (little-endian, uncompressed), with their step spans and no format column."""
+    now = time.time()
+    await db.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?)", ("e", now))
+    await db.execute(
+        "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at,"
+        " heartbeat_at, heartbeat_timeout)"
+        " SELECT ?, id, ?, 'running', ?, ?, ?, ? FROM experiments WHERE name = ?",
+        (RUN, "old", "ana", now, now, 60.0, "e"),
+    )
+    rows = []
+    for steps in (list(range(0, 1000)), [1500, 1000, 1200]):
+        values = [math.nan if s == 7 else -0.0 if s == 8 else s / 3 for s in steps]
+        packed = pack_arrays(array("q", steps), array("d", values), array("d", [1.0] * len(steps)))
+        span = (min(steps), max(steps), int(steps == sorted(steps)))
+        rows.append((RUN, "loss", len(steps), *packed, *span))
+    await db.insert_rows("metric_chunks", ("run_id", "key", "count", "steps", "vals", "times",
+                                           "min_step", "max_step", "in_order"), rows)  # fmt: skip
+    await db.execute(
+        "INSERT INTO metric_summary (run_id, key, last_value, last_step, last_time, min_value,"
+        " max_value, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (RUN, "loss", 500.0, 1500, 1.0, 0.0, 500.0, 1003),
+    )
+
+
+async def test_chunks_of_the_previous_format_read_as_they_are_and_compress_on_demand(
+    database: Database,
+) -> None:
+    await database.transact(lambda db: migrate(db, database.dialect, up_to=20))
+    await database.transact(store_before_compression)
+    await database.transact(lambda db: migrate(db, database.dialect))
+    store = SQLStore(database)
+    new = chunk_from_columns(RUN, "loss", range(2000, 3000), [2.5] * 1000, [2.0] * 1000)
+    await store.log_metrics([new])
+
+    async def formats() -> list[int]:
+        rows = await database.query(lambda db: db.fetchall(
+            "SELECT format FROM metric_chunks ORDER BY id"))  # fmt: skip
+        return [r["format"] for r in rows]
+
+    async def read() -> tuple[list[int], bytes, bytes]:
+        whole = await store.metric_points(RUN, "loss")
+        part = await store.metric_points(RUN, "loss", min_step=998, max_step=1200)
+        assert part.steps.tolist() == [998, 999, 1000, 1200]
+        return whole.steps.tolist(), whole.values.tobytes(), whole.timestamps.tobytes()
+
+    assert await formats() == [RAW, RAW, SHUFFLED_ZSTD]
+    before = await read()
+    expected = [*range(1000), 1000, 1200, 1500, *range(2000, 3000)]
+    assert before[0] == expected
+    history = await store.metric_history(RUN, "loss", max_step=9)
+    negative_zero = history.values[8]
+    assert history.values[7] is None and negative_zero == 0.0
+    assert math.copysign(1.0, negative_zero) == -1.0
+
+    report = await compress_stored_chunks(database)
+    assert (report.chunks, report.bytes_before) == (1, 24_000), "3 points stay raw"
+    assert 0 < report.bytes_after < 24_000 / 4
+    assert await formats() == [SHUFFLED_ZSTD, RAW, SHUFFLED_ZSTD]
+    assert await read() == before, "the same points, bit for bit"
+    assert (await compress_stored_chunks(database)).chunks == 0
