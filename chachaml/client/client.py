@@ -513,9 +513,12 @@ class Client:
         *,
         tags: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        parent: ActiveRun | str | None = _UNSET,
     ) -> ActiveRun:
         """Start a run without blocking the event loop; it becomes current in this task."""
-        start = functools.partial(self.start_run, experiment, name, tags=tags, params=params)
+        start = functools.partial(
+            self.start_run, experiment, name, tags=tags, params=params, parent=parent
+        )
         run = await bridge.to_thread(start)
         self._current.set(run)
         return run
