@@ -35,6 +35,9 @@ from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.schema_pool import SchemaPool
 
 if TYPE_CHECKING:
+    from distributed import LocalCluster
+
+    from chachaml.client.pipelines.dask import DaskExecutor
     from tests.support.remote_server import InProcessServer
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -205,6 +208,26 @@ def client(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[LocalCluster]:
+    """One Dask cluster of two single-threaded worker processes per session (seconds to start)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def dask_executor(dask_cluster: LocalCluster) -> Iterator[DaskExecutor]:
+    """A ``DaskExecutor`` connected to ``dask_cluster`` for the whole session."""
+    from chachaml.client.pipelines.dask import DaskExecutor
+
+    with DaskExecutor(dask_cluster.scheduler_address) as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")

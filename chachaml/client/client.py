@@ -144,6 +144,21 @@ class Client:
         self._runtime = None
         self.settings = self.settings.with_overrides(store_url=url, artifact_root=artifacts)
 
+    def use_settings(self, settings: Settings) -> None:
+        """Switch to other settings altogether (a Dask worker follows each pipeline's)."""
+        self.use_store()  # refuses while runs are active; closes the runtime
+        self.settings = settings
+
+    @property
+    def busy(self) -> bool:
+        """Whether runs of this client (in this process) are still going."""
+        rt = self._runtime
+        return (
+            rt is not None
+            and rt.pid == os.getpid()
+            and any(not r.ended for r in rt.active.values())
+        )
+
     def close(self) -> None:
         """End active runs as completed, flush, and stop the background runtime."""
         rt = self._runtime

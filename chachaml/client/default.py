@@ -27,16 +27,6 @@ def default_client() -> Client:
     return _default[0]
 
 
-def adopt(client: Client) -> None:
-    """Make ``client`` the process's default.
-
-    On a Dask worker it is the pipeline's client, so ``ml.log_metric`` in a step logs to
-    the step's run.
-    """
-    with _lock:
-        _default[:] = [client]
-
-
 def resolve_client(client: Client | None) -> Client:
     """``client``, or the default client when it is ``None``."""
     return client if client is not None else default_client()

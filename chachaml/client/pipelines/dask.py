@@ -31,7 +31,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 DASK_WORKER_TAG = "chachaml.dask_worker"
 LOOPBACK = ("127.", "::1", "localhost")
+KEEP_CLIENTS = 2  # spare clients per worker process: each holds a pool of connections
 
 
 class DaskExecutor:
@@ -248,20 +249,25 @@ class DaskExecutor:
 
 
 def _remote_workers(dask: distributed.Client) -> list[str]:
-    """The workers (or, with none yet, the scheduler) on another machine than this one."""
+    """The hosts of workers (or, with none yet, of the scheduler) not on this machine."""
     info = dask.scheduler_info()
     addresses = list(info.get("workers", {})) or [str(info.get("address", ""))]
-    here = {socket.gethostname(), "0.0.0.0"}
+    here = {socket.gethostname()}
     with contextlib.suppress(OSError):
         here |= set(socket.gethostbyname_ex(socket.gethostname())[2])
-    remote = []
+    return remote_hosts(addresses, here)
+
+
+def remote_hosts(addresses: Sequence[str], here: set[str]) -> list[str]:
+    """The hosts of ``addresses`` that are neither loopback nor one of ``here``'s names."""
+    remote = set()
     for address in addresses:
         if address.startswith("inproc://"):
             continue
         host = urlsplit(address).hostname or ""
         if not host.startswith(LOOPBACK) and host not in here:
-            remote.append(host)
-    return sorted(set(remote))
+            remote.add(host)
+    return sorted(remote)
 
 
 async def _finished(future: distributed.Future[Any], dask: distributed.Client) -> Any:
@@ -296,26 +302,36 @@ def _collect(*values: Any) -> list[Any]:
 # on the workers
 
 _worker_lock = threading.Lock()
-_worker_clients: dict[Settings, Client] = {}  # one per store and settings, per worker process
+_spare_clients: dict[Settings, Client] = {}  # while the default client is busy elsewhere
 
 
 def worker_client(settings: Settings | None) -> Client:
-    """This worker process's client for ``settings``, made the process's default.
+    """This worker process's client for ``settings``: its default client when it can be.
 
-    So ``ml.log_metric`` in a step lands on the step's run.
+    The default client (whose methods are ``ml.*``) is switched to the pipeline's settings
+    when idle, so ``ml.log_metric`` in a step lands on the step's run; while it is busy
+    with another store's step, a spare client serves (``ml.*`` then does not reach it).
     """
-    from chachaml.client.client import Client
-
     assert settings is not None, "a job sent to a worker carries its settings"
     if settings.token is None:
         own = Settings.from_env()
         settings = dataclasses.replace(settings, token=own.token, s3=own.s3)
     with _worker_lock:
-        client = _worker_clients.get(settings)
-        if client is None:
-            client = _worker_clients[settings] = Client(settings=settings)
-        default.adopt(client)
-    return client
+        client = default.default_client()
+        if client.settings == settings:
+            return client
+        if not client.busy:
+            client.use_settings(settings)
+            return client
+        from chachaml.client.client import Client
+
+        spare = _spare_clients.pop(settings, None) or Client(settings=settings)
+        for old_settings, old in list(_spare_clients.items())[: 1 - KEEP_CLIENTS]:
+            if not old.busy:  # its store connections go back
+                del _spare_clients[old_settings]
+                old.close()
+        _spare_clients[settings] = spare  # the most recently used last
+        return spare
 
 
 def _where() -> dict[str, str]:
@@ -327,11 +343,32 @@ def _where() -> dict[str, str]:
     return where
 
 
+_loop: list[bridge.LoopThread] = []  # this worker process's event loop for attempts
+
+
+def _on_loop(fn: Callable[[], Awaitable[Any]]) -> Any:
+    """``fn()`` on this worker's long-lived event loop.
+
+    A timed-out step's abandoned thread then does not hold the task (a fresh ``anyio.run``
+    per task would wait for it at exit).
+    """
+    with _worker_lock:
+        if not _loop or not _loop[0].running:
+
+            async def nothing() -> None:
+                return None
+
+            thread = bridge.LoopThread("chachaml-steps")
+            thread.start(nothing, anyio.sleep_forever, nothing)
+            _loop[:] = [thread]
+    return _loop[0].call(fn)
+
+
 def _attempt_task(job: Job, inputs: dict[str, Any]) -> Any:
     client = worker_client(job.settings)
-    return bridge.run(partial(perform, client, job, inputs, where=_where()))
+    return _on_loop(partial(perform, client, job, inputs, where=_where()))
 
 
 def _element_task(job: Job, inputs: dict[str, Any], index: int) -> Any:
     client = worker_client(job.settings)
-    return bridge.run(partial(perform_element, client, job, inputs, index, where=_where()))
+    return _on_loop(partial(perform_element, client, job, inputs, index, where=_where()))

@@ -1,0 +1,191 @@
+"""The pipeline behaviours on both executors (here, and a Dask cluster of worker processes),
+against PostgreSQL: chains, failures, retries, timeouts, fan-out, resume."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chachaml.client.client import Client
+from chachaml.client.pipelines.executor import Executor, LocalExecutor
+from chachaml.client.pipelines.pipeline import (
+    Pipeline,
+    PipelineFailed,
+    Step,
+    pipeline,
+    resume_pipeline,
+    run_pipeline,
+)
+from chachaml.errors import InvalidInput
+from tests.conftest import make_settings
+from tests.support import pipeline_steps as s
+from tests.support.schema_pool import SchemaPool
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=["local", "dask"])
+def executor(request: pytest.FixtureRequest) -> Executor:
+    if request.param == "local":
+        return LocalExecutor()
+    found: Executor = request.getfixturevalue("dask_executor")
+    return found
+
+
+@pytest.fixture
+def client(schema_pool: SchemaPool, tmp_path: Path) -> Iterator[Client]:
+    with schema_pool.schema() as url:
+        c = Client(store=url, artifacts=str(tmp_path / "artifacts"), settings=make_settings())
+        try:
+            yield c
+        finally:
+            c.close()
+
+
+def on_dask(executor: Executor) -> bool:
+    return not isinstance(executor, LocalExecutor)
+
+
+def test_a_chain_runs_each_step_in_its_own_run_where_the_executor_runs_it(
+    client: Client, executor: Executor
+) -> None:
+    result = run_pipeline("etl", [s.load, s.double, s.total], client=client, executor=executor)
+
+    assert result.results["double"] == [2, 4, 6]
+    assert result.results["total"]["sum"] == 12
+    detail = pipeline(result.id, client=client)
+    assert detail.status == "completed" and detail.step_counts == {"completed": 3}
+    steps = {step.name: step for step in detail.steps}
+    assert steps["double"].result == [2, 4, 6]  # stored for the page and for resume
+    runs = {name: client.get_run(step.run_id or "") for name, step in steps.items()}
+    assert runs["load"].params == {"source": "memory"}
+    assert runs["double"].metrics == {"items": 3.0}
+    assert all(r.parent_id == result.run_id for r in runs.values())
+    pids = {r.environment["pid"] for r in runs.values()}
+    if on_dask(executor):
+        assert os.getpid() not in pids and result.results["total"]["pid"] in pids
+        assert all(r.tags["chachaml.worker"].endswith(f":{r.environment['pid']}")
+                   for r in runs.values())  # fmt: skip
+        assert all(r.tags["chachaml.dask_worker"].startswith("tcp://") for r in runs.values())
+    else:
+        assert pids == {os.getpid()}
+
+
+def test_a_failed_step_skips_its_dependents_and_retries_come_back(
+    client: Client, executor: Executor
+) -> None:
+    steps = [
+        Step("flaky", s.flaky, retries=1, backoff=0.01),
+        Step("boom", s.boom, depends_on=[]),
+        Step("after", s.last, depends_on=["boom"]),
+        Step("slow", s.slow, depends_on=[], timeout=0.3),
+    ]
+    with pytest.raises(PipelineFailed) as caught:
+        run_pipeline("mixed", steps, client=client, executor=executor)
+
+    detail = pipeline(caught.value.pipeline_id, client=client)
+    by = {step.name: step for step in detail.steps}
+    assert (by["flaky"].status, by["flaky"].attempts, by["flaky"].result) == ("completed", 2, 2)
+    assert by["boom"].status == "failed" and "boom in boom" in (by["boom"].error or "")
+    assert by["after"].status == "skipped"
+    assert by["slow"].status == "failed" and "timed out after 0.3 s" in (by["slow"].error or "")
+    assert sorted(caught.value.failed_steps) == ["boom", "slow"]
+    assert client.get_run(by["boom"].run_id or "").status == "failed"
+
+
+def test_a_fan_out_of_50_trials_makes_50_child_runs_and_hands_on_the_list_in_order(
+    client: Client, executor: Executor
+) -> None:
+    progress: list[tuple[str, int, int, int]] = []
+    sweep = Pipeline(
+        "sweep",
+        [
+            Step("grid", s.grid),
+            Step("trial", s.trial, map_over="grid"),
+            Step("best", s.best),
+        ],
+        client=client,
+    )
+    result = sweep.run(executor=executor, on_progress=lambda *p: progress.append(p))
+
+    assert result.results["best"] == {"n": 50, "first": 1.0, "best": 1.0}
+    assert result.results["trial"] == [1.0 - i / 100 for i in range(50)]
+    trial = next(step for step in result.detail.steps if step.name == "trial")
+    assert trial.status == "completed" and trial.result == result.results["trial"]
+    step_run = client.get_run(trial.run_id or "")
+    assert len(step_run.children) == 50
+    children = client.search_runs(tags={"chachaml.step": "trial", "chachaml.element": "7"})
+    seventh = client.get_run(children[0].id)
+    assert (
+        len(children) == 1 and seventh.params == {"lr": 0.07} and seventh.parent_id == step_run.id
+    )
+    assert seventh.metrics == {"score": pytest.approx(0.93)}
+    assert progress[0] == ("trial", 0, 0, 50) and progress[-1] == ("trial", 50, 0, 50)
+    best = client.best_run("score", "sweep")  # in the pipeline's experiment
+    assert best is not None and (best.run.name, best.value) == ("trial[0]", 1.0)
+
+
+def test_an_element_is_retried_on_its_own(client: Client, executor: Executor) -> None:
+    result = run_pipeline(
+        "retry-elements",
+        [Step("grid", s.grid), Step("odd", s.odd_fails, map_over="grid", retries=1, backoff=0)],
+        client=client,
+        executor=executor,
+    )
+    assert result.results["odd"] == list(range(50))
+    runs = client.search_runs(tags={"chachaml.step": "odd", "chachaml.element": "3"})
+    assert sorted(r.status for r in runs) == ["completed", "failed"]
+
+
+def test_a_failed_pipeline_resumes_on_the_executor(client: Client, executor: Executor) -> None:
+    with pytest.raises(PipelineFailed) as caught:
+        run_pipeline("again", [s.first, s.boom, s.last], client=client, executor=executor)
+    fixed = [Step("first", s.first), Step("boom", s.rows), Step("last", s.last)]
+
+    result = resume_pipeline(caught.value.pipeline_id, fixed, client=client, executor=executor)
+
+    assert result.results == {"first": {"rows": 3}, "boom": 3, "last": "done"}
+    assert [step.attempts for step in result.detail.steps] == [1, 1, 1]
+    assert result.detail.resumes == 1
+
+
+# Dask only
+
+
+def test_a_step_on_a_worker_logs_through_ml_to_its_own_run(
+    client: Client, dask_executor: Executor
+) -> None:
+    result = run_pipeline("ml", [s.where], client=client, executor=dask_executor)
+
+    pid = result.results["where"]
+    assert pid != os.getpid()
+    run = client.get_run(result.detail.steps[0].run_id or "")
+    assert run.metrics == {"pid": float(pid)} and run.environment["pid"] == pid
+
+
+def test_a_sqlite_store_the_workers_cannot_share_is_refused_before_anything_runs(
+    tmp_path: Path, dask_executor: Executor
+) -> None:
+    memory = Client(store="sqlite:///:memory:", artifacts=str(tmp_path), settings=make_settings())
+    with pytest.raises(InvalidInput, match="cannot share.*PostgreSQL"):
+        run_pipeline("nowhere", [s.first], client=memory, executor=dask_executor)
+    memory.close()
+
+
+def test_workers_on_another_host_are_remote() -> None:
+    from chachaml.client.pipelines.dask import remote_hosts
+
+    here = {"box", "10.0.0.5"}
+    local = ["tcp://127.0.0.1:1", "tcp://10.0.0.5:2", "inproc://x/1", "tcp://box:3"]
+    assert remote_hosts(local, here) == []
+    assert remote_hosts([*local, "tcp://10.0.0.9:4"], here) == ["10.0.0.9"]
+
+
+def test_a_bad_executor_is_refused(client: Client) -> None:
+    with pytest.raises(InvalidInput, match="dask://host:port"):
+        run_pipeline("x", [s.first], client=client, executor="ray://nowhere")
+    with pytest.raises(InvalidInput, match="dask://host:8786"):
+        run_pipeline("x", [s.first], client=client, executor="dask://")
