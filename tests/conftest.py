@@ -210,6 +210,17 @@ def client(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
         c.close()
 
 
+@pytest.fixture
+def postgres_client(schema_pool: SchemaPool, tmp_path: Path) -> Iterator[Client]:
+    """A client of a fresh PostgreSQL schema: a store that Dask workers can share."""
+    with schema_pool.schema() as url:
+        c = Client(store=url, artifacts=str(tmp_path / "artifacts"), settings=make_settings())
+        try:
+            yield c
+        finally:
+            c.close()
+
+
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[LocalCluster]:
     """One Dask cluster of two single-threaded worker processes per session (seconds to start)."""

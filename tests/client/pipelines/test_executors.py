@@ -4,7 +4,6 @@ against PostgreSQL: chains, failures, retries, timeouts, fan-out, resume."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from chachaml.client.pipelines.pipeline import (
 from chachaml.errors import InvalidInput
 from tests.conftest import make_settings
 from tests.support import pipeline_steps as s
-from tests.support.schema_pool import SchemaPool
 
 pytestmark = pytest.mark.postgres
 
@@ -36,13 +34,8 @@ def executor(request: pytest.FixtureRequest) -> Executor:
 
 
 @pytest.fixture
-def client(schema_pool: SchemaPool, tmp_path: Path) -> Iterator[Client]:
-    with schema_pool.schema() as url:
-        c = Client(store=url, artifacts=str(tmp_path / "artifacts"), settings=make_settings())
-        try:
-            yield c
-        finally:
-            c.close()
+def client(postgres_client: Client) -> Client:
+    return postgres_client
 
 
 def on_dask(executor: Executor) -> bool:
@@ -170,7 +163,7 @@ def test_a_sqlite_store_the_workers_cannot_share_is_refused_before_anything_runs
     tmp_path: Path, dask_executor: Executor
 ) -> None:
     memory = Client(store="sqlite:///:memory:", artifacts=str(tmp_path), settings=make_settings())
-    with pytest.raises(InvalidInput, match="cannot share.*PostgreSQL"):
+    with pytest.raises(InvalidInput, match=r"cannot share.*PostgreSQL"):
         run_pipeline("nowhere", [s.first], client=memory, executor=dask_executor)
     memory.close()
 
