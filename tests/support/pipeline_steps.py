@@ -121,3 +121,15 @@ def rows(ctx: StepContext) -> int:
 
 def last(ctx: StepContext) -> str:
     return "done"
+
+
+def _sweep() -> Any:
+    from chachaml.client.pipelines.pipeline import Pipeline, Step
+
+    return Pipeline(
+        "cli-sweep",
+        [Step("grid", grid), Step("trial", trial, map_over="grid"), Step("best", best)],
+    )
+
+
+sweep = _sweep()  # for ``chachaml pipeline run tests.support.pipeline_steps:sweep``

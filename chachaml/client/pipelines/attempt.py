@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
 ELEMENT_TAG = "chachaml.element"
+ELEMENTS_TAG = "chachaml.elements"  # on a fan-out step's run: how many elements it has
 WORKER_TAG = "chachaml.worker"
 
 

@@ -123,6 +123,10 @@ class DaskExecutor:
             self._owned = True
         return self._dask
 
+    def connect(self) -> None:
+        """Connect now (otherwise the first run does)."""
+        _ = self.client
+
     def shutdown(self) -> None:
         """Disconnect from the scheduler, if this executor connected (the cluster stays up)."""
         if self._owned and self._dask is not None:

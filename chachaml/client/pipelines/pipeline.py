@@ -28,7 +28,6 @@ Use these names as ``chachaml.*`` (``ml.Pipeline``, ``ml.run_pipeline``, ...).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +41,7 @@ from chachaml.client import bridge
 from chachaml.client.default import ClientBound, resolve_client
 from chachaml.client.pipelines.attempt import StepContext
 from chachaml.client.pipelines.executor import Executor, resolve_executor
+from chachaml.client.pipelines.plan import as_steps, import_target, plan, rerun_set, target_of
 from chachaml.client.pipelines.runner import Execution, Progress, Step, Update
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 RESUME_TAG = "chachaml.resume"
+DASHBOARD_TAG = "chachaml.dask_dashboard"  # on the pipeline's run: where to watch the workers
 MAP_TAG = "chachaml.map_over."  # + step name, on the pipeline's run: the dependency it maps
 DEFAULT_MAX_PARALLEL = 4
 
@@ -93,104 +94,6 @@ class PipelineResult:
     run_id: str
     results: dict[str, Any]
     detail: PipelineDetail
-
-
-def as_steps(steps: Sequence[Step | Callable[..., Any]]) -> list[Step]:
-    """``Step`` objects as given; a plain callable becomes a step named after it."""
-    if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
-        raise InvalidInput(f"steps must be a list of steps or callables, got {steps!r}")
-    out = []
-    for item in steps:
-        if isinstance(item, Step):
-            out.append(item)
-        elif callable(item):
-            out.append(Step(getattr(item, "__name__", type(item).__name__), item))
-        else:
-            raise InvalidInput(f"a step must be a chachaml Step or a callable, got {item!r}")
-    return out
-
-
-def plan(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
-    """Each step's dependencies, in definition order, after checking the graph.
-
-    Refuses an empty pipeline, duplicate names, unknown or self dependencies and cycles.
-    """
-    if not steps:
-        raise InvalidInput("a pipeline needs at least one step")
-    deps: dict[str, tuple[str, ...]] = {}
-    for i, step in enumerate(steps):
-        if step.name in deps:
-            raise InvalidInput(f"duplicate step name {step.name!r}: step names must be unique")
-        implicit = (steps[i - 1].name,) if i else ()
-        deps[step.name] = implicit if step.depends_on is None else tuple(step.depends_on)
-    for name, ds in deps.items():
-        for d in ds:
-            if d == name:
-                raise InvalidInput(f"step {name!r} depends on itself")
-            if d not in deps:
-                raise InvalidInput(
-                    f"step {name!r} depends on unknown step {d!r} (steps: {', '.join(deps)})"
-                )
-    for step in steps:
-        if step.map_over is not None and step.map_over not in deps[step.name]:
-            raise InvalidInput(
-                f"step {step.name!r} maps over {step.map_over!r}, which is not among its"
-                f" dependencies ({', '.join(deps[step.name]) or 'none'})"
-            )
-    cycle = _find_cycle(deps)
-    if cycle:
-        raise InvalidInput(f"the steps form a cycle: {' -> '.join(cycle)}")
-    return deps
-
-
-def _find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str]:
-    done: set[str] = set()
-    path: list[str] = []
-
-    def visit(name: str) -> list[str]:
-        if name in path:
-            return [*path[path.index(name) :], name]
-        if name in done:
-            return []
-        path.append(name)
-        for d in deps[name]:
-            found = visit(d)
-            if found:
-                return found
-        path.pop()
-        done.add(name)
-        return []
-
-    for name in deps:
-        found = visit(name)
-        if found:
-            return found
-    return []
-
-
-def target_of(fn: Callable[..., Any]) -> str | None:
-    """``module:qualname`` that imports back to ``fn`` itself, or ``None`` (lambdas, closures)."""
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
-        return None
-    target = f"{module}:{qualname}"
-    try:
-        found = import_target(target)
-    except InvalidInput:
-        return None
-    return target if found is fn else None
-
-
-def import_target(target: str) -> Any:
-    """The object ``module:qualname`` names; ``InvalidInput`` if it cannot be imported."""
-    module_name, _, qualname = target.partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise InvalidInput(f"cannot import {target!r}: {exc}") from exc
-    return found
 
 
 async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution) -> PipelineResult:
@@ -240,26 +143,6 @@ async def _outcome(
     return PipelineResult(pid, run.id, values, detail)
 
 
-def rerun_set(detail: PipelineDetail) -> set[str]:
-    """The steps a resume runs: those not completed, and completed ones with a needed result.
-
-    A completed step is re-run when a re-run step depends on it and its result was not
-    stored (not JSON-able), since the result exists nowhere else.
-    """
-    by_name = {s.name: s for s in detail.steps}
-    rerun = {s.name for s in detail.steps if s.status != "completed"}
-    while True:
-        needed = {
-            d
-            for n in rerun
-            for d in by_name[n].depends_on
-            if d not in rerun and not by_name[d].result_stored
-        }
-        if not needed:
-            return rerun
-        rerun |= needed
-
-
 async def _resume(
     client: Client,
     pipeline_id: str,
@@ -285,6 +168,8 @@ async def _resume(
     chosen = resolve_executor(executor)
     await chosen.open(client, detail.max_parallel)
     tags = {PIPELINE_TAG: pipeline_id, RESUME_TAG: detail.resumes + 1, **maps}
+    if chosen.dashboard:
+        tags[DASHBOARD_TAG] = chosen.dashboard
     try:
         run = await client.astart_run(experiment, detail.name, tags=tags)
     except BaseException:
@@ -432,7 +317,7 @@ class Pipeline:
         chosen = resolve_executor(executor)
         await chosen.open(client, self.max_parallel)  # refuses a store workers cannot share
         try:
-            run, pid = await self._record(client, deps)
+            run, pid = await self._record(client, deps, chosen.dashboard)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await chosen.close()
@@ -444,15 +329,18 @@ class Pipeline:
         )  # fmt: skip
         return await _drive(client, self.name, run, execution)
 
+    def _map_tags(self) -> dict[str, str]:
+        return {MAP_TAG + s.name: s.map_over for s in self._steps if s.map_over is not None}
+
     async def _record(
-        self, client: Client, deps: Mapping[str, tuple[str, ...]]
+        self, client: Client, deps: Mapping[str, tuple[str, ...]], dashboard: str | None
     ) -> tuple[ActiveRun, str]:
         """Start the pipeline's run and record the pipeline, every step pending."""
         pid = uuid.uuid4().hex
-        maps = {MAP_TAG + s.name: s.map_over for s in self._steps if s.map_over is not None}
-        run = await client.astart_run(
-            self.experiment or self.name, self.name, tags={PIPELINE_TAG: pid, **maps}
-        )
+        tags: dict[str, Any] = {PIPELINE_TAG: pid, **self._map_tags()}
+        if dashboard:
+            tags[DASHBOARD_TAG] = dashboard
+        run = await client.astart_run(self.experiment or self.name, self.name, tags=tags)
         new = NewPipeline(
             id=pid,
             name=self.name,

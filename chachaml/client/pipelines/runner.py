@@ -27,8 +27,10 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
+from chachaml.client import bridge
 from chachaml.client.pipelines.attempt import (
     ATTEMPT_TAG,
+    ELEMENTS_TAG,
     STEP_TAG,
     Job,
     StepContext,
@@ -300,6 +302,7 @@ class Execution:
             )
             self._notify(step.name, "running")
             total = await self.executor.length(inputs[step.map_over or ""], job)
+            await bridge.to_thread(run.set_tag, ELEMENTS_TAG, str(total))
             handles = await self._elements(step, dataclasses.replace(job, parent_run_id=run.id),
                                            inputs, total)  # fmt: skip
             collected = await self.executor.collect(handles)

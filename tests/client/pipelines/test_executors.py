@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import anyio
+import httpx
 import pytest
 
+from chachaml.cli import main
 from chachaml.client.client import Client
 from chachaml.client.pipelines.executor import Executor, LocalExecutor
 from chachaml.client.pipelines.pipeline import (
@@ -19,6 +23,9 @@ from chachaml.client.pipelines.pipeline import (
     run_pipeline,
 )
 from chachaml.errors import InvalidInput
+from chachaml.server.app import create_app
+from chachaml.store import open_store
+from chachaml.store.artifacts import open_artifact_store
 from tests.conftest import make_settings
 from tests.support import pipeline_steps as s
 
@@ -40,6 +47,23 @@ def client(postgres_client: Client) -> Client:
 
 def on_dask(executor: Executor) -> bool:
     return not isinstance(executor, LocalExecutor)
+
+
+def page(client: Client, pipeline_id: str) -> tuple[dict[str, Any], str]:
+    """The pipeline page's JSON twin and HTML, from a server app in this process."""
+
+    async def get() -> tuple[dict[str, Any], str]:
+        store = await open_store(client.settings.store_url)
+        app = create_app(store, artifacts=open_artifact_store(client.settings.artifact_root))
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as web:
+                data = (await web.get(f"/api/pipelines/{pipeline_id}")).json()
+                return data, (await web.get(f"/pipelines/{pipeline_id}")).text
+        finally:
+            await store.close()
+
+    return anyio.run(get)
 
 
 def test_a_chain_runs_each_step_in_its_own_run_where_the_executor_runs_it(
@@ -119,6 +143,20 @@ def test_a_fan_out_of_50_trials_makes_50_child_runs_and_hands_on_the_list_in_ord
     assert progress[0] == ("trial", 0, 0, 50) and progress[-1] == ("trial", 50, 0, 50)
     best = client.best_run("score", "sweep")  # in the pipeline's experiment
     assert best is not None and (best.run.name, best.value) == ("trial[0]", 1.0)
+    data, html = page(client, result.id)
+    shown = {step["name"]: step for step in data["pipeline"]["steps"]}
+    assert shown["trial"]["elements"] == {"done": 50, "failed": 0, "total": 50}
+    assert shown["grid"]["elements"] is None and "50 of 50 done" in html
+    if on_dask(executor):
+        assert shown["grid"]["worker"] == runs_worker(client, shown["grid"]["run_id"])
+        assert shown["trial"]["worker"].startswith(("2 workers: ", f"{os.uname().nodename}:"))
+        assert data["pipeline"]["dashboard"].startswith("http") and "Dask dashboard" in html
+    else:
+        assert shown["grid"]["worker"] is None and data["pipeline"]["dashboard"] is None
+
+
+def runs_worker(client: Client, run_id: str) -> str:
+    return str(client.get_run(run_id).tags["chachaml.worker"])
 
 
 def test_an_element_is_retried_on_its_own(client: Client, executor: Executor) -> None:
@@ -175,6 +213,25 @@ def test_workers_on_another_host_are_remote() -> None:
     local = ["tcp://127.0.0.1:1", "tcp://10.0.0.5:2", "inproc://x/1", "tcp://box:3"]
     assert remote_hosts(local, here) == []
     assert remote_hosts([*local, "tcp://10.0.0.9:4"], here) == ["10.0.0.9"]
+
+
+def test_the_cli_runs_a_pipeline_on_the_cluster_showing_progress_and_workers(
+    client: Client, dask_executor: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = "dask://" + dask_executor.client.scheduler.address.removeprefix("tcp://")
+    store = ["--store", client.settings.store_url, "--artifacts", client.settings.artifact_root]
+    target = "tests.support.pipeline_steps:sweep"
+
+    assert main([*store, "pipeline", "run", target, "--executor", address]) == 0
+
+    out = capsys.readouterr().out
+    assert "dask dashboard: http" in out
+    assert out.count("/50") >= 10 and "50/50" in out
+    lines = [line.split() for line in out.splitlines() if "ran on" in line]
+    assert [line[0] for line in lines] == ["grid", "trial", "best"]
+    assert all(word.rstrip(",").rsplit(":", 1)[1].isdigit() for line in lines for word in line[3:])
+    assert main([*store, "pipeline", "run", target, "--executor", "nowhere://x"]) == 2
+    assert "dask://host:port" in capsys.readouterr().err
 
 
 def test_a_bad_executor_is_refused(client: Client) -> None:
