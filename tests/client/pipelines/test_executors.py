@@ -4,6 +4,8 @@ against PostgreSQL: chains, failures, retries, timeouts, fan-out, resume."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from tests.conftest import make_settings
 from tests.support import pipeline_steps as s
+from tests.support.readme import CLUSTER_EXAMPLE, code_blocks
 
 pytestmark = pytest.mark.postgres
 
@@ -232,6 +235,38 @@ def test_the_cli_runs_a_pipeline_on_the_cluster_showing_progress_and_workers(
     assert all(word.rstrip(",").rsplit(":", 1)[1].isdigit() for line in lines for word in line[3:])
     assert main([*store, "pipeline", "run", target, "--executor", "nowhere://x"]) == 2
     assert "dask://host:port" in capsys.readouterr().err
+
+
+STEPS = """
+def grid(ctx):
+    return [0.1, 0.5, 0.2]
+
+
+def trial(ctx):
+    ctx.run.log_metric("score", ctx.item)
+    return ctx.item
+
+
+def pick(ctx):
+    return max(ctx.prev_result)
+"""
+
+
+def test_the_readme_cluster_example_runs(
+    client: Client, dask_executor: Any, tmp_path: Path
+) -> None:
+    (block,) = [b for b in code_blocks("python") if b.startswith(CLUSTER_EXAMPLE)]
+    address = "dask://" + dask_executor.client.scheduler.address.removeprefix("tcp://")
+    example = STEPS + block.replace("postgresql://ml@db/chachaml", client.settings.store_url)
+    example = example.replace("dask://scheduler:8786", address)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
+    done = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.5"
+    trials = client.search_runs(tags={"chachaml.step": "trial"})
+    assert sorted(r.name for r in trials) == ["trial", "trial[0]", "trial[1]", "trial[2]"]
 
 
 def test_a_bad_executor_is_refused(client: Client) -> None:
