@@ -226,7 +226,7 @@ def dask_cluster() -> Iterator[LocalCluster]:
     """One Dask cluster of two single-threaded worker processes per session (seconds to start)."""
     from distributed import LocalCluster
 
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]
         processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
     ) as cluster:
         yield cluster

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,8 @@ from chachaml.client.pipelines.pipeline import Pipeline, Step, pipeline, pipelin
 from tests.support import pipeline_steps as s
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.postgres
+# one Dask cluster per xdist worker: both modules on the same one
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("dask")]
 WAIT = 30  # seconds: a worker's death is noticed, and a nanny restarts it, within this
 
 
@@ -64,7 +66,7 @@ run_pipeline("doomed", [s.first, s.hang, s.last], client=Client(), executor=sys.
 
 
 def test_a_pipeline_whose_driver_is_killed_reads_killed_and_resumes_on_the_cluster(
-    postgres_client: Client, dask_executor: DaskExecutor, tmp_path: Path
+    postgres_client: Client, dask_executor: DaskExecutor, dask_cluster: Any, tmp_path: Path
 ) -> None:
     client = postgres_client
     script = tmp_path / "driver.py"
@@ -76,7 +78,7 @@ def test_a_pipeline_whose_driver_is_killed_reads_killed_and_resumes_on_the_clust
         "CHACHAML_HEARTBEAT_SECONDS": "0.2",
         "PYTHONPATH": str(Path(s.__file__).parents[2]),
     }
-    address = "dask://" + dask_executor.client.scheduler.address.removeprefix("tcp://")
+    address = "dask://" + str(dask_cluster.scheduler_address).removeprefix("tcp://")
     driver = subprocess.Popen([sys.executable, str(script), address], env=env, cwd=tmp_path)
     try:
         (found,) = wait_for(

@@ -78,7 +78,7 @@ def grid(ctx: StepContext) -> list[dict[str, float]]:
 
 def trial(ctx: StepContext) -> float:
     """One element of a sweep: logs its score on its own run."""
-    score = 1.0 - ctx.item["lr"]
+    score: float = 1.0 - ctx.item["lr"]
     ctx.run.log_param("lr", ctx.item["lr"])
     ctx.run.log_metric("score", score)
     return score

@@ -33,8 +33,10 @@ from chachaml.client.pipelines.attempt import (
     ELEMENTS_TAG,
     STEP_TAG,
     Job,
-    StepContext,
     end_dead_run,
+)
+from chachaml.client.pipelines.attempt import (
+    StepContext as StepContext,  # re-exported: its home before executors
 )
 from chachaml.client.pipelines.executor import Executor, LocalExecutor
 from chachaml.client.run import ActiveRun, error_text

@@ -32,7 +32,8 @@ from tests.conftest import make_settings
 from tests.support import pipeline_steps as s
 from tests.support.readme import CLUSTER_EXAMPLE, code_blocks
 
-pytestmark = pytest.mark.postgres
+# one Dask cluster per xdist worker: both modules on the same one
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("dask")]
 
 
 @pytest.fixture(params=["local", "dask"])
@@ -219,9 +220,9 @@ def test_workers_on_another_host_are_remote() -> None:
 
 
 def test_the_cli_runs_a_pipeline_on_the_cluster_showing_progress_and_workers(
-    client: Client, dask_executor: Any, capsys: pytest.CaptureFixture[str]
+    client: Client, dask_cluster: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    address = "dask://" + dask_executor.client.scheduler.address.removeprefix("tcp://")
+    address = "dask://" + str(dask_cluster.scheduler_address).removeprefix("tcp://")
     store = ["--store", client.settings.store_url, "--artifacts", client.settings.artifact_root]
     target = "tests.support.pipeline_steps:sweep"
 
@@ -252,11 +253,9 @@ def pick(ctx):
 """
 
 
-def test_the_readme_cluster_example_runs(
-    client: Client, dask_executor: Any, tmp_path: Path
-) -> None:
+def test_the_readme_cluster_example_runs(client: Client, dask_cluster: Any, tmp_path: Path) -> None:
     (block,) = [b for b in code_blocks("python") if b.startswith(CLUSTER_EXAMPLE)]
-    address = "dask://" + dask_executor.client.scheduler.address.removeprefix("tcp://")
+    address = "dask://" + str(dask_cluster.scheduler_address).removeprefix("tcp://")
     example = STEPS + block.replace("postgresql://ml@db/chachaml", client.settings.store_url)
     example = example.replace("dask://scheduler:8786", address)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
@@ -266,7 +265,7 @@ def test_the_readme_cluster_example_runs(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0.5"
     trials = client.search_runs(tags={"chachaml.step": "trial"})
-    assert sorted(r.name for r in trials) == ["trial", "trial[0]", "trial[1]", "trial[2]"]
+    assert sorted(str(r.name) for r in trials) == ["trial", "trial[0]", "trial[1]", "trial[2]"]
 
 
 def test_a_bad_executor_is_refused(client: Client) -> None:
