@@ -1,4 +1,5 @@
-"""Failures as a cluster has them: a worker SIGKILLed mid-step, and a driver SIGKILLed."""
+"""Failures as a cluster has them (a worker SIGKILLed mid-step, a driver SIGKILLed), and
+workers recording through a real ``chachaml serve``."""
 
 from __future__ import annotations
 
@@ -15,8 +16,18 @@ import pytest
 
 from chachaml.client.client import Client
 from chachaml.client.pipelines.dask import DaskExecutor
-from chachaml.client.pipelines.pipeline import Pipeline, Step, pipeline, pipelines, resume_pipeline
+from chachaml.client.pipelines.pipeline import (
+    Pipeline,
+    PipelineFailed,
+    Step,
+    pipeline,
+    pipelines,
+    resume_pipeline,
+    run_pipeline,
+)
+from tests.conftest import REMOTE_TOKEN, make_settings
 from tests.support import pipeline_steps as s
+from tests.support.fork_server import ServerFactory
 from tests.support.waiting import wait_for
 
 # one Dask cluster per xdist worker: both modules on the same one
@@ -108,3 +119,28 @@ def test_a_pipeline_whose_driver_is_killed_reads_killed_and_resumes_on_the_clust
     assert result.detail.status == "completed" and result.detail.resumes == 1
     rerun = client.get_run(result.detail.steps[1].run_id or "")
     assert rerun.environment["pid"] != os.getpid() and "chachaml.worker" in rerun.tags
+
+
+def test_workers_record_through_a_chachaml_server_with_the_drivers_token(
+    server_factory: ServerFactory, dask_cluster: Any, dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    with server_factory.serve(db, tmp_path / "artifacts", f"tester:{REMOTE_TOKEN}") as url:
+        client = Client(store=url, settings=make_settings(token=REMOTE_TOKEN))
+        try:
+            result = run_pipeline(
+                "remote", [s.load, s.double], client=client, executor=dask_executor
+            )
+            runs = [client.get_run(x.run_id or "") for x in result.detail.steps]
+            assert result.results["double"] == [2, 4, 6]
+            assert {r.created_by for r in runs} == {"tester"}
+            assert os.getpid() not in {r.environment["pid"] for r in runs}
+
+            bare = DaskExecutor(dask_cluster.scheduler_address, send_credentials=False)
+            with bare, pytest.raises(PipelineFailed, match="token") as caught:
+                run_pipeline("no-token", [s.load], client=client, executor=bare)
+            (load,) = pipeline(caught.value.pipeline_id, client=client).steps
+            assert (load.status, load.attempts) == ("failed", 1)  # recorded by the driver
+            assert (client.get_run(load.run_id or "").error or "").startswith("never started")
+        finally:
+            client.close()

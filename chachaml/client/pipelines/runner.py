@@ -278,7 +278,10 @@ class Execution:
                         job, inputs, lambda: self._notify(name, "running")
                     )
             except Exception as exc:
-                used, run_id = await self._reap(name)
+                stored, run_id = await self._reap(name)
+                if stored < attempt:  # failed before a worker recorded it (say, refused)
+                    run_id = await self._record_unstarted(step, attempt, parent, exc)
+                used = max(stored, attempt)  # a worker's death adds attempts
                 if step.map_over is None and used <= step.retries:
                     attempt = used + 1
                     await anyio.sleep(step.backoff * 2 ** (used - 1))
@@ -292,6 +295,19 @@ class Execution:
             self.results[name] = handle
             self._notify(name, "completed")
             return
+
+    async def _record_unstarted(self, step: Step, attempt: int, parent: str, exc: Exception) -> str:
+        """Record an attempt that failed before it started where it was sent: its run."""
+        tags = {PIPELINE_TAG: self.pipeline_id, STEP_TAG: step.name, ATTEMPT_TAG: attempt}
+        job = self._job(step, attempt, parent)
+        run = await self.client.astart_run(job.experiment, step.name, tags=tags, parent=parent)
+        try:
+            await self.client.aop(
+                ops.start_step, self.pipeline_id, step.name, run.id, attempt, time.time()
+            )
+        finally:
+            await run.aend("failed", f"never started: {error_text(exc)}")
+        return run.id
 
     async def _fan_out(self, step: Step, inputs: Mapping[str, Any], parent: str) -> Any:
         """The fan-out step's run (here), one child run per element (on the executor)."""

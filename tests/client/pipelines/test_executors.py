@@ -210,6 +210,19 @@ def test_a_sqlite_store_the_workers_cannot_share_is_refused_before_anything_runs
     memory.close()
 
 
+def test_a_sqlite_file_serves_when_every_worker_is_on_this_machine(
+    tmp_path: Path, dask_executor: Executor
+) -> None:
+    lite = Client(store=f"sqlite:///{tmp_path / 'shared.db'}", settings=make_settings())
+    try:
+        result = run_pipeline("lite", [s.load, s.double], client=lite, executor=dask_executor)
+        assert result.results["double"] == [2, 4, 6]
+        run = lite.get_run(result.detail.steps[1].run_id or "")
+        assert run.metrics == {"items": 3.0} and run.environment["pid"] != os.getpid()
+    finally:
+        lite.close()
+
+
 def test_workers_on_another_host_are_remote() -> None:
     from chachaml.client.pipelines.dask import remote_hosts
 
