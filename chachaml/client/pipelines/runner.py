@@ -2,11 +2,12 @@
 
 One :class:`Execution` runs on an event loop in the caller's thread. Its main task starts
 every step whose dependencies have completed, up to ``max_parallel`` at once; each step task
-runs its attempts, each inside a run of its own (a child of the pipeline's run), records
-every transition in the store, and reports back to the main task, which marks the
-dependents of a failed step skipped. Async steps run on this loop; sync steps in worker
-threads. A step that outlives its timeout is abandoned (a sync step's thread runs on, but its
-run is ended and its result ignored).
+hands its attempts to the executor (:mod:`~chachaml.client.pipelines.executor`: here, or a
+Dask cluster), each attempt inside a run of its own (a child of the pipeline's run) recorded
+where it runs, retries with backoff, and reports back to the main task, which marks the
+dependents of a failed step skipped. A fan-out step's run is recorded here, its elements'
+runs where they run. A step that outlives its timeout is abandoned (a sync step's thread
+runs on, but its run is ended and its result ignored).
 
 A pipeline whose run is asked to stop (``stop_run``) starts no further step: the steps not
 started yet are skipped, naming who asked; running steps were asked too (their runs are the
