@@ -144,21 +144,6 @@ class Client:
         self._runtime = None
         self.settings = self.settings.with_overrides(store_url=url, artifact_root=artifacts)
 
-    def use_settings(self, settings: Settings) -> None:
-        """Switch to other settings altogether (a Dask worker follows each pipeline's)."""
-        self.use_store()  # refuses while runs are active; closes the runtime
-        self.settings = settings
-
-    @property
-    def busy(self) -> bool:
-        """Whether runs of this client (in this process) are still going."""
-        rt = self._runtime
-        return (
-            rt is not None
-            and rt.pid == os.getpid()
-            and any(not r.ended for r in rt.active.values())
-        )
-
     def close(self) -> None:
         """End active runs as completed, flush, and stop the background runtime."""
         rt = self._runtime
@@ -528,12 +513,9 @@ class Client:
         *,
         tags: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-        parent: ActiveRun | str | None = _UNSET,
     ) -> ActiveRun:
         """Start a run without blocking the event loop; it becomes current in this task."""
-        start = functools.partial(
-            self.start_run, experiment, name, tags=tags, params=params, parent=parent
-        )
+        start = functools.partial(self.start_run, experiment, name, tags=tags, params=params)
         run = await bridge.to_thread(start)
         self._current.set(run)
         return run

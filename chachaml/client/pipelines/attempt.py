@@ -19,10 +19,12 @@ import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from chachaml.client import bridge
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.records.pipelines import PIPELINE_TAG
@@ -133,10 +135,14 @@ async def _attempt_number(client: Client, job: Job) -> int:
     return attempt
 
 
-async def _start(
+async def start_run(
     client: Client, job: Job, name: str, tags: Mapping[str, Any], parent: str
 ) -> ActiveRun:
-    return await client.astart_run(job.experiment, name, tags=tags, parent=parent)
+    """``client.astart_run`` with an explicit parent (a run of another process, perhaps)."""
+    start = partial(client.start_run, job.experiment, name, tags=tags, parent=parent)
+    run = await bridge.to_thread(start)
+    client._current.set(run)  # current in this task too, as astart_run does
+    return run
 
 
 async def call(
@@ -194,7 +200,7 @@ async def perform(
         ATTEMPT_TAG: attempt,
         **(where or {}),
     }
-    run = await _start(client, job, job.step, tags, job.parent_run_id)
+    run = await start_run(client, job, job.step, tags, job.parent_run_id)
     try:
         await client.aop(ops.start_step, job.pipeline_id, job.step, run.id, attempt, time.time())
     except BaseException as exc:
@@ -231,7 +237,7 @@ async def perform_element(
         ATTEMPT_TAG: job.attempt,
         **(where or {}),
     }
-    run = await _start(client, job, f"{job.step}[{index}]", tags, job.parent_run_id)
+    run = await start_run(client, job, f"{job.step}[{index}]", tags, job.parent_run_id)
     ctx = StepContext(
         job.pipeline_id, job.step, run, job.attempt, job.depends_on, inputs, items[index], index
     )

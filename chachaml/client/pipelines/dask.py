@@ -324,18 +324,25 @@ def worker_client(settings: Settings | None) -> Client:
         client = default.default_client()
         if client.settings == settings:
             return client
-        if not client.busy:
-            client.use_settings(settings)
+        if not _busy(client):
+            client.use_store()  # closes its runtime (and refuses while runs are going)
+            client.settings = settings
             return client
         from chachaml.client.client import Client
 
         spare = _spare_clients.pop(settings, None) or Client(settings=settings)
         for old_settings, old in list(_spare_clients.items())[: 1 - KEEP_CLIENTS]:
-            if not old.busy:  # its store connections go back
+            if not _busy(old):  # its store connections go back
                 del _spare_clients[old_settings]
                 old.close()
         _spare_clients[settings] = spare  # the most recently used last
         return spare
+
+
+def _busy(client: Client) -> bool:
+    """Whether runs of ``client`` are going in this process (a worker's own client)."""
+    runtime = client._runtime
+    return runtime is not None and any(not r.ended for r in runtime.active.values())
 
 
 def _where() -> dict[str, str]:

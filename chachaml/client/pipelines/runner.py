@@ -35,6 +35,7 @@ from chachaml.client.pipelines.attempt import (
     STEP_TAG,
     Job,
     end_dead_run,
+    start_run,
 )
 from chachaml.client.pipelines.attempt import (
     StepContext as StepContext,  # re-exported: its home before executors
@@ -301,7 +302,7 @@ class Execution:
         """Record an attempt that failed before it started where it was sent: its run."""
         tags = {PIPELINE_TAG: self.pipeline_id, STEP_TAG: step.name, ATTEMPT_TAG: attempt}
         job = self._job(step, attempt, parent)
-        run = await self.client.astart_run(job.experiment, step.name, tags=tags, parent=parent)
+        run = await start_run(self.client, job, step.name, tags, parent)
         try:
             await self.client.aop(
                 ops.start_step, self.pipeline_id, step.name, run.id, attempt, time.time()
@@ -314,7 +315,7 @@ class Execution:
         """The fan-out step's run (here), one child run per element (on the executor)."""
         tags = {PIPELINE_TAG: self.pipeline_id, STEP_TAG: step.name, ATTEMPT_TAG: 1}
         job = self._job(step, 1, "")
-        run = await self.client.astart_run(job.experiment, step.name, tags=tags, parent=parent)
+        run = await start_run(self.client, job, step.name, tags, parent)
         try:
             await self.client.aop(
                 ops.start_step, self.pipeline_id, step.name, run.id, 1, time.time()
