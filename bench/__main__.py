@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import (
     bench_mlflow_compat,
+    bench_pipelines,
     bench_scale,
     brokers,
     events,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
         events.BENCHMARK,
         bench_mlflow_compat.BENCHMARK,
         brokers.BENCHMARK,
+        bench_pipelines.BENCHMARK,
         bench_scale.BENCHMARK,
     )
 }

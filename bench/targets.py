@@ -76,6 +76,10 @@ TARGETS: dict[str, Target] = {
            " (issue 22 keeps 25 ms at 1,000,000 runs)", limit=25.0),
         _t("peak RSS", "MB", "lower", "issue 2: a process logging 10,000,000 points stays"
            " below 200 MB", limit=200.0),
+        _t("pipeline step overhead", "ms", "lower", "issue 21: a no-op step on a Dask"
+           " cluster costs <= 20 ms (its run recorded from the worker)", limit=20.0),
+        _t("pipeline fan-out", "trials/s", "higher", "issue 21: a fan-out of no-op trials on"
+           " a Dask cluster runs >= 50 trials/s, each a tracked run", limit=50.0),
         _t("PostgreSQL ingest", "points/s", "higher", "issue 4: the team backend ingests"
            " >= 500,000 points/s", limit=500_000),
         _t("PostgreSQL query", "ms", "lower", "issue 4: best_run/search_runs on PostgreSQL"

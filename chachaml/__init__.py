@@ -27,6 +27,7 @@ from chachaml.client.alerts import (
 )
 from chachaml.client.client import Client
 from chachaml.client.default import default_client
+from chachaml.client.pipelines.dask import DaskExecutor
 from chachaml.client.pipelines.pipeline import (
     Pipeline,
     PipelineFailed,
@@ -148,6 +149,7 @@ __all__ = [
     "Client",
     "Comparison",
     "Conflict",
+    "DaskExecutor",
     "Dataset",
     "Experiment",
     "InvalidInput",

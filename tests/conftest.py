@@ -36,6 +36,9 @@ from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.schema_pool import SchemaPool
 
 if TYPE_CHECKING:
+    from distributed import LocalCluster
+
+    from chachaml.client.pipelines.dask import DaskExecutor
     from tests.support.remote_server import InProcessServer
 
 # Some machines set PYTHONDONTWRITEBYTECODE: then each of the two workers rewrites every test
@@ -212,6 +215,37 @@ def client(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def postgres_client(schema_pool: SchemaPool, tmp_path: Path) -> Iterator[Client]:
+    """A client of a fresh PostgreSQL schema: a store that Dask workers can share."""
+    with schema_pool.schema() as url:
+        c = Client(store=url, artifacts=str(tmp_path / "artifacts"), settings=make_settings())
+        try:
+            yield c
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[LocalCluster]:
+    """One Dask cluster of two single-threaded worker processes per session (seconds to start)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def dask_executor(dask_cluster: LocalCluster) -> Iterator[DaskExecutor]:
+    """A ``DaskExecutor`` connected to ``dask_cluster`` for the whole session."""
+    from chachaml.client.pipelines.dask import DaskExecutor
+
+    with DaskExecutor(dask_cluster.scheduler_address) as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")

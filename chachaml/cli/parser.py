@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     p = actions.add_parser("run", help="run a Pipeline, showing its steps as they go")
     p.add_argument("target", help="module:attr naming a chachaml Pipeline, e.g. flows:nightly")
+    p.add_argument(
+        "--executor",
+        default="local",
+        help="where the steps run: local (this process, the default) or dask://host:8786",
+    )
     _global_options(p)
 
     p = sub.add_parser("mcp", help="serve MCP over stdio (or: mcp config --client ...)")

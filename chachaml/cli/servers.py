@@ -170,4 +170,4 @@ def cmd_pipeline(args: argparse.Namespace, client: Client) -> int:
     """Run a pipeline definition (``module:attr``) with a live view of its steps."""
     from chachaml.client.pipelines.display import run_with_board
 
-    return run_with_board(args.target, client, sys.stdout)
+    return run_with_board(args.target, client, sys.stdout, args.executor)

@@ -217,3 +217,13 @@ def test_mlflow_compat_runs_the_same_client_against_both_servers(tmp_path: Path)
     for f in figures.values():  # each measured on both servers, judged against MLflow's
         assert f.value > 0 and f.reference is not None and f.reference > 0, f
         assert f.reference_name == "MLflow" and f.met is not None
+
+
+def test_the_pipelines_benchmark_times_both_executors(tmp_path: Path) -> None:
+    from bench import bench_pipelines
+
+    tiny = bench_pipelines.Size(steps=2, trials=4)
+    step_overhead, fan_out = bench_pipelines.measure(tiny, context(tmp_path))
+    assert step_overhead.value > 0 and step_overhead.reference_name == "local"
+    assert fan_out.value > 0 and fan_out.reference is not None and fan_out.reference > 0
+    assert "pipeline fan-out" in TARGETS and fan_out.target is TARGETS["pipeline fan-out"]

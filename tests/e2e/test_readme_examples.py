@@ -23,7 +23,7 @@ from tests.support.chat_cli import best_iris, chat_environment
 from tests.support.fake_providers import FakeProvider
 from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import IRIS
-from tests.support.readme import CONSUMER_EXAMPLE, SERVER_EXAMPLE, code_blocks
+from tests.support.readme import CLUSTER_EXAMPLE, CONSUMER_EXAMPLE, SERVER_EXAMPLE, code_blocks
 
 README_URL = "http://127.0.0.1:8080"
 
@@ -32,7 +32,7 @@ def test_readme_python_examples_run(tmp_path: Path) -> None:
     # later blocks build on earlier ones; the server ones run below
     # (the broker consumers follow forever: tests/e2e/test_event_brokers.py runs them)
     blocks = [b for b in code_blocks("python")
-              if not b.startswith((SERVER_EXAMPLE, CONSUMER_EXAMPLE))]  # fmt: skip
+              if not b.startswith((SERVER_EXAMPLE, CONSUMER_EXAMPLE, CLUSTER_EXAMPLE))]  # fmt: skip
     example = "\n".join(blocks)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHACHAML_")}
     result = subprocess.run(

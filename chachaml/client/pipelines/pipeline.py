@@ -28,7 +28,6 @@ Use these names as ``chachaml.*`` (``ml.Pipeline``, ``ml.run_pipeline``, ...).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +39,10 @@ import anyio
 
 from chachaml.client import bridge
 from chachaml.client.default import ClientBound, resolve_client
-from chachaml.client.pipelines.runner import Execution, Step, StepContext, Update
+from chachaml.client.pipelines.attempt import StepContext
+from chachaml.client.pipelines.executor import Executor, resolve_executor
+from chachaml.client.pipelines.plan import as_steps, import_target, plan, rerun_set, target_of
+from chachaml.client.pipelines.runner import Execution, Progress, Step, Update
 from chachaml.client.run import ActiveRun, error_text
 from chachaml.errors import ChachamlError, Conflict, InvalidInput, NotFound
 from chachaml.records import validation
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 RESUME_TAG = "chachaml.resume"
+DASHBOARD_TAG = "chachaml.dask_dashboard"  # on the pipeline's run: where to watch the workers
+MAP_TAG = "chachaml.map_over."  # + step name, on the pipeline's run: the dependency it maps
 DEFAULT_MAX_PARALLEL = 4
 
 
@@ -92,107 +96,26 @@ class PipelineResult:
     detail: PipelineDetail
 
 
-def as_steps(steps: Sequence[Step | Callable[..., Any]]) -> list[Step]:
-    """``Step`` objects as given; a plain callable becomes a step named after it."""
-    if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
-        raise InvalidInput(f"steps must be a list of steps or callables, got {steps!r}")
-    out = []
-    for item in steps:
-        if isinstance(item, Step):
-            out.append(item)
-        elif callable(item):
-            out.append(Step(getattr(item, "__name__", type(item).__name__), item))
-        else:
-            raise InvalidInput(f"a step must be a chachaml Step or a callable, got {item!r}")
-    return out
-
-
-def plan(steps: Sequence[Step]) -> dict[str, tuple[str, ...]]:
-    """Each step's dependencies, in definition order, after checking the graph.
-
-    Refuses an empty pipeline, duplicate names, unknown or self dependencies and cycles.
-    """
-    if not steps:
-        raise InvalidInput("a pipeline needs at least one step")
-    deps: dict[str, tuple[str, ...]] = {}
-    for i, step in enumerate(steps):
-        if step.name in deps:
-            raise InvalidInput(f"duplicate step name {step.name!r}: step names must be unique")
-        implicit = (steps[i - 1].name,) if i else ()
-        deps[step.name] = implicit if step.depends_on is None else tuple(step.depends_on)
-    for name, ds in deps.items():
-        for d in ds:
-            if d == name:
-                raise InvalidInput(f"step {name!r} depends on itself")
-            if d not in deps:
-                raise InvalidInput(
-                    f"step {name!r} depends on unknown step {d!r} (steps: {', '.join(deps)})"
-                )
-    cycle = _find_cycle(deps)
-    if cycle:
-        raise InvalidInput(f"the steps form a cycle: {' -> '.join(cycle)}")
-    return deps
-
-
-def _find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str]:
-    done: set[str] = set()
-    path: list[str] = []
-
-    def visit(name: str) -> list[str]:
-        if name in path:
-            return [*path[path.index(name) :], name]
-        if name in done:
-            return []
-        path.append(name)
-        for d in deps[name]:
-            found = visit(d)
-            if found:
-                return found
-        path.pop()
-        done.add(name)
-        return []
-
-    for name in deps:
-        found = visit(name)
-        if found:
-            return found
-    return []
-
-
-def target_of(fn: Callable[..., Any]) -> str | None:
-    """``module:qualname`` that imports back to ``fn`` itself, or ``None`` (lambdas, closures)."""
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
-        return None
-    target = f"{module}:{qualname}"
-    try:
-        found = import_target(target)
-    except InvalidInput:
-        return None
-    return target if found is fn else None
-
-
-def import_target(target: str) -> Any:
-    """The object ``module:qualname`` names; ``InvalidInput`` if it cannot be imported."""
-    module_name, _, qualname = target.partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise InvalidInput(f"cannot import {target!r}: {exc}") from exc
-    return found
-
-
 async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution) -> PipelineResult:
     """Run the execution, then end the pipeline and its run with the outcome.
 
     A pipeline asked to stop (its run was) ends ``stopped``, with the results it has.
     """
+    try:
+        return await _outcome(client, name, run, execution)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await execution.executor.close()
+
+
+async def _outcome(
+    client: Client, name: str, run: ActiveRun, execution: Execution
+) -> PipelineResult:
     pid = execution.pipeline_id
     execution.pipeline_run = run
     try:
         await execution.run()
+        values = await execution.values()
     except BaseException as exc:  # cancelled (Ctrl-C) or the store failed
         status: EndStatus = "failed" if isinstance(exc, Exception) else "killed"
         with anyio.CancelScope(shield=True):
@@ -217,34 +140,16 @@ async def _drive(client: Client, name: str, run: ActiveRun, execution: Execution
         await client.aop(ops.end_pipeline, pid, "completed", None, time.time())
         await run.aend("completed", None)
     detail = await client.aop(ops.get_pipeline, pid)
-    return PipelineResult(pid, run.id, dict(execution.results), detail)
-
-
-def rerun_set(detail: PipelineDetail) -> set[str]:
-    """The steps a resume runs: those not completed, and completed ones with a needed result.
-
-    A completed step is re-run when a re-run step depends on it and its result was not
-    stored (not JSON-able), since the result exists nowhere else.
-    """
-    by_name = {s.name: s for s in detail.steps}
-    rerun = {s.name for s in detail.steps if s.status != "completed"}
-    while True:
-        needed = {
-            d
-            for n in rerun
-            for d in by_name[n].depends_on
-            if d not in rerun and not by_name[d].result_stored
-        }
-        if not needed:
-            return rerun
-        rerun |= needed
+    return PipelineResult(pid, run.id, values, detail)
 
 
 async def _resume(
     client: Client,
     pipeline_id: str,
-    definitions: Callable[[PipelineDetail, set[str]], dict[str, Step]],
+    definitions: Callable[[PipelineDetail, set[str], Mapping[str, str]], dict[str, Step]],
     on_update: Update | None,
+    executor: Executor | str | None = None,
+    on_progress: Progress | None = None,
 ) -> PipelineResult:
     detail = await client.aop(ops.get_pipeline, pipeline_id)
     if detail.status in ("running", "completed"):
@@ -253,13 +158,24 @@ async def _resume(
             " killed pipeline can be resumed"
         )
     rerun = rerun_set(detail)
-    steps = definitions(detail, rerun)
-    experiment = detail.name
+    experiment, maps = detail.name, {}
     if detail.run_id is not None:
         with contextlib.suppress(NotFound):
-            experiment = (await client.aget_run(detail.run_id)).experiment
-    tags = {PIPELINE_TAG: pipeline_id, RESUME_TAG: detail.resumes + 1}
-    run = await client.astart_run(experiment, detail.name, tags=tags)
+            before = await client.aget_run(detail.run_id)
+            experiment = before.experiment
+            maps = {k: str(v) for k, v in before.tags.items() if k.startswith(MAP_TAG)}
+    steps = definitions(detail, rerun, {k.removeprefix(MAP_TAG): v for k, v in maps.items()})
+    chosen = resolve_executor(executor)
+    await chosen.open(client, detail.max_parallel)
+    tags = {PIPELINE_TAG: pipeline_id, RESUME_TAG: detail.resumes + 1, **maps}
+    if chosen.dashboard:
+        tags[DASHBOARD_TAG] = chosen.dashboard
+    try:
+        run = await client.astart_run(experiment, detail.name, tags=tags)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await chosen.close()
+        raise
     try:
         detail = await client.aop(
             ops.resume_pipeline, pipeline_id, run.id, sorted(rerun), time.time()
@@ -267,6 +183,7 @@ async def _resume(
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await run.aend("failed", error_text(exc))
+            await chosen.close()
         raise
     execution = Execution(
         client,
@@ -277,6 +194,8 @@ async def _resume(
         {s.name: s.result for s in detail.steps if s.status == "completed"},
         detail.max_parallel,
         on_update,
+        chosen,
+        on_progress,
     )
     return await _drive(client, detail.name, run, execution)
 
@@ -329,6 +248,7 @@ class Pipeline:
         retries: int = 0,
         backoff: float = 1.0,
         timeout: float | None = None,
+        map_over: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def step(  # type: ignore[misc]  # mypy cannot match the decorator overloads here
@@ -341,12 +261,15 @@ class Pipeline:
         retries: int = 0,
         backoff: float = 1.0,
         timeout: float | None = None,
+        map_over: str | None = None,
     ) -> F | Callable[[F], F]:
         """Decorator adding the function as the next step (named after it unless ``name``)."""
 
         def add(func: F) -> F:
             step_name = name if name is not None else getattr(func, "__name__", repr(func))
-            self._steps.append(Step(step_name, func, depends_on, retries, backoff, timeout))
+            self._steps.append(
+                Step(step_name, func, depends_on, retries, backoff, timeout, map_over)
+            )
             return func
 
         return add(fn) if fn is not None else add
@@ -356,25 +279,68 @@ class Pipeline:
         return plan(self._steps)
 
     def run(
-        self, *, on_update: Update | None = None, client: Client | None = None
+        self,
+        *,
+        on_update: Update | None = None,
+        client: Client | None = None,
+        executor: Executor | str | None = None,
+        on_progress: Progress | None = None,
     ) -> PipelineResult:
         """Run every step; ``on_update(step, status)`` hears each status change.
 
-        ``client`` overrides the definition's. Raises :class:`PipelineFailed` when a step
-        failed, after recording everything.
+        ``client`` overrides the definition's. ``executor`` is where the steps run: here
+        (the default), ``"dask://host:8786"`` or a ``DaskExecutor``. ``on_progress(step,
+        done, failed, total)`` hears a fan-out step's elements end. Raises
+        :class:`PipelineFailed` when a step failed, after recording everything.
         """
-        return bridge.run(partial(self.arun, on_update=on_update, client=client))
+        return bridge.run(
+            partial(
+                self.arun,
+                on_update=on_update,
+                client=client,
+                executor=executor,
+                on_progress=on_progress,
+            )
+        )
 
     async def arun(
-        self, *, on_update: Update | None = None, client: Client | None = None
+        self,
+        *,
+        on_update: Update | None = None,
+        client: Client | None = None,
+        executor: Executor | str | None = None,
+        on_progress: Progress | None = None,
     ) -> PipelineResult:
         """Async twin of :meth:`run` (async steps run on the caller's event loop)."""
         deps = self.validate()
         client = resolve_client(client or self._client)
+        chosen = resolve_executor(executor)
+        await chosen.open(client, self.max_parallel)  # refuses a store workers cannot share
+        try:
+            run, pid = await self._record(client, deps, chosen.dashboard)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await chosen.close()
+            raise
+        steps = {s.name: s for s in self._steps}
+        execution = Execution(
+            client, pid, steps, deps, set(deps), {}, self.max_parallel, on_update, chosen,
+            on_progress,
+        )  # fmt: skip
+        return await _drive(client, self.name, run, execution)
+
+    def _map_tags(self) -> dict[str, str]:
+        return {MAP_TAG + s.name: s.map_over for s in self._steps if s.map_over is not None}
+
+    async def _record(
+        self, client: Client, deps: Mapping[str, tuple[str, ...]], dashboard: str | None
+    ) -> tuple[ActiveRun, str]:
+        """Start the pipeline's run and record the pipeline, every step pending."""
         pid = uuid.uuid4().hex
-        run = await client.astart_run(
-            self.experiment or self.name, self.name, tags={PIPELINE_TAG: pid}
-        )
+        tags: dict[str, Any] = {PIPELINE_TAG: pid, **self._map_tags()}
+        if dashboard:
+            tags[DASHBOARD_TAG] = dashboard
+        run = await client.astart_run(self.experiment or self.name, self.name, tags=tags)
         new = NewPipeline(
             id=pid,
             name=self.name,
@@ -401,24 +367,45 @@ class Pipeline:
             with anyio.CancelScope(shield=True):
                 await run.aend("failed", error_text(exc))
             raise
-        steps = {s.name: s for s in self._steps}
-        execution = Execution(client, pid, steps, deps, set(deps), {}, self.max_parallel, on_update)
-        return await _drive(client, self.name, run, execution)
+        return run, pid
 
     def resume(
-        self, pipeline_id: str, *, on_update: Update | None = None, client: Client | None = None
+        self,
+        pipeline_id: str,
+        *,
+        on_update: Update | None = None,
+        client: Client | None = None,
+        executor: Executor | str | None = None,
+        on_progress: Progress | None = None,
     ) -> PipelineResult:
         """Re-run the failed, skipped or killed steps of an earlier run of this pipeline."""
-        return bridge.run(partial(self.aresume, pipeline_id, on_update=on_update, client=client))
+        return bridge.run(
+            partial(
+                self.aresume,
+                pipeline_id,
+                on_update=on_update,
+                client=client,
+                executor=executor,
+                on_progress=on_progress,
+            )
+        )
 
     async def aresume(
-        self, pipeline_id: str, *, on_update: Update | None = None, client: Client | None = None
+        self,
+        pipeline_id: str,
+        *,
+        on_update: Update | None = None,
+        client: Client | None = None,
+        executor: Executor | str | None = None,
+        on_progress: Progress | None = None,
     ) -> PipelineResult:
         """Async twin of :meth:`resume`."""
         self.validate()
         mine = {s.name: s for s in self._steps}
 
-        def definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, Step]:
+        def definitions(
+            detail: PipelineDetail, rerun: set[str], maps: Mapping[str, str]
+        ) -> dict[str, Step]:
             stored = [s.name for s in detail.steps]
             if set(stored) != set(mine):
                 raise InvalidInput(
@@ -428,11 +415,18 @@ class Pipeline:
             return mine
 
         return await _resume(
-            resolve_client(client or self._client), pipeline_id, definitions, on_update
+            resolve_client(client or self._client),
+            pipeline_id,
+            definitions,
+            on_update,
+            executor,
+            on_progress,
         )
 
 
-def _stored_definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, Step]:
+def _stored_definitions(
+    detail: PipelineDetail, rerun: set[str], maps: Mapping[str, str]
+) -> dict[str, Step]:
     """Steps rebuilt from the store: each re-run step's callable imported from its target."""
     steps = {}
     for s in detail.steps:
@@ -445,7 +439,9 @@ def _stored_definitions(detail: PipelineDetail, rerun: set[str]) -> dict[str, St
                 " Pipeline.resume(id)"
             )
         fn = import_target(s.target)
-        steps[s.name] = Step(s.name, fn, s.depends_on, s.retries, s.backoff, s.timeout)
+        steps[s.name] = Step(
+            s.name, fn, s.depends_on, s.retries, s.backoff, s.timeout, maps.get(s.name)
+        )
     return steps
 
 
@@ -458,8 +454,14 @@ def run_pipeline(
     experiment: str | None = None,
     client: Client | None = None,
     on_update: Update | None = None,
+    executor: Executor | str | None = None,
+    on_progress: Progress | None = None,
 ) -> PipelineResult:
-    """Run steps as a pipeline once; see :class:`Pipeline` and the module docs."""
+    """Run steps as a pipeline once; see :class:`Pipeline` and the module docs.
+
+    ``executor``: where the steps run (here by default; ``"dask://host:8786"`` or a
+    ``DaskExecutor`` for a Dask cluster).
+    """
     definition = Pipeline(
         name,
         steps,
@@ -468,7 +470,7 @@ def run_pipeline(
         experiment=experiment,
         client=client,
     )
-    return definition.run(on_update=on_update)
+    return definition.run(on_update=on_update, executor=executor, on_progress=on_progress)
 
 
 def resume_pipeline(
@@ -477,6 +479,8 @@ def resume_pipeline(
     *,
     client: Client | None = None,
     on_update: Update | None = None,
+    executor: Executor | str | None = None,
+    on_progress: Progress | None = None,
 ) -> PipelineResult:
     """Re-run the failed, skipped or killed steps of a pipeline, reusing stored results.
 
@@ -484,9 +488,13 @@ def resume_pipeline(
     """
     if steps is not None:
         definition = Pipeline("resume", steps, client=client)
-        return definition.resume(pipeline_id, on_update=on_update)
+        return definition.resume(
+            pipeline_id, on_update=on_update, executor=executor, on_progress=on_progress
+        )
     chosen = resolve_client(client)
-    return bridge.run(partial(_resume, chosen, pipeline_id, _stored_definitions, on_update))
+    return bridge.run(
+        partial(_resume, chosen, pipeline_id, _stored_definitions, on_update, executor, on_progress)
+    )
 
 
 def pipelines(
@@ -517,10 +525,13 @@ class Pipelines(ClientBound):
         *,
         experiment: str | None = None,
         on_update: Update | None = None,
+        executor: Executor | str | None = None,
+        on_progress: Progress | None = None,
     ) -> PipelineResult:
         """Run steps as a pipeline once (see :func:`run_pipeline`)."""
         return run_pipeline(name, steps, description, max_parallel, experiment=experiment,
-                            client=self.client, on_update=on_update)  # fmt: skip
+                            client=self.client, on_update=on_update, executor=executor,
+                            on_progress=on_progress)  # fmt: skip
 
     def resume_pipeline(
         self,
@@ -528,9 +539,12 @@ class Pipelines(ClientBound):
         steps: Sequence[Step | Callable[..., Any]] | None = None,
         *,
         on_update: Update | None = None,
+        executor: Executor | str | None = None,
+        on_progress: Progress | None = None,
     ) -> PipelineResult:
         """Re-run what did not complete (see :func:`resume_pipeline`)."""
-        return resume_pipeline(pipeline_id, steps, client=self.client, on_update=on_update)
+        return resume_pipeline(pipeline_id, steps, client=self.client, on_update=on_update,
+                               executor=executor, on_progress=on_progress)  # fmt: skip
 
     def pipelines(
         self, name: str | None = None, status: str | None = None, limit: int | None = 50

@@ -22,9 +22,13 @@ from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
 from chachaml.tools import runs as run_ops
 
-# The tags the pipeline runner puts on each attempt's run (chachaml.client.pipelines.runner)
+# The tags the pipeline runner puts on each attempt's run (chachaml.client.pipelines.attempt)
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
+ELEMENT_TAG = "chachaml.element"  # a fan-out element's run
+ELEMENTS_TAG = "chachaml.elements"  # on a fan-out step's run: how many elements it has
+WORKER_TAG = "chachaml.worker"  # host:pid of the cluster worker that ran it
+DASHBOARD_TAG = "chachaml.dask_dashboard"  # on the pipeline's run
 NODE_W, MAX_NODE_W, NODE_H, GAP_X, GAP_Y = 160, 300, 34, 60, 22
 CHAR_W, LINE_H = 7, 15  # 12 px text: about 7 px a character
 LIVE_SECONDS = 2
@@ -125,14 +129,35 @@ def step_graph(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def _attempts(store: Store, pipeline_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Every attempt's run of each step, first attempt first."""
+class _Runs:
+    """A pipeline's runs by role: each step's attempts, fan-out elements, the dashboard."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, list[dict[str, Any]]] = {}
+        self.elements: dict[str, dict[str, set[str]]] = {}  # step -> index -> statuses
+        self.workers: dict[str, set[str]] = {}  # step -> the workers its elements ran on
+        self.totals: dict[str, int] = {}
+        self.dashboard: str | None = None
+
+
+async def _runs(store: Store, pipeline_id: str) -> _Runs:
+    """Every attempt's run of each step (first attempt first), and fan-out elements."""
     found = await run_ops.search_runs(store, tags={PIPELINE_TAG: pipeline_id}, limit=None)
-    by_step: dict[str, list[dict[str, Any]]] = {}
+    out = _Runs()
+    by_step = out.attempts
     for run in found:
         step = run.tags.get(STEP_TAG)
-        if step is None:
-            continue  # the pipeline's own run
+        if step is None:  # the pipeline's own run
+            out.dashboard = run.tags.get(DASHBOARD_TAG) or out.dashboard
+            continue
+        if ELEMENT_TAG in run.tags:
+            statuses = out.elements.setdefault(step, {})
+            statuses.setdefault(run.tags[ELEMENT_TAG], set()).add(run.status)
+            if WORKER_TAG in run.tags:
+                out.workers.setdefault(step, set()).add(run.tags[WORKER_TAG])
+            continue
+        if run.tags.get(ELEMENTS_TAG, "").isdigit():
+            out.totals[step] = int(run.tags[ELEMENTS_TAG])
         number = run.tags.get(ATTEMPT_TAG, "")
         by_step.setdefault(step, []).append(
             {
@@ -140,15 +165,39 @@ async def _attempts(store: Store, pipeline_id: str) -> dict[str, list[dict[str, 
                 "run_id": run.id,
                 "status": run.status,
                 "started_at": run.started_at,
+                "worker": run.tags.get(WORKER_TAG),
             }
         )
     for runs in by_step.values():
         runs.sort(key=lambda a: (a["attempt"] or 0, a["started_at"]))
-    return by_step
+    return out
 
 
-def _steps(found: PipelineDetail, attempts: dict[str, list[dict[str, Any]]]) -> list[Any]:
-    """Steps as the page shows them: duration (or time so far), attempts, shown status."""
+def _elements(runs: _Runs, step: str) -> dict[str, int] | None:
+    """A fan-out step's elements: how many completed, failed (every attempt), of all."""
+    if step not in runs.totals:
+        return None
+    statuses = runs.elements.get(step, {}).values()
+    done = sum(1 for s in statuses if "completed" in s)
+    failed = sum(1 for s in statuses if s and s <= {"failed", "killed"})
+    return {"done": done, "failed": failed, "total": runs.totals[step]}
+
+
+def _worker(runs: _Runs, step: str) -> str | None:
+    """Where a step ran: its last attempt's worker, or its elements' workers."""
+    spread = sorted(runs.workers.get(step, ()))
+    if spread:
+        return spread[0] if len(spread) == 1 else f"{len(spread)} workers: {', '.join(spread)}"
+    attempts = runs.attempts.get(step, [])
+    return attempts[-1]["worker"] if attempts else None
+
+
+def _steps(found: PipelineDetail, runs: _Runs) -> list[Any]:
+    """Steps as the page shows them: duration (or time so far), attempts, shown status.
+
+    Also the worker each ran on and a fan-out step's progress.
+    """
+    attempts = runs.attempts
     now = time.time()
     stopped = found.status in ("killed", "failed", "completed")
     out = []
@@ -159,6 +208,8 @@ def _steps(found: PipelineDetail, attempts: dict[str, list[dict[str, Any]]]) -> 
             seconds = max(0.0, now - step.started_at.timestamp())
         row["duration_seconds"] = seconds
         row["attempt_runs"] = attempts.get(step.name, [])
+        row["worker"] = _worker(runs, step.name)
+        row["elements"] = _elements(runs, step.name)
         row["shown_status"], row["status_class"] = step.status, step.status
         if step.status == "pending" and stopped:
             row["shown_status"] = f"{NOT_RUN} (pipeline {found.status})"
@@ -174,9 +225,11 @@ async def pipeline_page(request: Request) -> dict[str, Any]:
     """
     store = store_of(request)
     found = await pipeline_ops.get_pipeline(store, path_param(request, "pipeline_id"))
-    steps = _steps(found, await _attempts(store, found.id))
+    runs = await _runs(store, found.id)
+    steps = _steps(found, runs)
     data = found.model_dump(mode="json")
     data["steps"] = steps
+    data["dashboard"] = runs.dashboard
     data["duration_seconds"] = found.duration_seconds
     live = found.status == "running"
     return {
