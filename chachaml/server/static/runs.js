@@ -193,6 +193,11 @@
     } catch (err) {
       return;
     }
+    // a row added above what a scrolled reader looks at must not push it down the screen
+    // (browsers without scroll anchoring would): the first row in view stays where it was
+    const anchor = window.scrollY > 0
+      ? Array.from(body.rows).find((r) => r.getBoundingClientRect().bottom > 0) : null;
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
     let previous = null;
     for (const run of data.runs || []) {
       let row = body.querySelector(`tr[data-run="${CSS.escape(run.id)}"]`);
@@ -204,6 +209,10 @@
         if (empty) empty.closest("tr").remove();
       }
       if (!row.dataset.parent) previous = row;
+    }
+    if (anchor && anchor.isConnected) {
+      const moved = anchor.getBoundingClientRect().top - before;
+      if (Math.abs(moved) >= 1) window.scrollBy(0, moved);
     }
   }
 
