@@ -24,7 +24,9 @@ from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.tokens import create_token
 from chachaml.store import Store, open_store
 from tests.support.browser import chromium, visit
+from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import MID, OLD, seed, serving
+from tests.support.serve_proc import ServeProcess
 
 SWEEP, LIVE, FRESH, TEAM_RUN = "5" * 32, "4" * 32, "9" * 32, "3" * 32
 TRIALS = [f"{i}" * 32 for i in (6, 7, 8)]
@@ -271,7 +273,7 @@ def test_a_running_row_updates_in_place_while_the_filter_keeps_its_text(
 
 
 def test_a_signed_in_browser_follows_the_stream_in_team_mode(
-    browser: Any, tmp_path: Path
+    browser: Any, tmp_path: Path, server_factory: ServerFactory
 ) -> None:
     url = f"sqlite:///{tmp_path / 'team.db'}"
 
@@ -285,8 +287,10 @@ def test_a_signed_in_browser_follows_the_stream_in_team_mode(
 
     in_thread(url, setup)
     token = made[0]
-    with serving(url, tmp_path / "artifacts") as mcp_url:
-        base = mcp_url.removesuffix("/mcp")
+    server = ServeProcess(url, tmp_path / "artifacts", {}, server_factory)
+    server.start()
+    try:
+        base = server.url
         assert httpx.get(f"{base}/api/events", timeout=10).status_code == 401  # team mode
         context = browser.new_context()
         page = context.new_page()
@@ -308,3 +312,5 @@ def test_a_signed_in_browser_follows_the_stream_in_team_mode(
             assert status["mode"] == "stream" and status["polls"] == 0 and status["errors"] == 0
         finally:
             context.close()
+    finally:
+        server.stop()
