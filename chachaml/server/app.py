@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import resource
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -183,6 +184,15 @@ async def serve_http(
             access=access,
             brokers=brokers,
         )
-        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+        feed: EventFeed = app.state.events
+
+        class Server(uvicorn.Server):
+            async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+                # end the event streams first: uvicorn waits for every open connection, and a
+                # browser tab on a live page holds one for as long as it is open
+                feed.close()
+                await super().shutdown(sockets)
+
+        await Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
     finally:
         await store.close()

@@ -108,7 +108,8 @@ class Subscription:
 
         The interval is one timer per subscription, not a timeout around each wait: a
         cancel scope per event and client was most of a server's cost of fanning an event
-        out to a thousand streams.
+        out to a thousand streams. Raises :class:`anyio.EndOfStream` once the feed is closed
+        (the server is stopping): the stream ends and its client resumes elsewhere.
         """
         return await self._take(beats=True)
 
@@ -119,6 +120,8 @@ class Subscription:
 
     async def _take(self, beats: bool) -> Event | None:
         while True:
+            if beats and self._feed.closed:
+                raise anyio.EndOfStream
             if beats and self._beat_due:
                 self._beat_due = False
                 return None
@@ -168,12 +171,23 @@ class EventFeed:
         self._subscribers: set[Subscription] = set()
         self._cursor: int | None = None
         self._wake: _Wake | None = None
+        self.closed = False
 
     def _woken(self) -> None:
         """Any thread: events may have been committed."""
         wake = self._wake
         if wake is not None:
             wake.loop.call_soon_threadsafe(wake.event.set)
+
+    def close(self) -> None:
+        """End every stream (``next_or_beat``), open or to come: the server is stopping.
+
+        An open stream would otherwise hold the server's graceful shutdown for as long as its
+        client stays (a browser tab on a live page: for ever). Call from the feed's loop.
+        """
+        self.closed = True
+        for sub in list(self._subscribers):
+            sub.beat()  # wakes a waiting stream, which then sees the feed closed
 
     async def head(self) -> int:
         """The newest event id of the store (where a consumer without a past starts)."""

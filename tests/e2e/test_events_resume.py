@@ -2,12 +2,15 @@
 
 A client follows ``/api/events``, goes away, the server is killed (SIGKILL) and started
 again while training code keeps writing to the store; the client reconnects with the id of
-the last event it saw and receives every event it missed, once, then live ones.
+the last event it saw and receives every event it missed, once, then live ones. A server
+told to stop ends its streams at once instead of waiting for their clients to leave.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ import httpx
 
 from chachaml.records.runs import NewRun
 from chachaml.store import open_store
-from tests.support.fork_server import ServerFactory
+from tests.support.fork_server import ServerFactory, alive
 from tests.support.serve_proc import ServeProcess
 
 
@@ -128,3 +131,30 @@ def test_a_run_whose_heartbeat_stops_is_reported_killed_by_the_server(
     assert [(e["type"], e["runid"]) for e in got] == [
         ("experiment.created", None), ("run.started", "silent"), ("run.killed", "silent")
     ]  # fmt: skip
+
+
+def test_a_server_stops_at_once_while_clients_follow_the_stream(
+    tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    # every open browser tab on a live page holds a stream: uvicorn would wait for them all
+    server = ServeProcess(f"sqlite:///{tmp_path / 'stop.db'}", tmp_path / "a", {}, server_factory)
+    server.start()
+    try:
+        with (
+            httpx.Client(timeout=httpx.Timeout(15.0)) as http,
+            http.stream("GET", server.url + "/api/events") as response,
+        ):
+            lines = response.iter_lines()
+            assert next(lines).startswith("retry:")  # subscribed
+            began = time.monotonic()
+            os.kill(server.pid, signal.SIGTERM)
+            rest = list(lines)  # the server ends the stream instead of waiting for it
+            ended = time.monotonic() - began
+        assert all(not line or line.startswith(":") for line in rest)
+        assert ended < 5, f"the stream stayed open {ended:.1f} s after SIGTERM"
+        deadline = time.monotonic() + 5
+        while alive(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(server.pid), "the server did not exit within 5 s of SIGTERM"
+    finally:
+        server.stop()

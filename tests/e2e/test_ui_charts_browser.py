@@ -1,7 +1,8 @@
 """The run page's charts in Chromium against a real ``chachaml serve``: hover tooltips, wheel
 zoom with reset (and finer points fetched for the zoomed range), smoothing, NaN/inf marks,
-live updates of a running run, a killed run's reason, overlays kept in the URL, and no
-console errors or CSP violations along the way."""
+live updates of a running run (from the event stream, polling only when it is refused), a
+killed run's reason, overlays kept in the URL, and no console errors or CSP violations along
+the way."""
 
 from __future__ import annotations
 
@@ -234,11 +235,21 @@ def test_nan_inf_are_marked_and_one_point_is_a_value(browser: Any, base_url: str
     opened.clean("charts-nan")
 
 
+def twin_requests(page: Any, run_id: str) -> list[float]:
+    """When the page asked for the run's JSON twin (``/api/runs/<id>``, not its series)."""
+    seen: list[float] = []
+    twin = f"/api/runs/{run_id}"
+    page.on("request", lambda r: seen.append(time.monotonic()) if r.url.endswith(twin) else None)
+    return seen
+
+
 def test_a_running_run_page_shows_new_points_without_reloading(browser: Any, base_url: str) -> None:
     opened = Opened(browser, f"{base_url}/runs/{LIVE}")
     page = opened.page
+    twins = twin_requests(page, LIVE)
     chart_id = opened.chart("acc")
     page.evaluate("window.__same_page = true")
+    until(page, "ChachamlLive.status.open")  # following /api/events?run_id=...
     assert page.evaluate(f"ChachaCharts.state('{chart_id}').lastStep") == 19
     body = {"metrics": [{"key": "acc", "value": 0.99, "step": 20}, {"key": "fresh", "value": 1.0}]}
     answer = httpx.post(f"{base_url}/api/w/runs/{LIVE}/metrics", json=body, timeout=10)
@@ -250,7 +261,32 @@ def test_a_running_run_page_shows_new_points_without_reloading(browser: Any, bas
     page.locator('figure[data-key="fresh"]').wait_for(timeout=5_000)
     assert page.evaluate("window.__same_page") is True
     assert page.locator("#run-status .badge").inner_text() == "running"
+    # the event brought the one read of the twin; nothing polls while the stream is healthy:
+    # watched for longer than the fallback's poll interval (2 s), no request goes out
+    asked = len(twins)
+    assert asked == 1 and page.evaluate("ChachamlLive.status.refreshes") == 1
+    page.wait_for_timeout(2_500)
+    status = page.evaluate("ChachamlLive.status")
+    assert len(twins) == asked and status["polls"] == 0 and status["mode"] == "stream"
+    assert status["open"] and status["errors"] == 0 and status["streams"] == 1
     opened.clean("charts-live")
+
+
+def test_a_refused_stream_falls_back_to_polling(browser: Any, base_url: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.route("**/api/events?**", lambda route: route.abort())  # the stream is refused
+        twins = twin_requests(page, LIVE)
+        page.goto(f"{base_url}/runs/{LIVE}", wait_until="networkidle")
+        until(page, "ChachamlLive.status.mode === 'poll'")
+        body = {"metrics": [{"key": "polled", "value": 3.0}]}
+        answer = httpx.post(f"{base_url}/api/w/runs/{LIVE}/metrics", json=body, timeout=10)
+        assert answer.status_code < 300, answer.text
+        page.locator('figure[data-key="polled"]').wait_for(timeout=10_000)  # found by a poll
+        status = page.evaluate("ChachamlLive.status")
+        assert status["polls"] >= 1 and len(twins) >= 2 and status["open"] is False
+    finally:
+        page.close()
 
 
 def test_a_killed_run_says_why(browser: Any, base_url: str) -> None:

@@ -1,8 +1,8 @@
 """The Compare, Registry and Pipelines pages in a real browser (issue 18): the legend names
 runs in full in their table colours, the best value is marked, identical params hide, the
 picker adds a run, production asks for confirmation in the page, DAG nodes are links, a
-running pipeline's pages update in place as its steps move, and the new charts draw without
-a console error."""
+running pipeline's pages update in place from the event stream as its steps move, and the new
+charts draw without a console error."""
 
 from __future__ import annotations
 
@@ -263,6 +263,7 @@ def test_a_running_pipeline_updates_in_place_as_its_steps_move(browser: Any, bas
         for page in (detail, listing):
             assert page.locator("#pipelines-live").is_visible()
             page.evaluate("window.__same_page = true")
+            until(page, "ChachamlLive.status.open")  # following /api/events
         assert "1 running" in listing.locator(f'tr[data-pipeline="{LIVE_PID}"]').inner_text()
         prep = detail.locator('svg.pipeline-graph a:has(g[data-step="prep"])')
         prep.focus()  # a focused node keeps its focus through the updates
@@ -291,9 +292,14 @@ def test_a_running_pipeline_updates_in_place_as_its_steps_move(browser: Any, bas
         now = time.time()
         _write(base_url, "steps/end", {"step": "fit", "status": "completed", "ended_at": now})
         _write(base_url, "end", {"status": "completed", "ended_at": now})
-        for page in (detail, listing):  # nothing runs any more: polling stops
-            page.locator("#pipelines-live").wait_for(state="hidden", timeout=10_000)
+        # the pipeline ended: its page stops following; the list follows on (new pipelines)
+        detail.locator("#pipelines-live").wait_for(state="hidden", timeout=10_000)
+        assert detail.evaluate("ChachamlLive.status.mode") == "off"
+        assert "as pipelines start" in listing.locator("#pipelines-live").inner_text()
+        for page in (detail, listing):  # every update came from a step's event, none by polling
             assert page.evaluate("window.__same_page") is True
+            assert page.evaluate("ChachamlLive.status.polls") == 0
+            assert page.evaluate("ChachamlLive.status.errors") == 0
         assert detail.locator("#pipeline-status .badge").inner_text() == "completed"
         assert detail.locator("#pipeline-duration").is_visible()
         assert listing.locator(f'tr[data-pipeline="{LIVE_PID}"] .badge').first.inner_text() == (

@@ -2,7 +2,9 @@
 
 A param column is added from the picker and survives paging; a sweep's trials nest under it
 and expand; two ticked runs open the comparison; a typo in the filter shows its error and
-keeps the text; a running run's row updates in place while the filter keeps what is typed.
+keeps the text; a run started elsewhere appears and a running run's row updates in place (from
+the event stream) while the filter keeps what is typed; a browser signed in to a team-mode
+server follows the stream with its session cookie.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
+from chachaml.server.tokens import create_token
 from chachaml.store import Store, open_store
 from tests.support.browser import chromium, visit
+from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import MID, OLD, seed, serving
+from tests.support.serve_proc import ServeProcess
 
-SWEEP, LIVE = "5" * 32, "4" * 32
+SWEEP, LIVE, FRESH, TEAM_RUN = "5" * 32, "4" * 32, "9" * 32, "3" * 32
 TRIALS = [f"{i}" * 32 for i in (6, 7, 8)]
 
 
@@ -204,6 +210,9 @@ def test_a_running_row_updates_in_place_while_the_filter_keeps_its_text(
 ) -> None:
     base, store_url = served
     page, errors = visit(browser, f"{base}/runs", "runs-live")
+    twins: list[str] = []
+    page.on("request", lambda r: twins.append(r.url) if "/api/runs?" in r.url
+            or r.url.endswith("/api/runs") else None)  # fmt: skip
     try:
         row = page.locator(f'tr[data-run="{LIVE}"]')
         assert row.locator('td[data-col="status"]').inner_text() == "running"
@@ -211,6 +220,30 @@ def test_a_running_row_updates_in_place_while_the_filter_keeps_its_text(
         assert page.locator("#runs-live").is_visible()
         page.evaluate("window.notReloaded = true")
         page.locator("#runs-q").fill("metrics.acc > 0.")  # typed, not sent
+        page.wait_for_function("ChachamlLive.status.open", timeout=10_000)
+        page.set_viewport_size({"width": 1280, "height": 400})  # scrolled down to the rows,
+        # without Chromium's scroll anchoring (Safari has none): runs.js keeps them in view
+        page.evaluate("document.documentElement.style.overflowAnchor = 'none'")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        assert page.evaluate("window.scrollY") > 0
+        seen_at = row.bounding_box()["y"]
+
+        async def start(store: Store) -> None:  # another process starts a run
+            await store.create_run(NewRun(id=FRESH, experiment="mnist", name="fresh-one",
+                                          created_by="cy", started_at=time.time(),
+                                          heartbeat_timeout=3600.0))  # fmt: skip
+
+        in_thread(store_url, start)
+        fresh = page.locator(f'#runs-table tbody tr[data-run="{FRESH}"]')
+        fresh.wait_for(timeout=10_000)  # it appears, newest first, without a reload
+        assert page.locator("#runs-table tbody tr").first.get_attribute("data-run") == FRESH
+        assert fresh.locator('td[data-col="status"]').inner_text() == "running"
+        assert fresh.locator("td.name a").get_attribute("href") == f"/runs/{FRESH}"
+        assert fresh.locator("input[name=ids]").get_attribute("aria-label") == "select fresh-one"
+        assert fresh.locator("td").count() == row.locator("td").count()
+        assert fresh.locator('td[data-col="duration"]').get_attribute("data-since")
+        assert abs(row.bounding_box()["y"] - seen_at) < 1  # what was in view stays in view
+        assert page.evaluate("document.activeElement.id") == "runs-q"  # and focus stays put
 
         async def finish(store: Store) -> None:
             await store.log_metrics([chunk(LIVE, "acc", 0.77, 1)])
@@ -228,7 +261,56 @@ def test_a_running_row_updates_in_place_while_the_filter_keeps_its_text(
         assert page.evaluate("window.notReloaded") is True
         assert page.locator("#runs-q").input_value() == "metrics.acc > 0."
         assert row.locator(".badge").get_attribute("class") == "badge status-completed"
-        page.locator("#runs-live").wait_for(state="hidden", timeout=10_000)  # polling stops
+        assert row.locator('td[data-col="duration"]').get_attribute("data-since") is None
+        status = page.evaluate("ChachamlLive.status")
+        # every read of the twin answered an event: none was a poll
+        assert status["mode"] == "stream" and status["polls"] == 0 and status["errors"] == 0
+        assert 2 <= len(twins) == status["refreshes"] <= status["relevant"]
+        assert "as runs start" in page.locator("#runs-live").inner_text()
         assert errors == []
     finally:
         page.close()
+
+
+def test_a_signed_in_browser_follows_the_stream_in_team_mode(
+    browser: Any, tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+
+    made: list[str] = []
+
+    async def setup(store: Store) -> None:  # a running run and a token: team mode
+        await store.create_run(NewRun(id=TEAM_RUN, experiment="mnist", name="team-live",
+                                      created_by="ada", started_at=time.time(),
+                                      heartbeat_timeout=3600.0))  # fmt: skip
+        made.append((await create_token(store, "ada", "read"))[0])
+
+    in_thread(url, setup)
+    token = made[0]
+    server = ServeProcess(url, tmp_path / "artifacts", {}, server_factory)
+    server.start()
+    try:
+        base = server.url
+        assert httpx.get(f"{base}/api/events", timeout=10).status_code == 401  # team mode
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            page.goto(f"{base}/runs/{TEAM_RUN}")  # no session yet: the sign-in page
+            page.locator("#token").fill(token)
+            with page.expect_navigation(wait_until="networkidle"):
+                page.locator("#token").press("Enter")
+            assert page.url == f"{base}/runs/{TEAM_RUN}"
+            # the EventSource carries the HttpOnly session cookie through the access layer
+            page.wait_for_function("ChachamlLive.status.open", timeout=10_000)
+
+            async def log(store: Store) -> None:
+                await store.log_metrics([chunk(TEAM_RUN, "loss", 0.5, 0)])
+
+            in_thread(url, log)
+            page.locator('#metric-summary tr[data-key="loss"]').wait_for(timeout=10_000)
+            status = page.evaluate("ChachamlLive.status")
+            assert status["mode"] == "stream" and status["polls"] == 0 and status["errors"] == 0
+        finally:
+            context.close()
+    finally:
+        server.stop()

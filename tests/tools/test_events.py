@@ -1,4 +1,4 @@
-"""The shared outbox reader: catch-up, live delivery, a slow consumer, and the sweep."""
+"""The shared outbox reader: catch-up, live delivery, a slow consumer, closing, the sweep."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from chachaml.records.events import Event, EventFilter
 from chachaml.records.runs import NewRun
 from chachaml.store import ServerStore, open_store
-from chachaml.tools.events import EventFeed, run_event_sweeper
+from chachaml.tools.events import EventFeed, Subscription, run_event_sweeper
 from tests.support.waiting import await_for
 
 pytestmark = pytest.mark.anyio
@@ -95,6 +95,29 @@ async def test_a_subscription_from_an_old_id_reads_the_past_then_follows(
         tasks.cancel_scope.cancel()
     assert past == ["experiment.created", "run.started"]
     assert now.type == "run.ended" and sub.last == now.seq
+
+
+async def test_closing_the_feed_ends_waiting_and_new_streams(store: ServerStore) -> None:
+    feed = EventFeed(store)
+    ended = anyio.Event()
+
+    async def wait(sub: Subscription) -> None:
+        with pytest.raises(anyio.EndOfStream):
+            await sub.next_or_beat()
+        ended.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(feed.run)
+        async with feed.subscribe(EventFilter()) as sub:
+            tasks.start_soon(wait, sub)
+            await anyio.wait_all_tasks_blocked()
+            feed.close()  # the server is stopping: the waiting stream ends at once
+            with anyio.fail_after(5):
+                await ended.wait()
+        async with feed.subscribe(EventFilter()) as late:
+            with pytest.raises(anyio.EndOfStream):
+                await late.next_or_beat()
+        tasks.cancel_scope.cancel()
 
 
 async def test_the_sweep_reports_a_stale_run_once_and_prunes_old_events(

@@ -7,6 +7,7 @@ id, also after a server restart (ids are the store's sequence); without one it s
 now, or after the id given as ``after``. Filters: ``type`` (repeatable, patterns such as
 ``run.*``), ``experiment``, ``run_id``, ``model``. A comment line is sent every heartbeat
 interval so proxies keep the connection open and the client can tell the server is alive.
+When the server stops, every stream ends (rather than hold its shutdown); clients reconnect.
 
 Every client of a process is served by one :class:`~chachaml.tools.events.EventFeed` (one
 reader of the outbox), set on the app by :func:`chachaml.server.app.create_app`.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -108,7 +110,10 @@ async def _stream(
     async with feed.subscribe(chosen, after, beat=heartbeat) as sub:
         yield f"retry: {RETRY_MS}\n: chachaml events after {sub.last}\n\n".encode()
         while True:
-            event = await sub.next_or_beat()
+            try:
+                event = await sub.next_or_beat()
+            except anyio.EndOfStream:  # the server is stopping: the client resumes elsewhere
+                return
             yield b": heartbeat\n\n" if event is None else message(event)
 
 

@@ -1,10 +1,10 @@
-// The Pipelines pages while something runs: updated in place from the page's JSON twin
-// (/api/pipelines..., every page has one) instead of reloaded, so scroll, focus and anything
-// selected stay put. The list updates each row's status, step counts and duration, and adds
-// pipelines started since; a pipeline's page updates its status, duration and error, each
-// step's row (status, attempts, times, duration, run, error) and each DAG node (state, label,
-// link). Polling stops once nothing runs (the twin's refresh_seconds is null). Loaded only by
-// a page that was live when served; data goes in with textContent and setAttribute only.
+// The Pipelines pages, live: on each pipeline event (ChachamlLive.follow: /api/events, polling
+// only if the stream fails) updated in place from the page's JSON twin (/api/pipelines...,
+// every page has one) instead of reloaded, so scroll, focus and anything selected stay put.
+// The list updates each row's status, step counts and duration, and adds pipelines started
+// since; a pipeline's page updates its status, duration and error, each step's row (status,
+// attempts, times, duration, run, error) and each DAG node (state, label, link) until the
+// pipeline ends. Data goes in with textContent and setAttribute only.
 "use strict";
 
 (function () {
@@ -148,7 +148,14 @@
       setTime(cell("started_at"), s.started_at);
       setTime(cell("ended_at"), s.ended_at);
       const soFar = s.status === "running" && s.duration_seconds !== null ? " so far" : "";
-      setText(cell("duration"), ChachamlLive.duration(s.duration_seconds) + soFar);
+      const took = cell("duration");
+      if (took && soFar && s.started_at) { // counts up each second (ChachamlLive.tick)
+        took.dataset.since = s.started_at;
+        took.dataset.suffix = soFar;
+      } else if (took) {
+        delete took.dataset.since;
+      }
+      setText(took, ChachamlLive.duration(s.duration_seconds) + soFar);
       runLink(cell("run"), s.run_id);
       setText(cell("error"), s.error || "");
     }
@@ -177,33 +184,51 @@
     updateGraph(data.graph || {});
   }
 
-  // ---- polling -------------------------------------------------------------------------
+  // ---- following --------------------------------------------------------------------
 
+  // Both pages follow the pipeline events (ChachamlLive.follow); each one about what the page
+  // shows re-reads the twin, at most once per refresh interval. A pipeline's page stops once
+  // the pipeline ended; the list keeps following (new pipelines appear). Without the stream
+  // both poll the twin while something runs.
   function start() {
     const live = document.getElementById("pipelines-live");
     if (!live) return;
-    const wait = (Number(live.dataset.seconds) || 2) * 1000;
+    const seconds = Number(live.dataset.seconds) || 2;
     const url = "/api" + window.location.pathname + window.location.search;
-    const update = document.getElementById("pipeline-steps") ? updatePipeline : updateList;
-
-    async function poll() {
-      let more = true;
-      if (document.visibilityState === "visible") {
-        try {
-          const answer = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
-          if (answer.ok) {
-            const data = await answer.json();
-            update(data);
-            more = Boolean(data.refresh_seconds);
-          }
-        } catch (err) {
-          // a dropped connection: try again on the next tick
-        }
+    const one = document.getElementById("pipeline-steps") !== null;
+    const id = live.dataset.pipeline;
+    const polling = live.textContent;
+    let mode = "off";
+    let runningNow = Boolean(live.dataset.seconds);
+    const note = () => {
+      if (mode === "stream") {
+        live.textContent = one ? "Live: updates as the pipeline's steps change." : "Live: updates as pipelines start, step and end.";
+        live.hidden = false;
+      } else {
+        live.textContent = polling;
+        live.hidden = mode === "off" || !runningNow;
       }
-      if (more) setTimeout(poll, wait);
-      else live.hidden = true;
-    }
-    setTimeout(poll, wait);
+    };
+    ChachamlLive.follow({
+      filter: { type: "pipeline.*" },
+      after: live.dataset.eventsAfter || "",
+      relevant: (event) => !one || (event.data && event.data.pipeline_id === id),
+      refresh: async () => {
+        const answer = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
+        if (!answer.ok) throw new Error("the pipelines JSON answered " + answer.status); // tried again
+        const data = await answer.json();
+        (one ? updatePipeline : updateList)(data);
+        runningNow = Boolean(data.refresh_seconds);
+        note();
+        return !one || runningNow; // a pipeline that ended changes no more
+      },
+      pollMs: seconds * 1000,
+      shouldPoll: () => runningNow,
+      onMode: (next) => {
+        mode = next;
+        note();
+      },
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,8 +1,9 @@
 // The run page: the metric filter box, and, while the run is running, live updates without a
-// reload. It polls the page's JSON twin (/api/runs/ID: status, elapsed time, latest metrics,
-// why a killed run was killed) and asks each drawn chart for the points after its last step
-// (ChachaCharts.refresh); new metrics get a chart, one-point metrics become charts when a
-// second point arrives. Polling stops once the run has ended. Everything is set as text.
+// reload. On each event of the run (ChachamlLive.follow: /api/events?run_id=ID, polling only
+// if the stream fails) it reads the page's JSON twin (/api/runs/ID: status, elapsed time,
+// latest metrics, why a killed run was killed) and asks each drawn chart for the points after
+// its last step (ChachaCharts.refresh); new metrics get a chart, one-point metrics become
+// charts when a second point arrives. It stops once the run has ended. Set as text only.
 "use strict";
 
 (function () {
@@ -178,34 +179,31 @@
     const tick = setInterval(() => {
       if (running && elapsed) elapsed.textContent = duration(Date.now() / 1000 - started);
     }, 1000);
-    async function poll() {
-      if (document.visibilityState !== "visible") return setTimeout(poll, POLL_MS);
-      try {
-        const answer = await fetch("/api/runs/" + encodeURIComponent(live.dataset.run), { credentials: "same-origin" });
-        if (answer.ok) {
-          const data = await answer.json();
-          updateStatus(data);
-          updateSummary(data.metrics);
-          updateCharts(data.metrics, started);
-          if (!data.live) {
-            running = false;
-            clearInterval(tick);
-            if (elapsed) {
-              elapsed.textContent = duration(data.elapsed_seconds);
-              const term = elapsed.previousElementSibling;
-              if (term && term.tagName === "DT") term.textContent = "duration";
-            }
-            live.dataset.live = "0";
-            live.dataset.status = data.run.status;
-            return;
-          }
-        }
-      } catch (err) {
-        // A dropped connection: try again on the next tick.
+    async function refresh() {
+      const answer = await fetch("/api/runs/" + encodeURIComponent(live.dataset.run), { credentials: "same-origin", cache: "no-store" });
+      if (!answer.ok) throw new Error("the run's JSON answered " + answer.status); // tried again
+      const data = await answer.json();
+      updateStatus(data);
+      updateSummary(data.metrics);
+      updateCharts(data.metrics, started);
+      if (data.live) return true;
+      running = false;
+      clearInterval(tick);
+      if (elapsed) {
+        elapsed.textContent = duration(data.elapsed_seconds);
+        const term = elapsed.previousElementSibling;
+        if (term && term.tagName === "DT") term.textContent = "duration";
       }
-      setTimeout(poll, POLL_MS);
+      live.dataset.live = "0";
+      live.dataset.status = data.run.status;
+      return false; // ended: the stream (or polling) stops
     }
-    setTimeout(poll, POLL_MS);
+    ChachamlLive.follow({
+      filter: { type: "run.*", run_id: live.dataset.run },
+      after: live.dataset.eventsAfter || "",
+      refresh,
+      pollMs: POLL_MS,
+    });
   }
 
   document.addEventListener("DOMContentLoaded", () => {

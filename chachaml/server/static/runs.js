@@ -1,7 +1,7 @@
 // Runs table: key autocomplete for the filter expression, a column picker that lists every
 // key, child runs that expand under their parent, a Compare button that needs 2-10 ticks,
-// and live rows updated in place from the page's JSON twin while runs are running (no
-// reload, so nothing typed is lost). The page works without this file: every control is a
+// and live rows: on each run event (ChachamlLive.follow) rows update in place from the
+// page's JSON twin and runs started since are added (no reload, so nothing typed is lost). The page works without this file: every control is a
 // GET form or a link. Loaded only by the Runs page; data goes in with textContent only.
 "use strict";
 
@@ -145,7 +145,79 @@
     return String(Number(x.toPrecision(4)));
   }
 
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // A run started since the page was served, as the template's run_cells macro draws it (its
+  // metric, param and tag cells are filled by update()).
+  function newRow(run, columns) {
+    const row = el("tr", { "data-run": run.id });
+    const label = run.name || run.id.slice(0, 8);
+    const pick = el("td", { class: "pick" });
+    pick.append(el("input", { type: "checkbox", name: "ids", value: run.id, "aria-label": "select " + label }));
+    const name = el("td", { class: "name" });
+    name.append(el("a", { href: "/runs/" + encodeURIComponent(run.id) }, label));
+    const experiment = el("td");
+    experiment.append(el("a", { href: "/experiments/" + encodeURIComponent(run.experiment) }, run.experiment));
+    const status = el("td", { "data-col": "status" });
+    status.append(el("span", { class: "badge status-" + run.status }, run.status));
+    const started = el("td");
+    const utc = new Date(run.started_at).toISOString().slice(0, 19) + "Z";
+    started.append(el("time", { datetime: utc }, utc.slice(0, 19).replace("T", " ") + " UTC"));
+    row.append(pick, name, experiment, status, el("td", {}, run.created_by), started,
+      el("td", { class: "num", "data-col": "duration" }));
+    for (const key of columns) row.append(el("td", { "data-col": key }));
+    return row;
+  }
+
+  // The last row of a run's family (its child rows follow it when nested).
+  function familyEnd(row) {
+    let last = row;
+    while (last.nextElementSibling && last.nextElementSibling.dataset.parent === row.dataset.run) {
+      last = last.nextElementSibling;
+    }
+    return last;
+  }
+
+  function addNew(data) {
+    const holder = document.getElementById("runs-table");
+    const body = holder && holder.querySelector("tbody");
+    if (!body) return;
+    let columns = [];
+    try {
+      columns = JSON.parse(holder.dataset.columns || "[]");
+    } catch (err) {
+      return;
+    }
+    // a row added above what a scrolled reader looks at must not push it down the screen
+    // (browsers without scroll anchoring would): the first row in view stays where it was
+    const anchor = window.scrollY > 0
+      ? Array.from(body.rows).find((r) => r.getBoundingClientRect().bottom > 0) : null;
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
+    let previous = null;
+    for (const run of data.runs || []) {
+      let row = body.querySelector(`tr[data-run="${CSS.escape(run.id)}"]`);
+      if (!row) { // in its place among the rows the twin lists (newest first by default)
+        row = newRow(run, columns);
+        if (previous) familyEnd(previous).after(row);
+        else body.prepend(row);
+        const empty = body.querySelector("td.empty");
+        if (empty) empty.closest("tr").remove();
+      }
+      if (!row.dataset.parent) previous = row;
+    }
+    if (anchor && anchor.isConnected) {
+      const moved = anchor.getBoundingClientRect().top - before;
+      if (Math.abs(moved) >= 1) window.scrollBy(0, moved);
+    }
+  }
+
   function update(data) {
+    addNew(data);
     const rows = new Map();
     for (const run of data.runs || []) {
       rows.set(run.id, run);
@@ -160,7 +232,11 @@
         badge.className = "badge status-" + run.status;
       }
       const took = tr.querySelector('td[data-col="duration"]');
-      if (took) took.textContent = ChachamlLive.duration(run.duration_seconds ?? run.elapsed_seconds);
+      if (took) {
+        if (run.status === "running" && run.duration_seconds == null) took.dataset.since = run.started_at;
+        else delete took.dataset.since; // ended: its duration stays put
+        took.textContent = ChachamlLive.duration(run.duration_seconds ?? run.elapsed_seconds);
+      }
       for (const td of tr.querySelectorAll("td[data-col]")) {
         const [kind, ...rest] = td.dataset.col.split(".");
         if (!rest.length || !["metrics", "params", "tags"].includes(kind)) continue;
@@ -172,30 +248,52 @@
     }
   }
 
-  const live = document.getElementById("runs-live");
-  const seconds = Number((live && live.dataset.seconds) || 3);
-  let timer = null;
-
   function running() {
     return document.querySelector('#runs-table td[data-col="status"] .status-running') !== null;
   }
 
-  function schedule() {
-    const on = running();
-    if (live) live.hidden = !on;
-    if (on && timer === null) timer = setTimeout(poll, seconds * 1000);
-  }
-
-  function poll() {
-    getJSON("/api/runs" + location.search)
-      .then((data) => { if (data) update(data); })
-      .catch(() => {})
-      .finally(() => { timer = null; schedule(); });
+  // Rows follow run events (a run started, logged, tagged or ended): each relevant one
+  // re-reads the twin, at most once per live interval. Without the stream, the twin is
+  // polled while a shown run runs (new runs then appear on reload).
+  function follow() {
+    const live = document.getElementById("runs-live");
+    if (!live || !document.getElementById("runs-table")) return;
+    const seconds = Number(live.dataset.seconds) || 3;
+    const polling = live.textContent;
+    let mode = "off";
+    const note = () => {
+      if (mode === "stream") {
+        live.textContent = "Live: rows update as runs start, log and end.";
+        live.hidden = false;
+      } else {
+        live.textContent = polling;
+        live.hidden = mode === "off" || !running();
+      }
+    };
+    ChachamlLive.follow({
+      filter: { type: "run.started,run.ended,run.killed,run.metrics,run.tagged" },
+      after: live.dataset.eventsAfter || "",
+      relevant: (event) => event.type === "run.started" || Boolean(
+        event.runid && document.querySelector(`#runs-table tr[data-run="${CSS.escape(event.runid)}"]`)),
+      refresh: async () => {
+        const answer = await fetch("/api/runs" + location.search, { headers: { Accept: "application/json" }, cache: "no-store" });
+        if (!answer.ok) throw new Error("the runs JSON answered " + answer.status); // tried again
+        update(await answer.json());
+        note();
+        return true;
+      },
+      pollMs: seconds * 1000,
+      shouldPoll: running,
+      onMode: (next) => {
+        mode = next;
+        note();
+      },
+    });
   }
 
   function start() {
     loadKeys();
-    schedule();
+    follow();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

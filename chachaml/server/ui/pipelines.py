@@ -3,8 +3,10 @@
 Each node of the graph links to its step's run (or its table row before it has one) and
 carries its full name; every attempt of a retried step is linked (attempt runs are child
 runs tagged with the pipeline and step). Under a killed pipeline, steps that never started
-read "not run" instead of "pending" forever. While a pipeline runs, ``static/pipelines.js``
-polls the JSON twin every ``refresh_seconds`` and updates the page in place (no reload).
+read "not run" instead of "pending" forever. ``static/pipelines.js`` follows the pipeline
+events (``/api/events``) and, on a change, reads the JSON twin and updates the page in place
+(no reload): the list always (new pipelines appear), a pipeline's page while it runs. Without
+a stream it polls the twin every ``refresh_seconds`` while something runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.routing import Route
 
 from chachaml.records.pipelines import PIPELINE_STATUSES, PIPELINE_TAG, PipelineDetail
 from chachaml.server.ui.common import int_param, path_param, store_of, text_param, twin
+from chachaml.server.ui.live import events_after
 from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
 from chachaml.tools import runs as run_ops
@@ -47,6 +50,7 @@ async def pipelines_page(request: Request) -> dict[str, Any]:
             {**p.model_dump(mode="json"), "duration_seconds": p.duration_seconds} for p in found
         ],
         "refresh_seconds": LIVE_SECONDS if any(p.status == "running" for p in found) else None,
+        "events_after": await events_after(request),  # new pipelines appear as they start
     }
 
 
@@ -221,7 +225,7 @@ def _steps(found: PipelineDetail, runs: _Runs) -> list[Any]:
 async def pipeline_page(request: Request) -> dict[str, Any]:
     """A pipeline, its step graph, and each step's dependencies, status, timing and runs.
 
-    While the pipeline is still going the page updates itself every few seconds.
+    While the pipeline is still going the page updates itself as its steps change.
     """
     store = store_of(request)
     found = await pipeline_ops.get_pipeline(store, path_param(request, "pipeline_id"))
@@ -236,6 +240,7 @@ async def pipeline_page(request: Request) -> dict[str, Any]:
         "pipeline": data,
         "graph": step_graph(steps),
         "refresh_seconds": LIVE_SECONDS if live else None,
+        "events_after": await events_after(request) if live else "",
     }
 
 

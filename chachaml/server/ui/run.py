@@ -2,8 +2,9 @@
 
 The page lists every metric, grouped by ``prefix/``; the browser fetches a chart's points
 only once it scrolls into view (``static/charts.js``), so a run with 200 metrics or a
-1M-point metric renders as fast as one with none. A running run's page polls its JSON twin
-and the series endpoint's ``after_step`` (``static/run.js``) until the run ends.
+1M-point metric renders as fast as one with none. A running run's page follows the run's
+events (``/api/events``) and, on each change, reads its JSON twin and the series endpoint's
+``after_step`` (``static/run.js``) until the run ends; it polls them if the stream fails.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from chachaml.server.ui.common import (
     store_of,
     twin,
 )
+from chachaml.server.ui.live import events_after
 from chachaml.server.ui.markdown import note_html
 from chachaml.tools import runs as run_ops
 
@@ -99,9 +101,11 @@ async def run_page(request: Request) -> dict[str, Any]:
     others = await run_ops.list_runs(store, experiment=run.experiment, limit=COMPARE_CHOICES + 1)
     metrics = metric_rows(run)
     by_key = {m["key"]: m for m in metrics}
+    live = liveness(run, time.time())
     return {
         "run": {**run.model_dump(mode="json"), "duration_seconds": run.duration_seconds},
-        **liveness(run, time.time()),
+        **live,
+        "events_after": await events_after(request) if live["live"] else "",
         "note_html": note_html(run.note),
         "metrics": metrics,
         "metric_groups": [

@@ -1,8 +1,9 @@
 """The Runs table, the main working surface: filter, choose columns, nest, compare, page.
 
 Server-rendered first (every control is a GET form or a link, so the page works without
-JavaScript); ``static/runs.js`` adds key autocomplete, expanding child runs and live rows
-updated in place from the JSON twin.
+JavaScript); ``static/runs.js`` adds key autocomplete, expanding child runs and live rows:
+on each run event (``/api/events``) it reads the JSON twin, updates rows in place and adds
+runs started since (polling the twin while runs run, if the stream fails).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from chachaml.server.ui.common import (
     render,
     store_of,
 )
+from chachaml.server.ui.live import events_after
 from chachaml.server.ui.runs_form import (
     Column,
     FilterError,
@@ -176,6 +178,7 @@ async def runs_page(request: Request) -> dict[str, Any]:
         "statuses": list(RUN_STATUSES),
         "run_orders": list(RUN_ORDERS),
         "live_seconds": LIVE_POLL_SECONDS if any(r.status == "running" for r in everyone) else None,
+        "events_after": await events_after(request),  # rows follow run events from here
     }
 
 
@@ -205,6 +208,7 @@ def _error_page(request: Request, message: str) -> dict[str, Any]:
         "statuses": list(RUN_STATUSES),
         "run_orders": list(RUN_ORDERS),
         "live_seconds": None,
+        "events_after": "",
     }
 
 

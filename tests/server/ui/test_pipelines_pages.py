@@ -146,7 +146,9 @@ async def test_steps_a_killed_pipeline_never_ran_say_so(
 async def test_only_running_pipelines_refresh(web: tuple[httpx.AsyncClient, Store]) -> None:
     http, store = web
     await _killed(store)
-    assert (await http.get("/api/pipelines")).json()["refresh_seconds"] is None
+    idle = (await http.get("/api/pipelines")).json()
+    assert idle["refresh_seconds"] is None  # nothing to poll, but new pipelines still appear:
+    assert idle["events_after"] == str(await store.last_event_id())  # the list follows events
     now = time.time()  # a live heartbeat
     await store.create_run(NewRun(id="3" * 32, experiment="etl", name="etl", created_by="ana",
                                   started_at=now, heartbeat_timeout=3600.0))  # fmt: skip
@@ -164,12 +166,16 @@ async def test_only_running_pipelines_refresh(web: tuple[httpx.AsyncClient, Stor
     assert (await http.get("/api/pipelines")).json()["refresh_seconds"] == 2
     assert (await http.get(f"/api/pipelines/{'e' * 32}")).json()["refresh_seconds"] == 2
     live_page = (await http.get(f"/pipelines/{'e' * 32}")).text
+    head = str(await store.last_event_id())  # where the pages' event streams start
+    assert (await http.get(f"/api/pipelines/{'e' * 32}")).json()["events_after"] == head
     for page in (listing, live_page):  # updated in place by pipelines.js, never reloaded
         assert '<script src="/static/pipelines.js" defer></script>' in page
-        assert 'id="pipelines-live" data-seconds="2"' in page and "data-refresh" not in page
+        assert 'data-seconds="2"' in page and "data-refresh" not in page
+        assert f'data-events-after="{head}"' in page
     assert f'<tr data-pipeline="{"e" * 32}">' in listing
     assert '<tr id="step-1" data-step="a">' in live_page
     assert '<g class="node status-pending"' in live_page
     ended = (await http.get(f"/pipelines/{PID}")).text
     assert "pipelines.js" not in ended and "pipelines-live" not in ended
+    assert (await http.get(f"/api/pipelines/{PID}")).json()["events_after"] == ""
     assert (await http.get("/static/pipelines.js")).status_code == 200

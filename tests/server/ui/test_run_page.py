@@ -166,3 +166,12 @@ async def test_a_killed_run_says_why(web: httpx.AsyncClient) -> None:
     running = (await web.get(f"/api/runs/{RUN}")).json()
     assert running["live"] is True and running["killed_reason"] is None
     assert 90 <= running["elapsed_seconds"] < 3600
+
+
+async def test_a_running_run_page_starts_its_event_stream_where_the_page_was_built(
+    web: httpx.AsyncClient,
+) -> None:
+    running = (await web.get(f"/api/runs/{RUN}")).json()
+    assert running["events_after"].isdigit()  # the store's newest event id when it was built
+    assert f'data-events-after="{running["events_after"]}"' in (await web.get(f"/runs/{RUN}")).text
+    assert (await web.get(f"/api/runs/{KILLED}")).json()["events_after"] == ""  # nothing to follow

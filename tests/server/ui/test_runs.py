@@ -210,9 +210,13 @@ async def test_the_table_ticks_runs_for_compare(web: httpx.AsyncClient) -> None:
 
 
 async def test_live_rows_poll_only_while_runs_are_running(web: httpx.AsyncClient) -> None:
-    assert (await web.get("/api/runs")).json()["live_seconds"] is None
+    data = (await web.get("/api/runs")).json()
+    assert data["live_seconds"] is None
     page = (await web.get("/runs")).text
     assert "data-refresh" not in page and 'id="runs-live" hidden' in page
+    # runs.js still follows run events from where the page was built (new runs appear)
+    assert data["events_after"].isdigit() and 'data-events-after="' in page
+    assert "data-columns='[\"metrics." in page  # the columns a new row gets
 
 
 async def test_search_redirects_to_the_runs_filter(web: httpx.AsyncClient) -> None:
