@@ -22,7 +22,7 @@ import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.tokens import create_token
-from chachaml.store import Store, open_store
+from chachaml.store import ServerStore, Store, open_store
 from tests.support.browser import chromium, visit
 from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import MID, OLD, seed, serving
@@ -68,7 +68,7 @@ async def _seed(path: Path) -> str:
     return url
 
 
-def in_thread(url: str, work: Callable[[Store], Coroutine[Any, Any, None]]) -> None:
+def in_thread(url: str, work: Callable[[ServerStore], Coroutine[Any, Any, None]]) -> None:
     """Write to the served store from a thread of its own (Playwright holds this one's loop)."""
 
     async def body() -> None:
@@ -279,7 +279,7 @@ def test_a_signed_in_browser_follows_the_stream_in_team_mode(
 
     made: list[str] = []
 
-    async def setup(store: Store) -> None:  # a running run and a token: team mode
+    async def setup(store: ServerStore) -> None:  # a running run and a token: team mode
         await store.create_run(NewRun(id=TEAM_RUN, experiment="mnist", name="team-live",
                                       created_by="ada", started_at=time.time(),
                                       heartbeat_timeout=3600.0))  # fmt: skip

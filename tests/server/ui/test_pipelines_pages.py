@@ -18,7 +18,7 @@ from chachaml.records.pipelines import PIPELINE_TAG, NewPipeline, NewPipelineSte
 from chachaml.records.runs import NewRun
 from chachaml.server.app import create_app
 from chachaml.server.ui.pipelines import MAX_NODE_W, step_graph
-from chachaml.store import open_store
+from chachaml.store import ServerStore, open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
@@ -62,7 +62,9 @@ def test_a_wrapped_name_reads_as_the_name_itself(name: str) -> None:
 
 
 @pytest.fixture
-async def web(store_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
+async def web(
+    store_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServerStore]]:
     store = await open_store(store_url)
     app = create_app(store, artifacts=open_artifact_store(str(tmp_path / "artifacts")))
     async with httpx.AsyncClient(
@@ -73,7 +75,7 @@ async def web(store_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.Async
 
 
 async def test_retried_steps_link_every_attempt_and_nodes_link_runs(
-    client: Client, web: tuple[httpx.AsyncClient, Store]
+    client: Client, web: tuple[httpx.AsyncClient, ServerStore]
 ) -> None:
     http, _ = web
     tries = {"n": 0}
@@ -127,7 +129,7 @@ async def _killed(store: Store) -> None:
 
 
 async def test_steps_a_killed_pipeline_never_ran_say_so(
-    web: tuple[httpx.AsyncClient, Store],
+    web: tuple[httpx.AsyncClient, ServerStore],
 ) -> None:
     http, store = web
     await _killed(store)
@@ -143,7 +145,7 @@ async def test_steps_a_killed_pipeline_never_ran_say_so(
     assert data["refresh_seconds"] is None
 
 
-async def test_only_running_pipelines_refresh(web: tuple[httpx.AsyncClient, Store]) -> None:
+async def test_only_running_pipelines_refresh(web: tuple[httpx.AsyncClient, ServerStore]) -> None:
     http, store = web
     await _killed(store)
     idle = (await http.get("/api/pipelines")).json()
