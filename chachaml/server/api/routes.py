@@ -25,6 +25,7 @@ from chachaml.server.api import store as api_store
 from chachaml.server.api import subscriptions as api_subscriptions
 from chachaml.server.api import write as api_write
 from chachaml.server.api.endpoint import Endpoint
+from chachaml.server.api.mlflow.metrics import Heartbeats
 from chachaml.server.api.mlflow.routes import mlflow_routes
 from chachaml.server.api.openapi import build_document
 from chachaml.server.errors import EXCEPTION_HANDLERS
@@ -84,6 +85,7 @@ def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     app.state.delivery = cfg.delivery
     app.state.idempotency_lease = cfg.idempotency_lease
     app.state.events_heartbeat = cfg.events_heartbeat
+    app.state.mlflow_heartbeats = Heartbeats()
 
 
 @dataclass(frozen=True)
