@@ -70,6 +70,9 @@ async def test_errors_take_mlflows_shape_and_status(web: httpx.AsyncClient) -> N
         (web.get("/ajax-api/2.0/mlflow/nothing/here"), 404, "ENDPOINT_NOT_FOUND"),
         (web.get(f"{API}/runs/create"), 404, "ENDPOINT_NOT_FOUND"),  # wrong method
         (web.get(f"{API}/traces/x"), 501, "NOT_IMPLEMENTED"),
+        (web.get("/api/3.0/mlflow/datasets/x"), 501, "NOT_IMPLEMENTED"),
+        (web.get("/ajax-api/3.0/mlflow/nothing"), 404, "ENDPOINT_NOT_FOUND"),
+        (web.post("/api/3.0/mlflow/server-info", json={}), 404, "ENDPOINT_NOT_FOUND"),
         (web.put("/api/2.0/mlflow-artifacts/artifacts/x", content=b"1"), 404,
          "RESOURCE_DOES_NOT_EXIST"),
         (web.post("/api/2.0/mlflow-artifacts/mpu/create/x", json={}), 501, "NOT_IMPLEMENTED"),
@@ -122,6 +125,10 @@ async def test_every_mlflow_route_answers_errors_in_mlflows_shape(
                 answer = await web.request(method, path, json=[1])  # never a valid body
                 if path.endswith(NO_INPUT) and method == "GET" and access.tokens == ():
                     assert answer.status_code == 200, (path, answer.text)  # needs nothing
+                    continue
+                if path.endswith("/server-info"):  # public, as in MLflow: no token needed
+                    assert answer.status_code == 200, (path, answer.text)
+                    assert answer.json()["workspaces_enabled"] is False
                     continue
                 mlflow_error(answer)
 
