@@ -19,6 +19,7 @@ from chachaml.errors import InvalidInput
 from chachaml.server.access import AccessConfig, is_loopback
 from chachaml.server.api import alerts as api_alerts
 from chachaml.server.api import events as api_events
+from chachaml.server.api import experiments as api_experiments
 from chachaml.server.api import pipelines as api_pipelines
 from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
@@ -35,6 +36,7 @@ from chachaml.tools.webhooks import Delivery
 
 APIS = (
     api_write.api,
+    api_experiments.api,
     api_registry.api,
     api_pipelines.api,
     api_alerts.api,
