@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from chachaml.server.access import AccessConfig
+from chachaml.server.api.mlflow.metrics import Heartbeats
 from chachaml.server.app import create_app
 from chachaml.server.errors import MLFLOW_STATUS, is_mlflow
 from chachaml.store import ServerStore
@@ -390,3 +391,11 @@ async def test_experiments_are_created_found_and_searched(web: httpx.AsyncClient
     await ok(await web.post(f"{API}/experiments/set-experiment-tag", json=noted))
     exp = await ok(await web.get(f"{API}/experiments/get-by-name?experiment_name=cifar"))
     assert exp["experiment"]["tags"] == [{"key": "mlflow.note.content", "value": "v2"}]
+
+
+def test_a_runs_heartbeat_is_written_at_most_once_a_second_per_server() -> None:
+    beats = Heartbeats()
+    assert beats.due("r", 100.0) and beats.due("other", 100.2)
+    assert not beats.due("r", 100.5)  # a batch half a second later writes no heartbeat
+    assert beats.due("r", 101.0) and not beats.due("r", 101.9)
+    assert beats.due("r", 50.0)  # the clock went back: written, not held off
