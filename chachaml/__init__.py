@@ -27,6 +27,14 @@ from chachaml.client.alerts import (
 )
 from chachaml.client.client import Client
 from chachaml.client.default import default_client
+from chachaml.client.experiments import (
+    ExperimentEdits,
+    archive_experiment,
+    delete_experiment_tag,
+    rename_experiment,
+    restore_experiment,
+    set_experiment_tag,
+)
 from chachaml.client.pipelines.dask import DaskExecutor
 from chachaml.client.pipelines.pipeline import (
     Pipeline,
@@ -152,6 +160,7 @@ __all__ = [
     "DaskExecutor",
     "Dataset",
     "Experiment",
+    "ExperimentEdits",
     "InvalidInput",
     "MetricSeries",
     "MetricSummary",
@@ -183,6 +192,7 @@ __all__ = [
     "aget_run",
     "alert_history",
     "alerts",
+    "archive_experiment",
     "archive_runs",
     "arun",
     "aruns",
@@ -198,6 +208,7 @@ __all__ = [
     "delete_alert",
     "delete_alias",
     "delete_archived",
+    "delete_experiment_tag",
     "diff_versions",
     "end_run",
     "experiments",
@@ -229,6 +240,8 @@ __all__ = [
     "pipelines",
     "promote",
     "register_model",
+    "rename_experiment",
+    "restore_experiment",
     "resume_pipeline",
     "run",
     "run_pipeline",
@@ -237,6 +250,7 @@ __all__ = [
     "send_test_alert",
     "set_alias",
     "set_drop_alert",
+    "set_experiment_tag",
     "set_model_note",
     "set_model_tag",
     "set_model_version_tag",

@@ -137,6 +137,44 @@ class ExperimentCreated(EventData):
         return self.name
 
 
+class _ExperimentData(EventData):
+    name: str = Field(description="the experiment's name (after the change)")
+    user: str | None = Field(default=None, description="who changed it")
+
+    def subject(self) -> str:
+        return f"experiments/{self.name}"
+
+    def experiment(self) -> str | None:
+        return self.name
+
+
+class ExperimentRenamed(_ExperimentData):
+    """An experiment was renamed (its runs and alert rules follow it)."""
+
+    type: ClassVar[str] = "experiment.renamed"
+    previous: str = Field(description="the name it had")
+
+
+class ExperimentArchived(_ExperimentData):
+    """An experiment was archived with its runs (MLflow's delete): out of listings."""
+
+    type: ClassVar[str] = "experiment.archived"
+
+
+class ExperimentRestored(_ExperimentData):
+    """An archived experiment was brought back with its runs."""
+
+    type: ClassVar[str] = "experiment.restored"
+
+
+class ExperimentTagged(_ExperimentData):
+    """A tag of an experiment was set or removed."""
+
+    type: ClassVar[str] = "experiment.tagged"
+    tags: dict[str, str] = Field(default_factory=dict, description="tags set, new values")
+    removed: list[str] = Field(default_factory=list, description="tag keys removed")
+
+
 class _ModelData(EventData):
     name: str
 
@@ -270,6 +308,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         MetricsLogged,
         StopRequested,
         ExperimentCreated,
+        ExperimentRenamed,
+        ExperimentArchived,
+        ExperimentRestored,
+        ExperimentTagged,
         ModelVersionRegistered,
         ModelStageChanged,
         ModelAliasSet,

@@ -403,6 +403,13 @@ class RunQuery(_Model):
     """A filter over runs; every field narrows the result. Used by every run listing."""
 
     experiment: str | None = None
+    experiments: list[str] = Field(default_factory=list, max_length=1000)  # in any of these
+    run_ids: list[str] = Field(default_factory=list, max_length=10_000)  # only these runs
+    # named one of these (an unnamed run: by its ``mlflow.runName`` tag, as MLflow shows it)
+    names: list[str] = Field(default_factory=list, max_length=10_000)
+    # children of this run: by parent, or for a run without one by its ``mlflow.parentRunId``
+    # tag (an imported run whose parent was not imported keeps the id there)
+    parent_ref: str | None = None
     status: RunStatus | None = None
     created_by: str | None = None
     since: datetime | None = None
@@ -459,7 +466,8 @@ class RunQuery(_Model):
         texts += [c.key for c in self.metric_conditions]
         texts += [*self.tags, *self.tags.values(), *self.params]
         texts += [*self.param_texts, *self.param_texts.values()]
-        texts += [self.without_metric, self.without_param]
+        texts += [self.without_metric, self.without_param, self.parent_ref]
+        texts += [*self.experiments, *self.run_ids, *self.names]
         texts += [x for x in self.params.values() if isinstance(x, str)]
         if any(t is not None and "\x00" in t for t in texts):
             raise ValueError("a filter contains a NUL character (\\x00), which no store accepts")

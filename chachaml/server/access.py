@@ -54,8 +54,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # static files it needs and the API's OpenAPI document (it holds no data). Nothing else; the
 # route test enumerates the app against this.
 PUBLIC_PATHS = frozenset(
-    {"/health", "/healthz", "/readyz", "/signin", "/signout", "/api/openapi.json"}
-)
+    {"/health", "/healthz", "/readyz", "/signin", "/signout", "/api/openapi.json",
+     # MLflow 3's capability probe, public as in MLflow (chachaml.server.api.mlflow.server_info)
+     "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"}
+)  # fmt: skip
 PUBLIC_PREFIXES = ("/static/",)
 # POST routes that read: each checks the scope of what it does (per endpoint, per MCP tool).
 # MLflow's client searches with POST.

@@ -46,7 +46,10 @@ CODES: Mapping[int, str] = {
 }
 # MLflow's error codes by chachaml status, and the HTTP status MLflow gives each code
 # (mlflow/exceptions.py ERROR_CODE_TO_HTTP_STATUS)
-MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/")
+MLFLOW_PREFIXES = (
+    "/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/",
+    "/api/3.0/mlflow/", "/ajax-api/3.0/mlflow/",
+)  # fmt: skip
 MLFLOW_CODES: Mapping[int, str] = {
     400: "INVALID_PARAMETER_VALUE",
     401: "UNAUTHENTICATED",

@@ -136,6 +136,38 @@ class Store(Protocol):
         """Every experiment not archived, most recently active first."""
         ...
 
+    # experiment edits (by id, which never changes; each writes its experiment.* event)
+    async def rename_experiment(
+        self, experiment_id: int, name: str, user: str | None = None
+    ) -> None:
+        """Rename an experiment; ``Conflict`` if any experiment holds the name, archived or not.
+
+        Alert rules scoped to the experiment follow it; alert events keep the old name.
+        """
+        ...
+
+    async def set_experiment_archived(
+        self, experiment_id: int, archived: bool, user: str | None = None
+    ) -> None:
+        """Archive an experiment with its runs (MLflow's delete), or restore it with its runs.
+
+        Runs that a model version came from are never archived. An archived experiment is out
+        of ``list_experiments`` but still found by name and id, and keeps its name.
+        """
+        ...
+
+    async def set_experiment_tag(
+        self, experiment_id: int, key: str, value: str, user: str | None = None
+    ) -> None:
+        """Set (or overwrite) one tag of an experiment."""
+        ...
+
+    async def delete_experiment_tag(
+        self, experiment_id: int, key: str, user: str | None = None
+    ) -> None:
+        """Remove one tag of an experiment; ``NotFound`` if it has none of that key."""
+        ...
+
     # runs: writes
     async def create_run(self, run: NewRun) -> None:
         """Insert a running run, creating its experiment if needed."""

@@ -165,8 +165,7 @@ class ServerStore(Store, Protocol):
         """
         ...
 
-    # experiment edits only a server's API offers (MLflow's protocol: by id, renamed,
-    # deleted and restored, tagged); an experiment's id never changes, its name may
+    # experiments by id, as MLflow's protocol names them (an id never changes, a name may)
     async def get_experiment_by_id(self, experiment_id: int, brief: bool = False) -> Experiment:
         """One experiment by id, archived or not; ``NotFound`` if absent.
 
@@ -177,29 +176,6 @@ class ServerStore(Store, Protocol):
 
     async def list_archived_experiments(self) -> list[Experiment]:
         """Every archived experiment, most recently active first."""
-        ...
-
-    async def rename_experiment(self, experiment_id: int, name: str) -> None:
-        """Rename an experiment; ``Conflict`` if any experiment holds the name, archived or not.
-
-        Alert rules scoped to the experiment follow it; alert events keep the old name.
-        """
-        ...
-
-    async def set_experiment_archived(self, experiment_id: int, archived: bool) -> None:
-        """Archive an experiment with its runs (MLflow's delete), or restore it with its runs.
-
-        Runs that a model version came from are never archived. An archived experiment is out
-        of ``list_experiments`` but still found by name and id, and keeps its name.
-        """
-        ...
-
-    async def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
-        """Set (or overwrite) one tag of an experiment."""
-        ...
-
-    async def delete_experiment_tag(self, experiment_id: int, key: str) -> None:
-        """Remove one tag of an experiment; ``NotFound`` if it has none of that key."""
         ...
 
     # API tokens

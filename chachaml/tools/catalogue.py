@@ -74,6 +74,20 @@ CATALOGUE: tuple[ToolSpec, ...] = (
         idempotent=False,
         open_world=True,
     ),
+    # renaming, archiving and tagging experiments: opt-in housekeeping
+    ToolSpec(
+        "rename_experiment", "Rename an experiment", "experiments", writes=True, destructive=True
+    ),
+    ToolSpec(
+        "archive_experiment",
+        "Archive or restore an experiment",
+        "experiments",
+        writes=True,
+        destructive=True,
+    ),
+    ToolSpec(
+        "set_experiment_tag", "Tag an experiment", "experiments", writes=True, destructive=True
+    ),
     # reads until the run ends or a condition holds: the same answer for the same state
     ToolSpec("wait_for_run", "Wait for a run", "watch"),
     # ends someone's training early; asking again keeps the first request

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
 from chachaml.records.runs import Experiment, RunQuery
 from chachaml.settings import redact_url
@@ -57,31 +58,52 @@ async def list_archived_experiments(store: ServerStore) -> list[Experiment]:
     return await store.list_archived_experiments()
 
 
-async def rename_experiment(store: ServerStore, experiment_id: int, name: str) -> None:
-    """Give an experiment another name; ``Conflict`` if an experiment holds it already."""
-    await store.rename_experiment(experiment_id, v.name(name, "experiment name"))
+Ref = str | int  # an experiment by name, or by id (MLflow's protocol names them by id)
 
 
-async def archive_experiment(store: ServerStore, experiment_id: int) -> None:
+async def _id(store: Store, experiment: Ref) -> int:
+    """The id of an experiment named by name or id (``NotFound`` for an unknown name)."""
+    if isinstance(experiment, int):
+        return experiment
+    return (await store.get_experiment(v.name(experiment, "experiment name"))).id
+
+
+async def rename_experiment(
+    store: Store, experiment: Ref, name: str, user: str | None = None
+) -> None:
+    """Give an experiment another name; ``Conflict`` if an experiment holds it already.
+
+    The default experiment keeps its name: it is where runs without one land.
+    """
+    new = v.name(name, "experiment name")
+    if experiment == DEFAULT_EXPERIMENT:
+        raise InvalidInput(f"the {DEFAULT_EXPERIMENT!r} experiment keeps its name")
+    await store.rename_experiment(await _id(store, experiment), new, user)
+
+
+async def archive_experiment(store: Store, experiment: Ref, user: str | None = None) -> None:
     """Archive an experiment and its runs (MLflow's delete): out of listings, restorable."""
-    await store.set_experiment_archived(experiment_id, True)
+    await store.set_experiment_archived(await _id(store, experiment), True, user)
 
 
-async def restore_experiment(store: ServerStore, experiment_id: int) -> None:
+async def restore_experiment(store: Store, experiment: Ref, user: str | None = None) -> None:
     """Bring an archived experiment and its runs back into listings."""
-    await store.set_experiment_archived(experiment_id, False)
+    await store.set_experiment_archived(await _id(store, experiment), False, user)
 
 
-async def set_experiment_tag(store: ServerStore, experiment_id: int, key: str, value: str) -> None:
+async def set_experiment_tag(
+    store: Store, experiment: Ref, key: str, value: str, user: str | None = None
+) -> None:
     """Set one tag of an experiment (values up to 5,000 characters, as MLflow's)."""
-    await store.set_experiment_tag(
-        experiment_id, v.key(key, "tag key"), v.text(value, "tag value", v.MAX_TAG_VALUE)
-    )
+    k, text = v.key(key, "tag key"), v.text(value, "tag value", v.MAX_TAG_VALUE)
+    await store.set_experiment_tag(await _id(store, experiment), k, text, user)
 
 
-async def delete_experiment_tag(store: ServerStore, experiment_id: int, key: str) -> None:
+async def delete_experiment_tag(
+    store: Store, experiment: Ref, key: str, user: str | None = None
+) -> None:
     """Remove one tag of an experiment; ``NotFound`` if it has no such tag."""
-    await store.delete_experiment_tag(experiment_id, v.key(key, "tag key"))
+    await store.delete_experiment_tag(await _id(store, experiment), v.key(key, "tag key"), user)
 
 
 async def why_no_runs(store: Store, experiment: str | None = None) -> str | None:

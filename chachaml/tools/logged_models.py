@@ -2,7 +2,9 @@
 
 One shape for every way in (MLflow's ``logged-models`` endpoints, ``chachaml import mlflow``):
 
-- **Its files** are artifacts of its run under the model's name (``model/MLmodel``, ...).
+- **Its files** are artifacts of its run in a folder named after it (``model/MLmodel``, ...);
+  a second model of the same name on one run gets ``<name>-<its id's 8 hex>`` (:func:`folder_for`)
+  so that the two never share files.
 - **Its record** (:class:`LoggedModel`: name, type, status, tags, params, times) is the JSON
   artifact ``.mlflow/logged-models/<model id>.json`` of the same run, and the run tag
   ``mlflow.loggedModel.<model id>`` (its value the model's name) indexes it, so one query over
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
@@ -44,6 +47,27 @@ class LoggedModel(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
     deleted: bool = False
+    folder: str | None = None  # its files' folder on the run when not its name
+
+    @property
+    def path(self) -> str:
+        """The folder of the run's artifacts that holds the model's files."""
+        return self.folder or self.name
+
+
+def folder_for(run_tags: Mapping[str, str], name: str, model_id: str) -> str:
+    """The folder of a new model on a run: its name, unless another model of the run has it.
+
+    The run's index tags say which models it holds and their names; a second model of the
+    same name gets ``<name>-<8 hex of its id>``, so uploading it never replaces the first's
+    files. Decided from the index alone (not from the files present), the answer is the same
+    when an interrupted import asks again.
+    """
+    taken = any(
+        key.startswith(TAG) and key != TAG + model_id and value == name
+        for key, value in run_tags.items()
+    )
+    return f"{name}-{model_id[-8:]}" if taken else name
 
 
 def new_model_id(run_id: str, suffix: str | None = None) -> str:

@@ -22,7 +22,10 @@ Identity, idempotence and resuming:
   model's name, then its record, then the index tag, which marks it complete. Its chachaml id
   is derived from MLflow's (the same on every import) and MLflow's is kept as the record's tag
   :data:`MODEL_ID_TAG`; a version registered from ``models:/<MLflow id>`` is registered from
-  ``models:/<chachaml id>``. Models logged outside any run are left out (and reported).
+  ``models:/<chachaml id>``. A model logged outside any run comes over onto a run of its own
+  (id derived from MLflow's model id, named after the model, ended with the model's status),
+  as MLflow's protocol keeps such a model. A second model of one name on a run gets a folder
+  of its own (:func:`~chachaml.tools.logged_models.folder_for`).
 - At the end everything selected is counted on both sides (:class:`ImportReport`).
 
 Parents are imported before their children; a parent outside the import keeps its id in the
@@ -79,11 +82,8 @@ STAGES: dict[str, Stage] = {
     "production": "production",
     "archived": "archived",
 }
-MODEL_STATUSES = {  # MLflow's LoggedModelStatus as its protocol names it
-    "PENDING": "LOGGED_MODEL_PENDING",
-    "READY": "LOGGED_MODEL_READY",
-    "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
-}
+STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
+MODEL_STATUSES = dict(zip(("PENDING", "READY", "FAILED"), STATUSES, strict=True))  # MLflow's
 DEFAULT_EXPERIMENT = ("0", "default")  # MLflow's Default is chachaml's default experiment
 IMPORTER = "chachaml import"
 CHUNK_POINTS = 100_000  # points per stored chunk
@@ -95,6 +95,11 @@ Progress = Callable[[str, int, int], None]
 def imported_model_id(run_id: str, mlflow_id: str) -> str:
     """The chachaml id of an imported logged model: the same on every import."""
     return model_ops.new_model_id(run_id, hashlib.sha256(mlflow_id.encode()).hexdigest()[:8])
+
+
+def holder_run_id(mlflow_id: str) -> str:
+    """The id of the run of its own of a model logged outside any run: the same every import."""
+    return hashlib.sha256(f"mlflow-logged-model:{mlflow_id}".encode()).hexdigest()[:32]
 
 
 async def _held_run(store: Store, run_id: str) -> Run | None:
@@ -142,6 +147,7 @@ class MlflowImport:
         self.report = ImportReport(source=label)
         self.run_files: dict[str, _RunFiles] = {}
         self.logged: dict[str, model_ops.LoggedModel] = {}  # imported models by MLflow id
+        self.holders: list[str] = []  # the runs of their own of models logged outside runs
         self.copied_files = 0
         self.listed_files = 0
 
@@ -338,22 +344,37 @@ class MlflowImport:
     # logged models (MLflow 3)
 
     async def logged_models(self, experiments: Mapping[str, str], run_ids: Sequence[str]) -> None:
-        """Import the logged models of the imported runs (MLflow 2 has none)."""
+        """Import the logged models of the imported runs, and those logged outside any run."""
         search = getattr(self.mlflow, "search_logged_models", None)
         if search is None or not experiments:
             return
         found = await self._read(pages, search, experiment_ids=list(experiments))
+        found.sort(key=lambda m: (m.creation_timestamp, m.model_id))  # the first keeps its name
         imported = set(run_ids)
         for i, logged in enumerate(found, 1):
             if logged.source_run_id in imported:
-                await self.logged_model(logged)
+                await self.logged_model(logged, logged.source_run_id)
+            elif not logged.source_run_id:
+                rid = await self._holder_run(logged, experiments[logged.experiment_id])
+                await self.logged_model(logged, rid)
             else:
                 self.report.skipped.append(
-                    f"logged model {logged.name!r} ({logged.model_id}): logged outside an"
-                    " imported run" + (f" (run {logged.source_run_id})" if logged.source_run_id
-                                       else "")
-                )  # fmt: skip
+                    f"logged model {logged.name!r} ({logged.model_id}): its run"
+                    f" {logged.source_run_id} is not in the import"
+                )
             self.progress("logged models", i, len(found))
+
+    async def _holder_run(self, logged: Any, experiment: str) -> str:
+        """The run of its own of a model logged outside any run: created once, ended with it."""
+        rid = holder_run_id(logged.model_id)
+        self.holders.append(rid)
+        held = await _held_run(self.store, rid)
+        self.report.before.add(held_counts(held))
+        if held is None:
+            started, creator = seconds(logged.creation_timestamp) or 0.0, logged.tags.get(USER)
+            await self.store.create_run(run_ops.new_run(experiment, logged.name, run_id=rid,
+                created_by=creator or IMPORTER, started_at=started))  # fmt: skip
+        return rid
 
     def _model_files(self, model_id: str, path: str) -> list[Any]:
         """Every file under ``path`` of a logged model's artifacts."""
@@ -362,11 +383,10 @@ class MlflowImport:
             found.extend(self._model_files(model_id, entry.path) if entry.is_dir else [entry])
         return found
 
-    async def logged_model(self, logged: Any) -> None:
-        """Import one logged model onto its run: files, then record, then the index tag."""
+    async def logged_model(self, logged: Any, rid: str) -> None:
+        """Import one logged model onto run ``rid``: files, then record, then the index tag."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        rid: str = logged.source_run_id
         model_id = imported_model_id(rid, logged.model_id)
         files = await self._read(self._model_files, logged.model_id, "")
         self.report.read.add(Counts(logged_models=1, artifacts=len(files)))
@@ -374,18 +394,21 @@ class MlflowImport:
         run = await run_ops.get_run(self.store, rid)
         held = {a.name: a.size for a in run.artifacts}
         if model_ops.TAG + model_id not in run.tags:  # not complete: copy what is missing
+            folder = model_ops.folder_for(run.tags, logged.name, model_id)
             repo = await self._read(get_artifact_repository, logged.artifact_location,
                                     tracking_uri=self.tracking_uri)  # fmt: skip
-            await self._artifacts(rid, files, held, repo.download_artifacts, logged.name)
+            await self._artifacts(rid, files, held, repo.download_artifacts, folder)
             exp = await experiment_ops.get_experiment(self.store, run.experiment)
+            status = MODEL_STATUSES.get(str(logged.status), STATUSES[0])
             record = model_ops.LoggedModel(
                 model_id=model_id,
                 experiment_id=experiment_ops.mlflow_experiment_id(exp),
                 name=logged.name,
+                folder=None if folder == logged.name else folder,
                 run_id=rid,
-                source_run_id=rid,
+                source_run_id=logged.source_run_id or None,
                 model_type=logged.model_type or None,
-                status=MODEL_STATUSES.get(str(logged.status), "LOGGED_MODEL_PENDING"),
+                status=status,
                 status_message=logged.status_message or None,
                 created_ms=logged.creation_timestamp,
                 updated_ms=logged.last_updated_timestamp,
@@ -393,6 +416,10 @@ class MlflowImport:
                 params=dict(logged.params),
             )
             await model_ops.write_logged_model(self.store, self.artifacts, record)
+            if not logged.source_run_id and status != STATUSES[0] and run.ended_at is None:
+                at = max(seconds(logged.last_updated_timestamp) or 0.0, run.started_at.timestamp())
+                end: EndStatus = "completed" if status == STATUSES[1] else "failed"
+                await self.store.end_run(rid, end, None, at)
             await model_ops.index_logged_model(self.store, record, IMPORTER)
         else:
             self.copied_files += len(files)
@@ -413,9 +440,9 @@ class MlflowImport:
                 pages, self.mlflow.search_model_versions, filter_string=f"name='{quoted}'"
             )
             versions.sort(key=lambda mv: int(mv.version))
-            wanted = [mv for mv in versions if mv.run_id in imported]
+            wanted = [mv for mv in versions if mv.run_id in imported or self._logged_of(mv)]
             for mv in versions:
-                if mv.run_id not in imported and everything:
+                if mv not in wanted and everything:
                     self.report.skipped.append(
                         f"model {model.name!r} version {mv.version}: its run"
                         f" {mv.run_id or '(none)'} is not in the import (deleted in MLflow, or"
@@ -427,6 +454,12 @@ class MlflowImport:
             self.progress("models", i, len(models))
         return names
 
+    def _logged_of(self, mv: Any) -> model_ops.LoggedModel | None:
+        """The imported logged model a version was registered from, if any."""
+        source: str = mv.source or ""
+        by_source = self.logged.get(source.removeprefix("models:/"))
+        return by_source or self.logged.get(getattr(mv, "model_id", None) or "")
+
     def _version_source(self, mv: Any) -> _Registered | None:
         """Where chachaml registers a version from (``None``: nothing it imported).
 
@@ -434,11 +467,9 @@ class MlflowImport:
         MLflow model) or a logged model keeping a source MLflow's client loads from.
         """
         source: str = mv.source or ""
-        mlflow_model = source.removeprefix("models:/") if source.startswith("models:/") else ""
-        logged = self.logged.get(mlflow_model) or self.logged.get(getattr(mv, "model_id", None)
-                                                                   or "")  # fmt: skip
+        logged = self._logged_of(mv)
         if logged is not None:
-            return _Registered(logged.run_id, logged.name, f"models:/{logged.model_id}")
+            return _Registered(logged.run_id, logged.path, f"models:/{logged.model_id}")
         files = self.run_files.get(mv.run_id)
         if files is None:
             return None
@@ -533,7 +564,7 @@ class MlflowImport:
         stored = self.report.stored
         held = {e.name for e in await experiment_ops.list_experiments(self.store)}
         stored.experiments = sum(name in held for name in experiments)
-        for rid in run_ids:
+        for rid in [*run_ids, *self.holders]:
             stored.add(held_counts(await _held_run(self.store, rid)))
         for name in models:
             detail = await registry_ops.get_model(self.store, name)

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from chachaml.client.client import Client
+from chachaml.client.experiments import ExperimentEdits
 from chachaml.client.run import ActiveRun
 from chachaml.client.stops import Stops
 from chachaml.errors import Conflict, InvalidInput, NoActiveRun, NotFound
@@ -305,6 +306,32 @@ def test_experiments_exist_once_a_run_names_them(client: Client) -> None:
     assert exps["implicit"].run_count == 1
     with pytest.raises(InvalidInput, match="experiment name"):
         client.create_experiment("  ")
+
+
+def test_experiments_are_renamed_archived_restored_and_tagged(client: Client) -> None:
+    edits = ExperimentEdits(client)
+    with client.run(experiment="draft"):
+        pass
+    edits.set_experiment_tag("draft", "team", "vision")
+    edits.set_experiment_tag("draft", "size", 3)  # stored as text
+    edits.delete_experiment_tag("draft", "size")
+    edits.rename_experiment("draft", "final")
+    assert client.get_run(client.runs(experiment="final")[0].id).experiment == "final"
+    edits.archive_experiment("final")
+    assert "final" not in {e.name for e in client.experiments()}
+    assert client.runs(experiment="final") == []
+    edits.restore_experiment("final")
+    (exp,) = [e for e in client.experiments() if e.name == "final"]
+    assert (exp.tags, exp.run_count) == ({"team": "vision"}, 1)
+    client.create_experiment("other")
+    with pytest.raises(Conflict, match="already exists"):
+        edits.rename_experiment("final", "other")
+    with pytest.raises(NotFound):
+        edits.rename_experiment("nope", "x")
+    with pytest.raises(NotFound, match="no tag 'size'"):
+        edits.delete_experiment_tag("final", "size")
+    with pytest.raises(InvalidInput, match="keeps its name"):
+        edits.rename_experiment("default", "x")
 
 
 def test_tracked_turns_calls_into_runs(client: Client) -> None:

@@ -123,7 +123,9 @@ FLUENT = """
     client.delete_run(child.info.run_id)
     after_delete = len(client.search_runs([run.info.experiment_id]))
     client.restore_run(child.info.run_id)
+    workspaces = client._tracking_client.store.supports_workspaces  # MLflow 3's server-info
     print(json.dumps({
+        "workspaces": workspaces,
         "parent": parent.info.run_id,
         "child": child.info.run_id,
         "failed": failed.info.run_id,
@@ -170,6 +172,7 @@ def test_fluent_and_client_logging_round_trips_and_is_chachaml_data(
     assert got["after_delete"] == 2
     assert got["changed"] == "INVALID_PARAMETER_VALUE"
     assert got["missing"] == "RESOURCE_DOES_NOT_EXIST"
+    assert got["workspaces"] is False  # server-info answered (a 404 made the client raise)
 
     async def native() -> None:  # what MCP tools, the UI and the Python API read
         store = await open_store(store_url)

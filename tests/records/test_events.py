@@ -27,7 +27,7 @@ def as_event(data: MetricsLogged | ModelStageChanged, seq: int = 7) -> Event:
 
 
 def test_every_type_is_documented_and_has_a_subject_kind() -> None:
-    assert len(EVENT_TYPES) == 16
+    assert len(EVENT_TYPES) == 20
     for name, kind in EVENT_TYPES.items():
         assert kind.type == name and kind.summary()
         assert name.split(".")[0] in {"run", "experiment", "model", "alert", "pipeline"}

@@ -79,6 +79,34 @@ async def test_a_run_emits_started_tagged_noted_metrics_and_ended(store: ServerS
     assert ended.data["metrics"] == {"acc": 0.9, "loss": 0.25}
 
 
+async def test_experiment_renames_archives_restores_and_tags_emit_events(
+    store: ServerStore,
+) -> None:
+    exp = await store.create_experiment("old")
+    after = (await events_after(store))[-1].seq
+    await store.set_experiment_tag(exp.id, "team", "cv", user="bob")
+    await store.delete_experiment_tag(exp.id, "team", user="bob")
+    await store.rename_experiment(exp.id, "new", user="ann")
+    await store.rename_experiment(exp.id, "new", user="ann")  # no change: no event
+    await store.set_experiment_archived(exp.id, True, user="ann")
+    await store.set_experiment_archived(exp.id, True, user="ann")  # already: no event
+    await store.set_experiment_archived(exp.id, False)
+    with pytest.raises(Conflict):  # a failed rename rolls back and emits nothing
+        await store.rename_experiment(exp.id, (await store.create_experiment("taken")).name)
+    events = [e for e in await events_after(store, after) if e.type != "experiment.created"]
+    assert [(e.type, e.subject, e.experiment, e.data.get("user")) for e in events] == [
+        ("experiment.tagged", "experiments/old", "old", "bob"),
+        ("experiment.tagged", "experiments/old", "old", "bob"),
+        ("experiment.renamed", "experiments/new", "new", "ann"),
+        ("experiment.archived", "experiments/new", "new", "ann"),
+        ("experiment.restored", "experiments/new", "new", None),
+    ]
+    tagged, untagged, renamed = (e.data for e in events[:3])
+    assert (tagged["tags"], tagged["removed"]) == ({"team": "cv"}, [])
+    assert (untagged["tags"], untagged["removed"]) == ({}, ["team"])
+    assert (renamed["name"], renamed["previous"]) == ("new", "old")
+
+
 async def test_a_rolled_back_write_emits_nothing(store: ServerStore) -> None:
     await store.create_run(new_run("r1"))
     before = await store.last_event_id()

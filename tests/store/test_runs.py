@@ -73,6 +73,28 @@ async def test_a_new_run_reads_back_as_running_with_its_fields(store: Store) -> 
     assert (await store.get_experiment("exp")).run_count == 1
 
 
+async def test_queries_by_experiments_ids_names_and_parent_reference(store: Store) -> None:
+    t0 = time.time() - 100
+    await store.create_run(new_run("p", "a", started_at=t0))
+    await store.create_run(new_run("c1", "a", started_at=t0 + 1, parent_id="p"))
+    await store.create_run(new_run("c2", "b", started_at=t0 + 2, parent_id="p"))
+    await store.create_run(new_run("other", "c", started_at=t0 + 3))
+    # an unnamed run: MLflow's name tag names it; a parent left behind by an import: a tag
+    orphan = new_run("o", "b", started_at=t0 + 4).model_copy(update={"name": None})
+    await store.create_run(orphan)
+    await store.set_tags("o", {"mlflow.runName": "name-c1", "mlflow.parentRunId": "p"})
+
+    async def ids(**fields: object) -> list[str]:
+        return [r.id for r in await store.query_runs(RunQuery.model_validate(fields))]
+
+    assert await ids(experiments=["a", "b"]) == ["o", "c2", "c1", "p"]
+    assert await ids(experiments=["b", "nope"], run_ids=["c2", "other"]) == ["c2"]
+    assert await ids(names=["name-c1", "name-other"]) == ["o", "other", "c1"]
+    assert await ids(parent_ref="p") == ["o", "c2", "c1"]
+    assert await ids(parent_ref="p", experiments=["a"], order_by_metric=None) == ["c1"]
+    assert await store.count_runs(RunQuery(parent_ref="p", names=["name-c2"])) == 1
+
+
 async def test_unknown_run_is_not_found_and_named(store: Store) -> None:
     with pytest.raises(NotFound, match="nope"):
         await store.get_run("nope")

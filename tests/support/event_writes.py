@@ -23,7 +23,8 @@ def new_run(run_id: str, experiment: str, **changes: object) -> NewRun:
 
 
 async def write_every_type(store: ServerStore, token: str) -> None:
-    """Runs, metrics, the registry, a pipeline, an alert and a stale run, all named ``token``."""
+    """Runs, metrics, the registry, a pipeline, an alert, a stale run and experiment edits, all
+    named ``token``."""
     run = f"{token}-run"
     await store.create_run(new_run(run, token))
     await store.set_tags(run, {"lr": "0.1"}, user="bob")
@@ -61,3 +62,9 @@ async def write_every_type(store: ServerStore, token: str) -> None:
     await store.create_run(new_run(stale, token, started_at=time.time() - 100,
                                    heartbeat_timeout=1.0))  # fmt: skip
     await store.sweep_killed(time.time())
+    exp = (await store.get_experiment(token)).id  # its edits, last: the runs above name it
+    await store.set_experiment_tag(exp, "team", "ml", user="bob")
+    await store.delete_experiment_tag(exp, "team", user="bob")
+    await store.set_experiment_archived(exp, True, user="bob")
+    await store.set_experiment_archived(exp, False, user="bob")
+    await store.rename_experiment(exp, f"{token}-renamed", user="bob")

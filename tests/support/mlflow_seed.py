@@ -31,6 +31,8 @@ class Seeded:
     runs: dict[str, str] = field(default_factory=dict)  # a label -> MLflow run id
     deleted_run: str = ""
     logged_model: str = ""  # MLflow's id of the MLflow 3 logged model
+    second_net: str = ""  # MLflow's id of another model named "net" on the same run
+    runless: str = ""  # MLflow's id of a model logged outside any run
 
 
 # what chachaml must hold after importing everything (deleted runs and experiments left out)
@@ -41,10 +43,12 @@ EXPECTED = {
     "tags": 1,  # team; name, user, note and parent are run fields
     "metric_points": LOSS_POINTS + 2 + 2 + 1 + 1,
     "datasets": 1,
-    "artifacts": 5 + 2,  # run files, and the logged model's (copied onto its run)
-    "logged_models": 1,
-    "models": 1,
-    "versions": 3,
+    # run files, the logged models' (copied onto their runs): net's 2, a second net's 1 and
+    # the run-less model's 1
+    "artifacts": 5 + 2 + 1 + 1,
+    "logged_models": 3,
+    "models": 2,  # classifier, and standalone (from the run-less model)
+    "versions": 4,
     "aliases": 1,
 }
 # of it, the experiment "vision" alone
@@ -55,10 +59,10 @@ VISION = {
     "tags": 1,
     "metric_points": LOSS_POINTS + 2 + 2 + 1,
     "datasets": 1,
-    "artifacts": 5 + 2,
-    "logged_models": 1,
-    "models": 1,
-    "versions": 3,
+    "artifacts": 5 + 2 + 1 + 1,
+    "logged_models": 3,
+    "models": 2,
+    "versions": 4,
     "aliases": 1,
 }
 
@@ -199,9 +203,27 @@ def _seed(uri: str, artifact_root: Path | None, scratch: Path) -> Seeded:
     client.log_model_artifacts(net.model_id, str(files / "model"))  # MLmodel, model.pkl
     client.finalize_logged_model(net.model_id, LoggedModelStatus.READY)
     client.log_outputs(rid3, [LoggedModelOutput(net.model_id, 0)])
+    # a second model of the same name on the same run (its own files, never mixed with net's)
+    again = client.create_logged_model(vision, name="net", source_run_id=rid3)
+    seeded.second_net = again.model_id
+    other_files = scratch / "other-net"
+    other_files.mkdir()
+    (other_files / "MLmodel").write_text("flavors:\n  other: {}\n")
+    client.log_model_artifacts(again.model_id, str(other_files))
+    client.finalize_logged_model(again.model_id, LoggedModelStatus.READY)
     client.set_terminated(rid3, "FINISHED", end_time=base + 13_000)
     source = f"models:/{net.model_id}"
     client.create_model_version("classifier", source, model_id=net.model_id)  # no run_id
+    # MLflow 3: a model logged outside any run (mlflow.initialize_logged_model), registered
+    free = client.create_logged_model(vision, name="free", model_type="custom")
+    seeded.runless = free.model_id
+    free_files = scratch / "free"
+    free_files.mkdir()
+    (free_files / "MLmodel").write_text("flavors:\n  free: {}\n")
+    client.log_model_artifacts(free.model_id, str(free_files))
+    client.finalize_logged_model(free.model_id, LoggedModelStatus.READY)
+    client.create_registered_model("standalone")
+    client.create_model_version("standalone", f"models:/{free.model_id}", model_id=free.model_id)
     return seeded
 
 

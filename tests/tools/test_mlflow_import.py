@@ -21,7 +21,9 @@ from chachaml.tools.mlflow_import import (
     MODEL_ID_TAG,
     SOURCE_TAG,
     VERSION_TAG,
+    holder_run_id,
     import_mlflow,
+    imported_model_id,
 )
 from tests.support.mlflow_seed import EXPECTED, VISION, Seeded, mlflow_points, seed_mlflow
 
@@ -135,20 +137,41 @@ async def test_an_import_holds_every_count_and_mlflows_values(
     # MLflow 3: the logged model is on its run in the logged-models endpoints' shape
     rid3 = ids["mlflow3"]
     run3 = await run_ops.get_run(target, rid3)
-    (index,) = [k for k in run3.tags if k.startswith(model_ops.TAG)]
-    model_id = index.removeprefix(model_ops.TAG)
-    assert model_id.startswith(f"m-{rid3}-") and run3.tags[index] == "net"
+    model_id = imported_model_id(rid3, mlflow_store.logged_model)
+    second_id = imported_model_id(rid3, mlflow_store.second_net)
+    assert model_id.startswith(f"m-{rid3}-")
+    assert {k: v for k, v in run3.tags.items() if k.startswith(model_ops.TAG)} == {
+        model_ops.TAG + model_id: "net", model_ops.TAG + second_id: "net",
+    }  # fmt: skip
     record = await model_ops.read_logged_model(target, artifacts, model_id)
     assert (record.name, record.run_id, record.source_run_id, record.status) == (
         "net", rid3, rid3, "LOGGED_MODEL_READY",
     )  # fmt: skip
     assert (record.model_type, record.params) == ("sklearn", {"C": "1.0"})
     assert record.tags == {"stage": "candidate", MODEL_ID_TAG: mlflow_store.logged_model}
-    assert sorted(a.name for a in run3.artifacts) == [
-        model_ops.record_name(model_id), "net/MLmodel", "net/model.pkl",
-    ]  # fmt: skip
+    # two models named "net" on one run: the first keeps the folder, the second has its own
+    second = await model_ops.read_logged_model(target, artifacts, second_id)
+    assert (record.path, second.path) == ("net", f"net-{second_id[-8:]}")
+    assert sorted(a.name for a in run3.artifacts) == sorted([
+        model_ops.record_name(model_id), model_ops.record_name(second_id),
+        "net/MLmodel", "net/model.pkl", f"{second.path}/MLmodel",
+    ])  # fmt: skip
     _, data = await artifact_ops.read_bytes(target, artifacts, rid3, "net/model.pkl")
     assert data == bytes(range(256)) * 40
+    _, data = await artifact_ops.read_bytes(target, artifacts, rid3, f"{second.path}/MLmodel")
+    assert data == b"flavors:\n  other: {}\n"
+    # a model logged outside any run comes over onto a run of its own, ended with it
+    holder = await run_ops.get_run(target, holder_run_id(mlflow_store.runless))
+    free_id = imported_model_id(holder.id, mlflow_store.runless)
+    free = await model_ops.read_logged_model(target, artifacts, free_id)
+    assert (free.name, free.source_run_id, free.model_type) == ("free", None, "custom")
+    assert (holder.experiment, holder.name, holder.status) == ("vision", "free", "completed")
+    _, data = await artifact_ops.read_bytes(target, artifacts, holder.id, "free/MLmodel")
+    assert data == b"flavors:\n  free: {}\n"
+    (standalone,) = (await registry_ops.get_model(target, "standalone")).versions
+    assert (standalone.run_id, standalone.artifact, standalone.artifact_uri) == (
+        holder.id, "free", f"models:/{free_id}",
+    )  # fmt: skip
     # ...and the version MLflow registered from models:/<its id> comes from it
     assert (v3.run_id, v3.artifact, v3.artifact_uri) == (rid3, "net", f"models:/{model_id}")
     assert v3.tags[SOURCE_TAG] == f"models:/{mlflow_store.logged_model}"

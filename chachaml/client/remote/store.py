@@ -49,6 +49,7 @@ from chachaml.store.protocol import PipelineEnd, StepEnd
 
 READ = "/api/store/v1"
 RUN = "/api/w/runs/"
+EXPERIMENT = "/api/w/experiments/"
 
 
 def _short_hash(text: str) -> str:
@@ -139,6 +140,32 @@ class RemoteStore:
         body = {"name": name, "description": description, "owner": owner}
         result: Experiment = await self._conn.post("/api/w/experiments", body, Experiment)
         return result
+
+    async def rename_experiment(
+        self, experiment_id: int, name: str, user: str | None = None
+    ) -> None:
+        """Rename an experiment."""
+        await self._conn.post(f"{EXPERIMENT}{experiment_id}/rename", {"name": name}, user=user)
+
+    async def set_experiment_archived(
+        self, experiment_id: int, archived: bool, user: str | None = None
+    ) -> None:
+        """Archive an experiment with its runs, or restore both."""
+        body = {"archived": archived}
+        await self._conn.post(f"{EXPERIMENT}{experiment_id}/archive", body, user=user)
+
+    async def set_experiment_tag(
+        self, experiment_id: int, key: str, value: str, user: str | None = None
+    ) -> None:
+        """Set one tag of an experiment."""
+        body = {"key": key, "value": value}
+        await self._conn.post(f"{EXPERIMENT}{experiment_id}/tags", body, user=user)
+
+    async def delete_experiment_tag(
+        self, experiment_id: int, key: str, user: str | None = None
+    ) -> None:
+        """Remove one tag of an experiment."""
+        await self._conn.post(f"{EXPERIMENT}{experiment_id}/tags/delete", {"key": key}, user=user)
 
     async def get_experiment(self, name: str) -> Experiment:
         """One experiment."""

@@ -20,6 +20,7 @@ call back into Python per object or slice, which lets the loop take the GIL in b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -196,12 +197,18 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+@functools.cache
+def adapter(kind: Any) -> TypeAdapter[Any]:
+    """One ``TypeAdapter`` per body or response type (building one costs ~0.1 ms a request)."""
+    return TypeAdapter(kind)
+
+
 def _json_response(ep: Endpoint, result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if ep.response is None:
         return Response(status_code=204)
-    content = TypeAdapter(ep.response).dump_json(result)
+    content = adapter(ep.response).dump_json(result)
     return Response(content, status_code=ep.status, media_type="application/json")
 
 
@@ -261,7 +268,7 @@ def _parse_sync(ep: Endpoint, raw: bytes, threaded: bool) -> Any:
     try:
         if threaded and ep.validate is not None:
             return ep.validate(data)
-        return TypeAdapter(ep.body).validate_python(data)
+        return adapter(ep.body).validate_python(data)
     except ValidationError as exc:
         raise from_validation(exc) from None
 

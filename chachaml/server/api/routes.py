@@ -19,12 +19,14 @@ from chachaml.errors import InvalidInput
 from chachaml.server.access import AccessConfig, is_loopback
 from chachaml.server.api import alerts as api_alerts
 from chachaml.server.api import events as api_events
+from chachaml.server.api import experiments as api_experiments
 from chachaml.server.api import pipelines as api_pipelines
 from chachaml.server.api import registry as api_registry
 from chachaml.server.api import store as api_store
 from chachaml.server.api import subscriptions as api_subscriptions
 from chachaml.server.api import write as api_write
 from chachaml.server.api.endpoint import Endpoint
+from chachaml.server.api.mlflow.metrics import Heartbeats
 from chachaml.server.api.mlflow.routes import mlflow_routes
 from chachaml.server.api.openapi import build_document
 from chachaml.server.errors import EXCEPTION_HANDLERS
@@ -34,6 +36,7 @@ from chachaml.tools.webhooks import Delivery
 
 APIS = (
     api_write.api,
+    api_experiments.api,
     api_registry.api,
     api_pipelines.api,
     api_alerts.api,
@@ -84,6 +87,7 @@ def install_api(app: Starlette, config: ApiConfig | None = None) -> None:
     app.state.delivery = cfg.delivery
     app.state.idempotency_lease = cfg.idempotency_lease
     app.state.events_heartbeat = cfg.events_heartbeat
+    app.state.mlflow_heartbeats = Heartbeats()
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,31 @@ class CreateExperiment(_Body):
     owner: Short | None = None
 
 
+class RenameExperiment(_Body):
+    """Give an experiment another name."""
+
+    name: Annotated[str, NoNul] = Field(min_length=1, max_length=500)
+
+
+class ArchiveExperiment(_Body):
+    """Archive an experiment with its runs (``true``), or restore both (``false``)."""
+
+    archived: bool = True
+
+
+class ExperimentTag(_Body):
+    """Set one tag of an experiment."""
+
+    key: Short
+    value: Annotated[str, Field(max_length=v.MAX_TAG_VALUE), NoNul]
+
+
+class ExperimentTagKey(_Body):
+    """Remove one tag of an experiment."""
+
+    key: Short
+
+
 class RegisterModel(_Body):
     """Register the next version of a model from an artifact of a run."""
 

@@ -21,6 +21,7 @@ from chachaml.server.mcp.access import CallerMiddleware
 from chachaml.server.mcp.alerts import alert_tools
 from chachaml.server.mcp.arguments import ArgumentCheck
 from chachaml.server.mcp.artifacts import artifact_tools
+from chachaml.server.mcp.experiments import experiment_tools
 from chachaml.server.mcp.metrics import metric_tools
 from chachaml.server.mcp.pipelines import pipeline_tools
 from chachaml.server.mcp.registration import bound_tool
@@ -59,6 +60,7 @@ def _all_tools(
     return [
         *watch_tools(store, user, events),
         *run_tools(store, user),
+        *experiment_tools(store, user),
         *registry_tools(store, user),
         *metric_tools(store),
         *artifact_tools(store, artifacts),

@@ -15,7 +15,13 @@ import time
 from collections.abc import Sequence
 
 from chachaml.errors import Conflict, NotFound
-from chachaml.records.events import ExperimentCreated
+from chachaml.records.events import (
+    ExperimentArchived,
+    ExperimentCreated,
+    ExperimentRenamed,
+    ExperimentRestored,
+    ExperimentTagged,
+)
 from chachaml.records.runs import Experiment, to_datetime
 from chachaml.store.sql.database import Database, Row, Tx
 from chachaml.store.sql.events import emit
@@ -167,11 +173,13 @@ class Experiments:
         exps = await self._db.query(body)
         return sorted(exps, key=lambda e: e.last_activity or e.created_at, reverse=True)
 
-    async def rename_experiment(self, experiment_id: int, name: str) -> None:
+    async def rename_experiment(
+        self, experiment_id: int, name: str, user: str | None = None
+    ) -> None:
         """Rename an experiment; ``Conflict`` if another holds the name (archived or not).
 
         Alert rules scoped to the experiment follow it to its new name; alert events are
-        history and keep the name they fired under.
+        history and keep the name they fired under. Renaming to its own name writes nothing.
         """
 
         async def body(db: Tx) -> None:
@@ -184,19 +192,26 @@ class Experiments:
                 raise Conflict(f"experiment {name!r} already exists{state}")
             await db.execute("UPDATE experiments SET name = ? WHERE id = ?", (name, experiment_id))
             await db.execute("UPDATE alerts SET experiment = ? WHERE experiment = ?", (name, old))
+            await emit(db, ExperimentRenamed(name=name, previous=old, user=user))
 
         await self._db.transact(body)
 
-    async def set_archived(self, experiment_id: int, archived: bool) -> None:
+    async def set_archived(
+        self, experiment_id: int, archived: bool, user: str | None = None
+    ) -> None:
         """Archive an experiment with all its runs, or restore it with all its runs.
 
         MLflow's delete and restore: runs that a model version came from stay unarchived
-        (the runs' trigger keeps them), the rest follow the experiment either way.
+        (the runs' trigger keeps them), the rest follow the experiment either way. The event
+        is written only when the experiment's state changes.
         """
 
         async def body(db: Tx) -> None:
-            await _require(db, experiment_id)
+            found = await _require(db, experiment_id)
             flag = int(archived)
+            if bool(found["archived"]) != archived:
+                kind = ExperimentArchived if archived else ExperimentRestored
+                await emit(db, kind(name=found["name"], user=user))
             await db.execute(
                 "UPDATE experiments SET archived = ? WHERE id = ?", (flag, experiment_id)
             )
@@ -207,11 +222,14 @@ class Experiments:
 
         await self._db.transact(body)
 
-    async def set_tag(self, experiment_id: int, key: str, value: str) -> None:
+    async def set_tag(
+        self, experiment_id: int, key: str, value: str, user: str | None = None
+    ) -> None:
         """Set (or overwrite) one tag of an experiment."""
 
         async def body(db: Tx) -> None:
-            await _require(db, experiment_id)
+            found = await _require(db, experiment_id)
+            await emit(db, ExperimentTagged(name=found["name"], tags={key: value}, user=user))
             await db.execute(
                 "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)"
                 " ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
@@ -220,16 +238,17 @@ class Experiments:
 
         await self._db.transact(body)
 
-    async def delete_tag(self, experiment_id: int, key: str) -> None:
+    async def delete_tag(self, experiment_id: int, key: str, user: str | None = None) -> None:
         """Remove one tag of an experiment; ``NotFound`` if it has none of that key."""
 
         async def body(db: Tx) -> None:
-            await _require(db, experiment_id)
+            found = await _require(db, experiment_id)
             deleted = await db.execute(
                 "DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?",
                 (experiment_id, key),
             )
             if not deleted:
-                raise NotFound(f"experiment {experiment_id} has no tag {key!r}")
+                raise NotFound(f"experiment {found['name']!r} has no tag {key!r}")
+            await emit(db, ExperimentTagged(name=found["name"], removed=[key], user=user))
 
         await self._db.transact(body)

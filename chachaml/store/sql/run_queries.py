@@ -89,6 +89,8 @@ def param_number_sql(value: str = "ps.value") -> str:
 PARAM_LEG_ORDER = f"{param_number_sql()} {{d}}, ps.value {{d}}, r.started_at DESC, r.id DESC"
 PARAM_ORDER = "param_kind, param_number {d}, param_text {d}, started_at DESC, id DESC"
 EXPERIMENT_ID_SQL = "(SELECT e.id FROM experiments e WHERE e.name = ?)"
+NAME_TAG = "mlflow.runName"  # an unnamed run's name, as MLflow's clients set it
+PARENT_TAG = "mlflow.parentRunId"  # a parent the import left behind (chachaml.tools.mlflow_import)
 OP_SQL = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
 # Select-list columns over a listing's rows as ``p`` that carry each run's tags and latest
 # metrics as arrays of (key, value), and its experiment's name as stored at the time of the
@@ -368,6 +370,28 @@ class RunQueries:
         if query.parent_ids:
             where.append(f"r.parent_id IN ({marks(query.parent_ids)})")
             params += query.parent_ids
+        if query.experiments:
+            where.append(
+                "r.experiment_id IN (SELECT e.id FROM experiments e"
+                f" WHERE e.name IN ({marks(query.experiments)}))"
+            )
+            params += query.experiments
+        if query.run_ids:
+            where.append(f"r.id IN ({marks(query.run_ids)})")
+            params += query.run_ids
+        if query.names:
+            listed = marks(query.names)
+            where.append(
+                f"(r.name IN ({listed}) OR (r.name IS NULL AND EXISTS (SELECT 1 FROM tags t"
+                f" WHERE t.run_id = r.id AND t.key = ? AND t.value IN ({listed}))))"
+            )
+            params += [*query.names, NAME_TAG, *query.names]
+        if query.parent_ref is not None:
+            where.append(
+                "(r.parent_id = ? OR (r.parent_id IS NULL AND EXISTS (SELECT 1 FROM tags t"
+                " WHERE t.run_id = r.id AND t.key = ? AND t.value = ?)))"
+            )
+            params += [query.parent_ref, PARENT_TAG, query.parent_ref]
         if query.top_level and (counting or query.order_by == "started"):
             where.append("r.parent_id IS NULL")  # runs_top_started: in order, or to count
         elif query.top_level:

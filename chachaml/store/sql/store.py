@@ -130,21 +130,29 @@ class SQLStore:
         """Every archived experiment, most recently active first."""
         return await self.experiments.list_experiments(archived=True)
 
-    async def rename_experiment(self, experiment_id: int, name: str) -> None:
+    async def rename_experiment(
+        self, experiment_id: int, name: str, user: str | None = None
+    ) -> None:
         """Rename an experiment; ``Conflict`` if the name is taken."""
-        await self.experiments.rename_experiment(experiment_id, name)
+        await self.experiments.rename_experiment(experiment_id, name, user)
 
-    async def set_experiment_archived(self, experiment_id: int, archived: bool) -> None:
+    async def set_experiment_archived(
+        self, experiment_id: int, archived: bool, user: str | None = None
+    ) -> None:
         """Archive an experiment and its runs, or restore both."""
-        await self.experiments.set_archived(experiment_id, archived)
+        await self.experiments.set_archived(experiment_id, archived, user)
 
-    async def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
+    async def set_experiment_tag(
+        self, experiment_id: int, key: str, value: str, user: str | None = None
+    ) -> None:
         """Set one tag of an experiment."""
-        await self.experiments.set_tag(experiment_id, key, value)
+        await self.experiments.set_tag(experiment_id, key, value, user)
 
-    async def delete_experiment_tag(self, experiment_id: int, key: str) -> None:
+    async def delete_experiment_tag(
+        self, experiment_id: int, key: str, user: str | None = None
+    ) -> None:
         """Remove one tag of an experiment; ``NotFound`` if it has none of that key."""
-        await self.experiments.delete_tag(experiment_id, key)
+        await self.experiments.delete_tag(experiment_id, key, user)
 
     async def create_run(self, run: NewRun) -> None:
         """Insert a running run, creating its experiment if needed."""

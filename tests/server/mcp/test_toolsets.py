@@ -63,7 +63,8 @@ def only_text(blocks: list[object]) -> str:
 def test_toolsets_parse_from_a_comma_list_and_reject_unknown_names() -> None:
     assert parse_toolsets("metrics, registry") == ("metrics", "registry")
     assert parse_toolsets("all") == (
-        "metrics", "artifacts", "registry", "pipelines", "alerts", "watch", "subscriptions"
+        "metrics", "artifacts", "registry", "pipelines", "alerts", "experiments", "watch",
+        "subscriptions",
     )  # fmt: skip
     assert parse_toolsets(None) == ()
     with pytest.raises(InvalidInput, match="unknown toolset 'pipes'; choose from metrics"):
@@ -75,7 +76,16 @@ def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
     read_only = selected_tools(read_only=True)
     assert set(DEFAULT_TOOLS) - set(read_only) == {"add_tag", "set_note", "create_experiment"}
     everything = selected_tools(
-        ["metrics", "artifacts", "registry", "pipelines", "alerts", "watch", "subscriptions"]
+        [
+            "metrics",
+            "artifacts",
+            "registry",
+            "pipelines",
+            "alerts",
+            "experiments",
+            "watch",
+            "subscriptions",
+        ]
     )
     assert set(everything) - set(DEFAULT_TOOLS) == {
         "get_metric_history",
@@ -91,6 +101,9 @@ def test_read_only_drops_every_write_and_toolsets_add_to_the_16() -> None:
         "check_alerts",
         "mute_alert",
         "send_test_alert",
+        "rename_experiment",
+        "archive_experiment",
+        "set_experiment_tag",
         "wait_for_run",
         "stop_run",
         "subscribe",
@@ -196,6 +209,44 @@ async def test_registry_toolset_promotes_and_notes_a_model(
             "promote_model", {"model_name": "digits", "version": 1, "stage": "live"}
         )
         assert bad.is_error and "stage" in only_text(list(bad.content))
+
+
+@pytest.mark.anyio
+async def test_experiments_toolset_renames_archives_and_tags_as_the_caller(
+    own_seeded: tuple[Store, Path],
+) -> None:
+    store = own_seeded[0]
+    async with connect(own_seeded, toolsets=["experiments"], user="agent") as client:
+        renamed = await client.call_tool(
+            "rename_experiment", {"name": "mnist", "new_name": "digits-mnist"}
+        )
+        assert (renamed.structured_content or {})["name"] == "digits-mnist"
+        archived = await client.call_tool("archive_experiment", {"name": "digits-mnist"})
+        assert (archived.structured_content or {})["archived"] is True
+        restored = await client.call_tool(
+            "archive_experiment", {"name": "digits-mnist", "archived": False}
+        )
+        assert (restored.structured_content or {})["archived"] is False
+        tagged = await client.call_tool(
+            "set_experiment_tag", {"name": "digits-mnist", "key": "team", "value": "vision"}
+        )
+        assert (tagged.structured_content or {})["tags"] == {"team": "vision"}
+        untagged = await client.call_tool(
+            "set_experiment_tag", {"name": "digits-mnist", "key": "team"}
+        )
+        assert (untagged.structured_content or {})["tags"] == {}
+        taken = await client.call_tool(
+            "rename_experiment", {"name": "digits-mnist", "new_name": "iris"}
+        )
+        assert taken.is_error
+        default = await client.call_tool("rename_experiment", {"name": "default", "new_name": "x"})
+        assert default.is_error and "keeps its name" in only_text(list(default.content))
+    events = await store.read_events(0, 10_000)  # type: ignore[attr-defined]
+    edits = [(e.type, e.data["user"]) for e in events if e.type.startswith("experiment.")
+             and e.type != "experiment.created"]  # fmt: skip
+    assert edits == [("experiment.renamed", "agent"), ("experiment.archived", "agent"),
+                     ("experiment.restored", "agent"), ("experiment.tagged", "agent"),
+                     ("experiment.tagged", "agent")]  # fmt: skip
 
 
 @pytest.mark.anyio

@@ -103,7 +103,7 @@ async def create_experiment(call: Call) -> Answer:
         call.store, name, tags.pop(entities.NOTE, None) or None, call.user
     )
     for key, value in tags.items():
-        await experiment_ops.set_experiment_tag(call.store, exp.id, key, value)
+        await experiment_ops.set_experiment_tag(call.store, exp.id, key, value, call.user)
     return {"experiment_id": experiment_id(exp)}
 
 
@@ -181,7 +181,7 @@ async def set_experiment_tag(call: Call) -> Answer:
     if body.key == entities.NOTE:
         await experiment_ops.create_experiment(call.store, exp.name, body.value)
     else:
-        await experiment_ops.set_experiment_tag(call.store, exp.id, body.key, body.value)
+        await experiment_ops.set_experiment_tag(call.store, exp.id, body.key, body.value, call.user)
     return {}
 
 
@@ -201,7 +201,7 @@ async def delete_experiment_tag(call: Call) -> Answer:
             raise NotFound(f"no tag {body.key!r} on experiment {body.experiment_id!r}")
         await experiment_ops.create_experiment(call.store, exp.name, "")
     else:
-        await experiment_ops.delete_experiment_tag(call.store, exp.id, body.key)
+        await experiment_ops.delete_experiment_tag(call.store, exp.id, body.key, call.user)
     return {}
 
 
@@ -217,7 +217,7 @@ async def update_experiment(call: Call) -> Answer:
     if experiment_id(exp) == DEFAULT_ID:
         raise InvalidInput("chachaml's default experiment (id 0) keeps its name 'default'")
     try:
-        await experiment_ops.rename_experiment(call.store, exp.id, body.new_name)
+        await experiment_ops.rename_experiment(call.store, exp.id, body.new_name, call.user)
     except Conflict as exc:
         raise ApiError(400, str(exc), code="RESOURCE_ALREADY_EXISTS") from None
     return {}
@@ -229,7 +229,7 @@ async def delete_experiment(call: Call) -> Answer:
     exp = await experiment_by_id(call.store, call.body.experiment_id)
     if exp.archived:  # MLflow looks among active experiments only
         raise NotFound(f"no active experiment with id {call.body.experiment_id!r}")
-    await experiment_ops.archive_experiment(call.store, exp.id)
+    await experiment_ops.archive_experiment(call.store, exp.id, call.user)
     return {}
 
 
@@ -239,5 +239,5 @@ async def restore_experiment(call: Call) -> Answer:
     exp = await experiment_by_id(call.store, call.body.experiment_id)
     if not exp.archived:  # MLflow looks among deleted experiments only
         raise NotFound(f"no deleted experiment with id {call.body.experiment_id!r}")
-    await experiment_ops.restore_experiment(call.store, exp.id)
+    await experiment_ops.restore_experiment(call.store, exp.id, call.user)
     return {}

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from chachaml.errors import InvalidInput
 from chachaml.records.runs import MetricCondition, ParamValue, RunInfo
-from chachaml.server.api.mlflow.entities import param_text, run_tags
+from chachaml.server.api.mlflow.entities import PARENT, RUN_NAME, param_text, run_tags
 from chachaml.server.api.mlflow.ids import FROM_MLFLOW, TO_MLFLOW, millis
 
 Kind = Literal["metric", "param", "tag", "attribute", "dataset"]
@@ -320,6 +320,9 @@ class Plan:
     created_by: str | None = None
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
+    run_ids: frozenset[str] | None = None  # only these (None: any)
+    names: frozenset[str] | None = None  # named one of these (None: any name)
+    parent: str | None = None  # children of this run
     rest: list[Clause] = field(default_factory=list)
     impossible: bool = False  # e.g. a SCHEDULED status: no run can match
 
@@ -331,11 +334,22 @@ class Plan:
             "tags": self.tags,
             "status": self.status,
             "created_by": self.created_by,
+            "run_ids": sorted(self.run_ids or ()),
+            "names": sorted(self.names or ()),
+            "parent_ref": self.parent,
             "since": None if self.since is None else datetime.fromtimestamp(self.since, UTC),
             "until": None
             if self.until is None or self.until >= LAST_SECOND
             else datetime.fromtimestamp(self.until, UTC),
         }
+
+    def narrow(self, now: frozenset[str] | None, values: float | str | tuple[str, ...] | None
+               ) -> frozenset[str]:  # fmt: skip
+        """The set ``now`` narrowed to ``values`` (one text or an ``IN`` list)."""
+        given = frozenset(values) if isinstance(values, tuple) else frozenset({str(values)})
+        found = given if now is None else now & given
+        self.impossible |= not found
+        return found
 
     def bound_start(self, op: str, ms: float) -> None:
         """Narrow the start-time window by ``start_time op ms`` (MLflow's whole milliseconds).
@@ -361,9 +375,10 @@ def plan(clauses: list[Clause], field_tags: frozenset[str]) -> Plan:
     """Split clauses: what the store's query answers goes to SQL, the rest is checked per run.
 
     To SQL: metric thresholds, param and tag equality (params compared as MLflow's text,
-    whatever their stored type), status and user equality, ``start_time`` comparisons. Per
-    run: ``!=``, ``LIKE``, ``IN``, ``IS NULL``, other attributes and the tags that are
-    chachaml fields (``field_tags``).
+    whatever their stored type), status and user equality, ``start_time`` comparisons, run
+    ids and run names (``=`` or ``IN``; ``attributes.run_name`` or ``tags.mlflow.runName``)
+    and ``tags.mlflow.parentRunId =``. Per run: ``!=``, ``LIKE``, other ``IN`` and
+    ``IS NULL``, other attributes and the other tags that are chachaml fields (``field_tags``).
     """
     out = Plan()
     for c in clauses:
@@ -390,6 +405,17 @@ def plan(clauses: list[Clause], field_tags: frozenset[str]) -> Plan:
             if str(c.value).upper() == "SCHEDULED" or out.status not in (None, status):
                 out.impossible = True
             out.status = status
+        elif c.kind == "attribute" and c.key == "run_id" and c.op in ("=", "IN"):
+            out.run_ids = out.narrow(out.run_ids, c.value)
+        elif (c.kind, c.key) in (("attribute", "run_name"), ("tag", RUN_NAME)) and c.op in (
+            "=",
+            "IN",
+        ):
+            out.names = out.narrow(out.names, c.value)
+        elif c.kind == "tag" and c.key == PARENT and c.op == "=" and isinstance(c.value, str):
+            if out.parent not in (None, c.value):
+                out.impossible = True
+            out.parent = c.value
         elif c.kind == "attribute" and c.key == "user_id" and c.op == "=":
             if out.created_by not in (None, c.value):
                 out.impossible = True
@@ -433,7 +459,7 @@ def attribute(run: RunInfo, key: str) -> Any:
     """A run attribute as MLflow compares and orders it."""
     values: dict[str, Any] = {
         "run_id": run.id,
-        "run_name": run.name,
+        "run_name": run.name if run.name is not None else run.tags.get(RUN_NAME),
         "status": TO_MLFLOW[run.status],
         "user_id": run.created_by,
         "start_time": millis(run.started_at),

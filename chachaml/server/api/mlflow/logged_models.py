@@ -2,7 +2,8 @@
 
 How a logged model maps onto chachaml's data:
 
-- **Its files** are artifacts of its run under the model's name: ``model/MLmodel``,
+- **Its files** are artifacts of its run under the model's name (see below for a second
+  model of one name): ``model/MLmodel``,
   ``model/model.pkl``, ... Its ``artifact_uri`` is ``mlflow-artifacts:/<experiment id>/<run
   id>/artifacts/<name>``, so MLflow's client uploads them through the artifact proxy
   (:mod:`~chachaml.server.api.mlflow.artifacts`) as ordinary artifacts, and
@@ -18,9 +19,10 @@ How a logged model maps onto chachaml's data:
 The record, its id and its index are :mod:`chachaml.tools.logged_models`'s (the importer
 writes the same shape).
 
-Two models of one name on one run share the folder (the later upload replaces files of the
-same name), as MLflow 2's ``runs:/<id>/<name>`` did. ``delete`` marks the record deleted and
-drops the index tag; the files stay with the run until the run is deleted.
+A second model of the same name on one run gets the folder ``<name>-<8 hex of its id>``
+(:func:`~chachaml.tools.logged_models.folder_for`), so their files never mix;
+``runs:/<run id>/<name>`` loads the first, ``models:/<model id>`` each. ``delete`` marks the
+record deleted and drops the index tag; the files stay with the run until the run is deleted.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from chachaml.server.api.mlflow.ids import experiment_by_id, experiment_id
 from chachaml.server.api.mlflow.runs import RunRef, delivery
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
-from chachaml.tools.logged_models import TAG, index_logged_model, new_model_id
+from chachaml.tools.logged_models import TAG, folder_for, index_logged_model, new_model_id
 from chachaml.tools.logged_models import LoggedModel as Record
 from chachaml.tools.logged_models import read_logged_model as read
 from chachaml.tools.logged_models import write_logged_model as write
@@ -144,7 +146,7 @@ def now_ms() -> int:
 
 def artifact_uri(record: Record) -> str:
     """Where MLflow's client reads and writes the model's files (the artifact proxy)."""
-    return f"{entities.ARTIFACT_ROOT}{record.experiment_id}/{record.run_id}/artifacts/{record.name}"
+    return f"{entities.ARTIFACT_ROOT}{record.experiment_id}/{record.run_id}/artifacts/{record.path}"
 
 
 def entity(record: Record, metrics: list[dict[str, Any]]) -> Answer:
@@ -217,12 +219,15 @@ async def create_logged_model(call: Call) -> Answer:
         exp_id = experiment_id(await experiment_ops.get_experiment(call.store, run.experiment))
         if exp_id != experiment_id(exp):
             raise InvalidInput(f"run {run.id} is in experiment {exp_id}, not {body.experiment_id}")
-        run_id = run.id
+        run_id, run_tags = run.id, run.tags
     else:
-        run_id = await holder_run(call, exp.name, name, tags)
+        run_id, run_tags = await holder_run(call, exp.name, name, tags), {}
     stamp = now_ms()
+    model_id = new_model_id(run_id)
+    folder = folder_for(run_tags, name, model_id)
     record = Record(
-        model_id=new_model_id(run_id),
+        model_id=model_id,
+        folder=None if folder == name else folder,
         experiment_id=experiment_id(exp),
         name=name,
         run_id=run_id,

@@ -11,10 +11,11 @@ point logged at its highest step.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
 import anyio.to_thread
 from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs it on Python 3.11
 
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records.runs import MetricChunk, MetricSeries
@@ -44,6 +45,23 @@ class Metric(wire.Message):
     model_id: str | None = Field(default=None, max_length=300)  # MLflow 3: its logged model
 
 
+Int64 = Annotated[int, Field(ge=-INT64, lt=INT64)]
+
+
+class Point(TypedDict):
+    """One point of a batch, checked as :class:`Metric` is but kept a dict.
+
+    A batch's 1,000 points validate four times faster as dicts than as models, and their
+    columns are gathered straight from them.
+    """
+
+    key: Annotated[str, Field(max_length=250)]
+    value: float
+    timestamp: NotRequired[Int64 | None]
+    step: NotRequired[Int64 | None]
+    model_id: NotRequired[Annotated[str, Field(max_length=300)] | None]
+
+
 class LogMetric(RunRef, Metric):
     """``runs/log-metric``."""
 
@@ -51,32 +69,32 @@ class LogMetric(RunRef, Metric):
 class LogBatch(RunRef):
     """``runs/log-batch``: metrics, params and tags of one run in one request."""
 
-    metrics: list[Metric] = Field(default_factory=list, max_length=100_000)
+    metrics: list[Point] = Field(default_factory=list, max_length=100_000)
     params: list[wire.KeyValue] = Field(default_factory=list, max_length=10_000)
     tags: list[wire.KeyValue] = Field(default_factory=list, max_length=10_000)
 
 
-def _chunks(run_id: str, metrics: list[Metric]) -> list[MetricChunk]:
+def _chunks(run_id: str, metrics: list[Point]) -> list[MetricChunk]:
     """The points as one packed chunk per key (a missing step is MLflow's 0)."""
     now = time.time()
-    groups: dict[str, list[Metric]] = {}
-    if len({m.key for m in metrics}) == 1:  # the usual batch: one metric's points
-        groups[metrics[0].key] = metrics
-    else:
-        for m in metrics:
-            groups.setdefault(m.key, []).append(m)
-    columns: dict[str, metric_ops.Columns] = {
-        key: (
-            [m.step or 0 for m in group],
-            [m.value for m in group],
-            [now if m.timestamp is None else m.timestamp / 1000.0 for m in group],
-        )
-        for key, group in groups.items()
-    }
+    columns: dict[str, metric_ops.Columns] = {}
+    for m in metrics:
+        key = m["key"]
+        cols = columns.get(key)
+        if cols is None:
+            cols = columns[key] = ([], [], [])
+        cols[0].append(m.get("step") or 0)
+        cols[1].append(m["value"])
+        at = m.get("timestamp")
+        cols[2].append(now if at is None else at / 1000.0)
     return metric_ops.pack_columns(run_id, columns)
 
 
-async def _log_points(call: Call, run_id: str, metrics: list[Metric]) -> None:
+def _point(m: Metric) -> Point:
+    return {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
+
+
+async def _log_points(call: Call, run_id: str, metrics: list[Point]) -> None:
     if len(metrics) > OFF_LOOP:
         chunks = await anyio.to_thread.run_sync(_chunks, run_id, metrics)
     else:
@@ -84,9 +102,38 @@ async def _log_points(call: Call, run_id: str, metrics: list[Metric]) -> None:
     await metric_ops.log_run_metrics(call.store, run_id, chunks, delivery=delivery(call))
 
 
+class Heartbeats:
+    """When this server last recorded each run's heartbeat, to record it once a second.
+
+    A write to a run says it is alive (MLflow's client sends no heartbeat of its own), but
+    a heartbeat is a write transaction of its own: one per ``log-batch`` cost a fifth of the
+    request. Runs time out after tens of seconds, so a beat a second per server loses
+    nothing; replicas each keep their own, in memory, as a cache of no consequence.
+    """
+
+    EVERY = 1.0  # seconds
+    MOST = 10_000  # runs remembered; beyond, the memory starts again
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def due(self, run_id: str, now: float) -> bool:
+        """Whether ``run_id``'s heartbeat should be written now (and note that it is)."""
+        last = self._last.get(run_id)
+        if last is not None and 0 <= now - last < self.EVERY:
+            return False
+        if len(self._last) >= self.MOST:
+            self._last.clear()
+        self._last[run_id] = now
+        return True
+
+
 async def _heartbeat(call: Call, run_id: str) -> None:
-    """A write to a run says it is alive (MLflow's client sends no heartbeat of its own)."""
-    await run_ops.heartbeat(call.store, [run_id], time.time())
+    """Record that the run is alive, at most once a second per run (:class:`Heartbeats`)."""
+    now = time.time()
+    beats: Heartbeats | None = getattr(call.request.app.state, "mlflow_heartbeats", None)
+    if beats is None or beats.due(run_id, now):
+        await run_ops.heartbeat(call.store, [run_id], now)
 
 
 @api.route("POST", "/runs/log-metric", scope="write", body=LogMetric, response=Answer)
@@ -94,7 +141,7 @@ async def log_metric(call: Call) -> Answer:
     """Log one metric point."""
     body: LogMetric = call.body
     rid = body.rid
-    await _log_points(call, rid, [body])
+    await _log_points(call, rid, [_point(body)])
     await _heartbeat(call, rid)
     return {}
 
@@ -127,14 +174,14 @@ async def log_batch(call: Call) -> Answer:
     return {}
 
 
-async def _unlinked(call: Call, run_id: str, metrics: list[Metric]) -> list[Metric]:
+async def _unlinked(call: Call, run_id: str, metrics: list[Point]) -> list[Point]:
     """The points to log, without copies that only link a run's point to a logged model.
 
     MLflow 3's ``log_model`` sends the run's points at the model's step again with the
     model's id; MLflow stores an identical point once, and chachaml reads a logged model's
     metrics from its run, so such a copy is skipped. A new point naming a model is logged.
     """
-    linked = {m.key for m in metrics if m.model_id}
+    linked = {m["key"] for m in metrics if m.get("model_id")}
     if not linked:
         return metrics
     stored: set[tuple[str, int, int, float | None]] = set()
@@ -149,7 +196,8 @@ async def _unlinked(call: Call, run_id: str, metrics: list[Metric]) -> list[Metr
             )
     return [
         m for m in metrics
-        if not (m.model_id and (m.key, m.step or 0, m.timestamp, m.value) in stored)
+        if not (m.get("model_id")
+                and (m["key"], m.get("step") or 0, m.get("timestamp"), m["value"]) in stored)
     ]  # fmt: skip
 
 

@@ -427,7 +427,7 @@ async def _logged_model_source(call: Call, body: CreateVersion, source: str,
     if body.run_id and body.run_id != record.run_id:
         raise InvalidInput(f"logged model {model_id!r} was logged on run {record.run_id!r}, not"
                            f" the run_id {body.run_id!r}")  # fmt: skip
-    return ent.Source(uri=source, run_id=record.run_id, path=record.name)
+    return ent.Source(uri=source, run_id=record.run_id, path=record.path)
 
 
 async def _resolve(call: Call, body: CreateVersion) -> tuple[ent.Source, str | None]:

@@ -28,6 +28,7 @@ from chachaml.server.api.mlflow import (
     runs,
     search,
 )
+from chachaml.server.api.mlflow.server_info import server_info_routes
 from chachaml.server.errors import mlflow_envelope
 
 APIS = (
@@ -40,10 +41,13 @@ APIS = (
     registry.api,
 )
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+# MLflow 3's newer endpoints: server-info is answered; the rest (traces, datasets, ...) not yet
+PREFIXES_3 = ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
 ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 # Parts of MLflow's protocol chachaml does not answer yet, by path under the prefixes
 LATER = {
     "/traces": "traces",
+    "/datasets": "evaluation datasets",
 }
 
 
@@ -63,8 +67,10 @@ async def not_found(request: Request) -> Response:
 def mlflow_routes() -> list[Route]:
     """Every MLflow endpoint under both prefixes, then a catch-all for the rest of each."""
     routes = [route for prefix in PREFIXES for api in APIS for route in api.routes(prefix)]
+    routes += server_info_routes()
     routes += [
-        Route(prefix + "/{rest:path}", not_found, methods=ALL_METHODS) for prefix in PREFIXES
+        Route(prefix + "/{rest:path}", not_found, methods=ALL_METHODS)
+        for prefix in (*PREFIXES, *PREFIXES_3)
     ]
     routes += artifacts.api.routes(artifacts.PREFIX)
     routes += [Route(artifacts.PREFIX + "/{rest:path}", not_found_artifacts, methods=ALL_METHODS)]

@@ -1,14 +1,14 @@
 """MLflow's ``runs/search``: a filter, an order and a page over chachaml's run query.
 
 The filter is read by :mod:`~chachaml.server.api.mlflow.filters`. When the store's query
-answers all of it (metric thresholds, param and tag equality, status, user, start time) for
-one experiment (or none), the page is read in SQL, ordered by the default (newest first),
-``start_time``, ``run_name``, ``user_id``, a metric or a param: a metric or param order reads
-the runs that have the value from the store's ordered listing (an index walk for a metric),
-then, as MLflow lists runs without the value last, the runs without it, newest first. Other
-filters and orders (``LIKE``, ``!=``, several experiments or order keys) are checked and
-ordered here over every run the SQL part matches: MLflow's semantics exactly, at the cost of
-reading every candidate. Either way each metric carries its latest step and time.
+answers all of it (metric thresholds, param and tag equality, status, user, start time, run
+ids, run names, a parent) for any number of experiments, the page is read in SQL, ordered by
+the default (newest first), ``start_time``, ``run_name``, ``user_id``, a metric or a param: a
+metric or param order reads the runs that have the value from the store's ordered listing (an
+index walk for a metric), then, as MLflow lists runs without the value last, the runs without
+it, newest first. Other filters and orders (``LIKE``, ``!=``, ``IS NULL``, several order keys)
+are checked and ordered here over every run the SQL part matches: MLflow's semantics exactly,
+at the cost of reading every candidate. Either way each metric carries its latest step and time.
 
 Two orders differ from MLflow's in ties and types: runs with equal metric values follow by
 run id, and natively logged numeric params sort as numbers, before text (params logged
@@ -166,8 +166,10 @@ async def search_runs(call: Call) -> Answer:
         "only_archived": only_archived,
     }
     sql_order = _sql_order(orders)
-    if not plan.rest and len(exps) <= 1 and sql_order is not None:
-        query = RunQuery(experiment=exps[0].name if exps else None, offset=offset, **base)
+    if not plan.rest and sql_order is not None:
+        one = exps[0].name if len(exps) == 1 else None  # one: its id drives a metric order
+        many = [e.name for e in exps] if len(exps) > 1 else []
+        query = RunQuery(experiment=one, experiments=many, offset=offset, **base)
         page, more = await _sql_page(call, query, sql_order, size)
     else:
         runs = await _candidates(call, exps, base)

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from chachaml.server.access import AccessConfig
+from chachaml.server.api.mlflow.metrics import Heartbeats
 from chachaml.server.app import create_app
 from chachaml.server.errors import MLFLOW_STATUS, is_mlflow
 from chachaml.store import ServerStore
@@ -70,6 +71,9 @@ async def test_errors_take_mlflows_shape_and_status(web: httpx.AsyncClient) -> N
         (web.get("/ajax-api/2.0/mlflow/nothing/here"), 404, "ENDPOINT_NOT_FOUND"),
         (web.get(f"{API}/runs/create"), 404, "ENDPOINT_NOT_FOUND"),  # wrong method
         (web.get(f"{API}/traces/x"), 501, "NOT_IMPLEMENTED"),
+        (web.get("/api/3.0/mlflow/datasets/x"), 501, "NOT_IMPLEMENTED"),
+        (web.get("/ajax-api/3.0/mlflow/nothing"), 404, "ENDPOINT_NOT_FOUND"),
+        (web.post("/api/3.0/mlflow/server-info", json={}), 404, "ENDPOINT_NOT_FOUND"),
         (web.put("/api/2.0/mlflow-artifacts/artifacts/x", content=b"1"), 404,
          "RESOURCE_DOES_NOT_EXIST"),
         (web.post("/api/2.0/mlflow-artifacts/mpu/create/x", json={}), 501, "NOT_IMPLEMENTED"),
@@ -122,6 +126,10 @@ async def test_every_mlflow_route_answers_errors_in_mlflows_shape(
                 answer = await web.request(method, path, json=[1])  # never a valid body
                 if path.endswith(NO_INPUT) and method == "GET" and access.tokens == ():
                     assert answer.status_code == 200, (path, answer.text)  # needs nothing
+                    continue
+                if path.endswith("/server-info"):  # public, as in MLflow: no token needed
+                    assert answer.status_code == 200, (path, answer.text)
+                    assert answer.json()["workspaces_enabled"] is False
                     continue
                 mlflow_error(answer)
 
@@ -383,3 +391,11 @@ async def test_experiments_are_created_found_and_searched(web: httpx.AsyncClient
     await ok(await web.post(f"{API}/experiments/set-experiment-tag", json=noted))
     exp = await ok(await web.get(f"{API}/experiments/get-by-name?experiment_name=cifar"))
     assert exp["experiment"]["tags"] == [{"key": "mlflow.note.content", "value": "v2"}]
+
+
+def test_a_runs_heartbeat_is_written_at_most_once_a_second_per_server() -> None:
+    beats = Heartbeats()
+    assert beats.due("r", 100.0) and beats.due("other", 100.2)
+    assert not beats.due("r", 100.5)  # a batch half a second later writes no heartbeat
+    assert beats.due("r", 101.0) and not beats.due("r", 101.9)
+    assert beats.due("r", 50.0)  # the clock went back: written, not held off
