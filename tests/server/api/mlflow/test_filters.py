@@ -109,7 +109,7 @@ def test_sql_answers_thresholds_equalities_and_start_times_and_the_rest_is_check
     assert done.tags == {"team": "vision"}
     assert done.param_texts == {"lr": "0.01"}
     assert (done.status, done.created_by) == ("completed", "ana")
-    assert done.names == {"wider"}  # the name tag is the run's name, a column
+    assert done.names == frozenset({"wider"})  # the name tag is the run's name, a column
     assert done.since == 0.9995  # a start of 999.5 ms shows as 1000
     assert [c.key for c in done.rest] == ["loss", "opt", "end_time"]
     assert not done.impossible
