@@ -2,9 +2,9 @@
 
 The same MLflow client code (``MlflowClient`` over MLflow's own REST store) against
 ``mlflow server`` (SQLite backend, started here from the installed ``mlflow`` package on a
-free port, with its default workers) and against ``chachaml serve`` (SQLite), both running
-at once. Each figure alternates between the two servers call by call (or block by block), so
-the load other work puts on the machine falls on both alike:
+free port, with its default workers and without its job runner) and against ``chachaml serve``
+(SQLite), both running at once. Each figure alternates between the two servers call by call
+(or block by block), so the load other work puts on the machine falls on both alike:
 
 - ``log_batch``: points of one metric in batches of 1,000 (MLflow's limit per call);
 - runs created per second: ``create_run``, one ``log_batch`` of 5 params and 3 metrics,
@@ -71,6 +71,7 @@ class Size:
     page: int
     repeats: int
     budget_s: float  # per MLflow part: log_batch and runs stop there
+    workers: int | None = None  # mlflow server's --workers; None: its default
 
 
 SIZES = {
@@ -213,8 +214,12 @@ def seed_chachaml(url: str, count: int) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_server(root: Path, db: Path) -> Iterator[str]:
-    """``mlflow server`` over the SQLite file ``db`` on a free port; its URL once it answers."""
+def mlflow_server(root: Path, db: Path, workers: int | None = None) -> Iterator[str]:
+    """``mlflow server`` over the SQLite file ``db`` on a free port; its URL once it answers.
+
+    Without MLflow 3's job runner (a process and seven Huey consumers for its GenAI jobs):
+    nothing here uses it, and on a 2-core box it would take CPU from both servers measured.
+    """
     port = free_port()
     cmd = module_command(
         "mlflow",
@@ -227,12 +232,12 @@ def mlflow_server(root: Path, db: Path) -> Iterator[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        *(["--workers", str(workers)] if workers else []),
     )
     log = root / f"mlflow-{port}.log"
+    env = child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     with log.open("wb") as err:  # its own session: the workers stop with it
-        proc = subprocess.Popen(
-            cmd, env=child_env(), stdout=err, stderr=err, start_new_session=True
-        )
+        proc = subprocess.Popen(cmd, env=env, stdout=err, stderr=err, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -439,7 +444,7 @@ def measure(size: Size, context: Context) -> list[Figure]:
     )
     board, _ = seeded_values(size.search_runs)
     with (
-        mlflow_server(root, mlflow_db) as ml_url,
+        mlflow_server(root, mlflow_db, size.workers) as ml_url,
         chachaml_serve(root, f"sqlite:///{chachaml_db}") as ch_url,
     ):
         urls = {"MLflow": ml_url, "chachaml": ch_url}
@@ -473,7 +478,8 @@ def measure(size: Size, context: Context) -> list[Figure]:
         f"{NAME}: MLflow log_batch reached {ingest['MLflow'][1]:,} points and runs"
         f" {made['MLflow'][0]:,} (budget {size.budget_s:.0f} s each); get_metric_history read"
         f" {ingest['MLflow'][1]:,} points from MLflow, {ingest['chachaml'][1]:,} from chachaml;"
-        f" search_runs pages of {size.page}; mlflow server with its default workers"
+        f" search_runs pages of {size.page}; mlflow server with"
+        f" {f'{size.workers} worker(s)' if size.workers else 'its default workers'}, no job runner"
     )
     per_call = {n: took / (sent / BATCH) * 1e3 for n, (_, sent, took) in ingest.items()}
     context.notes.append(
