@@ -242,7 +242,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
            "queued points at which logging waits for the store (back-pressure)"),
     EnvVar(("CHACHAML_MCP_TOOLSETS",), "none",
            "opt-in MCP tool groups for `chachaml mcp`, `serve` and `chat`:"
-           " `metrics,artifacts,registry,pipelines,alerts,watch` or `all`"),
+           " `metrics,artifacts,registry,pipelines,alerts,experiments,watch,subscriptions`"
+           " or `all`"),
     EnvVar(("CHACHAML_TOKENS",), "none; required by compose",
            "tokens for every surface of `chachaml serve`: comma-separated `user:token` (write"
            " scope) or `user:token:scope` (`read`, `write`, `admin`) entries, tokens of 8 or"
@@ -265,7 +266,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
            "how often `chachaml serve` looks for runs whose heartbeat went stale, to send"
            " `run.killed` once"),
     EnvVar(("CHACHAML_EVENTS_HEARTBEAT_SECONDS",), "`15`",
-           "the comment line `GET /api/events` sends on a quiet stream"),
+           "how often `GET /api/events` sends a comment line, so quiet streams stay open"),
     EnvVar(("CHACHAML_EVENTS",), "none",
            "comma-separated message brokers `chachaml serve` (or `chachaml events publish`)"
            " publishes every event to: `nats://host:4222`, `redis://host:6379/0/chachaml`,"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from chachaml.settings import ENVIRONMENT, environment_table
+from chachaml.tools.catalogue import OPT_IN_TOOLSETS
 
 ROOT = Path(__file__).resolve().parent.parent
 # the chachaml variables and the provider ones chat reads (AWS_* fall back, documented beside)
@@ -35,3 +36,8 @@ def test_the_readme_table_is_the_declared_one() -> None:
     first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| ")]
     for name in _declared():  # and no second, drifting table elsewhere
         assert sum(f"`{name}`" in cell for cell in first_cells) == 1, name
+
+
+def test_the_toolsets_variable_names_every_opt_in_toolset() -> None:
+    (toolsets,) = [var for var in ENVIRONMENT if var.names == ("CHACHAML_MCP_TOOLSETS",)]
+    assert f"`{','.join(OPT_IN_TOOLSETS)}`" in toolsets.meaning

@@ -367,7 +367,9 @@ async def test_a_browser_signs_in_and_its_writes_need_the_csrf_header(
 
 # -- every route of the app, enumerated: in team mode none answers an anonymous caller -------
 
-PUBLIC = {"/health", "/healthz", "/readyz", "/signin", "/signout", "/static", "/api/openapi.json"}
+PUBLIC = {"/health", "/healthz", "/readyz", "/signin", "/signout", "/static", "/api/openapi.json",
+          # MLflow 3's capability probe, asked before the client sends its token, as in MLflow
+          "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"}  # fmt: skip
 
 
 def _concrete(path: str) -> str:
