@@ -248,7 +248,10 @@ async def test_a_costly_count_stops_at_a_cap_and_says_so(
     page = (await web.get("/runs?sort=metrics.acc&limit=1")).text
     assert "of 2+ runs" in page and 'rel="last"' not in page
     plain = (await web.get("/api/runs?limit=1")).json()
-    assert (plain["total"], plain["total_capped"]) == (5, False)  # plain filters: exact
+    assert (plain["total"], plain["total_capped"]) == (5, False)  # plain filters: higher cap
+    monkeypatch.setattr(runs_ui, "PLAIN_COUNT_CAP", 3)
+    plain = (await web.get("/api/runs?limit=1")).json()
+    assert (plain["total"], plain["total_capped"], plain["pages"]) == (3, True, 3)
 
 
 async def test_export_follows_the_filter_expression_and_lists_children(
