@@ -263,3 +263,13 @@ async def test_export_follows_the_filter_expression_and_lists_children(
     sweep = (await web.get("/api/export?experiment=sweeps")).text.splitlines()
     assert len(sweep) == 1 + 4  # the parent and its trials
     assert (await web.get("/api/export?q=acc%3E%3E1")).status_code == 422
+
+
+async def test_default_columns_are_the_commonest_metrics_of_the_filtered_runs(
+    web: httpx.AsyncClient,
+) -> None:
+    for filters in ("", "experiment=sweeps", "q=acc>0.5"):
+        keys = (await web.get(f"/api/runs/keys?{filters}")).json()["metrics"]
+        page = (await web.get(f"/api/runs?{filters}")).json()
+        assert [c["key"] for c in page["columns"]] == [f"metrics.{k}" for k in sorted(keys[:6])]
+        assert "acc" in keys or filters == "experiment=sweeps"
