@@ -22,7 +22,8 @@ def test_bench_scale_runs_times_every_figure_on_a_small_store(tmp_path: Path) ->
     by_name = {f.name.removesuffix(f", {RUNS} runs, SQLite"): f for f in figures}
     assert set(by_name) == {
         "best_run p50", "search_runs threshold p50", *(f"{p} p50" for p in scale_runs.PAGES),
-        "MCP noop (the floor) p50", "MCP list_runs p50", "MCP best_run p50",
+        "MCP noop (the floor) p50", "MCP canned_listing p50", "MCP list_runs p50",
+        "MCP best_run p50",
     }  # fmt: skip
     assert all(0 < f.value < 10_000 and f.unit == "ms" for f in figures)
     floor = by_name["MCP noop (the floor) p50"].value
