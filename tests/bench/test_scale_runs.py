@@ -10,7 +10,7 @@ import anyio
 from bench import scale_runs
 from bench.runner import Context
 from bench.seed import Catalogue, run_id, run_values
-from chachaml.records.runs import RunQuery
+from chachaml.records.runs import BestRun, Run, RunQuery
 from chachaml.store import open_store
 
 RUNS = 120
@@ -38,7 +38,7 @@ def test_bulk_seeded_runs_carry_their_params_tags_metrics_and_experiment(tmp_pat
     db, seconds = scale_runs.sqlite_store(tmp_path, 60)
     assert seconds > 0 and scale_runs.sqlite_store(tmp_path, 60) == (db, 0.0)  # reused
 
-    async def read() -> tuple[int, int, object]:
+    async def read() -> tuple[int, int, Run]:
         store = await open_store(f"sqlite:///{db}")
         try:
             run = await store.get_run(run_id(57))
@@ -51,9 +51,28 @@ def test_bulk_seeded_runs_carry_their_params_tags_metrics_and_experiment(tmp_pat
     counted, in_one, run = anyio.run(read)
     expected = run_values(random.Random(57))
     assert (counted, in_one) == (60, 2)  # runs 7 and 57 of 50 experiments
-    assert run.experiment == "exp-7" and run.status in ("completed", "failed")  # type: ignore[attr-defined]
-    assert run.params == expected.params  # type: ignore[attr-defined]
-    assert run.tags == scale_runs.tags_of(57)  # type: ignore[attr-defined]
-    assert run.metrics == expected.metrics  # type: ignore[attr-defined]
+    assert run.experiment == "exp-7" and run.status in ("completed", "failed")
+    assert run.params == expected.params
+    assert run.tags == scale_runs.tags_of(57)
+    assert run.metrics == expected.metrics
     best, above = scale_runs.best_accuracy(60)
     assert above == [] or above[0] == best
+
+
+def test_bulk_seeding_writes_the_same_runs_on_every_backend(store_url: str) -> None:
+    assert scale_runs.seed_url(store_url, 60) > 0
+
+    async def read() -> tuple[int, list[str], BestRun | None]:
+        store = await open_store(store_url)
+        try:
+            counted = await store.count_runs(RunQuery())
+            found = await store.query_runs(RunQuery(experiment="exp-7", limit=None))
+            best = await store.best_run(RunQuery(order_by_metric="accuracy", limit=1))
+        finally:
+            await store.close()
+        return counted, [r.id for r in found], best
+
+    counted, in_one, best = anyio.run(read)
+    assert counted == 60 and in_one == [run_id(7), run_id(57)]  # newest first
+    assert best is not None and best.run.id == scale_runs.best_accuracy(60)[0]
+    assert best.run.tags == scale_runs.tags_of(int(best.run.id, 16))
