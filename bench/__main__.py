@@ -23,6 +23,7 @@ from bench import (
     mcp_http,
     mcp_stdio,
     postgres,
+    scale_runs,
     tracking,
     ui,
 )
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
         brokers.BENCHMARK,
         bench_pipelines.BENCHMARK,
         bench_scale.BENCHMARK,
+        scale_runs.BENCHMARK,
     )
 }
 

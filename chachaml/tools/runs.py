@@ -209,28 +209,41 @@ async def run_params(store: Store, run_ids: Sequence[str]) -> dict[str, dict[str
 KEY_SAMPLE = 200
 
 
-async def run_keys(store: Store, query: RunQuery, sample: int = KEY_SAMPLE) -> dict[str, list[str]]:
-    """Metric, param and tag keys of the newest runs a query matches, most common first.
+def _newest(query: RunQuery, sample: int) -> RunQuery:
+    """The runs keys are read from: the newest that match, child runs too.
 
-    Child runs count too, and neither paging nor sorting changes the sample, so a table
-    built from it keeps its columns from page to page.
+    Neither the query's paging nor its order changes the sample, so a table built from it
+    keeps its columns from page to page.
     """
-    newest = query.model_copy(
+    return query.model_copy(
         update={"limit": sample, "offset": 0, "order_by": "started", "direction": "max",
                 "order_by_metric": None, "order_by_param": None, "top_level": False}
     )  # fmt: skip
-    runs = await store.query_runs(newest)
+
+
+def _ranked(maps: Sequence[Mapping[str, object]]) -> list[str]:
+    counts = Counter(k for m in maps for k in m)
+    return sorted(counts, key=lambda k: (-counts[k], k))
+
+
+async def run_keys(store: Store, query: RunQuery, sample: int = KEY_SAMPLE) -> dict[str, list[str]]:
+    """Metric, param and tag keys of the newest runs a query matches, most common first."""
+    runs = await store.query_runs(_newest(query, sample))
     params = await run_params(store, [r.id for r in runs])
-
-    def ranked(maps: Sequence[Mapping[str, object]]) -> list[str]:
-        counts = Counter(k for m in maps for k in m)
-        return sorted(counts, key=lambda k: (-counts[k], k))
-
     return {
-        "metrics": ranked([r.metrics for r in runs]),
-        "params": ranked(list(params.values())),
-        "tags": ranked([r.tags for r in runs]),
+        "metrics": _ranked([r.metrics for r in runs]),
+        "params": _ranked(list(params.values())),
+        "tags": _ranked([r.tags for r in runs]),
     }
+
+
+async def metric_keys(store: Store, query: RunQuery, sample: int = KEY_SAMPLE) -> list[str]:
+    """The metric keys of :func:`run_keys` alone, most common first.
+
+    The Runs table's default columns need no params: reading and decoding the sample's
+    params was a quarter of the page's time.
+    """
+    return _ranked([r.metrics for r in await store.query_runs(_newest(query, sample))])
 
 
 async def best_run(

@@ -248,7 +248,10 @@ async def test_a_costly_count_stops_at_a_cap_and_says_so(
     page = (await web.get("/runs?sort=metrics.acc&limit=1")).text
     assert "of 2+ runs" in page and 'rel="last"' not in page
     plain = (await web.get("/api/runs?limit=1")).json()
-    assert (plain["total"], plain["total_capped"]) == (5, False)  # plain filters: exact
+    assert (plain["total"], plain["total_capped"]) == (5, False)  # plain filters: higher cap
+    monkeypatch.setattr(runs_ui, "PLAIN_COUNT_CAP", 3)
+    plain = (await web.get("/api/runs?limit=1")).json()
+    assert (plain["total"], plain["total_capped"], plain["pages"]) == (3, True, 3)
 
 
 async def test_export_follows_the_filter_expression_and_lists_children(
@@ -260,3 +263,13 @@ async def test_export_follows_the_filter_expression_and_lists_children(
     sweep = (await web.get("/api/export?experiment=sweeps")).text.splitlines()
     assert len(sweep) == 1 + 4  # the parent and its trials
     assert (await web.get("/api/export?q=acc%3E%3E1")).status_code == 422
+
+
+async def test_default_columns_are_the_commonest_metrics_of_the_filtered_runs(
+    web: httpx.AsyncClient,
+) -> None:
+    for filters in ("", "experiment=sweeps", "q=acc>0.5"):
+        keys = (await web.get(f"/api/runs/keys?{filters}")).json()["metrics"]
+        page = (await web.get(f"/api/runs?{filters}")).json()
+        assert [c["key"] for c in page["columns"]] == [f"metrics.{k}" for k in sorted(keys[:6])]
+        assert "acc" in keys or filters == "experiment=sweeps"
