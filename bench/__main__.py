@@ -23,6 +23,7 @@ from bench import (
     mcp_http,
     mcp_stdio,
     postgres,
+    scale_ingest,
     scale_runs,
     tracking,
     ui,
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
     for b in (
         tracking.BENCHMARK,
         postgres.BENCHMARK,
+        scale_ingest.BENCHMARK,
         mcp_stdio.BENCHMARK,
         mcp_http.BENCHMARK,
         ui.BENCHMARK,

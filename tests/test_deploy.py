@@ -17,6 +17,9 @@ from chachaml.store.artifacts.s3 import S3ArtifactStore
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
+REPLICAS = sorted(name for name in SERVICES if name.startswith("chachaml-"))
+CHACHAML: dict[str, Any] = SERVICES[REPLICAS[0]]
+CADDYFILE = (ROOT / "deploy" / "Caddyfile").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 README = (ROOT / "README.md").read_text()
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
@@ -48,27 +51,44 @@ def instruction(lines: list[str], name: str) -> list[str]:
 
 
 def test_compose_runs_chachaml_with_postgres_and_minio_on_named_volumes() -> None:
-    assert {"chachaml", "postgres", "minio", "minio-init"} == set(SERVICES)
+    assert {"proxy", *REPLICAS, "postgres", "minio", "minio-init"} == set(SERVICES)
     assert set(COMPOSE["volumes"]) == {"pgdata", "miniodata"}
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
     assert "miniodata:/data" in SERVICES["minio"]["volumes"]
-    assert SERVICES["chachaml"]["depends_on"] == {
+    assert CHACHAML["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "minio-init": {"condition": "service_completed_successfully"},
     }
     assert SERVICES["postgres"]["healthcheck"]["test"] and SERVICES["minio"]["healthcheck"]["test"]
 
 
-def test_only_chachaml_is_published_and_on_port_8080() -> None:
-    assert SERVICES["chachaml"]["ports"] == ["8080:8080"]
-    assert [name for name, svc in SERVICES.items() if "ports" in svc] == ["chachaml"]
+def test_only_the_proxy_is_published_and_on_port_8080() -> None:
+    assert SERVICES["proxy"]["ports"] == ["8080:8080"]
+    assert [name for name, svc in SERVICES.items() if "ports" in svc] == ["proxy"]
     assert not any("expose" in svc or "network_mode" in svc for svc in SERVICES.values())
 
 
+def test_compose_runs_identical_replicas_behind_a_proxy_that_names_each() -> None:
+    assert len(REPLICAS) >= 2
+    assert all(SERVICES[name] == CHACHAML for name in REPLICAS)  # one definition, N copies
+    assert SERVICES["proxy"]["image"].startswith("caddy:")
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in SERVICES["proxy"]["volumes"]
+    assert SERVICES["proxy"]["depends_on"] == {
+        name: {"condition": "service_healthy"} for name in REPLICAS
+    }
+    upstreams = re.findall(r"^\s*reverse_proxy\s+(?:@\w+\s+)?([^{]+)\{", CADDYFILE, re.M)
+    assert len(upstreams) == 2  # /mcp (sticky per client) and everything else
+    for listed in upstreams:
+        assert listed.split() == [f"{name}:8080" for name in REPLICAS]
+    assert "lb_policy client_ip_hash" in CADDYFILE  # sessions of handshake-era MCP clients
+    assert CADDYFILE.count("health_uri /readyz") == 2
+    assert ":8080 {" in CADDYFILE
+
+
 def test_compose_needs_a_write_token_and_serves_read_only_until_tokens_are_checked() -> None:
-    env = SERVICES["chachaml"]["environment"]
+    env = CHACHAML["environment"]
     assert env["CHACHAML_TOKENS"].startswith("${CHACHAML_TOKENS:?")
-    command = SERVICES["chachaml"]["command"]
+    command = CHACHAML["command"]
     args = build_parser().parse_args(command[1:])
     assert (command[0], args.command, args.host, args.port) == (
         "chachaml",
@@ -81,7 +101,7 @@ def test_compose_needs_a_write_token_and_serves_read_only_until_tokens_are_check
 
 def test_compose_environment_configures_postgres_and_the_minio_bucket() -> None:
     given = {"CHACHAML_TOKENS": "admin:a-long-enough-token"}
-    env = {k: resolved(v, given) for k, v in SERVICES["chachaml"]["environment"].items()}
+    env = {k: resolved(v, given) for k, v in CHACHAML["environment"].items()}
     settings = Settings.from_env(env)
     postgres = {k: resolved(v, given) for k, v in SERVICES["postgres"]["environment"].items()}
     minio = {k: resolved(v, given) for k, v in SERVICES["minio"]["environment"].items()}
@@ -134,7 +154,7 @@ def test_every_environment_variable_is_documented() -> None:
         for name in re.findall(r"\"((?:CHACHAML|AWS)_[A-Z0-9_]+|CHACHA_USER)\"", path.read_text())
     }
     in_compose = {m.group(1) for m in VARIABLE.finditer((ROOT / "docker-compose.yml").read_text())}
-    in_compose |= set(SERVICES["chachaml"]["environment"])
+    in_compose |= set(CHACHAML["environment"])
     in_image = set(re.findall(r"\b(CHACHAML_[A-Z_]+)=", DOCKERFILE))
     undocumented = sorted(n for n in read_by_code | in_compose | in_image if f"`{n}`" not in README)
     assert undocumented == []

@@ -178,6 +178,14 @@ class ServerStore(Store, Protocol):
         """Every archived experiment, most recently active first."""
         ...
 
+    async def experiment_names(self) -> dict[int, str]:
+        """Each experiment not archived, id to name, read from the experiments alone.
+
+        No run is read: cheap enough for every request, so that a replica never answers
+        with names another replica has changed.
+        """
+        ...
+
     # API tokens
     async def create_token(self, user: str, scope: Scope, token_hash: str, hint: str = "") -> int:
         """Record a token (by hash) for a user with a scope; returns its id."""

@@ -58,6 +58,11 @@ async def list_archived_experiments(store: ServerStore) -> list[Experiment]:
     return await store.list_archived_experiments()
 
 
+async def experiment_names(store: ServerStore) -> dict[int, str]:
+    """Each experiment not archived, id to name, without reading any run."""
+    return await store.experiment_names()
+
+
 Ref = str | int  # an experiment by name, or by id (MLflow's protocol names them by id)
 
 

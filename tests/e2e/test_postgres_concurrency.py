@@ -111,6 +111,8 @@ def test_eight_processes_logging_and_creating_runs_lose_nothing(
         for run_id in run_ids:
             summaries = client.get_run(run_id).metric_summaries
             assert summaries["loss"].count == 10_000 and summaries["done"].count == 1
+            # the points themselves, not only the summary: each step once, none lost
+            assert list(client.metric_history(run_id, "loss").steps) == list(range(10_000))
     finally:
         client.close()
 

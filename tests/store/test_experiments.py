@@ -75,6 +75,8 @@ async def test_archiving_an_experiment_archives_its_runs_and_restoring_brings_bo
     await store.set_experiment_archived(exp.id, True)
     assert [e.name for e in await store.list_experiments()] == ["kept"]
     assert [e.name for e in await store.list_archived_experiments()] == ["gone"]
+    kept = (await store.get_experiment("kept")).id
+    assert await store.experiment_names() == {kept: "kept"}  # the picker's names: no archived
     assert (await store.get_experiment("gone")).archived  # still found by name and id
     assert (await store.get_experiment_by_id(exp.id)).archived
     assert [r.id for r in await store.query_runs(RunQuery())] == ["r3"]
@@ -84,6 +86,7 @@ async def test_archiving_an_experiment_archives_its_runs_and_restoring_brings_bo
         await store.rename_experiment((await store.get_experiment("kept")).id, "gone")
     await store.set_experiment_archived(exp.id, False)
     assert sorted(e.name for e in await store.list_experiments()) == ["gone", "kept"]
+    assert await store.experiment_names() == {kept: "kept", exp.id: "gone"}
     assert await store.list_archived_experiments() == []
     assert len(await store.query_runs(RunQuery())) == 3
 

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,9 @@ class ServerFactory:
             text=True,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
         )
+        # one request and its answer at a time: tests start replicas from several threads,
+        # and two readers of one pipe could take each other's line (then wait forever)
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the helper (servers it started are stopped by their own ``serve``)."""
@@ -72,9 +76,10 @@ class ServerFactory:
         ``log``; returns its pid."""
         assert self._helper.stdin is not None and self._helper.stdout is not None
         request = {"argv": argv, "env": env, "log": str(log)}
-        self._helper.stdin.write(json.dumps(request) + "\n")
-        self._helper.stdin.flush()
-        return int(self._helper.stdout.readline())
+        with self._lock:
+            self._helper.stdin.write(json.dumps(request) + "\n")
+            self._helper.stdin.flush()
+            return int(self._helper.stdout.readline())
 
     @contextmanager
     def serve(self, store_url: str, artifacts: Path, tokens: str) -> Iterator[str]:

@@ -250,15 +250,22 @@ NAMES_SECONDS = 30.0
 
 
 async def _experiment_names(request: Request) -> list[str]:
-    """Experiment names for the picker, kept for a while: listing them counts every run."""
+    """Experiment names for the picker, most recently active first.
+
+    The names are read on every request (one small query), so a rename, a new experiment or
+    an archive made through any replica shows at once; only their order, which needs every
+    run read, is kept for ``NAMES_SECONDS`` per process (experiments newer than it go first).
+    """
+    store = store_of(request)
+    names = await experiment_ops.experiment_names(store)
     state = request.app.state
-    kept = getattr(state, "runs_experiment_names", None)
-    if kept is not None and time.monotonic() - kept[0] < NAMES_SECONDS:
-        names: list[str] = kept[1]
-        return names
-    names = [e.name for e in await experiment_ops.list_experiments(store_of(request))]
-    state.runs_experiment_names = (time.monotonic(), names)
-    return names
+    kept: tuple[float, dict[int, int]] | None = getattr(state, "runs_experiment_order", None)
+    if kept is None or time.monotonic() - kept[0] >= NAMES_SECONDS:
+        listed = await experiment_ops.list_experiments(store)
+        kept = (time.monotonic(), {e.id: i for i, e in enumerate(listed)})
+        state.runs_experiment_order = kept
+    rank = kept[1]
+    return [names[i] for i in sorted(names, key=lambda i: rank.get(i, -1))]
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -130,6 +130,10 @@ class SQLStore:
         """Every archived experiment, most recently active first."""
         return await self.experiments.list_experiments(archived=True)
 
+    async def experiment_names(self) -> dict[int, str]:
+        """Each experiment not archived, id to name (no run read)."""
+        return await self.experiments.names_not_archived()
+
     async def rename_experiment(
         self, experiment_id: int, name: str, user: str | None = None
     ) -> None:
