@@ -83,7 +83,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from chachaml.records.alerts import AlertEvent, AlertRule, AlertTrial, NewAlert
-from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo, PipelineStep
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
     Artifact,
@@ -433,6 +433,10 @@ class Store(Protocol):
 
     async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
         """A pipeline with its steps; ``NotFound`` naming the id if absent."""
+        ...
+
+    async def get_pipeline_step(self, pipeline_id: str, step: str) -> PipelineStep:
+        """One step, as :meth:`get_pipeline` shows it; ``NotFound`` naming what is absent."""
         ...
 
     # alert rules and their history

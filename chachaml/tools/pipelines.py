@@ -18,6 +18,7 @@ from chachaml.records.pipelines import (
     NewPipeline,
     PipelineDetail,
     PipelineInfo,
+    PipelineStep,
 )
 from chachaml.store.protocol import PipelineEnd, StepEnd, Store
 
@@ -93,6 +94,14 @@ async def get_pipeline(store: Store, pipeline_id: str) -> PipelineDetail:
             f"pipeline {checked!r} not found: that is the id of a run of pipeline {owner!r};"
             f" ask for {owner!r}"
         ) from None
+
+
+async def get_step(store: Store, pipeline_id: str, step: str) -> PipelineStep:
+    """One step of a pipeline, as :func:`get_pipeline` shows it, without reading the others.
+
+    What an attempt reads to learn whether an earlier attempt of its step died with its worker.
+    """
+    return await store.get_pipeline_step(check_pipeline_id(pipeline_id), v.name(step, "step name"))
 
 
 # writes, in the order a runner makes them

@@ -140,6 +140,29 @@ async def test_a_pipeline_whose_run_stopped_beating_reads_as_killed(store: Store
     assert [(s.status, s.attempts, s.run_id) for s in detail.steps] == [("pending", 0, None)] * 2
 
 
+async def test_one_step_reads_as_the_whole_pipeline_shows_it(store: Store) -> None:
+    pid = await new_pipeline(store, await new_run(store))
+    step_run = await new_run(store)
+    await ops.start_step(store, pid, "a", step_run, 2, time.time())
+    await ops.end_step(store, pid, "a", "completed", time.time(), None, '{"rows": 3}')
+    detail = await ops.get_pipeline(store, pid)
+    assert [await ops.get_step(store, pid, s.name) for s in detail.steps] == detail.steps
+    a = await ops.get_step(store, pid, "a")
+    assert (a.status, a.attempts, a.run_id, a.result) == ("completed", 2, step_run, {"rows": 3})
+
+    dead_run = await new_run(store, started=time.time() - 100, timeout=5)
+    dead = await new_pipeline(store, dead_run, "dead", at=time.time() - 100)
+    await ops.start_step(store, dead, "a", await new_run(store), 1, time.time() - 99)
+    assert (await ops.get_step(store, dead, "a")).status == "killed"  # its pipeline died
+
+    with pytest.raises(NotFound, match=r"has no step 'c' \(its steps: a, b\)"):
+        await ops.get_step(store, pid, "c")
+    with pytest.raises(NotFound, match="pipeline 'nope' not found"):
+        await ops.get_step(store, "nope", "a")
+    with pytest.raises(InvalidInput, match="step name"):
+        await ops.get_step(store, pid, "")
+
+
 async def test_pipelines_list_newest_first_by_name_with_a_limit(store: Store) -> None:
     ids = [
         await new_pipeline(store, await new_run(store), name, at=1000.0 + i)

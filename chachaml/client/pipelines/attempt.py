@@ -120,8 +120,7 @@ async def _attempt_number(client: Client, job: Job) -> int:
     """``job.attempt``, or the next one after an earlier run of this job that died."""
     if not job.recover:
         return job.attempt
-    detail = await client.aop(ops.get_pipeline, job.pipeline_id)
-    stored = next(s for s in detail.steps if s.name == job.step)
+    stored = await client.aop(ops.get_step, job.pipeline_id, job.step)
     if stored.attempts < job.attempt:
         return job.attempt
     if stored.run_id is not None:

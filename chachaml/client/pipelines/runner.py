@@ -240,8 +240,7 @@ class Execution:
 
         An attempt whose worker died left its run open; it is ended ``killed`` here.
         """
-        detail = await self.client.aop(ops.get_pipeline, self.pipeline_id)
-        stored = next(s for s in detail.steps if s.name == name)
+        stored = await self.client.aop(ops.get_step, self.pipeline_id, name)
         run_id = stored.run_id or ""
         if run_id:
             await end_dead_run(self.client, run_id, "killed: the process running it died")

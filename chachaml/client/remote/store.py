@@ -23,7 +23,7 @@ from chachaml.client.remote.connection import Connection
 from chachaml.client.remote.outbox import RemoteOutbox
 from chachaml.errors import InvalidInput
 from chachaml.records.alerts import Alert, AlertEvent, AlertRule, AlertTrial, NewAlert
-from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo, PipelineStep
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
     Artifact,
@@ -533,6 +533,12 @@ class RemoteStore:
         path = f"{READ}/pipelines/{_q(pipeline_id)}"
         detail: PipelineDetail = await self._conn.get(path, PipelineDetail)
         return detail
+
+    async def get_pipeline_step(self, pipeline_id: str, step: str) -> PipelineStep:
+        """One step of a pipeline (a step's name may hold a slash: it goes in the body)."""
+        path = f"{READ}/pipelines/{_q(pipeline_id)}/step"
+        found: PipelineStep = await self._conn.post(path, {"step": step}, PipelineStep)
+        return found
 
     # alert rules: the server evaluates them
 

@@ -13,7 +13,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from chachaml.records.pipelines import NewPipeline, NewPipelineStep, PipelineDetail, PipelineInfo
+from chachaml.records.pipelines import (
+    NewPipeline,
+    NewPipelineStep,
+    PipelineDetail,
+    PipelineInfo,
+    PipelineStep,
+)
 from chachaml.records.validation import MAX_SOURCE
 from chachaml.server.api import schema as m
 from chachaml.server.api.endpoint import Api, Call
@@ -94,6 +100,12 @@ class PipelineQuery(m.Body):
     limit: int | None = Field(default=50, ge=1, le=10_000)
 
 
+class StepQuery(m.Body):
+    """One step of a pipeline, by name."""
+
+    step: Name
+
+
 class PipelineList(BaseModel):
     """Pipelines, newest first, with their step counts by status."""
 
@@ -114,6 +126,14 @@ async def list_pipelines(call: Call) -> PipelineList:
 async def get_pipeline(call: Call) -> PipelineDetail:
     """A pipeline with each step's dependencies, status, times, run and result."""
     return await pipeline_ops.get_pipeline(call.store, call.path("pipeline_id"))
+
+
+@api.route("POST", READ + "/{pipeline_id}/step", scope="read", body=StepQuery,
+           response=PipelineStep, errors=(401, 403, 404, 422))  # fmt: skip
+async def get_step(call: Call) -> PipelineStep:
+    """One step of a pipeline: its status, attempts, run and result."""
+    b: StepQuery = call.body
+    return await pipeline_ops.get_step(call.store, call.path("pipeline_id"), b.step)
 
 
 @api.route("POST", "/api/w/pipelines", scope="write", body=CreatePipeline, response=m.Ok,

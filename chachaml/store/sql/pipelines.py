@@ -43,6 +43,14 @@ STEP_SELECT = (
     "SELECT name, position, depends_on, status, started_at, ended_at, error, attempts,"
     " run_id, result, target, retries, backoff, timeout FROM pipeline_steps"
 )
+# One step with its pipeline's computed status (step columns qualified: the tables share names).
+ONE_STEP_SELECT = (
+    "SELECT s.name, s.position, s.depends_on, s.status, s.started_at, s.ended_at, s.error,"
+    " s.attempts, s.run_id, s.result, s.target, s.retries, s.backoff, s.timeout, "
+    + PIPELINE_STATUS_SQL
+    + " AS pipeline_status FROM pipeline_steps s JOIN pipelines p ON p.id = s.pipeline_id"
+    " LEFT JOIN runs r ON r.id = p.run_id WHERE s.pipeline_id = ? AND s.name = ?"
+)
 STEP_FROM: dict[str, tuple[str, ...]] = {
     "running": ("pending", "running"),
     "completed": ("running",),
@@ -362,5 +370,17 @@ class Pipelines:
             return PipelineDetail(
                 **info.model_dump(), steps=[_step(s, row["status"]) for s in steps]
             )
+
+        return await self._db.query(body)
+
+    async def get_pipeline_step(self, pipeline_id: str, step: str) -> PipelineStep:
+        """One step of a pipeline: one indexed query, however many steps the pipeline has."""
+
+        async def body(db: Tx) -> PipelineStep:
+            found = await db.fetchall(ONE_STEP_SELECT, (time.time(), pipeline_id, step))
+            if not found:
+                await self._step_row(db, pipeline_id, step)  # raises NotFound naming what
+                raise NotFound(f"pipeline {pipeline_id!r} has no step {step!r}")
+            return _step(found[0], found[0]["pipeline_status"])
 
         return await self._db.query(body)

@@ -25,7 +25,7 @@ from chachaml.records.alerts import (
     TriedDelivery,
 )
 from chachaml.records.events import Event
-from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo
+from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo, PipelineStep
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
     Artifact,
@@ -403,6 +403,10 @@ class SQLStore:
     async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
         """A pipeline with its steps; ``NotFound`` naming the id if absent."""
         return await self.pipelines.get_pipeline(pipeline_id)
+
+    async def get_pipeline_step(self, pipeline_id: str, step: str) -> PipelineStep:
+        """One step of a pipeline; ``NotFound`` naming the pipeline or the step if absent."""
+        return await self.pipelines.get_pipeline_step(pipeline_id, step)
 
     async def set_alert(self, new: NewAlert) -> AlertRule:
         """Create the rule, or replace the definition of the rule with its name."""
