@@ -61,6 +61,7 @@ log = logging.getLogger("chachaml")
 
 DEFAULT_EXPERIMENT = "default"
 _UNSET: Any = object()
+StartRun = Callable[..., Awaitable[dict[str, ParamValue]]]  # runs.start_run, or a step's
 
 
 class Client:
@@ -194,6 +195,12 @@ class Client:
         on_stop: OnStop | None = None,
     ) -> ActiveRun:
         """Start a run and make it current (inside another, its parent); see ``ActiveRun``."""
+        return self._start_run(experiment, name, tags, params, parent, on_stop)
+
+    def _start_run(self, experiment: str | None, name: str | None,
+                   tags: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
+                   parent: ActiveRun | str | None, on_stop: OnStop | None,
+                   store_run: StartRun | None = None) -> ActiveRun:  # fmt: skip
         current = self._current.get()
         parent_run: ActiveRun | None = None
         if parent is _UNSET:
@@ -203,21 +210,15 @@ class Client:
             parent_run, parent_id = parent, parent.id
         else:
             parent_id = None if parent is None else validation.run_id(parent)
-        exp = experiment
-        if exp is None:
-            exp = parent_run.experiment if parent_run else DEFAULT_EXPERIMENT
+        default = parent_run.experiment if parent_run else DEFAULT_EXPERIMENT
         params = validation.params(params or {})  # all checked before the store is opened
         new = run_ops.new_run(
-            exp,
-            name,
-            created_by=self.settings.user,
-            parent_id=parent_id,
-            tags=tags,
-            environment={**static_environment(), "pid": os.getpid()},
+            default if experiment is None else experiment, name, parent_id=parent_id, tags=tags,
+            created_by=self.settings.user, environment={**static_environment(), "pid": os.getpid()},
             heartbeat_timeout=3 * self.settings.heartbeat_seconds + 2,
-        )
+        )  # fmt: skip
         rt = self.runtime
-        clean = rt.call(run_ops.start_run, rt.store, new, params, rt.delivery)
+        clean = rt.call(store_run or run_ops.start_run, rt.store, new, params, rt.delivery)
         run = ActiveRun(
             rt, self._current, new.id, new.experiment, new.name, current, parent_id,
             new.started_at, clean, on_stop,

@@ -401,6 +401,17 @@ class Store(Protocol):
         """Mark a pending or running step running, in attempt ``attempt`` on run ``run_id``."""
         ...
 
+    async def start_pipeline_step_run(
+        self, run: NewRun, pipeline_id: str, step: str, attempt: int
+    ) -> None:
+        """Create ``run`` and mark the step running on it (at its start), all or nothing.
+
+        :meth:`create_run` then :meth:`start_pipeline_step` in one write: on a database, one
+        transaction; a store that needs two requests ends the run ``failed`` if the second
+        fails.
+        """
+        ...
+
     async def end_pipeline_step(
         self,
         pipeline_id: str,

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from chachaml.client.remote import RemoteStore
 from chachaml.errors import Conflict, InvalidInput, NotFound
 from chachaml.records.pipelines import NewPipeline, NewPipelineStep
 from chachaml.records.runs import NewRun
@@ -161,6 +162,35 @@ async def test_one_step_reads_as_the_whole_pipeline_shows_it(store: Store) -> No
         await ops.get_step(store, "nope", "a")
     with pytest.raises(InvalidInput, match="step name"):
         await ops.get_step(store, pid, "")
+
+
+async def test_a_step_starts_with_its_new_run_in_one_write(store: Store) -> None:
+    pid = await new_pipeline(store, await new_run(store))
+    parent = await new_run(store)
+    attempt_run = NewRun(id=uuid.uuid4().hex, experiment="pipes", name="a", created_by="tester",
+                         started_at=time.time(), heartbeat_timeout=60, parent_id=parent,
+                         tags={"k": "v"})  # fmt: skip
+    await ops.start_step_run(store, attempt_run, pid, "a", 1)
+    run = await store.get_run(attempt_run.id)
+    assert (run.status, run.parent_id, run.tags["k"]) == ("running", parent, "v")
+    a = await ops.get_step(store, pid, "a")
+    assert (a.status, a.attempts, a.run_id) == ("running", 1, attempt_run.id)
+    assert a.started_at == run.started_at
+
+    await ops.end_step(store, pid, "a", "completed", time.time())
+    late = attempt_run.model_copy(update={"id": uuid.uuid4().hex})
+    with pytest.raises(Conflict, match="is completed; it cannot become running"):
+        await ops.start_step_run(store, late, pid, "a", 2)
+    if isinstance(store, RemoteStore):  # two requests: the run it started ended failed
+        assert (await store.get_run(late.id)).status == "failed"
+    else:  # one transaction: nothing stored
+        with pytest.raises(NotFound):
+            await store.get_run(late.id)
+    assert (await ops.get_step(store, pid, "a")).attempts == 1
+    with pytest.raises(NotFound, match="has no step 'c'"):
+        await ops.start_step_run(store, late.model_copy(update={"id": "x1"}), pid, "c", 1)
+    with pytest.raises(InvalidInput, match="attempt"):
+        await ops.start_step_run(store, late, pid, "a", 0)
 
 
 async def test_pipelines_list_newest_first_by_name_with_a_limit(store: Store) -> None:

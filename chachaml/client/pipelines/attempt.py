@@ -34,6 +34,8 @@ from chachaml.tools import runs as run_ops
 
 if TYPE_CHECKING:
     from chachaml.client.client import Client
+    from chachaml.records.runs import NewRun
+    from chachaml.store import Store
 
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
@@ -135,13 +137,42 @@ async def _attempt_number(client: Client, job: Job) -> int:
 
 
 async def start_run(
-    client: Client, job: Job, name: str, tags: Mapping[str, Any], parent: str
+    client: Client,
+    job: Job,
+    name: str,
+    tags: Mapping[str, Any],
+    parent: str,
+    attempt: int | None = None,
 ) -> ActiveRun:
-    """``client.astart_run`` with an explicit parent (a run of another process, perhaps)."""
-    start = partial(client.start_run, job.experiment, name, tags=tags, parent=parent)
+    """``client.astart_run`` with an explicit parent (a run of another process, perhaps).
+
+    Given ``attempt``, the run is the step's attempt: the step is marked running on it in
+    the same write (``Conflict`` or ``NotFound`` from the step store nothing).
+    """
+    store_run = None
+    if attempt is not None:
+        store_run = partial(
+            _store_step_run, pipeline_id=job.pipeline_id, step=job.step, attempt=attempt
+        )
+    start = partial(client._start_run, job.experiment, name, tags, None, parent, None, store_run)
     run = await bridge.to_thread(start)
     client._current.set(run)  # current in this task too, as astart_run does
     return run
+
+
+async def _store_step_run(
+    store: Store,
+    new: NewRun,
+    params: Mapping[str, Any],
+    delivery: object,
+    *,
+    pipeline_id: str,
+    step: str,
+    attempt: int,
+) -> dict[str, Any]:
+    """``runs.start_run`` for an attempt's run (it has no params): the step starts with it."""
+    await ops.start_step_run(store, new, pipeline_id, step, attempt)
+    return {}
 
 
 async def call(
@@ -199,13 +230,7 @@ async def perform(
         ATTEMPT_TAG: attempt,
         **(where or {}),
     }
-    run = await start_run(client, job, job.step, tags, job.parent_run_id)
-    try:
-        await client.aop(ops.start_step, job.pipeline_id, job.step, run.id, attempt, time.time())
-    except BaseException as exc:
-        with anyio.CancelScope(shield=True):
-            await run.aend("failed" if isinstance(exc, Exception) else "killed", error_text(exc))
-        raise
+    run = await start_run(client, job, job.step, tags, job.parent_run_id, attempt)
     if started is not None:
         started()
     ctx = StepContext(job.pipeline_id, job.step, run, attempt, job.depends_on, inputs)

@@ -10,7 +10,9 @@ mode the token's user is the author, whoever the client says it is.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
@@ -489,6 +491,18 @@ class RemoteStore:
         """Mark a step running."""
         body = {"step": step, "run_id": run_id, "attempt": attempt, "started_at": started_at}
         await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/steps/start", body)
+
+    async def start_pipeline_step_run(
+        self, run: NewRun, pipeline_id: str, step: str, attempt: int
+    ) -> None:
+        """Start the run, then mark the step running: two requests (the run fails if one does)."""
+        await self.create_run(run)
+        try:
+            await self.start_pipeline_step(pipeline_id, step, run.id, attempt, run.started_at)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self.end_run(run.id, "failed", f"{type(exc).__name__}: {exc}", time.time())
+            raise
 
     async def end_pipeline_step(
         self,

@@ -219,20 +219,26 @@ class Pipelines:
 
         async def body(db: Tx) -> None:
             await require_run(db, run_id)
-            await self._move_step(
-                db,
-                pipeline_id,
-                step,
-                "running",
-                "status = 'running', run_id = ?, attempts = ?, started_at = ?, ended_at = NULL,"
-                " error = NULL, result = NULL",
-                (run_id, attempt, started_at),
-            )
-            changed = PipelineStepChanged(pipeline_id=pipeline_id, step=step, status="running",
-                                          attempt=attempt, run_id=run_id)  # fmt: skip
-            await emit(db, changed, at=started_at)
+            await self.start_step_in(db, pipeline_id, step, run_id, attempt, started_at)
 
         await self._db.transact(body)
+
+    async def start_step_in(
+        self, db: Tx, pipeline_id: str, step: str, run_id: str, attempt: int, started_at: float
+    ) -> None:
+        """Mark a step running inside the caller's transaction (its run exists there)."""
+        await self._move_step(
+            db,
+            pipeline_id,
+            step,
+            "running",
+            "status = 'running', run_id = ?, attempts = ?, started_at = ?, ended_at = NULL,"
+            " error = NULL, result = NULL",
+            (run_id, attempt, started_at),
+        )
+        changed = PipelineStepChanged(pipeline_id=pipeline_id, step=step, status="running",
+                                      attempt=attempt, run_id=run_id)  # fmt: skip
+        await emit(db, changed, at=started_at)
 
     async def end_pipeline_step(
         self,

@@ -44,40 +44,41 @@ class Runs:
 
     async def create_run(self, run: NewRun) -> None:
         """Insert a new running run."""
+        await self._db.transact(lambda db: self.insert_run(db, run))
 
-        async def body(db: Tx) -> None:
-            exp_id = await Experiments.ensure(db, run.experiment)
-            if run.parent_id is not None:
-                await require_run(db, run.parent_id)
-            try:
-                await db.execute(
-                    "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at,"
-                    " heartbeat_at, heartbeat_timeout, parent_id, environment)"
-                    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                    (
-                        run.id,
-                        exp_id,
-                        run.name,
-                        run.created_by,
-                        run.started_at,
-                        run.started_at,
-                        run.heartbeat_timeout,
-                        run.parent_id,
-                        json.dumps(run.environment, default=str),
-                    ),
-                )
-            except IntegrityViolation as exc:
-                raise Conflict(f"run {run.id!r} already exists") from exc
-            if run.tags:
-                await db.executemany(
-                    "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
-                    [(run.id, k, v, run.created_by, run.started_at) for k, v in run.tags.items()],
-                )
-            started = RunStarted(run_id=run.id, name=run.name, created_by=run.created_by,
-                                 parent_id=run.parent_id, tags=dict(run.tags))  # fmt: skip
-            await emit(db, started, at=run.started_at)
-
-        await self._db.transact(body)
+    @staticmethod
+    async def insert_run(db: Tx, run: NewRun) -> None:
+        """Insert a new running run inside the caller's transaction (with its event)."""
+        exp_id = await Experiments.ensure(db, run.experiment)
+        if run.parent_id is not None:
+            await require_run(db, run.parent_id)
+        try:
+            await db.execute(
+                "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at,"
+                " heartbeat_at, heartbeat_timeout, parent_id, environment)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id,
+                    exp_id,
+                    run.name,
+                    run.created_by,
+                    run.started_at,
+                    run.started_at,
+                    run.heartbeat_timeout,
+                    run.parent_id,
+                    json.dumps(run.environment, default=str),
+                ),
+            )
+        except IntegrityViolation as exc:
+            raise Conflict(f"run {run.id!r} already exists") from exc
+        if run.tags:
+            await db.executemany(
+                "INSERT INTO tags (run_id, key, value, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
+                [(run.id, k, v, run.created_by, run.started_at) for k, v in run.tags.items()],
+            )
+        started = RunStarted(run_id=run.id, name=run.name, created_by=run.created_by,
+                             parent_id=run.parent_id, tags=dict(run.tags))  # fmt: skip
+        await emit(db, started, at=run.started_at)
 
     async def end_run(
         self, run_id: str, status: EndStatus, error: str | None, ended_at: float

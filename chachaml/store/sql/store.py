@@ -50,7 +50,7 @@ from chachaml.store.protocol import PipelineEnd, StepEnd
 from chachaml.store.server_state import IdempotentReply, Scope, TokenInfo, TokenOwner
 from chachaml.store.sql.alerts import Alerts
 from chachaml.store.sql.artifacts import Artifacts
-from chachaml.store.sql.database import Database
+from chachaml.store.sql.database import Database, Tx
 from chachaml.store.sql.deliveries import Deliveries
 from chachaml.store.sql.events import Events
 from chachaml.store.sql.experiments import Experiments
@@ -369,6 +369,18 @@ class SQLStore:
     ) -> None:
         """Mark a pending or running step running, in attempt ``attempt`` on run ``run_id``."""
         await self.pipelines.start_pipeline_step(pipeline_id, step, run_id, attempt, started_at)
+
+    async def start_pipeline_step_run(
+        self, run: NewRun, pipeline_id: str, step: str, attempt: int
+    ) -> None:
+        """Create a step attempt's run and mark the step running on it: one transaction."""
+
+        async def body(db: Tx) -> None:
+            await self.runs.insert_run(db, run)
+            await self.pipelines.start_step_in(db, pipeline_id, step, run.id, attempt,
+                                               run.started_at)  # fmt: skip
+
+        await self.database.transact(body)
 
     async def end_pipeline_step(
         self,
