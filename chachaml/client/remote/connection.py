@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -26,6 +27,7 @@ from chachaml.errors import (
 )
 
 ATTEMPTS = 4
+READ = "/api/store/v1"  # the read API; writes are under /api/w
 USER_HEADER = "X-Chachaml-User"  # who did it, honoured by a server in local mode only
 ERRORS: Mapping[int, type[Exception]] = {404: NotFound, 409: Conflict, 413: InvalidInput,
                                          415: InvalidInput, 422: InvalidInput}  # fmt: skip
@@ -123,3 +125,8 @@ class Connection:
         headers = {USER_HEADER: user} if named else None
         response = await self.request("POST", path, json=body, key=key, headers=headers)
         return None if kind is None else TypeAdapter(kind).validate_json(response.content)
+
+
+def quoted(part: str) -> str:
+    """One path segment, ``/`` included."""
+    return quote(part, safe="")

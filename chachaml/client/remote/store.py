@@ -21,11 +21,11 @@ import httpx
 from pydantic import BaseModel
 
 from chachaml.client.remote.artifacts import HttpArtifactStore
-from chachaml.client.remote.connection import Connection
+from chachaml.client.remote.connection import READ, Connection, quoted
 from chachaml.client.remote.outbox import RemoteOutbox
+from chachaml.client.remote.pipelines import RemotePipelines
 from chachaml.errors import InvalidInput
 from chachaml.records.alerts import Alert, AlertEvent, AlertRule, AlertTrial, NewAlert
-from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo, PipelineStep
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
     Artifact,
@@ -47,20 +47,13 @@ from chachaml.records.runs import (
 )
 from chachaml.records.subscriptions import NewSubscription, Subscription
 from chachaml.store.codec import series_of, unpack_chunk
-from chachaml.store.protocol import PipelineEnd, StepEnd
 
-READ = "/api/store/v1"
 RUN = "/api/w/runs/"
 EXPERIMENT = "/api/w/experiments/"
 
 
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _q(part: str) -> str:
-    """One path segment, ``/`` included."""
-    return quote(part, safe="")
 
 
 class _Alerts(BaseModel):
@@ -75,10 +68,6 @@ class _Subscriptions(BaseModel):
     subscriptions: list[Subscription]
 
 
-class _Pipelines(BaseModel):
-    pipelines: list[PipelineInfo]
-
-
 class _HeartbeatReply(BaseModel):
     stops: list[StopRequest] = []  # an older server replies {"ok": true} alone
 
@@ -88,7 +77,7 @@ def _rule(alert: Alert) -> AlertRule:
     return AlertRule(**alert.model_dump())
 
 
-class RemoteStore:
+class RemoteStore(RemotePipelines):
     """A :class:`~chachaml.store.protocol.Store` that talks to a chachaml server.
 
     ``transport`` replaces the network (``httpx.ASGITransport(app)``: a server app in the
@@ -334,7 +323,7 @@ class RemoteStore:
         self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
     ) -> MetricPoints:
         """The points of a metric in a step range as packed arrays."""
-        path = f"{READ}/runs/{quote(run_id)}/series/{_q(key)}"
+        path = f"{READ}/runs/{quote(run_id)}/series/{quoted(key)}"
         bounds = {"min_step": min_step, "max_step": max_step}
         query = {k: str(b) for k, b in bounds.items() if b is not None}
         packed = (await self._conn.request("GET", path, params=query)).json()
@@ -386,7 +375,7 @@ class RemoteStore:
 
     async def get_model(self, name: str) -> ModelDetail:
         """A model in full."""
-        result: ModelDetail = await self._conn.get(f"{READ}/models/{_q(name)}", ModelDetail)
+        result: ModelDetail = await self._conn.get(f"{READ}/models/{quoted(name)}", ModelDetail)
         return result
 
     async def list_model_versions(
@@ -398,7 +387,7 @@ class RemoteStore:
 
     async def get_model_version(self, name: str, version: int) -> ModelVersion:
         """One version."""
-        path = f"{READ}/models/{_q(name)}/versions/{version}"
+        path = f"{READ}/models/{quoted(name)}/versions/{version}"
         result: ModelVersion = await self._conn.get(path, ModelVersion)
         return result
 
@@ -412,7 +401,7 @@ class RemoteStore:
         archive_existing: bool = False,
     ) -> ModelVersion:
         """Move a version to a stage."""
-        path = f"/api/w/models/{_q(name)}/versions/{version}/promote"
+        path = f"/api/w/models/{quoted(name)}/versions/{version}/promote"
         body = {"stage": stage, "reason": reason, "archive_existing": archive_existing}
         result: ModelVersion = await self._conn.post(path, body, ModelVersion, user=user)
         return result
@@ -420,77 +409,65 @@ class RemoteStore:
     async def set_model_alias(self, name: str, alias: str, version: int, user: str) -> None:
         """Point an alias at a version."""
         body = {"alias": alias, "version": version}
-        await self._conn.post(f"/api/w/models/{_q(name)}/aliases", body, user=user)
+        await self._conn.post(f"/api/w/models/{quoted(name)}/aliases", body, user=user)
 
     async def delete_model_alias(self, name: str, alias: str, user: str) -> None:
         """Remove an alias."""
-        path = f"/api/w/models/{_q(name)}/aliases/{_q(alias)}/delete"
+        path = f"/api/w/models/{quoted(name)}/aliases/{quoted(alias)}/delete"
         await self._conn.post(path, {}, user=user)
 
     async def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
         """Set tags on a model."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/tags", dict(tags))
+        await self._conn.post(f"/api/w/models/{quoted(name)}/tags", dict(tags))
 
     async def set_model_version_tags(
         self, name: str, version: int, tags: Mapping[str, str]
     ) -> None:
         """Set tags on a model version."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/versions/{version}/tags", dict(tags))
+        await self._conn.post(f"/api/w/models/{quoted(name)}/versions/{version}/tags", dict(tags))
 
     async def set_model_note(self, name: str, note: str) -> None:
         """Replace a model's note."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/note", {"note": note})
+        await self._conn.post(f"/api/w/models/{quoted(name)}/note", {"note": note})
 
     async def create_model(
         self, name: str, user: str, note: str | None = None, tags: Mapping[str, str] | None = None
     ) -> ModelDetail:
         """Create a model with no versions."""
         body = {"note": note, "tags": dict(tags or {})}
-        path = f"/api/w/models/{_q(name)}/create"
+        path = f"/api/w/models/{quoted(name)}/create"
         result: ModelDetail = await self._conn.post(path, body, ModelDetail, user=user)
         return result
 
     async def rename_model(self, name: str, new_name: str) -> None:
         """Rename a model."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/rename", {"new_name": new_name})
+        await self._conn.post(f"/api/w/models/{quoted(name)}/rename", {"new_name": new_name})
 
     async def delete_model(self, name: str) -> None:
         """Delete a model."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/delete", {})
+        await self._conn.post(f"/api/w/models/{quoted(name)}/delete", {})
 
     async def delete_model_tags(self, name: str, keys: Sequence[str]) -> None:
         """Delete tags of a model."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/tags/delete", {"keys": list(keys)})
+        await self._conn.post(f"/api/w/models/{quoted(name)}/tags/delete", {"keys": list(keys)})
 
     async def delete_model_version(self, name: str, version: int) -> None:
         """Delete a version."""
-        await self._conn.post(f"/api/w/models/{_q(name)}/versions/{version}/delete", {})
+        await self._conn.post(f"/api/w/models/{quoted(name)}/versions/{version}/delete", {})
 
     async def set_model_version_description(
         self, name: str, version: int, description: str | None
     ) -> None:
         """Replace a version's description."""
-        path = f"/api/w/models/{_q(name)}/versions/{version}/description"
+        path = f"/api/w/models/{quoted(name)}/versions/{version}/description"
         await self._conn.post(path, {"description": description})
 
     async def delete_model_version_tags(self, name: str, version: int, keys: Sequence[str]) -> None:
         """Delete tags of a version."""
-        path = f"/api/w/models/{_q(name)}/versions/{version}/tags/delete"
+        path = f"/api/w/models/{quoted(name)}/versions/{version}/tags/delete"
         await self._conn.post(path, {"keys": list(keys)})
 
-    # pipelines
-
-    async def create_pipeline(self, new: NewPipeline) -> None:
-        """Record a pipeline starting, its steps pending."""
-        body = new.model_dump(mode="json", exclude={"created_by"})
-        await self._conn.post("/api/w/pipelines", body, user=new.created_by)
-
-    async def start_pipeline_step(
-        self, pipeline_id: str, step: str, run_id: str, attempt: int, started_at: float
-    ) -> None:
-        """Mark a step running."""
-        body = {"step": step, "run_id": run_id, "attempt": attempt, "started_at": started_at}
-        await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/steps/start", body)
+    # pipelines: the rest in RemotePipelines
 
     async def start_pipeline_step_run(
         self, run: NewRun, pipeline_id: str, step: str, attempt: int
@@ -503,56 +480,6 @@ class RemoteStore:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await self.end_run(run.id, "failed", f"{type(exc).__name__}: {exc}", time.time())
             raise
-
-    async def end_pipeline_step(
-        self,
-        pipeline_id: str,
-        step: str,
-        status: StepEnd,
-        ended_at: float,
-        error: str | None = None,
-        result: str | None = None,
-    ) -> None:
-        """End a step."""
-        body = {"step": step, "status": status, "ended_at": ended_at, "error": error,
-                "result": result}  # fmt: skip
-        await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/steps/end", body)
-
-    async def end_pipeline(
-        self, pipeline_id: str, status: PipelineEnd, error: str | None, ended_at: float
-    ) -> None:
-        """Mark a pipeline ended."""
-        body = {"status": status, "error": error, "ended_at": ended_at}
-        await self._conn.post(f"/api/w/pipelines/{_q(pipeline_id)}/end", body)
-
-    async def resume_pipeline(
-        self, pipeline_id: str, run_id: str, rerun: Sequence[str], at: float
-    ) -> PipelineDetail:
-        """Put a pipeline back to running on a new run."""
-        body = {"run_id": run_id, "rerun": list(rerun), "at": at}
-        path = f"/api/w/pipelines/{_q(pipeline_id)}/resume"
-        detail: PipelineDetail = await self._conn.post(path, body, PipelineDetail)
-        return detail
-
-    async def list_pipelines(
-        self, name: str | None = None, status: str | None = None, limit: int | None = None
-    ) -> list[PipelineInfo]:
-        """Pipelines, newest first."""
-        body = {"name": name, "status": status, "limit": limit}
-        found: _Pipelines = await self._conn.post(f"{READ}/pipelines/query", body, _Pipelines)
-        return found.pipelines
-
-    async def get_pipeline(self, pipeline_id: str) -> PipelineDetail:
-        """A pipeline with its steps."""
-        path = f"{READ}/pipelines/{_q(pipeline_id)}"
-        detail: PipelineDetail = await self._conn.get(path, PipelineDetail)
-        return detail
-
-    async def get_pipeline_step(self, pipeline_id: str, step: str) -> PipelineStep:
-        """One step of a pipeline (a step's name may hold a slash: it goes in the body)."""
-        path = f"{READ}/pipelines/{_q(pipeline_id)}/step"
-        found: PipelineStep = await self._conn.post(path, {"step": step}, PipelineStep)
-        return found
 
     # alert rules: the server evaluates them
 
@@ -569,7 +496,7 @@ class RemoteStore:
 
     async def get_alert(self, name: str) -> AlertRule:
         """One rule."""
-        return _rule(await self._conn.get(f"{READ}/alerts/{_q(name)}", Alert))
+        return _rule(await self._conn.get(f"{READ}/alerts/{quoted(name)}", Alert))
 
     async def delete_alert(self, name: str) -> None:
         """Delete a rule and its events."""
