@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
@@ -50,6 +50,7 @@ _now = time.time
 log = logging.getLogger("chachaml")
 ON_STOP_WAIT = 5.0  # seconds end() waits for on_stop callbacks still running
 OnStop = Callable[[StopRequest], object]
+EndRun = Callable[..., Awaitable[object]]  # as chachaml.tools.runs.end_run
 
 
 class _Series:
@@ -347,6 +348,10 @@ class ActiveRun:
         100,000 characters) and the arguments are checked before the run counts as ended, so
         it can always end. Afterwards its parent (if still running) is current again.
         """
+        self._end(status, error, run_ops.end_run)
+
+    def _end(self, status: EndStatus, error: str | None, store_end: EndRun) -> None:
+        """:meth:`end`, the run ended in the store by ``store_end`` (a step's attempt: with it)."""
         if status not in END_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
         error = validation.storable_error(error)
@@ -362,7 +367,7 @@ class ActiveRun:
             self.status = status
         rt = self._runtime
         try:
-            rt.op(run_ops.end_run, self.id, status, error, delivery=rt.delivery)
+            rt.op(store_end, self.id, status, error, delivery=rt.delivery)
         finally:
             rt.active.pop(self.id, None)
             self.restore_current()

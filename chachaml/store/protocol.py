@@ -412,6 +412,16 @@ class Store(Protocol):
         """
         ...
 
+    async def complete_pipeline_step_run(
+        self, pipeline_id: str, step: str, run_id: str, ended_at: float, result: str | None
+    ) -> None:
+        """End ``run_id`` completed and its running step completed with ``result``, at once.
+
+        :meth:`end_run` (``stopped`` if asked to stop) then :meth:`end_pipeline_step`: all or
+        nothing on a database; a store that needs two requests makes them in that order.
+        """
+        ...
+
     async def end_pipeline_step(
         self,
         pipeline_id: str,

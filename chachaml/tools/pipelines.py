@@ -12,6 +12,7 @@ from typing import Any
 
 from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
+from chachaml.records.alerts import AlertEvent
 from chachaml.records.pipelines import (
     PIPELINE_STATUSES,
     PIPELINE_TAG,
@@ -22,6 +23,8 @@ from chachaml.records.pipelines import (
 )
 from chachaml.records.runs import NewRun
 from chachaml.store.protocol import PipelineEnd, StepEnd, Store
+from chachaml.tools import runs as run_ops
+from chachaml.tools.webhooks import Delivery
 
 MAX_RESULT_BYTES = 1_000_000
 
@@ -148,6 +151,27 @@ async def start_step_run(
     await store.start_pipeline_step_run(
         run, check_pipeline_id(pipeline_id), v.name(step, "step name"), attempt
     )
+
+
+async def complete_step_run(
+    store: Store,
+    pipeline_id: str,
+    step: str,
+    run_id: str,
+    ended_at: float,
+    result: str | None,
+    delivery: Delivery | None = None,
+) -> list[AlertEvent]:
+    """End an attempt's run completed and its step completed with ``result``, at once.
+
+    One write instead of ``runs.end_run`` then :func:`end_step`; then, as ``runs.end_run``
+    does, the metric alert rules are evaluated on the run. Returns the alerts that fired.
+    """
+    await store.complete_pipeline_step_run(
+        check_pipeline_id(pipeline_id), v.name(step, "step name"), v.run_id(run_id), ended_at,
+        result,
+    )  # fmt: skip
+    return await run_ops.evaluate_alerts(store, run_id, delivery)
 
 
 async def end_step(

@@ -193,6 +193,30 @@ async def test_a_step_starts_with_its_new_run_in_one_write(store: Store) -> None
         await ops.start_step_run(store, late, pid, "a", 0)
 
 
+async def test_a_step_and_its_run_complete_in_one_write(store: Store) -> None:
+    pid = await new_pipeline(store, await new_run(store))
+    first, second = await new_run(store), await new_run(store)
+    await ops.start_step(store, pid, "a", first, 1, time.time())
+    await ops.start_step(store, pid, "b", second, 1, time.time())
+    await store.request_stop(second, "tester", "enough", time.time())
+
+    assert await ops.complete_step_run(store, pid, "a", first, time.time(), "[1, 2]") == []
+    a = await ops.get_step(store, pid, "a")
+    assert (a.status, a.result, a.attempts, a.run_id) == ("completed", [1, 2], 1, first)
+    assert (await store.get_run(first)).status == "completed"
+    await ops.complete_step_run(store, pid, "b", second, time.time(), None)
+    assert (await store.get_run(second)).status == "stopped"  # asked to stop: as end_run says
+    assert (await ops.get_step(store, pid, "b")).status == "completed"
+
+    pid = await new_pipeline(store, await new_run(store))
+    await ops.start_step(store, pid, "a", first, 1, time.time())
+    with pytest.raises(Conflict, match="has already ended"):  # its run ended: nothing changes
+        await ops.complete_step_run(store, pid, "a", first, time.time(), None)
+    assert (await ops.get_step(store, pid, "a")).status == "running"
+    with pytest.raises(NotFound, match="run 'ghost' not found"):
+        await ops.complete_step_run(store, pid, "a", "ghost", time.time(), None)
+
+
 async def test_pipelines_list_newest_first_by_name_with_a_limit(store: Store) -> None:
     ids = [
         await new_pipeline(store, await new_run(store), name, at=1000.0 + i)

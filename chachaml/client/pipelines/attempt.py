@@ -34,8 +34,10 @@ from chachaml.tools import runs as run_ops
 
 if TYPE_CHECKING:
     from chachaml.client.client import Client
+    from chachaml.records.alerts import AlertEvent
     from chachaml.records.runs import NewRun
     from chachaml.store import Store
+    from chachaml.tools.webhooks import Delivery
 
 STEP_TAG = "chachaml.step"
 ATTEMPT_TAG = "chachaml.attempt"
@@ -198,8 +200,13 @@ async def call(
 
 
 async def _run_and_end(
-    job: Job, run: ActiveRun, ctx: StepContext, limiter: anyio.CapacityLimiter | None
+    job: Job,
+    run: ActiveRun,
+    ctx: StepContext,
+    limiter: anyio.CapacityLimiter | None,
+    step_done: bool = False,
 ) -> Any:
+    """The step's value, its run ended; with ``step_done``, the step completed with it."""
     try:
         value = await call(job, ctx, limiter)
     except Exception as exc:
@@ -209,8 +216,41 @@ async def _run_and_end(
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await run.aend("killed", error_text(exc))
         raise
-    await run.aend("completed", None)
+    if not step_done:
+        await run.aend("completed", None)
+        return value
+    result = ops.encode_result(value)
+    stored: list[bool] = []  # whether the run's end stored the step's too
+    complete = partial(_complete_step_run, pipeline_id=job.pipeline_id, step=job.step,
+                       result=result, stored=stored)  # fmt: skip
+    await bridge.to_thread(run._end, "completed", None, complete)
+    run.restore_current()
+    if not stored:  # the step's code had ended its run itself
+        await run._runtime.aop(ops.end_step, job.pipeline_id, job.step, "completed",
+                               time.time(), None, result)  # fmt: skip
     return value
+
+
+async def _complete_step_run(
+    store: Store,
+    run_id: str,
+    status: str,
+    error: str | None,
+    *,
+    delivery: Delivery | None,
+    pipeline_id: str,
+    step: str,
+    result: str | None,
+    stored: list[bool],
+) -> list[AlertEvent]:
+    """``runs.end_run`` for a completed attempt: the step completes in the same write.
+
+    ``status`` is ``stopped`` when the run was asked to stop: the store says so itself.
+    """
+    fired = await ops.complete_step_run(store, pipeline_id, step, run_id, time.time(), result,
+                                        delivery)  # fmt: skip
+    stored.append(True)
+    return fired
 
 
 async def perform(
@@ -234,12 +274,7 @@ async def perform(
     if started is not None:
         started()
     ctx = StepContext(job.pipeline_id, job.step, run, attempt, job.depends_on, inputs)
-    value = await _run_and_end(job, run, ctx, limiter)
-    result = ops.encode_result(value)
-    await client.aop(
-        ops.end_step, job.pipeline_id, job.step, "completed", time.time(), None, result
-    )
-    return value
+    return await _run_and_end(job, run, ctx, limiter, step_done=True)
 
 
 async def perform_element(

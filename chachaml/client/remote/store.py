@@ -481,6 +481,13 @@ class RemoteStore(RemotePipelines):
                 await self.end_run(run.id, "failed", f"{type(exc).__name__}: {exc}", time.time())
             raise
 
+    async def complete_pipeline_step_run(
+        self, pipeline_id: str, step: str, run_id: str, ended_at: float, result: str | None
+    ) -> None:
+        """End the run completed, then the step: two requests."""
+        await self.end_run(run_id, "completed", None, ended_at)
+        await self.end_pipeline_step(pipeline_id, step, "completed", ended_at, None, result)
+
     # alert rules: the server evaluates them
 
     async def set_alert(self, new: NewAlert) -> AlertRule:

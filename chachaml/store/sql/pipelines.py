@@ -250,26 +250,37 @@ class Pipelines:
         result: str | None = None,
     ) -> None:
         """End a step: completed with its result, failed/killed with an error, or skipped."""
+        await self._db.transact(
+            lambda db: self.end_step_in(db, pipeline_id, step, status, ended_at, error, result)
+        )
 
-        async def body(db: Tx) -> None:
-            await self._move_step(
-                db,
-                pipeline_id,
-                step,
-                status,
-                "status = ?, ended_at = ?, error = ?, result = ?",
-                (status, ended_at, error, result),
-            )
-            (row,) = await db.fetchall(
-                "SELECT run_id, attempts FROM pipeline_steps WHERE pipeline_id = ? AND name = ?",
-                (pipeline_id, step),
-            )
-            changed = PipelineStepChanged(pipeline_id=pipeline_id, step=step, status=status,
-                                          attempt=row["attempts"], run_id=row["run_id"],
-                                          error=error)  # fmt: skip
-            await emit(db, changed, at=ended_at)
-
-        await self._db.transact(body)
+    async def end_step_in(
+        self,
+        db: Tx,
+        pipeline_id: str,
+        step: str,
+        status: StepEnd,
+        ended_at: float,
+        error: str | None,
+        result: str | None,
+    ) -> None:
+        """:meth:`end_pipeline_step` inside the caller's transaction."""
+        await self._move_step(
+            db,
+            pipeline_id,
+            step,
+            status,
+            "status = ?, ended_at = ?, error = ?, result = ?",
+            (status, ended_at, error, result),
+        )
+        (row,) = await db.fetchall(
+            "SELECT run_id, attempts FROM pipeline_steps WHERE pipeline_id = ? AND name = ?",
+            (pipeline_id, step),
+        )
+        changed = PipelineStepChanged(pipeline_id=pipeline_id, step=step, status=status,
+                                      attempt=row["attempts"], run_id=row["run_id"],
+                                      error=error)  # fmt: skip
+        await emit(db, changed, at=ended_at)
 
     async def end_pipeline(
         self, pipeline_id: str, status: PipelineEnd, error: str | None, ended_at: float

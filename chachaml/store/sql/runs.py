@@ -87,32 +87,35 @@ class Runs:
 
         A run asked to stop that ends as completed is stored as ``stopped``.
         """
+        return await self._db.transact(lambda db: self.end_run_in(db, run_id, status, error,
+                                                                  ended_at))  # fmt: skip
 
-        async def body(db: Tx) -> EndStatus:
-            found = await db.fetchall(
-                "SELECT status, started_at, stop_requested_at FROM runs WHERE id = ?", (run_id,)
-            )
-            if not found:
-                raise NotFound(f"run {run_id!r} not found")
-            (row,) = found
-            if row["status"] != "running":
-                raise Conflict(f"run {run_id!r} has already ended ({row['status']})")
-            stored: EndStatus = status
-            if status == "completed" and row["stop_requested_at"] is not None:
-                stored = "stopped"
-            await db.execute(
-                "UPDATE runs SET status = ?, error = ?, ended_at = ?, heartbeat_at = ?"
-                " WHERE id = ?",
-                (stored, error, ended_at, ended_at, run_id),
-            )
-            metrics = (await latest_metrics(db, [run_id]))[run_id]
-            duration = max(0.0, ended_at - row["started_at"])
-            ended = RunEnded(run_id=run_id, status=stored, error=error, duration=duration,
-                             metrics=metrics)  # fmt: skip
-            await emit(db, ended, at=ended_at)
-            return stored
-
-        return await self._db.transact(body)
+    @staticmethod
+    async def end_run_in(
+        db: Tx, run_id: str, status: EndStatus, error: str | None, ended_at: float
+    ) -> EndStatus:
+        """:meth:`end_run` inside the caller's transaction."""
+        found = await db.fetchall(
+            "SELECT status, started_at, stop_requested_at FROM runs WHERE id = ?", (run_id,)
+        )
+        if not found:
+            raise NotFound(f"run {run_id!r} not found")
+        (row,) = found
+        if row["status"] != "running":
+            raise Conflict(f"run {run_id!r} has already ended ({row['status']})")
+        stored: EndStatus = status
+        if status == "completed" and row["stop_requested_at"] is not None:
+            stored = "stopped"
+        await db.execute(
+            "UPDATE runs SET status = ?, error = ?, ended_at = ?, heartbeat_at = ? WHERE id = ?",
+            (stored, error, ended_at, ended_at, run_id),
+        )
+        metrics = (await latest_metrics(db, [run_id]))[run_id]
+        duration = max(0.0, ended_at - row["started_at"])
+        ended = RunEnded(run_id=run_id, status=stored, error=error, duration=duration,
+                         metrics=metrics)  # fmt: skip
+        await emit(db, ended, at=ended_at)
+        return stored
 
     async def heartbeat(self, run_ids: Sequence[str], at: float) -> list[StopRequest]:
         """Refresh the heartbeat of running runs; returns the stop requests pending for them.

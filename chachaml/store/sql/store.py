@@ -382,6 +382,18 @@ class SQLStore:
 
         await self.database.transact(body)
 
+    async def complete_pipeline_step_run(
+        self, pipeline_id: str, step: str, run_id: str, ended_at: float, result: str | None
+    ) -> None:
+        """End the step's run completed and the step completed with its result: one write."""
+
+        async def body(db: Tx) -> None:
+            await self.runs.end_run_in(db, run_id, "completed", None, ended_at)
+            await self.pipelines.end_step_in(db, pipeline_id, step, "completed", ended_at, None,
+                                             result)  # fmt: skip
+
+        await self.database.transact(body)
+
     async def end_pipeline_step(
         self,
         pipeline_id: str,

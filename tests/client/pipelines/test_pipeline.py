@@ -45,6 +45,19 @@ def steps_by_name(detail: PipelineDetail) -> dict[str, PipelineStep]:
     return {s.name: s for s in detail.steps}
 
 
+def test_a_step_that_ends_its_own_run_still_completes_with_its_result(client: Client) -> None:
+    def early(ctx: StepContext) -> int:
+        ctx.run.end("completed")  # its run ends here, the step when it returns
+        return 7
+
+    result = run_pipeline("own-end", [early, lambda ctx: ctx.prev_result + 1], client=client)
+
+    steps = steps_by_name(result.detail)
+    assert (steps["early"].status, steps["early"].result) == ("completed", 7)
+    assert result.results["<lambda>"] == 8
+    assert client.get_run(steps["early"].run_id or "").status == "completed"
+
+
 def test_a_plain_list_is_a_chain_and_every_step_is_a_child_run(client: Client) -> None:
     def load(ctx: StepContext) -> list[int]:
         client.log_param("source", "memory")
