@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 WRITE_RETRIES = 8
 EVENTS_CHANNEL = "chachaml_events"  # NOTIFY'd by a trigger of the events table
+LISTEN_CONNECT_SECONDS = 10.0  # a LISTEN connection not made by then is tried again
 MIGRATION_LOCK = 0x63686163  # pg_advisory_xact_lock key shared by every chachaml process
 RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 CONNECTION_LOST = (
@@ -199,8 +200,12 @@ class PostgresDatabase:
         delay = 0.1
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                # Shielded: asyncpg cancelled mid-handshake leaves a future to fail unseen (an
+                # "unexpected connection_lost()" error in the loop); the cancellation lands
+                # once the connection is made, and the finally below closes it
+                with anyio.CancelScope(shield=True):
+                    conn = await asyncpg.connect(self._dsn, timeout=LISTEN_CONNECT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
