@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from chachaml.errors import InvalidInput
+from chachaml.errors import InvalidInput, NotFound
 from chachaml.records import validation as v
 from chachaml.records.runs import Experiment, RunQuery
 from chachaml.settings import redact_url
@@ -50,7 +50,7 @@ async def get_experiment_by_id(
 
     ``brief``: without its run count and last activity, which cost a read of every run.
     """
-    return await store.get_experiment_by_id(experiment_id, brief)
+    return await store.get_experiment_by_id(_stored(experiment_id), brief)
 
 
 async def list_archived_experiments(store: ServerStore) -> list[Experiment]:
@@ -66,10 +66,20 @@ async def experiment_names(store: ServerStore) -> dict[int, str]:
 Ref = str | int  # an experiment by name, or by id (MLflow's protocol names them by id)
 
 
+def _stored(experiment_id: int) -> int:
+    """``experiment_id`` if a database could hold it (a 64-bit integer), else ``NotFound``.
+
+    SQLite and PostgreSQL would raise an integer overflow instead: a 500, not a 404.
+    """
+    if not 0 <= experiment_id < 2**63:
+        raise NotFound(f"experiment {experiment_id} not found")
+    return experiment_id
+
+
 async def _id(store: Store, experiment: Ref) -> int:
-    """The id of an experiment named by name or id (``NotFound`` for an unknown name)."""
+    """The id of an experiment named by name or id (``NotFound`` for an unknown one)."""
     if isinstance(experiment, int):
-        return experiment
+        return _stored(experiment)
     return (await store.get_experiment(v.name(experiment, "experiment name"))).id
 
 

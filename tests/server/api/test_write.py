@@ -333,6 +333,20 @@ async def test_an_out_of_range_model_version_is_a_422(api: httpx.AsyncClient) ->
     assert r.status_code == 422, r.text
 
 
+@pytest.mark.parametrize(
+    ("edit", "body"),
+    [("archive", {"archived": True}), ("archive", {"archived": False}), ("rename", {"name": "x"}),
+     ("tags", {"key": "k", "value": "v"}), ("tags/delete", {"key": "k"})],
+)  # fmt: skip
+async def test_an_experiment_id_no_database_holds_is_a_404(
+    api: httpx.AsyncClient, edit: str, body: dict[str, object]
+) -> None:  # found by schemathesis: a 500 (the database's integer overflow) before
+    for experiment_id in (502581123009676462296144019456, 2**63):
+        r = await api.post(f"/api/w/experiments/{experiment_id}/{edit}", json=body, headers=AUTH)
+        assert r.status_code == 404, r.text
+        assert f"experiment {experiment_id} not found" in r.text
+
+
 async def test_archive_and_delete_archived_over_http(api: httpx.AsyncClient) -> None:
     rid = await _run(api)
     await api.post(f"/api/w/runs/{rid}/end", json={}, headers=AUTH)
