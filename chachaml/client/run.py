@@ -335,7 +335,8 @@ class ActiveRun:
             if self.stop_request is not None or self.ended:
                 return
             self.stop_request = request
-            # started before should_stop() can read true, so end() finds them to wait for
+            # started under the lock that end() takes to find them: a loop that sees
+            # should_stop() and ends at once still waits for them
             self._stop_calls += [_call_on_stop(fn, request) for fn in self._on_stop]
             self._on_stop = []
 
@@ -355,7 +356,9 @@ class ActiveRun:
         if status not in END_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
         error = validation.storable_error(error)
-        for call in list(self._stop_calls):  # a callback finishes before its run ends
+        with self._lock:  # after stop_requested() has started every callback it will
+            calls = list(self._stop_calls)
+        for call in calls:  # a callback finishes before its run ends
             if call is not threading.current_thread():
                 call.join(timeout=ON_STOP_WAIT)
         with self._lock:

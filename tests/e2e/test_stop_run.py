@@ -19,22 +19,28 @@ from chachaml.store import open_store
 HEARTBEAT = 0.5
 
 TRAINING = """
-    import sys, time
+    import sys, threading, time
     import chachaml as ml
 
+    said = threading.Lock()  # print() writes piece by piece: two threads' lines would mix
+
+    def say(*words):
+        with said:
+            print(*words, flush=True)
+
     def told(request):
-        print("on_stop", request.user, request.reason, flush=True)
+        say("on_stop", request.user, request.reason)
 
     with ml.run(experiment="mnist", name="hopeless", on_stop=told) as run:
-        print(run.id, flush=True)
+        say(run.id)
         deadline = time.monotonic() + 60
         step = 0
         while not ml.should_stop() and time.monotonic() < deadline:
             ml.log_metric("val_loss", 0.9, step=step)
             step += 1
             time.sleep(0.005)
-        print("should_stop", time.time(), flush=True)
-    print("ended", run.status, flush=True)
+        say("should_stop", time.time())
+    say("ended", run.status)
 """
 
 
