@@ -8,11 +8,12 @@ and speaks MCP on stdin/stdout (see :mod:`chachaml.server.mcp.stdio`);
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel
 
 from chachaml import __version__
 from chachaml.client.remote import open_any_store
@@ -122,6 +123,15 @@ def build_mcp(
     return server
 
 
+async def _as_json(read: Awaitable[BaseModel]) -> str:
+    """A resource's record as JSON; what the store cannot find is the SDK's not-found error."""
+    try:
+        found = await read
+    except ChachamlError as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    return found.model_dump_json(indent=1)
+
+
 def _add_resources(server: MCPServer, store: Store) -> None:
     @server.resource(
         "chachaml://runs/{run_id}",
@@ -131,11 +141,7 @@ def _add_resources(server: MCPServer, store: Store) -> None:
         mime_type="application/json",
     )
     async def run_resource(run_id: str) -> str:
-        try:
-            run = await run_ops.get_run(store, run_id)
-        except ChachamlError as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
-        return run.model_dump_json(indent=1)
+        return await _as_json(run_ops.get_run(store, run_id))
 
     @server.resource(
         "chachaml://models/{name}/{version}",
@@ -146,11 +152,7 @@ def _add_resources(server: MCPServer, store: Store) -> None:
     )
     async def model_version_resource(name: str, version: str) -> str:
         number, stage = (int(version), None) if version.isdigit() else (None, version)
-        try:
-            found = await registry_ops.get_model_version(store, name, number, stage)
-        except ChachamlError as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
-        return found.model_dump_json(indent=1)
+        return await _as_json(registry_ops.get_model_version(store, name, number, stage))
 
     @server.resource(
         "chachaml://models/{name}",
@@ -160,11 +162,7 @@ def _add_resources(server: MCPServer, store: Store) -> None:
         mime_type="application/json",
     )
     async def model_resource(name: str) -> str:
-        try:
-            found = await registry_ops.get_model(store, name)
-        except ChachamlError as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
-        return found.model_dump_json(indent=1)
+        return await _as_json(registry_ops.get_model(store, name))
 
     @server.resource(
         "chachaml://pipelines/{pipeline_id}",
@@ -174,11 +172,7 @@ def _add_resources(server: MCPServer, store: Store) -> None:
         mime_type="application/json",
     )
     async def pipeline_resource(pipeline_id: str) -> str:
-        try:
-            found = await pipeline_ops.get_pipeline(store, pipeline_id)
-        except ChachamlError as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
-        return found.model_dump_json(indent=1)
+        return await _as_json(pipeline_ops.get_pipeline(store, pipeline_id))
 
 
 def _add_prompts(server: MCPServer) -> None:
