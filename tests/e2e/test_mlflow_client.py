@@ -1,7 +1,8 @@
 """The real ``mlflow`` client, unmodified, against a real ``chachaml serve`` (issue 19).
 
 Only ``MLFLOW_TRACKING_URI`` (and, in team mode, ``MLFLOW_TRACKING_TOKEN``) points it at
-chachaml. Each test runs on SQLite and on PostgreSQL. The client runs in a child process so
+chachaml. Each protocol test runs on SQLite and on PostgreSQL (scikit-learn autologging, an
+integration rather than a protocol group, on SQLite). The client runs in a child process so
 that its settings (environment, module state) never leak into other tests.
 """
 
@@ -314,13 +315,6 @@ ARTIFACTS_AND_MODELS = """
     found = client.search_logged_models([run.info.experiment_id], filter_string="name = 'model'")
     download = mlflow.artifacts.download_artifacts(f"runs:/{rid}/tree")
     deep = "tree/sub/deep"
-
-    mlflow.set_experiment("autolog")
-    mlflow.sklearn.autolog()
-    auto = LogisticRegression(max_iter=300, C=0.5).fit(X, y)
-    auto_run = mlflow.last_active_run()
-    auto_data = client.get_run(auto_run.info.run_id).data
-    reloaded = mlflow.sklearn.load_model(f"runs:/{auto_run.info.run_id}/model")
     print(json.dumps({
         "run": rid,
         "artifact_uri": run.info.artifact_uri,
@@ -338,6 +332,25 @@ ARTIFACTS_AND_MODELS = """
         "same": [bool((by_run.predict(X) == clf.predict(X)).all()),
                  bool((by_id.predict(X) == clf.predict(X)).all())],
         "acc_history": [(m.step, m.value) for m in client.get_metric_history(rid, "acc")],
+    }))
+"""
+
+AUTOLOG = """
+    import json
+    import mlflow
+    from mlflow import MlflowClient
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    client = MlflowClient()
+    X, y = load_iris(return_X_y=True)
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog()
+    auto = LogisticRegression(max_iter=300, C=0.5).fit(X, y)
+    auto_run = mlflow.last_active_run()
+    auto_data = client.get_run(auto_run.info.run_id).data
+    reloaded = mlflow.sklearn.load_model(f"runs:/{auto_run.info.run_id}/model")
+    print(json.dumps({
         "auto_run": auto_run.info.run_id,
         "auto_params": {k: auto_data.params[k] for k in ("C", "max_iter")},
         "auto_metrics": sorted(auto_data.metrics),
@@ -347,11 +360,9 @@ ARTIFACTS_AND_MODELS = """
 """
 
 
-def test_artifacts_logged_models_and_autologging_round_trip(
-    server: ServeProcess, store_url: str
-) -> None:
+def test_artifacts_and_logged_models_round_trip(server: ServeProcess, store_url: str) -> None:
     got = run_client(ARTIFACTS_AND_MODELS, {"MLFLOW_TRACKING_URI": server.url})
-    rid, auto = got["run"], got["auto_run"]
+    rid = got["run"]
     assert got["artifact_uri"].startswith("mlflow-artifacts:/")
     assert got["top"] == [["a.txt", False], ["conf", True], ["model", True], ["notes", True],
                           ["plots", True], ["tree", True]]  # fmt: skip
@@ -365,10 +376,6 @@ def test_artifacts_logged_models_and_autologging_round_trip(
     assert got["found"] == [model_id]
     assert got["same"] == [True, True]
     assert got["acc_history"] == [[0, 0.5]]  # log_model's model-linked copy is not a new point
-    assert got["auto_params"] == {"C": "0.5", "max_iter": "300"}
-    assert "training_accuracy_score" in got["auto_metrics"]
-    assert got["auto_same"] is True
-    assert {"model", "estimator.html", "training_confusion_matrix.png"} <= set(got["auto_files"])
 
     async def native() -> None:  # chachaml's own listing, best_run and load_artifact see it all
         store = await open_store(store_url)
@@ -379,6 +386,26 @@ def test_artifacts_logged_models_and_autologging_round_trip(
             assert f".mlflow/logged-models/{model_id}.json" in names
             art = await store.get_artifact(rid, "plots/fig.png")
             assert art.content_type == "image/png" and art.size > 1000
+        finally:
+            await store.close()
+
+    anyio.run(native)
+
+
+# An integration, not a protocol group: it needs no second database, and its requirements
+# inference (a subprocess importing scikit-learn again) makes it the costliest client script.
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_sklearn_autologging_round_trip(server: ServeProcess, store_url: str) -> None:
+    got = run_client(AUTOLOG, {"MLFLOW_TRACKING_URI": server.url})
+    auto = got["auto_run"]
+    assert got["auto_params"] == {"C": "0.5", "max_iter": "300"}
+    assert "training_accuracy_score" in got["auto_metrics"]
+    assert got["auto_same"] is True
+    assert {"model", "estimator.html", "training_confusion_matrix.png"} <= set(got["auto_files"])
+
+    async def native() -> None:  # chachaml's own run, best_run and artifacts see it all
+        store = await open_store(store_url)
+        try:
             run = await run_ops.get_run(store, auto)
             assert run.experiment == "autolog" and run.status == "completed"
             assert run.params["C"] == "0.5"
