@@ -63,6 +63,8 @@ class Size:
     clients: int = 1_000  # SSE clients held at once by one server
     fanned: int = 100  # flushes while they listen
     parts: tuple[str, ...] = tuple(PARTS_NAMES)  # which figures to measure
+    batch_points: int = 50_000  # the client's flush size (CHACHAML_FLUSH_POINTS)
+    batches: int = 40  # batches timed per repeat, half with events, half without
 
 
 SIZES = {
@@ -152,10 +154,7 @@ def ingest(store: str, artifacts: Path, points: int, keep_events: bool) -> float
         client.close()
 
 
-BATCH_POINTS = 50_000  # the client's flush size (CHACHAML_FLUSH_POINTS)
-
-
-def batch_cost(url: str, repeats: int) -> tuple[float, float]:
+def batch_cost(url: str, repeats: int, points: int) -> tuple[float, float]:
     """Median ms of one flushed batch (``log_metrics``) with events and without, interleaved.
 
     Batch by batch on one store, interleaved, so the machine's load moves both alike: the
@@ -182,10 +181,10 @@ def batch_cost(url: str, repeats: int) -> tuple[float, float]:
             random.Random(0).shuffle(order)
             for keep in order:
                 store.database.keep_events = keep  # type: ignore[attr-defined]
-                steps = range(first, first + BATCH_POINTS)
-                first += BATCH_POINTS
-                chunk = chunk_from_columns(run.id, "loss", steps, [0.5] * BATCH_POINTS,
-                                           [time.time()] * BATCH_POINTS)  # fmt: skip
+                steps = range(first, first + points)
+                first += points
+                chunk = chunk_from_columns(run.id, "loss", steps, [0.5] * points,
+                                           [time.time()] * points)  # fmt: skip
                 began = time.perf_counter()
                 await store.log_metrics([chunk])
                 times[keep].append((time.perf_counter() - began) * 1000)
@@ -246,11 +245,11 @@ def _ingest(size: Size, context: Context) -> list[Figure]:
     def sqlite_file(i: int) -> str:
         return f"sqlite:///{(work / f'ingest-{i}.db').resolve()}"
 
-    batches = 40 * size.repeats
-    on, off = step(f"SQLite, {batches} batches of {BATCH_POINTS:,} points, events on and off",
-                   lambda: batch_cost(sqlite_file(-2), batches))  # fmt: skip
+    batches, per = size.batches * size.repeats, size.batch_points
+    on, off = step(f"SQLite, {batches} batches of {per:,} points, events on and off",
+                   lambda: batch_cost(sqlite_file(-2), batches, per))  # fmt: skip
     batch_target = TARGETS["events batch cost"]
-    figures.append(Figure(NAME, f"SQLite {BATCH_POINTS:,}-point batch stored, events on", on,
+    figures.append(Figure(NAME, f"SQLite {per:,}-point batch stored, events on", on,
                           "ms", "lower", batch_target, off, "events off"))  # fmt: skip
     on, off = step(f"SQLite ingest, events on and off: {size.points:,} points x{size.repeats}",
                    lambda: ingest_pair(sqlite_file, work, size))  # fmt: skip
@@ -260,10 +259,10 @@ def _ingest(size: Size, context: Context) -> list[Figure]:
     if postgres.unavailable() is None:
         with postgres.postgres_schema() as (url, _):
             bon, boff = step(f"PostgreSQL, {batches} batches, events on and off",
-                             lambda: batch_cost(url, batches))  # fmt: skip
+                             lambda: batch_cost(url, batches, per))  # fmt: skip
             on, off = step(f"PostgreSQL ingest, events on and off: {size.points:,} points",
                            lambda: ingest_pair(lambda _i: url, work, size))  # fmt: skip
-        figures.append(Figure(NAME, f"PostgreSQL {BATCH_POINTS:,}-point batch stored, events on",
+        figures.append(Figure(NAME, f"PostgreSQL {per:,}-point batch stored, events on",
                               bon, "ms", "lower", TARGETS["events batch cost"], boff,
                               "events off"))  # fmt: skip
         figures.append(Figure(NAME, f"PostgreSQL ingest of {size.points:,} points, events on",
