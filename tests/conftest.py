@@ -34,6 +34,7 @@ from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.schema_pool import SchemaPool
+from tests.support.sqlite_template import fresh_sqlite
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -122,7 +123,7 @@ def schema_pool() -> Iterator[SchemaPool]:
 
 def _fresh_store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'chachaml.db'}"
+        yield fresh_sqlite(tmp_path / "chachaml.db")
     else:
         pool: SchemaPool = request.getfixturevalue("schema_pool")
         with pool.schema() as url:
@@ -160,6 +161,7 @@ def remote_server(tmp_path: Path) -> InProcessServer:
     from tests.support.remote_server import InProcessServer
 
     tokens = (("tester", REMOTE_TOKEN, "admin"),)
+    fresh_sqlite(tmp_path / "server.db")
     return InProcessServer(tmp_path / "server.db", tmp_path / "artifacts", tokens)
 
 
@@ -189,6 +191,7 @@ async def store(db_url: str | None, tmp_path: Path) -> AsyncIterator[Store]:
         from chachaml.client.remote import RemoteStore
         from tests.support.remote_server import InProcessServer
 
+        fresh_sqlite(tmp_path / "server.db")
         server = InProcessServer(tmp_path / "server.db", tmp_path / "server-artifacts")
         opened: Store = await RemoteStore.open(REMOTE_URL, transport=server)
     else:

@@ -1,9 +1,11 @@
 """Migrated PostgreSQL schemas, emptied and reused by the next test of the same worker.
 
 A fresh schema costs the PostgreSQL server about half a second of catalog work to migrate
-and drop, several seconds on a loaded 2-core machine, and some 270 tests ask for one. Emptying
+and drop, several seconds on a loaded 2-core machine, and some 700 tests ask for one. Emptying
 a used schema (``DELETE`` every table, reset every sequence) costs a few milliseconds, and
-leaves it as a freshly migrated one: migrations insert no rows but ``schema_version``'s.
+leaves it as a freshly migrated one: migrations insert no rows but ``schema_version``'s. The
+pool keeps one connection on an event loop of its own thread for its checks: a connection per
+test, and a loop per call, cost more than the emptying.
 
 A schema is reused only when it is provably as new:
 
@@ -20,20 +22,29 @@ Anything else drops it, as before. Tests that need an empty, unmigrated schema u
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import asyncpg
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from tests.support.services import POSTGRES_URL, on_own_loop, postgres_schema, unavailable
+from tests.support.services import POSTGRES_URL, postgres_schema, unavailable
 
-SHAPE = """SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
-  SELECT table_name || '.' || column_name || ':' || data_type || ':'
-         || coalesce(column_default, '') || ':' || is_nullable AS x
-    FROM information_schema.columns WHERE table_schema = $1
-  UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = $1
+T = TypeVar("T")
+
+# The schema's tables, columns, indexes and versions (from pg_catalog: the information_schema
+# views cost the server tens of milliseconds a call), and the connections still open on it.
+SHAPE = """SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) AS shape,
+  (SELECT count(*) FROM pg_stat_activity WHERE application_name = $1::text) AS open FROM (
+  SELECT c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod) || ':'
+         || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ':' || a.attnotnull AS x
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE c.relnamespace = $1::text::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = $1::text
   UNION ALL SELECT 'v' || version || ':' || name FROM {schema}.schema_version
 ) AS shape"""
 
@@ -57,70 +68,57 @@ async def _connect() -> asyncpg.Connection:
     return await asyncpg.connect(POSTGRES_URL, timeout=5)
 
 
-async def _create() -> Schema | None:
+async def _create(conn: asyncpg.Connection) -> Schema | None:
     """A new migrated schema; ``None`` when migrations leave rows that emptying would lose."""
     from chachaml.store import open_store
 
     name = f"p_{uuid.uuid4().hex[:16]}"
-    conn = await _connect()
-    try:
-        await conn.execute(f"CREATE SCHEMA {name}")
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        store = await open_store(f"{POSTGRES_URL}{separator}search_path={name}")
-        await store.close()
-        tables = [
-            r["tablename"]
-            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
-        ]
-        for table in tables:
-            if table != "schema_version" and await conn.fetchval(f"SELECT 1 FROM {name}.{table}"):
-                await conn.execute(f"DROP SCHEMA {name} CASCADE")
-                return None
-        sequences = [
-            r["sequencename"]
-            for r in await conn.fetch(
-                "SELECT sequencename FROM pg_sequences WHERE schemaname = $1", name
-            )
-        ]
-        statements = [
-            "BEGIN",
-            "SET LOCAL lock_timeout = '2s'",
-            "SET LOCAL session_replication_role = replica",  # no FK order needed: all go
-            *(f"DELETE FROM {name}.{t}" for t in tables if t != "schema_version"),
-            *(f"SELECT setval('{name}.{s}', 1, false)" for s in sequences),
-            "COMMIT",
-        ]
-        shape: str = await conn.fetchval(SHAPE.format(schema=name), name)
-        return Schema(name, shape, ";\n".join(statements))
-    finally:
-        await conn.close()
-
-
-async def _reset(schema: Schema) -> bool:
-    """Empty ``schema`` if it can be reused (see the module's docstring); else drop it."""
-    conn = await _connect()
-    try:
-        open_ = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", schema.name
+    await conn.execute(f"CREATE SCHEMA {name}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    store = await open_store(f"{POSTGRES_URL}{separator}search_path={name}")
+    await store.close()
+    tables = [
+        r["tablename"]
+        for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
+    ]
+    for table in tables:
+        if table != "schema_version" and await conn.fetchval(f"SELECT 1 FROM {name}.{table}"):
+            await conn.execute(f"DROP SCHEMA {name} CASCADE")
+            return None
+    sequences = [
+        r["sequencename"]
+        for r in await conn.fetch(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = $1", name
         )
-        shape = await conn.fetchval(SHAPE.format(schema=schema.name), schema.name)
-        if open_ == 0 and shape == schema.shape:
+    ]
+    statements = [
+        "BEGIN",
+        "SET LOCAL lock_timeout = '2s'",
+        "SET LOCAL session_replication_role = replica",  # no FK order needed: all go
+        *(f"DELETE FROM {name}.{t}" for t in tables if t != "schema_version"),
+        *(f"SELECT setval('{name}.{s}', 1, false)" for s in sequences),
+        "COMMIT",
+    ]
+    shape: str = (await conn.fetchrow(SHAPE.format(schema=name), name))["shape"]
+    return Schema(name, shape, ";\n".join(statements))
+
+
+async def _reset(conn: asyncpg.Connection, schema: Schema) -> bool:
+    """Empty ``schema`` if it can be reused (see the module's docstring); else drop it."""
+    try:
+        found = await conn.fetchrow(SHAPE.format(schema=schema.name), schema.name)
+        if found["open"] == 0 and found["shape"] == schema.shape:
             await conn.execute(schema.empty_sql)
             return True
     except asyncpg.PostgresError:
-        pass  # e.g. a lock not granted in time: drop it instead
-    finally:
-        await conn.close()
-    await _drop(schema.name)
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")  # e.g. a lock not granted in time: drop it instead
+    await _drop(conn, schema.name)
     return False
 
 
-async def _drop(name: str) -> None:
-    conn = await _connect()
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-    finally:
-        await conn.close()
+async def _drop(conn: asyncpg.Connection, name: str) -> None:
+    await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 class SchemaPool:
@@ -129,6 +127,23 @@ class SchemaPool:
     def __init__(self) -> None:
         self._free: list[Schema] = []
         self._reusable = True
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    def _call(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` with the pool's connection on the pool's loop (both made on first use;
+        a broken connection is replaced)."""
+        if self._portal is None:
+            self._portal_cm = start_blocking_portal()
+            self._portal = self._portal_cm.__enter__()
+
+        async def with_connection() -> T:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await _connect()
+            return await work(self._conn)
+
+        return self._portal.call(with_connection)
 
     @contextmanager
     def schema(self) -> Iterator[str]:
@@ -138,7 +153,7 @@ class SchemaPool:
                 yield url
             return
         try:
-            schema = self._free.pop() if self._free else on_own_loop(_create)
+            schema = self._free.pop() if self._free else self._call(_create)
         except (OSError, asyncpg.PostgresError) as exc:
             unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
         if schema is None:  # migrations insert rows: never reuse, one schema per test
@@ -149,11 +164,18 @@ class SchemaPool:
         try:
             yield schema.url
         finally:
-            if on_own_loop(lambda: _reset(schema)):
+            if self._call(partial(_reset, schema=schema)):
                 self._free.append(schema)
 
     def close(self) -> None:
-        """Drop every free schema."""
-        for schema in self._free:
-            on_own_loop(partial(_drop, schema.name))
-        self._free.clear()
+        """Drop every free schema, close the connection and stop the loop."""
+        try:
+            for schema in self._free:
+                self._call(partial(_drop, name=schema.name))
+            self._free.clear()
+            if self._conn is not None:
+                self._call(lambda conn: conn.close())
+        finally:
+            if self._portal_cm is not None:
+                self._portal_cm.__exit__(None, None, None)
+                self._portal_cm = self._portal = None
