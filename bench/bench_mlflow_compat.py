@@ -6,7 +6,9 @@ free port, with its default workers and without its job runner) and against ``ch
 (SQLite), both running at once. Each figure alternates between the two servers call by call
 (or block by block), so the load other work puts on the machine falls on both alike:
 
-- ``log_batch``: points of one metric in batches of 1,000 (MLflow's limit per call);
+- ``log_batch``: points of one metric in batches of 1,000 (MLflow's limit per call), also
+  to a server that does no work (:mod:`bench.null_responder`): the client's own floor, which
+  bounds the ratio any server could reach (:mod:`bench.mlflow_log_batch`);
 - runs created per second: ``create_run``, one ``log_batch`` of 5 params and 3 metrics,
   ``set_terminated``;
 - ``search_runs`` ordered by a metric over the runs of one experiment, a page of 100, its
@@ -41,7 +43,9 @@ import anyio
 import httpx
 
 from bench.figures import Figure
-from bench.processes import chachaml_serve, child_env, free_port, module_command
+from bench.mlflow_log_batch import BATCH, Target, log_batch_bodies, log_batches, post_batches
+from bench.null_responder import null_responder
+from bench.processes import Served, child_env, free_port, module_command, serve_process
 from bench.runner import Benchmark, Context, main_one
 from bench.seed import BLOCK, Leaderboard, point, run_id, run_values
 from bench.targets import TARGETS
@@ -55,10 +59,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # an error fails,
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a line per run
 
 NAME = "mlflow_compat"
-BATCH = 1000  # MLflow's limit of metrics per log_batch call
 SEARCHED = "search"  # the experiment the ordered search reads
 Seeded = tuple[str, dict[str, str], dict[str, float]]  # run id, params as text, metrics
-Ingest = dict[str, tuple[str, int, float]]  # per server: run id, points sent, seconds
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,8 @@ def seed_chachaml(url: str, count: int) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_server(root: Path, db: Path, workers: int | None = None) -> Iterator[str]:
-    """``mlflow server`` over the SQLite file ``db`` on a free port; its URL once it answers.
+def mlflow_server(root: Path, db: Path, workers: int | None = None) -> Iterator[Served]:
+    """``mlflow server`` over the SQLite file ``db`` on a free port, once it answers.
 
     Without MLflow 3's job runner (a process and seven Huey consumers for its GenAI jobs):
     nothing here uses it, and on a 2-core box it would take CPU from both servers measured.
@@ -248,7 +250,7 @@ def mlflow_server(root: Path, db: Path, workers: int | None = None) -> Iterator[
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mlflow server did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -273,77 +275,6 @@ def experiment_ids(client: Any, name: str) -> str:
     """The id of experiment ``name`` on the client's server, created if needed."""
     found = client.get_experiment_by_name(name)
     return str(found.experiment_id if found else client.create_experiment(name))
-
-
-def log_batches(clients: dict[str, Any], points: int, budget_s: float) -> Ingest:
-    """Batches of 1,000 points to each server in turn: run id, points sent, seconds taken."""
-    from mlflow.entities import Metric
-
-    runs = {n: c.create_run(experiment_ids(c, "ingest")).info.run_id for n, c in clients.items()}
-    sent = dict.fromkeys(clients, 0)
-    took = dict.fromkeys(clients, 0.0)
-    for first in range(0, points, BATCH):
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric("loss", 1.0 / (s + 1), now, s) for s in range(first, min(first + BATCH, points))
-        ]
-        for name, client in clients.items():
-            if name == "MLflow" and took[name] > budget_s:
-                continue
-            began = time.perf_counter()
-            client.log_batch(runs[name], metrics=metrics)
-            took[name] += time.perf_counter() - began
-            sent[name] += len(metrics)
-    for name, client in clients.items():
-        client.set_terminated(runs[name])
-    return {n: (runs[n], sent[n], took[n]) for n in clients}
-
-
-def log_batch_bodies(points: int) -> list[bytes]:
-    """The bodies ``MlflowClient.log_batch`` sends for ``points`` points (run id ``{run}``).
-
-    Encoded by MLflow's own code, once, before any clock starts: sent as they are, they time
-    the servers alone, without the client's encoding (the same on both sides, and most of a
-    call's time against chachaml).
-    """
-    from mlflow.entities import Metric
-    from mlflow.protos.service_pb2 import LogBatch
-    from mlflow.utils.proto_json_utils import message_to_json
-
-    bodies = []
-    now = int(time.time() * 1000)
-    for first in range(0, points, BATCH):
-        steps = range(first, min(first + BATCH, points))
-        metrics = [Metric("loss", 1.0 / (s + 1), now, s).to_proto() for s in steps]
-        text = message_to_json(LogBatch(run_id="RUN_ID_HERE", metrics=metrics))
-        bodies.append(text.encode())
-    return bodies
-
-
-def post_batches(
-    clients: dict[str, Any], urls: dict[str, str], bodies: list[bytes], budget_s: float
-) -> dict[str, tuple[int, float]]:
-    """The pre-encoded bodies to each server in turn (one HTTP connection each)."""
-    runs = {n: c.create_run(experiment_ids(c, "ingest")).info.run_id for n, c in clients.items()}
-    sent = dict.fromkeys(clients, 0)
-    took = dict.fromkeys(clients, 0.0)
-    headers = {"Content-Type": "application/json"}
-    with contextlib.ExitStack() as stack:
-        http = {
-            n: stack.enter_context(httpx.Client(base_url=u, timeout=600)) for n, u in urls.items()
-        }
-        for body in bodies:
-            for name in clients:
-                if name == "MLflow" and took[name] > budget_s:
-                    continue
-                content = body.replace(b"RUN_ID_HERE", runs[name].encode())
-                began = time.perf_counter()
-                answer = http[name].post("/api/2.0/mlflow/runs/log-batch", content=content,
-                                         headers=headers)  # fmt: skip
-                took[name] += time.perf_counter() - began
-                answer.raise_for_status()
-                sent[name] += BATCH
-    return {n: (sent[n], took[n]) for n in clients}
 
 
 def create_runs(
@@ -413,11 +344,11 @@ def searches(clients: dict[str, Any], board: Leaderboard, size: Size) -> dict[st
     return interleaved_ms({n: search(n) for n in clients}, size.repeats)
 
 
-def histories(clients: dict[str, Any], runs: Ingest, repeats: int) -> dict[str, float]:
+def histories(clients: dict[str, Any], runs: dict[str, Target], repeats: int) -> dict[str, float]:
     """``get_metric_history`` of every logged point, its length checked on each server."""
 
     def read(name: str) -> Callable[[], object]:
-        rid, sent, _ = runs[name]
+        rid, sent = runs[name].run_id, runs[name].points
 
         def call() -> object:
             got = clients[name].get_metric_history(rid, "loss")
@@ -428,6 +359,39 @@ def histories(clients: dict[str, Any], runs: Ingest, repeats: int) -> dict[str, 
         return call
 
     return interleaved_ms({n: read(n) for n in clients}, repeats)
+
+
+def port_of(url: str) -> int:
+    """The port of a ``http://host:port`` URL."""
+    return int(url.rsplit(":", 1)[1])
+
+
+def ingest_targets(clients: dict[str, Any], servers: dict[str, Served]) -> dict[str, Target]:
+    """A run to log into on each server, the server's CPU clock (all its processes)."""
+    return {
+        name: Target(
+            client,
+            client.create_run(experiment_ids(client, "ingest")).info.run_id,
+            port_of(servers[name].url),
+            servers[name].tree_cpu,
+        )
+        for name, client in clients.items()
+    }
+
+
+def floor_notes(ingest: dict[str, Target], encode_ms: float) -> list[str]:
+    """Each target's log_batch calls, and the ratio the client's own floor leaves possible."""
+    ml, ch, floor = (ingest[n] for n in ("MLflow", "chachaml", "floor"))
+    ml_ms, ch_ms, floor_ms = (t.ms(t.wall_s) for t in (ml, ch, floor))
+    return [
+        f"{NAME}: log_batch of {BATCH:,} points against {name}: {t.describe()}"
+        for name, t in (("MLflow", ml), ("chachaml", ch), ("a responder doing no work", floor))
+    ] + [
+        f"{NAME}: the client's floor is {floor_ms:.1f} ms a call ({encode_ms:.1f} ms of it"
+        f" building and encoding the body), so through this client no server can pass"
+        f" {ml_ms / floor_ms:.1f}x MLflow's server ({ml_ms:.1f} ms a call); chachaml measured"
+        f" {ml_ms / ch_ms:.1f}x, {ch_ms - floor_ms:.1f} ms a call above the floor"
+    ]
 
 
 def measure(size: Size, context: Context) -> list[Figure]:
@@ -444,20 +408,28 @@ def measure(size: Size, context: Context) -> list[Figure]:
     )
     board, _ = seeded_values(size.search_runs)
     with (
-        mlflow_server(root, mlflow_db, size.workers) as ml_url,
-        chachaml_serve(root, f"sqlite:///{chachaml_db}") as ch_url,
+        mlflow_server(root, mlflow_db, size.workers) as ml_server,
+        serve_process(root, f"sqlite:///{chachaml_db}") as ch_server,
+        null_responder() as floor_server,
     ):
-        urls = {"MLflow": ml_url, "chachaml": ch_url}
+        urls = {"MLflow": ml_server.url, "chachaml": ch_server.url}
         both = clients(urls)
-        ingest = step(
-            f"log_batch of {size.points:,} points, batches of {BATCH:,}",
-            lambda: log_batches(both, size.points, size.budget_s),
+        ingest = ingest_targets(both, {"MLflow": ml_server, "chachaml": ch_server})
+        ingest["floor"] = Target(clients({"floor": floor_server.url})["floor"], "0" * 32,
+                                 port_of(floor_server.url), floor_server.cpu)  # fmt: skip
+        step(
+            f"log_batch of {size.points:,} points, batches of {BATCH:,}, and to a responder"
+            " that does no work",
+            lambda: log_batches(ingest, size.points, size.budget_s),
         )
+        for name in urls:
+            both[name].set_terminated(ingest[name].run_id)
         began = time.perf_counter()
         bodies = log_batch_bodies(size.points)
         encode_ms = (time.perf_counter() - began) / len(bodies) * 1e3  # the client's own part
+        runs = {n: both[n].create_run(experiment_ids(both[n], "ingest")).info.run_id for n in urls}
         served = step(f"log-batch, the same {len(bodies)} bodies pre-encoded, over HTTP",
-                      lambda: post_batches(both, urls, bodies, size.budget_s))  # fmt: skip
+                      lambda: post_batches(runs, urls, bodies, size.budget_s))  # fmt: skip
         made = step(
             f"{size.runs:,} runs with 5 params and 3 metrics",
             lambda: create_runs(both, size.runs, size.budget_s),
@@ -471,23 +443,17 @@ def measure(size: Size, context: Context) -> list[Figure]:
             f"get_metric_history of the logged points (x{repeats})",
             lambda: histories(both, ingest, repeats),
         )
-    rate = {n: sent / took for n, (_, sent, took) in ingest.items()}
+    rate = {n: t.points / t.wall_s for n, t in ingest.items()}
     server_rate = {n: sent / took for n, (sent, took) in served.items()}
     runs_per_s = {n: count / took for n, (count, took) in made.items()}
     context.notes.append(
-        f"{NAME}: MLflow log_batch reached {ingest['MLflow'][1]:,} points and runs"
+        f"{NAME}: MLflow log_batch reached {ingest['MLflow'].points:,} points and runs"
         f" {made['MLflow'][0]:,} (budget {size.budget_s:.0f} s each); get_metric_history read"
-        f" {ingest['MLflow'][1]:,} points from MLflow, {ingest['chachaml'][1]:,} from chachaml;"
-        f" search_runs pages of {size.page}; mlflow server with"
+        f" {ingest['MLflow'].points:,} points from MLflow, {ingest['chachaml'].points:,} from"
+        f" chachaml; search_runs pages of {size.page}; mlflow server with"
         f" {f'{size.workers} worker(s)' if size.workers else 'its default workers'}, no job runner"
     )
-    per_call = {n: took / (sent / BATCH) * 1e3 for n, (_, sent, took) in ingest.items()}
-    context.notes.append(
-        f"{NAME}: a log_batch call of {BATCH:,} points took {per_call['chachaml']:.1f} ms against"
-        f" chachaml and {per_call['MLflow']:.1f} ms against MLflow; MLflow's client spends"
-        f" {encode_ms:.1f} ms of it building and encoding the body (the same on both sides), so"
-        f" the ratio through the client cannot pass {per_call['MLflow'] / encode_ms:.0f}x"
-    )
+    context.notes += floor_notes(ingest, encode_ms)
     ch, ml = "chachaml", "MLflow"
 
     def vs(name: str, mine: dict[str, float], unit: str, target: str) -> Figure:
@@ -497,13 +463,15 @@ def measure(size: Size, context: Context) -> list[Figure]:
     return [
         vs(f"log_batch, {BATCH:,} points per call", rate, "points/s",
            "MLflow protocol, no slower (rate)"),
+        Figure(NAME, "log_batch client floor: a server doing no work", rate["floor"],
+               "points/s", "higher", None, rate[ml], ml),
         vs("log-batch served (bodies pre-encoded)", server_rate, "points/s",
            "MLflow protocol log_batch"),
         vs("runs created, 5 params + 3 metrics", runs_per_s, "runs/s",
            "MLflow protocol, no slower (rate)"),
         vs(f"search_runs by a metric, {size.search_runs:,} runs", search_ms, "ms",
            "MLflow protocol ordered search"),
-        vs(f"get_metric_history, {ingest[ch][1]:,} points", history_ms, "ms",
+        vs(f"get_metric_history, {ingest[ch].points:,} points", history_ms, "ms",
            "MLflow protocol, no slower (latency)"),
     ]  # fmt: skip
 

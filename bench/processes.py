@@ -7,6 +7,7 @@ whatever is installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -60,9 +61,31 @@ class Served:
 
     def cpu(self) -> float:
         """The CPU seconds it has used so far (user and system)."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()  # after the command's name
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _stat_cpu(_stat(self.pid))
+
+    def tree_cpu(self) -> float:
+        """The CPU seconds used so far by it and its live descendants (a server's workers)."""
+        stats: dict[int, list[str]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    stats[int(entry.name)] = _stat(int(entry.name))
+        tree, grew = {self.pid}, True
+        while grew:
+            more = {pid for pid, fields in stats.items() if int(fields[1]) in tree}
+            grew = not more <= tree
+            tree |= more
+        return sum(_stat_cpu(fields) for pid, fields in stats.items() if pid in tree)
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command's name (state first)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _stat_cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

@@ -105,6 +105,7 @@ class Endpoint:
     binary_response: bool = False
     idempotent: bool = False
     bounded_ints: bool = False  # the body model bounds every integer itself
+    from_json: bool = False  # validate straight from the bytes (no Python objects in between)
     max_body: int = MAX_JSON_BYTES
     validate: Callable[[Any], Any] | None = None  # validates a big body in slices
 
@@ -129,6 +130,7 @@ class Api:
         query: Sequence[tuple[str, str, bool]] = (),
         binary_response: bool = False,
         bounded_ints: bool = False,
+        from_json: bool = False,
         max_body: int = MAX_JSON_BYTES,
         validate: Callable[[Any], Any] | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -136,7 +138,10 @@ class Api:
 
         ``bounded_ints`` skips the scan of the parsed body for integers beyond 64 bits: for
         bodies whose model bounds every integer field (metric batches, where it costs more
-        than parsing when float fractions run to 19 digits). ``max_body`` caps a JSON body
+        than parsing when float fractions run to 19 digits). ``from_json`` (with
+        ``bounded_ints``) has pydantic validate the bytes as it parses them, a third faster for
+        a metric batch than parsing into Python objects first; any body it refuses is read
+        again the usual way, for the usual error. ``max_body`` caps a JSON body
         (a 413 beyond); ``validate`` replaces the body model's validation of a body larger
         than ``OFFLOAD_BYTES`` (it runs in a worker thread and should work in slices).
         """
@@ -159,6 +164,7 @@ class Api:
                     binary_response=binary_response,
                     idempotent=method == "POST" and kind == "json",
                     bounded_ints=bounded_ints,
+                    from_json=from_json and bounded_ints,
                     max_body=max_body,
                     validate=validate,
                 )
@@ -260,6 +266,11 @@ def _decode(raw: bytes, *, threaded: bool) -> Any:
 
 
 def _parse_sync(ep: Endpoint, raw: bytes, threaded: bool) -> Any:
+    if ep.from_json and not threaded:
+        try:
+            return adapter(ep.body).validate_json(raw)
+        except ValidationError:
+            pass  # the usual way below says what is wrong, as for any other body
     data = _decode(raw, threaded=threaded)
     if data is None:
         raise ApiError(422, "request body is missing: send a JSON object")

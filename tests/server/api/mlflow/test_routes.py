@@ -7,7 +7,10 @@ driven against a real server in ``tests/e2e/test_mlflow_client.py``.
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -298,6 +301,49 @@ async def test_an_mlflow_run_is_an_ordinary_chachaml_run(
     (used,) = back["inputs"]["dataset_inputs"]
     assert used["dataset"]["source_type"] == "local"
     assert used["dataset"]["schema"] == '{"cols": 64}'
+
+
+async def test_log_batch_groups_mixed_keys_and_refuses_bad_points_as_mlflow_errors(
+    web: httpx.AsyncClient, store: ServerStore
+) -> None:
+    body = {"experiment_id": await mnist_id(web)}
+    run_id = (await ok(await web.post(f"{API}/runs/create", json=body)))["run"]["info"]["run_id"]
+    before = time.time()
+    batch = {"run_id": run_id, "metrics": [
+        {"key": "a", "value": 1, "timestamp": 1_750_000_001_000, "step": 2},
+        {"key": "b", "value": "Infinity"},  # no step: MLflow's 0; no timestamp: now
+        {"key": "a", "value": 3.5, "timestamp": 1_750_000_002_000, "step": 3},
+    ]}  # fmt: skip
+    await ok(await web.post(f"{API}/runs/log-batch", json=batch))
+    a = await run_ops.metric_history(store, run_id, "a")
+    assert (a.steps, a.values, a.timestamps) == (
+        [2, 3],
+        [1.0, 3.5],
+        [1_750_000_001.0, 1_750_000_002.0],
+    )
+    b = await run_ops.metric_history(store, run_id, "b")
+    assert b.steps == [0] and b.values == [math.inf] and before <= b.timestamps[0] <= time.time()
+
+    point = {"key": "a", "value": 1.0, "timestamp": 1, "step": 1}
+    refused = [
+        (b"{not json", "not valid JSON"),
+        (b"", "missing"),
+        ({**point, "step": 1 << 63}, "metrics.0.step"),
+        ({**point, "key": "k" * 251}, "metrics.0.key"),
+        ({**point, "value": "many"}, "metrics.0.value"),
+        ({**point, "model_id": 7}, "metrics.0.model_id"),
+    ]
+    for sent, named in refused:
+        content = (
+            sent
+            if isinstance(sent, bytes)
+            else json.dumps({"run_id": run_id, "metrics": [sent]}).encode()
+        )
+        answer = await web.post(f"{API}/runs/log-batch", content=content,
+                                headers={"Content-Type": "application/json"})  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert named in answer.json()["message"], (named, answer.text)
 
 
 async def test_tags_rename_delete_and_restore(web: httpx.AsyncClient, store: ServerStore) -> None:
