@@ -180,7 +180,7 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
     async def list_runs(
         experiment: ExperimentName = None,
         status: Annotated[Status | None, Field(description="Only runs in this state.")] = None,
-        limit: Limit = 20,
+        limit: Limit = 10,
         created_by: Annotated[str | None, Field(description="Only runs by this user.")] = None,
         since: Since = None,
         until: Until = None,
