@@ -2,8 +2,8 @@
 
 Over a seeded store, launches the chachaml MCP server over stdio (the wire of ``chachaml
 mcp``) with two tools only the benchmark registers: ``noop`` (the SDK's floor) and
-``canned_listing`` (a 20-run listing computed once: what the SDK alone spends on a result
-that size). Figures: the time from launching ``chachaml mcp`` to its ``initialize`` answer,
+``canned_listing`` (list_runs' default listing computed once: what the SDK alone spends on
+a result that size). Figures: the time from launching ``chachaml mcp`` to its ``initialize`` answer,
 and the p50 ``tools/call`` round trip of each tool beside the floor, over raw JSON-RPC (the
 server's own latency: the target is judged here) and through the SDK client (which also
 validates every result against the tool's output schema).

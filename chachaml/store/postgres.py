@@ -22,7 +22,7 @@ import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from chachaml.errors import InvalidInput, StoreUnavailable
+from chachaml.errors import ChachamlError, InvalidInput, StoreUnavailable
 from chachaml.store.migrations.runner import migrate
 from chachaml.store.sql.database import (
     CommitSignal,
@@ -39,6 +39,7 @@ T = TypeVar("T")
 WRITE_RETRIES = 8
 EVENTS_CHANNEL = "chachaml_events"  # NOTIFY'd by a trigger of the events table
 LISTEN_CONNECT_SECONDS = 10.0  # a LISTEN connection not made by then is tried again
+SNAPSHOT_SQL = "SELECT txid_current_snapshot()::text"  # pg_current_snapshot() from 13 on
 MIGRATION_LOCK = 0x63686163  # pg_advisory_xact_lock key shared by every chachaml process
 RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 CONNECTION_LOST = (
@@ -137,6 +138,8 @@ class PostgresDatabase:
         self.committed_events = CommitSignal()
         self._pool = pool
         self._dsn = dsn or pool_options(url)[0]
+        self._lane: PoolConnectionProxy | None = None  # a pooled connection kept for reads
+        self._lane_busy = False
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
@@ -151,8 +154,16 @@ class PostgresDatabase:
         return cls(url, pool, dsn)
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool (the read lane's connection returned to it first)."""
+        await self._drop_lane()
         await self._pool.close()
+
+    async def _drop_lane(self) -> None:
+        """Give the read lane's connection back to the pool, which resets or closes it."""
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(*CONNECTION_LOST):
+                await self._pool.release(lane)
 
     async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` in one transaction, retrying conflicts and lost connections.
@@ -221,12 +232,46 @@ class PostgresDatabase:
             finally:
                 conn.terminate()
 
+    async def change_marker(self) -> str | None:
+        """The database cluster's current snapshot (``xmin:xmax:in-progress xids``).
+
+        Two equal snapshots see exactly the same committed transactions: every write takes
+        a transaction id, which either moves ``xmax`` on or, once it ends, leaves the
+        in-progress list. Writes anywhere in the cluster change it, so it errs only towards
+        "changed". One round trip with a few bytes of answer.
+        """
+        rows = await self.query(lambda db: db.fetchall(SNAPSHOT_SQL))
+        return str(rows[0][0])
+
     async def query(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``body`` on a pooled connection, statement by statement (READ COMMITTED).
 
         No explicit transaction: BEGIN and COMMIT would double the round trips of a query,
         and every statement still sees only committed data.
+
+        A read finding the read lane free runs on its connection, held out of the pool:
+        the pool's acquire and release cost half the CPU of a one-row read (~170 of
+        ~350 us). Concurrent reads take pooled connections as before. A read failing for
+        any reason but a chachaml error (a lost connection, a cancellation) hands the lane's
+        connection back to the pool, which cleans it up; the next read takes another.
         """
+        if not self._lane_busy:
+            self._lane_busy = True
+            try:
+                if self._lane is None:
+                    self._lane = await self._pool.acquire()
+                return await body(PostgresTx(self._lane))
+            except ChachamlError:
+                raise
+            except CONNECTION_LOST as exc:
+                await self._drop_lane()
+                await self._pool.expire_connections()
+                raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+            except BaseException:
+                await self._drop_lane()
+                raise
+            finally:
+                self._lane_busy = False
         try:
             async with self._pool.acquire() as conn:
                 return await body(PostgresTx(conn))

@@ -121,6 +121,15 @@ class Store(Protocol):
         """Release connections; the store is unusable afterwards."""
         ...
 
+    async def change_marker(self) -> str | None:
+        """A token that changes once any process has committed a write; ``None``: unknown.
+
+        Read it before a read: if a later call returns the same token, nothing was committed
+        in between (by this or another process, or another replica), so that read's answer
+        still stands. Answer caches rely on this; ``None`` means never cache.
+        """
+        ...
+
     # experiments
     async def create_experiment(
         self, name: str, description: str | None = None, owner: str | None = None

@@ -221,6 +221,21 @@ class SQLiteDatabase:
         async with self._write_lock:
             await anyio.to_thread.run_sync(self._writer.close)
 
+    async def change_marker(self) -> str | None:
+        """``PRAGMA data_version`` of the reader on the event loop, which never writes.
+
+        It changes whenever another connection, of this process (the writer) or any other,
+        has committed to the file since the last time it was read; about 3 us. ``None`` for
+        an in-memory database (no such reader).
+        """
+        if self._inline is None:
+            return None
+        try:
+            (version,) = self._inline.execute("PRAGMA data_version").fetchone()
+        except sqlite3.OperationalError:  # busy with a checkpoint's WAL reset: cannot tell
+            return None
+        return str(version)
+
     def _write_once(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         """One transaction, run entirely in the calling (worker) thread."""
         db = self._writer

@@ -122,6 +122,10 @@ class RemoteStore(RemotePipelines):
         """Close the connection pool."""
         await self._conn.close()
 
+    async def change_marker(self) -> None:
+        """Unknown over HTTP (the server does not say): answers are never cached."""
+        return None
+
     # experiments
 
     async def create_experiment(

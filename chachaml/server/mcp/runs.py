@@ -26,6 +26,7 @@ from chachaml.records.runs import (
 )
 from chachaml.server.mcp import render
 from chachaml.server.mcp.access import caller_user, check_tool
+from chachaml.server.mcp.answer_cache import AnswerCache, Computed
 from chachaml.store.protocol import Store
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import runs as run_ops
@@ -154,6 +155,14 @@ def reported(fn: ToolFn) -> ToolFn:
     return call
 
 
+TIMED_STATUSES = ("running", "killed")  # a running run turns killed when its heartbeat stops
+
+
+def _timeless(runs: list[RunInfo]) -> bool:
+    """Whether these runs read the same later if nothing is written (none is running)."""
+    return all(r.status != "running" for r in runs)
+
+
 def _scope(**filters: object) -> str:
     shown = [f"{k}={val}" for k, val in filters.items() if val is not None]
     return ", ".join(shown) if shown else "all runs"
@@ -163,12 +172,15 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
     """The run and experiment tools of the default catalogue, bound to ``store``.
 
     Notes are attributed to the caller: the token's user over HTTP, ``user`` over stdio.
+    ``list_runs`` and ``best_run`` answers are kept while the store is unchanged
+    (:mod:`~chachaml.server.mcp.answer_cache`).
     """
+    answers = AnswerCache(store)
 
     async def list_runs(
         experiment: ExperimentName = None,
         status: Annotated[Status | None, Field(description="Only runs in this state.")] = None,
-        limit: Limit = 20,
+        limit: Limit = 10,
         created_by: Annotated[str | None, Field(description="Only runs by this user.")] = None,
         since: Since = None,
         until: Until = None,
@@ -180,19 +192,24 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
         compare_runs, and says how many more runs matched the limit.
         Example: {"experiment": "mnist", "status": "completed", "since": "2026-01-01"}.
         """
-        runs = await run_ops.list_runs(
-            store,
-            experiment=experiment,
-            status=status,
-            created_by=created_by,
-            since=since,
-            until=until,
-            limit=limit + 1,  # one extra row says whether more runs match
-        )
-        scope = _scope(
-            experiment=experiment, status=status, created_by=created_by, since=since, until=until
-        )
-        return await _run_list(store, runs, limit, f"{scope}; newest first", experiment)
+
+        async def compute() -> Computed:
+            runs = await run_ops.list_runs(
+                store,
+                experiment=experiment,
+                status=status,
+                created_by=created_by,
+                since=since,
+                until=until,
+                limit=limit + 1,  # one extra row says whether more runs match
+            )
+            scope = _scope(experiment=experiment, status=status, created_by=created_by,
+                           since=since, until=until)  # fmt: skip
+            listed = await _run_list(store, runs, limit, f"{scope}; newest first", experiment)
+            return listed, status not in TIMED_STATUSES and _timeless(runs[:limit])
+
+        key = ("list_runs", experiment, status, limit, created_by, since, until)
+        return await answers.answer(key, compute)
 
     async def get_run(run_id: RunId) -> Annotated[CallToolResult, Run]:
         """Everything about one run: params, metric summaries, tags, note, datasets, artifacts.
@@ -269,14 +286,21 @@ def run_tools(store: Store, user: str = "mcp") -> list[ToolFn]:
         logged the metric are ignored, and the answer is null when none did.
         Example: {"metric": "val_loss", "direction": "min", "since": "2026-01-01"}.
         """
-        best = await run_ops.best_run(
-            store, metric, experiment=experiment, direction=direction, since=since, until=until
-        )
-        scope = _scope(experiment=experiment, since=since, until=until)
-        text = render.best_text(best, metric, scope)
-        if best is None and (why := await experiment_ops.why_no_metric(store, metric, experiment)):
-            text = f"{text[:-1]}: {why}" + ("" if why.endswith("?") else ".")
-        return answer(BestRunAnswer(best=best), text)
+
+        async def compute() -> Computed:
+            best = await run_ops.best_run(
+                store, metric, experiment=experiment, direction=direction, since=since, until=until
+            )
+            scope = _scope(experiment=experiment, since=since, until=until)
+            text = render.best_text(best, metric, scope)
+            if best is None and (
+                why := await experiment_ops.why_no_metric(store, metric, experiment)
+            ):
+                text = f"{text[:-1]}: {why}" + ("" if why.endswith("?") else ".")
+            return answer(BestRunAnswer(best=best), text), _timeless([best.run] if best else [])
+
+        key = ("best_run", metric, experiment, direction, since, until)
+        return await answers.answer(key, compute)
 
     async def add_tag(
         run_id: RunId,

@@ -109,6 +109,14 @@ class Database(Protocol):
         """Release every connection."""
         ...
 
+    async def change_marker(self) -> str | None:
+        """A token that changes once any connection of any process has committed a write.
+
+        Equal tokens read at two moments mean no commit came between them; ``None`` when
+        the backend cannot tell.
+        """
+        ...
+
     async def listen_events(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (any thread) whenever events may have been committed; until cancelled.
 

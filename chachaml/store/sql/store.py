@@ -98,6 +98,10 @@ class SQLStore:
         """Release every connection; the store is unusable afterwards."""
         await self.database.close()
 
+    async def change_marker(self) -> str | None:
+        """A token that changes once any process has committed a write (see ``Store``)."""
+        return await self.database.change_marker()
+
     async def unused_uris(self, uris: Sequence[str]) -> list[str]:
         """Those of ``uris`` that no artifact record or model version references right now."""
         return await self.artifacts.unused_uris(uris)
