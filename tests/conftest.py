@@ -94,7 +94,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if info is None or not isinstance(item, pytest.Function):
             continue
         shared = any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs)
-        if shared:
+        if shared and item.get_closest_marker("xdist_group") is None:  # a named group wins
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
@@ -233,12 +233,21 @@ def postgres_client(schema_pool: SchemaPool, tmp_path: Path) -> Iterator[Client]
 
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[LocalCluster]:
-    """One Dask cluster of two single-threaded worker processes per session (seconds to start)."""
+    """One Dask cluster of two single-threaded worker processes per session (seconds to start).
+
+    Without Dask's statistical profiler (a stack sample every 10 ms in every worker): the
+    cluster lives as long as the test process, and idle workers sampling cost each test
+    worker's session a few percent of a core. Its nannies hand this config to the workers.
+    """
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(  # type: ignore[no-untyped-call]
-        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster:
+    with (
+        dask.config.set({"distributed.worker.profile.enabled": False}),
+        LocalCluster(  # type: ignore[no-untyped-call]
+            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+    ):
         yield cluster
 
 

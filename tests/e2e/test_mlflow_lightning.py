@@ -3,13 +3,15 @@
 Two trainings of a tiny CPU model (one that learns, one with a learning rate of 0) log through
 Lightning's own logger with only ``MLFLOW_TRACKING_URI`` set; their metric histories are
 chachaml's, by step, and an agent's ``best_run`` (the MCP server, in memory) picks the run
-that learned. On SQLite and PostgreSQL; the server, store and client-runner fixtures are
-those of ``test_mlflow_client``.
+that learned. On SQLite only: an integration, whose MLflow calls (runs, params, log_batch,
+history) the protocol tests cover on both databases. The server, store and client-runner
+fixtures are those of ``test_mlflow_client``.
 """
 
 from __future__ import annotations
 
 import anyio
+import pytest
 from mcp import Client
 
 from chachaml.server.mcp.server import build_mcp
@@ -60,6 +62,7 @@ TRAIN = """
 """
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_lightnings_mlflow_logger_logs_steps_that_best_run_answers_over(
     server: ServeProcess,  # noqa: F811 (a fixture)
     store_url: str,  # noqa: F811 (a fixture)
