@@ -23,8 +23,6 @@ from bench import (
     mcp_http,
     mcp_stdio,
     postgres,
-    scale_ingest,
-    scale_runs,
     tracking,
     ui,
 )
@@ -36,7 +34,6 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
     for b in (
         tracking.BENCHMARK,
         postgres.BENCHMARK,
-        scale_ingest.BENCHMARK,
         mcp_stdio.BENCHMARK,
         mcp_http.BENCHMARK,
         ui.BENCHMARK,
@@ -46,7 +43,6 @@ BENCHMARKS: dict[str, Benchmark[Any]] = {
         brokers.BENCHMARK,
         bench_pipelines.BENCHMARK,
         bench_scale.BENCHMARK,
-        scale_runs.BENCHMARK,
     )
 }
 

@@ -1,240 +1,69 @@
-"""Issue 22's ceiling: ``python -m bench scale [--quick|--full] [--parts NAME ...]``.
+"""Issue 22's ceiling: ``python -m bench scale [--quick|--full]``, one table for every figure.
 
-Each figure is printed beside its target and beside the issue's figure from before the
-work (``before``: a constant, not measured in this run). Parts, each skippable:
+Each figure is printed beside its target (``bench/targets.py``) and, where issue 22 gives
+one, beside its figure from before the work (reference ``before``: a constant, not measured in
+this run). ``python -m bench.bench_scale --parts NAME ...`` picks parts; every size field is
+an option (``--help``). The parts:
 
-- ``storage``: metric points on disk (what a point adds: the SQLite file's growth, its WAL
-  checkpointed; ``pg_total_relation_size`` of ``metric_chunks`` on PostgreSQL, its index and
-  TOAST included, over an empty store's), ingest from the first
-  ``log_metric`` to ``flush()``, and ``metric_history`` of every point (with ``to_numpy()``,
-  its columnar result), on SQLite and on PostgreSQL. Three series: the tracking benchmark's
-  (a constant, steps and times of a tight loop), a float32 loss (what ``loss.item()`` gives:
-  a noisy decay stored as float64) and float64 noise (no compressor's friend).
+- ``storage`` (:mod:`bench.scale_storage`): bytes a metric point takes on disk, ingest to
+  ``flush()``, a 1,000,000-point ``metric_history``; SQLite and PostgreSQL, three series.
+- ``runs`` (:mod:`bench.scale_runs`): ``runs`` bulk-seeded runs; ``best_run`` and a
+  ``search_runs`` threshold query, the Runs page three ways, MCP ``list_runs`` and
+  ``best_run`` beside the SDK's no-op floor. ``--full`` seeds the issue's million (about 20
+  minutes a backend on a loaded 2-core machine; ``--seeds DIR`` keeps the SQLite store for
+  the next invocation); ``--runs 20000`` skips the million-run seeding on a laptop.
+- ``ingest`` (:mod:`bench.scale_ingest`): ``writers`` processes logging at once into one
+  PostgreSQL, every point read back.
+- ``downsample`` (:mod:`bench.scale_downsample`): a ``points``-point metric cut to a chart's
+  points for several step ranges, through the run page's chart request and MCP.
 
-The other parts of issue 22 (a million runs, several replicas) take their place in ``PARTS``.
+``--backends sqlite`` leaves PostgreSQL out (the ``ingest`` part is PostgreSQL only).
 """
 
 from __future__ import annotations
 
 import os
-import random
-import sqlite3
-import statistics
-import struct
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-from types import SimpleNamespace
 
-import anyio
-import asyncpg
-
+from bench import scale_downsample, scale_ingest, scale_runs, scale_storage
 from bench.figures import Figure
-from bench.postgres import POSTGRES, postgres_schema
-from bench.postgres import unavailable as no_postgres
 from bench.runner import Benchmark, Context, main_one
-from bench.targets import TARGETS
-from bench.timing import step
-from bench.tracking import make_client
-from chachaml.client.client import Client
 
 NAME = "scale"
-KEY = "series"
+PARTS_ALL = ("storage", "runs", "ingest", "downsample")
 
 
 @dataclass(frozen=True)
 class Size:
-    """Points per series, timed history reads, and the parts to run."""
+    """Each part's size: metric points, reads timed, runs seeded, calls timed, writers."""
 
-    points: int
-    repeats: int
-    parts: tuple[str, ...]
+    points: int  # storage and downsample: points in a series
+    repeats: int  # storage and downsample: reads timed per figure
+    runs: int  # runs: runs seeded (the issue's 1,000,000 with --full)
+    calls: int  # runs: calls timed per figure
+    writers: int  # ingest: writer processes at once
+    writer_points: int  # ingest: points each writer logs
+    backends: tuple[str, ...] = ("sqlite", "postgresql")
+    parts: tuple[str, ...] = PARTS_ALL
 
 
 SIZES = {
-    "quick": Size(points=100_000, repeats=3, parts=("storage",)),
-    "default": Size(points=1_000_000, repeats=5, parts=("storage",)),
-    "full": Size(points=1_000_000, repeats=10, parts=("storage",)),
-}
-BEFORE = {  # issue 22's figures, measured before chunks were compressed
-    "bytes": 28.3,  # SQLite, the tracking benchmark's series
-    "ingest": 1_140_000.0,  # SQLite, points/s to flush
-    "history": 285.0,  # ms, a 1,000,000-point metric_history on SQLite
-}
+    "quick": Size(points=20_000, repeats=2, runs=120, calls=3, writers=2, writer_points=1_000),
+    "default": Size(points=1_000_000, repeats=5, runs=20_000, calls=30, writers=8,
+                    writer_points=500_000),
+    "full": Size(points=1_000_000, repeats=10, runs=1_000_000, calls=100, writers=8,
+                 writer_points=2_000_000),
+}  # fmt: skip
 
-
-def constant(n: int) -> list[float]:
-    """The tracking benchmark's series: ``log_metric("loss", 0.5)`` in a loop."""
-    return [0.5] * n
-
-
-def float32_loss(n: int) -> list[float]:
-    """A decaying, noisy loss rounded to float32, as a framework's ``loss.item()`` gives it."""
-    rng = random.Random(22)
-    single = struct.Struct("f")
-    return [single.unpack(single.pack(2.0 / (1 + i / 5e3) + rng.gauss(0, 0.02)))[0]
-            for i in range(n)]  # fmt: skip
-
-
-def float64_noise(n: int) -> list[float]:
-    """Full-precision noise: every mantissa bit random."""
-    rng = random.Random(22)
-    return [rng.random() for _ in range(n)]
-
-
-SERIES: dict[str, Callable[[int], list[float]]] = {
-    "constant": constant,
-    "float32 loss": float32_loss,
-    "float64 noise": float64_noise,
-}
-
-
-@dataclass(frozen=True)
-class Stored:
-    """One series logged into one store: its ingest rate, size and read times."""
-
-    series: str
-    points_per_s: float
-    bytes_per_point: float
-    history_ms: float  # metric_history + to_numpy()
-    lists_ms: float  # then building its three lists
-
-
-def log_series(client: Client, values: list[float]) -> tuple[str, float]:
-    """Log ``values`` as one metric as a training loop would; the run id and points/s."""
-    ml = SimpleNamespace(log_metric=client.log_metric)
-    with client.run(experiment="bench-scale", name=f"{len(values)}-points") as run:
-        start = time.perf_counter()
-        for v in values:
-            ml.log_metric(KEY, v)
-        client.flush()
-        rate = len(values) / (time.perf_counter() - start)
-    stored = client.get_run(run.id).metric_summaries[KEY].count
-    if stored != len(values):
-        raise RuntimeError(f"logged {len(values)} points but the store holds {stored}")
-    return run.id, rate
-
-
-def time_history(client: Client, run_id: str, points: int, repeats: int) -> tuple[float, float]:
-    """Median ms of ``metric_history`` + ``to_numpy()``, and of reading its lists after."""
-    reads, lists = [], []
-    for _ in range(repeats + 1):  # the first warms up
-        start = time.perf_counter()
-        series = client.metric_history(run_id, KEY)
-        columns = series.to_numpy()
-        read = time.perf_counter()
-        length = len(series.steps) + len(series.values) + len(series.timestamps)
-        reads.append(read - start)
-        lists.append(time.perf_counter() - read)
-        if len(columns["value"]) != points or length != 3 * points:
-            raise RuntimeError(f"read {len(columns['value'])} points of {points}")
-    return statistics.median(reads[1:]) * 1e3, statistics.median(lists[1:]) * 1e3
-
-
-def sqlite_bytes(db: Path) -> int:
-    """The file's size once its WAL is checkpointed into it (no VACUUM: as it is kept)."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return db.stat().st_size
-
-
-async def _pg_bytes(url: str, schema: str) -> int:
-    conn = await asyncpg.connect(POSTGRES)
-    try:
-        size: int = await conn.fetchval(f"SELECT pg_total_relation_size('{schema}.metric_chunks')")
-        return size
-    finally:
-        await conn.close()
-
-
-@contextmanager
-def sqlite_store(workdir: Path, name: str) -> Iterator[tuple[Client, Callable[[], int]]]:
-    """A client on a fresh SQLite file and the file's bytes (measured after it closes)."""
-    db = (workdir / f"{name}.db").resolve()
-    client = make_client(f"sqlite:///{db}", workdir / f"{name}-artifacts")
-    try:
-        yield client, lambda: sqlite_bytes(db)
-    finally:
-        client.close()
-
-
-@contextmanager
-def pg_store(workdir: Path, name: str) -> Iterator[tuple[Client, Callable[[], int]]]:
-    """A client on a fresh PostgreSQL schema and ``metric_chunks``' total bytes."""
-    with postgres_schema() as (url, schema):
-        client = make_client(url, workdir / f"{name}-artifacts")
-        try:
-            yield client, lambda: anyio.run(_pg_bytes, url, schema)
-        finally:
-            client.close()
-
-
-Opener = Callable[[Path, str], AbstractContextManager[tuple[Client, Callable[[], int]]]]
-
-
-def measure_store(opener: Opener, workdir: Path, label: str, size: Size) -> list[Stored]:
-    """Each series logged into its own fresh store of one backend."""
-    results = []
-    for series, make in SERIES.items():
-        values = make(size.points)
-        name = f"{label}-{series}".replace(" ", "-").lower()
-        with opener(workdir, name) as (client, size_of):
-            client.experiments()  # the store opened, migrated: what it takes without points
-            empty = size_of()
-            run_id, rate = step(f"{label}: log {size.points:,} points ({series})",
-                                partial(log_series, client, values))  # fmt: skip
-            history, lists = step(f"{label}: metric_history x{size.repeats + 1}",
-                                  partial(time_history, client, run_id, size.points,
-                                          size.repeats))  # fmt: skip
-            if opener is pg_store:  # before its schema is dropped
-                on_disk = size_of()
-        if opener is sqlite_store:  # once the client has closed the file
-            on_disk = size_of()
-        results.append(Stored(series, rate, (on_disk - empty) / size.points, history, lists))
-    return results
-
-
-def storage(size: Size, context: Context) -> list[Figure]:
-    """The storage part: SQLite, then PostgreSQL when it answers."""
-    backends: list[tuple[str, Opener]] = [("SQLite", sqlite_store)]
-    reason = no_postgres()
-    if reason is None:
-        backends.append(("PostgreSQL", pg_store))
-    else:
-        context.notes.append(f"{NAME}: PostgreSQL not measured ({reason})")
-    figures = []
-    for label, opener in backends:
-        lite = label == "SQLite"
-        for r in measure_store(opener, context.workdir, label, size):
-            first = r.series == "constant"
-            figures += [
-                Figure(NAME, f"{label}: bytes/point, {r.series}", r.bytes_per_point, "B/point",
-                       "lower", TARGETS["metric storage"],
-                       BEFORE["bytes"] if lite and first else None, "before"),
-                Figure(NAME, f"{label}: ingest {size.points:,} points, {r.series}",
-                       r.points_per_s, "points/s", "higher", TARGETS["scale ingest"],
-                       BEFORE["ingest"] if lite and first else None, "before"),
-                Figure(NAME, f"{label}: metric_history {size.points:,} points, {r.series}",
-                       r.history_ms, "ms", "lower",
-                       TARGETS["history read"] if size.points >= 1_000_000 else None,
-                       BEFORE["history"] if lite and first else None, "before"),
-                Figure(NAME, f"{label}: then its lists, {r.series}", r.lists_ms, "ms",
-                       "lower"),
-            ]  # fmt: skip
-    context.notes.append(
-        f"{NAME}: 'before' is issue 22's figure from before compression (SQLite, the constant"
-        " series), not measured in this run; metric_history is timed with to_numpy(), its"
-        " lists (built on first use) apart"
-    )
-    return figures
-
-
-PARTS: dict[str, Callable[[Size, Context], list[Figure]]] = {"storage": storage}
+PARTS: dict[str, Callable[[Size, Context], list[Figure]]] = {
+    "storage": lambda s, c: scale_storage.measure(s.points, s.repeats, s.backends, c),
+    "runs": lambda s, c: scale_runs.measure(s.runs, s.calls, s.backends, c),
+    "ingest": lambda s, c: (scale_ingest.measure(s.writers, s.writer_points, c)
+                            if "postgresql" in s.backends else []),
+    "downsample": lambda s, c: scale_downsample.measure(s.points, s.repeats, s.backends, c),
+}  # fmt: skip
 
 
 def measure(size: Size, context: Context) -> list[Figure]:
@@ -242,12 +71,16 @@ def measure(size: Size, context: Context) -> list[Figure]:
     unknown = [p for p in size.parts if p not in PARTS]
     if unknown:
         raise SystemExit(f"no part {', '.join(unknown)}; there are {', '.join(PARTS)}")
-    context.notes.append(f"{NAME}: {os.cpu_count()} CPUs; parts {', '.join(size.parts)}")
+    context.notes.append(
+        f"{NAME}: {os.cpu_count()} CPUs; parts {', '.join(size.parts)}; 'before' is issue 22's"
+        " figure from before the work (storage: SQLite, the constant series; MCP: at 100,000"
+        " runs), not measured in this run"
+    )
     return [f for part in size.parts for f in PARTS[part](size, context)]
 
 
-BENCHMARK = Benchmark(NAME, "issue 22: metric bytes/point, ingest, 1M-point history reads",
-                      SIZES, measure)  # fmt: skip
+BENCHMARK = Benchmark(NAME, "issue 22: metric storage and history, a million runs, many "
+                      "writers, downsampling", SIZES, measure)  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main_one(BENCHMARK))

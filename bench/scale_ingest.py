@@ -1,4 +1,4 @@
-"""Many writers on one PostgreSQL: ``python -m bench.scale_ingest [--quick|--full]``.
+"""Many writers on one PostgreSQL, the ``ingest`` part of ``python -m bench scale``.
 
 ``writers`` processes, each a training loop with its own client and run, log ``points`` points
 of one metric at once (they wait at a start line, connected, until every one is ready); the
@@ -24,33 +24,15 @@ from bench.figures import Figure
 from bench.postgres import postgres_schema
 from bench.postgres import unavailable as no_postgres
 from bench.processes import child_env
-from bench.runner import Benchmark, Context, main_one
-from bench.targets import Target
+from bench.runner import Context
+from bench.targets import TARGETS
 from bench.timing import step
 from chachaml.client.client import Client
 from chachaml.settings import Settings
 
-NAME = "scale_ingest"
-TARGET = Target(
-    "PostgreSQL ingest, many writers", "points/s", "higher", 2_000_000, None, None,
-    "issue 22: 8 processes logging at once into one PostgreSQL >= 2,000,000 points/s in"
-    " total, with no lost or duplicated point",
-)  # fmt: skip
+NAME = "scale"
+TARGET = TARGETS["PostgreSQL ingest, many writers"]
 
-
-@dataclass(frozen=True)
-class Size:
-    """Writer processes, points each logs."""
-
-    writers: int
-    points: int
-
-
-SIZES = {
-    "quick": Size(writers=8, points=50_000),
-    "default": Size(writers=8, points=500_000),
-    "full": Size(writers=8, points=2_000_000),
-}
 
 # One writer: connect and open its run, say "ready", wait for the start line, log, flush,
 # then print its run id, its monotonic start and end (CLOCK_MONOTONIC: one clock for every
@@ -155,43 +137,39 @@ def rate(written: list[Written], points: int) -> float:
     return len(written) * points / span
 
 
-def measure(size: Size, context: Context) -> list[Figure]:
-    """``size.writers`` processes at once beside one alone, logging and handing packed chunks."""
+def measure(writers: int, points: int, context: Context) -> list[Figure]:
+    """``writers`` processes at once beside one alone, logging and handing packed chunks."""
+    if (reason := no_postgres()) is not None:
+        context.notes.append(f"{NAME} ingest: not measured ({reason})")
+        return []
     with postgres_schema() as (url, _schema):
         client = Client(store=url, artifacts=str(context.workdir / "artifacts"),
                         settings=Settings(user="bench"))  # fmt: skip
         try:
             runs: dict[tuple[str, int], list[Written]] = {}
             for mode in ("loop", "packed"):
-                for writers in (1, size.writers):
-                    runs[mode, writers] = step(
-                        f"PostgreSQL, {mode}: {writers} writer(s), {size.points:,} points each",
-                        partial(write_at_once, url, context.workdir, writers, size.points, mode),
+                for n in (1, writers):
+                    runs[mode, n] = step(
+                        f"PostgreSQL, {mode}: {n} writer(s), {points:,} points each",
+                        partial(write_at_once, url, context.workdir, n, points, mode),
                     )
             step("reading every point back", lambda: check_exact(
-                client, [w for ws in runs.values() for w in ws], size.points))  # fmt: skip
+                client, [w for ws in runs.values() for w in ws], points))  # fmt: skip
         finally:
             client.close()
-    many = runs["loop", size.writers]
-    total = size.writers * size.points
+    many = runs["loop", writers]
+    total = writers * points
     cpu = sum(w.cpu for w in many)
     context.notes.append(
-        f"{NAME}: every step of every writer read back once; the {size.writers} logging"
+        f"{NAME} ingest: every step of every writer read back once; the {writers} logging"
         f" writers used {cpu:.1f} CPU s in all ({total / cpu:,.0f} points per writer CPU"
         f" second, {len(os.sched_getaffinity(0))} CPUs here shared with PostgreSQL)"
     )
     return [
-        Figure(NAME, f"ingest, {size.writers} writer processes, {total:,} points in all",
-               rate(many, size.points), "points/s", "higher", TARGET,
-               rate(runs["loop", 1], size.points), "1 writer"),
-        Figure(NAME, f"write path alone (packed chunks), {size.writers} writer processes",
-               rate(runs["packed", size.writers], size.points), "points/s", "higher", None,
-               rate(runs["packed", 1], size.points), "1 writer"),
+        Figure(NAME, f"PostgreSQL: ingest, {writers} writer processes, {total:,} points",
+               rate(many, points), "points/s", "higher", TARGET,
+               rate(runs["loop", 1], points), "1 writer"),
+        Figure(NAME, f"PostgreSQL: write path alone (packed chunks), {writers} writers",
+               rate(runs["packed", writers], points), "points/s", "higher", None,
+               rate(runs["packed", 1], points), "1 writer"),
     ]  # fmt: skip
-
-
-BENCHMARK = Benchmark(NAME, "many writer processes ingesting into one PostgreSQL", SIZES,
-                      measure, no_postgres)  # fmt: skip
-
-if __name__ == "__main__":
-    sys.exit(main_one(BENCHMARK))

@@ -1,6 +1,6 @@
-"""A million runs: ``python -m bench.scale_runs [--quick|--full] [--runs N] [--calls N]``.
+"""Issue 22's million runs, the ``runs`` part of ``python -m bench scale``.
 
-Issue 22's first target. A store of ``runs`` runs (5 params, 3 metrics, 3 tags each, over
+A store of ``runs`` runs (5 params, 3 metrics, 3 tags each, over
 50 experiments) is seeded through the store's own bulk path (``Tx.insert_rows``: COPY on
 PostgreSQL; the metrics through ``log_metrics``, whatever the chunk format), then timed on
 SQLite and on PostgreSQL:
@@ -15,18 +15,19 @@ SQLite and on PostgreSQL:
 Seeding a million runs took 23 min (SQLite) and 21 min (PostgreSQL) at load 7-12 on 2 cores;
 the SQLite store is kept in the catalogue's folder (``--seeds``) as ``scale-runs-<n>.db`` and
 reused. The PostgreSQL schema is made, VACUUM ANALYZEd and dropped. ``--full`` is the issue's
-million; ``--backends sqlite`` skips PostgreSQL.
+million; ``--runs 20000`` skips seeding a million on a laptop.
+
+Each MCP tool is judged by its ratio to the floor, beside the issue's ratio from before (at
+100,000 runs: ``list_runs`` 1.9x, ``best_run`` 1.3x).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import httpx
 from bench import postgres
 from bench.figures import Figure
 from bench.processes import child_env, module_command
-from bench.runner import Benchmark, Context, main_one
+from bench.runner import Context
 from bench.seed import STATUSES, point, run_id, run_values
 from bench.targets import TARGETS
 from bench.timing import percentile, step, warm_up
@@ -48,7 +49,7 @@ from chachaml.store.sql.database import Tx
 from chachaml.store.sql.rows import encode_param
 from chachaml.tools import runs as run_ops
 
-NAME = "scale_runs"
+NAME = "scale"
 EXPERIMENTS = 50
 BLOCK = 20_000  # runs per bulk transaction
 THRESHOLD = 0.99  # search_runs accuracy > THRESHOLD: about 1% of the runs
@@ -66,22 +67,7 @@ MCP_CASES: list[tuple[str, dict[str, object]]] = [
     ("list_runs", {}),
     ("best_run", {"metric": "accuracy"}),
 ]
-
-
-@dataclass(frozen=True)
-class Size:
-    """Runs in the store, timed calls per figure, backends measured."""
-
-    runs: int
-    calls: int
-    backends: tuple[str, ...] = ("sqlite", "postgresql")
-
-
-SIZES = {
-    "quick": Size(runs=2_000, calls=20),
-    "default": Size(runs=20_000, calls=50),  # seeding: ~20 s SQLite, ~40 s PostgreSQL
-    "full": Size(runs=1_000_000, calls=100),
-}
+BEFORE = {"list_runs": 1.9, "best_run": 1.3}  # issue 22: p50 / floor at 100,000 runs, before
 
 
 def tags_of(i: int) -> dict[str, str]:
@@ -262,30 +248,32 @@ async def vacuum(schema: str) -> None:
 
 
 @contextmanager
-def seeded(backend: str, size: Size, context: Context) -> Iterator[str]:
-    """A store URL holding ``size.runs`` seeded runs on ``backend``."""
+def seeded(backend: str, runs: int, context: Context) -> Iterator[str]:
+    """A store URL holding ``runs`` seeded runs on ``backend``."""
     if backend == "sqlite":
         root = context.catalogue.root
-        db, seconds = step(f"SQLite store of {size.runs:,} runs",
-                           lambda: sqlite_store(root, size.runs))  # fmt: skip
-        if seconds:
-            context.notes.append(
-                f"{NAME}: seeded {size.runs:,} runs into SQLite in {seconds:.0f} s"
-            )
+        db, seconds = step(f"SQLite store of {runs:,} runs",
+                           lambda: sqlite_store(root, runs))  # fmt: skip
+        context.notes.append(
+            f"{NAME} runs: seeded {runs:,} runs into SQLite in {seconds:.0f} s"
+            if seconds
+            else f"{NAME} runs: the SQLite store of {runs:,} runs was seeded before (--seeds)"
+        )
         yield f"sqlite:///{db}"
         return
     with postgres.postgres_schema() as (url, schema):
-        seconds = step(f"PostgreSQL schema of {size.runs:,} runs", lambda: seed_url(url, size.runs))
+        seconds = step(f"PostgreSQL schema of {runs:,} runs", lambda: seed_url(url, runs))
         step("VACUUM ANALYZE", lambda: anyio.run(vacuum, schema))
         context.notes.append(
-            f"{NAME}: seeded {size.runs:,} runs into PostgreSQL in {seconds:.0f} s"
+            f"{NAME} runs: seeded {runs:,} runs into PostgreSQL in {seconds:.0f} s"
         )
         yield url
 
 
-def figures_of(backend: str, size: Size, timings: dict[str, list[float]]) -> list[Figure]:
-    """The p50 of each timing beside its target (the MCP tools beside the no-op floor)."""
-    at = f"{size.runs:,} runs, {'SQLite' if backend == 'sqlite' else 'PostgreSQL'}"
+def figures_of(backend: str, runs: int, timings: dict[str, list[float]]) -> list[Figure]:
+    """The p50 of each timing beside its target; each MCP tool's ratio to the no-op floor
+    judged beside the issue's ratio from before."""
+    at = f"{runs:,} runs, {'SQLite' if backend == 'sqlite' else 'PostgreSQL'}"
     floor = percentile(timings["MCP noop"], 50)
     out = []
     for label, samples in timings.items():
@@ -298,36 +286,31 @@ def figures_of(backend: str, size: Size, timings: dict[str, list[float]]) -> lis
                               TARGETS["Runs page, 1M runs"]))  # fmt: skip
         elif label == "MCP noop":
             out.append(Figure(NAME, f"MCP noop (the floor) p50, {at}", p50, "ms", "lower"))
-        elif label == "MCP canned_listing":
+        else:
             out.append(Figure(NAME, f"{label} p50, {at}", p50, "ms", "lower", None, floor,
                               "floor"))  # fmt: skip
-        else:
-            out.append(Figure(NAME, f"{label} p50, {at}", p50, "ms", "lower",
-                              TARGETS["MCP tools/call, 1M runs"], floor, "floor"))  # fmt: skip
+            tool = label.removeprefix("MCP ")
+            if tool in BEFORE:
+                out.append(Figure(NAME, f"{label} / floor, {at}", p50 / floor, "x floor",
+                                  "lower", TARGETS["MCP tools/call, 1M runs"], BEFORE[tool],
+                                  "before"))  # fmt: skip
     return out
 
 
-def measure(size: Size, context: Context) -> list[Figure]:
+def measure(runs: int, calls: int, backends: Sequence[str], context: Context) -> list[Figure]:
     """On each backend: seed (or reuse) the store, then time the queries, pages and MCP tools."""
     figures: list[Figure] = []
-    for backend in size.backends:
+    for backend in backends:
         if backend == "postgresql" and (reason := postgres.unavailable()) is not None:
-            context.notes.append(f"{NAME}: PostgreSQL not measured ({reason})")
+            context.notes.append(f"{NAME} runs: PostgreSQL not measured ({reason})")
             continue
-        with seeded(backend, size, context) as url:
+        with seeded(backend, runs, context) as url:
             timings = step(
-                f"{backend}: queries and Runs pages x {size.calls}",
-                lambda: anyio.run(time_in_process, url, size.runs, size.calls),
+                f"{backend}: queries and Runs pages x {calls}",
+                lambda: anyio.run(time_in_process, url, runs, calls),
             )
-            mcp = step(f"{backend}: MCP tools/call x {size.calls}",
-                       lambda: anyio.run(time_mcp, url, size.calls))  # fmt: skip
+            mcp = step(f"{backend}: MCP tools/call x {calls}",
+                       lambda: anyio.run(time_mcp, url, calls))  # fmt: skip
         timings |= {f"MCP {tool}": samples for tool, samples in mcp.items()}
-        figures += figures_of(backend, size, timings)
+        figures += figures_of(backend, runs, timings)
     return figures
-
-
-BENCHMARK = Benchmark(NAME, "a million runs: queries, Runs pages and MCP tools, SQLite and "
-                      "PostgreSQL", SIZES, measure)  # fmt: skip
-
-if __name__ == "__main__":
-    sys.exit(main_one(BENCHMARK))

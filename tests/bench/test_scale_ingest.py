@@ -15,7 +15,7 @@ pytestmark = pytest.mark.postgres
 
 def test_many_writers_are_measured_and_every_point_is_read_back(tmp_path: Path) -> None:
     context = Context(tmp_path, Catalogue(tmp_path))
-    figures = scale_ingest.measure(scale_ingest.Size(writers=2, points=1_000), context)
+    figures = scale_ingest.measure(2, 1_000, context)
     loop, packed = figures
     assert loop.target is scale_ingest.TARGET and loop.met is (loop.value >= 2_000_000)
     assert all(f.value > 0 and f.reference and f.reference > 0 for f in figures)

@@ -17,18 +17,19 @@ RUNS = 120
 
 
 def test_bench_scale_runs_times_every_figure_on_a_small_store(tmp_path: Path) -> None:
-    size = scale_runs.Size(runs=RUNS, calls=2, backends=("sqlite",))
-    figures = scale_runs.measure(size, Context(tmp_path, Catalogue(tmp_path)))
+    figures = scale_runs.measure(RUNS, 2, ("sqlite",), Context(tmp_path, Catalogue(tmp_path)))
     by_name = {f.name.removesuffix(f", {RUNS} runs, SQLite"): f for f in figures}
     assert set(by_name) == {
         "best_run p50", "search_runs threshold p50", *(f"{p} p50" for p in scale_runs.PAGES),
         "MCP noop (the floor) p50", "MCP canned_listing p50", "MCP list_runs p50",
-        "MCP best_run p50",
+        "MCP list_runs / floor", "MCP best_run p50", "MCP best_run / floor",
     }  # fmt: skip
-    assert all(0 < f.value < 10_000 and f.unit == "ms" for f in figures)
+    assert all(0 < f.value < 10_000 and f.unit in ("ms", "x floor") for f in figures)
     floor = by_name["MCP noop (the floor) p50"].value
-    listing = by_name["MCP list_runs p50"]
-    assert listing.reference == floor and listing.met is (listing.value <= 1.5 * floor)
+    listing, ratio = by_name["MCP list_runs p50"], by_name["MCP list_runs / floor"]
+    assert listing.reference == floor and listing.target is None
+    assert ratio.value == listing.value / floor and ratio.met is (ratio.value <= 1.5)
+    assert (ratio.reference, ratio.reference_name) == (1.9, "before")
     query = by_name["best_run p50"]
     assert query.target is not None and query.met is (query.value <= 25.0)
     assert (tmp_path / f"scale-runs-{RUNS}.db").exists()  # kept for the next invocation

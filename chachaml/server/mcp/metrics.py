@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -11,7 +13,7 @@ from mcp_types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from chachaml.errors import import_extra
-from chachaml.records.runs import MetricSeries
+from chachaml.records.runs import MetricPoints, MetricSeries
 from chachaml.server.mcp import render
 from chachaml.server.mcp.runs import RunId, ToolFn, answer
 from chachaml.store.protocol import Store
@@ -36,36 +38,64 @@ class MetricTable(BaseModel):
     downsampled: bool
 
 
-def join_on_step(series: Sequence[MetricSeries], max_points: int) -> MetricTable:
-    """Join metric series on step, keeping the last value of each key per step bucket.
+def _distinct(steps: Sequence[int], most: int) -> list[int] | None:
+    """The distinct steps of sorted ``steps``, or ``None`` when there are more than ``most``.
+
+    At most ``most + 1`` bisections, never a pass over a million steps.
+    """
+    out: list[int] = []
+    i = 0
+    while i < len(steps):
+        if len(out) == most:
+            return None
+        out.append(steps[i])
+        i = bisect_right(steps, steps[i], i)
+    return out
+
+
+def join_on_step(series: Sequence[MetricSeries | MetricPoints], max_points: int) -> MetricTable:
+    """Join metric series (each in step order) on step, keeping each key's last value per row.
 
     With more distinct steps than ``max_points``, the step range is cut into that many
-    buckets; each row is a bucket's last step and each key's last value within it.
+    buckets; each row is a bucket's last step and each key's last value within it (``None``
+    when the key has no point since the previous row; a NaN reads as ``None``). Rows and
+    values are found by bisection over the step columns, so a million-point metric costs a
+    few thousand steps of Python, not a million.
     """
-    all_steps = sorted({s for ser in series for s in ser.steps})
     points = sum(len(ser.steps) for ser in series)
-    if not all_steps:
-        rows: list[int] = []
-    elif len(all_steps) <= max_points:
-        rows = all_steps
-    else:
-        lo, hi = all_steps[0], all_steps[-1]
+    distinct = [_distinct(ser.steps, max_points) for ser in series]
+    rows: list[int] = []
+    if all(d is not None for d in distinct):
+        rows = sorted({s for d in distinct for s in d or ()})
+    downsampled = len(rows) > max_points or None in distinct
+    if downsampled:
+        lo = min(ser.steps[0] for ser in series if len(ser.steps))
+        hi = max(ser.steps[-1] for ser in series if len(ser.steps))
         width = (hi - lo + 1) / max_points
-        last_in_bucket: dict[int, int] = {}
-        for s in all_steps:
-            last_in_bucket[min(int((s - lo) / width), max_points - 1)] = s
-        rows = sorted(last_in_bucket.values())
+
+        def bucket(step: int) -> int:
+            return min(int((step - lo) / width), max_points - 1)
+
+        rows = []
+        for b in range(max_points):
+            ends = [
+                ser.steps[i - 1]
+                for ser in series
+                if (i := bisect_right(ser.steps, b, key=bucket)) and bucket(ser.steps[i - 1]) == b
+            ]
+            if ends:
+                rows.append(max(ends))
     values: dict[str, list[float | None]] = {}
     for ser in series:
         column: list[float | None] = []
-        pairs = list(zip(ser.steps, ser.values, strict=True))
-        i, current = 0, None
+        previous: int | None = None
         for row_step in rows:
-            found = False
-            while i < len(pairs) and pairs[i][0] <= row_step:
-                current, found = pairs[i][1], True
-                i += 1
-            column.append(current if found else None)
+            i = bisect_right(ser.steps, row_step) - 1
+            value = (
+                ser.values[i] if i >= 0 and (previous is None or ser.steps[i] > previous) else None
+            )
+            column.append(None if value is None or math.isnan(value) else value)
+            previous = row_step
         values[ser.key] = column
     return MetricTable(
         run_id=series[0].run_id if series else "",
@@ -73,7 +103,7 @@ def join_on_step(series: Sequence[MetricSeries], max_points: int) -> MetricTable
         steps=rows,
         values=values,
         points=points,
-        downsampled=len(rows) < len(all_steps),
+        downsampled=downsampled,
     )
 
 
@@ -105,7 +135,7 @@ def metric_tools(store: Store) -> list[ToolFn]:
     """The ``metrics`` toolset, bound to ``store``."""
 
     async def _table(run_id: str, keys: list[str], max_points: int) -> MetricTable:
-        series = [await run_ops.metric_history(store, run_id, k) for k in dict.fromkeys(keys)]
+        series = [await run_ops.metric_points(store, run_id, k) for k in dict.fromkeys(keys)]
         return join_on_step(series, max_points)
 
     async def get_metric_history(

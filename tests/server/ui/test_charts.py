@@ -10,7 +10,13 @@ from array import array
 import pytest
 
 from chachaml.records.runs import MetricPoints
-from chachaml.server.ui.charts import BLOCK, keep_indices, nonfinite_indices, series_points
+from chachaml.server.ui.charts import (
+    BLOCK,
+    keep_indices,
+    keep_indices_numpy,
+    nonfinite_indices,
+    series_points,
+)
 
 
 def by_definition(values: list[float], max_points: int) -> list[int]:
@@ -54,6 +60,16 @@ def test_kept_points_are_those_of_the_per_value_definition(seed: int, odd_share:
         kept = keep_indices(packed, bad, max_points)
         assert kept == by_definition(values, max_points)
         assert [str(packed[i]) for i in kept] == [str(values[i]) for i in kept]  # -0.0 too
+        assert keep_indices_numpy(packed, max_points) == (kept, bad)  # the numpy path: the same
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 999, 1000, 1001, 12_345])
+def test_the_numpy_path_keeps_the_same_points_at_every_length(n: int) -> None:
+    values = [math.sin(i / 7) * (i % 13) for i in range(n)]
+    packed = array("d", values)
+    for max_points in (2, 3, 7, 1000):
+        expected = keep_indices(packed, [], max_points)
+        assert keep_indices_numpy(packed, max_points) == (expected, [])
 
 
 def test_finite_values_that_overflow_a_sum_are_still_finite() -> None:
