@@ -99,7 +99,7 @@ async def _create(conn: asyncpg.Connection) -> Schema | None:
         *(f"SELECT setval('{name}.{s}', 1, false)" for s in sequences),
         "COMMIT",
     ]
-    shape: str = (await conn.fetchrow(SHAPE.format(schema=name), name))["shape"]
+    shape: str = await conn.fetchval(SHAPE.format(schema=name), name)
     return Schema(name, shape, ";\n".join(statements))
 
 
@@ -107,7 +107,7 @@ async def _reset(conn: asyncpg.Connection, schema: Schema) -> bool:
     """Empty ``schema`` if it can be reused (see the module's docstring); else drop it."""
     try:
         found = await conn.fetchrow(SHAPE.format(schema=schema.name), schema.name)
-        if found["open"] == 0 and found["shape"] == schema.shape:
+        if found is not None and found["open"] == 0 and found["shape"] == schema.shape:
             await conn.execute(schema.empty_sql)
             return True
     except asyncpg.PostgresError:
