@@ -13,11 +13,9 @@ most the points asked for), then timed: p50 of ``calls`` after warm-up.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
 
 import anyio
 import httpx
@@ -28,7 +26,7 @@ from bench.postgres import unavailable as no_postgres
 from bench.runner import Context
 from bench.scale_storage import KEY, float32_loss, log_series
 from bench.targets import TARGETS
-from bench.timing import percentile, step, warm_up
+from bench.timing import percentile, step, time_async
 from bench.tracking import make_client
 from chachaml.server.app import create_app
 from chachaml.server.mcp.metrics import metric_tools
@@ -58,18 +56,6 @@ def query(lo: int | None, hi: int | None) -> str:
     return "?" + "&".join(parts)
 
 
-async def timed(call: Callable[[], Awaitable[Any]], calls: int) -> list[float]:
-    """Milliseconds per ``await call()``, after warm-up calls."""
-    for _ in range(warm_up(calls, 3)):
-        await call()
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
-
-
 async def time_ranges(url: str, run_id: str, points: int, calls: int) -> dict[str, list[float]]:
     """Each range's chart request and the MCP tool over the whole series, checked, then timed."""
     store = await open_store(url)
@@ -89,7 +75,7 @@ async def time_ranges(url: str, run_id: str, points: int, calls: int) -> dict[st
                     if not 0 < body["shown"] <= SHOWN:
                         raise RuntimeError(f"{path}: {body['shown']} points shown")
 
-                timings[f"chart, {label}"] = await timed(get, calls)
+                timings[f"chart, {label}"] = await time_async(get, calls)
         (history,) = [t for t in metric_tools(store) if t.__name__ == "get_metric_history"]
 
         async def mcp() -> None:
@@ -98,7 +84,7 @@ async def time_ranges(url: str, run_id: str, points: int, calls: int) -> dict[st
             if table.get("points") != points or not 0 < len(table.get("steps", [])) <= MCP_ROWS:
                 raise RuntimeError(f"get_metric_history: {str(table)[:300]}")
 
-        timings["MCP get_metric_history, whole series"] = await timed(mcp, calls)
+        timings["MCP get_metric_history, whole series"] = await time_async(mcp, calls)
         return timings
     finally:
         await store.close()

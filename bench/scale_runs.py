@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from bench.processes import child_env, module_command
 from bench.runner import Context
 from bench.seed import STATUSES, point, run_id, run_values
 from bench.targets import TARGETS
-from bench.timing import percentile, step, warm_up
+from bench.timing import percentile, step, time_async, warm_up
 from chachaml.server.app import create_app
 from chachaml.store import Store, open_store
 from chachaml.store.sql.database import Tx
@@ -150,18 +150,6 @@ def sqlite_store(root: Path, count: int) -> tuple[Path, float]:
     seconds = seed_url(f"sqlite:///{partial}", count)
     partial.rename(db)  # the store was closed: its WAL is checkpointed
     return db, seconds
-
-
-async def time_async(call: Callable[[], Any], calls: int) -> list[float]:
-    """Milliseconds per ``await call()``, after warm-up calls."""
-    for _ in range(warm_up(calls, 3)):
-        await call()
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
 
 
 async def time_in_process(url: str, count: int, calls: int) -> dict[str, list[float]]:

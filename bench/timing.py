@@ -6,7 +6,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +16,18 @@ T = TypeVar("T")
 def warm_up(calls: int, most: int) -> int:
     """Untimed calls before ``calls`` timed ones: ``most``, fewer when few calls are timed."""
     return min(most, calls)
+
+
+async def time_async(call: Callable[[], Awaitable[object]], calls: int) -> list[float]:
+    """Milliseconds per ``await call()``, after warm-up calls."""
+    for _ in range(warm_up(calls, 3)):
+        await call()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
