@@ -15,7 +15,7 @@ import pytest
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools import artifacts as artifact_ops
-from tests.support.browser import SHOTS, chromium, visit
+from tests.support.browser import SHOTS, chromium, goto, visit
 from tests.support.mcp_seed import MID, PNG_1PX, seed, serving_seeded
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
@@ -207,7 +207,7 @@ def test_a_rule_is_edited_in_place_keeping_its_webhook(
 def test_the_pages_fit_a_phone(browser: Any, base_url: str, path: str) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     try:
-        page.goto(base_url + path, wait_until="networkidle")
+        goto(page, base_url + path)
         # the page's own content (the shared header's phone layout is the shell's part)
         wide = page.evaluate(
             "(() => { const m = document.querySelector('main');"

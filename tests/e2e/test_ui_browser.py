@@ -16,7 +16,7 @@ import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
-from tests.support.browser import SHOTS, chromium, visit
+from tests.support.browser import SHOTS, chromium, navigation, visit
 from tests.support.mcp_seed import MID, OLD, seed, serving_seeded
 
 EVIL_ID, LONG_ID = "9" * 32, "e" * 32
@@ -173,7 +173,7 @@ def test_adding_a_tag_through_the_form(browser: Any, base_url: str) -> None:
         assert "unknown or revoked token" in error.inner_text()
         errors.clear()  # the browser logs the refused request
         page.locator("#write-token").fill("")
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             form.locator("button").click()
         assert "checked-by=<b>browser</b>" in page.locator(".tags").first.inner_text()
         assert page.locator(".tags b").count() == 0

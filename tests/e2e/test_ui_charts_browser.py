@@ -18,7 +18,7 @@ import pytest
 
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
-from tests.support.browser import SHOTS, chromium
+from tests.support.browser import SHOTS, chromium, goto, reload
 from tests.support.mcp_seed import serving_seeded
 
 LIVE, KILLED, LONG = "5" * 32, "6" * 32, "7" * 32
@@ -116,7 +116,7 @@ class Opened:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.add_init_script(CSP_WATCH)
-        self.page.goto(url, wait_until="networkidle")
+        goto(self.page, url)
 
     def chart(self, key: str) -> str:
         """The id of the chart of ``key``, scrolled into view and drawn."""
@@ -194,7 +194,7 @@ def test_wheel_zoom_narrows_x_fetches_finer_points_and_reset_restores(
         f" return x[0] === {full[0]} && x[1] === {full[1]}; }}",
         timeout=5_000,
     )
-    assert reset.is_hidden()
+    reset.wait_for(state="hidden", timeout=5_000)  # hidden once the full series is redrawn
     opened.clean("charts-zoom")
 
 
@@ -277,7 +277,7 @@ def test_a_refused_stream_falls_back_to_polling(browser: Any, base_url: str) -> 
     try:
         page.route("**/api/events?**", lambda route: route.abort())  # the stream is refused
         twins = twin_requests(page, LIVE)
-        page.goto(f"{base_url}/runs/{LIVE}", wait_until="networkidle")
+        goto(page, f"{base_url}/runs/{LIVE}")
         until(page, "ChachamlLive.status.mode === 'poll'")
         body = {"metrics": [{"key": "polled", "value": 3.0}]}
         answer = httpx.post(f"{base_url}/api/w/runs/{LIVE}/metrics", json=body, timeout=10)
@@ -321,7 +321,7 @@ def test_metrics_share_a_chart_and_the_x_axis_switches_to_time(browser: Any, bas
         timeout=5_000,
     )
     assert "x=wall" in page.url
-    page.reload(wait_until="networkidle")
+    reload(page)
     assert page.locator("select[data-chart-x]").input_value() == "wall"
     chart_id = opened.chart("loss")  # the reload draws the same overlay
     assert page.evaluate(f"ChachaCharts.state('{chart_id}').series.join()") == "loss,acc"
@@ -346,7 +346,7 @@ def test_a_shared_link_draws_its_overlays_and_removing_one_updates_it(
     chip.click()
     until(page, f"ChachaCharts.state('{chart_id}').series.join() === 'loss'", timeout=5_000)
     assert "overlay.loss" not in page.url and "x=step" in page.url
-    page.reload(wait_until="networkidle")
+    reload(page)
     chart_id = opened.chart("loss")
     assert page.evaluate(f"ChachaCharts.state('{chart_id}').series.join()") == "loss"
     opened.clean("charts-overlay-link")

@@ -21,7 +21,7 @@ from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.store import open_store
 from chachaml.store.protocol import Store
 from chachaml.tools import pipelines as pipeline_ops
-from tests.support.browser import chromium, visit
+from tests.support.browser import chromium, navigation, reload, visit
 from tests.support.mcp_seed import MID, NEW, OLD, seed, serving_seeded
 
 LONG_ID = "5" * 32
@@ -168,7 +168,7 @@ def test_hide_identical_params(browser: Any, base_url: str) -> None:
         page.locator("#hide-same").check()
         shared.wait_for(state="hidden", timeout=5_000)
         assert differing.is_visible() and "same=hide" in page.url
-        page.reload(wait_until="networkidle")  # the URL keeps the choice
+        reload(page)  # the URL keeps the choice
         assert page.locator("#hide-same").is_checked() and not shared.is_visible()
         assert errors == []
     finally:
@@ -180,9 +180,9 @@ def test_picking_a_run_in_the_picker_adds_it(browser: Any, base_url: str) -> Non
     try:
         assert "Pick 2 to 10 runs" in page.inner_text("main")
         page.get_by_label("find runs to add").fill("wider")
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             page.get_by_role("button", name="Find").click()
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             page.get_by_role("link", name="add wider to the comparison").click()
         assert re.search(f"ids={OLD}(%2C|,){MID}", page.url)
         assert page.locator("th.run-head").count() == 2
@@ -212,7 +212,7 @@ def test_promoting_to_production_needs_the_confirm_step(browser: Any, base_url: 
         page.get_by_role("button", name="Cancel").click()
         assert not confirm.is_visible() and _stages(page, base_url)[1] == "staging"
         form.get_by_role("button", name="Promote", exact=True).click()
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             confirm.click()
         assert _stages(page, base_url) == {1: "production", 2: "archived"}
         history = page.locator("table").last.inner_text()
@@ -230,7 +230,7 @@ def test_a_pipeline_node_is_a_link_to_its_run(browser: Any, base_url: str) -> No
         assert "load-the-raw-shards-from-object-storage" in node.locator("title").text_content()
         assert page.locator("svg.pipeline-graph line[marker-end]").count() == 1
         assert "not run (pipeline killed)" in page.inner_text("main")
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             node.locator("rect").click()
         assert page.url.endswith(f"/runs/{STEP_RUN}")
         assert errors == []
@@ -317,7 +317,7 @@ def test_the_experiment_page_sorts_and_charts(browser: Any, base_url: str) -> No
     try:
         _charts_drawn(page)
         assert page.locator("#experiment-timeline canvas, #experiment-timeline svg").count() >= 1
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             page.locator("table.runs thead a", has_text="acc").click()
         first = page.locator("table.runs tbody tr").first.inner_text()
         assert "wider" in first and "of 4" in page.inner_text(".pager")

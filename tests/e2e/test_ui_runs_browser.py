@@ -23,7 +23,7 @@ import pytest
 from chachaml.records.runs import MetricChunk, NewRun
 from chachaml.server.tokens import create_token
 from chachaml.store import ServerStore, Store, open_store
-from tests.support.browser import chromium, visit
+from tests.support.browser import chromium, navigation, visit
 from tests.support.fork_server import ServerFactory
 from tests.support.mcp_seed import MID, OLD, seed, serving
 from tests.support.serve_proc import ServeProcess
@@ -121,11 +121,11 @@ def test_a_param_column_is_added_from_the_picker_and_survives_paging(
         choice = page.locator('#col-picker .col-more input[value="params.lr"]')
         choice.wait_for(state="visible", timeout=10_000)  # listed from /api/runs/keys
         choice.check()
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             page.locator("#col-form button[type=submit]").click()
         assert "params.lr" in headers(page) and "cols=" in page.url
         first = page.locator('table.runs tbody td[data-col="params.lr"]').all_inner_texts()
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             page.locator('.pager a[rel="next"]').click()
         assert "params.lr" in headers(page) and "offset=2" in page.url
         second = page.locator('table.runs tbody td[data-col="params.lr"]').all_inner_texts()
@@ -169,7 +169,7 @@ def test_ticking_two_runs_and_pressing_compare_opens_the_comparison(
         note = page.locator(".table-actions .muted")
         assert "(1 ticked)" in note.inner_text()  # one is not enough: stays on the page
         page.locator(f'input[name=ids][value="{MID}"]').check()
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             page.locator("#compare-button").click()
         assert "/compare?" in page.url and OLD in page.url and MID in page.url
         body = page.inner_text("main")
@@ -187,7 +187,7 @@ def test_a_typo_in_the_filter_shows_the_error_and_keeps_the_text(
     try:
         box = page.locator("#runs-q")
         box.fill("acc>>0.9")
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             box.press("Enter")
         error = page.locator("#runs-q-error")
         assert error.is_visible() and "at character 5" in error.inner_text()
@@ -197,7 +197,7 @@ def test_a_typo_in_the_filter_shows_the_error_and_keeps_the_text(
         errors[:] = [e for e in errors if "422" not in e]  # the page itself answers 422
         box = page.locator("#runs-q")
         box.fill("metrics.acc > 0.9")
-        with page.expect_navigation(wait_until="networkidle"):
+        with navigation(page):
             box.press("Enter")
         assert "svm" in page.inner_text("main") and "baseline" not in page.inner_text("main")
         assert errors == []
@@ -297,7 +297,7 @@ def test_a_signed_in_browser_follows_the_stream_in_team_mode(
         try:
             page.goto(f"{base}/runs/{TEAM_RUN}")  # no session yet: the sign-in page
             page.locator("#token").fill(token)
-            with page.expect_navigation(wait_until="networkidle"):
+            with navigation(page):
                 page.locator("#token").press("Enter")
             assert page.url == f"{base}/runs/{TEAM_RUN}"
             # the EventSource carries the HttpOnly session cookie through the access layer

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.support.browser import SHOTS, chromium
+from tests.support.browser import SHOTS, chromium, goto
 from tests.support.mcp_seed import MID, NEW
 from tests.support.ui_server import LIVE, LIVE_NAME, PAGES, open_page, seeded_ui
 
@@ -212,7 +212,7 @@ def test_an_unknown_page_is_the_styled_404_with_the_nav(browser: Any, base_url: 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     try:
-        answer = page.goto(f"{base_url}/no/such/page", wait_until="networkidle")
+        answer = goto(page, f"{base_url}/no/such/page")
         assert answer is not None and answer.status == 404
         assert page.get_by_role("heading", name="Page not found").is_visible()
         assert page.get_by_role("navigation", name="Main").is_visible()
@@ -252,7 +252,7 @@ def test_chart_and_math_libraries_load_only_where_used(browser: Any, base_url: s
         page = context.new_page()
         seen: list[str] = []
         page.on("request", lambda req, seen=seen: seen.append(req.url.rsplit("/", 1)[-1]))
-        page.goto(base_url + path, wait_until="networkidle")
+        goto(page, base_url + path)
         loaded[path] = [name for name in seen if name.endswith(".js")]
         context.close()
     for path in ("/", "/runs", "/models"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,86 @@ FRESH_STORAGE = """try {
 } catch (e) {}"""
 
 
+QUIET = 0.1  # seconds with no request in flight after which a page has settled
+
+
+class Traffic:
+    """The requests a page has in flight, from Playwright's request events.
+
+    Playwright's ``networkidle`` waits for 500 ms without traffic after every navigation;
+    the browser tests open some 250 pages whose last request ends within a few ms of the
+    last script running. Event streams (``eventsource``) never end and are not counted.
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.pending: dict[Any, str] = {}
+        self.last = time.monotonic()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, request: Any) -> None:
+        if request.resource_type != "eventsource":
+            self.pending[request] = request.url
+            self.last = time.monotonic()
+
+    def _ended(self, request: Any) -> None:
+        if self.pending.pop(request, None) is not None:
+            self.last = time.monotonic()
+
+
+_TRAFFIC: weakref.WeakKeyDictionary[Any, Traffic] = weakref.WeakKeyDictionary()
+
+
+def watch(page: Any) -> Any:
+    """Start counting ``page``'s requests (before its first navigation); returns the page."""
+    if page not in _TRAFFIC:
+        _TRAFFIC[page] = Traffic(page)
+    return page
+
+
+def settle(page: Any, timeout: float = 15.0) -> None:
+    """Wait until ``page`` has had no request in flight for :data:`QUIET` seconds.
+
+    Playwright delivers request events while it waits, hence the short waits polled here
+    against a deadline.
+    """
+    traffic = _TRAFFIC.get(page) or watch(page)
+    deadline = time.monotonic() + timeout
+    while True:
+        page.wait_for_timeout(20)
+        if not traffic.pending and time.monotonic() - traffic.last >= QUIET:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"requests still in flight after {timeout} s: "
+                                 f"{list(traffic.pending.values())[:5]}")  # fmt: skip
+
+
+def goto(page: Any, url: str, **options: Any) -> Any:
+    """``page.goto(url)`` until the load event, then :func:`settle`; returns the response."""
+    watch(page)
+    response = page.goto(url, wait_until="load", **options)
+    settle(page)
+    return response
+
+
+@contextmanager
+def navigation(page: Any) -> Iterator[None]:
+    """Around an action that navigates: wait for the new page's load event, then settle."""
+    watch(page)
+    with page.expect_navigation(wait_until="load"):
+        yield
+    settle(page)
+
+
+def reload(page: Any) -> Any:
+    """``page.reload()`` until the load event, then :func:`settle`."""
+    watch(page)
+    response = page.reload(wait_until="load")
+    settle(page)
+    return response
+
+
 class Chromium:
     """A launched Chromium whose ``new_page`` reuses one context per set of context options.
 
@@ -54,7 +136,7 @@ class Chromium:
             context.add_init_script(FRESH_STORAGE)
         elif not context.pages:
             context.clear_cookies()
-        return context.new_page()
+        return watch(context.new_page())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.browser, name)
@@ -98,7 +180,7 @@ def visit(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    page.goto(url, wait_until="networkidle")
+    goto(page, url)
     charts = page.locator(".chart")
     for i in range(charts.count()):  # drawn lazily: scroll each into view first
         charts.nth(i).scroll_into_view_if_needed()

@@ -21,6 +21,7 @@ from chachaml.records.runs import NewRun
 from chachaml.store import open_store
 from chachaml.tools import pipelines as pipeline_ops
 from tests.support.alerts_seed import seed_alerts
+from tests.support.browser import goto
 from tests.support.mcp_seed import MID, NEW, OLD, seed, serving
 
 LIVE, WIDE = "5" * 32, "6" * 32
@@ -131,7 +132,7 @@ def open_page(browser: Any, url: str, **context: Any) -> tuple[Any, list[str]]:
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url, wait_until="networkidle")
+    goto(page, url)
     charts = page.locator(".chart")
     for i in range(charts.count()):  # drawn lazily: scroll each into view first
         charts.nth(i).scroll_into_view_if_needed()

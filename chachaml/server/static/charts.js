@@ -247,8 +247,9 @@
     if (!chart.zoomed || !coarse) return note(chart);
     const range = stepRange(chart, domain);
     if (!range) return;
+    const generation = chart.generation;
     const fetched = await Promise.all(chart.series.map((s) => fetchSeries(s.url, `min_step=${range[0]}&max_step=${range[1]}`)));
-    if (!fetched.every(Boolean)) return;
+    if (!fetched.every(Boolean) || chart.generation !== generation) return;  // reset meanwhile
     chart.series.forEach((s, i) => {
       const fine = seriesRows(fetched[i], s.label);
       const outside = chart.rows.filter((r) => r.series === s.label && (r.step < range[0] || r.step > range[1]));
@@ -376,6 +377,8 @@
   }
 
   function redraw(chart) {
+    clearTimeout(chart.zoomTimer);  // a zoom still settling must not refine the redrawn chart
+    chart.generation = (chart.generation || 0) + 1;
     chips(chart);
     ema(chart.rows, settings.smoothing);
     chart.zoomed = false;
