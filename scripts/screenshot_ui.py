@@ -231,12 +231,41 @@ def _open(browser: Any, size: dict[str, int], phone: bool = False) -> Any:
     context.add_init_script(
         "Object.defineProperty(document, 'visibilityState', {get: () => 'hidden'});"
     )
-    return context.new_page()
+    page = context.new_page()
+    page.in_flight = set()  # the page's requests not yet answered (event streams aside)
+    page.quiet_since = time.monotonic()
+
+    def started(request: Any) -> None:
+        if request.resource_type != "eventsource":
+            page.in_flight.add(request)
+
+    def ended(request: Any) -> None:
+        if request in page.in_flight:
+            page.in_flight.discard(request)
+            page.quiet_since = time.monotonic()
+
+    page.on("request", started)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+    return page
+
+
+def _settle(page: Any, quiet: float = 0.1, timeout: float = 30.0) -> None:
+    """Wait until no request has been in flight for ``quiet`` s.
+
+    Playwright's networkidle waits 500 ms after every page, longer than these pages take.
+    """
+    deadline = time.monotonic() + timeout
+    while page.in_flight or time.monotonic() - page.quiet_since < quiet:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{page.url}: requests still in flight after {timeout} s")
+        page.wait_for_timeout(20)  # Playwright delivers request events while it waits
 
 
 def _snap(page: Any, url: str, target: Path, whole: bool) -> Path:
     """Open ``url``, wait until every chart has drawn, write a PNG."""
-    page.goto(url, wait_until="networkidle")
+    page.goto(url, wait_until="load")
+    _settle(page)
     charts = page.locator(".chart")
     for i in range(charts.count()):  # charts draw once scrolled into view
         charts.nth(i).scroll_into_view_if_needed()
