@@ -100,6 +100,16 @@ def pack_arrays(
     return _pack(steps), _pack(values), _pack(times)
 
 
+def pack_positions(positions: array[int]) -> bytes:
+    """Int64 positions (a chart's range read, :class:`MetricOutline`) packed little-endian."""
+    return _pack(positions)
+
+
+def unpack_positions(data: bytes) -> array[int]:
+    """The inverse of :func:`pack_positions`."""
+    return _steps(data)
+
+
 def unpack_chunk(
     steps: bytes, values: bytes, timestamps: bytes
 ) -> tuple[array[int], array[float], array[float]]:

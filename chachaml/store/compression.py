@@ -72,6 +72,22 @@ def encode(
     return SHUFFLED_ZSTD, packed[0], packed[1], packed[2]
 
 
+def compress_items(data: bytes) -> bytes:
+    """8-byte items shuffled and compressed as a column is (a chunk's outline, for one)."""
+    return zstd.compress(shuffle(data), LEVEL)
+
+
+def decompress_items(data: bytes, what: str) -> bytes:
+    """The inverse of :func:`compress_items`; ``CorruptChunk`` naming ``what`` if it fails."""
+    try:
+        raw = zstd.decompress(data)
+    except zstd.ZstdError as exc:
+        raise CorruptChunk(f"{what} does not decompress: {exc}") from exc
+    if len(raw) % WIDTH:
+        raise CorruptChunk(f"{what} holds {len(raw)} bytes, not 8-byte items")
+    return unshuffle(raw)
+
+
 def _raw(fmt: int, count: int | None, data: bytes) -> bytes:
     """A stored column's bytes before unshuffling: raw items, or their byte planes."""
     if fmt == RAW:

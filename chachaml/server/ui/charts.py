@@ -19,11 +19,13 @@ import math
 import struct
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from functools import cache
 from itertools import pairwise
 from types import ModuleType
 from typing import Any
 
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import MetricPoints
 
 DISPLAY_POINTS = 1000
@@ -89,31 +91,44 @@ def _extremes(values: array[float], runs: list[tuple[int, int]]) -> tuple[int, i
     return low, high
 
 
-def keep_indices(values: array[float], bad: list[int], max_points: int) -> list[int]:
+def keep_indices(
+    values: array[float],
+    bad: list[int],
+    max_points: int,
+    positions: Sequence[int] | None = None,
+    in_range: int | None = None,
+) -> list[int]:
     """Indices of at most ``max_points`` finite values, in order, spikes kept.
 
-    All of them, or per bucket (of equally many finite values) its lowest and highest.
-    ``bad`` lists the non-finite indices (:func:`nonfinite_indices`); they are never kept.
+    All of them, or per bucket (of equally many finite points of the range) its lowest and
+    highest. ``bad`` lists the non-finite indices (:func:`nonfinite_indices`); they are never
+    kept. ``positions`` (increasing) places each value among the ``in_range`` points of the
+    range when ``values`` hold only some of them (:class:`MetricOutline`): the buckets are
+    then cut by position, and a bucket's extremes are those of its values.
     """
     finite = len(values) - len(bad)
     if finite <= max_points:
         return [i for a, z in _runs(0, len(values), bad) for i in range(a, z)]
-    # the p-th finite value is at p + (bad indices before it); bad[j] - j finite values
+    where = range(len(values)) if positions is None else positions
+    count = (len(values) if in_range is None else in_range) - len(bad)
+    # the p-th finite point is at p + (bad points before it); bad[j] - j finite points
     # precede bad[j], a non-decreasing count, so that number is one bisection
-    before = [i - j for j, i in enumerate(bad)]
+    before = [where[i] - j for j, i in enumerate(bad)]
 
     def at(p: int) -> int:
         return p + bisect_right(before, p)
 
     buckets = max(1, max_points // 2)
-    size = finite / buckets
+    size = count / buckets
     out: list[int] = []
     for b in range(buckets):
         first, last = int(b * size), int((b + 1) * size) - 1
         if first > last:
             continue
-        low, high = _extremes(values, _runs(at(first), at(last) + 1, bad))
-        out += [low] if low == high else [min(low, high), max(low, high)]
+        start, stop = bisect_left(where, at(first)), bisect_right(where, at(last))
+        low, high = _extremes(values, _runs(start, stop, bad))
+        if low >= 0:
+            out += [low] if low == high else [min(low, high), max(low, high)]
     return out
 
 
@@ -127,10 +142,15 @@ def _numpy() -> ModuleType | None:
     return numpy
 
 
-def keep_indices_numpy(values: array[float], max_points: int) -> tuple[list[int], list[int]]:
+def keep_indices_numpy(
+    values: array[float],
+    max_points: int,
+    positions: array[int] | None = None,
+    in_range: int | None = None,
+) -> tuple[list[int], list[int]]:
     """:func:`keep_indices` and :func:`nonfinite_indices` at once, computed by numpy.
 
-    The same buckets (positions among the finite values cut at ``int(b * size)``, the same
+    The same buckets (positions among the finite points cut at ``int(b * size)``, the same
     float arithmetic) and in each the first lowest and first highest value (``argmin`` and
     ``argmax`` keep the first of equal values, -0.0 and 0.0 too, as ``min`` does): a
     numpy call per bucket instead of a float object per value. Needs numpy.
@@ -144,10 +164,15 @@ def keep_indices_numpy(values: array[float], max_points: int) -> tuple[list[int]
     fv = v if where is None else v[where]
     if len(fv) <= max_points:
         return (list(range(len(v))) if where is None else where.tolist()), bad.tolist()
+    count = (len(v) if in_range is None else in_range) - len(bad)
     buckets = max(1, max_points // 2)
-    edges = (np.arange(buckets + 1) * (len(fv) / buckets)).astype(np.int64).tolist()
+    edges = (np.arange(buckets + 1) * (count / buckets)).astype(np.int64)
+    if positions is not None:  # each finite value's rank among the range's finite points
+        at = np.frombuffer(positions, dtype=np.int64)
+        ranks = at if where is None else at[where] - np.searchsorted(at[bad], at[where])
+        edges = np.searchsorted(ranks, edges)
     kept: list[int] = []
-    for first, end in pairwise(edges):
+    for first, end in pairwise(edges.tolist()):
         if first < end:  # argmin/argmax: the first of equal values, at C speed per bucket
             part = fv[first:end]
             low, high = first + int(part.argmin()), first + int(part.argmax())
@@ -164,23 +189,29 @@ def _nonfinite_label(value: float) -> str:
 def series_points(points: MetricPoints, max_points: int = DISPLAY_POINTS) -> dict[str, Any]:
     """Points read for a chart (a step range of a metric) as the chart gets them, and counts.
 
+    ``points`` may hold only some of the range's points (a :class:`MetricOutline` of a large
+    range): they are bucketed by their positions in the range.
+
     ``total`` counts every point of the metric, ``in_range`` those read, ``shown`` those
     returned; ``first_step``/``last_step`` span the whole metric. NaN/inf points are listed
     under ``nonfinite`` (at most ``max_points`` of them), never among the values.
     """
     steps, values, times = points.steps, points.values, points.timestamps
+    positions, in_range = None, len(steps)
+    if isinstance(points, MetricOutline):
+        positions, in_range = points.positions, points.in_range
     if _numpy() is not None:
-        kept, bad = keep_indices_numpy(values, max_points)
+        kept, bad = keep_indices_numpy(values, max_points, positions, in_range)
     else:
         bad = nonfinite_indices(values)
-        kept = keep_indices(values, bad, max_points)
+        kept = keep_indices(values, bad, max_points, positions, in_range)
     return {
         "run_id": points.run_id,
         "key": points.key,
         "total": points.total,
-        "in_range": len(steps),
+        "in_range": in_range,
         "shown": len(kept),
-        "downsampled": len(kept) < len(steps) - len(bad),
+        "downsampled": len(kept) < in_range - len(bad),
         "first_step": points.first_step,
         "last_step": points.last_step,
         "steps": [steps[i] for i in kept],

@@ -581,4 +581,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE metric_chunks ADD COLUMN format INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        22,
+        "metric chunks in step order with finite values carry an outline for charts",
+        (
+            # each block's first lowest and highest point (chachaml.store.outline); NULL for
+            # chunks stored before (read whole, as before), out of order or with NaN/inf
+            "ALTER TABLE metric_chunks ADD COLUMN outline BLOB",
+        ),
+    ),
 )

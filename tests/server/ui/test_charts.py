@@ -9,6 +9,7 @@ from array import array
 
 import pytest
 
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import MetricPoints
 from chachaml.server.ui.charts import (
     BLOCK,
@@ -111,3 +112,57 @@ def test_series_points_report_the_whole_series_beside_the_range() -> None:
     assert chart["steps"] == sorted(chart["steps"]) and chart["steps"][0] >= 100
     assert set(chart["values"]) == {0.0, 6.0}
     assert chart["times"] == [100.0 + s - 100 for s in chart["steps"]]
+
+
+def by_position(
+    values: list[float], positions: list[int], in_range: int, max_points: int
+) -> list[int]:
+    """The definition over some of a range's points: buckets of equally many finite points
+    of the range by rank, in each the first lowest and first highest of the values given."""
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    if len(finite) <= max_points:
+        return finite
+    bad = {positions[i] for i, v in enumerate(values) if not math.isfinite(v)}
+    buckets = max(1, max_points // 2)
+    size = (in_range - len(bad)) / buckets
+    rank = {i: positions[i] - len([p for p in bad if p < positions[i]]) for i in finite}
+    out: list[int] = []
+    for b in range(buckets):
+        part = [i for i in finite if int(b * size) <= rank[i] < int((b + 1) * size)]
+        if part:
+            vals = [values[i] for i in part]
+            low, high = vals.index(min(vals)), vals.index(max(vals))
+            out += [part[low]] if low == high else [part[min(low, high)], part[max(low, high)]]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_points_placed_in_a_larger_range_are_bucketed_by_position(seed: int) -> None:
+    rnd = random.Random(seed)
+    in_range = 5000
+    positions = sorted(rnd.sample(range(in_range), rnd.choice([1, 40, 300, 1200])))
+    values = noisy(seed, len(positions), rnd.choice([0.0, 0.05]))
+    packed, where = array("d", values), array("q", positions)
+    bad = nonfinite_indices(packed)
+    for max_points in (2, 5, 64, 1000):
+        kept = keep_indices(packed, bad, max_points, where, in_range)
+        assert kept == by_position(values, positions, in_range, max_points)
+        assert keep_indices_numpy(packed, max_points, where, in_range) == (kept, bad)
+        assert len(kept) <= max_points and kept == sorted(kept)
+        finite = [v for v in values if math.isfinite(v)]
+        if finite:
+            assert min(finite) in [values[i] for i in kept]
+            assert max(finite) in [values[i] for i in kept]
+
+
+def test_series_points_of_an_outline_count_the_whole_range() -> None:
+    base = points([float(i % 11) for i in range(400)] + [math.inf])
+    outline = MetricOutline(
+        **{f: getattr(base, f) for f in MetricPoints.__dataclass_fields__},
+        positions=array("q", [3 * i for i in range(401)]),
+        in_range=1203,
+    )
+    chart = series_points(outline, 10)
+    assert chart["in_range"] == 1203 and chart["shown"] <= 10 and chart["downsampled"]
+    assert set(chart["values"]) == {0.0, 10.0} and chart["steps"] == sorted(chart["steps"])
+    assert chart["nonfinite"] == [{"step": 400, "value": "inf", "time": 500.0}]
