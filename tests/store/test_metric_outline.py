@@ -50,6 +50,17 @@ def check_against(outline: MetricOutline, steps: list[int], values: list[float])
     assert got == [(steps[p], values[p]) for p in positions]
     if steps:
         assert min(outline.values) == min(values) and max(outline.values) == max(values)
+    spans = outline.outlined.tolist()
+    assert (outline.positions is None) == (not spans)
+    for first, points, block in zip(spans[::3], spans[1::3], spans[2::3], strict=True):
+        assert block == BLOCK
+        inside = [p for p in positions if first <= p < first + points]
+        expected: list[int] = []  # each block's first lowest and first highest point
+        for start in range(first, first + points, block):
+            part = values[start : min(start + block, first + points)]
+            low, high = part.index(min(part)), part.index(max(part))
+            expected += sorted({start + low, start + high})
+        assert inside == expected
 
 
 async def test_a_large_range_reads_outlines_and_keeps_every_extreme(store: Store) -> None:

@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from chachaml.store import outline as outline_module
 from chachaml.store.codec import StoredChunk, chunk_from_columns
 from chachaml.store.compression import CorruptChunk, compress_items
 from chachaml.store.outline import (
@@ -51,6 +52,7 @@ def test_an_outline_holds_each_blocks_first_extremes_and_reads_back(n: int) -> N
     stored = make_outline(steps, vals, times)
     assert stored == make_outline(steps, vals, times, use_numpy=False)
     outline = read_outline(stored)
+    assert outline.block == BLOCK
     expected = per_block(values)
     assert list(outline.positions) == expected
     assert list(outline.steps) == [10 + 3 * i for i in expected]
@@ -82,8 +84,10 @@ def test_only_finite_chunks_in_step_order_of_a_block_or_more_are_outlined() -> N
 def test_an_outline_that_is_not_one_is_a_corrupt_chunk() -> None:
     with pytest.raises(CorruptChunk, match="does not decompress"):
         read_outline(b"not zstd")
-    with pytest.raises(CorruptChunk, match="not 4 columns"):
-        read_outline(compress_items(bytes(24)))
+    with pytest.raises(CorruptChunk, match="not a block size and 4 columns"):
+        read_outline(compress_items(bytes(8 + 32)))  # block size 0
+    with pytest.raises(CorruptChunk, match="not a block size and 4 columns"):
+        read_outline(compress_items(bytes(8 + 24)))
 
 
 def spans(*counts: int, outlined: bool = True) -> list[ChunkSpan]:
@@ -96,12 +100,15 @@ def spans(*counts: int, outlined: bool = True) -> list[ChunkSpan]:
 
 
 def test_outlines_are_read_only_of_chunks_covered_whole_by_a_large_enough_range() -> None:
-    enough = MIN_BLOCKS * BLOCK  # one bucket's worth
+    enough = MIN_BLOCKS * BLOCK  # one bucket's worth (an even number of points)
     chunks = spans(enough, enough, enough)
     assert plan(chunks, None, None, 3) == {1, 2, 3}
     assert plan(chunks, None, None, 4) == set()  # too few blocks a bucket: every point
     assert plan(chunks, 1, None, 2) == {2, 3}  # the first is cut by the range
     assert plan(chunks, 1, 3 * enough - 2, 1) == {2}
+    half = enough // 2  # chunks cut by the range count for the share of their steps in it
+    assert plan(chunks, half, 3 * enough - half - 1, 2) == {2}
+    assert plan(chunks, half, 3 * enough - half - 1, 3) == set()
     assert plan(spans(enough, enough, outlined=False), None, None, 1) == set()
     shuffled = [chunks[0]._replace(in_order=False), *chunks[1:]]
     assert plan(shuffled, None, None, 1) == set()
@@ -111,15 +118,21 @@ def test_outlines_are_read_only_of_chunks_covered_whole_by_a_large_enough_range(
     assert plan(touching, None, None, 1) == {1, 2, 3}
 
 
-def test_a_joined_range_places_outline_points_after_the_points_before_them() -> None:
+@pytest.mark.parametrize("with_numpy", [True, False])
+def test_a_joined_range_places_outline_points_after_the_points_before_them(
+    with_numpy: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not with_numpy:
+        monkeypatch.setattr(outline_module, "_numpy", lambda: None)
     values = [float((i * 37) % 101) for i in range(3 * BLOCK)]
     steps, vals, times = packed(values)
     first = StoredChunk(steps, vals, times, 10, 10 + 3 * (3 * BLOCK - 1), True, points=3 * BLOCK)
     outline = make_outline(steps, vals, times)
-    got_steps, got_values, _, positions, in_range = join_outlined(
+    got_steps, got_values, _, positions, in_range, outlined = join_outlined(
         [first, (3 * BLOCK, outline)], 13, None
     )
     assert in_range == 3 * BLOCK - 1 + 3 * BLOCK
+    assert list(outlined) == [3 * BLOCK - 1, 3 * BLOCK, BLOCK]
     assert list(positions[: 3 * BLOCK - 1]) == list(range(3 * BLOCK - 1))
     assert list(positions[3 * BLOCK - 1 :]) == [3 * BLOCK - 1 + p for p in per_block(values)]
     assert got_steps[0] == 13 and list(got_values[3 * BLOCK - 1 :]) == [

@@ -351,12 +351,14 @@ class RemoteStore(RemotePipelines):
         raw = (base64.b64decode(packed[k]) for k in ("steps", "values", "timestamps"))
         steps, values, times = unpack_chunk(*raw)
         where = packed["positions"]
+        outlined = unpack_positions(base64.b64decode(packed["outlined"]))
         return MetricOutline(run_id=run_id, key=packed["key"], steps=steps, values=values,
                              timestamps=times, total=packed["total"],
                              first_step=packed["first_step"], last_step=packed["last_step"],
                              in_range=packed["in_range"],
                              positions=None if where is None
-                             else unpack_positions(base64.b64decode(where)))  # fmt: skip
+                             else unpack_positions(base64.b64decode(where)),
+                             outlined=outlined)  # fmt: skip
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact record."""

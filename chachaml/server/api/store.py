@@ -126,7 +126,8 @@ async def packed_outline(call: Call) -> m.PackedOutline:
     """
     points = _step(call, "points")
     if points is None or not 1 <= points <= MAX_POINTS:
-        raise ApiError(422, f"query parameter 'points' must be 1 to {MAX_POINTS}, got {points}")
+        got = "nothing" if points is None else points
+        raise ApiError(422, f"query parameter 'points' must be 1 to {MAX_POINTS}, got {got}")
     found = await call.store.metric_outline(
         call.path("run_id"), call.path("key"),
         min_step=_step(call, "min_step"), max_step=_step(call, "max_step"), points=points,
@@ -134,11 +135,13 @@ async def packed_outline(call: Call) -> m.PackedOutline:
     packed = pack_arrays(found.steps, found.values, found.timestamps)
     steps, vals, times = (base64.b64encode(b).decode() for b in packed)
     where = None if found.positions is None else pack_positions(found.positions)
+    outlined = base64.b64encode(pack_positions(found.outlined)).decode()
     return m.PackedOutline(key=found.key, steps=steps, values=vals, timestamps=times,
                            total=found.total, first_step=found.first_step,
                            last_step=found.last_step, in_range=found.in_range,
                            positions=None if where is None
-                           else base64.b64encode(where).decode())  # fmt: skip
+                           else base64.b64encode(where).decode(),
+                           outlined=outlined)  # fmt: skip
 
 
 @api.route("GET", RUN + "/artifacts", scope="read", response=m.ArtifactList, errors=ERR)

@@ -97,6 +97,7 @@ def keep_indices(
     max_points: int,
     positions: Sequence[int] | None = None,
     in_range: int | None = None,
+    outlined: Sequence[int] = (),
 ) -> list[int]:
     """Indices of at most ``max_points`` finite values, in order, spikes kept.
 
@@ -104,7 +105,8 @@ def keep_indices(
     highest. ``bad`` lists the non-finite indices (:func:`nonfinite_indices`); they are never
     kept. ``positions`` (increasing) places each value among the ``in_range`` points of the
     range when ``values`` hold only some of them (:class:`MetricOutline`): the buckets are
-    then cut by position, and a bucket's extremes are those of its values.
+    then cut by position, their edges moved to block edges in ``outlined`` chunks
+    (:func:`snap_edges`), and a bucket's extremes are those of its values.
     """
     finite = len(values) - len(bad)
     if finite <= max_points:
@@ -118,17 +120,48 @@ def keep_indices(
     def at(p: int) -> int:
         return p + bisect_right(before, p)
 
-    buckets = max(1, max_points // 2)
-    size = count / buckets
+    bad_at = [where[i] for i in bad]
+    edges = snap_edges(_edges(count, max_points), outlined, bad_at)
     out: list[int] = []
-    for b in range(buckets):
-        first, last = int(b * size), int((b + 1) * size) - 1
-        if first > last:
+    for first, end in pairwise(edges):
+        if first >= end:
             continue
-        start, stop = bisect_left(where, at(first)), bisect_right(where, at(last))
+        start, stop = bisect_left(where, at(first)), bisect_right(where, at(end - 1))
         low, high = _extremes(values, _runs(start, stop, bad))
         if low >= 0:
             out += [low] if low == high else [min(low, high), max(low, high)]
+    return out
+
+
+def _edges(count: int, max_points: int) -> list[int]:
+    """Where each bucket starts among ``count`` finite points, and ``count`` (numpy's too)."""
+    buckets = max(1, max_points // 2)
+    size = count / buckets
+    return [int(b * size) for b in range(buckets + 1)]
+
+
+def snap_edges(edges: list[int], outlined: Sequence[int], bad: Sequence[int]) -> list[int]:
+    """Bucket ``edges`` inside a chunk given by its outline, moved to its nearest block edge.
+
+    ``edges`` are ranks among the range's finite points; ``outlined`` is
+    :attr:`MetricOutline.outlined` (first position, points and block size of each such
+    chunk); ``bad`` the positions of the range's non-finite points (none lies in an outlined
+    chunk). A bucket then holds each block whole, so the extremes of its outline points are
+    the bucket's very extremes; the buckets' sizes move by half a block at most.
+    """
+    if not outlined:
+        return edges
+    spans = [(outlined[i] - bisect_left(bad, outlined[i]), outlined[i + 1], outlined[i + 2])
+             for i in range(0, len(outlined), 3)]  # fmt: skip
+    firsts = [first for first, _, _ in spans]
+    out = []
+    for e in edges:
+        k = bisect_right(firsts, e) - 1
+        if k >= 0:
+            first, points, block = spans[k]
+            if first < e < first + points:
+                e = min(first + (e - first + block // 2) // block * block, first + points)
+        out.append(e)
     return out
 
 
@@ -147,6 +180,7 @@ def keep_indices_numpy(
     max_points: int,
     positions: array[int] | None = None,
     in_range: int | None = None,
+    outlined: Sequence[int] = (),
 ) -> tuple[list[int], list[int]]:
     """:func:`keep_indices` and :func:`nonfinite_indices` at once, computed by numpy.
 
@@ -170,6 +204,8 @@ def keep_indices_numpy(
     if positions is not None:  # each finite value's rank among the range's finite points
         at = np.frombuffer(positions, dtype=np.int64)
         ranks = at if where is None else at[where] - np.searchsorted(at[bad], at[where])
+        if outlined:
+            edges = np.array(snap_edges(edges.tolist(), outlined, at[bad].tolist()))
         edges = np.searchsorted(ranks, edges)
     kept: list[int] = []
     for first, end in pairwise(edges.tolist()):
@@ -197,14 +233,14 @@ def series_points(points: MetricPoints, max_points: int = DISPLAY_POINTS) -> dic
     under ``nonfinite`` (at most ``max_points`` of them), never among the values.
     """
     steps, values, times = points.steps, points.values, points.timestamps
-    positions, in_range = None, len(steps)
+    positions, in_range, outlined = None, len(steps), array("q")
     if isinstance(points, MetricOutline):
-        positions, in_range = points.positions, points.in_range
+        positions, in_range, outlined = points.positions, points.in_range, points.outlined
     if _numpy() is not None:
-        kept, bad = keep_indices_numpy(values, max_points, positions, in_range)
+        kept, bad = keep_indices_numpy(values, max_points, positions, in_range, outlined)
     else:
         bad = nonfinite_indices(values)
-        kept = keep_indices(values, bad, max_points, positions, in_range)
+        kept = keep_indices(values, bad, max_points, positions, in_range, outlined)
     return {
         "run_id": points.run_id,
         "key": points.key,

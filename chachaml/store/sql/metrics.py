@@ -5,7 +5,9 @@ compressed in its row's ``format`` (:mod:`chachaml.store.compression`), so a poi
 few bytes and ingest one row per chunk; the summary (latest value, range, count) is upserted
 in the same transaction, so listings and ``best_run`` never scan points. Each chunk row also
 holds its step span (lowest and highest step, whether its steps are in order), indexed, so a
-read of a step range fetches only the chunks that overlap it.
+read of a step range fetches only the chunks that overlap it, and, with its outline
+(:mod:`chachaml.store.outline`), a chart of a large range need not decode the chunks it
+covers whole.
 """
 
 from __future__ import annotations
@@ -332,7 +334,7 @@ class Metrics:
                 for s in sorted(spans)
             ]
             try:
-                steps, values, times, positions, in_range = await _off_loop(
+                steps, values, times, positions, in_range, blocks = await _off_loop(
                     sum(r["count"] for r in rows),
                     lambda: join_outlined(parts, min_step, max_step),
                 )
@@ -340,11 +342,12 @@ class Metrics:
                 raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
         else:
             steps, values, times = await _decoded(run_id, key, rows, min_step, max_step)
-            positions, in_range = None, len(steps)
+            positions, in_range, blocks = None, len(steps), array("q")
         return MetricOutline(
             run_id=run_id, key=key, steps=steps, values=values, timestamps=times,
             total=extent["count"], first_step=extent["first_step"],
             last_step=extent["last_step"], positions=positions, in_range=in_range,
+            outlined=blocks,
         )  # fmt: skip
 
     async def metric_history(
