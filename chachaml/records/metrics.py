@@ -240,8 +240,8 @@ class MetricOutline(MetricPoints):
     """A step range of one metric as a chart needs it: its points, or enough of them.
 
     ``in_range`` counts the points in the range; the arrays hold them all (``positions`` is
-    ``None``), or, when the range is large, for each chunk it covers whole only its outline
-    (each block's first lowest and first highest point) and every point of the rest. Then
+    ``None``), or, when the range is large, of each block of a chunk with an outline that
+    lies in the range only its first lowest and first highest point, and every other point. Then
     ``positions`` gives each returned point's index among the range's points (increasing,
     below ``in_range``), so a chart can cut the range into buckets of equally many points and
     keep each bucket's extremes. Every point returned was logged; the range's lowest and

@@ -121,6 +121,30 @@ def decode(fmt: int, count: int | None, data: bytes) -> bytes:
     return raw if fmt == RAW else unshuffle(raw)
 
 
+class Column:
+    """A stored column decompressed once, whose items are then taken a stretch at a time.
+
+    Taking items ``a..b`` of a shuffled column copies only their bytes out of each byte
+    plane: the edge of a chart's range needs a few blocks of a 50,000-point chunk, not all
+    of it unshuffled (~0.7 ms a column).
+    """
+
+    def __init__(self, fmt: int, count: int, data: bytes) -> None:
+        self._fmt, self._count, self._raw = fmt, count, _raw(fmt, count, data)
+
+    def items(self, start: int, stop: int) -> bytes:
+        """Items ``start..stop-1`` (clipped to the column) as a packed array."""
+        start, stop = max(0, start), min(stop, self._count)
+        if start >= stop:
+            return b""
+        if self._fmt == RAW:
+            return self._raw[start * WIDTH : stop * WIDTH]
+        n, out = self._count, bytearray((stop - start) * WIDTH)
+        for i in range(WIDTH):
+            out[i::WIDTH] = self._raw[i * n + start : i * n + stop]
+        return bytes(out)
+
+
 def join_columns(stored: Sequence[tuple[int, int | None, bytes]]) -> bytearray:
     """Stored columns ``(format, count, bytes)`` decoded one after another into one buffer.
 

@@ -5,21 +5,27 @@ highest value, so it needs every value but only the few points it keeps. A chunk
 are in order and whose values are all finite is stored with an outline (migration 22): for
 each block of ``BLOCK`` consecutive points, the block's first lowest and first highest point
 (one when they are the same point), as its position within the chunk, step, value and
-timestamp. A chart of a range that covers a chunk whole reads the outline (~1/32 of the
-points) instead of decoding the chunk; the lowest and highest point of any run of whole
-blocks is among their outline points, so the range's extremes are never lost.
+timestamp. A chart of a large range (:func:`plan`) reads the outlines of the chunks it
+covers (~1/32 of their points) instead of decoding them, and of a chunk the range cuts only
+the blocks it cuts (:func:`join_outlined`). The extremes of any run of whole blocks are
+among their outline points, so the range's lowest and highest values are never lost, and a
+chart whose bucket edges are moved to block edges (``charts.snap_edges``) finds each
+bucket's exact extremes.
 
-Blocks of 64 points (measured on the float32 loss of ``python -m bench scale``): the outline
-costs ~0.5 byte a point on disk and ~1 µs a block to make; 128 halves both but then a
-chart's bucket of 1,000 points spans fewer blocks, and ranges too short for the outline
-(decoded whole, :data:`MIN_BLOCKS` blocks a bucket) grow twice as long.
+Blocks of 64 points, measured on the float32 loss of ``python -m bench scale``: the outline
+takes 0.25 byte a point on disk and ~0.3 ms a 50,000-point chunk to make with numpy (the
+compression itself ~1.2 ms). With 128, a 1,000-point chart would read outlines only from
+128,000 points in range (at ``MIN_BLOCKS`` 2), and shorter ranges decode up to three whole
+50,000-point chunks; with 32, outlines double and a whole million-point series gives 62,500
+outline points to decode and bucket instead of 31,000.
 
-The stored form: the block size, then four columns of equally many 8-byte little-endian items
-(positions and steps int64, values and timestamps float64), one after the other, byte-shuffled and
-compressed as a chunk's columns are (:mod:`chachaml.store.compression`). Chunks stored
-before the migration, out of order or holding NaN/infinities have none (``NULL``) and are
-read whole, as before. numpy (``chachaml[numpy]``) makes the outline ~20x faster when
-installed; the pure-Python way gives the same bytes.
+The stored form: the block size, then four columns of equally many 8-byte little-endian
+items (positions and steps int64, values and timestamps float64), one after the other,
+byte-shuffled and compressed as a chunk's columns are (:mod:`chachaml.store.compression`).
+Chunks stored before the migration, out of order or holding NaN/infinities have none
+(``NULL``) and are read whole, as before: nothing is backfilled. numpy (``chachaml[numpy]``)
+makes the outline ~20x faster when installed; the pure-Python way (~0.1-0.2 µs a point)
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import math
 import struct
 import sys
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from functools import cache
 from itertools import pairwise
@@ -35,10 +42,18 @@ from types import ModuleType
 from typing import Final, NamedTuple
 
 from chachaml.store.codec import StoredChunk, join_chunks
-from chachaml.store.compression import WIDTH, CorruptChunk, compress_items, decompress_items
+from chachaml.store.compression import (
+    WIDTH,
+    Column,
+    CorruptChunk,
+    compress_items,
+    decompress_items,
+)
 
 BLOCK: Final = 64  # points a block (see the module docstring for why)
-MIN_BLOCKS: Final = 2  # blocks a chart's bucket must span for outlines to be read (see above)
+# blocks a chart's bucket must span for outlines to be read: its edges, moved to block edges,
+# move by half a block at most
+MIN_BLOCKS: Final = 2
 _SWAP = sys.byteorder != "little"
 
 
@@ -194,25 +209,33 @@ class ChunkSpan(NamedTuple):
     outlined: bool
 
 
+class Plan(NamedTuple):
+    """Which chunks of a range read give their outline and which their columns (by id)."""
+
+    outlines: set[int]
+    columns: set[int]
+
+
 def plan(
     spans: Sequence[ChunkSpan], min_step: int | None, max_step: int | None, buckets: int
-) -> set[int]:
-    """The ids of the chunks (overlapping a step range) whose outline is read instead.
+) -> Plan:
+    """What to fetch of the chunks overlapping a step range for a chart of ``buckets``.
 
-    Only when the chunks, in id order, are each in step order and follow one another (the
-    range's points are then the chunks' points one after the other), and when the range
-    holds about ``MIN_BLOCKS`` blocks or more for each of a chart's ``buckets`` (a chunk the
-    range cuts counts for the share of its step span inside it): then the chunks the range
-    covers whole. Otherwise none (every chunk is decoded, every point returned).
+    Outlines only when the chunks, in id order, are each in step order and follow one
+    another (the range's points are then the chunks' points one after the other), and when
+    the range holds about ``MIN_BLOCKS`` blocks or more for each bucket (a chunk the range
+    cuts counts for the share of its step span inside it). Then every chunk with an outline
+    gives it, and its columns too when the range cuts it (the blocks it cuts are read from
+    them); the others give their columns. Otherwise every chunk its columns (every point).
     """
     ordered = sorted(spans, key=lambda s: s.id)
+    every = Plan(set(), {s.id for s in ordered})
     if not all(s.in_order for s in ordered) or any(
         b.min_step < a.max_step for a, b in pairwise(ordered)
     ):
-        return set()
+        return every
     low = -math.inf if min_step is None else min_step
     high = math.inf if max_step is None else max_step
-    inside = [s for s in ordered if s.min_step >= low and s.max_step <= high]
     estimate = sum(
         s.points
         * (min(high, s.max_step) - max(low, s.min_step) + 1)
@@ -220,8 +243,31 @@ def plan(
         for s in ordered
     )
     if estimate < buckets * MIN_BLOCKS * BLOCK:
-        return set()
-    return {s.id for s in inside if s.outlined}
+        return every
+    inside = {s.id for s in ordered if s.min_step >= low and s.max_step <= high}
+    return Plan(
+        {s.id for s in ordered if s.outlined},
+        {s.id for s in ordered if not s.outlined or s.id not in inside},
+    )
+
+
+class Part(NamedTuple):
+    """A chunk of a range read: its columns, its outline, or both (a chunk the range cuts)."""
+
+    points: int
+    chunk: StoredChunk | None
+    outline: bytes | None
+
+
+class Joined(NamedTuple):
+    """A range's points as read for a chart (see ``MetricOutline``)."""
+
+    steps: array[int]
+    values: array[float]
+    timestamps: array[float]
+    positions: array[int]
+    in_range: int
+    outlined: array[int]
 
 
 def _identity(start: int, count: int) -> array[int]:
@@ -232,45 +278,114 @@ def _identity(start: int, count: int) -> array[int]:
     return array("q", np.arange(start, start + count, dtype=np.int64).tobytes())
 
 
-def join_outlined(
-    parts: Sequence[StoredChunk | tuple[int, bytes]], min_step: int | None, max_step: int | None
-) -> tuple[array[int], array[float], array[float], array[int], int, array[int]]:
-    """A range's points as :func:`plan` chose them: steps, values, times, positions, in range.
-
-    ``parts`` are the chunks overlapping the range in id order (in step order, one after
-    another, as :func:`plan` requires): a chunk to decode (cut to the range), or a chunk the
-    range covers whole as ``(count, stored outline)``. Last, each outlined chunk's first
-    position, points and block size, flattened. ``CorruptChunk`` as decoding raises.
-    """
-    steps, values, times, positions = array("q"), array("d"), array("d"), array("q")
-    outlined: array[int] = array("q")
-    at = 0
-    for part in parts:
-        if isinstance(part, StoredChunk):
-            s, v, t = join_chunks([part], min_step, max_step)
-            moved = _identity(at, len(s))
-            at += len(s)
-        else:
-            count, stored = part
-            o = read_outline(stored)
-            if o.positions and not 0 <= o.positions[-1] < count:
-                raise CorruptChunk(
-                    f"an outline of a {count}-point chunk has position {o.positions[-1]}"
-                )
-            s, v, t = o.steps, o.values, o.timestamps
-            moved = _shifted(o.positions, at)
-            outlined.extend((at, count, o.block))
-            at += count
-        steps += s
-        values += v
-        times += t
-        positions += moved
-    return steps, values, times, positions, at, outlined
-
-
 def _shifted(positions: array[int], by: int) -> array[int]:
     """``positions`` each plus ``by``."""
     np = _numpy()
     if np is None:
         return array("q", [p + by for p in positions])
     return array("q", (np.frombuffer(positions, dtype=np.int64) + by).tobytes())
+
+
+def _checked(points: int, stored: bytes) -> Outline:
+    """A part's outline, its positions within the chunk."""
+    o = read_outline(stored)
+    if o.positions and not 0 <= o.positions[-1] < points:
+        raise CorruptChunk(f"an outline of a {points}-point chunk has position {o.positions[-1]}")
+    return o
+
+
+class _Cut:
+    """A chunk in step order cut to a step range through its outline and a few of its items.
+
+    Only the blocks the range cuts are taken from the columns (:class:`Column`); the
+    blocks inside it give their outline points.
+    """
+
+    def __init__(self, chunk: StoredChunk, outline: Outline) -> None:
+        points = chunk.points if chunk.points is not None else 0
+        self.points, self.outline = points, outline
+        self.columns = [Column(chunk.format, points, c)
+                        for c in (chunk.steps, chunk.values, chunk.timestamps)]  # fmt: skip
+
+    def index(self, step: int, after: bool) -> int:
+        """``bisect_left`` (``bisect_right`` if ``after``) of ``step`` in the chunk's steps.
+
+        The outline's points bound it to between two of them (two blocks at most), whose
+        steps alone are read.
+        """
+        find = bisect_right if after else bisect_left
+        o = self.outline
+        j = find(o.steps, step)
+        low = 0 if j == 0 else o.positions[j - 1] + 1
+        high = self.points if j == len(o.steps) else o.positions[j] + 1
+        between = _native("q", self.columns[0].items(low, high))
+        return low + find(between, step)
+
+    def take(self, start: int, stop: int) -> tuple[array[int], array[float], array[float]]:
+        """Items ``start..stop-1`` of the three columns."""
+        steps, values, times = (c.items(start, stop) for c in self.columns)
+        return _native("q", steps), _native("d", values), _native("d", times)  # type: ignore[return-value]
+
+
+def join_outlined(parts: Sequence[Part], min_step: int | None, max_step: int | None) -> Joined:
+    """A range's points as :func:`plan` chose them, each placed by its position in the range.
+
+    ``parts`` are the chunks overlapping the range in id order (in step order, one after
+    another, as :func:`plan` requires). A chunk with columns only is decoded and cut to the
+    range; one with an outline only (the range covers it whole) gives its outline points;
+    one with both is cut to the range, its blocks inside the range giving their outline
+    points and the (at most two) blocks the range cuts their items. ``CorruptChunk`` as
+    decoding raises.
+    """
+    steps, values, times, positions = array("q"), array("d"), array("d"), array("q")
+    outlined: array[int] = array("q")
+    at = 0
+    for part in parts:
+        if part.outline is None:
+            assert part.chunk is not None
+            s, v, t = join_chunks([part.chunk], min_step, max_step)
+            steps += s
+            values += v
+            times += t
+            positions += _identity(at, len(s))
+            at += len(s)
+            continue
+        o = _checked(part.points, part.outline)
+        first, end = 0, part.points
+        cut = None if part.chunk is None else _Cut(part.chunk, o)
+        if cut is not None:
+            first = 0 if min_step is None else cut.index(min_step, after=False)
+            end = part.points if max_step is None else cut.index(max_step, after=True)
+            if first >= end:
+                continue
+        # whole blocks from ``inner`` to ``outer`` (a chunk's last block may be short)
+        inner = -(-first // o.block) * o.block
+        outer = end if end == part.points else end // o.block * o.block
+        if cut is not None and inner >= outer:  # no whole block: every point
+            s, v, t = cut.take(first, end)
+            steps += s
+            values += v
+            times += t
+            positions += _identity(at, end - first)
+            at += end - first
+            continue
+        if cut is not None and first < inner:
+            s, v, t = cut.take(first, inner)
+            steps += s
+            values += v
+            times += t
+            positions += _identity(at, inner - first)
+        lo, hi = bisect_left(o.positions, inner), bisect_left(o.positions, outer)
+        steps += o.steps[lo:hi]
+        values += o.values[lo:hi]
+        times += o.timestamps[lo:hi]
+        positions += _shifted(o.positions[lo:hi], at - first)
+        outlined.extend((at + inner - first, outer - inner, o.block))
+        if cut is not None and outer < end:
+            s, v, t = cut.take(outer, end)
+            steps += s
+            values += v
+            times += t
+            positions += _identity(at + outer - first, end - outer)
+        at += end - first
+    return Joined(steps, values, times, positions, at, outlined)

@@ -293,9 +293,9 @@ class Store(Protocol):
     ) -> MetricOutline:  # fmt: skip
         """A step range of one metric for a chart cut to ``points`` points (``MetricOutline``).
 
-        Every point of the range, or, when the range is large, of the chunks it covers whole
-        only their outlines (each block's first lowest and first highest point), each point
-        with its index among the range's points; NaN and infinities are always returned.
+        Every point of the range, or, when the range is large, of each block of a chunk with
+        an outline that lies in the range only its first lowest and first highest point, each
+        point with its index among the range's points; NaN and infinities are always returned.
         ``in_range`` counts the range's points; the rest as :meth:`metric_points`.
         """
         ...

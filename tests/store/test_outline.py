@@ -10,11 +10,13 @@ import pytest
 
 from chachaml.store import outline as outline_module
 from chachaml.store.codec import StoredChunk, chunk_from_columns
-from chachaml.store.compression import CorruptChunk, compress_items
+from chachaml.store.compression import RAW, SHUFFLED_ZSTD, CorruptChunk, compress_items, encode
 from chachaml.store.outline import (
     BLOCK,
     MIN_BLOCKS,
     ChunkSpan,
+    Part,
+    Plan,
     all_finite,
     join_outlined,
     make_outline,
@@ -99,47 +101,87 @@ def spans(*counts: int, outlined: bool = True) -> list[ChunkSpan]:
     return out
 
 
-def test_outlines_are_read_only_of_chunks_covered_whole_by_a_large_enough_range() -> None:
+def test_outlines_are_read_only_when_the_range_is_large_enough_and_in_order() -> None:
     enough = MIN_BLOCKS * BLOCK  # one bucket's worth (an even number of points)
     chunks = spans(enough, enough, enough)
-    assert plan(chunks, None, None, 3) == {1, 2, 3}
-    assert plan(chunks, None, None, 4) == set()  # too few blocks a bucket: every point
-    assert plan(chunks, 1, None, 2) == {2, 3}  # the first is cut by the range
-    assert plan(chunks, 1, 3 * enough - 2, 1) == {2}
+    every = Plan(set(), {1, 2, 3})
+    assert plan(chunks, None, None, 3) == Plan({1, 2, 3}, set())
+    assert plan(chunks, None, None, 4) == every  # too few blocks a bucket: every point
+    assert plan(chunks, 1, None, 2) == Plan({1, 2, 3}, {1})  # the first is cut by the range
+    assert plan(chunks, 1, 3 * enough - 2, 1) == Plan({1, 2, 3}, {1, 3})
     half = enough // 2  # chunks cut by the range count for the share of their steps in it
-    assert plan(chunks, half, 3 * enough - half - 1, 2) == {2}
-    assert plan(chunks, half, 3 * enough - half - 1, 3) == set()
-    assert plan(spans(enough, enough, outlined=False), None, None, 1) == set()
+    assert plan(chunks, half, 3 * enough - half - 1, 2) == Plan({1, 2, 3}, {1, 3})
+    assert plan(chunks, half, 3 * enough - half - 1, 3) == every
+    bare = spans(enough, enough, outlined=False)
+    assert plan(bare, None, None, 1) == Plan(set(), {1, 2})
     shuffled = [chunks[0]._replace(in_order=False), *chunks[1:]]
-    assert plan(shuffled, None, None, 1) == set()
+    assert plan(shuffled, None, None, 1) == every
     overlapping = [chunks[0], chunks[1]._replace(min_step=enough - 5), chunks[2]]
-    assert plan(overlapping, None, None, 1) == set()
+    assert plan(overlapping, None, None, 1) == every
     touching = [chunks[0], chunks[1]._replace(min_step=enough - 1), chunks[2]]
-    assert plan(touching, None, None, 1) == {1, 2, 3}
+    assert plan(touching, None, None, 1) == Plan({1, 2, 3}, set())
 
 
-@pytest.mark.parametrize("with_numpy", [True, False])
-def test_a_joined_range_places_outline_points_after_the_points_before_them(
-    with_numpy: bool, monkeypatch: pytest.MonkeyPatch
+def stored_chunk(steps: list[int], values: list[float], fmt: int) -> tuple[StoredChunk, bytes]:
+    """A chunk as stored (``fmt`` RAW or compressed) and its outline."""
+    chunk = chunk_from_columns("r", "k", steps, values, [0.5 * s for s in steps])
+    columns = (chunk.steps, chunk.values, chunk.timestamps)
+    if fmt == RAW:
+        got: tuple[int, bytes, bytes, bytes] = (RAW, *columns)
+    else:
+        got = encode(len(steps), *columns)
+    stored = StoredChunk(got[1], got[2], got[3], steps[0], steps[-1], True, got[0], len(steps))
+    return stored, make_outline(*columns)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_joined_range_is_its_points_with_outlines_for_whole_blocks(
+    seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not with_numpy:
+    rng = random.Random(seed)
+    if seed % 2:
         monkeypatch.setattr(outline_module, "_numpy", lambda: None)
-    values = [float((i * 37) % 101) for i in range(3 * BLOCK)]
-    steps, vals, times = packed(values)
-    first = StoredChunk(steps, vals, times, 10, 10 + 3 * (3 * BLOCK - 1), True, points=3 * BLOCK)
-    outline = make_outline(steps, vals, times)
-    got_steps, got_values, _, positions, in_range, outlined = join_outlined(
-        [first, (3 * BLOCK, outline)], 13, None
-    )
-    assert in_range == 3 * BLOCK - 1 + 3 * BLOCK
-    assert list(outlined) == [3 * BLOCK - 1, 3 * BLOCK, BLOCK]
-    assert list(positions[: 3 * BLOCK - 1]) == list(range(3 * BLOCK - 1))
-    assert list(positions[3 * BLOCK - 1 :]) == [3 * BLOCK - 1 + p for p in per_block(values)]
-    assert got_steps[0] == 13 and list(got_values[3 * BLOCK - 1 :]) == [
-        values[p] for p in per_block(values)
-    ]
+    sizes = [rng.randrange(1, 6 * BLOCK) for _ in range(4)]
+    steps = sorted(rng.sample(range(20 * sum(sizes)), sum(sizes)))
+    values = [rng.gauss(0, 1) for _ in steps]
+    chunks, at = [], 0
+    for size in sizes:
+        part = slice(at, at + size)
+        chunks.append(stored_chunk(steps[part], values[part], rng.choice([RAW, SHUFFLED_ZSTD])))
+        at += size
+    for _ in range(10):
+        lo = rng.choice([None, rng.randrange(-5, steps[-1] + 5)])
+        hi = rng.choice([None, rng.randrange(lo or 0, steps[-1] + 10)])
+        inside = [i for i, s in enumerate(steps)
+                  if (lo is None or s >= lo) and (hi is None or s <= hi)]  # fmt: skip
+        parts = []
+        for k, (chunk, stored) in enumerate(chunks):
+            if k == 0:  # one chunk without outline
+                parts.append(Part(sizes[k], chunk, None))
+            elif (lo is None or chunk.min_step >= lo) and (hi is None or chunk.max_step <= hi):
+                parts.append(Part(sizes[k], None, stored))
+            else:
+                parts.append(Part(sizes[k], chunk, stored))
+        joined = join_outlined(parts, lo, hi)
+        assert joined.in_range == len(inside)
+        where = list(joined.positions)
+        assert where == sorted(set(where)) and all(0 <= p < len(inside) for p in where)
+        assert list(joined.steps) == [steps[inside[p]] for p in where]
+        assert list(joined.values) == [values[inside[p]] for p in where]
+        assert list(joined.timestamps) == [0.5 * steps[inside[p]] for p in where]
+        covered: set[int] = set()
+        spans_ = list(joined.outlined)
+        for first, points, block in zip(spans_[::3], spans_[1::3], spans_[2::3], strict=True):
+            assert block == BLOCK
+            covered |= set(range(first, first + points))
+            span = [values[inside[p]] for p in range(first, first + points)]
+            expected = [first + i for i in per_block(span)]
+            assert [p for p in where if first <= p < first + points] == expected
+        assert [p for p in where if p not in covered] == [
+            p for p in range(len(inside)) if p not in covered
+        ], "outside whole blocks: every point"
     with pytest.raises(CorruptChunk, match="position"):
-        join_outlined([(BLOCK, outline)], None, None)
+        join_outlined([Part(1, None, chunks[1][1])], None, None)
 
 
 def test_outlines_cost_a_fraction_of_a_byte_a_point() -> None:

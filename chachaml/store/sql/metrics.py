@@ -30,7 +30,7 @@ from chachaml.records.runs import (
 )
 from chachaml.store.codec import StoredChunk, join_chunks, series_of, step_span
 from chachaml.store.compression import CorruptChunk, encode
-from chachaml.store.outline import ChunkSpan, join_outlined, make_outline, outlined, plan
+from chachaml.store.outline import ChunkSpan, Part, join_outlined, make_outline, outlined, plan
 from chachaml.store.sql.database import Database, Row, Tx
 from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import in_batches, marks, require_run
@@ -296,8 +296,9 @@ class Metrics:
     ) -> MetricOutline:  # fmt: skip
         """A step range of one metric for a chart of ``points`` points (see ``MetricOutline``).
 
-        The chunks' spans are read first (no arrays); then the arrays of the chunks to decode
-        and only the outlines of the chunks :func:`~chachaml.store.outline.plan` reads so.
+        The chunks' spans are read first (no arrays), then the columns and the outlines that
+        :func:`~chachaml.store.outline.plan` chooses: a chunk the range covers whole gives
+        its outline alone.
         """
         buckets = max(1, points // 2)
 
@@ -313,12 +314,11 @@ class Metrics:
                           bool(r["in_order"]), bool(r["outlined"]))
                 for r in await db.fetchall(sql, params)
             ]  # fmt: skip
-            read_outlines = plan(spans, min_step, max_step, buckets)
-            decode = [s.id for s in spans if s.id not in read_outlines]
+            chosen = plan(spans, min_step, max_step, buckets)
             rows, outlines = [], {}
-            for batch in in_batches(decode):
+            for batch in in_batches(sorted(chosen.columns)):
                 rows += await db.fetchall(CHUNK_SELECT + f" WHERE id IN ({marks(batch)})", batch)
-            for batch in in_batches(sorted(read_outlines)):
+            for batch in in_batches(sorted(chosen.outlines)):
                 for r in await db.fetchall(
                     f"SELECT id, outline FROM metric_chunks WHERE id IN ({marks(batch)})", batch
                 ):
@@ -329,17 +329,14 @@ class Metrics:
         rows.sort(key=lambda r: r["id"])
         if outlines:
             decoded = dict(zip((r["id"] for r in rows), _chunks(rows), strict=True))
-            parts = [
-                (s.points, outlines[s.id]) if s.id in outlines else decoded[s.id]
-                for s in sorted(spans)
-            ]
+            parts = [Part(s.points, decoded.get(s.id), outlines.get(s.id)) for s in sorted(spans)]
             try:
-                steps, values, times, positions, in_range, blocks = await _off_loop(
-                    sum(r["count"] for r in rows),
-                    lambda: join_outlined(parts, min_step, max_step),
+                joined = await _off_loop(
+                    sum(r["count"] for r in rows), lambda: join_outlined(parts, min_step, max_step)
                 )
             except CorruptChunk as exc:
                 raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
+            steps, values, times, positions, in_range, blocks = joined
         else:
             steps, values, times = await _decoded(run_id, key, rows, min_step, max_step)
             positions, in_range, blocks = None, len(steps), array("q")
