@@ -296,7 +296,7 @@ class Metrics:
     ) -> MetricOutline:  # fmt: skip
         """A step range of one metric for a chart of ``points`` points (see ``MetricOutline``).
 
-        The chunks' spans are read first (no arrays), then the columns and the outlines that
+        The chunks' spans and outlines are read first (no arrays), then the columns that
         :func:`~chachaml.store.outline.plan` chooses: a chunk the range covers whole gives
         its outline alone.
         """
@@ -304,25 +304,22 @@ class Metrics:
 
         async def body(db: Tx) -> tuple[Row, list[ChunkSpan], list[Row], dict[int, bytes]]:
             extent = await _extent(db, run_id, key)
-            sql = (
-                "SELECT id, count, min_step, max_step, in_order, outline IS NOT NULL AS outlined"
-                " FROM metric_chunks WHERE run_id = ? AND key = ?" + _bounds(min_step, max_step)
+            sql = (  # on SQLite from one covering index, without the rows' arrays
+                "SELECT id, count, min_step, max_step, in_order, outline FROM metric_chunks"
+                " WHERE run_id = ? AND key = ?" + _bounds(min_step, max_step)
             )
             params = [run_id, key, *(b for b in (min_step, max_step) if b is not None)]
+            found = await db.fetchall(sql, params)
             spans = [
                 ChunkSpan(r["id"], r["count"], r["min_step"], r["max_step"],
-                          bool(r["in_order"]), bool(r["outlined"]))
-                for r in await db.fetchall(sql, params)
+                          bool(r["in_order"]), r["outline"] is not None)
+                for r in found
             ]  # fmt: skip
             chosen = plan(spans, min_step, max_step, buckets)
-            rows, outlines = [], {}
+            outlines = {r["id"]: r["outline"] for r in found if r["id"] in chosen.outlines}
+            rows = []
             for batch in in_batches(sorted(chosen.columns)):
                 rows += await db.fetchall(CHUNK_SELECT + f" WHERE id IN ({marks(batch)})", batch)
-            for batch in in_batches(sorted(chosen.outlines)):
-                for r in await db.fetchall(
-                    f"SELECT id, outline FROM metric_chunks WHERE id IN ({marks(batch)})", batch
-                ):
-                    outlines[r["id"]] = r["outline"]
             return extent, spans, rows, outlines
 
         extent, spans, rows, outlines = await self._db.query(body)
