@@ -210,10 +210,14 @@ class ChunkSpan(NamedTuple):
 
 
 class Plan(NamedTuple):
-    """Which chunks of a range read give their outline and which their columns (by id)."""
+    """Which chunks of a range read give their outline and which their columns (by id).
+
+    ``order``: the chunks' ids in the order their points follow one another (by step).
+    """
 
     outlines: set[int]
     columns: set[int]
+    order: list[int]
 
 
 def plan(
@@ -221,15 +225,18 @@ def plan(
 ) -> Plan:
     """What to fetch of the chunks overlapping a step range for a chart of ``buckets``.
 
-    Outlines only when the chunks, in id order, are each in step order and follow one
-    another (the range's points are then the chunks' points one after the other), and when
+    Outlines only when the chunks are each in step order and follow one another (the
+    range's points are then the chunks' points one after the other, ``order``), and when
     the range holds about ``MIN_BLOCKS`` blocks or more for each bucket (a chunk the range
     cuts counts for the share of its step span inside it). Then every chunk with an outline
     gives it, and its columns too when the range cuts it (the blocks it cuts are read from
     them); the others give their columns. Otherwise every chunk its columns (every point).
     """
-    ordered = sorted(spans, key=lambda s: s.id)
-    every = Plan(set(), {s.id for s in ordered})
+    by_id = sorted(spans, key=lambda s: s.id)
+    every = Plan(set(), {s.id for s in by_id}, [s.id for s in by_id])
+    # by step, then as stored: a flush that committed before the one logged ahead of it
+    # leaves chunks whose ids are not in step order, yet they follow one another
+    ordered = sorted(by_id, key=lambda s: s.min_step)
     if not all(s.in_order for s in ordered) or any(
         b.min_step < a.max_step for a, b in pairwise(ordered)
     ):
@@ -248,6 +255,7 @@ def plan(
     return Plan(
         {s.id for s in ordered if s.outlined},
         {s.id for s in ordered if not s.outlined or s.id not in inside},
+        [s.id for s in ordered],
     )
 
 

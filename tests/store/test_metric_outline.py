@@ -136,3 +136,17 @@ async def test_a_missing_metric_is_not_found(store: Store) -> None:
         await store.metric_outline(RUN, "acc", points=SHOWN)
     empty = await store.metric_outline(RUN, "loss", min_step=10**6, points=SHOWN)
     assert empty.in_range == 0 and list(empty.steps) == [] and empty.positions is None
+
+
+async def test_chunks_stored_out_of_step_order_still_read_outlines(store: Store) -> None:
+    await new_run(store)
+    rng = random.Random(8)
+    chunks = [[(s, rng.gauss(0, 1), 1000.0 + s) for s in range(c * CHUNK, (c + 1) * CHUNK)]
+              for c in range(4)]  # fmt: skip
+    for c in (1, 0, 3, 2):  # each flush committed before the one logged ahead of it
+        await store.log_metrics([make_chunk(RUN, "loss", chunks[c])])
+    exact = await store.metric_points(RUN, "loss", min_step=500)
+    assert list(exact.steps) == list(range(500, 4 * CHUNK))
+    found = await store.metric_outline(RUN, "loss", min_step=500, points=SHOWN)
+    assert found.positions is not None
+    check_against(found, list(exact.steps), list(exact.values))

@@ -104,22 +104,25 @@ def spans(*counts: int, outlined: bool = True) -> list[ChunkSpan]:
 def test_outlines_are_read_only_when_the_range_is_large_enough_and_in_order() -> None:
     enough = MIN_BLOCKS * BLOCK  # one bucket's worth (an even number of points)
     chunks = spans(enough, enough, enough)
-    every = Plan(set(), {1, 2, 3})
-    assert plan(chunks, None, None, 3) == Plan({1, 2, 3}, set())
+    order = [1, 2, 3]
+    every = Plan(set(), {1, 2, 3}, order)
+    assert plan(chunks, None, None, 3) == Plan({1, 2, 3}, set(), order)
     assert plan(chunks, None, None, 4) == every  # too few blocks a bucket: every point
-    assert plan(chunks, 1, None, 2) == Plan({1, 2, 3}, {1})  # the first is cut by the range
-    assert plan(chunks, 1, 3 * enough - 2, 1) == Plan({1, 2, 3}, {1, 3})
+    assert plan(chunks, 1, None, 2) == Plan({1, 2, 3}, {1}, order)  # the first is cut
+    assert plan(chunks, 1, 3 * enough - 2, 1) == Plan({1, 2, 3}, {1, 3}, order)
     half = enough // 2  # chunks cut by the range count for the share of their steps in it
-    assert plan(chunks, half, 3 * enough - half - 1, 2) == Plan({1, 2, 3}, {1, 3})
+    assert plan(chunks, half, 3 * enough - half - 1, 2) == Plan({1, 2, 3}, {1, 3}, order)
     assert plan(chunks, half, 3 * enough - half - 1, 3) == every
     bare = spans(enough, enough, outlined=False)
-    assert plan(bare, None, None, 1) == Plan(set(), {1, 2})
+    assert plan(bare, None, None, 1) == Plan(set(), {1, 2}, [1, 2])
+    stored_late = [chunks[1], chunks[2]._replace(id=4), chunks[0]._replace(id=5)]
+    assert plan(stored_late, None, None, 1) == Plan({2, 4, 5}, set(), [5, 2, 4])
     shuffled = [chunks[0]._replace(in_order=False), *chunks[1:]]
     assert plan(shuffled, None, None, 1) == every
     overlapping = [chunks[0], chunks[1]._replace(min_step=enough - 5), chunks[2]]
     assert plan(overlapping, None, None, 1) == every
     touching = [chunks[0], chunks[1]._replace(min_step=enough - 1), chunks[2]]
-    assert plan(touching, None, None, 1) == Plan({1, 2, 3}, set())
+    assert plan(touching, None, None, 1) == Plan({1, 2, 3}, set(), order)
 
 
 def stored_chunk(steps: list[int], values: list[float], fmt: int) -> tuple[StoredChunk, bytes]:

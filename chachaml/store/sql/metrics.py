@@ -30,7 +30,15 @@ from chachaml.records.runs import (
 )
 from chachaml.store.codec import StoredChunk, join_chunks, series_of, step_span
 from chachaml.store.compression import CorruptChunk, encode
-from chachaml.store.outline import ChunkSpan, Part, join_outlined, make_outline, outlined, plan
+from chachaml.store.outline import (
+    ChunkSpan,
+    Part,
+    Plan,
+    join_outlined,
+    make_outline,
+    outlined,
+    plan,
+)
 from chachaml.store.sql.database import Database, Row, Tx
 from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import in_batches, marks, require_run
@@ -302,7 +310,7 @@ class Metrics:
         """
         buckets = max(1, points // 2)
 
-        async def body(db: Tx) -> tuple[Row, list[ChunkSpan], list[Row], dict[int, bytes]]:
+        async def body(db: Tx) -> tuple[Row, Plan, list[ChunkSpan], list[Row], dict[int, bytes]]:
             extent = await _extent(db, run_id, key)
             sql = (  # on SQLite from one covering index, without the rows' arrays
                 "SELECT id, count, min_step, max_step, in_order, outline FROM metric_chunks"
@@ -320,13 +328,14 @@ class Metrics:
             rows = []
             for batch in in_batches(sorted(chosen.columns)):
                 rows += await db.fetchall(CHUNK_SELECT + f" WHERE id IN ({marks(batch)})", batch)
-            return extent, spans, rows, outlines
+            return extent, chosen, spans, rows, outlines
 
-        extent, spans, rows, outlines = await self._db.query(body)
+        extent, chosen, spans, rows, outlines = await self._db.query(body)
         rows.sort(key=lambda r: r["id"])
         if outlines:
             decoded = dict(zip((r["id"] for r in rows), _chunks(rows), strict=True))
-            parts = [Part(s.points, decoded.get(s.id), outlines.get(s.id)) for s in sorted(spans)]
+            sizes = {s.id: s.points for s in spans}
+            parts = [Part(sizes[i], decoded.get(i), outlines.get(i)) for i in chosen.order]
             try:
                 joined = await _off_loop(
                     sum(r["count"] for r in rows), lambda: join_outlined(parts, min_step, max_step)
