@@ -9,8 +9,11 @@ never on a Python object per point; with numpy installed (``chachaml[numpy]``) t
 extremes are found by numpy (:func:`keep_indices_numpy`, the same points), ~100x faster
 than ``min``/``max`` over array slices, which make a float object per value. NaN and
 infinite points are never drawn as values: they come back on their own (``nonfinite``) so
-the chart can mark where they occur. The full series stays downloadable as CSV. The browser
-side is ``static/charts.js``.
+the chart can mark where they occur. A large range comes from the store as outlines
+(:class:`~chachaml.records.metrics.MetricOutline`: of each block of a chunk only its first
+lowest and highest point, each placed in the range), bucketed by position with edges on
+block edges, so no chunk it covers is decoded. The full series stays downloadable as CSV.
+The browser side is ``static/charts.js``.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ def keep_indices(
 
 
 def _edges(count: int, max_points: int) -> list[int]:
-    """Where each bucket starts among ``count`` finite points, and ``count`` (numpy's too)."""
+    """Where each bucket starts among ``count`` finite points, then ``count`` (as numpy's)."""
     buckets = max(1, max_points // 2)
     size = count / buckets
     return [int(b * size) for b in range(buckets + 1)]
