@@ -213,11 +213,14 @@ class Plan(NamedTuple):
     """Which chunks of a range read give their outline and which their columns (by id).
 
     ``order``: the chunks' ids in the order their points follow one another (by step).
+    ``blocks``: outline points stand for the blocks inside the range; otherwise every
+    point is read, and the outlines of the chunks the range cuts only find where it cuts.
     """
 
     outlines: set[int]
     columns: set[int]
     order: list[int]
+    blocks: bool
 
 
 def plan(
@@ -230,32 +233,37 @@ def plan(
     the range holds about ``MIN_BLOCKS`` blocks or more for each bucket (a chunk the range
     cuts counts for the share of its step span inside it). Then every chunk with an outline
     gives it, and its columns too when the range cuts it (the blocks it cuts are read from
-    them); the others give their columns. Otherwise every chunk its columns (every point).
+    them); the others give their columns. Otherwise every chunk its columns (every point),
+    and a chunk with an outline that the range cuts its outline too: the items of the range
+    are then taken from its columns without unshuffling the rest.
     """
     by_id = sorted(spans, key=lambda s: s.id)
-    every = Plan(set(), {s.id for s in by_id}, [s.id for s in by_id])
+    every = {s.id for s in by_id}
     # by step, then as stored: a flush that committed before the one logged ahead of it
     # leaves chunks whose ids are not in step order, yet they follow one another
     ordered = sorted(by_id, key=lambda s: s.min_step)
     if not all(s.in_order for s in ordered) or any(
         b.min_step < a.max_step for a, b in pairwise(ordered)
     ):
-        return every
+        return Plan(set(), every, [s.id for s in by_id], blocks=False)
     low = -math.inf if min_step is None else min_step
     high = math.inf if max_step is None else max_step
+    inside = {s.id for s in ordered if s.min_step >= low and s.max_step <= high}
+    order = [s.id for s in ordered]
     estimate = sum(
         s.points
         * (min(high, s.max_step) - max(low, s.min_step) + 1)
         / (s.max_step - s.min_step + 1)
         for s in ordered
     )
-    if estimate < buckets * MIN_BLOCKS * BLOCK:
-        return every
-    inside = {s.id for s in ordered if s.min_step >= low and s.max_step <= high}
+    if estimate < buckets * MIN_BLOCKS * BLOCK:  # every point; outlines find the cuts
+        return Plan({s.id for s in ordered if s.outlined and s.id not in inside}, every,
+                    order, blocks=False)  # fmt: skip
     return Plan(
         {s.id for s in ordered if s.outlined},
         {s.id for s in ordered if not s.outlined or s.id not in inside},
-        [s.id for s in ordered],
+        order,
+        blocks=True,
     )
 
 
@@ -335,15 +343,17 @@ class _Cut:
         return _native("q", steps), _native("d", values), _native("d", times)  # type: ignore[return-value]
 
 
-def join_outlined(parts: Sequence[Part], min_step: int | None, max_step: int | None) -> Joined:
+def join_outlined(
+    parts: Sequence[Part], min_step: int | None, max_step: int | None, *, blocks: bool = True
+) -> Joined:
     """A range's points as :func:`plan` chose them, each placed by its position in the range.
 
     ``parts`` are the chunks overlapping the range in id order (in step order, one after
     another, as :func:`plan` requires). A chunk with columns only is decoded and cut to the
     range; one with an outline only (the range covers it whole) gives its outline points;
     one with both is cut to the range, its blocks inside the range giving their outline
-    points and the (at most two) blocks the range cuts their items. ``CorruptChunk`` as
-    decoding raises.
+    points and the (at most two) blocks the range cuts their items, or, without ``blocks``
+    (:attr:`Plan.blocks`), every item in the range. ``CorruptChunk`` as decoding raises.
     """
     steps, values, times, positions = array("q"), array("d"), array("d"), array("q")
     outlined: array[int] = array("q")
@@ -369,7 +379,7 @@ def join_outlined(parts: Sequence[Part], min_step: int | None, max_step: int | N
         # whole blocks from ``inner`` to ``outer`` (a chunk's last block may be short)
         inner = -(-first // o.block) * o.block
         outer = end if end == part.points else end // o.block * o.block
-        if cut is not None and inner >= outer:  # no whole block: every point
+        if cut is not None and (inner >= outer or not blocks):  # every point
             s, v, t = cut.take(first, end)
             steps += s
             values += v

@@ -88,11 +88,15 @@ async def test_a_large_range_reads_outlines_and_keeps_every_extreme(store: Store
 async def test_a_range_too_short_for_the_chart_returns_every_point(store: Store) -> None:
     await new_run(store)
     await log_walk(store, "loss", 6, seed=3)
-    found = await store.metric_outline(RUN, "loss", points=1000)
-    exact = await store.metric_points(RUN, "loss")
-    assert found.positions is None and found.in_range == 6 * CHUNK
-    assert (found.steps, found.values, found.timestamps) == (
-        exact.steps, exact.values, exact.timestamps)  # fmt: skip
+    rng = random.Random(9)
+    for lo, hi in [(None, None), (5, 7), (1999, 2001), (2001, 9001), (None, 10)] + [
+        (lo, lo + rng.randrange(12_000)) for lo in rng.sample(range(12_000), 8)
+    ]:
+        found = await store.metric_outline(RUN, "loss", min_step=lo, max_step=hi, points=1000)
+        exact = await store.metric_points(RUN, "loss", min_step=lo, max_step=hi)
+        assert found.positions is None and found.in_range == len(exact.steps)
+        assert (found.steps, found.values, found.timestamps) == (
+            exact.steps, exact.values, exact.timestamps)  # fmt: skip
 
 
 async def test_chunks_out_of_order_or_with_nan_are_read_whole(store: Store) -> None:

@@ -104,25 +104,28 @@ def spans(*counts: int, outlined: bool = True) -> list[ChunkSpan]:
 def test_outlines_are_read_only_when_the_range_is_large_enough_and_in_order() -> None:
     enough = MIN_BLOCKS * BLOCK  # one bucket's worth (an even number of points)
     chunks = spans(enough, enough, enough)
-    order = [1, 2, 3]
-    every = Plan(set(), {1, 2, 3}, order)
-    assert plan(chunks, None, None, 3) == Plan({1, 2, 3}, set(), order)
-    assert plan(chunks, None, None, 4) == every  # too few blocks a bucket: every point
-    assert plan(chunks, 1, None, 2) == Plan({1, 2, 3}, {1}, order)  # the first is cut
-    assert plan(chunks, 1, 3 * enough - 2, 1) == Plan({1, 2, 3}, {1, 3}, order)
+    order, ids = [1, 2, 3], {1, 2, 3}
+    assert plan(chunks, None, None, 3) == Plan(ids, set(), order, blocks=True)
+    # too few blocks a bucket: every point
+    assert plan(chunks, None, None, 4) == Plan(set(), ids, order, blocks=False)
+    assert plan(chunks, 1, None, 2) == Plan(ids, {1}, order, blocks=True)  # the first is cut
+    assert plan(chunks, 1, 3 * enough - 2, 1) == Plan(ids, {1, 3}, order, blocks=True)
     half = enough // 2  # chunks cut by the range count for the share of their steps in it
-    assert plan(chunks, half, 3 * enough - half - 1, 2) == Plan({1, 2, 3}, {1, 3}, order)
-    assert plan(chunks, half, 3 * enough - half - 1, 3) == every
+    cut = (half, 3 * enough - half - 1)
+    assert plan(chunks, *cut, 2) == Plan(ids, {1, 3}, order, blocks=True)
+    # every point, but the cut chunks' outlines find where the range cuts them
+    assert plan(chunks, *cut, 3) == Plan({1, 3}, ids, order, blocks=False)
     bare = spans(enough, enough, outlined=False)
-    assert plan(bare, None, None, 1) == Plan(set(), {1, 2}, [1, 2])
+    assert plan(bare, None, None, 1) == Plan(set(), {1, 2}, [1, 2], blocks=True)
     stored_late = [chunks[1], chunks[2]._replace(id=4), chunks[0]._replace(id=5)]
-    assert plan(stored_late, None, None, 1) == Plan({2, 4, 5}, set(), [5, 2, 4])
+    assert plan(stored_late, None, None, 1) == Plan({2, 4, 5}, set(), [5, 2, 4], blocks=True)
+    every = Plan(set(), ids, order, blocks=False)
     shuffled = [chunks[0]._replace(in_order=False), *chunks[1:]]
     assert plan(shuffled, None, None, 1) == every
     overlapping = [chunks[0], chunks[1]._replace(min_step=enough - 5), chunks[2]]
     assert plan(overlapping, None, None, 1) == every
     touching = [chunks[0], chunks[1]._replace(min_step=enough - 1), chunks[2]]
-    assert plan(touching, None, None, 1) == Plan({1, 2, 3}, set(), order)
+    assert plan(touching, None, None, 1) == Plan(ids, set(), order, blocks=True)
 
 
 def stored_chunk(steps: list[int], values: list[float], fmt: int) -> tuple[StoredChunk, bytes]:
@@ -165,6 +168,14 @@ def test_a_joined_range_is_its_points_with_outlines_for_whole_blocks(
                 parts.append(Part(sizes[k], None, stored))
             else:
                 parts.append(Part(sizes[k], chunk, stored))
+        # every point (a range too short for outlines): only chunks it cuts give theirs
+        every = join_outlined(
+            [p._replace(chunk=c, outline=None if p.chunk is None else p.outline)
+             for p, (c, _) in zip(parts, chunks, strict=True)], lo, hi, blocks=False
+        )  # fmt: skip
+        assert list(every.positions) == list(range(len(inside))) and not every.outlined
+        assert list(every.steps) == [steps[i] for i in inside]
+        assert list(every.values) == [values[i] for i in inside]
         joined = join_outlined(parts, lo, hi)
         assert joined.in_range == len(inside)
         where = list(joined.positions)

@@ -338,11 +338,13 @@ class Metrics:
             parts = [Part(sizes[i], decoded.get(i), outlines.get(i)) for i in chosen.order]
             try:
                 joined = await _off_loop(
-                    sum(r["count"] for r in rows), lambda: join_outlined(parts, min_step, max_step)
+                    sum(r["count"] for r in rows),
+                    lambda: join_outlined(parts, min_step, max_step, blocks=chosen.blocks),
                 )
             except CorruptChunk as exc:
                 raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
-            steps, values, times, positions, in_range, blocks = joined
+            steps, values, times, where, in_range, blocks = joined
+            positions = where if chosen.blocks else None  # else every point of the range
         else:
             steps, values, times = await _decoded(run_id, key, rows, min_step, max_step)
             positions, in_range, blocks = None, len(steps), array("q")
