@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import (
@@ -233,3 +233,23 @@ class MetricPoints:
     total: int
     first_step: int
     last_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricOutline(MetricPoints):
+    """A step range of one metric as a chart needs it: its points, or enough of them.
+
+    ``in_range`` counts the points in the range; the arrays hold them all (``positions`` is
+    ``None``), or, when the range is large, of each block of a chunk with an outline that
+    lies in the range only its first lowest and first highest point, and every other point. Then
+    ``positions`` gives each returned point's index among the range's points (increasing,
+    below ``in_range``), so a chart can cut the range into buckets of equally many points and
+    keep each bucket's extremes. Every point returned was logged; the range's lowest and
+    highest finite values and all its NaN/infinite points are among them. ``outlined`` gives,
+    flattened, each outlined chunk's first position, points and block size: a bucket edge
+    moved to a block's edge there makes the bucket's extremes exact.
+    """
+
+    positions: array[int] | None
+    in_range: int
+    outlined: array[int] = field(default_factory=lambda: array("q"))

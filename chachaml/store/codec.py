@@ -100,6 +100,16 @@ def pack_arrays(
     return _pack(steps), _pack(values), _pack(times)
 
 
+def pack_positions(positions: array[int]) -> bytes:
+    """Int64 positions (a chart's range read, :class:`MetricOutline`) packed little-endian."""
+    return _pack(positions)
+
+
+def unpack_positions(data: bytes) -> array[int]:
+    """The inverse of :func:`pack_positions`."""
+    return _steps(data)
+
+
 def unpack_chunk(
     steps: bytes, values: bytes, timestamps: bytes
 ) -> tuple[array[int], array[float], array[float]]:
@@ -150,11 +160,20 @@ def join_chunks(
 ) -> tuple[array[int], array[float], array[float]]:
     """The points of ``chunks`` (in the order stored) with ``min_step <= step <= max_step``.
 
-    The points come in step order. When each chunk's steps never decrease and each chunk
-    starts at or after the previous one's highest step (a training loop logging as it goes)
-    the chunks' bytes are simply joined and the range cut by bisection; otherwise the points
-    in the range are sorted by step, then time, in Python.
+    The points come in step order. When each chunk's steps never decrease and, taken by
+    their lowest step, each chunk starts at or after the previous one's highest step (a
+    training loop logging as it goes) the chunks' bytes are simply joined in that order and
+    the range cut by bisection; otherwise the points in the range are sorted by step, then
+    time, in Python (~0.6 s a million points).
     """
+    # by step, then as stored: chunks whose ids are not in step order (a flush committed
+    # before the one logged ahead of it) still follow one another, and join as bytes
+    by_step = sorted(chunks, key=lambda c: c.min_step)
+    follow = all(c.in_order for c in chunks) and all(
+        b.min_step >= a.max_step for a, b in pairwise(by_step)
+    )
+    if follow:
+        chunks = by_step
     steps, values, times = array("q"), array("d"), array("d")
     if all(c.format == RAW for c in chunks):  # appended chunk by chunk: one copy of the bytes
         for c in chunks:
@@ -168,9 +187,7 @@ def join_chunks(
     if _SWAP:
         for arr in (steps, values, times):
             arr.byteswap()
-    if all(c.in_order for c in chunks) and all(
-        b.min_step >= a.max_step for a, b in pairwise(chunks)
-    ):
+    if follow:
         lo = 0 if min_step is None else bisect_left(steps, min_step)
         hi = len(steps) if max_step is None else bisect_right(steps, max_step)
         if lo == 0 and hi == len(steps):

@@ -72,6 +72,22 @@ def encode(
     return SHUFFLED_ZSTD, packed[0], packed[1], packed[2]
 
 
+def compress_items(data: bytes) -> bytes:
+    """8-byte items shuffled and compressed as a column is (a chunk's outline, for one)."""
+    return zstd.compress(shuffle(data), LEVEL)
+
+
+def decompress_items(data: bytes, what: str) -> bytes:
+    """The inverse of :func:`compress_items`; ``CorruptChunk`` naming ``what`` if it fails."""
+    try:
+        raw = zstd.decompress(data)
+    except zstd.ZstdError as exc:
+        raise CorruptChunk(f"{what} does not decompress: {exc}") from exc
+    if len(raw) % WIDTH:
+        raise CorruptChunk(f"{what} holds {len(raw)} bytes, not 8-byte items")
+    return unshuffle(raw)
+
+
 def _raw(fmt: int, count: int | None, data: bytes) -> bytes:
     """A stored column's bytes before unshuffling: raw items, or their byte planes."""
     if fmt == RAW:
@@ -103,6 +119,30 @@ def decode(fmt: int, count: int | None, data: bytes) -> bytes:
     """
     raw = _raw(fmt, count, data)
     return raw if fmt == RAW else unshuffle(raw)
+
+
+class Column:
+    """A stored column decompressed once, whose items are then taken a stretch at a time.
+
+    Taking items ``a..b`` of a shuffled column copies only their bytes out of each byte
+    plane: the edge of a chart's range needs a few blocks of a 50,000-point chunk, not all
+    of it unshuffled (~0.7 ms a column).
+    """
+
+    def __init__(self, fmt: int, count: int, data: bytes) -> None:
+        self._fmt, self._count, self._raw = fmt, count, _raw(fmt, count, data)
+
+    def items(self, start: int, stop: int) -> bytes:
+        """Items ``start..stop-1`` (clipped to the column) as a packed array."""
+        start, stop = max(0, start), min(stop, self._count)
+        if start >= stop:
+            return b""
+        if self._fmt == RAW:
+            return self._raw[start * WIDTH : stop * WIDTH]
+        n, out = self._count, bytearray((stop - start) * WIDTH)
+        for i in range(WIDTH):
+            out[i::WIDTH] = self._raw[i * n + start : i * n + stop]
+        return bytes(out)
 
 
 def join_columns(stored: Sequence[tuple[int, int | None, bytes]]) -> bytearray:

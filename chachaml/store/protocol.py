@@ -83,6 +83,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from chachaml.records.alerts import AlertEvent, AlertRule, AlertTrial, NewAlert
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo, PipelineStep
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
@@ -283,6 +284,19 @@ class Store(Protocol):
         NaN stays NaN; ``total``, ``first_step`` and ``last_step`` count and span the whole
         series. For readers of a million points that must not build a Python object per
         point (the charts' downsampling).
+        """
+        ...
+
+    async def metric_outline(
+        self, run_id: str, key: str, *, min_step: int | None = None,
+        max_step: int | None = None, points: int,
+    ) -> MetricOutline:  # fmt: skip
+        """A step range of one metric for a chart cut to ``points`` points (``MetricOutline``).
+
+        Every point of the range, or, when the range is large, of each block of a chunk with
+        an outline that lies in the range only its first lowest and first highest point, each
+        point with its index among the range's points; NaN and infinities are always returned.
+        ``in_range`` counts the range's points; the rest as :meth:`metric_points`.
         """
         ...
 

@@ -34,7 +34,7 @@ RUN_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("tags", "key, value, set_by, set_at", "key"),
     (
         "metric_chunks",
-        "key, count, format, steps, vals, times, min_step, max_step, in_order",
+        "key, count, format, steps, vals, times, min_step, max_step, in_order, outline",
         "id",
     ),
     (

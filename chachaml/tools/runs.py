@@ -21,6 +21,7 @@ from typing import Any
 from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
 from chachaml.records.alerts import AlertEvent
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import (
     BestRun,
     Comparison,
@@ -376,6 +377,17 @@ async def metric_points(
     rid = await resolve_run_id(store, run_id)
     return await store.metric_points(
         rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
+    )
+
+
+async def metric_outline(
+    store: Store, run_id: str, key: str, *, min_step: int | None = None,
+    max_step: int | None = None, points: int,
+) -> MetricOutline:  # fmt: skip
+    """:func:`metric_points` as a chart of ``points`` points needs them (``MetricOutline``)."""
+    rid = await resolve_run_id(store, run_id)
+    return await store.metric_outline(
+        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step, points=points
     )
 
 

@@ -46,6 +46,14 @@ def test_chunks_in_step_order_are_joined_and_cut_to_the_range() -> None:
     assert list(join_chunks(chunks, 7)[0]) == [] and list(join_chunks([], 0, 9)[0]) == []
 
 
+def test_chunks_stored_out_of_step_order_that_follow_one_another_join_by_step() -> None:
+    chunks = [packed([5, 6], t0=10.0), packed([0, 1, 2]), packed([3, 3, 4], t0=20.0)]
+    steps, values, times = join_chunks(chunks, 1, 5)
+    assert list(steps) == [1, 2, 3, 3, 4, 5] and list(values) == [1.5, 2.5, 3.5, 3.5, 4.5, 5.5]
+    assert list(times) == [1.0, 2.0, 20.0, 21.0, 22.0, 10.0]
+    assert list(join_chunks(chunks)[0]) == [0, 1, 2, 3, 3, 4, 5, 6]
+
+
 def test_chunks_out_of_order_are_sorted_by_step_then_time() -> None:
     chunks = [packed([5, 6], t0=10.0), packed([6, 1, 5], t0=1.0)]
     steps, values, times = join_chunks(chunks)

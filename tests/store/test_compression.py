@@ -17,6 +17,7 @@ from chachaml.store.codec import chunk_from_columns
 from chachaml.store.compression import (
     RAW,
     SHUFFLED_ZSTD,
+    Column,
     CorruptChunk,
     decode,
     encode,
@@ -67,6 +68,20 @@ def test_columns_of_both_formats_join_in_order() -> None:
                                                                strict=True)]  # fmt: skip
         assert join_columns(parts) == b"".join(p[i] for p in pieces)
     assert join_columns([]) == b""
+
+
+@pytest.mark.parametrize("n", [1, 13, 1000])
+def test_a_stretch_of_a_column_is_taken_as_the_same_bytes_in_either_format(n: int) -> None:
+    raw = columns(n)
+    fmt, *stored = encode(n, *raw)
+    for stretch in [(0, n), (0, 1), (n // 3, n // 2 + 1), (n - 1, n), (-5, n + 5), (n, n + 1)]:
+        start, stop = max(0, stretch[0]), min(n, stretch[1])
+        for column, whole in zip(stored, raw, strict=True):
+            expected = whole[start * 8 : stop * 8]
+            assert Column(fmt, n, column).items(*stretch) == expected
+            assert Column(RAW, n, whole).items(*stretch) == expected
+    with pytest.raises(CorruptChunk):
+        Column(fmt, n + 1, stored[0])
 
 
 def test_a_regular_series_takes_a_fraction_of_a_byte_a_point() -> None:

@@ -26,6 +26,7 @@ from chachaml.client.remote.outbox import RemoteOutbox
 from chachaml.client.remote.pipelines import RemotePipelines
 from chachaml.errors import InvalidInput
 from chachaml.records.alerts import Alert, AlertEvent, AlertRule, AlertTrial, NewAlert
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
     Artifact,
@@ -46,7 +47,7 @@ from chachaml.records.runs import (
     StopRequest,
 )
 from chachaml.records.subscriptions import NewSubscription, Subscription
-from chachaml.store.codec import series_of, unpack_chunk
+from chachaml.store.codec import series_of, unpack_chunk, unpack_positions
 
 RUN = "/api/w/runs/"
 EXPERIMENT = "/api/w/experiments/"
@@ -337,6 +338,27 @@ class RemoteStore(RemotePipelines):
                             timestamps=times, total=packed["total"],
                             first_step=packed["first_step"],
                             last_step=packed["last_step"])  # fmt: skip
+
+    async def metric_outline(
+        self, run_id: str, key: str, *, min_step: int | None = None,
+        max_step: int | None = None, points: int,
+    ) -> MetricOutline:  # fmt: skip
+        """A step range of a metric for a chart of ``points`` points, packed."""
+        path = f"{READ}/runs/{quote(run_id)}/outline/{quoted(key)}"
+        bounds = {"min_step": min_step, "max_step": max_step, "points": points}
+        query = {k: str(b) for k, b in bounds.items() if b is not None}
+        packed = (await self._conn.request("GET", path, params=query)).json()
+        raw = (base64.b64decode(packed[k]) for k in ("steps", "values", "timestamps"))
+        steps, values, times = unpack_chunk(*raw)
+        where = packed["positions"]
+        outlined = unpack_positions(base64.b64decode(packed["outlined"]))
+        return MetricOutline(run_id=run_id, key=packed["key"], steps=steps, values=values,
+                             timestamps=times, total=packed["total"],
+                             first_step=packed["first_step"], last_step=packed["last_step"],
+                             in_range=packed["in_range"],
+                             positions=None if where is None
+                             else unpack_positions(base64.b64decode(where)),
+                             outlined=outlined)  # fmt: skip
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact record."""

@@ -130,6 +130,19 @@ class PackedPoints(PackedSeries):
     last_step: int
 
 
+class PackedOutline(PackedPoints):
+    """A step range of one metric for a chart, packed (the store's ``metric_outline``).
+
+    ``positions`` (int64, base64) gives each point's index among the ``in_range`` points of
+    the range; null when the points are all of the range's points. ``outlined`` (int64,
+    base64): each chunk given by its outline as first position, points and block size.
+    """
+
+    in_range: int
+    positions: str | None
+    outlined: str = ""
+
+
 class MetricBatch(_Body):
     """Many points: a list of points and/or packed series."""
 

@@ -24,7 +24,7 @@ from chachaml.server.api import schema as m
 from chachaml.server.api.endpoint import INT64, Api, Call
 from chachaml.server.errors import ApiError
 from chachaml.store.artifacts import ArtifactStore, StoredObject, uri_digest
-from chachaml.store.codec import pack_arrays
+from chachaml.store.codec import pack_arrays, pack_positions
 from chachaml.tools import registry as registry_ops
 
 api = Api()
@@ -74,6 +74,7 @@ async def metric_summaries(call: Call) -> dict[str, MetricSummary]:
 
 
 STEP_RANGE = (("min_step", "integer", False), ("max_step", "integer", False))
+MAX_POINTS = 1_000_000  # a chart's points asked of metric_outline
 
 
 def _step(call: Call, name: str) -> int | None:
@@ -113,6 +114,34 @@ async def packed_history(call: Call) -> m.PackedPoints:
     return m.PackedPoints(key=points.key, steps=steps, values=vals, timestamps=times,
                           total=points.total, first_step=points.first_step,
                           last_step=points.last_step)  # fmt: skip
+
+
+@api.route("GET", RUN + "/outline/{key:path}", scope="read", response=m.PackedOutline,
+           errors=ERR, query=(*STEP_RANGE, ("points", "integer", True)))  # fmt: skip
+async def packed_outline(call: Call) -> m.PackedOutline:
+    """A step range of one metric for a chart of ``points`` points, packed.
+
+    The store's ``metric_outline``: ``positions`` (int64, base64; null when every point of the
+    range is returned) places each point among the ``in_range`` points of the range.
+    """
+    points = _step(call, "points")
+    if points is None or not 1 <= points <= MAX_POINTS:
+        got = "nothing" if points is None else points
+        raise ApiError(422, f"query parameter 'points' must be 1 to {MAX_POINTS}, got {got}")
+    found = await call.store.metric_outline(
+        call.path("run_id"), call.path("key"),
+        min_step=_step(call, "min_step"), max_step=_step(call, "max_step"), points=points,
+    )  # fmt: skip
+    packed = pack_arrays(found.steps, found.values, found.timestamps)
+    steps, vals, times = (base64.b64encode(b).decode() for b in packed)
+    where = None if found.positions is None else pack_positions(found.positions)
+    outlined = base64.b64encode(pack_positions(found.outlined)).decode()
+    return m.PackedOutline(key=found.key, steps=steps, values=vals, timestamps=times,
+                           total=found.total, first_step=found.first_step,
+                           last_step=found.last_step, in_range=found.in_range,
+                           positions=None if where is None
+                           else base64.b64encode(where).decode(),
+                           outlined=outlined)  # fmt: skip
 
 
 @api.route("GET", RUN + "/artifacts", scope="read", response=m.ArtifactList, errors=ERR)

@@ -9,8 +9,11 @@ never on a Python object per point; with numpy installed (``chachaml[numpy]``) t
 extremes are found by numpy (:func:`keep_indices_numpy`, the same points), ~100x faster
 than ``min``/``max`` over array slices, which make a float object per value. NaN and
 infinite points are never drawn as values: they come back on their own (``nonfinite``) so
-the chart can mark where they occur. The full series stays downloadable as CSV. The browser
-side is ``static/charts.js``.
+the chart can mark where they occur. A large range comes from the store as outlines
+(:class:`~chachaml.records.metrics.MetricOutline`: of each block of a chunk only its first
+lowest and highest point, each placed in the range), bucketed by position with edges on
+block edges, so no chunk it covers is decoded. The full series stays downloadable as CSV.
+The browser side is ``static/charts.js``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import math
 import struct
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from functools import cache
 from itertools import pairwise
 from types import ModuleType
 from typing import Any
 
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import MetricPoints
 
 DISPLAY_POINTS = 1000
@@ -89,31 +94,77 @@ def _extremes(values: array[float], runs: list[tuple[int, int]]) -> tuple[int, i
     return low, high
 
 
-def keep_indices(values: array[float], bad: list[int], max_points: int) -> list[int]:
+def keep_indices(
+    values: array[float],
+    bad: list[int],
+    max_points: int,
+    positions: Sequence[int] | None = None,
+    in_range: int | None = None,
+    outlined: Sequence[int] = (),
+) -> list[int]:
     """Indices of at most ``max_points`` finite values, in order, spikes kept.
 
-    All of them, or per bucket (of equally many finite values) its lowest and highest.
-    ``bad`` lists the non-finite indices (:func:`nonfinite_indices`); they are never kept.
+    All of them, or per bucket (of equally many finite points of the range) its lowest and
+    highest. ``bad`` lists the non-finite indices (:func:`nonfinite_indices`); they are never
+    kept. ``positions`` (increasing) places each value among the ``in_range`` points of the
+    range when ``values`` hold only some of them (:class:`MetricOutline`): the buckets are
+    then cut by position, their edges moved to block edges in ``outlined`` chunks
+    (:func:`snap_edges`), and a bucket's extremes are those of its values.
     """
     finite = len(values) - len(bad)
     if finite <= max_points:
         return [i for a, z in _runs(0, len(values), bad) for i in range(a, z)]
-    # the p-th finite value is at p + (bad indices before it); bad[j] - j finite values
+    where = range(len(values)) if positions is None else positions
+    count = (len(values) if in_range is None else in_range) - len(bad)
+    # the p-th finite point is at p + (bad points before it); bad[j] - j finite points
     # precede bad[j], a non-decreasing count, so that number is one bisection
-    before = [i - j for j, i in enumerate(bad)]
+    before = [where[i] - j for j, i in enumerate(bad)]
 
     def at(p: int) -> int:
         return p + bisect_right(before, p)
 
-    buckets = max(1, max_points // 2)
-    size = finite / buckets
+    bad_at = [where[i] for i in bad]
+    edges = snap_edges(_edges(count, max_points), outlined, bad_at)
     out: list[int] = []
-    for b in range(buckets):
-        first, last = int(b * size), int((b + 1) * size) - 1
-        if first > last:
+    for first, end in pairwise(edges):
+        if first >= end:
             continue
-        low, high = _extremes(values, _runs(at(first), at(last) + 1, bad))
-        out += [low] if low == high else [min(low, high), max(low, high)]
+        start, stop = bisect_left(where, at(first)), bisect_right(where, at(end - 1))
+        low, high = _extremes(values, _runs(start, stop, bad))
+        if low >= 0:
+            out += [low] if low == high else [min(low, high), max(low, high)]
+    return out
+
+
+def _edges(count: int, max_points: int) -> list[int]:
+    """Where each bucket starts among ``count`` finite points, then ``count`` (as numpy's)."""
+    buckets = max(1, max_points // 2)
+    size = count / buckets
+    return [int(b * size) for b in range(buckets + 1)]
+
+
+def snap_edges(edges: list[int], outlined: Sequence[int], bad: Sequence[int]) -> list[int]:
+    """Bucket ``edges`` inside a chunk given by its outline, moved to its nearest block edge.
+
+    ``edges`` are ranks among the range's finite points; ``outlined`` is
+    :attr:`MetricOutline.outlined` (first position, points and block size of each such
+    chunk); ``bad`` the positions of the range's non-finite points (none lies in an outlined
+    chunk). A bucket then holds each block whole, so the extremes of its outline points are
+    the bucket's very extremes; the buckets' sizes move by half a block at most.
+    """
+    if not outlined:
+        return edges
+    spans = [(outlined[i] - bisect_left(bad, outlined[i]), outlined[i + 1], outlined[i + 2])
+             for i in range(0, len(outlined), 3)]  # fmt: skip
+    firsts = [first for first, _, _ in spans]
+    out = []
+    for e in edges:
+        k = bisect_right(firsts, e) - 1
+        if k >= 0:
+            first, points, block = spans[k]
+            if first < e < first + points:
+                e = min(first + (e - first + block // 2) // block * block, first + points)
+        out.append(e)
     return out
 
 
@@ -127,10 +178,16 @@ def _numpy() -> ModuleType | None:
     return numpy
 
 
-def keep_indices_numpy(values: array[float], max_points: int) -> tuple[list[int], list[int]]:
+def keep_indices_numpy(
+    values: array[float],
+    max_points: int,
+    positions: array[int] | None = None,
+    in_range: int | None = None,
+    outlined: Sequence[int] = (),
+) -> tuple[list[int], list[int]]:
     """:func:`keep_indices` and :func:`nonfinite_indices` at once, computed by numpy.
 
-    The same buckets (positions among the finite values cut at ``int(b * size)``, the same
+    The same buckets (positions among the finite points cut at ``int(b * size)``, the same
     float arithmetic) and in each the first lowest and first highest value (``argmin`` and
     ``argmax`` keep the first of equal values, -0.0 and 0.0 too, as ``min`` does): a
     numpy call per bucket instead of a float object per value. Needs numpy.
@@ -144,10 +201,17 @@ def keep_indices_numpy(values: array[float], max_points: int) -> tuple[list[int]
     fv = v if where is None else v[where]
     if len(fv) <= max_points:
         return (list(range(len(v))) if where is None else where.tolist()), bad.tolist()
+    count = (len(v) if in_range is None else in_range) - len(bad)
     buckets = max(1, max_points // 2)
-    edges = (np.arange(buckets + 1) * (len(fv) / buckets)).astype(np.int64).tolist()
+    edges = (np.arange(buckets + 1) * (count / buckets)).astype(np.int64)
+    if positions is not None:  # each finite value's rank among the range's finite points
+        at = np.frombuffer(positions, dtype=np.int64)
+        ranks = at if where is None else at[where] - np.searchsorted(at[bad], at[where])
+        if outlined:
+            edges = np.array(snap_edges(edges.tolist(), outlined, at[bad].tolist()))
+        edges = np.searchsorted(ranks, edges)
     kept: list[int] = []
-    for first, end in pairwise(edges):
+    for first, end in pairwise(edges.tolist()):
         if first < end:  # argmin/argmax: the first of equal values, at C speed per bucket
             part = fv[first:end]
             low, high = first + int(part.argmin()), first + int(part.argmax())
@@ -164,23 +228,29 @@ def _nonfinite_label(value: float) -> str:
 def series_points(points: MetricPoints, max_points: int = DISPLAY_POINTS) -> dict[str, Any]:
     """Points read for a chart (a step range of a metric) as the chart gets them, and counts.
 
+    ``points`` may hold only some of the range's points (a :class:`MetricOutline` of a large
+    range): they are bucketed by their positions in the range.
+
     ``total`` counts every point of the metric, ``in_range`` those read, ``shown`` those
     returned; ``first_step``/``last_step`` span the whole metric. NaN/inf points are listed
     under ``nonfinite`` (at most ``max_points`` of them), never among the values.
     """
     steps, values, times = points.steps, points.values, points.timestamps
+    positions, in_range, outlined = None, len(steps), array("q")
+    if isinstance(points, MetricOutline):
+        positions, in_range, outlined = points.positions, points.in_range, points.outlined
     if _numpy() is not None:
-        kept, bad = keep_indices_numpy(values, max_points)
+        kept, bad = keep_indices_numpy(values, max_points, positions, in_range, outlined)
     else:
         bad = nonfinite_indices(values)
-        kept = keep_indices(values, bad, max_points)
+        kept = keep_indices(values, bad, max_points, positions, in_range, outlined)
     return {
         "run_id": points.run_id,
         "key": points.key,
         "total": points.total,
-        "in_range": len(steps),
+        "in_range": in_range,
         "shown": len(kept),
-        "downsampled": len(kept) < len(steps) - len(bad),
+        "downsampled": len(kept) < in_range - len(bad),
         "first_step": points.first_step,
         "last_step": points.last_step,
         "steps": [steps[i] for i in kept],

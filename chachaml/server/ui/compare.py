@@ -182,8 +182,9 @@ async def compare_page(request: Request) -> dict[str, Any]:
         for rid in ids:
             if comparison.metrics[key].get(rid) is None:
                 continue
-            points = await run_ops.metric_points(store, rid, key)
-            curves.append((labels[rid], series_points(points, 1000 // len(ids) * 2)))
+            shown = 1000 // len(ids) * 2
+            points = await run_ops.metric_outline(store, rid, key, points=shown)
+            curves.append((labels[rid], series_points(points, shown)))
         charts.append({"key": key, "spec": recolor(overlay_chart(key, curves), order)})
     params: dict[str, list[object]] = {
         k: [by_run.get(r) for r in ids] for k, by_run in comparison.params.items()

@@ -159,7 +159,9 @@ async def metric_series(request: Request) -> Response:
         lo = after + 1 if lo is None else max(lo, after + 1)
     elif after is not None:  # nothing comes after the last step there is
         lo, hi = STEP_LIMIT, STEP_LIMIT - 1
-    points = await run_ops.metric_points(store, run_id, key, min_step=lo, max_step=hi)
+    points = await run_ops.metric_outline(
+        store, run_id, key, min_step=lo, max_step=hi, points=count
+    )
     return JSONResponse(jsonable(series_points(points, count)), headers=SECURITY_HEADERS)
 
 

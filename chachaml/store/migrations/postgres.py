@@ -596,4 +596,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE metric_chunks ALTER COLUMN times SET STORAGE EXTERNAL",
         ),
     ),
+    Migration(
+        22,
+        "metric chunks in step order with finite values carry an outline for charts",
+        (
+            # each block's first lowest and highest point (chachaml.store.outline); NULL for
+            # chunks stored before (read whole, as before), out of order or with NaN/inf
+            "ALTER TABLE metric_chunks ADD COLUMN outline BYTEA",
+            # compressed already, as the other columns; out of line when large (TOAST), so a
+            # row's span and outline are read without its arrays (no index needed, nor allowed:
+            # a btree entry holds 2.7 kB at most)
+            "ALTER TABLE metric_chunks ALTER COLUMN outline SET STORAGE EXTERNAL",
+        ),
+    ),
 )

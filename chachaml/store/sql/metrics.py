@@ -5,11 +5,14 @@ compressed in its row's ``format`` (:mod:`chachaml.store.compression`), so a poi
 few bytes and ingest one row per chunk; the summary (latest value, range, count) is upserted
 in the same transaction, so listings and ``best_run`` never scan points. Each chunk row also
 holds its step span (lowest and highest step, whether its steps are in order), indexed, so a
-read of a step range fetches only the chunks that overlap it.
+read of a step range fetches only the chunks that overlap it, and, with its outline
+(:mod:`chachaml.store.outline`), a chart of a large range need not decode the chunks it
+covers whole.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -17,6 +20,7 @@ import anyio.to_thread
 
 from chachaml.errors import NotFound, StoreUnavailable
 from chachaml.records.events import LatestPoint, MetricsLogged
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import (
     MetricChunk,
     MetricPoints,
@@ -26,6 +30,15 @@ from chachaml.records.runs import (
 )
 from chachaml.store.codec import StoredChunk, join_chunks, series_of, step_span
 from chachaml.store.compression import CorruptChunk, encode
+from chachaml.store.outline import (
+    ChunkSpan,
+    Part,
+    Plan,
+    join_outlined,
+    make_outline,
+    outlined,
+    plan,
+)
 from chachaml.store.sql.database import Database, Row, Tx
 from chachaml.store.sql.events import emit
 from chachaml.store.sql.rows import in_batches, marks, require_run
@@ -100,7 +113,7 @@ def _span(chunk: MetricChunk) -> tuple[int, int, int]:
 
 CHUNK_COLUMNS = (
     "run_id", "key", "count", "format", "steps", "vals", "times", "min_step", "max_step",
-    "in_order",
+    "in_order", "outline",
 )  # fmt: skip
 OFF_LOOP = 100_000  # points beyond which encoding or decoding leaves the event loop (~2 ms)
 T = TypeVar("T")
@@ -112,9 +125,69 @@ async def _off_loop(points: int, fn: Callable[[], T]) -> T:
 
 
 def _stored(chunk: MetricChunk, span: tuple[int, int, int]) -> tuple[object, ...]:
-    """A chunk's row of ``CHUNK_COLUMNS``, its arrays compressed."""
+    """A chunk's row of ``CHUNK_COLUMNS``, its arrays compressed, with its outline if it has one.
+
+    The outline (:mod:`chachaml.store.outline`) is made from the packed arrays here, where
+    they are at hand, off the loop with the compression when the chunk is large.
+    """
     fmt, steps, values, times = encode(chunk.count, chunk.steps, chunk.values, chunk.timestamps)
-    return (chunk.run_id, chunk.key, chunk.count, fmt, steps, values, times, *span)
+    outline = (
+        make_outline(chunk.steps, chunk.values, chunk.timestamps)
+        if outlined(chunk.count, bool(span[2]), chunk.values)
+        else None
+    )
+    return (chunk.run_id, chunk.key, chunk.count, fmt, steps, values, times, *span, outline)
+
+
+CHUNK_SELECT = (
+    "SELECT id, count, format, steps, vals, times, min_step, max_step, in_order FROM metric_chunks"
+)
+
+
+def _bounds(min_step: int | None, max_step: int | None) -> str:
+    """The SQL that keeps the chunks overlapping a step range (one ``?`` per bound given)."""
+    return ("" if min_step is None else " AND max_step >= ?") + (
+        "" if max_step is None else " AND min_step <= ?"
+    )
+
+
+async def _extent(db: Tx, run_id: str, key: str) -> Row:
+    """The whole series' count and step span; ``NotFound`` naming the run's metrics if none."""
+    await require_run(db, run_id)
+    whole = await db.fetchall(
+        "SELECT count, last_step, (SELECT min(min_step) FROM metric_chunks"
+        " WHERE run_id = ? AND key = ?) AS first_step"
+        " FROM metric_summary WHERE run_id = ? AND key = ?",
+        (run_id, key, run_id, key),
+    )
+    if not whole:
+        keys = await db.fetchall(
+            "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
+        )
+        logged = ", ".join(k["key"] for k in keys) or "none"
+        raise NotFound(f"run {run_id!r} has no metric {key!r} (logged metrics: {logged})")
+    return whole[0]
+
+
+def _chunks(rows: Sequence[Row]) -> list[StoredChunk]:
+    """Rows of ``CHUNK_SELECT`` as stored chunks."""
+    return [
+        StoredChunk(r["steps"], r["vals"], r["times"], r["min_step"], r["max_step"],
+                    bool(r["in_order"]), r["format"], r["count"])
+        for r in rows
+    ]  # fmt: skip
+
+
+async def _decoded(
+    run_id: str, key: str, rows: Sequence[Row], min_step: int | None, max_step: int | None
+) -> tuple[array[int], array[float], array[float]]:
+    """The points of chunk rows (in id order) in a step range, by step."""
+    try:
+        return await _off_loop(
+            sum(r["count"] for r in rows), lambda: join_chunks(_chunks(rows), min_step, max_step)
+        )
+    except CorruptChunk as exc:
+        raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
 
 
 class Metrics:
@@ -210,59 +283,77 @@ class Metrics:
     ) -> MetricPoints:
         """The points of one metric with ``min_step <= step <= max_step``, packed, by step."""
 
-        async def body(db: Tx) -> tuple[list[Row], list[Row], list[Row]]:
-            await require_run(db, run_id)
-            whole = await db.fetchall(
-                "SELECT count, last_step, (SELECT min(min_step) FROM metric_chunks"
-                " WHERE run_id = ? AND key = ?) AS first_step"
-                " FROM metric_summary WHERE run_id = ? AND key = ?",
-                (run_id, key, run_id, key),
-            )
-            if not whole:
-                keys = await db.fetchall(
-                    "SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key", (run_id,)
-                )
-                return whole, [], keys
-            sql = (
-                "SELECT id, count, format, steps, vals, times, min_step, max_step, in_order"
-                " FROM metric_chunks WHERE run_id = ? AND key = ?"
-            )
-            params: list[object] = [run_id, key]
-            if min_step is not None:
-                sql += " AND max_step >= ?"
-                params.append(min_step)
-            if max_step is not None:
-                sql += " AND min_step <= ?"
-                params.append(max_step)
-            return whole, await db.fetchall(sql, params), []
+        async def body(db: Tx) -> tuple[Row, list[Row]]:
+            extent = await _extent(db, run_id, key)
+            sql = CHUNK_SELECT + " WHERE run_id = ? AND key = ?" + _bounds(min_step, max_step)
+            params = [run_id, key, *(b for b in (min_step, max_step) if b is not None)]
+            return extent, await db.fetchall(sql, params)
 
-        whole, rows, keys = await self._db.query(body)
-        if not whole:
-            logged = ", ".join(k["key"] for k in keys) or "none"
-            raise NotFound(f"run {run_id!r} has no metric {key!r} (logged metrics: {logged})")
+        extent, rows = await self._db.query(body)
         rows.sort(key=lambda r: r["id"])  # here, not in SQL: a sort there copies the arrays
-        chunks = [
-            StoredChunk(r["steps"], r["vals"], r["times"], r["min_step"], r["max_step"],
-                        bool(r["in_order"]), r["format"], r["count"])
-            for r in rows
-        ]  # fmt: skip
-        try:
-            steps, values, times = await _off_loop(
-                sum(r["count"] for r in rows), lambda: join_chunks(chunks, min_step, max_step)
-            )
-        except CorruptChunk as exc:
-            raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
-        (extent,) = whole
+        steps, values, times = await _decoded(run_id, key, rows, min_step, max_step)
         return MetricPoints(
-            run_id=run_id,
-            key=key,
-            steps=steps,
-            values=values,
-            timestamps=times,
-            total=extent["count"],
-            first_step=extent["first_step"],
+            run_id=run_id, key=key, steps=steps, values=values, timestamps=times,
+            total=extent["count"], first_step=extent["first_step"],
             last_step=extent["last_step"],
-        )
+        )  # fmt: skip
+
+    async def metric_outline(
+        self, run_id: str, key: str, *, min_step: int | None = None,
+        max_step: int | None = None, points: int,
+    ) -> MetricOutline:  # fmt: skip
+        """A step range of one metric for a chart of ``points`` points (see ``MetricOutline``).
+
+        The chunks' spans and outlines are read first (no arrays), then the columns that
+        :func:`~chachaml.store.outline.plan` chooses: a chunk the range covers whole gives
+        its outline alone.
+        """
+        buckets = max(1, points // 2)
+
+        async def body(db: Tx) -> tuple[Row, Plan, list[ChunkSpan], list[Row], dict[int, bytes]]:
+            extent = await _extent(db, run_id, key)
+            sql = (  # on SQLite from one covering index, without the rows' arrays
+                "SELECT id, count, min_step, max_step, in_order, outline FROM metric_chunks"
+                " WHERE run_id = ? AND key = ?" + _bounds(min_step, max_step)
+            )
+            params = [run_id, key, *(b for b in (min_step, max_step) if b is not None)]
+            found = await db.fetchall(sql, params)
+            spans = [
+                ChunkSpan(r["id"], r["count"], r["min_step"], r["max_step"],
+                          bool(r["in_order"]), r["outline"] is not None)
+                for r in found
+            ]  # fmt: skip
+            chosen = plan(spans, min_step, max_step, buckets)
+            outlines = {r["id"]: r["outline"] for r in found if r["id"] in chosen.outlines}
+            rows = []
+            for batch in in_batches(sorted(chosen.columns)):
+                rows += await db.fetchall(CHUNK_SELECT + f" WHERE id IN ({marks(batch)})", batch)
+            return extent, chosen, spans, rows, outlines
+
+        extent, chosen, spans, rows, outlines = await self._db.query(body)
+        rows.sort(key=lambda r: r["id"])
+        if outlines:
+            decoded = dict(zip((r["id"] for r in rows), _chunks(rows), strict=True))
+            sizes = {s.id: s.points for s in spans}
+            parts = [Part(sizes[i], decoded.get(i), outlines.get(i)) for i in chosen.order]
+            try:
+                joined = await _off_loop(
+                    sum(r["count"] for r in rows),
+                    lambda: join_outlined(parts, min_step, max_step, blocks=chosen.blocks),
+                )
+            except CorruptChunk as exc:
+                raise StoreUnavailable(f"metric {key!r} of run {run_id!r}: {exc}") from exc
+            steps, values, times, where, in_range, blocks = joined
+            positions = where if chosen.blocks else None  # else every point of the range
+        else:
+            steps, values, times = await _decoded(run_id, key, rows, min_step, max_step)
+            positions, in_range, blocks = None, len(steps), array("q")
+        return MetricOutline(
+            run_id=run_id, key=key, steps=steps, values=values, timestamps=times,
+            total=extent["count"], first_step=extent["first_step"],
+            last_step=extent["last_step"], positions=positions, in_range=in_range,
+            outlined=blocks,
+        )  # fmt: skip
 
     async def metric_history(
         self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from chachaml.errors import NotFound
 from chachaml.records.runs import ParamValue, StopRequest
 from chachaml.store.sql.database import Row, Tx
+
+T = TypeVar("T")
 
 ALL_ROWS = 2**62  # LIMIT for "no limit" that both dialects accept
 
@@ -44,7 +47,7 @@ def decode_param(raw: str) -> ParamValue:
     return value
 
 
-def in_batches(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+def in_batches(items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
     """Split ids into batches small enough for an ``IN (...)`` list."""
     for i in range(0, len(items), size):
         yield items[i : i + size]

@@ -25,6 +25,7 @@ from chachaml.records.alerts import (
     TriedDelivery,
 )
 from chachaml.records.events import Event
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.pipelines import NewPipeline, PipelineDetail, PipelineInfo, PipelineStep
 from chachaml.records.registry import Model, ModelDetail, ModelVersion, NewModelVersion, Stage
 from chachaml.records.runs import (
@@ -257,6 +258,15 @@ class SQLStore:
     ) -> MetricPoints:
         """The points of one metric in a step range as packed arrays, by step."""
         return await self.metrics.metric_points(run_id, key, min_step=min_step, max_step=max_step)
+
+    async def metric_outline(
+        self, run_id: str, key: str, *, min_step: int | None = None,
+        max_step: int | None = None, points: int,
+    ) -> MetricOutline:  # fmt: skip
+        """A step range of one metric for a chart of ``points`` points."""
+        return await self.metrics.metric_outline(
+            run_id, key, min_step=min_step, max_step=max_step, points=points
+        )
 
     async def get_artifact(self, run_id: str, name: str) -> Artifact:
         """One artifact record; ``NotFound`` listing the run's artifacts if absent."""

@@ -46,7 +46,19 @@ async def test_history_and_packed_series_answer_a_step_range(api: httpx.AsyncCli
     "query", ["min_step=abc", "max_step=1.5", "min_step=9223372036854775808", "max_step=-1e3"]
 )
 async def test_a_bad_step_bound_is_a_422_envelope(api: httpx.AsyncClient, query: str) -> None:
-    for route in ("metrics", "series"):
-        answer = await api.get(f"{BASE}/{route}/loss?{query}")
+    for route in ("metrics", "series", "outline"):
+        answer = await api.get(f"{BASE}/{route}/loss?{query}&points=10")
         assert answer.status_code == 422
         assert answer.json()["error"]["message"].startswith("query parameter")
+
+
+async def test_the_outline_route_answers_a_range_and_wants_a_chart_size(
+    api: httpx.AsyncClient,
+) -> None:
+    found = (await api.get(f"{BASE}/outline/loss", params={"min_step": 97, "points": 10})).json()
+    assert list(array("q", base64.b64decode(found["steps"]))) == [97, 98, 99]
+    assert (found["in_range"], found["positions"], found["total"]) == (3, None, 100)
+    for query in ("", "points=0", "points=x", "points=1000001"):
+        answer = await api.get(f"{BASE}/outline/loss?{query}")
+        assert answer.status_code == 422
+        assert "points" in answer.json()["error"]["message"]

@@ -1,6 +1,7 @@
-"""Migrations 15 and 21 on each backend: chunks stored before step spans existed get theirs,
-and chunks stored before compression read as they are (and compress on demand), so a database
-from an earlier version reads like a new one."""
+"""Migrations 15, 21 and 22 on each backend: chunks stored before step spans existed get
+theirs, chunks stored before compression read as they are (and compress on demand), and chunks
+stored before outlines are read whole by a chart, so a database from an earlier version reads
+like a new one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from array import array
 import pytest
 
 from chachaml.store.codec import chunk_from_columns, pack_arrays
-from chachaml.store.compression import RAW, SHUFFLED_ZSTD
+from chachaml.store.compression import RAW, SHUFFLED_ZSTD, encode
 from chachaml.store.migrations.metric_chunks import BATCH, compress_stored_chunks
 from chachaml.store.migrations.runner import migrate
 from chachaml.store.sql.database import Database, Tx
@@ -134,3 +135,53 @@ async def test_chunks_of_the_previous_format_read_as_they_are_and_compress_on_de
     assert await formats() == [SHUFFLED_ZSTD, RAW, SHUFFLED_ZSTD]
     assert await read() == before, "the same points, bit for bit"
     assert (await compress_stored_chunks(database)).chunks == 0
+
+
+async def store_before_outlines(db: Tx) -> None:
+    """A run with three compressed 1,000-point chunks as version 21 stored them (no outline)."""
+    now = time.time()
+    await db.execute("INSERT INTO experiments (name, created_at) VALUES (?, ?)", ("e", now))
+    await db.execute(
+        "INSERT INTO runs (id, experiment_id, name, status, created_by, started_at,"
+        " heartbeat_at, heartbeat_timeout)"
+        " SELECT ?, id, ?, 'running', ?, ?, ?, ? FROM experiments WHERE name = ?",
+        (RUN, "old", "ana", now, now, 60.0, "e"),
+    )
+    rows = []
+    for start in (0, 1000, 2000):
+        steps = range(start, start + 1000)
+        values = [math.sin(s / 37) * (1 + s % 11) for s in steps]
+        packed = pack_arrays(array("q", steps), array("d", values), array("d", [1.0] * 1000))
+        rows.append((RUN, "loss", 1000, *encode(1000, *packed), start, start + 999, 1))
+    columns = ("run_id", "key", "count", "format", "steps", "vals", "times", "min_step",
+               "max_step", "in_order")  # fmt: skip
+    await db.insert_rows("metric_chunks", columns, rows)
+    await db.execute(
+        "INSERT INTO metric_summary (run_id, key, last_value, last_step, last_time, min_value,"
+        " max_value, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (RUN, "loss", 0.0, 2999, 1.0, -11.0, 11.0, 3000),
+    )
+
+
+async def test_chunks_stored_before_outlines_are_read_whole_beside_outlined_ones(
+    database: Database,
+) -> None:
+    await database.transact(lambda db: migrate(db, database.dialect, up_to=21))
+    await database.transact(store_before_outlines)
+    await database.transact(lambda db: migrate(db, database.dialect))
+    store = SQLStore(database)
+    steps = range(3000, 6000)
+    values = [math.cos(s / 29) * (s % 13) for s in steps]
+    await store.log_metrics([chunk_from_columns(RUN, "loss", steps, values, [2.0] * 3000)])
+    rows = await database.query(lambda db: db.fetchall(
+        "SELECT outline IS NULL AS bare FROM metric_chunks ORDER BY id"))  # fmt: skip
+    assert [bool(r["bare"]) for r in rows] == [True, True, True, False]
+    exact = await store.metric_points(RUN, "loss", min_step=500)
+    found = await store.metric_outline(RUN, "loss", min_step=500, points=4)
+    assert found.positions is not None and found.in_range == 5500
+    where = found.positions.tolist()
+    assert where[:2500] == list(range(2500)), "the chunks without outline: every point"
+    assert found.values.tolist() == [exact.values[p] for p in where]
+    assert found.steps.tolist() == [exact.steps[p] for p in where]
+    assert (min(found.values), max(found.values)) == (min(exact.values), max(exact.values))
+    assert len(where) < 2500 + 3000 // 10
