@@ -163,15 +163,20 @@ def _block_start(found: MetricOutline, position: int) -> bool:
 def exact_at(found: MetricOutline, edge: int) -> bool:
     """Whether the last point of ``found`` before step ``edge`` is among the points read.
 
-    Always so when every point was read, or the points read around ``edge`` are neighbours;
-    otherwise when ``edge`` is just past a block's last step: the next block's first point
-    is then read or has a higher step (``chachaml.store.outline.edge_positions``).
+    Always so when every point was read, or the points read around ``edge`` are neighbours
+    (the range's first and last point are read too); otherwise when ``edge`` is just past a
+    block's last step: the next block's first point is then read or has a higher step
+    (``chachaml.store.outline.edge_positions``).
     """
     where, steps = found.positions, found.steps
     if where is None:
         return True
     p = bisect_left(steps, edge)
-    if p in (0, len(steps)) or where[p] == where[p - 1] + 1:
+    if p == 0:
+        return where[0] == 0
+    if p == len(steps):
+        return where[-1] == found.in_range - 1
+    if where[p] == where[p - 1] + 1:
         return True
     return edge == steps[p - 1] + 1 and _block_start(found, where[p - 1] + 1)
 

@@ -14,6 +14,7 @@ from itertools import pairwise
 
 import pytest
 
+from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import MetricPoints, MetricSeries, NewRun
 from chachaml.server.mcp.metrics import (
     exact_at,
@@ -96,6 +97,32 @@ def test_packed_points_join_as_their_series_do() -> None:
 RUN = "c" * 32
 
 
+def test_an_edge_holds_when_the_points_read_hold_the_last_point_before_it() -> None:
+    # one outlined chunk of 200 points at steps 0, 2, 4, ... (blocks of 64 from 0), of which
+    # these are read; position 64 repeats the step of 63, so a block's first point is read
+    where = [0, 1, 5, 63, 64, 100, 127, 199]
+    steps = [2 * p for p in where]
+    steps[4] = steps[3]
+
+    def read(positions: list[int], at: list[int]) -> MetricOutline:
+        return MetricOutline(run_id="r", key="k", steps=array("q", at),
+                             values=array("d", [0.0] * len(at)),
+                             timestamps=array("d", [0.0] * len(at)), total=200, first_step=0,
+                             last_step=398, positions=array("q", positions), in_range=200,
+                             outlined=array("q", [0, 200, BLOCK]))  # fmt: skip
+
+    found = read(where, steps)
+    assert exact_at(found, 0) and exact_at(found, 399), "the range's first and last are read"
+    assert exact_at(found, 1) and exact_at(found, 2), "positions 0 and 1 are neighbours"
+    assert not exact_at(found, 3) and not exact_at(found, 11), "points 2..4 are not read"
+    assert exact_at(found, 255), "just past a block's last step (position 127, step 254)"
+    assert not exact_at(found, 256), "after position 128, whose step is not known"
+    # just past step 126: 64 holds it too, and 65..99 may (the block's first point repeats)
+    assert not exact_at(found, 127)
+    assert not exact_at(read(where[1:], steps[1:]), 0), "without the first point: unknown"
+    assert not exact_at(read(where[:-1], steps[:-1]), 399), "without the last point: unknown"
+
+
 async def log_keys(store: Store, rnd: random.Random) -> dict[str, list[tuple[int, float]]]:
     """Keys logged together at steps with repeats (same chunks), one flushed in other chunks
     and one holding a NaN chunk; each ~6,000 points."""
@@ -127,6 +154,7 @@ async def test_outlines_join_as_every_point_does_on_the_same_snapped_buckets(
     rnd = random.Random(seed)
     logged = await log_keys(store, rnd)
     get_metric_history = metric_tools(store)[0]
+    read_whole: set[str] = set()
     for keys in (["loss"], ["loss", "acc"], ["acc", "lr", "odd", "loss"]):
         for max_points in (2, 7, 20):
             found = [await store.metric_outline(RUN, k, points=2 * max_points) for k in keys]
@@ -138,6 +166,7 @@ async def test_outlines_join_as_every_point_does_on_the_same_snapped_buckets(
             outlined = [f if all(exact_at(f, e) for e in edges) else x
                         for f, x in zip(found, exact, strict=True)]  # fmt: skip
             assert join_on_edges(outlined, edges) == expected
+            read_whole |= {k for o, x, k in zip(outlined, exact, keys, strict=True) if o is x}
             # keys logged in the same chunks share block edges: their outlines suffice
             assert all(o is f for o, f, k in zip(outlined, found, keys, strict=True)
                        if k in ("loss", "acc"))  # fmt: skip
@@ -154,3 +183,4 @@ async def test_outlines_join_as_every_point_does_on_the_same_snapped_buckets(
             nominal = step_edges(found[0].steps[0], found[0].steps[-1], max_points)
             moved = [abs(a - b) for a, b in zip(edges, nominal, strict=True)]
             assert max(moved) <= 7 * (BLOCK // 2 + 1)
+    assert read_whole == {"lr"}, "a key whose chunks cut blocks elsewhere is read whole"
