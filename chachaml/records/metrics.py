@@ -241,13 +241,15 @@ class MetricOutline(MetricPoints):
 
     ``in_range`` counts the points in the range; the arrays hold them all (``positions`` is
     ``None``), or, when the range is large, of each block of a chunk with an outline that
-    lies in the range only its first lowest and first highest point, and every other point. Then
-    ``positions`` gives each returned point's index among the range's points (increasing,
-    below ``in_range``), so a chart can cut the range into buckets of equally many points and
-    keep each bucket's extremes. Every point returned was logged; the range's lowest and
-    highest finite values and all its NaN/infinite points are among them. ``outlined`` gives,
-    flattened, each outlined chunk's first position, points and block size: a bucket edge
-    moved to a block's edge there makes the bucket's extremes exact.
+    lies in the range only its first lowest, first highest and last point (and a few more,
+    :func:`chachaml.store.outline.edge_positions`), and every other point. Then ``positions``
+    gives each returned point's index among the range's points (increasing, below
+    ``in_range``), so a chart can cut the range into buckets of equally many points and keep
+    each bucket's extremes, and ``get_metric_history`` each step bucket's last point. Every
+    point returned was logged; the range's lowest and highest finite values and all its
+    NaN/infinite points are among them. ``outlined`` gives, flattened, each outlined chunk's
+    first position, points and block size: a bucket edge moved to a block's edge there makes
+    the bucket's extremes exact.
     """
 
     positions: array[int] | None

@@ -1,23 +1,26 @@
-"""A chunk's outline: each block's first lowest and first highest point, stored beside the chunk.
+"""A chunk's outline: each block's first lowest, first highest and last point, beside the chunk.
 
 A chart of a million points keeps, per bucket of the step range, the bucket's lowest and
 highest value, so it needs every value but only the few points it keeps. A chunk whose steps
 are in order and whose values are all finite is stored with an outline (migration 22): for
 each block of ``BLOCK`` consecutive points, the block's first lowest and first highest point
-(one when they are the same point), as its position within the chunk, step, value and
-timestamp. A chart of a large range (:func:`plan`) reads the outlines of the chunks it
-covers (~1/32 of their points) instead of decoding them, and of a chunk the range cuts only
-the blocks it cuts (:func:`join_outlined`). The extremes of any run of whole blocks are
-among their outline points, so the range's lowest and highest values are never lost, and a
-chart whose bucket edges are moved to block edges (``charts.snap_edges``) finds each
-bucket's exact extremes.
+and its last point (fewer when some are the same point), as its position within the chunk,
+step, value and timestamp; and the chunk's first point, and a block's first point when its
+step repeats the one before (:func:`edge_positions`). The last points serve
+``get_metric_history``, which keeps each step bucket's last value: a bucket edge moved to
+just past a block's last step finds it among the outline points. A chart of a large range
+(:func:`plan`) reads the outlines of the chunks it covers (~1/22 of their points) instead of
+decoding them, and of a chunk the range cuts only the blocks it cuts
+(:func:`join_outlined`). The extremes of any run of whole blocks are among their outline
+points, so the range's lowest and highest values are never lost, and a chart whose bucket
+edges are moved to block edges (``charts.snap_edges``) finds each bucket's exact extremes.
 
 Blocks of 64 points, measured on the float32 loss of ``python -m bench scale``: the outline
-takes 0.25 byte a point on disk and ~0.3 ms a 50,000-point chunk to make with numpy (the
-compression itself ~1.2 ms). With 128, a 1,000-point chart would read outlines only from
-128,000 points in range (at ``MIN_BLOCKS`` 2), and shorter ranges decode up to three whole
-50,000-point chunks; with 32, outlines double and a whole million-point series gives 62,500
-outline points to decode and bucket instead of 31,000.
+takes 0.45 byte a point on disk (0.25 without the last points) and ~0.5 ms a 50,000-point
+chunk to make with numpy (the compression itself ~1.2 ms). With 128, a 1,000-point chart
+would read outlines only from 128,000 points in range (at ``MIN_BLOCKS`` 2), and shorter
+ranges decode up to three whole 50,000-point chunks; with 32, outlines double and a whole
+million-point series gives ~93,000 outline points to decode and bucket instead of ~46,000.
 
 The stored form: the block size, then four columns of equally many 8-byte little-endian
 items (positions and steps int64, values and timestamps float64), one after the other,
@@ -163,12 +166,48 @@ def _gather(data: bytes, positions: array[int], *, use_numpy: bool) -> bytes:
     return b"".join([view[p * WIDTH : p * WIDTH + WIDTH] for p in positions])
 
 
+def edge_positions(steps: bytes, *, use_numpy: bool = True) -> array[int]:
+    """The points an outline keeps besides the extremes: where blocks start and end.
+
+    The chunk's first point, each block's last point, and the first point of a block whose
+    step repeats the step before it (steps in order). A step-bucketed table
+    (``get_metric_history``) then finds a bucket's last point exactly when its edge is just
+    past a block's last step: the point after it is kept or has a higher step.
+    """
+    count = len(steps) // WIDTH
+    np = _numpy() if use_numpy else None
+    if np is None:
+        items = _native("q", steps)
+        ends = [0, *range(BLOCK - 1, count, BLOCK), count - 1]
+        ends += [s for s in range(BLOCK, count, BLOCK) if items[s] == items[s - 1]]
+        return array("q", sorted(set(ends)))
+    s = np.frombuffer(steps, dtype="<i8")
+    starts = np.arange(BLOCK, count, BLOCK, dtype=np.int64)
+    ends = np.concatenate((
+        np.array([0, count - 1], dtype=np.int64),
+        np.arange(BLOCK - 1, count, BLOCK, dtype=np.int64),
+        starts[s[starts] == s[starts - 1]],
+    ))  # fmt: skip
+    return array("q", np.unique(ends).astype(np.int64).tobytes())
+
+
+def outline_points(steps: bytes, values: bytes, *, use_numpy: bool = True) -> array[int]:
+    """The positions an outline keeps: :func:`outline_positions` and :func:`edge_positions`."""
+    np = _numpy() if use_numpy else None
+    extremes = outline_positions(values, use_numpy=use_numpy)
+    ends = edge_positions(steps, use_numpy=use_numpy)
+    if np is None:
+        return array("q", sorted(set(extremes) | set(ends)))
+    both = np.union1d(np.frombuffer(extremes, np.int64), np.frombuffer(ends, np.int64))
+    return array("q", both.astype(np.int64).tobytes())
+
+
 def make_outline(steps: bytes, values: bytes, times: bytes, *, use_numpy: bool = True) -> bytes:
     """The stored outline of a chunk given as packed columns (steps in order, finite values).
 
     ``use_numpy=False`` takes the pure-Python way even with numpy installed (same bytes).
     """
-    positions = outline_positions(values, use_numpy=use_numpy)
+    positions = outline_points(steps, values, use_numpy=use_numpy)
     picked = (_gather(c, positions, use_numpy=use_numpy) for c in (steps, values, times))
     columns = [_little(array("q", [BLOCK])), _little(positions), *picked]
     return compress_items(b"".join(columns))

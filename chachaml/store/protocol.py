@@ -294,8 +294,9 @@ class Store(Protocol):
         """A step range of one metric for a chart cut to ``points`` points (``MetricOutline``).
 
         Every point of the range, or, when the range is large, of each block of a chunk with
-        an outline that lies in the range only its first lowest and first highest point, each
-        point with its index among the range's points; NaN and infinities are always returned.
+        an outline that lies in the range only its first lowest, first highest and last point
+        (see :mod:`chachaml.store.outline`), each point with its index among the range's
+        points; NaN and infinities are always returned.
         ``in_range`` counts the range's points; the rest as :meth:`metric_points`.
         """
         ...

@@ -41,8 +41,13 @@ async def log_walk(store: Store, key: str, chunks: int, seed: int) -> None:
         await store.log_metrics([make_chunk(RUN, key, points)])
 
 
-def check_against(outline: MetricOutline, steps: list[int], values: list[float]) -> None:
-    """Each returned point is the range's point at its position; the extremes are there."""
+def check_against(
+    outline: MetricOutline, steps: list[int], values: list[float], starts: set[int]
+) -> None:
+    """Each returned point is the range's point at its position; the extremes are there.
+
+    ``starts``: the first steps of the chunks (steps increase: no block repeats a step).
+    """
     assert outline.in_range == len(steps)
     got = list(zip(outline.steps, outline.values, strict=True))
     positions = range(len(steps)) if outline.positions is None else outline.positions
@@ -55,11 +60,13 @@ def check_against(outline: MetricOutline, steps: list[int], values: list[float])
     for first, points, block in zip(spans[::3], spans[1::3], spans[2::3], strict=True):
         assert block == BLOCK
         inside = [p for p in positions if first <= p < first + points]
-        expected: list[int] = []  # each block's first lowest and first highest point
+        expected: list[int] = []  # each block's first lowest and first highest point, its last
         for start in range(first, first + points, block):
-            part = values[start : min(start + block, first + points)]
+            end = min(start + block, first + points)
+            part = values[start:end]
             low, high = part.index(min(part)), part.index(max(part))
-            expected += sorted({start + low, start + high})
+            chunk = {start} if steps[start] in starts else set()
+            expected += sorted({start + low, start + high, end - 1} | chunk)
         assert inside == expected
 
 
@@ -74,7 +81,8 @@ async def test_a_large_range_reads_outlines_and_keeps_every_extreme(store: Store
         exact = await store.metric_points(RUN, "loss", min_step=lo, max_step=hi)
         found = await store.metric_outline(RUN, "loss", min_step=lo, max_step=hi, points=SHOWN)
         assert (found.total, found.first_step, found.last_step) == (6 * CHUNK, 0, 11_998)
-        check_against(found, list(exact.steps), list(exact.values))
+        check_against(found, list(exact.steps), list(exact.values),
+                      {c * 2 * CHUNK for c in range(6)})  # fmt: skip
         if found.positions is not None:
             outlined += 1
             assert len(found.steps) < found.in_range
@@ -153,4 +161,4 @@ async def test_chunks_stored_out_of_step_order_still_read_outlines(store: Store)
     assert list(exact.steps) == list(range(500, 4 * CHUNK))
     found = await store.metric_outline(RUN, "loss", min_step=500, points=SHOWN)
     assert found.positions is not None
-    check_against(found, list(exact.steps), list(exact.values))
+    check_against(found, list(exact.steps), list(exact.values), {c * CHUNK for c in range(4)})

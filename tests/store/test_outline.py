@@ -1,5 +1,6 @@
-"""Chunk outlines: each block's first lowest and highest point, the same bytes with numpy or
-without, read back as logged; which chunks a range read takes outlines of; the joined range."""
+"""Chunk outlines: each block's first lowest and highest point and its last, the same bytes
+with numpy or without, read back as logged; which chunks a range read takes outlines of; the
+joined range."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from chachaml.store.outline import (
     Part,
     Plan,
     all_finite,
+    edge_positions,
     join_outlined,
     make_outline,
     outline_positions,
@@ -46,8 +48,16 @@ def per_block(values: list[float]) -> list[int]:
     return out
 
 
+def block_ends(steps: list[int], *, chunk_start: bool = True) -> set[int]:
+    """The definition: each block's last index, the first (of a chunk), and each block's
+    first index whose step repeats the one before it."""
+    n = len(steps)
+    ends = {min(s + BLOCK, n) - 1 for s in range(0, n, BLOCK)} | ({0} if chunk_start else set())
+    return ends | {s for s in range(BLOCK, n, BLOCK) if steps[s] == steps[s - 1]}
+
+
 @pytest.mark.parametrize("n", [1, 2, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 17, 5000])
-def test_an_outline_holds_each_blocks_first_extremes_and_reads_back(n: int) -> None:
+def test_an_outline_holds_each_blocks_first_extremes_and_last_and_reads_back(n: int) -> None:
     rng = random.Random(n)
     values = [rng.choice(EXTREMES) if rng.random() < 0.3 else rng.gauss(0, 1e3) for _ in range(n)]
     steps, vals, times = packed(values)
@@ -55,7 +65,7 @@ def test_an_outline_holds_each_blocks_first_extremes_and_reads_back(n: int) -> N
     assert stored == make_outline(steps, vals, times, use_numpy=False)
     outline = read_outline(stored)
     assert outline.block == BLOCK
-    expected = per_block(values)
+    expected = sorted(set(per_block(values)) | block_ends([10 + 3 * i for i in range(n)]))
     assert list(outline.positions) == expected
     assert list(outline.steps) == [10 + 3 * i for i in expected]
     assert [struct.pack("<d", v) for v in outline.values] == [
@@ -71,6 +81,17 @@ def test_equal_values_keep_the_first_of_them_with_and_without_numpy() -> None:
     assert outline_positions(vals) == outline_positions(vals, use_numpy=False)
     # blocks of equal values give one point each; -0.0 == 0.0, the first is kept
     assert list(outline_positions(vals)) == [0, BLOCK, 2 * BLOCK, 2 * BLOCK + 2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_block_whose_first_step_repeats_the_one_before_keeps_its_first_point(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.randrange(1, 8 * BLOCK)
+    steps = sorted(rng.randrange(n // rng.choice([1, 3, 40]) + 1) for _ in range(n))
+    chunk = chunk_from_columns("r", "k", steps, [0.0] * n, [0.0] * n)
+    got = edge_positions(chunk.steps)
+    assert got == edge_positions(chunk.steps, use_numpy=False)
+    assert list(got) == sorted(block_ends(steps))
 
 
 def test_only_finite_chunks_in_step_order_of_a_block_or_more_are_outlined() -> None:
@@ -184,12 +205,16 @@ def test_a_joined_range_is_its_points_with_outlines_for_whole_blocks(
         assert list(joined.values) == [values[inside[p]] for p in where]
         assert list(joined.timestamps) == [0.5 * steps[inside[p]] for p in where]
         covered: set[int] = set()
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        chunk_starts = {inside.index(g) for g in starts if g in inside}
         spans_ = list(joined.outlined)
         for first, points, block in zip(spans_[::3], spans_[1::3], spans_[2::3], strict=True):
             assert block == BLOCK
             covered |= set(range(first, first + points))
             span = [values[inside[p]] for p in range(first, first + points)]
-            expected = [first + i for i in per_block(span)]
+            ends = block_ends([steps[inside[p]] for p in range(first, first + points)],
+                              chunk_start=first in chunk_starts)  # fmt: skip
+            expected = sorted(first + i for i in set(per_block(span)) | ends)
             assert [p for p in where if first <= p < first + points] == expected
         assert [p for p in where if p not in covered] == [
             p for p in range(len(inside)) if p not in covered

@@ -14,6 +14,7 @@ from functools import partial
 
 from chachaml.store.codec import step_span
 from chachaml.store.compression import RAW, encode
+from chachaml.store.outline import make_outline, outlined
 from chachaml.store.sql.database import Database, Tx
 
 BATCH = 100  # chunks held in memory at once (a 50,000-point chunk's steps are 400 kB)
@@ -54,14 +55,16 @@ class Compressed:
 
 
 async def compress_chunks(db: Tx, after: int) -> tuple[int | None, Compressed]:
-    """Rewrite the next raw chunks with an id above ``after`` compressed.
+    """Rewrite the next raw chunks with an id above ``after`` compressed, with an outline.
 
     The last id seen (``None`` when none is left) and what was rewritten. A chunk that does
-    not shrink stays raw, as when it is logged.
+    not shrink stays raw, as when it is logged. A rewritten chunk gets the outline a chunk
+    logged now would (:mod:`chachaml.store.outline`): in step order, finite values, a block
+    or more; otherwise none, as before.
     """
     report = Compressed()
     rows = await db.fetchall(
-        "SELECT id, count, steps, vals, times FROM metric_chunks"
+        "SELECT id, count, in_order, steps, vals, times FROM metric_chunks"
         " WHERE format = ? AND id > ? ORDER BY id LIMIT ?",
         (RAW, after, REWRITE_BATCH),
     )
@@ -72,13 +75,16 @@ async def compress_chunks(db: Tx, after: int) -> tuple[int | None, Compressed]:
         columns = (bytes(r["steps"]), bytes(r["vals"]), bytes(r["times"]))
         fmt, steps, values, times = encode(r["count"], *columns)
         if fmt != RAW:
-            updates.append((fmt, steps, values, times, r["id"]))
+            keep = outlined(r["count"], bool(r["in_order"]), columns[1])
+            outline = make_outline(*columns) if keep else None
+            updates.append((fmt, steps, values, times, outline, r["id"]))
             report.chunks += 1
             report.bytes_before += sum(map(len, columns))
             report.bytes_after += len(steps) + len(values) + len(times)
     if updates:
         await db.executemany(
-            "UPDATE metric_chunks SET format = ?, steps = ?, vals = ?, times = ? WHERE id = ?",
+            "UPDATE metric_chunks SET format = ?, steps = ?, vals = ?, times = ?, outline = ?"
+            " WHERE id = ?",
             updates,
         )
     return rows[-1]["id"], report

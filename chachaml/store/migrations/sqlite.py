@@ -585,7 +585,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         22,
         "metric chunks in step order with finite values carry an outline for charts",
         (
-            # each block's first lowest and highest point (chachaml.store.outline); NULL for
+            # each block's first lowest, highest and last point (chachaml.store.outline); NULL for
             # chunks stored before (read whole, as before), out of order or with NaN/inf
             "ALTER TABLE metric_chunks ADD COLUMN outline BLOB",
             # a chart reads the spans and outlines from this index alone: in the row they sit

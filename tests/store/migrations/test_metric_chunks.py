@@ -15,6 +15,7 @@ from chachaml.store.codec import chunk_from_columns, pack_arrays
 from chachaml.store.compression import RAW, SHUFFLED_ZSTD, encode
 from chachaml.store.migrations.metric_chunks import BATCH, compress_stored_chunks
 from chachaml.store.migrations.runner import migrate
+from chachaml.store.outline import make_outline
 from chachaml.store.sql.database import Database, Tx
 from chachaml.store.sql.store import SQLStore
 
@@ -135,6 +136,42 @@ async def test_chunks_of_the_previous_format_read_as_they_are_and_compress_on_de
     assert await formats() == [SHUFFLED_ZSTD, RAW, SHUFFLED_ZSTD]
     assert await read() == before, "the same points, bit for bit"
     assert (await compress_stored_chunks(database)).chunks == 0
+
+
+async def test_compressing_on_demand_writes_the_outlines_of_the_chunks_it_rewrites(
+    database: Database,
+) -> None:
+    await database.transact(lambda db: migrate(db, database.dialect, up_to=20))
+    await database.transact(store_before_compression)
+    steps, values = list(range(5000, 6000)), [math.sin(s / 17) for s in range(1000)]
+    raw = pack_arrays(array("q", steps), array("d", values), array("d", [1.0] * 1000))
+    await database.transact(lambda db: db.insert_rows(
+        "metric_chunks", ("run_id", "key", "count", "steps", "vals", "times", "min_step",
+                          "max_step", "in_order"),
+        [(RUN, "acc", 1000, *raw, 5000, 5999, 1)]))  # fmt: skip
+    await database.transact(lambda db: db.execute(
+        "INSERT INTO metric_summary (run_id, key, last_value, last_step, last_time, min_value,"
+        " max_value, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (RUN, "acc", values[-1], 5999, 1.0, min(values), max(values), 1000)))  # fmt: skip
+    await database.transact(lambda db: migrate(db, database.dialect))
+    store = SQLStore(database)
+    before = await store.metric_outline(RUN, "acc", points=4)
+    assert before.positions is None, "no outline yet: every point"
+
+    async def outlines() -> dict[tuple[str, int], bytes | None]:
+        rows = await database.query(lambda db: db.fetchall(
+            "SELECT key, count, outline FROM metric_chunks"))  # fmt: skip
+        return {(r["key"], r["count"]): r["outline"] for r in rows}
+
+    assert set((await outlines()).values()) == {None}
+    assert (await compress_stored_chunks(database)).chunks == 2
+    got = await outlines()
+    assert bytes(got["acc", 1000] or b"") == make_outline(*raw)
+    assert got["loss", 1000] is None, "a NaN among its values: read whole, as before"
+    assert got["loss", 3] is None, "stays raw (does not shrink), fewer points than a block"
+    after = await store.metric_outline(RUN, "acc", points=4)
+    assert after.positions is not None and after.in_range == 1000
+    assert list(after.steps) == [steps[p] for p in after.positions]
 
 
 async def store_before_outlines(db: Tx) -> None:
