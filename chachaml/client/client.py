@@ -47,6 +47,7 @@ from chachaml.settings import Settings
 from chachaml.store.artifacts.serializers import decode
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import retention
 from chachaml.tools import runs as run_ops
 
@@ -418,11 +419,8 @@ class Client:
     def metric_history(
         self, run_id: str, key: str, *, min_step: int | None = None, max_step: int | None = None
     ) -> MetricSeries:
-        """The points of a metric of a run, ordered by step.
-
-        Every point, or those with ``min_step <= step <= max_step`` (either bound optional).
-        """
-        return self.op(run_ops.metric_history, run_id, key, min_step=min_step, max_step=max_step)
+        """The points of a metric of a run by step: all, or ``min_step <= step <= max_step``."""
+        return self.op(metric_ops.metric_history, run_id, key, min_step=min_step, max_step=max_step)
 
     def experiments(self) -> list[Experiment]:
         """Every experiment, most recently active first."""

@@ -16,10 +16,11 @@ from typing import Protocol
 
 from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
-from chachaml.records.runs import MetricChunk, MetricSummary
+from chachaml.records.metrics import MetricOutline
+from chachaml.records.runs import MetricChunk, MetricPoints, MetricSeries, MetricSummary
 from chachaml.store.codec import chunk_from_columns, make_chunk
 from chachaml.store.protocol import Store
-from chachaml.tools.runs import evaluate_alerts
+from chachaml.tools.runs import evaluate_alerts, resolve_run_id
 from chachaml.tools.webhooks import Delivery
 
 
@@ -116,3 +117,49 @@ def pack_points(
             (step, value, now if p.timestamp is None else p.timestamp)
         )
     return [make_chunk(run_id, k, pts) for k, pts in by_key.items()]
+
+
+def _step_range(min_step: int | None, max_step: int | None) -> None:
+    if min_step is not None and max_step is not None and min_step > max_step:
+        raise InvalidInput(f"min_step ({min_step}) must not be greater than max_step ({max_step})")
+
+
+async def metric_history(
+    store: Store, run_id: str, key: str, *, min_step: int | None = None,
+    max_step: int | None = None,
+) -> MetricSeries:  # fmt: skip
+    """The points of one metric of a run, ordered by step.
+
+    Every point, or those with ``min_step <= step <= max_step`` (either bound optional).
+    """
+    _step_range(min_step, max_step)
+    rid = await resolve_run_id(store, run_id)
+    return await store.metric_history(
+        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
+    )
+
+
+async def metric_points(
+    store: Store, run_id: str, key: str, *, min_step: int | None = None,
+    max_step: int | None = None,
+) -> MetricPoints:  # fmt: skip
+    """:func:`metric_history` as packed arrays, with the whole series' extent (for charts).
+
+    ``min_step > max_step`` is an empty range here, not an error: a live chart's
+    ``after_step`` may pass the end of the range it shows.
+    """
+    rid = await resolve_run_id(store, run_id)
+    return await store.metric_points(
+        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
+    )
+
+
+async def metric_outline(
+    store: Store, run_id: str, key: str, *, min_step: int | None = None,
+    max_step: int | None = None, points: int,
+) -> MetricOutline:  # fmt: skip
+    """:func:`metric_points` as a chart of ``points`` points needs them (``MetricOutline``)."""
+    rid = await resolve_run_id(store, run_id)
+    return await store.metric_outline(
+        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step, points=points
+    )

@@ -21,7 +21,6 @@ from typing import Any
 from chachaml.errors import InvalidInput
 from chachaml.records import validation as v
 from chachaml.records.alerts import AlertEvent
-from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import (
     BestRun,
     Comparison,
@@ -29,8 +28,6 @@ from chachaml.records.runs import (
     Direction,
     EndStatus,
     MetricCondition,
-    MetricPoints,
-    MetricSeries,
     MetricSummary,
     NewRun,
     ParamValue,
@@ -343,52 +340,6 @@ async def export_query(store: Store, query: RunQuery) -> list[dict[str, Any]]:
         record.update({f"tags.{k}": val for k, val in r.tags.items()})
         records.append(record)
     return records
-
-
-def _step_range(min_step: int | None, max_step: int | None) -> None:
-    if min_step is not None and max_step is not None and min_step > max_step:
-        raise InvalidInput(f"min_step ({min_step}) must not be greater than max_step ({max_step})")
-
-
-async def metric_history(
-    store: Store, run_id: str, key: str, *, min_step: int | None = None,
-    max_step: int | None = None,
-) -> MetricSeries:  # fmt: skip
-    """The points of one metric of a run, ordered by step.
-
-    Every point, or those with ``min_step <= step <= max_step`` (either bound optional).
-    """
-    _step_range(min_step, max_step)
-    rid = await resolve_run_id(store, run_id)
-    return await store.metric_history(
-        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
-    )
-
-
-async def metric_points(
-    store: Store, run_id: str, key: str, *, min_step: int | None = None,
-    max_step: int | None = None,
-) -> MetricPoints:  # fmt: skip
-    """:func:`metric_history` as packed arrays, with the whole series' extent (for charts).
-
-    ``min_step > max_step`` is an empty range here, not an error: a live chart's
-    ``after_step`` may pass the end of the range it shows.
-    """
-    rid = await resolve_run_id(store, run_id)
-    return await store.metric_points(
-        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step
-    )
-
-
-async def metric_outline(
-    store: Store, run_id: str, key: str, *, min_step: int | None = None,
-    max_step: int | None = None, points: int,
-) -> MetricOutline:  # fmt: skip
-    """:func:`metric_points` as a chart of ``points`` points needs them (``MetricOutline``)."""
-    rid = await resolve_run_id(store, run_id)
-    return await store.metric_outline(
-        rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step, points=points
-    )
 
 
 async def child_runs(store: Store, parent_id: str, limit: int = 200) -> list[RunInfo]:

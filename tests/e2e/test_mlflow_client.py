@@ -21,6 +21,7 @@ import pytest
 
 from chachaml.store import open_store
 from chachaml.tools import artifacts as artifact_ops
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 from tests.support.fork_scripts import shared_runner
 from tests.support.fork_server import ServerFactory
@@ -185,7 +186,7 @@ def test_fluent_and_client_logging_round_trips_and_is_chachaml_data(
             assert run.children == [child]
             assert (await run_ops.get_run(store, child)).parent_id == parent
             assert (await run_ops.get_run(store, failed)).status == "failed"
-            series = await run_ops.metric_history(store, parent, "batch")
+            series = await metric_ops.metric_history(store, parent, "batch")
             assert len(series.steps) == 3000 and series.values[-1] == 2999.0
             best = await run_ops.best_run(store, "acc", experiment="mlflow-users")
             assert best is not None and best.run.id == child

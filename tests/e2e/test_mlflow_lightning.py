@@ -17,6 +17,7 @@ from mcp import Client
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 from chachaml.store.artifacts import open_artifact_store
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 from tests.e2e.test_mlflow_client import run_client, server, store_url  # noqa: F401 (fixtures)
 from tests.support.serve_proc import ServeProcess
@@ -78,11 +79,11 @@ def test_lightnings_mlflow_logger_logs_steps_that_best_run_answers_over(
                 assert (run.experiment, run.name, run.status) == ("lightning", f"lr-{lr}",
                                                                   "completed")  # fmt: skip
                 assert run.params == {"lr": lr}  # save_hyperparameters
-                train = await run_ops.metric_history(store, rid, "train_loss")
+                train = await metric_ops.metric_history(store, rid, "train_loss")
                 assert train.steps == list(range(12))  # 4 batches x 3 epochs, every step
-                val = await run_ops.metric_history(store, rid, "val_loss")
+                val = await metric_ops.metric_history(store, rid, "val_loss")
                 assert val.steps == [3, 7, 11]  # at each epoch's last step
-            last = (await run_ops.metric_history(store, learned, "val_loss")).values[-1]
+            last = (await metric_ops.metric_history(store, learned, "val_loss")).values[-1]
             assert last is not None and last < 0.05  # it learned y = 3x + 1
             server_mcp = build_mcp(store, artifacts=open_artifact_store(str(server.artifacts)))
             async with Client(server_mcp) as mcp:

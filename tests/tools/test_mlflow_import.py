@@ -14,6 +14,7 @@ from chachaml.store.artifacts import ArtifactStore, open_artifact_store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import experiments as experiment_ops
 from chachaml.tools import logged_models as model_ops
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import registry as registry_ops
 from chachaml.tools import runs as run_ops
 from chachaml.tools.mlflow_counts import MARKER
@@ -90,7 +91,7 @@ async def test_an_import_holds_every_count_and_mlflows_values(
     )
     assert "s3://bucket/digits.csv" in (dataset.source or "")
 
-    series = await run_ops.metric_history(target, ids["sweep"], "loss")
+    series = await metric_ops.metric_history(target, ids["sweep"], "loss")
     expected = mlflow_points(mlflow_store.uri, ids["sweep"], "loss")
     assert len(expected) == 1000
     assert series.steps == [p[0] for p in expected]

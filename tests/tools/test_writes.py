@@ -165,7 +165,7 @@ async def test_points_without_steps_continue_after_the_stored_steps(store: Store
     summaries = await metric_ops.next_steps(store, run_id)
     chunks = metric_ops.pack_points(run_id, [Point(0.5), Point(None), Point(0.1, 9)], summaries)
     assert await metric_ops.log_run_metrics(store, run_id, chunks) == 3
-    series = await run_ops.metric_history(store, run_id, "loss")
+    series = await metric_ops.metric_history(store, run_id, "loss")
     assert series.steps == [4, 5, 6, 9]
     assert series.values[2] is None or math.isnan(series.values[2])  # NaN reads as null
 
@@ -175,7 +175,7 @@ async def test_a_metric_batch_sent_twice_is_stored_once(store: Store) -> None:
     chunks = [make_chunk(run_id, "loss", [(0, 1.0, time.time())])]
     for _ in range(2):
         await metric_ops.log_run_metrics(store, run_id, chunks, batch="b" * 32)
-    assert (await run_ops.metric_history(store, run_id, "loss")).steps == [0]
+    assert (await metric_ops.metric_history(store, run_id, "loss")).steps == [0]
 
 
 async def test_a_metric_chunk_of_another_run_is_refused(store: Store) -> None:

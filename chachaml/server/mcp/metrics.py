@@ -19,7 +19,7 @@ from chachaml.records.runs import MetricPoints, MetricSeries
 from chachaml.server.mcp import render
 from chachaml.server.mcp.runs import RunId, ToolFn, answer
 from chachaml.store.protocol import Store
-from chachaml.tools import runs as run_ops
+from chachaml.tools import metrics as metric_ops
 
 MAX_KEYS = 10
 
@@ -263,19 +263,19 @@ def metric_tools(store: Store) -> list[ToolFn]:
         """
         keys = list(dict.fromkeys(keys))
         # two outline points a bucket: the store reads outlines for MIN_BLOCKS blocks a row
-        found = [await run_ops.metric_outline(store, run_id, k, points=2 * max_points)
+        found = [await metric_ops.metric_outline(store, run_id, k, points=2 * max_points)
                  for k in keys]  # fmt: skip
         edges = None
         if any(f.positions is not None for f in found):
             edges = snapped_edges(found, max_points)
         if edges is None:
-            whole = [f if f.positions is None else await run_ops.metric_points(store, run_id, k)
+            whole = [f if f.positions is None else await metric_ops.metric_points(store, run_id, k)
                      for f, k in zip(found, keys, strict=True)]  # fmt: skip
             return join_on_step(whole, max_points)
         series: list[MetricSeries | MetricPoints] = []
         for f, k in zip(found, keys, strict=True):
             exact = all(exact_at(f, e) for e in edges)
-            series.append(f if exact else await run_ops.metric_points(store, run_id, k))
+            series.append(f if exact else await metric_ops.metric_points(store, run_id, k))
         return join_on_edges(series, edges)
 
     async def get_metric_history(

@@ -35,6 +35,7 @@ from chachaml.server.ui.figures import color_index, parallel_spec, recolor, scat
 from chachaml.server.ui.goals import best_indices, better_direction
 from chachaml.server.ui.runs import run_row
 from chachaml.store.protocol import Store
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 
 MAX_COMPARE_UI = 10
@@ -183,7 +184,7 @@ async def compare_page(request: Request) -> dict[str, Any]:
             if comparison.metrics[key].get(rid) is None:
                 continue
             shown = 1000 // len(ids) * 2
-            points = await run_ops.metric_outline(store, rid, key, points=shown)
+            points = await metric_ops.metric_outline(store, rid, key, points=shown)
             curves.append((labels[rid], series_points(points, shown)))
         charts.append({"key": key, "spec": recolor(overlay_chart(key, curves), order)})
     params: dict[str, list[object]] = {

@@ -36,6 +36,7 @@ from chachaml.server.ui.common import (
 )
 from chachaml.server.ui.live import events_after
 from chachaml.server.ui.markdown import note_html
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 
 STEP_LIMIT = 2**63 - 1
@@ -139,7 +140,7 @@ async def metric_series(request: Request) -> Response:
     store = store_of(request)
     run_id, key = path_param(request, "run_id"), path_param(request, "key")
     if choice_param(request, "format", ("json", "csv"), "json") == "csv":
-        series = await run_ops.metric_history(store, run_id, key)
+        series = await metric_ops.metric_history(store, run_id, key)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["step", "value", "timestamp"])
@@ -159,7 +160,7 @@ async def metric_series(request: Request) -> Response:
         lo = after + 1 if lo is None else max(lo, after + 1)
     elif after is not None:  # nothing comes after the last step there is
         lo, hi = STEP_LIMIT, STEP_LIMIT - 1
-    points = await run_ops.metric_outline(
+    points = await metric_ops.metric_outline(
         store, run_id, key, min_step=lo, max_step=hi, points=count
     )
     return JSONResponse(jsonable(series_points(points, count)), headers=SECURITY_HEADERS)

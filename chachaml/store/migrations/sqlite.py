@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chachaml.store.migrations import Migration
+from chachaml.store.migrations import Migration, tracking
 from chachaml.store.migrations.checks import widen_check
 from chachaml.store.migrations.metric_chunks import fill_step_spans
 
@@ -10,101 +10,7 @@ STATUSES = "CHECK (status IN ('running', 'completed', 'failed', 'killed'))"
 STATUSES_STOPPED = "CHECK (status IN ('running', 'completed', 'failed', 'killed', 'stopped'))"
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "tracking",
-        (
-            """CREATE TABLE experiments (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                name TEXT NOT NULL UNIQUE,
-                description TEXT,
-                owner TEXT,
-                created_at REAL NOT NULL
-            )""",
-            """CREATE TABLE runs (
-                id TEXT PRIMARY KEY,
-                experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-                name TEXT,
-                status TEXT NOT NULL
-                    CHECK (status IN ('running', 'completed', 'failed', 'killed')),
-                created_by TEXT NOT NULL,
-                started_at REAL NOT NULL,
-                ended_at REAL,
-                heartbeat_at REAL NOT NULL,
-                heartbeat_timeout REAL NOT NULL,
-                error TEXT,
-                parent_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
-                archived INTEGER NOT NULL DEFAULT 0,
-                note TEXT,
-                environment TEXT NOT NULL DEFAULT '{}'
-            )""",
-            "CREATE INDEX runs_started ON runs (started_at)",
-            "CREATE INDEX runs_experiment_started ON runs (experiment_id, started_at)",
-            "CREATE INDEX runs_parent ON runs (parent_id)",
-            "CREATE INDEX runs_running ON runs (status) WHERE status = 'running'",
-            """CREATE TABLE params (
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                key TEXT NOT NULL,
-                value TEXT NOT NULL,
-                PRIMARY KEY (run_id, key)
-            ) WITHOUT ROWID""",
-            "CREATE INDEX params_key_value ON params (key, value)",
-            """CREATE TABLE tags (
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                key TEXT NOT NULL,
-                value TEXT NOT NULL,
-                PRIMARY KEY (run_id, key)
-            ) WITHOUT ROWID""",
-            "CREATE INDEX tags_key_value ON tags (key, value)",
-            """CREATE TABLE metric_chunks (
-                id INTEGER PRIMARY KEY,
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                key TEXT NOT NULL,
-                count INTEGER NOT NULL,
-                steps BLOB NOT NULL,
-                vals BLOB NOT NULL,
-                times BLOB NOT NULL
-            )""",
-            "CREATE INDEX metric_chunks_run_key ON metric_chunks (run_id, key)",
-            """CREATE TABLE metric_summary (
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                key TEXT NOT NULL,
-                last_value REAL,
-                last_step INTEGER NOT NULL,
-                last_time REAL NOT NULL,
-                min_value REAL,
-                max_value REAL,
-                count INTEGER NOT NULL,
-                PRIMARY KEY (run_id, key)
-            ) WITHOUT ROWID""",
-            "CREATE INDEX metric_summary_key_value ON metric_summary (key, last_value)",
-            """CREATE TABLE datasets (
-                id INTEGER PRIMARY KEY,
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                role TEXT NOT NULL,
-                name TEXT,
-                n_rows INTEGER,
-                n_cols INTEGER,
-                features TEXT NOT NULL DEFAULT '[]',
-                source TEXT,
-                digest TEXT,
-                extra TEXT NOT NULL DEFAULT '{}'
-            )""",
-            "CREATE INDEX datasets_run ON datasets (run_id)",
-            """CREATE TABLE artifacts (
-                run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                name TEXT NOT NULL,
-                content_type TEXT NOT NULL,
-                serializer TEXT NOT NULL,
-                size INTEGER NOT NULL,
-                sha256 TEXT NOT NULL,
-                uri TEXT NOT NULL,
-                created_at REAL NOT NULL,
-                PRIMARY KEY (run_id, name)
-            ) WITHOUT ROWID""",
-            "CREATE INDEX artifacts_uri ON artifacts (uri)",
-        ),
-    ),
+    tracking.SQLITE,
     Migration(
         2,
         "registry",

@@ -228,7 +228,9 @@ async def _series(
 ) -> MetricSeries | None:
     """A metric's history (of steps ``start..end``); ``None`` if the run never logged it."""
     try:
-        return await run_ops.metric_history(call.store, run_id, key, min_step=start, max_step=end)
+        return await metric_ops.metric_history(
+            call.store, run_id, key, min_step=start, max_step=end
+        )
     except NotFound:
         await run_ops.get_run(call.store, run_id)  # NotFound for a run that does not exist
         return None

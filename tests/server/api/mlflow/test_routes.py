@@ -25,6 +25,7 @@ from chachaml.server.api.mlflow.metrics import Heartbeats
 from chachaml.server.app import create_app
 from chachaml.server.errors import MLFLOW_STATUS, is_mlflow
 from chachaml.store import ServerStore
+from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 from tests.support.mcp_seed import IRIS, MID, NEW, OLD, open_seeded
 from tests.support.mlflow_app import BASE, serving
@@ -292,7 +293,7 @@ async def test_an_mlflow_run_is_an_ordinary_chachaml_run(
     assert (ds.role, ds.name, ds.digest, ds.source) == (
         "training", "digits", "abc123", '{"uri": "/data/digits.csv"}',
     )  # fmt: skip
-    series = await run_ops.metric_history(store, run_id, "acc")
+    series = await metric_ops.metric_history(store, run_id, "acc")
     assert series.steps == [0, 1] and series.timestamps == [1_750_000_001.0, 1_750_000_002.0]
     back = (await ok(await web.get(f"{API}/runs/get?run_id={run_id}")))["run"]
     assert {"key": "loss", "value": "NaN", "timestamp": 1_750_000_002_000, "step": 1} in back[
@@ -315,13 +316,13 @@ async def test_log_batch_groups_mixed_keys_and_refuses_bad_points_as_mlflow_erro
         {"key": "a", "value": 3.5, "timestamp": 1_750_000_002_000, "step": 3},
     ]}  # fmt: skip
     await ok(await web.post(f"{API}/runs/log-batch", json=batch))
-    a = await run_ops.metric_history(store, run_id, "a")
+    a = await metric_ops.metric_history(store, run_id, "a")
     assert (a.steps, a.values, a.timestamps) == (
         [2, 3],
         [1.0, 3.5],
         [1_750_000_001.0, 1_750_000_002.0],
     )
-    b = await run_ops.metric_history(store, run_id, "b")
+    b = await metric_ops.metric_history(store, run_id, "b")
     assert b.steps == [0] and b.values == [math.inf] and before <= b.timestamps[0] <= time.time()
 
     point = {"key": "a", "value": 1.0, "timestamp": 1, "step": 1}
