@@ -122,6 +122,7 @@ def test_healthz_answers_while_a_max_size_batch_is_processed(server: ServeProces
                                          headers=JSON))  # fmt: skip
 
         sender = threading.Thread(target=post)
+        begun = time.monotonic()
         sender.start()
         latencies: list[float] = []
         while sender.is_alive():
@@ -130,9 +131,12 @@ def test_healthz_answers_while_a_max_size_batch_is_processed(server: ServeProces
             if sender.is_alive():  # answered while the batch was still being handled
                 latencies.append(time.monotonic() - started)
         sender.join()
+        took = time.monotonic() - begun
         assert result[0].status_code == 200, result[0].text
         assert len(latencies) >= 5, "the batch was handled too fast to measure anything"
-        assert max(latencies) < 0.5, sorted(latencies)[-5:]
+        # a loop blocked while the batch is decoded and stored would hold one /healthz for
+        # about as long as the batch takes; on a busy machine any request may wait ~0.5 s
+        assert max(latencies) < max(0.5, took / 3), (took, sorted(latencies)[-5:])
 
 
 def _concurrently(calls: list[Callable[[], str]]) -> list[str]:
