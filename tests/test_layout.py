@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 600
 
@@ -51,3 +53,19 @@ def test_the_tests_mirror_the_package_tree() -> None:
     assert top <= REPOSITORY_CHECKS, f"move {sorted(top - REPOSITORY_CHECKS)} under its layer"
     helpers = sorted(p.name for p in (tests / "support").rglob("test_*.py"))
     assert helpers == [], f"tests/support holds helpers, not tests: {helpers}"
+
+
+@pytest.fixture(scope="module")
+def built_once() -> str:
+    return "a module-scoped fixture"
+
+
+def test_a_module_with_a_module_fixture_is_one_xdist_group(
+    built_once: str, request: pytest.FixtureRequest
+) -> None:
+    """conftest puts such a module in one group, so its seeded servers and browsers are built
+    once, on one worker; under ``--dist loadgroup`` the group shows in the node id."""
+    group = request.node.get_closest_marker("xdist_group")
+    assert group is not None and group.args == ("tests.test_layout",)
+    if getattr(request.config.option, "loadgroup", False):  # an xdist worker grouping
+        assert request.node.nodeid.endswith("@tests.test_layout"), request.node.nodeid
