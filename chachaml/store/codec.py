@@ -15,7 +15,9 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from functools import cache
 from itertools import pairwise
+from types import ModuleType
 from typing import NamedTuple, cast
 
 from chachaml.records.runs import MetricChunk, MetricPoints, MetricSeries
@@ -24,14 +26,26 @@ from chachaml.store.compression import RAW, join_columns
 _SWAP = sys.byteorder != "little"
 
 
-def _pack(arr: array[int] | array[float]) -> bytes:
+@cache
+def optional_numpy() -> ModuleType | None:
+    """Numpy if installed, imported on first use: ingest and charts work without it."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
+
+def pack_items(arr: array[int] | array[float]) -> bytes:
+    """An array's items packed little-endian (how every stored column is kept)."""
     if _SWAP:
         arr = array(arr.typecode, arr)
         arr.byteswap()
     return arr.tobytes()
 
 
-def _unpack(typecode: str, data: bytes) -> array[float] | array[int]:
+def unpack_items(typecode: str, data: bytes) -> array[float] | array[int]:
+    """Packed little-endian items as an array of ``typecode``."""
     arr: array[float] | array[int] = array(typecode)
     arr.frombytes(data)
     if _SWAP:
@@ -80,9 +94,9 @@ def chunk_from_columns(
         run_id=run_id,
         key=key,
         count=n,
-        steps=_pack(array("q", steps)),
-        values=_pack(array("d", values)),
-        timestamps=_pack(array("d", times)),
+        steps=pack_items(array("q", steps)),
+        values=pack_items(array("d", values)),
+        timestamps=pack_items(array("d", times)),
         last_value=None if math.isnan(last_value) else last_value,
         last_step=last_step,
         last_time=times[last_i],
@@ -97,12 +111,12 @@ def pack_arrays(
     steps: array[int], values: array[float], times: array[float]
 ) -> tuple[bytes, bytes, bytes]:
     """The packed form of step, value and timestamp arrays (bytes, no per-point work)."""
-    return _pack(steps), _pack(values), _pack(times)
+    return pack_items(steps), pack_items(values), pack_items(times)
 
 
 def pack_positions(positions: array[int]) -> bytes:
     """Int64 positions (a chart's range read, :class:`MetricOutline`) packed little-endian."""
-    return _pack(positions)
+    return pack_items(positions)
 
 
 def unpack_positions(data: bytes) -> array[int]:
@@ -115,14 +129,14 @@ def unpack_chunk(
 ) -> tuple[array[int], array[float], array[float]]:
     """The three arrays of a stored chunk."""
     return (
-        _unpack("q", steps),  # type: ignore[return-value]
-        _unpack("d", values),
-        _unpack("d", timestamps),
+        unpack_items("q", steps),  # type: ignore[return-value]
+        unpack_items("d", values),
+        unpack_items("d", timestamps),
     )
 
 
 def _steps(data: bytes) -> array[int]:
-    return cast("array[int]", _unpack("q", data))
+    return cast("array[int]", unpack_items("q", data))
 
 
 def step_span(steps: bytes) -> tuple[int, int, bool]:

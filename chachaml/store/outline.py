@@ -35,16 +35,13 @@ from __future__ import annotations
 
 import math
 import struct
-import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from functools import cache
 from itertools import pairwise
-from types import ModuleType
 from typing import Final, NamedTuple
 
-from chachaml.store.codec import StoredChunk, join_chunks
+from chachaml.store.codec import StoredChunk, join_chunks, optional_numpy, pack_items, unpack_items
 from chachaml.store.compression import (
     WIDTH,
     Column,
@@ -57,7 +54,6 @@ BLOCK: Final = 64  # points a block (see the module docstring for why)
 # blocks a chart's bucket must span for outlines to be read: its edges, moved to block edges,
 # move by half a block at most
 MIN_BLOCKS: Final = 2
-_SWAP = sys.byteorder != "little"
 
 
 class Outline(NamedTuple):
@@ -68,33 +64,6 @@ class Outline(NamedTuple):
     values: array[float]
     timestamps: array[float]
     block: int  # points a block of the chunk (all but the last)
-
-
-@cache
-def _numpy() -> ModuleType | None:
-    """The numpy module if installed (imported on first use: ingest without it still works)."""
-    try:
-        import numpy
-    except ImportError:
-        return None
-    return numpy
-
-
-def _native(typecode: str, data: bytes) -> array[float] | array[int]:
-    """Packed little-endian items as an array."""
-    out: array[float] | array[int] = array(typecode)
-    out.frombytes(data)
-    if _SWAP:
-        out.byteswap()
-    return out
-
-
-def _little(items: array[int]) -> bytes:
-    """An array's items packed little-endian."""
-    if _SWAP:
-        items = array(items.typecode, items)
-        items.byteswap()
-    return items.tobytes()
 
 
 def _find(raw: bytes, value: float, start: int) -> int:
@@ -118,10 +87,10 @@ def outline_positions(values: bytes, *, use_numpy: bool = True) -> array[int]:
     and 0.0 too, as ``min``/``max`` keep the first here without it).
     """
     count = len(values) // WIDTH
-    np = _numpy() if use_numpy else None
+    np = optional_numpy() if use_numpy else None
     if np is None:
         out: array[int] = array("q")
-        items = _native("d", values)
+        items = unpack_items("d", values)
         for start in range(0, count, BLOCK):
             part = items[start : start + BLOCK]
             low, high = _find(values, min(part), start), _find(values, max(part), start)
@@ -144,10 +113,10 @@ def outline_positions(values: bytes, *, use_numpy: bool = True) -> array[int]:
 
 def all_finite(values: bytes, *, use_numpy: bool = True) -> bool:
     """Whether every packed float64 value is finite (no NaN, no infinity)."""
-    np = _numpy() if use_numpy else None
+    np = optional_numpy() if use_numpy else None
     if np is not None:
         return bool(np.isfinite(np.frombuffer(values, dtype="<f8")).all())
-    items = _native("d", values)
+    items = unpack_items("d", values)
     # a finite sum has no NaN or infinity in it; huge finite values may overflow it
     return math.isfinite(sum(items)) or all(map(math.isfinite, items))
 
@@ -158,7 +127,7 @@ def _gather(data: bytes, positions: array[int], *, use_numpy: bool) -> bytes:
     numpy takes them in one indexing (~20 µs for a 50,000-point chunk's outline, against
     ~200 µs for a slice per item).
     """
-    np = _numpy() if use_numpy else None
+    np = optional_numpy() if use_numpy else None
     if np is not None:
         where = np.frombuffer(positions, dtype=np.int64)
         return bytes(np.frombuffer(data, dtype="V8")[where].tobytes())
@@ -175,9 +144,9 @@ def edge_positions(steps: bytes, *, use_numpy: bool = True) -> array[int]:
     past a block's last step: the point after it is kept or has a higher step.
     """
     count = len(steps) // WIDTH
-    np = _numpy() if use_numpy else None
+    np = optional_numpy() if use_numpy else None
     if np is None:
-        items = _native("q", steps)
+        items = unpack_items("q", steps)
         ends = [0, *range(BLOCK - 1, count, BLOCK), count - 1]
         ends += [s for s in range(BLOCK, count, BLOCK) if items[s] == items[s - 1]]
         return array("q", sorted(set(ends)))
@@ -193,7 +162,7 @@ def edge_positions(steps: bytes, *, use_numpy: bool = True) -> array[int]:
 
 def outline_points(steps: bytes, values: bytes, *, use_numpy: bool = True) -> array[int]:
     """The positions an outline keeps: :func:`outline_positions` and :func:`edge_positions`."""
-    np = _numpy() if use_numpy else None
+    np = optional_numpy() if use_numpy else None
     extremes = outline_positions(values, use_numpy=use_numpy)
     ends = edge_positions(steps, use_numpy=use_numpy)
     if np is None:
@@ -209,7 +178,7 @@ def make_outline(steps: bytes, values: bytes, times: bytes, *, use_numpy: bool =
     """
     positions = outline_points(steps, values, use_numpy=use_numpy)
     picked = (_gather(c, positions, use_numpy=use_numpy) for c in (steps, values, times))
-    columns = [_little(array("q", [BLOCK])), _little(positions), *picked]
+    columns = [pack_items(array("q", [BLOCK])), pack_items(positions), *picked]
     return compress_items(b"".join(columns))
 
 
@@ -224,7 +193,7 @@ def outlined(count: int, in_order: bool, values: bytes) -> bool:
 def read_outline(stored: bytes) -> Outline:
     """A stored outline's points; ``CorruptChunk`` when the bytes are not an outline."""
     raw = decompress_items(stored, "a metric chunk's outline")
-    (block,) = _native("q", raw[:WIDTH]) if raw else (0,)
+    (block,) = unpack_items("q", raw[:WIDTH]) if raw else (0,)
     n = (len(raw) - WIDTH) // 4
     if n <= 0 or len(raw) != WIDTH + 4 * n or block < 1:
         raise CorruptChunk(
@@ -232,8 +201,8 @@ def read_outline(stored: bytes) -> Outline:
             " not a block size and 4 columns"
         )
     at = [WIDTH + i * n for i in range(5)]
-    positions, steps = (_native("q", raw[at[i] : at[i + 1]]) for i in (0, 1))
-    values, times = (_native("d", raw[at[i] : at[i + 1]]) for i in (2, 3))
+    positions, steps = (unpack_items("q", raw[at[i] : at[i + 1]]) for i in (0, 1))
+    values, times = (unpack_items("d", raw[at[i] : at[i + 1]]) for i in (2, 3))
     return Outline(positions, steps, values, times, int(block))  # type: ignore[arg-type]
 
 
@@ -327,7 +296,7 @@ class Joined(NamedTuple):
 
 def _identity(start: int, count: int) -> array[int]:
     """Positions ``start..start+count-1``."""
-    np = _numpy()
+    np = optional_numpy()
     if np is None:
         return array("q", range(start, start + count))
     return array("q", np.arange(start, start + count, dtype=np.int64).tobytes())
@@ -335,7 +304,7 @@ def _identity(start: int, count: int) -> array[int]:
 
 def _shifted(positions: array[int], by: int) -> array[int]:
     """``positions`` each plus ``by``."""
-    np = _numpy()
+    np = optional_numpy()
     if np is None:
         return array("q", [p + by for p in positions])
     return array("q", (np.frombuffer(positions, dtype=np.int64) + by).tobytes())
@@ -373,13 +342,13 @@ class _Cut:
         j = find(o.steps, step)
         low = 0 if j == 0 else o.positions[j - 1] + 1
         high = self.points if j == len(o.steps) else o.positions[j] + 1
-        between = _native("q", self.columns[0].items(low, high))
+        between = unpack_items("q", self.columns[0].items(low, high))
         return low + find(between, step)
 
     def take(self, start: int, stop: int) -> tuple[array[int], array[float], array[float]]:
         """Items ``start..stop-1`` of the three columns."""
         steps, values, times = (c.items(start, stop) for c in self.columns)
-        return _native("q", steps), _native("d", values), _native("d", times)  # type: ignore[return-value]
+        return unpack_items("q", steps), unpack_items("d", values), unpack_items("d", times)  # type: ignore[return-value]
 
 
 def join_outlined(

@@ -167,7 +167,7 @@ def test_a_joined_range_is_its_points_with_outlines_for_whole_blocks(
 ) -> None:
     rng = random.Random(seed)
     if seed % 2:
-        monkeypatch.setattr(outline_module, "_numpy", lambda: None)
+        monkeypatch.setattr(outline_module, "optional_numpy", lambda: None)
     sizes = [rng.randrange(1, 6 * BLOCK) for _ in range(4)]
     steps = sorted(rng.sample(range(20 * sum(sizes)), sum(sizes)))
     values = [rng.gauss(0, 1) for _ in steps]

@@ -23,13 +23,12 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from functools import cache
 from itertools import pairwise
-from types import ModuleType
 from typing import Any
 
 from chachaml.records.metrics import MetricOutline
 from chachaml.records.runs import MetricPoints
+from chachaml.store.codec import optional_numpy
 
 DISPLAY_POINTS = 1000
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
@@ -168,16 +167,6 @@ def snap_edges(edges: list[int], outlined: Sequence[int], bad: Sequence[int]) ->
     return out
 
 
-@cache
-def _numpy() -> ModuleType | None:
-    """The numpy module if installed (imported on first use: a server without it still charts)."""
-    try:
-        import numpy
-    except ImportError:
-        return None
-    return numpy
-
-
 def keep_indices_numpy(
     values: array[float],
     max_points: int,
@@ -192,7 +181,7 @@ def keep_indices_numpy(
     ``argmax`` keep the first of equal values, -0.0 and 0.0 too, as ``min`` does): a
     numpy call per bucket instead of a float object per value. Needs numpy.
     """
-    np = _numpy()
+    np = optional_numpy()
     assert np is not None
     v = np.frombuffer(values, dtype=np.float64)
     finite = np.isfinite(v)
@@ -239,7 +228,7 @@ def series_points(points: MetricPoints, max_points: int = DISPLAY_POINTS) -> dic
     positions, in_range, outlined = None, len(steps), array("q")
     if isinstance(points, MetricOutline):
         positions, in_range, outlined = points.positions, points.in_range, points.outlined
-    if _numpy() is not None:
+    if optional_numpy() is not None:
         kept, bad = keep_indices_numpy(values, max_points, positions, in_range, outlined)
     else:
         bad = nonfinite_indices(values)
