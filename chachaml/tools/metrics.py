@@ -159,6 +159,8 @@ async def metric_outline(
     max_step: int | None = None, points: int,
 ) -> MetricOutline:  # fmt: skip
     """:func:`metric_points` as a chart of ``points`` points needs them (``MetricOutline``)."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise InvalidInput(f"points must be a whole number of at least 1, got {points!r}")
     rid = await resolve_run_id(store, run_id)
     return await store.metric_outline(
         rid, v.key(key, "metric key"), min_step=min_step, max_step=max_step, points=points

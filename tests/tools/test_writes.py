@@ -57,6 +57,15 @@ async def test_bad_params_create_no_run(store: Store) -> None:
         await run_ops.get_run(store, new.id)
 
 
+async def test_an_outline_of_fewer_than_one_point_is_refused(store: Store) -> None:
+    run_id = await started(store)
+    await metric_ops.log_metrics(store, [make_chunk(run_id, "loss", [(0, 0.5, time.time())])])
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(InvalidInput, match="points must be a whole number of at least 1"):
+            await metric_ops.metric_outline(store, run_id, "loss", points=bad)  # type: ignore[arg-type]
+    assert len((await metric_ops.metric_outline(store, run_id, "loss", points=1)).steps) == 1
+
+
 async def test_a_param_keeps_its_first_value(store: Store) -> None:
     run_id = await started(store)
     assert await run_ops.log_params(store, run_id, {"lr": 0.01, "depth": 3}) == {
