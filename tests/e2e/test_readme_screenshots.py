@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.support.browser import CHROMIUM
 from tests.support.screenshots import SHOTS, check_picture
 from tests.support.services import unavailable
 
@@ -26,8 +27,8 @@ SCRIPT = ROOT / "scripts" / "screenshot_ui.py"
 @pytest.mark.slow
 def test_the_screenshot_script_writes_real_pictures_of_the_pages(tmp_path: Path) -> None:
     readme, pages = tmp_path / "readme", tmp_path / "pages"
-    if not Path("/usr/bin/chromium").exists():
-        unavailable("Debian's chromium is not installed at /usr/bin/chromium")
+    if not CHROMIUM.exists():
+        unavailable(f"Debian's chromium-headless-shell is not installed at {CHROMIUM}")
     try:
         import playwright  # noqa: F401
     except ImportError:
@@ -35,7 +36,16 @@ def test_the_screenshot_script_writes_real_pictures_of_the_pages(tmp_path: Path)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}  # this checkout's chachaml, whatever is installed
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(readme), "--pages", str(pages)],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--out",
+            str(readme),
+            "--pages",
+            str(pages),
+            "--chromium",
+            str(CHROMIUM),
+        ],
         env=env,
         capture_output=True,
         text=True,
