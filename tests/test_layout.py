@@ -23,12 +23,13 @@ def test_the_top_level_holds_only_the_public_modules_and_the_layers() -> None:
     top = {p.name for p in (ROOT / "chachaml").iterdir() if not p.name.startswith("__")}
     top -= {"py.typed"}
     assert top == {
-        "errors.py", "settings.py", "cli", "records", "store", "tools", "client", "server",
-        "chat",
+        "errors.py", "settings.py", "tls.py", "cli", "records", "store", "tools", "client",
+        "server", "chat",
     }  # fmt: skip
 
 
-#: Repository-level checks (docs, packaging, the tree itself): the only tests at the top.
+#: Repository-level checks (docs, packaging, the tree itself): the only tests at the top,
+#: beside those of the package's top-level modules (``tests/test_tls.py`` for ``tls.py``).
 REPOSITORY_CHECKS = {
     "test_deploy.py", "test_docs.py", "test_docs_screenshot.py", "test_environment.py",
     "test_first_hour.py", "test_http_examples.py", "test_layout.py", "test_public_api.py",
@@ -50,7 +51,9 @@ def test_the_tests_mirror_the_package_tree() -> None:
     packages = sorted(str(f) for f in folders if not (tests / f / "__init__.py").is_file())
     assert packages == [], f"add __init__.py to tests/{packages} (duplicate basenames need it)"
     top = {p.name for p in tests.glob("test_*.py")}
-    assert top <= REPOSITORY_CHECKS, f"move {sorted(top - REPOSITORY_CHECKS)} under its layer"
+    leaves = {f"test_{p.stem}.py" for p in (ROOT / "chachaml").glob("*.py") if p.stem[0] != "_"}
+    stray = sorted(top - REPOSITORY_CHECKS - leaves)
+    assert stray == [], f"move {stray} under its layer"
     helpers = sorted(p.name for p in (tests / "support").rglob("test_*.py"))
     assert helpers == [], f"tests/support holds helpers, not tests: {helpers}"
 

@@ -31,6 +31,7 @@ import anyio
 
 from chachaml.records.alerts import DeliveryAttempt, DeliveryStatus, PendingDelivery, TriedDelivery
 from chachaml.store.server_state import ServerStore
+from chachaml.tls import client_context
 from chachaml.tools.webhooks import Delivery, retryable, send
 
 if TYPE_CHECKING:
@@ -113,10 +114,12 @@ async def _deliver_in_order(
 
 
 def http_client(delivery: Delivery) -> httpx.AsyncClient:
-    """The HTTP client deliveries share (building one costs a TLS context: keep it)."""
+    """The HTTP client a pass of deliveries shares, verifying with the process's TLS context."""
     import httpx  # only processes that deliver pay for importing httpx
 
-    return httpx.AsyncClient(timeout=delivery.timeout, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=delivery.timeout, follow_redirects=False, verify=client_context()
+    )
 
 
 async def deliver_due(

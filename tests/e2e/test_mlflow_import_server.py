@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from chachaml.cli import main
@@ -20,7 +19,7 @@ from chachaml.client.client import Client
 from tests.support.mcp_seed import free_port
 from tests.support.mlflow_seed import EXPECTED, Seeded, seed_mlflow
 from tests.support.services import postgres_schema
-from tests.support.waiting import wait_for
+from tests.support.waiting import http_status, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,10 +29,7 @@ pytestmark = [
 
 
 def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return http_status(f"{url}/health") == 200
 
 
 @pytest.fixture(scope="module")

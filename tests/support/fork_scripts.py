@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import os
 import select
@@ -49,6 +50,10 @@ def _helper() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     for name in PRELOAD:
         __import__(name)
+    # the imported modules live as long as each child: out of the collector's reach, a
+    # child's collections do not rescan them
+    gc.collect()
+    gc.freeze()
     for line in sys.stdin:
         request = json.loads(line)
         sys.stdout.flush()

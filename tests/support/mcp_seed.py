@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
-import httpx
 
 from chachaml.records.runs import Dataset, MetricChunk, NewRun, Table
 from chachaml.store import open_store
@@ -26,7 +25,7 @@ from chachaml.store.artifacts import open_artifact_store
 from chachaml.store.server_state import ServerStore
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import registry as registry_ops
-from tests.support.waiting import wait_for
+from tests.support.waiting import http_status, wait_for
 
 CHACHAML = str(Path(sys.executable).with_name("chachaml"))
 OLD, MID, NEW, IRIS = "a" * 32, "b" * 32, "c" * 32, "d" * 32
@@ -202,11 +201,8 @@ def wait_until_serving(base: str, exited: Callable[[], str | None]) -> None:
     """Poll ``base``/health until it answers; fail with ``exited()`` if the server died."""
 
     def up() -> bool:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
+        if http_status(f"{base}/health") == 200:
+            return True
         died = exited()
         assert died is None, f"chachaml serve exited: {died}"
         return False

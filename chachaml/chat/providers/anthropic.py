@@ -19,6 +19,7 @@ from anthropic.types import Message as AnthropicMessage
 
 from chachaml.chat.models import Message, TextSink, ToolDef, ToolOutcome, ToolRequest, Turn
 from chachaml.chat.providers.conversation import Connection, provider_errors
+from chachaml.tls import client_context
 
 MAX_TOKENS = 4096
 
@@ -40,6 +41,7 @@ class AnthropicConversation:
             base_url=conn.base_url,
             timeout=conn.timeout,
             max_retries=conn.max_retries,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=client_context()),
         )
         self._system = system
         self._tools: list[ToolParam] = [

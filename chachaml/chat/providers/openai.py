@@ -19,6 +19,7 @@ from openai.types.chat import (
 
 from chachaml.chat.models import Message, TextSink, ToolDef, ToolOutcome, ToolRequest, Turn
 from chachaml.chat.providers.conversation import Connection, provider_errors
+from chachaml.tls import client_context
 
 
 def _arguments(raw: str) -> dict[str, Any]:
@@ -46,6 +47,7 @@ class OpenAIConversation:
             base_url=conn.base_url,
             timeout=conn.timeout,
             max_retries=conn.max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(verify=client_context()),
         )
         self._tools: list[ChatCompletionToolParam] = [
             {

@@ -25,6 +25,7 @@ from chachaml.errors import (
     StoreUnavailable,
     Unauthorized,
 )
+from chachaml.tls import client_context
 
 ATTEMPTS = 4
 READ = "/api/store/v1"  # the read API; writes are under /api/w
@@ -67,7 +68,11 @@ class Connection:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=client_context(),
         )
 
     async def close(self) -> None:
