@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import skops.io as sio
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_diabetes, load_iris
@@ -29,6 +28,10 @@ from chachaml.client.registry import Registry
 from chachaml.errors import InvalidInput
 from chachaml.records.runs import Table
 from chachaml.store.artifacts.skops import dumps_estimator, loads_estimator
+from tests.support.skops_io import skops_io
+
+# one worker imports skops (see tests.support.skops_io) for both modules that use it
+pytestmark = pytest.mark.xdist_group("skops")
 
 
 class Doubler(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -229,8 +232,8 @@ def test_train_and_evaluate_checks_arguments_before_training(
 
 
 def test_untrusted_types_in_a_model_file_are_refused_unless_named() -> None:
-    data = sio.dumps(Doubler().fit([[1.0]], [2.0]))
-    (untrusted,) = sio.get_untrusted_types(data=data)
+    data = skops_io().dumps(Doubler().fit([[1.0]], [2.0]))
+    (untrusted,) = skops_io().get_untrusted_types(data=data)
     with pytest.raises(InvalidInput, match=f"not trusted: {untrusted}; pass trusted="):
         loads_estimator(data)
     with pytest.raises(InvalidInput, match="a list of type names"):
@@ -243,7 +246,7 @@ def test_scikit_learn_estimators_are_trusted_and_trees_need_naming() -> None:
     assert loads_estimator(linear).predict([[1.0]]).tolist() == [1]
     model = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0]], [0, 1])
     data = dumps_estimator(model)
-    assert sio.get_untrusted_types(data=data) == ["sklearn.tree._tree.Tree"]
+    assert skops_io().get_untrusted_types(data=data) == ["sklearn.tree._tree.Tree"]
     with pytest.raises(InvalidInput, match=r'pass trusted=\["sklearn.tree._tree.Tree"\]'):
         loads_estimator(data)
     tree = loads_estimator(data, ["sklearn.tree._tree.Tree"])

@@ -21,7 +21,6 @@ from typing import Any
 import anyio
 import numpy as np
 import pytest
-import skops.io as sio
 from mcp import Client as McpClient
 from mcp_types import TextContent
 from sklearn.compose import make_column_transformer
@@ -45,6 +44,10 @@ from chachaml.store.artifacts import open_artifact_store, skops
 from chachaml.store.artifacts.skops import loads_estimator
 from chachaml.tools import artifacts as artifact_ops
 from tests.conftest import make_settings
+from tests.support.skops_io import skops_io
+
+# one worker imports skops (see tests.support.skops_io) for both modules that use it
+pytestmark = pytest.mark.xdist_group("skops")
 
 CHECK_OUTPUT = "sklearn.utils._testing.check_output"
 TREE = "sklearn.tree._tree.Tree"
@@ -61,7 +64,7 @@ def _zip(schema: dict[str, Any], files: dict[str, bytes] | None = None) -> bytes
 
 def gadget(marker: Path) -> bytes:
     """skops' own dump of a harmless argument tuple, wrapped in a call to ``check_output``."""
-    args = sio.dumps((["sh", "-c", f"touch {marker}"],))
+    args = skops_io().dumps((["sh", "-c", f"touch {marker}"],))
     inner = json.loads(zipfile.ZipFile(io.BytesIO(args)).read("schema.json"))
     schema = {
         "__class__": "check_output",
@@ -78,7 +81,7 @@ def gadget(marker: Path) -> bytes:
 def crafted_tree() -> bytes:
     """A fitted decision tree whose child indices point far outside its node array."""
     fitted = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0], [2.0]], [0, 1, 1])
-    original = zipfile.ZipFile(io.BytesIO(sio.dumps(fitted)))
+    original = zipfile.ZipFile(io.BytesIO(skops_io().dumps(fitted)))
     files: dict[str, bytes] = {}
     edited = 0
     for name in original.namelist():
@@ -99,8 +102,8 @@ def crafted_tree() -> bytes:
 def test_the_gadget_is_real_it_runs_when_skops_is_told_to_trust_it(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     data = gadget(marker)
-    assert sio.get_untrusted_types(data=data) == [CHECK_OUTPUT]
-    sio.loads(data, trusted=[CHECK_OUTPUT])
+    assert skops_io().get_untrusted_types(data=data) == [CHECK_OUTPUT]
+    skops_io().loads(data, trusted=[CHECK_OUTPUT])
     assert marker.exists()
 
 
@@ -209,7 +212,7 @@ def test_the_mcp_read_artifact_tool_shows_an_ordinary_model(tmp_path: Path) -> N
 
 def test_a_crafted_tree_is_refused_without_trusted(client: Client) -> None:
     data = crafted_tree()
-    assert sio.get_untrusted_types(data=data) == [TREE]
+    assert skops_io().get_untrusted_types(data=data) == [TREE]
     with pytest.raises(InvalidInput, match=rf'pass trusted=\["{TREE}"\]'):
         loads_estimator(data)
     with client.start_run("tree") as run:
