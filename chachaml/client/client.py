@@ -194,9 +194,14 @@ class Client:
         params: Mapping[str, Any] | None = None,
         parent: ActiveRun | str | None = _UNSET,
         on_stop: OnStop | None = None,
+        store_run: StartRun | None = None,
     ) -> ActiveRun:
-        """Start a run and make it current (inside another, its parent); see ``ActiveRun``."""
-        return self._start_run(experiment, name, tags, params, parent, on_stop)
+        """Start a run and make it current (inside another, its parent); see ``ActiveRun``.
+
+        ``store_run`` writes the new run's row (default: ``tools.runs.start_run``); a
+        pipeline's attempt passes one that marks its step running on the run in the same write.
+        """
+        return self._start_run(experiment, name, tags, params, parent, on_stop, store_run)
 
     def _start_run(self, experiment: str | None, name: str | None,
                    tags: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
@@ -512,9 +517,17 @@ class Client:
         *,
         tags: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        parent: ActiveRun | str | None = _UNSET,
+        on_stop: OnStop | None = None,
+        store_run: StartRun | None = None,
     ) -> ActiveRun:
-        """Start a run without blocking the event loop; it becomes current in this task."""
-        start = functools.partial(self.start_run, experiment, name, tags=tags, params=params)
+        """Start a run without blocking the event loop; it becomes current in this task.
+
+        The arguments are :meth:`start_run`'s.
+        """
+        start = functools.partial(
+            self._start_run, experiment, name, tags, params, parent, on_stop, store_run
+        )
         run = await bridge.to_thread(start)
         self._current.set(run)
         return run

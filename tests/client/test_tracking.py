@@ -106,6 +106,23 @@ def test_current_run_is_per_thread(client: Client) -> None:
     assert seen == [None]
 
 
+def test_astart_run_takes_start_runs_arguments_and_names_a_parent(client: Client) -> None:
+    sync, twin = inspect.signature(client.start_run), inspect.signature(client.astart_run)
+    assert list(twin.parameters.items()) == list(sync.parameters.items())
+    with client.run(experiment="twins", name="parent") as parent:
+        pass
+
+    async def main() -> tuple[str | None, str, str | None]:
+        run = await client.astart_run(name="child", parent=parent.id, on_stop=print)
+        current = client.active_run()
+        run.end()
+        return run.parent_id, run.experiment, current.name if current else None
+
+    parent_id, experiment, current = anyio.run(main)
+    assert (parent_id, experiment) == (parent.id, "default")  # a parent by id: no experiment
+    assert current == "child"  # current in the task that started it
+
+
 def test_current_run_is_per_async_task(client: Client) -> None:
     ids: dict[str, str] = {}
 

@@ -156,10 +156,9 @@ async def start_run(
         store_run = partial(
             _store_step_run, pipeline_id=job.pipeline_id, step=job.step, attempt=attempt
         )
-    start = partial(client._start_run, job.experiment, name, tags, None, parent, None, store_run)
-    run = await bridge.to_thread(start)
-    client._current.set(run)  # current in this task too, as astart_run does
-    return run
+    return await client.astart_run(
+        job.experiment, name, tags=tags, parent=parent, store_run=store_run
+    )
 
 
 async def _store_step_run(
