@@ -198,15 +198,8 @@ class Client:
     ) -> ActiveRun:
         """Start a run and make it current (inside another, its parent); see ``ActiveRun``.
 
-        ``store_run`` writes the new run's row (default: ``tools.runs.start_run``); a
-        pipeline's attempt passes one that marks its step running on the run in the same write.
+        ``store_run`` writes its row (a pipeline attempt's also marks its step running on it).
         """
-        return self._start_run(experiment, name, tags, params, parent, on_stop, store_run)
-
-    def _start_run(self, experiment: str | None, name: str | None,
-                   tags: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
-                   parent: ActiveRun | str | None, on_stop: OnStop | None,
-                   store_run: StartRun | None = None) -> ActiveRun:  # fmt: skip
         current = self._current.get()
         parent_run: ActiveRun | None = None
         if parent is _UNSET:
@@ -521,13 +514,9 @@ class Client:
         on_stop: OnStop | None = None,
         store_run: StartRun | None = None,
     ) -> ActiveRun:
-        """Start a run without blocking the event loop; it becomes current in this task.
-
-        The arguments are :meth:`start_run`'s.
-        """
-        start = functools.partial(
-            self._start_run, experiment, name, tags, params, parent, on_stop, store_run
-        )
+        """:meth:`start_run` without blocking the event loop; current in this task."""
+        start = functools.partial(self.start_run, experiment, name, tags=tags, params=params,
+                                  parent=parent, on_stop=on_stop, store_run=store_run)  # fmt: skip
         run = await bridge.to_thread(start)
         self._current.set(run)
         return run
