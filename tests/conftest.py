@@ -34,6 +34,7 @@ from chachaml.settings import Settings
 from chachaml.store import Store, open_store
 from tests.support.fake_providers import FakeProvider, fake_provider
 from tests.support.schema_pool import SchemaPool
+from tests.support.services import vacuum_catalogs
 from tests.support.sqlite_template import fresh_sqlite
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         params = [*BACKENDS, "remote"] if _over_remote(metafunc) else BACKENDS
         metafunc.parametrize("backend", params, indirect=True)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Once a run (in the process that starts the workers), clear the test database's dead
+    catalog rows that earlier runs left (see :func:`tests.support.services.vacuum_catalogs`)."""
+    if not hasattr(session.config, "workerinput"):
+        vacuum_catalogs()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -28,6 +28,10 @@ from tests.support.fork_server import ServerFactory
 from tests.support.schema_pool import SchemaPool
 from tests.support.serve_proc import ServeProcess
 
+# the MLflow client runs in children of one helper that imported mlflow, scikit-learn and
+# pandas (2.6 CPU-s): one worker starts it for every module that uses it
+pytestmark = pytest.mark.xdist_group("mlflow-client")
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(

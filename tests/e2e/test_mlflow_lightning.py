@@ -22,6 +22,10 @@ from chachaml.tools import runs as run_ops
 from tests.e2e.test_mlflow_client import run_client, server, store_url  # noqa: F401 (fixtures)
 from tests.support.serve_proc import ServeProcess
 
+# the MLflow client runs in children of one helper that imported mlflow, scikit-learn and
+# pandas (2.6 CPU-s): one worker starts it for every module that uses it
+pytestmark = pytest.mark.xdist_group("mlflow-client")
+
 TRAIN = """
     import json
     import lightning.pytorch as pl
