@@ -111,11 +111,15 @@ class Client:
 
     # configuration and lifecycle
 
+    def _here(self) -> Runtime | None:
+        """The runtime if one runs in this process (not one inherited through a fork)."""
+        rt = self._runtime
+        return rt if rt is not None and rt.pid == os.getpid() else None
+
     @property
     def runtime(self) -> Runtime:
         """The background runtime, started on first use (and again after a fork)."""
-        rt = self._runtime
-        if rt is not None and rt.pid == os.getpid():
+        if (rt := self._here()) is not None:
             return rt
         with self._start_lock:
             if self._runtime is None or self._runtime.pid != os.getpid():
@@ -138,18 +142,16 @@ class Client:
 
     def use_store(self, url: str | None = None, artifacts: str | None = None) -> None:
         """Point this client at another store URL and/or artifact root."""
-        rt = self._runtime
-        if rt is not None and rt.pid == os.getpid():
-            if any(not r.ended for r in rt.active.values()):
-                raise InvalidInput("cannot switch stores while runs are active; end them first")
+        if self.open_runs():
+            raise InvalidInput("cannot switch stores while runs are active; end them first")
+        if (rt := self._here()) is not None:
             rt.close()
         self._runtime = None
         self.settings = self.settings.with_overrides(store_url=url, artifact_root=artifacts)
 
     def close(self) -> None:
         """End active runs as completed, flush, and stop the background runtime."""
-        rt = self._runtime
-        if rt is None or rt.pid != os.getpid():
+        if (rt := self._here()) is None:
             return
         for run in list(rt.active.values()):
             run.end("completed")
@@ -157,8 +159,7 @@ class Client:
         self._runtime = None
 
     def _at_exit(self) -> None:
-        rt = self._runtime
-        if rt is None or rt.pid != os.getpid():
+        if (rt := self._here()) is None:
             return
         error = error_text(self._unhandled) if self._unhandled is not None else None
         for run in list(rt.active.values()):
@@ -227,6 +228,11 @@ class Client:
         return run
 
     run = start_run
+
+    def open_runs(self) -> list[ActiveRun]:
+        """The runs this client started in this process that have not ended."""
+        rt = self._here()
+        return [] if rt is None else [r for r in rt.active.values() if not r.ended]
 
     def end_run(self, status: EndStatus = "completed", error: str | None = None) -> None:
         """End the current run."""
@@ -451,8 +457,7 @@ class Client:
 
     def flush(self) -> None:
         """Return once every metric point logged so far is stored."""
-        rt = self._runtime
-        if rt is not None and rt.pid == os.getpid():
+        if (rt := self._here()) is not None:
             rt.call(rt.drain)
 
     @contextlib.contextmanager
@@ -491,10 +496,7 @@ class Client:
         experiment: str | None = None,
         name: str | None = None,
     ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
-        """Make each call of the function a run named after it (sync or async functions).
-
-        Scalar arguments are recorded as params; an exception marks the run failed.
-        """
+        """Each call (sync or async) a run named after it: scalar args as params, errors fail it."""
 
         def decorate(func: Callable[P, R]) -> Callable[P, R]:
             return tracked_call(self, func, experiment, name or func.__name__)
@@ -534,8 +536,7 @@ class Client:
 
     async def aflush(self) -> None:
         """Async twin of :meth:`flush`."""
-        rt = self._runtime
-        if rt is not None and rt.pid == os.getpid():
+        if (rt := self._here()) is not None:
             await rt.acall(rt.drain)
 
     async def aget_run(self, run_id: str) -> Run:
@@ -552,11 +553,10 @@ class Client:
         limit: int | None = 100,
     ) -> Runs:
         """Async twin of :meth:`runs` (the same arguments)."""
-        found = await self.aop(
+        return Runs(await self.aop(
             run_ops.list_runs, experiment, status, created_by, since=since, until=until,
             limit=limit,
-        )  # fmt: skip
-        return Runs(found)
+        ))  # fmt: skip
 
     async def asearch_runs(
         self,
@@ -573,12 +573,11 @@ class Client:
         limit: int | None = 100,
     ) -> Runs:
         """Async twin of :meth:`search_runs` (the same arguments)."""
-        found = await self.aop(
+        return Runs(await self.aop(
             run_ops.search_runs, experiment=experiment, metric_key=metric, op=op,
             metric_value=value, where=where, params=params, tags=tags, since=since,
             until=until, limit=limit,
-        )  # fmt: skip
-        return Runs(found)
+        ))  # fmt: skip
 
     async def abest_run(
         self,

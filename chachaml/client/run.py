@@ -342,14 +342,18 @@ class ActiveRun:
 
     # ending
 
-    def end(self, status: EndStatus = "completed", error: str | None = None) -> None:
+    def end(
+        self, status: EndStatus = "completed", error: str | None = None, *,
+        store_end: EndRun | None = None,
+    ) -> None:  # fmt: skip
         """Store buffered points, then end the run (:func:`chachaml.tools.runs.end_run`).
 
         Ending twice does nothing. The error text is made storable (NUL spelled out, cut to
         100,000 characters) and the arguments are checked before the run counts as ended, so
         it can always end. Afterwards its parent (if still running) is current again.
+        ``store_end`` ends it in the store (a step's attempt: the step with it).
         """
-        self._end(status, error, run_ops.end_run)
+        self._end(status, error, store_end or run_ops.end_run)
 
     def _end(self, status: EndStatus, error: str | None, store_end: EndRun) -> None:
         """:meth:`end`, the run ended in the store by ``store_end`` (a step's attempt: with it)."""

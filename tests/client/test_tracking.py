@@ -123,6 +123,15 @@ def test_astart_run_takes_start_runs_arguments_and_names_a_parent(client: Client
     assert current == "child"  # current in the task that started it
 
 
+def test_open_runs_lists_the_runs_going_in_this_process(client: Client) -> None:
+    assert client.open_runs() == []
+    with client.run(experiment="open", name="outer") as outer:
+        with client.run(name="inner") as inner:
+            assert {r.id for r in client.open_runs()} == {outer.id, inner.id}
+        assert client.open_runs() == [outer]
+    assert client.open_runs() == []
+
+
 def test_current_run_is_per_async_task(client: Client) -> None:
     ids: dict[str, str] = {}
 

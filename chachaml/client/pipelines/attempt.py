@@ -199,6 +199,7 @@ async def call(
 
 
 async def _run_and_end(
+    client: Client,
     job: Job,
     run: ActiveRun,
     ctx: StepContext,
@@ -222,11 +223,11 @@ async def _run_and_end(
     stored: list[bool] = []  # whether the run's end stored the step's too
     complete = partial(_complete_step_run, pipeline_id=job.pipeline_id, step=job.step,
                        result=result, stored=stored)  # fmt: skip
-    await bridge.to_thread(run._end, "completed", None, complete)
+    await bridge.to_thread(partial(run.end, "completed", None, store_end=complete))
     run.restore_current()
     if not stored:  # the step's code had ended its run itself
-        await run._runtime.aop(ops.end_step, job.pipeline_id, job.step, "completed",
-                               time.time(), None, result)  # fmt: skip
+        await client.aop(ops.end_step, job.pipeline_id, job.step, "completed",
+                         time.time(), None, result)  # fmt: skip
     return value
 
 
@@ -273,7 +274,7 @@ async def perform(
     if started is not None:
         started()
     ctx = StepContext(job.pipeline_id, job.step, run, attempt, job.depends_on, inputs)
-    return await _run_and_end(job, run, ctx, limiter, step_done=True)
+    return await _run_and_end(client, job, run, ctx, limiter, step_done=True)
 
 
 async def perform_element(
@@ -299,7 +300,7 @@ async def perform_element(
     ctx = StepContext(
         job.pipeline_id, job.step, run, job.attempt, job.depends_on, inputs, items[index], index
     )
-    return await _run_and_end(job, run, ctx, limiter)
+    return await _run_and_end(client, job, run, ctx, limiter)
 
 
 def fan_out_items(value: Any, step: str, over: str) -> int:

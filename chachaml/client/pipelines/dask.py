@@ -324,7 +324,7 @@ def worker_client(settings: Settings | None) -> Client:
         client = default.default_client()
         if client.settings == settings:
             return client
-        if not _busy(client):
+        if not client.open_runs():
             client.use_store()  # closes its runtime (and refuses while runs are going)
             client.settings = settings
             return client
@@ -332,17 +332,11 @@ def worker_client(settings: Settings | None) -> Client:
 
         spare = _spare_clients.pop(settings, None) or Client(settings=settings)
         for old_settings, old in list(_spare_clients.items())[: 1 - KEEP_CLIENTS]:
-            if not _busy(old):  # its store connections go back
+            if not old.open_runs():  # its store connections go back
                 del _spare_clients[old_settings]
                 old.close()
         _spare_clients[settings] = spare  # the most recently used last
         return spare
-
-
-def _busy(client: Client) -> bool:
-    """Whether runs of ``client`` are going in this process (a worker's own client)."""
-    runtime = client._runtime
-    return runtime is not None and any(not r.ended for r in runtime.active.values())
 
 
 def _where() -> dict[str, str]:
