@@ -7,11 +7,13 @@ and speaks MCP on stdin/stdout (see :mod:`chachaml.server.mcp.stdio`);
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Iterable
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.prompts import Prompt
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
@@ -175,29 +177,44 @@ def _add_resources(server: MCPServer, store: Store) -> None:
         return await _as_json(pipeline_ops.get_pipeline(store, pipeline_id))
 
 
-def _add_prompts(server: MCPServer) -> None:
-    @server.prompt(title="Analyse an experiment")
-    def analyse_experiment(experiment: str) -> str:
-        """Summarise an experiment: what was tried, what worked best, and what to try next."""
-        return (
-            f"Analyse the chachaml experiment {experiment!r}.\n"
-            f"1. list_runs with experiment={experiment!r} (limit 50) to see what was run.\n"
-            "2. best_run for its main metric (direction min for losses).\n"
-            "3. compare_runs on the best run and two typical ones to find the params that matter.\n"
-            "Report: what was tried, the best run (id, metric value, params), which params seem"
-            " to drive the metric, failed runs and why, and two concrete next experiments."
-        )
+def analyse_experiment(experiment: str) -> str:
+    """Summarise an experiment: what was tried, what worked best, and what to try next."""
+    return (
+        f"Analyse the chachaml experiment {experiment!r}.\n"
+        f"1. list_runs with experiment={experiment!r} (limit 50) to see what was run.\n"
+        "2. best_run for its main metric (direction min for losses).\n"
+        "3. compare_runs on the best run and two typical ones to find the params that matter.\n"
+        "Report: what was tried, the best run (id, metric value, params), which params seem"
+        " to drive the metric, failed runs and why, and two concrete next experiments."
+    )
 
-    @server.prompt(title="Compare the last N runs")
-    def compare_last_runs(n: int = 5, experiment: str | None = None) -> str:
-        """Compare the most recent runs and explain how they differ."""
-        scope = f" of experiment {experiment!r}" if experiment else ""
-        return (
-            f"Compare the last {n} runs{scope} in chachaml.\n"
-            f"Call list_runs (limit {n}{f', experiment={experiment!r}' if experiment else ''}),"
-            " then compare_runs with their run ids. Explain which params differ, how the"
-            " metrics moved, and which run you would keep, in a short table and three bullets."
-        )
+
+def compare_last_runs(n: int = 5, experiment: str | None = None) -> str:
+    """Compare the most recent runs and explain how they differ."""
+    scope = f" of experiment {experiment!r}" if experiment else ""
+    return (
+        f"Compare the last {n} runs{scope} in chachaml.\n"
+        f"Call list_runs (limit {n}{f', experiment={experiment!r}' if experiment else ''}),"
+        " then compare_runs with their run ids. Explain which params differ, how the"
+        " metrics moved, and which run you would keep, in a short table and three bullets."
+    )
+
+
+@functools.cache
+def _prompts() -> tuple[Prompt, ...]:
+    """The prompts, built once per process (they depend on no store).
+
+    Building one (its argument model and schema, with pydantic) cost every server ~1 ms.
+    """
+    return (
+        Prompt.from_function(analyse_experiment, title="Analyse an experiment"),
+        Prompt.from_function(compare_last_runs, title="Compare the last N runs"),
+    )
+
+
+def _add_prompts(server: MCPServer) -> None:
+    for prompt in _prompts():
+        server.add_prompt(prompt)
 
 
 async def serve_stdio(
