@@ -16,6 +16,7 @@ callers need read access to the API.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +47,8 @@ from chachaml.server.mcp.server import build_mcp
 from chachaml.settings import Settings
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
     from chachaml.store.artifacts import ArtifactStore
     from chachaml.store.protocol import Store
 
@@ -155,7 +158,11 @@ def chat_routes(
 ) -> list[Route]:
     """The ``/api/chat`` route over a read-only MCP server of ``store``."""
     opts = options or ChatOptions()
-    server = build_mcp(store, artifacts=artifacts, toolsets=opts.toolsets, read_only=True)
+
+    @functools.cache
+    def server() -> MCPServer:
+        """Built for the first question (~4 ms): most apps never get one."""
+        return build_mcp(store, artifacts=artifacts, toolsets=opts.toolsets, read_only=True)
 
     async def chat(request: Request) -> Response:
         """Answer a question with the model and the read-only tools (JSON, or events)."""
@@ -182,7 +189,7 @@ def chat_routes(
         async def answer(on_event: EventSink | None = None) -> dict[str, Any]:
             result = await aask(
                 body.question,
-                server=server,
+                server=server(),
                 provider=body.provider,
                 api_key=api_key,
                 model=body.model,
