@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.browser import chromium
 from tests.support.mcp_seed import free_port, seeded_store, serving
+from tests.support.webhook_receiver import POLL
 
 ATTACK = """<!doctype html><html><body>
 <form id="plant" method="post" enctype="text/plain" action="{target}/api/w/runs">
@@ -77,7 +78,7 @@ def attacker(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
 
         port = free_port()
         server = ThreadingHTTPServer(("127.0.0.1", port), Page)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True)
         thread.start()
         try:
             # another origin on loopback: another host name and port than the victim's

@@ -67,13 +67,17 @@ class _Server(ThreadingHTTPServer):
         """A client that gave up on a hung request is expected; ignore its broken pipe."""
 
 
+POLL = 0.02  # seconds between the serving thread's looks for a shutdown
+
+
 @contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
     """Serve on 127.0.0.1 in a thread; yields the receiver, then stops it."""
     server = _Server(("127.0.0.1", 0), _Handler)
     host, port = server.server_address[:2]
     server.receiver = Receiver(url=f"http://{host!s}:{port}/hook")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next look: 0.5 s by default, at every test's end
+    thread = threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True)
     thread.start()
     try:
         yield server.receiver
