@@ -353,10 +353,7 @@ class ActiveRun:
         it can always end. Afterwards its parent (if still running) is current again.
         ``store_end`` ends it in the store (a step's attempt: the step with it).
         """
-        self._end(status, error, store_end or run_ops.end_run)
-
-    def _end(self, status: EndStatus, error: str | None, store_end: EndRun) -> None:
-        """:meth:`end`, the run ended in the store by ``store_end`` (a step's attempt: with it)."""
+        store_end = store_end or run_ops.end_run
         if status not in END_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(END_STATUSES)}; got {status!r}")
         error = validation.storable_error(error)

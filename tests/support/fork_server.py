@@ -27,9 +27,7 @@ from tests.support.mcp_seed import free_port, wait_until_serving
 #: ``sys.modules`` across a served request of each kind): without these in the helper, each
 #: forked server imported them itself, 0.7 CPU-seconds of a 0.75 s start.
 PRELOAD = (
-    "chachaml.server.app",
-    "chachaml.server.api.routes",
-    "chachaml.server.api.chat",
+    "chachaml.server.app",  # the API, chat and MCP modules with it
     "chachaml.store.sqlite",
     "chachaml.store.postgres",
     "uvicorn",
