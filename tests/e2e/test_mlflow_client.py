@@ -23,14 +23,12 @@ from chachaml.store import open_store
 from chachaml.tools import artifacts as artifact_ops
 from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
-from tests.support.fork_scripts import shared_runner
+from tests.support.fork_scripts import ONE_WORKER, shared_runner
 from tests.support.fork_server import ServerFactory
 from tests.support.schema_pool import SchemaPool
 from tests.support.serve_proc import ServeProcess
 
-# the MLflow client runs in children of one helper that imported mlflow, scikit-learn and
-# pandas (2.6 CPU-s): one worker starts it for every module that uses it
-pytestmark = pytest.mark.xdist_group("mlflow-client")
+pytestmark = ONE_WORKER
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

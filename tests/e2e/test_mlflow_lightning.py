@@ -20,11 +20,10 @@ from chachaml.store.artifacts import open_artifact_store
 from chachaml.tools import metrics as metric_ops
 from chachaml.tools import runs as run_ops
 from tests.e2e.test_mlflow_client import run_client, server, store_url  # noqa: F401 (fixtures)
+from tests.support.fork_scripts import ONE_WORKER
 from tests.support.serve_proc import ServeProcess
 
-# the MLflow client runs in children of one helper that imported mlflow, scikit-learn and
-# pandas (2.6 CPU-s): one worker starts it for every module that uses it
-pytestmark = pytest.mark.xdist_group("mlflow-client")
+pytestmark = ONE_WORKER
 
 TRAIN = """
     import json

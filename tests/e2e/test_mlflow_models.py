@@ -10,16 +10,14 @@ server, store and client-runner fixtures are those of ``test_mlflow_client``.
 from __future__ import annotations
 
 import anyio
-import pytest
 
 from chachaml.store import open_store
 from chachaml.tools import registry as registry_ops
 from tests.e2e.test_mlflow_client import run_client, server, store_url  # noqa: F401 (fixtures)
+from tests.support.fork_scripts import ONE_WORKER
 from tests.support.serve_proc import ServeProcess
 
-# the MLflow client runs in children of one helper that imported mlflow, scikit-learn and
-# pandas (2.6 CPU-s): one worker starts it for every module that uses it
-pytestmark = pytest.mark.xdist_group("mlflow-client")
+pytestmark = ONE_WORKER
 
 CLIENT = """
     import json

@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PRELOAD = ("mlflow", "mlflow.sklearn", "sklearn.linear_model", "pandas", "matplotlib.pyplot")
+#: ``pytestmark`` of every module whose MLflow client scripts run here: one worker starts the
+#: helper (importing :data:`PRELOAD` costs 2.6 CPU-s) and runs all of them
+ONE_WORKER = pytest.mark.xdist_group("mlflow-client")
 
 
 def _child(request: dict[str, Any]) -> int:
