@@ -16,7 +16,7 @@ from mcp import Client as MCPClient
 from chachaml.server.mcp.server import build_mcp
 from chachaml.store import open_store
 
-HEARTBEAT = 0.5
+HEARTBEAT = 1.0
 
 TRAINING = """
     import sys, threading, time
@@ -87,7 +87,9 @@ def test_stop_run_over_mcp_stops_a_training_process_within_one_heartbeat(
     assert lines["on_stop"] == "agent-ann val_loss stalled at 0.9"
     latency = float(lines["should_stop"]) - asked_at
     print(f"stop request to should_stop(): {latency * 1000:.0f} ms (heartbeat {HEARTBEAT} s)")
-    assert latency <= HEARTBEAT + 0.25  # one heartbeat, plus scheduling on a busy machine
+    # one heartbeat, plus scheduling on a busy machine (4 workers on 2 cores: a quarter-second
+    # slack was missed by 16 ms); a stop heard only on the second heartbeat fails as often
+    assert latency <= HEARTBEAT * 1.5
     assert lines["ended"] == "stopped"
 
     async def check() -> None:
