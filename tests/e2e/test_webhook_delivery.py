@@ -55,7 +55,8 @@ async def test_the_metrics_post_that_fires_an_alert_does_not_wait_for_a_dead_web
             )
             took = time.monotonic() - started
         assert answer.status_code == 200, answer.text
-        assert took < 1.0, f"the metrics POST took {took:.1f} s"
+        # half the webhook's 5 s timeout: waiting on it would take all 5; slack for a busy machine
+        assert took < 2.5, f"the metrics POST took {took:.1f} s"
         event = await history(store)
         assert event.run_id == run_id and event.delivery != "delivered"
         # the server's own worker (if any) refuses the loopback target by default
