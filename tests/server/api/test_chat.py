@@ -23,6 +23,9 @@ from tests.support.fake_providers import Call, Cut, Fail, FakeProvider, Hang, Sa
 from tests.support.mcp_seed import IRIS, seeded_store
 
 KEY = "sk-secret-key-never-logged-42"
+# a provider that answers is given time on a busy machine (0.5 s was once missed mid-stream);
+# one that hangs is cut off soon, so the timeout tests stay quick
+PATIENT, HASTY = 10.0, 0.5
 pytestmark = pytest.mark.anyio
 
 
@@ -33,7 +36,11 @@ def settings(provider_server: tuple[FakeProvider, str]) -> Settings:
 
 
 def web(
-    tmp_path: Path, settings: Settings, *, access: AccessConfig | None = None
+    tmp_path: Path,
+    settings: Settings,
+    *,
+    access: AccessConfig | None = None,
+    timeout: float = PATIENT,
 ) -> AsyncIterator[httpx.AsyncClient]:
     async def client() -> AsyncIterator[httpx.AsyncClient]:
         url = await seeded_store(tmp_path)
@@ -43,7 +50,7 @@ def web(
                 store,
                 artifacts=open_artifact_store(str(tmp_path / "artifacts")),
                 access=access,
-                chat=ChatOptions(settings=settings, timeout=0.5, max_retries=0),
+                chat=ChatOptions(settings=settings, timeout=timeout, max_retries=0),
             )
             transport = httpx.ASGITransport(app)
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
@@ -123,11 +130,12 @@ async def test_without_any_key_the_error_says_which_header_to_send(
         (Fail(401, "invalid x-api-key"), 502, "rejected the API key"),
         (Fail(529, "Overloaded"), 502, "overloaded"),
         (Fail(429, "slow down", {"retry-after": "12"}), 429, "retry after 12 s"),
-        (Hang(), 504, "did not answer within 0.5 s"),
+        (Hang(), 504, f"did not answer within {HASTY:g} s"),
     ],
 )
 async def test_provider_failures_are_clear_errors_in_the_envelope(
-    api: httpx.AsyncClient,
+    tmp_path: Path,
+    settings: Settings,
     fake: FakeProvider,
     provider: str,
     step: Fail | Hang,
@@ -135,8 +143,9 @@ async def test_provider_failures_are_clear_errors_in_the_envelope(
     message: str,
 ) -> None:
     fake.play(step)
-    with anyio.fail_after(10):
-        response = await ask(api, provider)
+    async for api in web(tmp_path, settings, timeout=HASTY if isinstance(step, Hang) else PATIENT):
+        with anyio.fail_after(10):
+            response = await ask(api, provider)
     assert response.status_code == status
     error = response.json()["error"]
     assert error["status"] == status and message in error["message"]
@@ -282,11 +291,12 @@ async def test_stream_is_also_asked_for_with_a_query_parameter(
     [
         (Fail(401, "invalid x-api-key"), 502, "rejected the API key"),
         (Fail(429, "slow down", {"retry-after": "12"}), 429, "retry after 12 s"),
-        (Hang(), 504, "did not answer within 0.5 s"),
+        (Hang(), 504, f"did not answer within {HASTY:g} s"),
     ],
 )
 async def test_provider_failures_are_an_error_event(
-    api: httpx.AsyncClient,
+    tmp_path: Path,
+    settings: Settings,
     fake: FakeProvider,
     provider: str,
     step: Fail | Hang,
@@ -294,7 +304,8 @@ async def test_provider_failures_are_an_error_event(
     message: str,
 ) -> None:
     fake.play(step)
-    response = await ask_streamed(api, provider)
+    async for api in web(tmp_path, settings, timeout=HASTY if isinstance(step, Hang) else PATIENT):
+        response = await ask_streamed(api, provider)
     [(kind, data)] = events(response)
     assert kind == "error"
     assert data["error"]["status"] == status and message in data["error"]["message"]
