@@ -30,7 +30,8 @@ from tests.support import pipeline_steps as s
 from tests.support.fork_server import ServerFactory
 from tests.support.waiting import wait_for
 
-# one Dask cluster per xdist worker: both modules on the same one
+# in test_executors.py's group: the two modules' Dask clusters run one after the other, on
+# one xdist worker, not side by side
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("dask")]
 WAIT = 30  # seconds: a worker's death is noticed, and a nanny restarts it, within this
 

@@ -32,7 +32,8 @@ from tests.conftest import make_settings
 from tests.support import pipeline_steps as s
 from tests.support.readme import CLUSTER_EXAMPLE, code_blocks
 
-# one Dask cluster per xdist worker: both modules on the same one
+# on one xdist worker, as the module's Dask cluster serves all its tests (some ask for it
+# only through a parametrized fixture, which the grouping in conftest cannot see)
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("dask")]
 
 
