@@ -26,7 +26,13 @@ KEY = "sk-secret-key-never-logged-42"
 # a provider that answers is given time on a busy machine (0.5 s was once missed mid-stream);
 # one that hangs is cut off soon, so the timeout tests stay quick
 PATIENT, HASTY = 10.0, 0.5
+
 pytestmark = pytest.mark.anyio
+
+
+def patience(step: Fail | Hang) -> float:
+    """The chat timeout for a provider playing ``step``: short only where it hangs."""
+    return HASTY if isinstance(step, Hang) else PATIENT
 
 
 @pytest.fixture
@@ -143,7 +149,7 @@ async def test_provider_failures_are_clear_errors_in_the_envelope(
     message: str,
 ) -> None:
     fake.play(step)
-    async for api in web(tmp_path, settings, timeout=HASTY if isinstance(step, Hang) else PATIENT):
+    async for api in web(tmp_path, settings, timeout=patience(step)):
         with anyio.fail_after(10):
             response = await ask(api, provider)
     assert response.status_code == status
@@ -304,7 +310,7 @@ async def test_provider_failures_are_an_error_event(
     message: str,
 ) -> None:
     fake.play(step)
-    async for api in web(tmp_path, settings, timeout=HASTY if isinstance(step, Hang) else PATIENT):
+    async for api in web(tmp_path, settings, timeout=patience(step)):
         response = await ask_streamed(api, provider)
     [(kind, data)] = events(response)
     assert kind == "error"
